@@ -1,0 +1,36 @@
+"""The float64 reference as a contract backend (`VAEBackend`)."""
+
+from __future__ import annotations
+
+from vaespec.spec.keys import normal
+
+from . import gradients, vae
+
+
+class ReferenceBackend:
+    """The executable spec behind the `VAEBackend` protocol: float64 NumPy on the CPU."""
+
+    name = "reference"
+    device = "cpu"
+    dtype = "float64"
+
+    encode = staticmethod(vae.encode)
+    decode = staticmethod(vae.decode)
+    reparameterize = staticmethod(vae.reparameterize)
+    sample_latent = staticmethod(vae.sample_latent)
+    forward = staticmethod(vae.forward)
+    generate = staticmethod(vae.generate)
+    reconstruction_loss = staticmethod(vae.reconstruction_loss)
+    kl_divergence = staticmethod(vae.kl_divergence)
+    loss = staticmethod(vae.loss)
+
+    def vjp(self, function, args, cotangent):
+        return gradients.vjp(function, args, cotangent)
+
+    def reparameterize_key(self, mu, log_var, key):
+        """`(reparameterize(μ, lv, ε), key′)` with `(ε, key′) = normal(key, μ.shape)`."""
+        eps, new_key = normal(key, mu.shape)
+        return vae.reparameterize(mu, log_var, eps), new_key
+
+    def __repr__(self):
+        return "ReferenceBackend()"

@@ -1,0 +1,172 @@
+"""Hand-written vector-Jacobian products of every contract function (float64).
+
+For a function `f` with output cotangent `ȳ`, `f_vjp` returns `{arg: ȳ · ∂f/∂arg}` for
+each differentiable argument; parameter gradients cover the whole layout (zeros for
+parameters a function does not use). The chain rule, written out:
+
+    reparameterize:  μ̄ = z̄,  lv̄ = z̄ ⊙ ½ exp(½ lv) ⊙ ε
+    reconstruction:  x̂̄ = ȳ · 2 · scale · (x̂ − x) · c_d · c_b,  x̄ = −x̂̄
+    kl_divergence:   μ̄ = ȳ · μ · c_j · c_b,  lv̄ = ȳ · ½ expm1(lv) · c_j · c_b
+    dense:           W̄ = xᵀ·ȳ,  b̄ = Σ_b ȳ,  x̄ = ȳ·Wᵀ
+    activation:      ȳ_pre = ȳ_post ⊙ act′(y_pre)
+
+with `c = 1` for a sum and `1/size` for a mean over that axis. Checked against central
+finite differences in proofs_tests/test_reference_gradients.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vaespec.spec.conventions import get_convention
+from vaespec.spec.errors import ConfigError
+from vaespec.spec.shapes import check_array, check_scalar
+
+from . import mlp, vae
+from .activations import get_activation
+
+
+def _zeros(params):
+    """Gradients start at zero for every parameter passed (unused ones stay zero)."""
+    return {name: np.zeros_like(value, dtype=np.float64) for name, value in params.items()}
+
+
+def _encode_backward(arch, params, x, d_mu, d_log_var, grads):
+    act = get_activation(arch.activation)
+    names = [n for n, _, _ in arch.encoder_layers()]
+    h, tape = mlp.hidden_forward(params, names, act, x)
+    dh = mlp.dense_backward(params, "mu", h, d_mu, grads) + mlp.dense_backward(params, "log_var", h, d_log_var, grads)
+    return mlp.hidden_backward(params, names, act, tape, dh, grads)
+
+
+def _decode_backward(arch, params, z, d_x_hat, grads):
+    act = get_activation(arch.activation)
+    names = [n for n, _, _ in arch.decoder_layers()]
+    h, tape = mlp.hidden_forward(params, names, act, z)
+    dh = mlp.dense_backward(params, "decoder_output", h, d_x_hat, grads)
+    return mlp.hidden_backward(params, names, act, tape, dh, grads)
+
+
+def _reparameterize_backward(log_var, eps, d_z):
+    return d_z, d_z * 0.5 * np.exp(0.5 * log_var) * eps
+
+
+def _cotangent(name, value, dims, bindings):
+    return check_array(name, np.asarray(value, dtype=np.float64), dims, bindings)
+
+
+def encode_vjp(arch, params, x, d_mu, d_log_var):
+    vae.encode(arch, params, x)  # validates
+    b = {"batch": x.shape[0], "latent": arch.latent_size}
+    d_mu, d_log_var = _cotangent("d_mu", d_mu, ("batch", "latent"), b), _cotangent("d_log_var", d_log_var, ("batch", "latent"), b)
+    grads = _zeros(params)
+    dx = _encode_backward(arch, params, x, d_mu, d_log_var, grads)
+    return {"params": grads, "x": dx}
+
+
+def decode_vjp(arch, params, z, d_x_hat):
+    vae.decode(arch, params, z)
+    d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": z.shape[0], "output": arch.output_size})
+    grads = _zeros(params)
+    dz = _decode_backward(arch, params, z, d_x_hat, grads)
+    return {"params": grads, "z": dz}
+
+
+def reparameterize_vjp(mu, log_var, eps, d_z):
+    vae.reparameterize(mu, log_var, eps)
+    d_z = _cotangent("d_z", d_z, ("batch", "latent"), {"batch": mu.shape[0], "latent": mu.shape[1]})
+    d_mu, d_log_var = _reparameterize_backward(log_var, eps, d_z)
+    return {"mu": d_mu, "log_var": d_log_var}
+
+
+def sample_latent_vjp(arch, params, x, eps, d_z):
+    vae.sample_latent(arch, params, x, eps)
+    d_z = _cotangent("d_z", d_z, ("batch", "latent"), {"batch": x.shape[0], "latent": arch.latent_size})
+    mu, log_var = vae.encode(arch, params, x)
+    d_mu, d_log_var = _reparameterize_backward(log_var, eps, d_z)
+    grads = _zeros(params)
+    dx = _encode_backward(arch, params, x, d_mu, d_log_var, grads)
+    return {"params": grads, "x": dx}
+
+
+def _forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_extra=0.0):
+    grads = _zeros(params)
+    mu, log_var = vae.encode(arch, params, x)
+    z = mu + np.exp(0.5 * log_var) * eps
+    dz = _decode_backward(arch, params, z, d_x_hat, grads)
+    d_mu, d_log_var = _reparameterize_backward(log_var, eps, dz)
+    dx = _encode_backward(arch, params, x, d_mu + d_mu_extra, d_log_var + d_log_var_extra, grads)
+    return grads, dx
+
+
+def forward_vjp(arch, params, x, eps, d_x_hat):
+    vae.forward(arch, params, x, eps)
+    d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": x.shape[0], "output": arch.output_size})
+    grads, dx = _forward_backward(arch, params, x, eps, d_x_hat)
+    return {"params": grads, "x": dx}
+
+
+def generate_vjp(arch, params, eps, d_x_hat):
+    vae.generate(arch, params, eps)
+    d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": eps.shape[0], "output": arch.output_size})
+    grads = _zeros(params)
+    _decode_backward(arch, params, eps, d_x_hat, grads)
+    return {"params": grads}
+
+
+def _reconstruction_backward(x_hat, x, c, d_loss):
+    batch, features = x_hat.shape
+    factor = (2.0 * c.reconstruction_scale * d_loss
+              * vae._reduce_scale(features, c.reconstruction_feature_reduction)
+              * vae._reduce_scale(batch, c.reconstruction_batch_reduction))
+    d_x_hat = factor * (x_hat - x)
+    return d_x_hat, -d_x_hat
+
+
+def reconstruction_loss_vjp(x_hat, x, convention, d_loss=1.0):
+    vae.reconstruction_loss(x_hat, x, convention)
+    d_x_hat, d_x = _reconstruction_backward(x_hat, x, get_convention(convention), check_scalar("d_loss", d_loss))
+    return {"x_hat": d_x_hat, "x": d_x}
+
+
+def _kl_backward(mu, log_var, c, d_kl):
+    batch, latent = mu.shape
+    factor = d_kl * vae._reduce_scale(latent, c.kl_latent_reduction) * vae._reduce_scale(batch, c.kl_batch_reduction)
+    return factor * mu, factor * 0.5 * np.expm1(log_var)
+
+
+def kl_divergence_vjp(mu, log_var, convention, d_kl=1.0):
+    vae.kl_divergence(mu, log_var, convention)
+    d_mu, d_log_var = _kl_backward(mu, log_var, get_convention(convention), check_scalar("d_kl", d_kl))
+    return {"mu": d_mu, "log_var": d_log_var}
+
+
+def loss_vjp(arch, params, x, eps, beta, convention, d_loss=1.0):
+    vae.loss(arch, params, x, eps, beta, convention)
+    c, d_loss = get_convention(convention), check_scalar("d_loss", d_loss)
+    mu, log_var = vae.encode(arch, params, x)
+    x_hat = vae.forward(arch, params, x, eps)
+    d_x_hat, d_x_direct = _reconstruction_backward(x_hat, x, c, d_loss)
+    d_mu_kl, d_log_var_kl = _kl_backward(mu, log_var, c, beta * d_loss)
+    grads, dx = _forward_backward(arch, params, x, eps, d_x_hat, d_mu_kl, d_log_var_kl)
+    return {"params": grads, "x": dx + d_x_direct}
+
+
+_VJPS = {
+    "encode": lambda a, ct: encode_vjp(a["arch"], a["params"], a["x"], *ct),
+    "decode": lambda a, ct: decode_vjp(a["arch"], a["params"], a["z"], ct),
+    "reparameterize": lambda a, ct: reparameterize_vjp(a["mu"], a["log_var"], a["eps"], ct),
+    "sample_latent": lambda a, ct: sample_latent_vjp(a["arch"], a["params"], a["x"], a["eps"], ct),
+    "forward": lambda a, ct: forward_vjp(a["arch"], a["params"], a["x"], a["eps"], ct),
+    "generate": lambda a, ct: generate_vjp(a["arch"], a["params"], a["eps"], ct),
+    "reconstruction_loss": lambda a, ct: reconstruction_loss_vjp(a["x_hat"], a["x"], a["convention"], ct),
+    "kl_divergence": lambda a, ct: kl_divergence_vjp(a["mu"], a["log_var"], a["convention"], ct),
+    "loss": lambda a, ct: loss_vjp(a["arch"], a["params"], a["x"], a["eps"], a["beta"], a["convention"], ct),
+}
+
+
+def vjp(function: str, args, cotangent):
+    """Dispatch to `<function>_vjp` with the contract's argument names (see `FUNCTIONS`)."""
+    if function not in _VJPS:
+        raise ConfigError(f"function: expected one of {sorted(_VJPS)}, got {function!r}")
+    return _VJPS[function](args, cotangent)

@@ -1,0 +1,184 @@
+"""The VAE contract in float64 NumPy: every function, its hand-written VJP, its magnitude.
+
+This module *is* the executable spec. Formulas (see docs/math.md):
+
+    encode(x)            = (h·W_μ + b_μ, h·W_lv + b_lv),  h = act(…act(x·W₀ + b₀)…)
+    decode(z)            = act(…act(z·V₀ + c₀)…)·V_out + c_out
+    reparameterize       = μ + exp(½ lv) ⊙ ε
+    sample_latent(x, ε)  = reparameterize(encode(x), ε)
+    forward(x, ε)        = decode(sample_latent(x, ε))
+    generate(ε)          = decode(ε)
+    reconstruction_loss  = reduce_b(scale · reduce_d((x̂ − x)²))
+    kl_divergence        = reduce_b(reduce_j(½(expm1(lv) − lv + μ²)))
+    loss                 = reconstruction_loss(forward(x, ε), x) + β · kl_divergence(encode(x))
+
+Every public function validates its inputs (named shapes, finite values) and raises a
+vaespec error naming the argument.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vaespec.spec.architecture import Architecture
+from vaespec.spec.conventions import Convention, get_convention
+from vaespec.spec.errors import ConfigError, DTypeError, describe
+from vaespec.spec.shapes import Float, check_array, check_params, check_scalar
+
+from . import mlp
+from .activations import get_activation
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_arch(arch) -> Architecture:
+    if not isinstance(arch, Architecture):
+        raise DTypeError(f"arch: expected a vaespec.spec.architecture.Architecture, got {describe(arch)}")
+    return arch
+
+
+def _bindings(arch: Architecture) -> dict[str, int]:
+    return {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
+
+
+def _check_network(arch, params, part: str) -> Architecture:
+    arch = _check_arch(arch)
+    check_params("params", params, arch.parameter_shapes(part), allowed=arch.parameter_shapes("all"))
+    return arch
+
+
+def _reduce(values: np.ndarray, axis: int, how: str) -> np.ndarray:
+    return values.sum(axis=axis) if how == "sum" else values.mean(axis=axis)
+
+
+def _reduce_scale(size: int, how: str) -> float:
+    """d reduce / d element: 1 for sum, 1/size for mean."""
+    return 1.0 if how == "sum" else 1.0 / size
+
+
+# ----------------------------------------------------------------------------- forward
+def _encode(arch, params, x):
+    act = get_activation(arch.activation)
+    names = [n for n, _, _ in arch.encoder_layers()]
+    h, tape = mlp.hidden_forward(params, names, act, x)
+    return mlp.dense(params, "mu", h), mlp.dense(params, "log_var", h), (h, tape)
+
+
+def _decode(arch, params, z):
+    act = get_activation(arch.activation)
+    names = [n for n, _, _ in arch.decoder_layers()]
+    h, tape = mlp.hidden_forward(params, names, act, z)
+    return mlp.dense(params, "decoder_output", h), (h, tape)
+
+
+def encode(arch: Architecture, params, x: Float[np.ndarray, "batch input"]
+           ) -> tuple[Float[np.ndarray, "batch latent"], Float[np.ndarray, "batch latent"]]:
+    """Encoder: `(μ, log σ²) = (h·W_μ + b_μ, h·W_lv + b_lv)`, `h` the hidden stack of `x`."""
+    arch = _check_network(arch, params, "encoder")
+    check_array("x", x, ("batch", "input"), _bindings(arch))
+    mu, log_var, _ = _encode(arch, params, x)
+    return mu, log_var
+
+
+def decode(arch: Architecture, params, z: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
+    """Decoder: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation)."""
+    arch = _check_network(arch, params, "decoder")
+    check_array("z", z, ("batch", "latent"), _bindings(arch))
+    return _decode(arch, params, z)[0]
+
+
+def _check_latent_pair(mu, log_var, bindings=None):
+    bindings = {} if bindings is None else bindings
+    check_array("mu", mu, ("batch", "latent"), bindings)
+    check_array("log_var", log_var, ("batch", "latent"), bindings)
+    return bindings
+
+
+def reparameterize(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
+                   eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
+    """Reparameterization: `z = μ + exp(½ log σ²) ⊙ ε`."""
+    bindings = _check_latent_pair(mu, log_var)
+    check_array("eps", eps, ("batch", "latent"), bindings)
+    return mu + np.exp(0.5 * log_var) * eps
+
+
+def sample_latent(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
+                  eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
+    """`sample_latent(x, ε) = reparameterize(μ(x), log σ²(x), ε)`."""
+    arch = _check_network(arch, params, "encoder")
+    bindings = _bindings(arch)
+    check_array("x", x, ("batch", "input"), bindings)
+    check_array("eps", eps, ("batch", "latent"), bindings)
+    mu, log_var, _ = _encode(arch, params, x)
+    return mu + np.exp(0.5 * log_var) * eps
+
+
+def _check_full(arch, params, x, eps):
+    arch = _check_network(arch, params, "all")
+    bindings = _bindings(arch)
+    check_array("x", x, ("batch", "input"), bindings)
+    check_array("eps", eps, ("batch", "latent"), bindings)
+    return arch
+
+
+def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
+            eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
+    """`forward(x, ε) = decode(reparameterize(encode(x), ε))`."""
+    arch = _check_full(arch, params, x, eps)
+    mu, log_var, _ = _encode(arch, params, x)
+    return _decode(arch, params, mu + np.exp(0.5 * log_var) * eps)[0]
+
+
+def generate(arch: Architecture, params, eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
+    """Prior path: `generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)`, p(z) = N(0, I)."""
+    arch = _check_network(arch, params, "decoder")
+    check_array("eps", eps, ("batch", "latent"), _bindings(arch))
+    return _decode(arch, params, eps)[0]
+
+
+def _check_recon(x_hat, x, convention):
+    bindings: dict[str, int] = {}
+    check_array("x_hat", x_hat, ("batch", "output"), bindings)
+    check_array("x", x, ("batch", "output"), bindings)
+    return get_convention(convention)
+
+
+def _reconstruction(x_hat, x, c: Convention):
+    per_example = c.reconstruction_scale * _reduce((x_hat - x) ** 2, 1, c.reconstruction_feature_reduction)
+    return _reduce(per_example, 0, c.reconstruction_batch_reduction)
+
+
+def reconstruction_loss(x_hat: Float[np.ndarray, "batch output"], x: Float[np.ndarray, "batch output"],
+                        convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
+    """`R = reduce_b(scale · reduce_d((x̂ − x)²))` with the convention's reductions and scale."""
+    return np.asarray(_reconstruction(x_hat, x, _check_recon(x_hat, x, convention)))
+
+
+def kl_per_coordinate(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"]
+                      ) -> Float[np.ndarray, "batch latent"]:
+    """`KL(N(μ, σ²) ‖ N(0, 1)) = ½(σ² + μ² − 1 − log σ²)`, as `½(expm1(lv) − lv + μ²)` (no cancellation in exp − 1)."""
+    return 0.5 * (np.expm1(log_var) - log_var + mu * mu)
+
+
+def _kl(mu, log_var, c: Convention):
+    return _reduce(_reduce(kl_per_coordinate(mu, log_var), 1, c.kl_latent_reduction), 0, c.kl_batch_reduction)
+
+
+def kl_divergence(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
+                  convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
+    """`KL = reduce_b(reduce_j(½(exp(lv) + μ² − 1 − lv)))` with the convention's reductions."""
+    _check_latent_pair(mu, log_var)
+    return np.asarray(_kl(mu, log_var, get_convention(convention)))
+
+
+def loss(arch: Architecture, params, x: Float[np.ndarray, "batch input"], eps: Float[np.ndarray, "batch latent"],
+         beta: float = 1.0, convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
+    """β-VAE objective: `loss = R(forward(x, ε), x) + β · KL(encode(x))`."""
+    arch = _check_full(arch, params, x, eps)
+    if arch.output_size != arch.input_size:
+        raise ConfigError(f"arch: loss compares x̂ with x, so output_size must equal input_size; got "
+                          f"output_size={arch.output_size}, input_size={arch.input_size}")
+    beta = check_scalar("beta", beta, low=0.0)
+    c = get_convention(convention)
+    mu, log_var, _ = _encode(arch, params, x)
+    x_hat = _decode(arch, params, mu + np.exp(0.5 * log_var) * eps)[0]
+    return np.asarray(_reconstruction(x_hat, x, c) + beta * _kl(mu, log_var, c))

@@ -1,0 +1,148 @@
+"""The dense VAE architecture and its explicit parameter layout.
+
+**Layout.** Every dense layer computes `y = x · W + b` with `W` of shape `[in, out]`
+and `b` of shape `[out]` (Axon's layout). Parameters form one flat mapping from
+`"<layer>.kernel"` / `"<layer>.bias"` to arrays. Layer names follow Edifice:
+
+    encoder_dense_0 … encoder_dense_{n-1}   hidden layers, each followed by the activation
+    mu, log_var                             linear heads of the encoder
+    decoder_dense_0 … decoder_dense_{m-1}   hidden layers, each followed by the activation
+    decoder_output                          linear output layer (no activation)
+
+So `encode(x) = (h · W_mu + b_mu, h · W_lv + b_lv)` with
+`h = act(… act(x · W_0 + b_0) …)`, and `decode(z) = act(… act(z · V_0 + c_0) …) · V_out + c_out`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+# name -> formula; the reference and the Torch implementation provide exactly these.
+ACTIVATIONS: dict[str, str] = {
+    "relu": "max(x, 0); derivative 1 for x > 0, else 0",
+    "gelu": "x · Φ(x) = x/2 · (1 + erf(x/√2)) (exact, not the tanh approximation)",
+    "silu": "x · σ(x) with σ the logistic sigmoid",
+    "tanh": "tanh(x)",
+    "sigmoid": "σ(x) = 1 / (1 + exp(−x))",
+    "elu": "x for x > 0, else exp(x) − 1 (α = 1)",
+    "leaky_relu": "x for x > 0, else 0.01 · x (derivative 0.01 at x ≤ 0, as torch)",
+    "softplus": "log(1 + exp(x)), computed as max(x, 0) + log1p(exp(−|x|))",
+    "identity": "x",
+}
+
+LEAKY_RELU_SLOPE = 0.01
+ELU_ALPHA = 1.0
+
+
+def _positive_int(option: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{option}: expected a positive integer, got {value!r}")
+    if value <= 0:
+        raise ConfigError(f"{option}: expected a positive integer, got {value}")
+    return value
+
+
+def _sizes(option: str, value) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ConfigError(f"{option}: expected a sequence of positive integers, got {value!r}")
+    return tuple(_positive_int(f"{option}[{i}]", v) for i, v in enumerate(value))
+
+
+def check_activation(value) -> str:
+    """Return `value` if it names a supported activation, else raise ConfigError."""
+    if not isinstance(value, str) or value not in ACTIVATIONS:
+        raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Sizes and activation of a dense VAE; everything a backend needs besides parameters.
+
+    **Arguments** (Edifice's `build` options and defaults):
+    - `input_size`: observed features D (required).
+    - `latent_size`: latent coordinates L (default 32).
+    - `encoder_sizes`: hidden widths of the encoder (default (256, 128)).
+    - `decoder_sizes`: hidden widths of the decoder (default (128, 256)).
+    - `activation`: one of `ACTIVATIONS` (default "relu").
+    - `output_size`: decoder output width (default: `input_size`).
+    """
+
+    input_size: int
+    latent_size: int = 32
+    encoder_sizes: tuple[int, ...] = (256, 128)
+    decoder_sizes: tuple[int, ...] = (128, 256)
+    activation: str = "relu"
+    output_size: int | None = field(default=None)
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_size", _positive_int("input_size", self.input_size))
+        object.__setattr__(self, "latent_size", _positive_int("latent_size", self.latent_size))
+        object.__setattr__(self, "encoder_sizes", _sizes("encoder_sizes", self.encoder_sizes))
+        object.__setattr__(self, "decoder_sizes", _sizes("decoder_sizes", self.decoder_sizes))
+        check_activation(self.activation)
+        out = self.input_size if self.output_size is None else _positive_int("output_size", self.output_size)
+        object.__setattr__(self, "output_size", out)
+
+    def encoder_layers(self) -> list[tuple[str, int, int]]:
+        """(name, fan_in, fan_out) of the encoder's hidden layers, in order."""
+        widths = (self.input_size, *self.encoder_sizes)
+        return [(f"encoder_dense_{i}", widths[i], widths[i + 1]) for i in range(len(self.encoder_sizes))]
+
+    def encoder_head_fan_in(self) -> int:
+        return (self.input_size, *self.encoder_sizes)[-1]
+
+    def decoder_layers(self) -> list[tuple[str, int, int]]:
+        """(name, fan_in, fan_out) of the decoder's hidden layers, in order."""
+        widths = (self.latent_size, *self.decoder_sizes)
+        return [(f"decoder_dense_{i}", widths[i], widths[i + 1]) for i in range(len(self.decoder_sizes))]
+
+    def decoder_output_fan_in(self) -> int:
+        return (self.latent_size, *self.decoder_sizes)[-1]
+
+    def dense_layers(self) -> list[tuple[str, int, int]]:
+        """Every dense layer (name, fan_in, fan_out): encoder, heads, decoder, output."""
+        head = self.encoder_head_fan_in()
+        return [
+            *self.encoder_layers(),
+            ("mu", head, self.latent_size),
+            ("log_var", head, self.latent_size),
+            *self.decoder_layers(),
+            ("decoder_output", self.decoder_output_fan_in(), self.output_size),
+        ]
+
+    def parameter_shapes(self, part: str = "all") -> dict[str, tuple[int, ...]]:
+        """The documented parameter layout: name -> shape, for "encoder", "decoder" or "all"."""
+        if part not in ("all", "encoder", "decoder"):
+            raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, fan_in, fan_out in self.dense_layers():
+            is_encoder = name.startswith("encoder") or name in ("mu", "log_var")
+            if part == "all" or (part == "encoder") == is_encoder:
+                shapes[f"{name}.kernel"] = (fan_in, fan_out)
+                shapes[f"{name}.bias"] = (fan_out,)
+        return shapes
+
+    def longest_path(self, part: str) -> int:
+        """Sum of fan-ins along `part` ("encoder" or "decoder"): the reduction length of a forward pass.
+
+        Used by the tolerance policy: each dense layer's dot product of length fan_in adds
+        at most fan_in roundings to the forward error bound.
+        """
+        if part == "encoder":
+            return sum(f for _, f, _ in self.encoder_layers()) + self.encoder_head_fan_in()
+        if part == "decoder":
+            return sum(f for _, f, _ in self.decoder_layers()) + self.decoder_output_fan_in()
+        raise ConfigError(f"part: expected 'encoder' or 'decoder', got {part!r}")
+
+    def to_dict(self) -> dict:
+        return {
+            "input_size": self.input_size,
+            "latent_size": self.latent_size,
+            "encoder_sizes": list(self.encoder_sizes),
+            "decoder_sizes": list(self.decoder_sizes),
+            "activation": self.activation,
+            "output_size": self.output_size,
+        }

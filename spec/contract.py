@@ -1,0 +1,162 @@
+"""The backend contract: what any VAE implementation must provide.
+
+Every function works on **explicit parameters** (a flat mapping, see
+`vaespec.spec.architecture`) and **explicit noise** `eps`; nothing is hidden in
+module state or a global random generator. Arrays cross the contract as float64
+numpy arrays; a backend computes in its own `dtype` on its own `device` and returns
+float64 numpy arrays. Gradients cross it as vector-Jacobian products:
+
+    backend.vjp("loss", {"arch": a, "params": p, "x": x, "eps": e, "beta": 1.0,
+                         "convention": c}, cotangent=1.0)
+      -> {"params": {name: dloss/dparam}, "x": dloss/dx}
+
+`FUNCTIONS` states each function once — arguments, named dimensions, outputs,
+formula — and the tests, the CLI, the golden vectors and the docs all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from .architecture import Architecture
+from .conventions import Convention
+from .shapes import Float
+
+Params = Mapping[str, Float[np.ndarray, "in out"]]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a contract function.
+
+    `kind` is "array" (with named `dims`), "params", "arch", "convention" or
+    "scalar". `differentiable` arguments receive a gradient from `vjp`.
+    """
+
+    name: str
+    kind: str
+    dims: tuple[str, ...] = ()
+    differentiable: bool = False
+    domain: str = "finite reals"
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    dims: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    args: tuple[Arg, ...]
+    outputs: tuple[Output, ...]
+    formula: str
+
+    @property
+    def differentiable(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.args if a.differentiable)
+
+    @property
+    def scalar_output(self) -> bool:
+        return len(self.outputs) == 1 and self.outputs[0].dims == ()
+
+
+ARCH = Arg("arch", "arch")
+PARAMS = Arg("params", "params", differentiable=True)
+CONVENTION = Arg("convention", "convention")
+X = Arg("x", "array", ("batch", "input"), True)
+Z = Arg("z", "array", ("batch", "latent"), True)
+MU = Arg("mu", "array", ("batch", "latent"), True)
+LOG_VAR = Arg("log_var", "array", ("batch", "latent"), True,
+              "finite reals; float32 backends: |log_var| ≤ 80 so exp(log_var) stays finite")
+EPS = Arg("eps", "array", ("batch", "latent"), False, "finite reals (standard normal noise)")
+X_HAT = Arg("x_hat", "array", ("batch", "output"), True)
+TARGET = Arg("x", "array", ("batch", "output"), True)
+BETA = Arg("beta", "scalar", domain="β ≥ 0")
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    f.name: f
+    for f in (
+        FunctionSpec("encode", (ARCH, PARAMS, X),
+                     (Output("mu", ("batch", "latent")), Output("log_var", ("batch", "latent"))),
+                     "h = act(…act(x·W₀+b₀)…); μ = h·W_μ + b_μ; log σ² = h·W_lv + b_lv"),
+        FunctionSpec("decode", (ARCH, PARAMS, Z), (Output("x_hat", ("batch", "output")),),
+                     "x̂ = act(…act(z·V₀+c₀)…)·V_out + c_out"),
+        FunctionSpec("reparameterize", (MU, LOG_VAR, EPS), (Output("z", ("batch", "latent")),),
+                     "z = μ + exp(½ log σ²) ⊙ ε"),
+        FunctionSpec("sample_latent", (ARCH, PARAMS, X, EPS), (Output("z", ("batch", "latent")),),
+                     "sample_latent(x, ε) = reparameterize(encode(x), ε)"),
+        FunctionSpec("forward", (ARCH, PARAMS, X, EPS), (Output("x_hat", ("batch", "output")),),
+                     "forward(x, ε) = decode(reparameterize(encode(x), ε))"),
+        FunctionSpec("generate", (ARCH, PARAMS, EPS), (Output("x_hat", ("batch", "output")),),
+                     "generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)  (prior path, p(z) = N(0, I))"),
+        FunctionSpec("reconstruction_loss", (X_HAT, TARGET, CONVENTION), (Output("loss", ()),),
+                     "R = reduce_batch(scale · reduce_features((x̂ − x)²))"),
+        FunctionSpec("kl_divergence", (MU, LOG_VAR, CONVENTION), (Output("kl", ()),),
+                     "KL = reduce_batch(reduce_latent(½(exp(lv) + μ² − 1 − lv)))"),
+        FunctionSpec("loss", (ARCH, PARAMS, X, EPS, BETA, CONVENTION), (Output("loss", ()),),
+                     "loss = R(forward(x, ε), x) + β · KL(encode(x))"),
+    )
+}
+
+
+@runtime_checkable
+class VAEBackend(Protocol):
+    """What a VAE implementation provides to be checked by vaespec.
+
+    Attributes `name`, `device` and `dtype` (a numpy-style name: "float64",
+    "float32", "bfloat16" or "float16") label results. Every method takes and
+    returns float64 numpy arrays; see `FUNCTIONS` for argument order and shapes.
+    A backend may also provide `reparameterize_key(mu, log_var, key) -> (z, new_key)`;
+    the key law is then checked too.
+    """
+
+    name: str
+    device: str
+    dtype: str
+
+    def encode(self, arch: Architecture, params: Params, x: Float[np.ndarray, "batch input"]
+               ) -> tuple[Float[np.ndarray, "batch latent"], Float[np.ndarray, "batch latent"]]: ...
+
+    def decode(self, arch: Architecture, params: Params, z: Float[np.ndarray, "batch latent"]
+               ) -> Float[np.ndarray, "batch output"]: ...
+
+    def reparameterize(self, mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
+                       eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]: ...
+
+    def sample_latent(self, arch: Architecture, params: Params, x: Float[np.ndarray, "batch input"],
+                      eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]: ...
+
+    def forward(self, arch: Architecture, params: Params, x: Float[np.ndarray, "batch input"],
+                eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]: ...
+
+    def generate(self, arch: Architecture, params: Params, eps: Float[np.ndarray, "batch latent"]
+                 ) -> Float[np.ndarray, "batch output"]: ...
+
+    def reconstruction_loss(self, x_hat: Float[np.ndarray, "batch output"], x: Float[np.ndarray, "batch output"],
+                            convention: Convention) -> Float[np.ndarray, ""]: ...
+
+    def kl_divergence(self, mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
+                      convention: Convention) -> Float[np.ndarray, ""]: ...
+
+    def loss(self, arch: Architecture, params: Params, x: Float[np.ndarray, "batch input"],
+             eps: Float[np.ndarray, "batch latent"], beta: float, convention: Convention) -> Float[np.ndarray, ""]: ...
+
+    def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]:
+        """Vector-Jacobian product of `function` at `args`.
+
+        `cotangent` has the structure of the function's output (a tuple for
+        `encode`, a float for the scalar losses). Returns a dict from each
+        differentiable argument name to its gradient (a dict of arrays for "params").
+        """
+        ...
+
+
+def call(backend: VAEBackend, function: str, args: Mapping[str, Any]):
+    """Call `function` on `backend` with the arguments named in `FUNCTIONS` (in order)."""
+    spec = FUNCTIONS[function]
+    return getattr(backend, function)(*(args[a.name] for a in spec.args))
