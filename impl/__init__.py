@@ -1,1 +1,25 @@
-"""impl"""
+"""vaespec.impl: the dense VAE in PyTorch, checked against the spec by the conformance suite.
+
+- `build`, `build_encoder`, `build_decoder`: Edifice-shaped builders returning modules.
+- `Encoder`, `Decoder`: `nn.Module`s whose layers carry the spec's layer names.
+- `reparameterize`, `reparameterize_with_key`, `kl_divergence`, `reconstruction_loss`, `loss`:
+  the functional ops on tensors (validated unless `validate=False`).
+- `to_params`, `load_params`, `from_params`: modules <-> the spec's flat float64 parameters.
+- `TorchBackend`: the `VAEBackend` contract on a torch device and dtype.
+
+This layer imports only torch, numpy, the standard library and `vaespec.spec`.
+"""
+
+from .backend import TorchBackend, available_backends
+from .builder import build, build_decoder, build_encoder
+from .convert import from_params, load_params, to_params
+from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
+from .init import init_params
+from .keys import normal_like, reparameterize_with_key
+from .modules import Decoder, Encoder
+
+__all__ = [
+    "build", "build_encoder", "build_decoder", "Encoder", "Decoder", "TorchBackend", "available_backends",
+    "reparameterize", "reparameterize_with_key", "normal_like", "kl_divergence", "reconstruction_loss", "loss",
+    "to_params", "load_params", "from_params", "init_params",
+]

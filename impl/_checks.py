@@ -1,0 +1,81 @@
+"""Argument checks for the functional ops, raising vaespec errors that name the argument.
+
+Shape, dtype and device checks read tensor metadata only. The finiteness check
+(`torch.isfinite(t).all()`) reads the data, which synchronises a CUDA stream; that is
+why every public op makes checking optional (`validate=False` on the hot path).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from vaespec.spec.errors import DomainError, DTypeError, ShapeError, describe
+
+# dimension name -> (size, name of the argument that fixed it)
+Bindings = dict[str, tuple[int, str]]
+
+
+def check_tensor(name: str, value, dims: tuple[str, ...], bindings: Bindings, like: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+    """Check `value` is a finite floating tensor of the named shape, binding new dimension sizes.
+
+    **Arguments**
+    - `name`: the argument's name, used in messages.
+    - `dims`: dimension names, e.g. `("batch", "latent")`.
+    - `bindings`: sizes fixed by earlier arguments; updated in place.
+    - `like`: an earlier argument whose dtype and device `value` must share.
+
+    **Returns** `value`. **Raises** `DTypeError`, `ShapeError` or `DomainError`.
+    """
+    expected = "[" + ", ".join(dims) + "]"
+    if not isinstance(value, torch.Tensor):
+        raise DTypeError(f"{name}: expected a torch.Tensor of shape {expected}, got {describe(value)}")
+    if not value.is_floating_point():
+        raise DTypeError(f"{name}: expected a floating-point tensor {expected}, got dtype {value.dtype}")
+    shape = tuple(value.shape)
+    if len(shape) != len(dims):
+        raise ShapeError(f"{name}: expected rank {len(dims)} {expected}, got shape {shape}")
+    clashes = [d for d, size in zip(dims, shape) if d in bindings and bindings[d][0] != size]
+    if clashes:
+        want = [bindings[d][0] if d in bindings else size for d, size in zip(dims, shape)]
+        sources = " and ".join(sorted({bindings[d][1] for d in clashes}))
+        raise ShapeError(f"{name}: expected shape {expected} = {want} to match {sources}, got {shape}")
+    for axis, (dim, size) in enumerate(zip(dims, shape)):
+        if size == 0:
+            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, got shape {shape}")
+        bindings.setdefault(dim, (size, name))
+    if like is not None and value.dtype != like.dtype:
+        raise DTypeError(f"{name}: expected dtype {like.dtype} to match the first tensor argument, got {value.dtype}")
+    if like is not None and value.device != like.device:
+        raise DTypeError(f"{name}: expected a tensor on {like.device} to match the first tensor argument, "
+                         f"got one on {value.device}")
+    if not bool(torch.isfinite(value).all()):
+        bad = tuple(int(i) for i in torch.nonzero(~torch.isfinite(value))[0])
+        raise DomainError(f"{name}: expected finite values, got {value[bad].item()} at index {bad}")
+    return value
+
+
+def check_tensors(args: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]]) -> None:
+    """`check_tensor` on each argument in order, sharing bindings, dtype and device."""
+    bindings: Bindings = {}
+    first = None
+    for name, value in args.items():
+        check_tensor(name, value, dims[name], bindings, first)
+        if first is None:
+            first = value
+
+
+def check_beta(beta) -> None:
+    """β must be a finite real number ≥ 0 (a Python number or a one-element tensor)."""
+    if isinstance(beta, torch.Tensor):
+        if beta.numel() != 1 or not (beta.is_floating_point() or beta.dtype in (torch.int32, torch.int64)):
+            raise DTypeError(f"beta: expected a real number or a one-element real tensor, got {describe(beta)}")
+        beta = beta.item()
+    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+        raise DTypeError(f"beta: expected a real number, got {describe(beta)}")
+    beta = float(beta)
+    if not (math.isfinite(beta) and beta >= 0):
+        raise DomainError(f"beta: expected a finite number β ≥ 0, got {beta}")

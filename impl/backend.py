@@ -1,0 +1,230 @@
+"""`TorchBackend`: the torch implementation behind the `VAEBackend` contract.
+
+Arrays cross the contract as float64 numpy arrays; inside, the backend computes in its
+own dtype on its own device. `encode` and `decode` run the `Encoder`/`Decoder` modules
+users train with (built by `from_params`), so the conformance suite checks those
+modules rather than a parallel re-implementation; the composite functions are composed
+in torch, without round trips through numpy. Inputs are checked at the conformance
+boundary, so the functional ops run with `validate=False` here. `vjp` differentiates
+the very same computation with `torch.autograd`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaespec.spec.architecture import Architecture
+from vaespec.spec.contract import FUNCTIONS, Params
+from vaespec.spec.conventions import Convention
+from vaespec.spec.errors import ConfigError, ShapeError
+from vaespec.spec.keys import Key
+
+from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
+from .convert import from_params
+from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
+from .keys import reparameterize_with_key
+
+# Which modules each function needs (a part of the parameter layout); others need none.
+_PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
+          "forward": "all", "loss": "all"}
+_DEFAULT_DTYPES = ("float64", "float32")
+
+
+def supported(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the backend runs `dtype` on `device`: float64/32 everywhere, bfloat16 on CPU and
+    on CUDA devices that support it, float16 on CUDA only."""
+    if dtype in (torch.float64, torch.float32):
+        return True
+    if dtype == torch.bfloat16:
+        return device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    return dtype == torch.float16 and device.type == "cuda"
+
+
+def _sample(encoder, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(μ, log σ², z) for `x` with noise `eps`."""
+    out = encoder(x)
+    return out["mu"], out["log_var"], reparameterize(out["mu"], out["log_var"], eps, validate=False)
+
+
+def _body(function: str, t: dict[str, Tensor], encoder, decoder, args: Mapping[str, Any]) -> tuple[Tensor, ...]:
+    """The torch computation of a contract function, returning its outputs in `FUNCTIONS` order."""
+    if function == "encode":
+        out = encoder(t["x"])
+        return out["mu"], out["log_var"]
+    if function == "decode":
+        return (decoder(t["z"]),)
+    if function == "reparameterize":
+        return (reparameterize(t["mu"], t["log_var"], t["eps"], validate=False),)
+    if function == "sample_latent":
+        return (_sample(encoder, t["x"], t["eps"])[2],)
+    if function == "forward":
+        return (decoder(_sample(encoder, t["x"], t["eps"])[2]),)
+    if function == "generate":
+        return (decoder(t["eps"]),)  # reparameterize(0, 0, ε) = 0 + exp(0)·ε = ε exactly
+    if function == "reconstruction_loss":
+        return (reconstruction_loss(t["x_hat"], t["x"], args["convention"], validate=False),)
+    if function == "kl_divergence":
+        return (kl_divergence(t["mu"], t["log_var"], args["convention"], validate=False),)
+    if function == "loss":
+        mu, log_var, z = _sample(encoder, t["x"], t["eps"])
+        return (loss(decoder(z), t["x"], mu, log_var, float(args["beta"]), args["convention"], validate=False),)
+    raise AssertionError(f"no torch body for contract function {function!r}")  # FUNCTIONS grew
+
+
+class TorchBackend:
+    """The contract (`vaespec.spec.contract.VAEBackend`) on torch.
+
+    **Arguments**
+    - `device`: a torch device or its name ("cpu", "cuda", "cuda:1").
+    - `dtype`: a torch float dtype or its name: float64 or float32 anywhere, bfloat16 on
+      CPU and bf16-capable CUDA, float16 on CUDA.
+
+    **Attributes** `name` ("torch"), `device` (str), `dtype` (numpy-style name).
+    """
+
+    name = "torch"
+
+    def __init__(self, device="cpu", dtype=torch.float64):
+        self._device, self._dtype = torch_device(device), torch_dtype(dtype)
+        if not supported(self._device, self._dtype):
+            raise ConfigError(f"dtype: {dtype_name(self._dtype)} is not supported on {self._device}")
+        self.device, self.dtype = str(self._device), dtype_name(self._dtype)
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={self.device!r}, dtype={self.dtype!r})"
+
+    def _tensor(self, array) -> Tensor:
+        return torch.as_tensor(np.asarray(array, dtype=np.float64), dtype=self._dtype, device=self._device)
+
+    def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None) -> tuple[Tensor, ...]:
+        """Run `function` on contract-named `args`. If `leaves` is a dict, each differentiable
+        argument's leaf tensor is recorded in it (params as a dict name -> nn.Parameter)."""
+        if function not in FUNCTIONS:
+            raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {function!r}")
+        tensors = {}
+        for arg in FUNCTIONS[function].args:
+            if arg.kind == "array":
+                tensors[arg.name] = self._tensor(args[arg.name])
+                if leaves is not None and arg.differentiable:
+                    leaves[arg.name] = tensors[arg.name].requires_grad_()
+        encoder = decoder = None
+        if function in _PARTS:
+            encoder, decoder = from_params(args["arch"], args["params"], self._dtype, self._device,
+                                           part=_PARTS[function])
+            if leaves is not None:
+                leaves["params"] = {f"{name}.{kind}": getattr(linear, attr)
+                                    for module in (encoder, decoder) if module is not None
+                                    for name, linear in module.dense_layers()
+                                    for kind, attr in (("kernel", "weight"), ("bias", "bias"))}
+        return _body(function, tensors, encoder, decoder, args)
+
+    def _call(self, function: str, **args):
+        with torch.no_grad():
+            outputs = tuple(to_numpy(out) for out in self._evaluate(function, args))
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def encode(self, arch: Architecture, params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._call("encode", arch=arch, params=params, x=x)
+
+    def decode(self, arch: Architecture, params: Params, z: np.ndarray) -> np.ndarray:
+        return self._call("decode", arch=arch, params=params, z=z)
+
+    def reparameterize(self, mu: np.ndarray, log_var: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        return self._call("reparameterize", mu=mu, log_var=log_var, eps=eps)
+
+    def sample_latent(self, arch: Architecture, params: Params, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        return self._call("sample_latent", arch=arch, params=params, x=x, eps=eps)
+
+    def forward(self, arch: Architecture, params: Params, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
+        return self._call("forward", arch=arch, params=params, x=x, eps=eps)
+
+    def generate(self, arch: Architecture, params: Params, eps: np.ndarray) -> np.ndarray:
+        return self._call("generate", arch=arch, params=params, eps=eps)
+
+    def reconstruction_loss(self, x_hat: np.ndarray, x: np.ndarray, convention: Convention | str) -> np.ndarray:
+        return self._call("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)
+
+    def kl_divergence(self, mu: np.ndarray, log_var: np.ndarray, convention: Convention | str) -> np.ndarray:
+        return self._call("kl_divergence", mu=mu, log_var=log_var, convention=convention)
+
+    def loss(self, arch: Architecture, params: Params, x: np.ndarray, eps: np.ndarray, beta: float,
+             convention: Convention | str) -> np.ndarray:
+        return self._call("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
+
+    def reparameterize_key(self, mu: np.ndarray, log_var: np.ndarray, key: Key | int) -> tuple[np.ndarray, Key]:
+        """`z = μ + exp(½ log σ²) ⊙ ε` with ε from `key` (see `vaespec.impl.keys`); returns `(z, new_key)`."""
+        with torch.no_grad():
+            z, new_key = reparameterize_with_key(self._tensor(mu), self._tensor(log_var), key, validate=False)
+        return to_numpy(z), new_key
+
+    def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]:
+        """Vector-Jacobian product of `function` at `args` by `torch.autograd.grad`.
+
+        **Arguments**
+        - `function`: a name in `FUNCTIONS`.
+        - `args`: the function's arguments by contract name.
+        - `cotangent`: shaped like the output: `(d_mu, d_log_var)` for encode, an array for
+          vector outputs, a float or 0-d array for the scalar losses.
+
+        **Returns** `{argument: gradient}` for each differentiable argument, float64 numpy;
+        `"params"` maps every name in `args["params"]` to its gradient in the spec layout
+        (kernels `[in, out]`), zero for layers the function does not use.
+        """
+        leaves: dict[str, Any] = {}
+        with torch.enable_grad():
+            outputs = self._evaluate(function, args, leaves)
+        cotangents = self._cotangents(function, outputs, cotangent)
+        flat = [(name, None, leaf) for name, leaf in leaves.items() if name != "params"]
+        flat += [("params", key, leaf) for key, leaf in leaves.get("params", {}).items()]
+        grads = torch.autograd.grad(outputs, [leaf for _, _, leaf in flat], cotangents, allow_unused=True)
+        result: dict[str, Any] = {}
+        if "params" in leaves:
+            result["params"] = {key: np.zeros(np.shape(value)) for key, value in args["params"].items()}
+        for (name, key, leaf), grad in zip(flat, grads):
+            grad = torch.zeros_like(leaf) if grad is None else grad
+            if name == "params":
+                result["params"][key] = to_numpy(grad.T if key.endswith(".kernel") else grad)
+            else:
+                result[name] = to_numpy(grad)
+        return {name: result[name] for name in FUNCTIONS[function].differentiable}
+
+    def _cotangents(self, function: str, outputs: tuple[Tensor, ...], cotangent) -> tuple[Tensor, ...]:
+        """The cotangent as tensors matching `outputs`, shape-checked."""
+        given = tuple(cotangent) if len(outputs) > 1 else (cotangent,)
+        spec_outputs = FUNCTIONS[function].outputs
+        if len(given) != len(outputs):
+            raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s outputs "
+                             f"{[o.name for o in spec_outputs]}, got {len(given)}")
+        tensors = tuple(self._tensor(c) for c in given)
+        for out, tangent, spec in zip(outputs, tensors, spec_outputs):
+            if tangent.shape != out.shape:
+                raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}'s output "
+                                 f"{spec.name!r}, got {tuple(tangent.shape)}")
+        return tensors
+
+
+def available_devices() -> list[str]:
+    """"cpu", plus "cuda" when torch sees a CUDA device."""
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def available_backends(devices=None, dtypes=None) -> list[TorchBackend]:
+    """A backend for every supported device × dtype pair.
+
+    **Arguments**
+    - `devices`: device names (default `available_devices()`); an unavailable one is a `ConfigError`.
+    - `dtypes`: dtype names or torch dtypes (default float64 and float32); a dtype supported
+      on none of the devices is a `ConfigError`, one supported on some is used there only.
+
+    **Returns** the backends, device-major.
+    """
+    devices = [torch_device(d, "devices") for d in (available_devices() if devices is None else devices)]
+    dtypes = [torch_dtype(d, "dtypes") for d in (_DEFAULT_DTYPES if dtypes is None else dtypes)]
+    for dtype in dtypes:
+        if not any(supported(device, dtype) for device in devices):
+            raise ConfigError(f"dtypes: {dtype_name(dtype)} is not supported on any of {[str(d) for d in devices]}")
+    return [TorchBackend(device, dtype) for device in devices for dtype in dtypes if supported(device, dtype)]

@@ -1,0 +1,102 @@
+"""Moving parameters between the torch modules and the spec's flat float64 mapping.
+
+The spec stores `"<layer>.kernel"` as `[in, out]` (y = x·W + b); `nn.Linear` stores
+`weight` as `[out, in]`, so `kernel = weight.T` both ways. Biases are the same vector.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from vaespec.spec.architecture import Architecture
+from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
+from vaespec.spec.shapes import check_params
+
+from ._dtypes import to_numpy, torch_device, torch_dtype
+from .modules import Decoder, Encoder, _Dense
+
+
+def _given(encoder, decoder) -> list[_Dense]:
+    """The modules passed, type-checked; at least one is required."""
+    for name, module, cls in (("encoder", encoder, Encoder), ("decoder", decoder, Decoder)):
+        if module is not None and not isinstance(module, cls):
+            raise DTypeError(f"{name}: expected a vaespec.impl {cls.__name__}, got {describe(module)}")
+    modules = [m for m in (encoder, decoder) if m is not None]
+    if not modules:
+        raise ConfigError("encoder, decoder: expected at least one module, got neither")
+    return modules
+
+
+def to_params(encoder: Encoder | None = None, decoder: Decoder | None = None) -> dict[str, np.ndarray]:
+    """The modules' parameters as the spec's flat mapping of float64 numpy copies.
+
+    **Arguments**
+    - `encoder`, `decoder`: either or both modules.
+
+    **Returns** `{"<layer>.kernel": [in, out], "<layer>.bias": [out], …}` in layout order.
+    """
+    params: dict[str, np.ndarray] = {}
+    for module in _given(encoder, decoder):
+        for name, linear in module.dense_layers():
+            params[f"{name}.kernel"] = to_numpy(linear.weight.T)
+            params[f"{name}.bias"] = to_numpy(linear.bias)
+    return params
+
+
+def load_params(params: Mapping[str, np.ndarray], encoder: Encoder | None = None,
+                decoder: Decoder | None = None) -> None:
+    """Copy spec-layout parameters into the modules, in place, in each module's dtype and device.
+
+    `params` may hold the whole layout or only the parts being loaded; every name of
+    each given module's part (`module.arch.parameter_shapes(module.part)`) must be
+    present with its documented shape, and no name outside the layout is accepted.
+
+    **Arguments**
+    - `params`: mapping from parameter name to a float numpy array (finite).
+    - `encoder`, `decoder`: either or both modules.
+
+    **Raises** `ShapeError` (missing, unexpected or mis-shaped names), `DTypeError`, `DomainError`.
+    """
+    modules = _given(encoder, decoder)
+    if not isinstance(params, Mapping):
+        raise DTypeError(f"params: expected a mapping of parameter name to array, got {describe(params)}")
+    known = set().union(*(m.arch.parameter_shapes() for m in modules))
+    unexpected = sorted(set(params) - known)
+    if unexpected:
+        raise ShapeError(f"params: names outside the parameter layout: {unexpected}")
+    for module in modules:
+        shapes = module.arch.parameter_shapes(module.part)
+        part = check_params(f"params ({module.part})", {k: v for k, v in params.items() if k in shapes}, shapes)
+        with torch.no_grad():
+            for name, linear in module.dense_layers():
+                # copy_ casts to the parameter's dtype and moves to its device.
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.kernel"].T)))
+                linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
+
+
+def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype=torch.float32, device="cpu", *,
+                part: str = "all") -> tuple[Encoder | None, Decoder | None]:
+    """New modules for `arch` holding `params`.
+
+    The modules are made on the meta device and then allocated uninitialised, since
+    every parameter is overwritten: this skips the default initialisation and leaves
+    torch's global random generator untouched.
+
+    **Arguments**
+    - `arch`: the architecture.
+    - `params`: spec-layout parameters (see `load_params`).
+    - `dtype`, `device`: of the new modules (a torch dtype or its name; a device or its name).
+    - `part`: "all" (both modules), "encoder" or "decoder" (the other is returned as None).
+
+    **Returns** `(encoder, decoder)`.
+    """
+    if part not in ("all", "encoder", "decoder"):
+        raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
+    dtype, device = torch_dtype(dtype), torch_device(device)
+    made = {name: cls(arch, dtype=dtype, device="meta").to_empty(device=device)
+            for name, cls in (("encoder", Encoder), ("decoder", Decoder)) if part in ("all", name)}
+    load_params(params, **made)
+    return made.get("encoder"), made.get("decoder")

@@ -1,0 +1,105 @@
+"""The contract's tensor functions in torch: reparameterisation and the loss terms.
+
+Each works for any float dtype on any device and is differentiable by autograd. Each
+takes `validate` (default True): shape, dtype and device checks from tensor metadata,
+and a finiteness check that synchronises a CUDA stream. Pass `validate=False` in a
+training loop once the shapes are known to be right.
+
+Conventions (how terms are reduced) are `vaespec.spec.conventions` presets or
+`Convention` objects; `None` means the default, "elbo".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vaespec.spec.conventions import Convention, get_convention
+
+from ._checks import check_beta, check_tensors
+
+_LATENT = ("batch", "latent")
+_OUTPUT = ("batch", "output")
+
+
+def _reduce(values: Tensor, how: str, dim: int) -> Tensor:
+    return values.sum(dim) if how == "sum" else values.mean(dim)
+
+
+def reparameterize(mu: Tensor, log_var: Tensor, eps: Tensor, *, validate: bool = True) -> Tensor:
+    """The reparameterisation trick: `z = μ + exp(½ log σ²) ⊙ ε`.
+
+    **Arguments**
+    - `mu`, `log_var`: `[batch, latent]` mean and log-variance of q(z | x).
+    - `eps`: `[batch, latent]` standard normal noise.
+    - `validate`: check shapes, dtypes, devices and finiteness first.
+
+    **Returns** `z`, `[batch, latent]`.
+    """
+    if validate:
+        check_tensors({"mu": mu, "log_var": log_var, "eps": eps}, {"mu": _LATENT, "log_var": _LATENT, "eps": _LATENT})
+    return mu + torch.exp(0.5 * log_var) * eps
+
+
+def kl_divergence(mu: Tensor, log_var: Tensor, convention: str | Convention | None = None, *,
+                  validate: bool = True) -> Tensor:
+    """KL(q(z | x) ‖ N(0, I)) reduced as the convention says.
+
+    `KL = reduce_batch(reduce_latent(½(exp(lv) + μ² − 1 − lv)))`, each term computed as
+    `½(expm1(lv) − lv + μ²)`: `exp(lv) − 1` would lose the small terms near lv = 0 to
+    cancellation.
+
+    **Arguments**
+    - `mu`, `log_var`: `[batch, latent]`.
+    - `convention`: preset name or `Convention` (fields `kl_latent_reduction`, `kl_batch_reduction`).
+    - `validate`: check shapes, dtypes, devices and finiteness first.
+
+    **Returns** a 0-d tensor.
+    """
+    conv = get_convention(convention)
+    if validate:
+        check_tensors({"mu": mu, "log_var": log_var}, {"mu": _LATENT, "log_var": _LATENT})
+    terms = 0.5 * (torch.expm1(log_var) - log_var + mu * mu)
+    return _reduce(_reduce(terms, conv.kl_latent_reduction, -1), conv.kl_batch_reduction, 0)
+
+
+def reconstruction_loss(x_hat: Tensor, x: Tensor, convention: str | Convention | None = None, *,
+                        validate: bool = True) -> Tensor:
+    """Squared-error reconstruction term: `R = reduce_batch(scale · reduce_features((x̂ − x)²))`.
+
+    **Arguments**
+    - `x_hat`: `[batch, output]` decoder output.
+    - `x`: `[batch, output]` target.
+    - `convention`: preset name or `Convention` (fields `reconstruction_feature_reduction`,
+      `reconstruction_batch_reduction`, `reconstruction_scale`).
+    - `validate`: check shapes, dtypes, devices and finiteness first.
+
+    **Returns** a 0-d tensor.
+    """
+    conv = get_convention(convention)
+    if validate:
+        check_tensors({"x_hat": x_hat, "x": x}, {"x_hat": _OUTPUT, "x": _OUTPUT})
+    per_example = conv.reconstruction_scale * _reduce((x_hat - x) ** 2, conv.reconstruction_feature_reduction, -1)
+    return _reduce(per_example, conv.reconstruction_batch_reduction, 0)
+
+
+def loss(reconstruction: Tensor, target: Tensor, mu: Tensor, log_var: Tensor, beta: float | Tensor = 1.0,
+         convention: str | Convention | None = None, *, validate: bool = True) -> Tensor:
+    """The β-VAE objective: `loss = R(x̂, x) + β · KL(μ, log σ²)` (Edifice's argument order).
+
+    **Arguments**
+    - `reconstruction`: `[batch, output]` decoder output x̂.
+    - `target`: `[batch, output]` observed x.
+    - `mu`, `log_var`: `[batch, latent]` encoder outputs for the same batch.
+    - `beta`: finite weight β ≥ 0 of the KL term (a number or a one-element tensor).
+    - `convention`: preset name or `Convention`; see `reconstruction_loss` and `kl_divergence`.
+    - `validate`: check shapes, dtypes, devices, finiteness and β first.
+
+    **Returns** a 0-d tensor.
+    """
+    if validate:
+        check_tensors({"reconstruction": reconstruction, "target": target, "mu": mu, "log_var": log_var},
+                      {"reconstruction": _OUTPUT, "target": _OUTPUT, "mu": _LATENT, "log_var": _LATENT})
+        check_beta(beta)
+    return (reconstruction_loss(reconstruction, target, convention, validate=False)
+            + beta * kl_divergence(mu, log_var, convention, validate=False))

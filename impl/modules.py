@@ -1,0 +1,86 @@
+"""The dense VAE as torch modules whose layers map one-to-one onto the spec layout.
+
+Each dense layer is an `nn.Linear` registered under its spec name, so
+`encoder.encoder_dense_0.weight` is the transpose of the spec's
+`"encoder_dense_0.kernel"` (torch stores `[out, in]`, the spec `[in, out]`) and
+`encoder.mu.bias` is `"mu.bias"`. `vaespec.impl.convert` moves parameters between
+the two. `forward` does no shape checks: it is the training hot path.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from vaespec.spec.architecture import Architecture
+
+from .activations import get_activation
+
+
+class _Dense(nn.Module):
+    """Shared structure: named `nn.Linear` layers, hidden ones followed by the activation."""
+
+    part: str  # "encoder" or "decoder": the part of `arch.parameter_shapes` this module holds
+
+    def __init__(self, arch: Architecture, hidden: list[tuple[str, int, int]], heads: list[tuple[str, int, int]],
+                 dtype, device):
+        super().__init__()
+        self.arch = arch
+        self.activation = get_activation(arch.activation)
+        self.hidden_names = [name for name, _, _ in hidden]
+        for name, fan_in, fan_out in (*hidden, *heads):
+            self.add_module(name, nn.Linear(fan_in, fan_out, dtype=dtype, device=device))
+
+    def dense_layers(self) -> list[tuple[str, nn.Linear]]:
+        """(spec layer name, `nn.Linear`) for every layer, in `arch.dense_layers()` order."""
+        return list(self.named_children())
+
+    def _hidden(self, h: Tensor) -> Tensor:
+        for name in self.hidden_names:
+            h = self.activation(getattr(self, name)(h))
+        return h
+
+
+class Encoder(_Dense):
+    """q(z | x): `h = act(…act(x·W₀ + b₀)…)`, `μ = h·W_μ + b_μ`, `log σ² = h·W_lv + b_lv`.
+
+    **Arguments**
+    - `arch`: the `Architecture`; the encoder uses `input_size`, `encoder_sizes`,
+      `latent_size` and `activation`.
+    - `dtype`, `device`: passed to each `nn.Linear` (torch's defaults when None).
+
+    Layers: `encoder_dense_0 … encoder_dense_{n-1}`, `mu`, `log_var`.
+    `forward(x [batch, input])` returns `{"mu": [batch, latent], "log_var": [batch, latent]}`.
+    """
+
+    part = "encoder"
+
+    def __init__(self, arch: Architecture, *, dtype=None, device=None):
+        head = arch.encoder_head_fan_in()
+        super().__init__(arch, arch.encoder_layers(),
+                         [("mu", head, arch.latent_size), ("log_var", head, arch.latent_size)], dtype, device)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        h = self._hidden(x)
+        return {"mu": self.mu(h), "log_var": self.log_var(h)}
+
+
+class Decoder(_Dense):
+    """p(x | z) mean: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation).
+
+    **Arguments**
+    - `arch`: the `Architecture`; the decoder uses `latent_size`, `decoder_sizes`,
+      `output_size` and `activation`.
+    - `dtype`, `device`: passed to each `nn.Linear` (torch's defaults when None).
+
+    Layers: `decoder_dense_0 … decoder_dense_{m-1}`, `decoder_output`.
+    `forward(z [batch, latent])` returns `x̂ [batch, output]`.
+    """
+
+    part = "decoder"
+
+    def __init__(self, arch: Architecture, *, dtype=None, device=None):
+        super().__init__(arch, arch.decoder_layers(),
+                         [("decoder_output", arch.decoder_output_fan_in(), arch.output_size)], dtype, device)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.decoder_output(self._hidden(z))
