@@ -76,3 +76,121 @@ def magnitude(function: str, args):
         x_hat = vae.forward(arch, params, x, eps)
         return _reconstruction(x_hat, _decode(arch, params, m_z), x, c) + a["beta"] * _kl(mu, log_var, m_mu, m_lv, c)
     raise KeyError(function)
+
+
+# ----------------------------------------------------------------------------- gradients
+class _AbsDerivative:
+    """An activation whose derivative is |act′|: the backward pass on magnitudes."""
+
+    def __init__(self, act):
+        self.derivative = lambda pre: np.abs(act.derivative(pre))
+
+
+def _abs_backward(params, names, act, x, m_x, dh, grads):
+    """Backward through hidden layers on magnitudes: |W|ᵀ, |act′|, and the forward
+    magnitudes of each layer's input for the weight gradients (W̄ = hᵀ·ȳ errs by δhᵀ·ȳ)."""
+    abs_params = {k: np.abs(v) for k, v in params.items()}
+    tape = mlp.Tape([], [])
+    h, m = x, m_x
+    for name in names:
+        tape.inputs.append(m)
+        pre = mlp.dense(params, name, h)
+        tape.preactivations.append(pre)
+        h, m = act.value(pre), act.magnitude(mlp.dense_magnitude(params, name, m))
+    return mlp.hidden_backward(abs_params, names, _AbsDerivative(act), tape, dh, grads)
+
+
+def _abs_encode_backward(arch, params, x, m_x, d_mu, d_lv, grads):
+    act = get_activation(arch.activation)
+    names = [n for n, _, _ in arch.encoder_layers()]
+    # Heads first: their input is the top hidden layer.
+    h, m_h = x, m_x
+    for name in names:
+        pre = mlp.dense(params, name, h)
+        h, m_h = act.value(pre), act.magnitude(mlp.dense_magnitude(params, name, m_h))
+    abs_params = {k: np.abs(v) for k, v in params.items()}
+    dh = mlp.dense_backward(abs_params, "mu", m_h, d_mu, grads) + mlp.dense_backward(abs_params, "log_var", m_h, d_lv, grads)
+    return _abs_backward(params, names, act, x, m_x, dh, grads)
+
+
+def _abs_decode_backward(arch, params, z, m_z, d_x_hat, grads):
+    act = get_activation(arch.activation)
+    names = [n for n, _, _ in arch.decoder_layers()]
+    h, m_h = z, m_z
+    for name in names:
+        pre = mlp.dense(params, name, h)
+        h, m_h = act.value(pre), act.magnitude(mlp.dense_magnitude(params, name, m_h))
+    abs_params = {k: np.abs(v) for k, v in params.items()}
+    dh = mlp.dense_backward(abs_params, "decoder_output", m_h, d_x_hat, grads)
+    return _abs_backward(params, names, act, z, m_z, dh, grads)
+
+
+def _abs_reparameterize_backward(log_var, m_lv, eps, d_z):
+    """μ̄ = z̄ (exact); lv̄ = z̄·½σε, with σ erring by ½σ·δlv."""
+    return d_z, d_z * 0.5 * np.exp(0.5 * log_var) * np.abs(eps) * (1.0 + 0.5 * m_lv)
+
+
+def _scales(c, shape, feature_how, batch_how):
+    return vae._reduce_scale(shape[1], feature_how) * vae._reduce_scale(shape[0], batch_how)
+
+
+def _zeros(params):
+    return {k: np.zeros_like(v) for k, v in params.items()}
+
+
+def vjp_magnitude(function: str, args, cotangent):
+    """Error scale of `vjp(function, args, cotangent)`, structured like its result.
+
+    The backward pass run on absolute values (|W|ᵀ, |act′|, |ȳ|), starting from the
+    magnitude of each loss derivative — e.g. d KL / d lv = ½(exp(lv) − 1) has magnitude
+    ½(exp(lv) + 1), which is the size of what an autograd backend actually cancels.
+    """
+    a = args
+    ct = tuple(np.abs(c) for c in cotangent) if isinstance(cotangent, tuple) else np.abs(np.asarray(cotangent, float))
+    if function == "reparameterize":
+        d_mu, d_lv = _abs_reparameterize_backward(a["log_var"], np.abs(a["log_var"]), a["eps"], ct)
+        return {"mu": d_mu, "log_var": d_lv}
+    if function == "reconstruction_loss":
+        c = get_convention(a["convention"])
+        d = 2 * c.reconstruction_scale * ct * _scales(c, a["x_hat"].shape, c.reconstruction_feature_reduction,
+                                                       c.reconstruction_batch_reduction) * (np.abs(a["x_hat"]) + np.abs(a["x"]))
+        return {"x_hat": d, "x": d}
+    if function == "kl_divergence":
+        c = get_convention(a["convention"])
+        s = ct * _scales(c, a["mu"].shape, c.kl_latent_reduction, c.kl_batch_reduction)
+        return {"mu": s * np.abs(a["mu"]), "log_var": s * 0.5 * (np.exp(a["log_var"]) + 1.0)}
+    arch, params = a["arch"], a["params"]
+    grads = _zeros(params)
+    if function == "encode":
+        dx = _abs_encode_backward(arch, params, a["x"], np.abs(a["x"]), ct[0], ct[1], grads)
+        return {"params": grads, "x": dx}
+    if function == "decode":
+        return {"params": grads, "z": _abs_decode_backward(arch, params, a["z"], np.abs(a["z"]), ct, grads)}
+    if function == "generate":
+        _abs_decode_backward(arch, params, a["eps"], np.abs(a["eps"]), ct, grads)
+        return {"params": grads}
+    x, eps = a["x"], a["eps"]
+    mu, log_var = vae.encode(arch, params, x)
+    m_z, (m_mu, m_lv) = _latent(arch, params, x, eps)
+    if function == "sample_latent":
+        d_mu, d_lv = _abs_reparameterize_backward(log_var, m_lv, eps, ct)
+        return {"params": grads, "x": _abs_encode_backward(arch, params, x, np.abs(x), d_mu, d_lv, grads)}
+    z = mu + np.exp(0.5 * log_var) * eps
+    if function == "forward":
+        d_x_hat, d_mu_kl, d_lv_kl, d_x_direct = ct, 0.0, 0.0, 0.0
+    elif function == "loss":
+        c = get_convention(a["convention"])
+        x_hat = vae.forward(arch, params, x, eps)
+        d_x_hat = 2 * c.reconstruction_scale * ct * _scales(
+            c, x_hat.shape, c.reconstruction_feature_reduction, c.reconstruction_batch_reduction
+        ) * (np.abs(x_hat - x) + _decode(arch, params, m_z))
+        d_x_direct = d_x_hat
+        s = a["beta"] * ct * _scales(c, mu.shape, c.kl_latent_reduction, c.kl_batch_reduction)
+        d_mu_kl = s * (np.abs(mu) + m_mu)
+        d_lv_kl = s * 0.5 * (np.exp(log_var) * (1.0 + m_lv) + 1.0)
+    else:
+        raise KeyError(function)
+    d_z = _abs_decode_backward(arch, params, z, m_z, d_x_hat, grads)
+    d_mu, d_lv = _abs_reparameterize_backward(log_var, m_lv, eps, d_z)
+    dx = _abs_encode_backward(arch, params, x, np.abs(x), d_mu + d_mu_kl, d_lv + d_lv_kl, grads)
+    return {"params": grads, "x": dx + d_x_direct}

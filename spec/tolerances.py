@@ -100,3 +100,42 @@ def statistical_z(checks: int, rate: float = FALSE_ALARM_RATE) -> float:
     """Two-sided normal quantile so that `checks` independent z-tests have a total
     false-alarm probability of at most `rate` (Bonferroni): Φ⁻¹(1 − rate / (2·checks))."""
     return statistics.NormalDist().inv_cdf(1 - rate / (2 * checks))
+
+
+def chain_length(function: str, arch, batch: int) -> tuple[int, int]:
+    """(n, n_ops) of `function`'s longest rounding chain for `arch` at `batch` examples.
+
+    Dense layers contribute their fan-in to `n` and 3 rounded results (product, bias add,
+    activation) to `n_ops`; the reparameterization 4 ops (halve, exp, multiply, add);
+    a loss its reductions (features or latent, then batch) plus 4 elementwise ops.
+    A gradient's chain is its function's forward chain, the backward chain (the same
+    layers again, transposed) and the batch sum of the weight gradients.
+    """
+    if function.endswith("_vjp"):
+        n, ops = chain_length(function[: -len("_vjp")], arch, batch)
+        return 2 * n + batch, 2 * ops + 1
+    reparam = (4, 4)
+    if arch is not None:
+        n_enc_layers = len(arch.encoder_sizes) + 1
+        n_dec_layers = len(arch.decoder_sizes) + 1
+        encode = (arch.longest_path("encoder") + 2 * n_enc_layers, 3 * n_enc_layers)
+        decode = (arch.longest_path("decoder") + 2 * n_dec_layers, 3 * n_dec_layers)
+        features, latent = arch.output_size, arch.latent_size
+    table = {
+        "reparameterize": lambda: reparam,
+        "encode": lambda: encode,
+        "decode": lambda: decode,
+        "generate": lambda: decode,
+        "sample_latent": lambda: (encode[0] + reparam[0], encode[1] + reparam[1]),
+        "forward": lambda: (encode[0] + reparam[0] + decode[0], encode[1] + reparam[1] + decode[1]),
+        "loss": lambda: (encode[0] + reparam[0] + decode[0] + features + latent + batch + 8,
+                         encode[1] + reparam[1] + decode[1] + 8),
+    }
+    if function in table:
+        return table[function]()
+    raise ValueError(f"function: no chain length for {function!r}; losses on direct inputs use reduction_length")
+
+
+def reduction_length(*sizes: int) -> tuple[int, int]:
+    """(n, n_ops) for an elementwise formula of 4 ops reduced over axes of the given sizes."""
+    return sum(sizes) + 4, 6

@@ -1,0 +1,54 @@
+"""Shared pieces of the law checks: rounding an example to a backend, bounds, tolerances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from vaespec.reference.backend import ReferenceBackend
+from vaespec.reference.magnitude import magnitude
+from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.tolerances import Bound, bound, chain_length, reduction_length
+
+from .compare import repro, round_to, tolerance_from
+
+REFERENCE = ReferenceBackend()
+
+
+@dataclass(frozen=True)
+class Check:
+    """How one law is checked: its example strategy and a function
+    `run(backend, example, draw) -> worst ratio` that raises LawViolation on failure."""
+
+    law: str
+    strategy: Any
+    run: Callable
+
+
+def function_args(function: str, example, dtype: str) -> dict[str, Any]:
+    """The arguments of `function` taken from `example`, rounded to `dtype`."""
+    return {a.name: round_to(dtype, example.args[a.name]) for a in FUNCTIONS[function].args}
+
+
+def function_bound(dtype: str, function: str, args) -> Bound:
+    """The policy's bound for one evaluation of `function` (or `<function>_vjp`) at `args`."""
+    base = function[: -len("_vjp")] if function.endswith("_vjp") else function
+    if base == "reconstruction_loss":
+        n, ops = reduction_length(*args["x_hat"].shape)
+    elif base == "kl_divergence":
+        n, ops = reduction_length(*args["mu"].shape)
+    else:
+        batch = next(args[k].shape[0] for k in ("x", "mu", "eps", "z") if k in args)
+        n, ops = chain_length(function, args.get("arch"), batch)
+    if function.endswith("_vjp") and base in ("reconstruction_loss", "kl_divergence"):
+        n, ops = n + 2, ops + 2
+    return bound(dtype, n, ops)
+
+
+def function_tolerance(backend, function: str, args, sides: int = 2):
+    """Entrywise tolerance for `function`'s outputs at `args` on `backend`'s dtype."""
+    return tolerance_from(function_bound(backend.dtype, function, args), magnitude(function, args), sides)
+
+
+def context(function: str, args, backend) -> str:
+    return "Reproduce with:\n" + repro(function, args, backend)

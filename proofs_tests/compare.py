@@ -1,0 +1,147 @@
+"""Comparison helpers: round inputs to a backend's dtype, compare with a stated bound,
+and fail with the function name, the worst entry and a repro snippet.
+
+In the style of array-api-tests: the function under test comes first in every
+helper, and a failure message is enough to reproduce the failure by hand.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from vaespec.spec.architecture import Architecture
+from vaespec.spec.conventions import Convention
+from vaespec.spec.tolerances import Bound
+
+
+class LawViolation(AssertionError):
+    """A law does not hold for a backend. `ratio` = worst error / tolerance (> 1)."""
+
+    def __init__(self, message: str, ratio: float = float("inf")):
+        super().__init__(message)
+        self.ratio = ratio
+
+
+def round_to(dtype: str, value):
+    """`value` rounded to `dtype` and back to float64 (round-to-nearest-even).
+
+    Inputs are rounded before both the backend and the reference see them, so
+    input quantisation is never counted as backend error.
+    """
+    if isinstance(value, Mapping):
+        return {k: round_to(dtype, v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(round_to(dtype, v) for v in value)
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+        return value
+    if dtype == "float64":
+        return value
+    if dtype in ("float32", "float16"):
+        return value.astype(dtype).astype(np.float64)
+    if dtype == "bfloat16":
+        bits = value.astype(np.float32).view(np.uint32).astype(np.uint64)
+        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+        return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
+    raise ValueError(f"dtype: expected float64, float32, float16 or bfloat16, got {dtype!r}")
+
+
+def _literal(value) -> str:
+    if isinstance(value, np.ndarray):
+        return "np.array(" + np.array2string(value, separator=", ", precision=17, threshold=10**6) + ")"
+    if isinstance(value, Architecture):
+        fields = ", ".join(f"{k}={v!r}" for k, v in value.to_dict().items())
+        return f"Architecture({fields})".replace("[", "(").replace("]", ")")
+    if isinstance(value, Convention):
+        return repr(value.name)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k!r}: {_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_literal(v) for v in value) + ",)"
+    return repr(value)
+
+
+def repro(function: str, args: Mapping[str, Any], backend) -> str:
+    """A Python snippet that calls `function` on the reference and on `backend` with `args`."""
+    lines = ["import numpy as np", "from vaespec.spec.architecture import Architecture",
+             "from vaespec.reference import ReferenceBackend",
+             f"backend = ...  # {getattr(backend, 'name', backend)!s} on {getattr(backend, 'device', '?')}, "
+             f"{getattr(backend, 'dtype', '?')}",
+             "args = {"]
+    lines += [f"    {k!r}: {_literal(v)}," for k, v in args.items()]
+    lines += ["}", f"print(backend.{function}(**args))", f"print(ReferenceBackend().{function}(**args))"]
+    return "\n".join(lines)
+
+
+def _leaves(value, path=""):
+    if isinstance(value, Mapping):
+        for k in value:
+            yield from _leaves(value[k], f"{path}[{k!r}]")
+    elif isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            yield from _leaves(v, f"{path}[{i}]")
+    else:
+        yield path, np.asarray(value, dtype=np.float64)
+
+
+def assert_within(function: str, actual, expected, tolerance, *, context: str = "") -> float:
+    """Check |actual − expected| ≤ tolerance entrywise over matching structures.
+
+    `tolerance` has the structure of `expected` (or is one number for all). Returns
+    the worst ratio |error| / tolerance; raises LawViolation naming the worst entry.
+    """
+    actual_leaves = dict(_leaves(actual))
+    expected_leaves = dict(_leaves(expected))
+    if isinstance(tolerance, (int, float)):
+        tolerance_leaves = {k: np.float64(tolerance) for k in expected_leaves}
+    else:
+        tolerance_leaves = dict(_leaves(tolerance))
+    if actual_leaves.keys() != expected_leaves.keys():
+        raise LawViolation(f"{function}: output structure {sorted(actual_leaves)} differs from the expected "
+                           f"{sorted(expected_leaves)}\n{context}")
+    worst, worst_at = 0.0, None
+    for path, exp in expected_leaves.items():
+        act = actual_leaves[path]
+        if act.shape != exp.shape:
+            raise LawViolation(f"{function}{path}: shape {act.shape} differs from the expected {exp.shape}\n{context}")
+        tol = np.broadcast_to(tolerance_leaves[path], exp.shape)
+        if exp.size == 0:
+            continue
+        err = np.abs(act - exp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(np.isfinite(err), err / tol, np.inf)
+        ratio = np.where((err == 0), 0.0, ratio)
+        index = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        if ratio[index] > worst or worst_at is None:
+            worst, worst_at = float(ratio[index]), (path, index, act[index], exp[index], tol[index])
+    if worst > 1.0:
+        path, index, a, e, t = worst_at
+        where = f"{function}{path}" + (str([int(i) for i in index]) if index else "")
+        raise LawViolation(
+            f"{where}: got {float(a)!r}, expected {float(e)!r}; |error| = {abs(a - e):.3e} exceeds the "
+            f"tolerance {t:.3e} ({worst:.3g}×)\n{context}", ratio=worst)
+    return worst
+
+
+def tolerance_from(bound: Bound, magnitude, sides: int = 2):
+    """Entrywise tolerance `sides · rel · M + floor`: each side of a comparison may err by γ·M."""
+    if isinstance(magnitude, tuple):
+        return tuple(tolerance_from(bound, m, sides) for m in magnitude)
+    if isinstance(magnitude, Mapping):
+        return {k: tolerance_from(bound, m, sides) for k, m in magnitude.items()}
+    return sides * bound.rel * np.asarray(magnitude, dtype=np.float64) + bound.floor
+
+
+def check_order(function: str, smaller, larger, tolerance: float, *, context: str = "") -> float:
+    """Check smaller ≤ larger + tolerance; return the violation ratio (0 when it holds strictly)."""
+    excess = float(smaller) - float(larger)
+    if not np.isfinite(excess):
+        raise LawViolation(f"{function}: non-finite comparison {smaller!r} ≤ {larger!r}\n{context}")
+    if excess <= 0:
+        return 0.0
+    ratio = excess / tolerance if tolerance > 0 else np.inf
+    if ratio > 1:
+        raise LawViolation(f"{function}: {float(smaller)!r} > {float(larger)!r} by {excess:.3e}, beyond the tolerance "
+                           f"{tolerance:.3e}\n{context}", ratio=ratio)
+    return ratio

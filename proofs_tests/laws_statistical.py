@@ -1,0 +1,90 @@
+"""Statistical laws: Monte-Carlo KL and the moments of the reparameterization.
+
+Both use N = 4096 noise draws from a fixed seed, so a run is reproducible, and a
+z-bound whose false-alarm probability is at most `FALSE_ALARM_RATE` (1e-6) per law
+per run: Bonferroni over `MAX_CHECKS` = 1000 examples × the coordinates tested
+(`vaespec.spec.tolerances.statistical_z`). The estimators are sample means of
+i.i.d. terms with the variances stated below; N = 4096 makes the normal
+approximation of their distribution accurate far beyond the z used (docs/tolerances.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vaespec.spec.conventions import PRESETS
+from vaespec.spec.tolerances import statistical_z
+
+from . import strategies
+from .checking import Check, context, function_args, function_tolerance
+from .compare import LawViolation, round_to
+
+SAMPLES = 4096
+SEED = 20261121
+MAX_CHECKS = 1000
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _noise(dtype: str, latent: int) -> np.ndarray:
+    return round_to(dtype, np.random.default_rng(SEED).standard_normal((SAMPLES, latent)))
+
+
+def _row(backend, example):
+    a = function_args("reparameterize", example, backend.dtype)
+    return a["mu"][:1], a["log_var"][:1], a
+
+
+def kl_eq_monte_carlo(backend, example, draw):
+    """|mean_k[log q(z_k) − log p(z_k)] − KL| ≤ z · sd / √N, sd² = Σ_j μ_j²σ_j² + (σ_j² − 1)²/2."""
+    mu, log_var, a = _row(backend, example)
+    latent = mu.shape[1]
+    eps = _noise(backend.dtype, latent)
+    z = backend.reparameterize(np.repeat(mu, SAMPLES, 0), np.repeat(log_var, SAMPLES, 0), eps)
+    var = np.exp(log_var)
+    log_q = -0.5 * (_LOG_2PI + log_var + (z - mu) ** 2 / var).sum(axis=1)
+    log_p = -0.5 * (_LOG_2PI + z ** 2).sum(axis=1)
+    estimate = float(np.mean(log_q - log_p))
+    kl = float(backend.kl_divergence(mu, log_var, PRESETS["sum"]))
+    sd = math.sqrt(float(np.sum(mu ** 2 * var + (var - 1) ** 2 / 2)))
+    bound = statistical_z(MAX_CHECKS) * sd / math.sqrt(SAMPLES)
+    bound += float(function_tolerance(backend, "kl_divergence", {"mu": mu, "log_var": log_var,
+                                                                  "convention": PRESETS["sum"]}))
+    error = abs(estimate - kl)
+    if not error <= bound:
+        raise LawViolation(
+            f"kl_divergence: closed form {kl!r} vs Monte-Carlo {estimate!r} (N = {SAMPLES}, seed {SEED}); "
+            f"|difference| = {error:.3e} exceeds {bound:.3e}\n" + context("kl_divergence", a, backend), ratio=error / bound)
+    return error / bound
+
+
+def reparameterize_moments(backend, example, draw):
+    """Per coordinate: |mean(z) − μ| ≤ z·σ/√N and |var(z) − σ²| ≤ z·σ²·√(2/(N−1))."""
+    mu, log_var, a = _row(backend, example)
+    latent = mu.shape[1]
+    z_crit = statistical_z(MAX_CHECKS * 2 * latent)
+    z = backend.reparameterize(np.repeat(mu, SAMPLES, 0), np.repeat(log_var, SAMPLES, 0), _noise(backend.dtype, latent))
+    sigma2 = np.exp(log_var[0])
+    worst = 0.0
+    for name, estimate, target, sd in (
+        ("mean", z.mean(axis=0), mu[0], np.sqrt(sigma2 / SAMPLES)),
+        ("variance", z.var(axis=0, ddof=1), sigma2, sigma2 * math.sqrt(2 / (SAMPLES - 1))),
+    ):
+        ratio = np.abs(estimate - target) / (z_crit * sd)
+        j = int(np.argmax(ratio))
+        worst = max(worst, float(ratio[j]))
+        if ratio[j] > 1:
+            raise LawViolation(
+                f"reparameterize: sample {name} of z[:, {j}] is {float(estimate[j])!r}, expected {float(target[j])!r} "
+                f"within {float(z_crit * sd[j]):.3e} (N = {SAMPLES}, seed {SEED})\n"
+                + context("reparameterize", a, backend), ratio=float(ratio[j]))
+    return worst
+
+
+CHECKS = {c.law: c for c in (
+    Check("kl_eq_monte_carlo", strategies.latent_examples(max_batch=1, max_latent=3, max_abs_mu=3.0, max_abs_log_var=2.0),
+          kl_eq_monte_carlo),
+    Check("reparameterize_moments", strategies.latent_examples(max_batch=1, max_latent=3, max_abs_log_var=4.0),
+          reparameterize_moments),
+)}

@@ -1,0 +1,15 @@
+"""Every law in `vaespec.spec.laws.LAWS` mapped to its check; the two must match exactly."""
+
+from __future__ import annotations
+
+from vaespec.spec.laws import LAWS
+
+from . import laws_differential, laws_identities, laws_statistical
+from .checking import Check
+
+CHECKS: dict[str, Check] = {**laws_identities.CHECKS, **laws_statistical.CHECKS, **laws_differential.CHECKS}
+
+_missing = sorted(set(LAWS) - set(CHECKS))
+_unregistered = sorted(set(CHECKS) - set(LAWS))
+if _missing or _unregistered:  # a law without a check, or a check without a statement, is a bug
+    raise RuntimeError(f"laws without checks: {_missing}; checks without laws: {_unregistered}")

@@ -1,0 +1,139 @@
+"""Hypothesis strategies for valid contract inputs, exported for users' own suites.
+
+    from vaespec.proofs_tests.strategies import network_examples
+    @given(network_examples())
+    def test_my_port(ex): ...
+
+Magnitudes are bounded so every value stays in the float32 domain (|log σ²| ≤ 20
+keeps exp(log σ²) < 5·10⁸); subnormals are excluded (their relative error is
+unbounded; issue 5 tests them separately). Parameters come from an integer seed
+(`vaespec.reference.init_params`), so shrinking acts on the seed and the sizes.
+Hypothesis never seeds torch: all noise here is an explicit array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from vaespec.reference.init import init_params
+from vaespec.spec.architecture import ACTIVATIONS, Architecture
+from vaespec.spec.conventions import PRESETS, get_convention
+
+MAX_ABS_X = 3.0
+MAX_ABS_EPS = 4.0
+MAX_ABS_MU = 5.0
+MAX_ABS_LOG_VAR = 20.0
+
+
+def floats(low: float, high: float):
+    """Finite float64 values in [low, high], no subnormals."""
+    return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64)
+
+
+def arrays(shape, low: float, high: float):
+    """float64 arrays of `shape` with elements in [low, high]."""
+    return hnp.arrays(np.float64, shape, elements=floats(low, high))
+
+
+def conventions():
+    """Every named convention preset."""
+    return st.sampled_from(sorted(PRESETS)).map(get_convention)
+
+
+def betas(high: float = 10.0):
+    """β ∈ {0} ∪ [0, high]: zero is drawn on purpose (β = 0 is a law)."""
+    return st.one_of(st.just(0.0), floats(0.0, high))
+
+
+@st.composite
+def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_latent: int = 4,
+                  activations=tuple(ACTIVATIONS)):
+    """Small dense VAE architectures over every activation (output_size = input_size)."""
+    widths = st.lists(st.integers(1, max_width), min_size=0, max_size=max_layers)
+    return Architecture(
+        input_size=draw(st.integers(1, max_features)),
+        latent_size=draw(st.integers(1, max_latent)),
+        encoder_sizes=tuple(draw(widths)),
+        decoder_sizes=tuple(draw(widths)),
+        activation=draw(st.sampled_from(activations)),
+    )
+
+
+@dataclass
+class Example:
+    """One drawn input: `args` named as in the contract (`FUNCTIONS`), plus extras for laws."""
+
+    args: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch(self) -> int:
+        for name in ("x", "mu", "eps", "x_hat", "z"):
+            if name in self.args:
+                return self.args[name].shape[0]
+        raise KeyError("no batched argument")
+
+
+@st.composite
+def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None):
+    """(arch, params, x, eps, beta, convention) for the network functions."""
+    arch = draw(architectures()) if arch is None else arch
+    batch = draw(st.integers(min_batch, max_batch))
+    return Example({
+        "arch": arch,
+        "params": init_params(arch, draw(st.integers(0, 2**32 - 1))),
+        "x": draw(arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X)),
+        "z": draw(arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)),
+        "eps": draw(arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)),
+        "beta": draw(betas()),
+        "convention": draw(conventions()),
+    })
+
+
+@st.composite
+def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: int = 5,
+                    max_abs_mu: float = MAX_ABS_MU, max_abs_log_var: float = MAX_ABS_LOG_VAR):
+    """(mu, log_var, eps, convention) for reparameterize and kl_divergence."""
+    batch = draw(st.integers(min_batch, max_batch))
+    latent = draw(st.integers(1, max_latent))
+    return Example({
+        "mu": draw(arrays((batch, latent), -max_abs_mu, max_abs_mu)),
+        "log_var": draw(arrays((batch, latent), -max_abs_log_var, max_abs_log_var)),
+        "eps": draw(arrays((batch, latent), -MAX_ABS_EPS, MAX_ABS_EPS)),
+        "convention": draw(conventions()),
+    })
+
+
+@st.composite
+def reconstruction_examples(draw, min_batch: int = 1, max_batch: int = 6, max_features: int = 8):
+    """(x_hat, x, convention) for reconstruction_loss."""
+    batch = draw(st.integers(min_batch, max_batch))
+    features = draw(st.integers(1, max_features))
+    return Example({
+        "x_hat": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
+        "x": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
+        "convention": draw(conventions()),
+    })
+
+
+def examples_for(function: str, **kwargs):
+    """The strategy whose examples carry the arguments of contract function `function`."""
+    if function in ("reparameterize", "kl_divergence"):
+        return latent_examples(**kwargs)
+    if function == "reconstruction_loss":
+        return reconstruction_examples(**kwargs)
+    return network_examples(**kwargs)
+
+
+def cotangents(function: str, outputs):
+    """A cotangent strategy shaped like `outputs` (entries in [−1, 1]; scalars include 1)."""
+    if isinstance(outputs, tuple):
+        return st.tuples(*(arrays(o.shape, -1.0, 1.0) for o in outputs))
+    if np.ndim(outputs) == 0:
+        return st.one_of(st.just(1.0), floats(-2.0, 2.0))
+    return arrays(np.shape(outputs), -1.0, 1.0)
