@@ -1,0 +1,191 @@
+"""Deliberately wrong backends: each must be rejected by the law named in `caught_by`.
+
+They prove the suite can fail. Each is the reference with one realistic bug; the
+bugs are the ones seen in VAE code in the wild (σ taken as exp(log σ²), a detached
+latent, reductions that ignore the convention, …). `vaespec check --backend
+vaespec.proofs_tests.negative_controls:<Name>` shows the failing law.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vaespec.reference import gradients, vae
+from vaespec.reference.backend import ReferenceBackend
+from vaespec.spec.conventions import Convention, get_convention
+
+
+class NegativeControl(ReferenceBackend):
+    caught_by = ""
+    bug = ""
+
+    @property
+    def name(self):
+        return f"control:{type(self).__name__}"
+
+
+class SigmaIsExpLogVar(NegativeControl):
+    bug = "σ = exp(log σ²) instead of exp(½ log σ²)"
+    caught_by = "reparameterize_moments"
+
+    def reparameterize(self, mu, log_var, eps):
+        return mu + np.exp(log_var) * eps
+
+
+class NoiseIgnored(NegativeControl):
+    bug = "reparameterize returns μ: the noise never reaches z"
+    caught_by = "reparameterize_moments"
+
+    def reparameterize(self, mu, log_var, eps):
+        return mu.copy()
+
+
+class KLSignFlipped(NegativeControl):
+    bug = "KL = +½ Σ(1 + lv − μ² − exp(lv)): the leading minus sign dropped"
+    caught_by = "kl_nonnegative"
+
+    def kl_divergence(self, mu, log_var, convention):
+        return -vae.kl_divergence(mu, log_var, convention)
+
+
+class KLWithoutMinusOne(NegativeControl):
+    bug = "KL = ½ Σ(exp(lv) + μ² − lv): the −1 forgotten"
+    caught_by = "kl_zero_iff_standard_normal"
+
+    def kl_divergence(self, mu, log_var, convention):
+        c = get_convention(convention)
+        per = 0.5 * (np.exp(log_var) + mu * mu - log_var)
+        return np.asarray(vae._reduce(vae._reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction))
+
+
+class KLLogVarReadAsLogSigma(NegativeControl):
+    bug = "KL written for log σ while the encoder outputs log σ²"
+    caught_by = "kl_eq_monte_carlo"
+
+    def kl_divergence(self, mu, log_var, convention):
+        return vae.kl_divergence(mu, 2 * log_var, convention)
+
+
+class KLLatentReductionSwapped(NegativeControl):
+    bug = "KL reduced over the latent by mean where the convention says sum, and by sum where it says mean"
+    caught_by = "kl_additive_over_latent"
+
+    def kl_divergence(self, mu, log_var, convention):
+        c = get_convention(convention)
+        swapped = Convention(c.name, c.reconstruction_feature_reduction, c.reconstruction_batch_reduction,
+                             c.reconstruction_scale, "mean" if c.kl_latent_reduction == "sum" else "sum",
+                             c.kl_batch_reduction)
+        return vae.kl_divergence(mu, log_var, swapped)
+
+
+class ReconstructionSummedOverBatch(NegativeControl):
+    bug = "reconstruction summed over the batch whatever the convention says"
+    caught_by = "reductions_consistent_under_batch_splitting"
+
+    def reconstruction_loss(self, x_hat, x, convention):
+        c = get_convention(convention)
+        summed = Convention(c.name, c.reconstruction_feature_reduction, "sum", c.reconstruction_scale,
+                            c.kl_latent_reduction, c.kl_batch_reduction)
+        return vae.reconstruction_loss(x_hat, x, summed)
+
+
+class DecoderFedMu(NegativeControl):
+    bug = "forward decodes μ instead of the sampled z"
+    caught_by = "forward_eq_decode_reparameterize"
+
+    def forward(self, arch, params, x, eps):
+        return vae.decode(arch, params, vae.encode(arch, params, x)[0])
+
+
+class SampleLatentScalesByLogVar(NegativeControl):
+    bug = "sample_latent = μ + log σ² ⊙ ε"
+    caught_by = "sample_latent_eq_reparameterize_encode"
+
+    def sample_latent(self, arch, params, x, eps):
+        mu, log_var = vae.encode(arch, params, x)
+        return mu + log_var * eps
+
+
+class GenerateHalvesPrior(NegativeControl):
+    bug = "generate decodes ½ε: a prior of variance ¼ instead of N(0, I)"
+    caught_by = "generate_eq_decode_prior_sample"
+
+    def generate(self, arch, params, eps):
+        return vae.generate(arch, params, 0.5 * eps)
+
+
+class BetaIgnored(NegativeControl):
+    bug = "loss ignores β (always 1)"
+    caught_by = "loss_eq_reconstruction_add_kl"
+
+    def loss(self, arch, params, x, eps, beta, convention):
+        return vae.loss(arch, params, x, eps, 1.0, convention)
+
+
+class NoiseRowsReversed(NegativeControl):
+    bug = "the noise rows are paired with the batch rows in reverse order"
+    caught_by = "batch_permutation_equivariance"
+
+    def reparameterize(self, mu, log_var, eps):
+        return vae.reparameterize(mu, log_var, eps[::-1])
+
+    def sample_latent(self, arch, params, x, eps):
+        return vae.sample_latent(arch, params, x, eps[::-1])
+
+    def forward(self, arch, params, x, eps):
+        return vae.forward(arch, params, x, eps[::-1])
+
+    def loss(self, arch, params, x, eps, beta, convention):
+        return vae.loss(arch, params, x, eps[::-1], beta, convention)
+
+
+class EncodeHeadsSwapped(NegativeControl):
+    bug = "encode returns (log σ², μ): the heads swapped"
+    caught_by = "encode_matches_reference"
+
+    def encode(self, arch, params, x):
+        mu, log_var = vae.encode(arch, params, x)
+        return log_var, mu
+
+
+class KLGradientMissingHalf(NegativeControl):
+    bug = "d KL / d log σ² = expm1(lv) instead of ½ expm1(lv)"
+    caught_by = "kl_divergence_gradient_matches_reference"
+
+    def vjp(self, function, args, cotangent):
+        grads = gradients.vjp(function, args, cotangent)
+        if function == "kl_divergence":
+            grads["log_var"] = 2 * grads["log_var"]
+        return grads
+
+
+class LatentDetachedInLoss(NegativeControl):
+    bug = "the loss gradient stops at z (a detached sample): the encoder learns only from the KL"
+    caught_by = "loss_gradient_matches_reference"
+
+    def vjp(self, function, args, cotangent):
+        if function != "loss":
+            return gradients.vjp(function, args, cotangent)
+        a = dict(args)
+        full = gradients.loss_vjp(a["arch"], a["params"], a["x"], a["eps"], a["beta"], a["convention"], cotangent)
+        # The decoder keeps its gradient; the encoder gets only the KL's, as if z were detached.
+        mu, log_var = vae.encode(a["arch"], a["params"], a["x"])
+        kl = gradients.kl_divergence_vjp(mu, log_var, a["convention"], a["beta"] * float(cotangent))
+        encoder = gradients.encode_vjp(a["arch"], a["params"], a["x"], kl["mu"], kl["log_var"])
+        params = {k: (full["params"][k] if k.startswith("decoder") else encoder["params"][k]) for k in full["params"]}
+        return {"params": params, "x": full["x"]}
+
+
+class KeyIgnored(NegativeControl):
+    bug = "reparameterize_key draws from a global generator and ignores the key"
+    caught_by = "reparameterize_key_eq_explicit_noise"
+    _rng = np.random.default_rng()
+
+    def reparameterize_key(self, mu, log_var, key):
+        z = vae.reparameterize(mu, log_var, self._rng.standard_normal(mu.shape))
+        return z, key
+
+
+CONTROLS: dict[str, type[NegativeControl]] = {
+    cls.__name__: cls for cls in NegativeControl.__subclasses__()
+}

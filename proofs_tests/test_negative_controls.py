@@ -1,0 +1,30 @@
+"""Every negative control is rejected by the law it names, and every such law exists.
+
+Detection only needs the generate phase, so shrinking is skipped to keep this fast.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import Phase, settings
+
+from vaespec.spec.laws import LAWS
+
+from .negative_controls import CONTROLS
+from .runner import run_law
+
+DETECT = settings(settings(), phases=[Phase.explicit, Phase.generate], max_examples=max(settings().max_examples, 25))
+
+
+def test_at_least_ten_controls():
+    assert len(CONTROLS) >= 10, sorted(CONTROLS)
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLS))
+def test_control_rejected_by_its_law(name):
+    control = CONTROLS[name]()
+    assert control.caught_by in LAWS, f"{name} names an unregistered law {control.caught_by!r}"
+    result = run_law(control.caught_by, control, DETECT)
+    assert result.verdict == "FAIL", (
+        f"negative control {name} ({control.bug}) was not rejected by {control.caught_by}: "
+        f"{result.verdict} after {result.examples} examples, worst ratio {result.worst_ratio:.3g}")
