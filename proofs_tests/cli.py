@@ -1,0 +1,106 @@
+"""`vaespec check`: run every law against a backend and print a verdict table.
+
+    vaespec check                                   # reference + Torch on every device × dtype
+    vaespec check --backend mypkg.port:backend      # your implementation
+    vaespec check --profile thorough --json report.json
+    vaespec check --law kl_ --dtype float32         # a subset
+
+Exit status 0 only if every law holds (laws a backend cannot be asked, such as the
+key law for a backend without keys, show "n/a"); 1 if any fails; 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from vaespec.spec.errors import VaespecError
+from vaespec.spec.laws import LAWS
+
+from .profiles import PROFILES, profile_settings
+
+COLUMNS = ("law", "backend", "device", "dtype", "examples", "error/tol", "verdict")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaespec", description="The VAE conformance oracle.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check", help="check every law against a backend")
+    check.add_argument("--backend", action="append", default=[], metavar="PKG.MOD:OBJ",
+                       help="backend to check (repeatable); default: the reference and the Torch implementation "
+                            "on every available device and dtype")
+    check.add_argument("--profile", choices=sorted(PROFILES), default="ci",
+                       help="Hypothesis profile (default: ci, derandomized and reproducible)")
+    check.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    check.add_argument("--law", action="append", default=[], metavar="SUBSTRING",
+                       help="only laws whose name contains SUBSTRING (repeatable)")
+    check.add_argument("--dtype", action="append", default=[], help="only backends of this dtype (repeatable)")
+    check.add_argument("--device", action="append", default=[], help="only backends on this device (repeatable)")
+    check.add_argument("--no-reference", action="store_true", help="with the defaults, skip the reference itself")
+    return parser
+
+
+def _row(values, widths) -> str:
+    return "  ".join(str(v).ljust(w) for v, w in zip(values, widths))
+
+
+def check(args) -> int:
+    from .backends import default_backends, load_backends
+    from .runner import run_law
+
+    backends = ([b for spec in args.backend for b in load_backends(spec)] if args.backend
+                else default_backends(include_reference=not args.no_reference))
+    backends = [b for b in backends if (not args.dtype or b.dtype in args.dtype)
+                and (not args.device or str(b.device) in args.device)]
+    laws = [law for law in LAWS if not args.law or any(s in law for s in args.law)]
+    if not backends or not laws:
+        print("vaespec check: nothing to check (no backend or no law matches the filters)", file=sys.stderr)
+        return 2
+    settings = profile_settings(args.profile)
+    widths = (max(len(law) for law in laws), 24, 6, 8, 8, 10, 7)
+    total = len(laws) * len(backends)
+    print(f"vaespec check: {len(laws)} laws × {len(backends)} backends, profile {args.profile}", flush=True)
+    print(_row(COLUMNS, widths))
+    print(_row(["-" * w for w in widths], widths), flush=True)
+    results, failures, started = [], [], time.perf_counter()
+    for backend in backends:
+        for law in laws:
+            if sys.stderr.isatty():
+                print(f"\r[{len(results) + 1}/{total}] {law} …", end="", file=sys.stderr, flush=True)
+            result = run_law(law, backend, settings)
+            results.append(result)
+            if sys.stderr.isatty():
+                print("\r\033[K", end="", file=sys.stderr)
+            ratio = "-" if result.verdict == "n/a" else f"{result.worst_ratio:.3g}"
+            print(_row((law, result.backend, result.device, result.dtype, result.examples, ratio, result.verdict),
+                       widths), flush=True)
+            if not result.passed:
+                failures.append(result)
+    elapsed = time.perf_counter() - started
+    for result in failures:
+        print(f"\n{result.verdict}: {result.law} on {result.backend}/{result.device}/{result.dtype}\n{result.message}")
+    held = sum(r.verdict == "pass" for r in results)
+    na = sum(r.verdict == "n/a" for r in results)
+    print(f"\n{held} held, {len(failures)} failed, {na} n/a in {elapsed:.1f} s")
+    if failures:
+        print("failing laws: " + ", ".join(sorted({r.law for r in failures})))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"profile": args.profile, "elapsed_s": elapsed, "results": [r.to_dict() for r in results]},
+                      handle, indent=1)
+    return 1 if failures else 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return check(args)
+    except VaespecError as error:
+        print(f"vaespec {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
