@@ -8,9 +8,9 @@ import os
 import pytest
 from hypothesis import settings
 
-from . import profiles  # noqa: F401  (registers the vaespec-* profiles)
-from .backends import label
-from .plugin import selected_backends
+from vaespec.proofs_tests import profiles  # noqa: F401  (registers the vaespec-* profiles)
+from vaespec.proofs_tests.backends import label
+from vaespec.proofs_tests.plugin import selected_backends
 
 _RESULTS: list[dict] = []
 

@@ -8,7 +8,7 @@ from hypothesis import settings
 
 from vaespec.spec.laws import LAWS
 
-from .runner import run_law
+from vaespec.proofs_tests.runner import run_law
 
 
 @pytest.mark.parametrize("law", sorted(LAWS))

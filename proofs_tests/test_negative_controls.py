@@ -10,8 +10,8 @@ from hypothesis import Phase, settings
 
 from vaespec.spec.laws import LAWS
 
-from .negative_controls import CONTROLS
-from .runner import run_law
+from vaespec.proofs_tests.negative_controls import CONTROLS
+from vaespec.proofs_tests.runner import run_law
 
 DETECT = settings(settings(), phases=[Phase.explicit, Phase.generate], max_examples=max(settings().max_examples, 25))
 

@@ -28,7 +28,7 @@ ACTIVATIONS: dict[str, str] = {
     "sigmoid": "σ(x) = 1 / (1 + exp(−x))",
     "elu": "x for x > 0, else exp(x) − 1 (α = 1)",
     "leaky_relu": "x for x > 0, else 0.01 · x (derivative 0.01 at x ≤ 0, as torch)",
-    "softplus": "log(1 + exp(x)), computed as max(x, 0) + log1p(exp(−|x|))",
+    "softplus": "log(1 + exp(x)), computed as max(x, 0) + log1p(exp(−|x|)); derivative σ(x) everywhere (½ at 0)",
     "identity": "x",
 }
 
