@@ -1,8 +1,10 @@
 """Activations in float64 with their derivatives and magnitude bounds.
 
 Each entry gives `value(y)`, `derivative(y)` (the derivative torch uses at kinks:
-relu'(0) = 0, leaky_relu'(0) = 0.01) and `magnitude(m)`: an upper bound on
-|act(y)| given |y| ≤ m, used by the tolerance policy.
+relu'(0) = 0, leaky_relu'(0) = 0.01), `magnitude(m)`: an upper bound on |act(y)| given
+|y| ≤ m, and `curvature`: an upper bound on |act''| over the reals (0 for piecewise-linear
+activations). The last two feed the tolerance policy: a backend evaluates act' at a
+pre-activation that errs by δ, so its act' errs by up to curvature · δ.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Activation:
     value: Callable[[np.ndarray], np.ndarray]
     derivative: Callable[[np.ndarray], np.ndarray]
     magnitude: Callable[[np.ndarray], np.ndarray]
+    curvature: float = 0.0
 
 
 def _same(m):
@@ -60,16 +63,16 @@ ACTIVATION_FUNCTIONS: dict[str, Activation] = {
     a.name: a
     for a in (
         Activation("relu", lambda y: np.maximum(y, 0.0), lambda y: (y > 0).astype(np.float64), _same),
-        Activation("gelu", _gelu, _gelu_derivative, _same),
-        Activation("silu", lambda y: y * sigmoid(y), _silu_derivative, _same),
-        Activation("tanh", np.tanh, lambda y: 1.0 - np.tanh(y) ** 2, _same),
-        Activation("sigmoid", sigmoid, lambda y: sigmoid(y) * (1.0 - sigmoid(y)), np.ones_like),
+        Activation("gelu", _gelu, _gelu_derivative, _same, 2 * _INV_SQRT_2PI),
+        Activation("silu", lambda y: y * sigmoid(y), _silu_derivative, _same, 0.5),
+        Activation("tanh", np.tanh, lambda y: 1.0 - np.tanh(y) ** 2, _same, 4 / (3 * math.sqrt(3))),
+        Activation("sigmoid", sigmoid, lambda y: sigmoid(y) * (1.0 - sigmoid(y)), np.ones_like, math.sqrt(3) / 18),
         Activation("elu", lambda y: np.where(y > 0, y, ELU_ALPHA * np.expm1(np.minimum(y, 0.0))),
-                   lambda y: np.where(y > 0, 1.0, ELU_ALPHA * np.exp(np.minimum(y, 0.0))), _same),
+                   lambda y: np.where(y > 0, 1.0, ELU_ALPHA * np.exp(np.minimum(y, 0.0))), _same, ELU_ALPHA),
         Activation("leaky_relu", lambda y: np.where(y > 0, y, LEAKY_RELU_SLOPE * y),
                    lambda y: np.where(y > 0, 1.0, LEAKY_RELU_SLOPE), _same),
         Activation("softplus", lambda y: np.maximum(y, 0.0) + np.log1p(np.exp(-np.abs(y))), sigmoid,
-                   lambda m: m + math.log(2.0)),
+                   lambda m: m + math.log(2.0), 0.25),
         Activation("identity", lambda y: y, np.ones_like, _same),
     )
 }

@@ -79,50 +79,48 @@ def magnitude(function: str, args):
 
 
 # ----------------------------------------------------------------------------- gradients
-class _AbsDerivative:
-    """An activation whose derivative is |act′|: the backward pass on magnitudes."""
-
-    def __init__(self, act):
-        self.derivative = lambda pre: np.abs(act.derivative(pre))
-
-
-def _abs_backward(params, names, act, x, m_x, dh, grads):
-    """Backward through hidden layers on magnitudes: |W|ᵀ, |act′|, and the forward
-    magnitudes of each layer's input for the weight gradients (W̄ = hᵀ·ȳ errs by δhᵀ·ȳ)."""
-    abs_params = {k: np.abs(v) for k, v in params.items()}
-    tape = mlp.Tape([], [])
-    h, m = x, m_x
+def _abs_hidden(params, names, act, x, m_x):
+    """Forward through hidden layers keeping values and magnitudes: [(input M, pre, pre M)], top (h, M)."""
+    layers, h, m = [], x, m_x
     for name in names:
-        tape.inputs.append(m)
-        pre = mlp.dense(params, name, h)
-        tape.preactivations.append(pre)
-        h, m = act.value(pre), act.magnitude(mlp.dense_magnitude(params, name, m))
-    return mlp.hidden_backward(abs_params, names, _AbsDerivative(act), tape, dh, grads)
+        pre, m_pre = mlp.dense(params, name, h), mlp.dense_magnitude(params, name, m)
+        layers.append((m, pre, m_pre))
+        h, m = act.value(pre), act.magnitude(m_pre)
+    return layers, h, m
+
+
+def _abs_backward(params, names, act, layers, dh, grads):
+    """The backward pass on magnitudes: |W|ᵀ, and |act′(pre)| + curvature · M_pre (act′ is
+    evaluated at a pre-activation that errs by γ·M_pre); weight gradients W̄ = hᵀ·ȳ use the
+    forward magnitude of h (it errs by δhᵀ·ȳ)."""
+    for name, (m_in, pre, m_pre) in reversed(list(zip(names, layers))):
+        dy = dh * (np.abs(act.derivative(pre)) + act.curvature * m_pre)
+        grads[f"{name}.kernel"] = m_in.T @ dy
+        grads[f"{name}.bias"] = dy.sum(axis=0)
+        dh = dy @ np.abs(params[f"{name}.kernel"]).T
+    return dh
+
+
+def _abs_head_backward(params, name, m_in, dy, grads):
+    grads[f"{name}.kernel"] = m_in.T @ dy
+    grads[f"{name}.bias"] = dy.sum(axis=0)
+    return dy @ np.abs(params[f"{name}.kernel"]).T
 
 
 def _abs_encode_backward(arch, params, x, m_x, d_mu, d_lv, grads):
     act = get_activation(arch.activation)
     names = [n for n, _, _ in arch.encoder_layers()]
-    # Heads first: their input is the top hidden layer.
-    h, m_h = x, m_x
-    for name in names:
-        pre = mlp.dense(params, name, h)
-        h, m_h = act.value(pre), act.magnitude(mlp.dense_magnitude(params, name, m_h))
-    abs_params = {k: np.abs(v) for k, v in params.items()}
-    dh = mlp.dense_backward(abs_params, "mu", m_h, d_mu, grads) + mlp.dense_backward(abs_params, "log_var", m_h, d_lv, grads)
-    return _abs_backward(params, names, act, x, m_x, dh, grads)
+    layers, _, m_h = _abs_hidden(params, names, act, x, m_x)
+    dh = _abs_head_backward(params, "mu", m_h, d_mu, grads) + _abs_head_backward(params, "log_var", m_h, d_lv, grads)
+    return _abs_backward(params, names, act, layers, dh, grads)
 
 
 def _abs_decode_backward(arch, params, z, m_z, d_x_hat, grads):
     act = get_activation(arch.activation)
     names = [n for n, _, _ in arch.decoder_layers()]
-    h, m_h = z, m_z
-    for name in names:
-        pre = mlp.dense(params, name, h)
-        h, m_h = act.value(pre), act.magnitude(mlp.dense_magnitude(params, name, m_h))
-    abs_params = {k: np.abs(v) for k, v in params.items()}
-    dh = mlp.dense_backward(abs_params, "decoder_output", m_h, d_x_hat, grads)
-    return _abs_backward(params, names, act, z, m_z, dh, grads)
+    layers, _, m_h = _abs_hidden(params, names, act, z, m_z)
+    dh = _abs_head_backward(params, "decoder_output", m_h, d_x_hat, grads)
+    return _abs_backward(params, names, act, layers, dh, grads)
 
 
 def _abs_reparameterize_backward(log_var, m_lv, eps, d_z):

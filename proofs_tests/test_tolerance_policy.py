@@ -1,0 +1,75 @@
+"""The tolerance machinery itself: magnitudes bound what they scale, constants are what
+they claim, rounding matches the hardware types. (Chapter: spec/tolerances.py.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vaespec.proofs_tests import strategies
+from vaespec.proofs_tests.compare import _leaves, round_to
+from vaespec.reference import ACTIVATION_FUNCTIONS, magnitude, vjp, vjp_magnitude
+from vaespec.spec.contract import FUNCTIONS, call
+from vaespec.reference.backend import ReferenceBackend
+from vaespec.spec.tolerances import UNIT_ROUNDOFF, bound, gamma, statistical_z
+
+REFERENCE = ReferenceBackend()
+
+
+def _args(function, example):
+    return {a.name: example.args[a.name] for a in FUNCTIONS[function].args}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+@given(data=st.data())
+def test_magnitude_bounds_value(function, data):
+    """M ≥ |f|: a magnitude below the value would make the tolerance tighter than roundoff."""
+    args = _args(function, data.draw(strategies.examples_for(function)))
+    values, mags = dict(_leaves(call(REFERENCE, function, args))), dict(_leaves(magnitude(function, args)))
+    for path, value in values.items():
+        assert np.all(mags[path] >= np.abs(value) * (1 - 1e-12)), (function, path, value, mags[path])
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+@given(data=st.data())
+def test_vjp_magnitude_bounds_gradient(function, data):
+    args = _args(function, data.draw(strategies.examples_for(function)))
+    cotangent = data.draw(strategies.cotangents(function, call(REFERENCE, function, args)))
+    grads, mags = dict(_leaves(vjp(function, args, cotangent))), dict(_leaves(vjp_magnitude(function, args, cotangent)))
+    assert grads.keys() == mags.keys()
+    for path, grad in grads.items():
+        assert np.all(mags[path] >= np.abs(grad) * (1 - 1e-12)), (function, path, grad, mags[path])
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_FUNCTIONS))
+def test_curvature_bounds_second_derivative(name):
+    act = ACTIVATION_FUNCTIONS[name]
+    y, h = np.linspace(-10, 10, 40001), 1e-4
+    second = np.abs(act.derivative(y + h) - act.derivative(y - h)) / (2 * h)
+    smooth = np.abs(y) > 10 * h  # relu, leaky_relu and elu have a jump in act' or act'' at 0
+    assert np.max(second[smooth]) <= act.curvature * (1 + 1e-6) + 1e-9, (name, np.max(second[smooth]))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_round_to_matches_torch(dtype):
+    # float32-representable inputs: torch converts float64 → float16 through float32 (two
+    # roundings), numpy rounds once; on float32 values both round once and must agree.
+    values = (np.random.default_rng(0).standard_normal(10_000) * np.logspace(-3, 3, 10_000)).astype(np.float32)
+    values = values.astype(np.float64)
+    expected = torch.as_tensor(values).to(getattr(torch, dtype)).to(torch.float64).numpy()
+    np.testing.assert_array_equal(round_to(dtype, values), expected)
+
+
+def test_bound_grows_with_length_and_roundoff():
+    assert gamma(10, UNIT_ROUNDOFF["float32"]) == pytest.approx(10 * 2.0**-24, rel=1e-6)
+    assert bound("float32", 100).rel > bound("float32", 10).rel > bound("float64", 10).rel
+    assert bound("bfloat16", 100, 10).rel > bound("float32", 100).rel
+
+
+def test_statistical_z_matches_normal_tail():
+    # one check at 1e-6 two-sided: Φ⁻¹(1 − 5e-7) = 4.8916…
+    assert statistical_z(1) == pytest.approx(4.891638, abs=1e-5)
+    assert statistical_z(1000) > statistical_z(10)
