@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from vaespec.spec.conventions import get_convention
-from vaespec.spec.errors import ConfigError
+from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.errors import ConfigError, DTypeError, describe
 from vaespec.spec.shapes import check_array, check_scalar
 
 from . import mlp, vae
@@ -52,7 +53,15 @@ def _reparameterize_backward(log_var, eps, d_z):
 
 
 def _cotangent(name, value, dims, bindings):
-    return check_array(name, np.asarray(value, dtype=np.float64), dims, bindings)
+    """A cotangent may be any real array-like of the output's shape; anything else is named."""
+    if not isinstance(value, np.ndarray):
+        try:
+            value = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise DTypeError(f"{name}: expected a real array [{' '.join(dims)}], got {describe(value)} ({error})") from None
+    elif value.dtype.kind in "iu":
+        value = value.astype(np.float64)
+    return check_array(name, value, dims, bindings)
 
 
 def encode_vjp(arch, params, x, d_mu, d_log_var):
@@ -169,4 +178,7 @@ def vjp(function: str, args, cotangent):
     """Dispatch to `<function>_vjp` with the contract's argument names (see `FUNCTIONS`)."""
     if function not in _VJPS:
         raise ConfigError(f"function: expected one of {sorted(_VJPS)}, got {function!r}")
+    missing = [a.name for a in FUNCTIONS[function].args if a.name not in args]
+    if missing:
+        raise ConfigError(f"args: {function} needs {[a.name for a in FUNCTIONS[function].args]}; missing {missing}")
     return _VJPS[function](args, cotangent)

@@ -153,14 +153,19 @@ def reconstruction_loss(x_hat: Float[np.ndarray, "batch output"], x: Float[np.nd
     return np.asarray(_reconstruction(x_hat, x, _check_recon(x_hat, x, convention)))
 
 
-def kl_per_coordinate(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"]
-                      ) -> Float[np.ndarray, "batch latent"]:
-    """`KL(N(μ, σ²) ‖ N(0, 1)) = ½(σ² + μ² − 1 − log σ²)`, as `½(expm1(lv) − lv + μ²)` (no cancellation in exp − 1)."""
+def _kl_per_coordinate(mu, log_var):
     return 0.5 * (np.expm1(log_var) - log_var + mu * mu)
 
 
+def kl_per_coordinate(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"]
+                      ) -> Float[np.ndarray, "batch latent"]:
+    """`KL(N(μ, σ²) ‖ N(0, 1)) = ½(σ² + μ² − 1 − log σ²)`, as `½(expm1(lv) − lv + μ²)` (no cancellation in exp − 1)."""
+    _check_latent_pair(mu, log_var)
+    return _kl_per_coordinate(mu, log_var)
+
+
 def _kl(mu, log_var, c: Convention):
-    return _reduce(_reduce(kl_per_coordinate(mu, log_var), 1, c.kl_latent_reduction), 0, c.kl_batch_reduction)
+    return _reduce(_reduce(_kl_per_coordinate(mu, log_var), 1, c.kl_latent_reduction), 0, c.kl_batch_reduction)
 
 
 def kl_divergence(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
