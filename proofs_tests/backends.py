@@ -46,11 +46,19 @@ def load_backends(spec: str) -> list:
     return [check_backend(b, f"--backend {spec}") for b in backends]
 
 
-def default_backends(include_reference: bool = True) -> list:
-    """The reference, and the Torch implementation on every available device and dtype."""
-    from vaespec.impl.backend import available_backends
+ALL_DTYPES = ("float64", "float32", "bfloat16", "float16")
 
-    return ([ReferenceBackend()] if include_reference else []) + list(available_backends())
+
+def default_backends(include_reference: bool = True) -> list:
+    """The reference, and the Torch implementation on every available device × supported dtype
+    (CPU: float64, float32, bfloat16; CUDA adds float16)."""
+    import torch
+
+    from vaespec.impl.backend import TorchBackend, available_devices, supported
+
+    torch_backends = [TorchBackend(device, getattr(torch, dtype)) for device in available_devices()
+                      for dtype in ALL_DTYPES if supported(torch.device(device), getattr(torch, dtype))]
+    return ([ReferenceBackend()] if include_reference else []) + torch_backends
 
 
 def label(backend) -> str:

@@ -56,6 +56,11 @@ FALSE_ALARM_RATE = 1e-6
 
 NARROW = ("float16", "bfloat16")
 
+# The log-variance domain per dtype, |log σ²| ≤ this: exp(lv) and the KL's sums over a
+# batch of latents stay finite. float16 (max 65504) overflows Σ exp(lv) over 30 entries
+# once lv ≳ 7.7; the others share float32's exponent range, where exp overflows at 88.7.
+LOG_VAR_DOMAIN: dict[str, float] = {"float64": 80.0, "float32": 80.0, "bfloat16": 80.0, "float16": 6.0}
+
 
 @dataclass(frozen=True)
 class Bound:
