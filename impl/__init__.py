@@ -14,7 +14,7 @@ from .backend import TorchBackend, available_backends
 from .builder import build, build_decoder, build_encoder
 from .convert import from_params, load_params, to_params
 from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
-from .init import init_params
+from vaespec.spec.init import init_params
 from .keys import normal_like, reparameterize_with_key
 from .modules import Decoder, Encoder
 

@@ -6,7 +6,7 @@ unknown keyword raises `ConfigError` naming it and listing the valid ones: a typ
 as `latent_dim=` would otherwise silently build the default network. Sizes and the
 activation are validated by `vaespec.spec.architecture.Architecture`.
 
-With `key`, parameters come from `vaespec.impl.init.init_params(arch, key)`, the same
+With `key`, parameters come from `vaespec.spec.init.init_params(arch, key)`, the same
 numbers the reference layer draws for that seed; without it, torch's default
 `nn.Linear` initialisation is used.
 """
@@ -23,7 +23,7 @@ from vaespec.spec.keys import Key
 
 from ._dtypes import torch_device, torch_dtype
 from .convert import load_params
-from .init import init_params
+from vaespec.spec.init import init_params
 from .modules import Decoder, Encoder
 
 

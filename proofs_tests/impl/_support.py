@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaespec.impl.init import init_params
+from vaespec.spec.init import init_params
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import FUNCTIONS
 

@@ -1,7 +1,8 @@
 """Deterministic parameter initialisation from an integer seed.
 
-The same scheme as `vaespec.reference.init.init_params` (which the implementation layer
-may not import), so one seed gives one network in both layers: for each dense layer in
+Part of the spec because it belongs to the parameter layout: the reference and the Torch
+implementation both use this one function, so one seed gives one network in both
+layers by construction. For each dense layer in
 `arch.dense_layers()` order, the kernel `[in, out]` and then the bias `[out]` are drawn
 from U(−1/√fan_in, 1/√fan_in) — torch's `nn.Linear` bound — with
 `numpy.random.default_rng(seed)`, in float64.
@@ -13,8 +14,8 @@ import math
 
 import numpy as np
 
-from vaespec.spec.architecture import Architecture
-from vaespec.spec.keys import Key, as_key
+from .architecture import Architecture
+from .keys import Key, as_key
 
 
 def init_params(arch: Architecture, seed: int | Key) -> dict[str, np.ndarray]:
