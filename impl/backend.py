@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from vaespec.spec.architecture import Architecture
-from vaespec.spec.contract import FUNCTIONS, Params
+from vaespec.spec.contract import FUNCTIONS, Params, validate_args
 from vaespec.spec.conventions import Convention
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import Key
@@ -103,8 +103,7 @@ class TorchBackend:
     def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None) -> tuple[Tensor, ...]:
         """Run `function` on contract-named `args`. If `leaves` is a dict, each differentiable
         argument's leaf tensor is recorded in it (params as a dict name -> nn.Parameter)."""
-        if function not in FUNCTIONS:
-            raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {function!r}")
+        args = validate_args(function, args)  # the numpy boundary; the torch code below is unchecked
         tensors = {}
         for arg in FUNCTIONS[function].args:
             if arg.kind == "array":

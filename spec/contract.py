@@ -160,3 +160,50 @@ def call(backend: VAEBackend, function: str, args: Mapping[str, Any]):
     """Call `function` on `backend` with the arguments named in `FUNCTIONS` (in order)."""
     spec = FUNCTIONS[function]
     return getattr(backend, function)(*(args[a.name] for a in spec.args))
+
+
+def validate_args(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `args` against `FUNCTIONS[function]` at a backend's boundary; raise a vaespec error naming the argument.
+
+    Arrays must be finite float arrays whose named dimensions agree with each other and with
+    `arch` (`input`, `latent`, `output`); `params` must hold the layout of the part of the
+    network the function uses; `beta` must be a finite number ≥ 0; `convention` a preset name
+    or a `Convention`. Returns the arguments with the convention resolved.
+    """
+    from .architecture import Architecture
+    from .conventions import get_convention
+    from .errors import ConfigError, DTypeError, describe
+    from .shapes import check_array, check_params, check_scalar
+
+    if function not in FUNCTIONS:
+        raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {function!r}")
+    spec = FUNCTIONS[function]
+    missing = [a.name for a in spec.args if a.name not in args]
+    if missing:
+        raise ConfigError(f"{function}: missing arguments {missing}; it takes {[a.name for a in spec.args]}")
+    checked, bindings = dict(args), {}
+    arch = args.get("arch")
+    if "arch" in args:
+        if not isinstance(arch, Architecture):
+            raise DTypeError(f"arch: expected a vaespec.spec.architecture.Architecture, got {describe(arch)}")
+        bindings = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
+    for arg in spec.args:
+        value = args[arg.name]
+        if arg.kind == "array":
+            check_array(arg.name, value, arg.dims, bindings)
+        elif arg.kind == "params":
+            check_params("params", value, arch.parameter_shapes(_PARTS.get(function, "all")),
+                         allowed=arch.parameter_shapes("all"))
+        elif arg.kind == "scalar":
+            checked[arg.name] = check_scalar(arg.name, value, low=0.0)
+        elif arg.kind == "convention":
+            checked[arg.name] = get_convention(value)
+    if function == "loss" and arch.output_size != arch.input_size:
+        raise ConfigError(f"arch: loss compares x̂ with x, so output_size must equal input_size; got "
+                          f"output_size={arch.output_size}, input_size={arch.input_size}")
+    return checked
+
+
+# The part of the parameter layout each network function reads.
+_PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
+          "forward": "all", "loss": "all"}
