@@ -70,7 +70,8 @@ def repro(function: str, args: Mapping[str, Any], backend) -> str:
              f"{getattr(backend, 'dtype', '?')}",
              "args = {"]
     lines += [f"    {k!r}: {_literal(v)}," for k, v in args.items()]
-    lines += ["}", f"print(backend.{function}(**args))", f"print(ReferenceBackend().{function}(**args))"]
+    # Positional, in the contract's order (args is built from FUNCTIONS[function].args).
+    lines += ["}", f"print(backend.{function}(*args.values()))", f"print(ReferenceBackend().{function}(*args.values()))"]
     return "\n".join(lines)
 
 

@@ -4,8 +4,10 @@ Both use N = 4096 noise draws from a fixed seed, so a run is reproducible, and a
 z-bound whose false-alarm probability is at most `FALSE_ALARM_RATE` (1e-6) per law
 per run: Bonferroni over `MAX_CHECKS` = 1000 examples × the coordinates tested
 (`vaespec.spec.tolerances.statistical_z`). The estimators are sample means of
-i.i.d. terms with the variances stated below; N = 4096 makes the normal
-approximation of their distribution accurate far beyond the z used (docs/tolerances.md).
+i.i.d. terms with the variances stated below. Their χ²-shaped parts (the sample
+variance, the ε² part of the KL estimate) are skewed, so at z ≈ 6 their true tail is
+up to ~3× the normal one; `SKEW_ALLOWANCE` = 5 divides the per-check rate by 5 to
+keep the stated rate (docs/tolerances.md).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .compare import LawViolation, round_to
 SAMPLES = 4096
 SEED = 20261121
 MAX_CHECKS = 1000
+SKEW_ALLOWANCE = 5
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -48,7 +51,7 @@ def kl_eq_monte_carlo(backend, example, draw):
     estimate = float(np.mean(log_q - log_p))
     kl = float(backend.kl_divergence(mu, log_var, PRESETS["sum"]))
     sd = math.sqrt(float(np.sum(mu ** 2 * var + (var - 1) ** 2 / 2)))
-    bound = statistical_z(MAX_CHECKS) * sd / math.sqrt(SAMPLES)
+    bound = statistical_z(MAX_CHECKS * SKEW_ALLOWANCE) * sd / math.sqrt(SAMPLES)
     bound += float(function_tolerance(backend, "kl_divergence", {"mu": mu, "log_var": log_var,
                                                                   "convention": PRESETS["sum"]}))
     error = abs(estimate - kl)
@@ -63,7 +66,7 @@ def reparameterize_moments(backend, example, draw):
     """Per coordinate: |mean(z) − μ| ≤ z·σ/√N and |var(z) − σ²| ≤ z·σ²·√(2/(N−1))."""
     mu, log_var, a = _row(backend, example)
     latent = mu.shape[1]
-    z_crit = statistical_z(MAX_CHECKS * 2 * latent)
+    z_crit = statistical_z(MAX_CHECKS * SKEW_ALLOWANCE * 2 * latent)
     z = backend.reparameterize(np.repeat(mu, SAMPLES, 0), np.repeat(log_var, SAMPLES, 0), _noise(backend.dtype, latent))
     sigma2 = np.exp(log_var[0])
     worst = 0.0

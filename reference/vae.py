@@ -1,4 +1,4 @@
-"""The VAE contract in float64 NumPy: every function, its hand-written VJP, its magnitude.
+"""The VAE contract in float64 NumPy: every function (VJPs in gradients.py, error magnitudes in magnitude.py).
 
 This module *is* the executable spec. Formulas (see docs/math.md):
 

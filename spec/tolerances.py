@@ -19,11 +19,13 @@ narrow type but accumulate reductions in float32 (as torch does on CPU and CUDA)
 so `n` roundings cost `n_ops · u_narrow + n · u_float32`; `n_ops` is the count of
 rounded results along the chain (one per layer op).
 
-**Gradients** are compared normwise over the whole gradient (all parameters and
-inputs of one call): `M` is the largest magnitude of any gradient entry, and `n` is
-the forward chain plus the backward chain (fan-outs) plus the batch reduction of the
-weight gradients. This is a first-order model; issue 5 replaces it by running error
-analysis where gradients cancel.
+**Gradients** are compared entrywise the same way, with `M̄` the reference's gradient
+magnitude: the backward pass on absolute values (`vaespec.reference.vjp_magnitude`:
+|W|ᵀ, |act′| plus the activation's curvature times the pre-activation's magnitude, and
+each loss derivative's operand sizes, e.g. ½(exp(lv) + 1) for d KL/d lv), and `n` the
+forward chain plus the backward chain plus the batch sum of the weight gradients.
+This is a first-order model; issue 5 tightens it (narrow dtypes are loose: bf16 allows
+errors near M on deep nets).
 
 **Statistical laws** use a z-bound instead: see `statistical_z`.
 """
