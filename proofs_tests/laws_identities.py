@@ -10,12 +10,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from vaespec.reference.magnitude import magnitude
-from vaespec.spec.conventions import Convention
 from vaespec.spec.keys import Key, normal
 
 from . import strategies
-from .checking import Check, context, function_args, function_bound, function_tolerance
+from .checking import Check, context, function_args, function_tolerance
 from .compare import LawViolation, assert_within, check_order, round_to
 
 

@@ -21,29 +21,18 @@ from __future__ import annotations
 import numpy as np
 
 from vaespec.spec.architecture import Architecture
-from vaespec.spec.conventions import Convention, get_convention
-from vaespec.spec.errors import ConfigError, DTypeError, describe
-from vaespec.spec.shapes import Float, check_array, check_params, check_scalar
+from vaespec.spec.contract import validate_args
+from vaespec.spec.conventions import Convention
+from vaespec.spec.shapes import Float
 
 from . import mlp
 from .activations import get_activation
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_arch(arch) -> Architecture:
-    if not isinstance(arch, Architecture):
-        raise DTypeError(f"arch: expected a vaespec.spec.architecture.Architecture, got {describe(arch)}")
-    return arch
-
-
-def _bindings(arch: Architecture) -> dict[str, int]:
-    return {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
-
-
-def _check_network(arch, params, part: str) -> Architecture:
-    arch = _check_arch(arch)
-    check_params("params", params, arch.parameter_shapes(part), allowed=arch.parameter_shapes("all"))
-    return arch
+def _valid(function: str, **args) -> dict:
+    """The contract's boundary checks (`validate_args`): shapes against `arch`, finiteness, β ≥ 0."""
+    return validate_args(function, args)
 
 
 def _reduce(values: np.ndarray, axis: int, how: str) -> np.ndarray:
@@ -73,73 +62,44 @@ def _decode(arch, params, z):
 def encode(arch: Architecture, params, x: Float[np.ndarray, "batch input"]
            ) -> tuple[Float[np.ndarray, "batch latent"], Float[np.ndarray, "batch latent"]]:
     """Encoder: `(μ, log σ²) = (h·W_μ + b_μ, h·W_lv + b_lv)`, `h` the hidden stack of `x`."""
-    arch = _check_network(arch, params, "encoder")
-    check_array("x", x, ("batch", "input"), _bindings(arch))
+    _valid("encode", arch=arch, params=params, x=x)
     mu, log_var, _ = _encode(arch, params, x)
     return mu, log_var
 
 
 def decode(arch: Architecture, params, z: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Decoder: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation)."""
-    arch = _check_network(arch, params, "decoder")
-    check_array("z", z, ("batch", "latent"), _bindings(arch))
+    _valid("decode", arch=arch, params=params, z=z)
     return _decode(arch, params, z)[0]
-
-
-def _check_latent_pair(mu, log_var, bindings=None):
-    bindings = {} if bindings is None else bindings
-    check_array("mu", mu, ("batch", "latent"), bindings)
-    check_array("log_var", log_var, ("batch", "latent"), bindings)
-    return bindings
 
 
 def reparameterize(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
                    eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
     """Reparameterization: `z = μ + exp(½ log σ²) ⊙ ε`."""
-    bindings = _check_latent_pair(mu, log_var)
-    check_array("eps", eps, ("batch", "latent"), bindings)
+    _valid("reparameterize", mu=mu, log_var=log_var, eps=eps)
     return mu + np.exp(0.5 * log_var) * eps
 
 
 def sample_latent(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
                   eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
     """`sample_latent(x, ε) = reparameterize(μ(x), log σ²(x), ε)`."""
-    arch = _check_network(arch, params, "encoder")
-    bindings = _bindings(arch)
-    check_array("x", x, ("batch", "input"), bindings)
-    check_array("eps", eps, ("batch", "latent"), bindings)
+    _valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
     mu, log_var, _ = _encode(arch, params, x)
     return mu + np.exp(0.5 * log_var) * eps
-
-
-def _check_full(arch, params, x, eps):
-    arch = _check_network(arch, params, "all")
-    bindings = _bindings(arch)
-    check_array("x", x, ("batch", "input"), bindings)
-    check_array("eps", eps, ("batch", "latent"), bindings)
-    return arch
 
 
 def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
             eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """`forward(x, ε) = decode(reparameterize(encode(x), ε))`."""
-    arch = _check_full(arch, params, x, eps)
+    _valid("forward", arch=arch, params=params, x=x, eps=eps)
     mu, log_var, _ = _encode(arch, params, x)
     return _decode(arch, params, mu + np.exp(0.5 * log_var) * eps)[0]
 
 
 def generate(arch: Architecture, params, eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Prior path: `generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)`, p(z) = N(0, I)."""
-    arch = _check_network(arch, params, "decoder")
-    check_array("eps", eps, ("batch", "latent"), _bindings(arch))
+    _valid("generate", arch=arch, params=params, eps=eps)
     return _decode(arch, params, eps)[0]
-
-
-def _check_recon(x_hat, x, convention):
-    bindings: dict[str, int] = {}
-    check_array("x_hat", x_hat, ("batch", "output"), bindings)
-    check_array("x", x, ("batch", "output"), bindings)
-    return get_convention(convention)
 
 
 def _reconstruction(x_hat, x, c: Convention):
@@ -150,7 +110,8 @@ def _reconstruction(x_hat, x, c: Convention):
 def reconstruction_loss(x_hat: Float[np.ndarray, "batch output"], x: Float[np.ndarray, "batch output"],
                         convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """`R = reduce_b(scale · reduce_d((x̂ − x)²))` with the convention's reductions and scale."""
-    return np.asarray(_reconstruction(x_hat, x, _check_recon(x_hat, x, convention)))
+    c = _valid("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)["convention"]
+    return np.asarray(_reconstruction(x_hat, x, c))
 
 
 def _kl_per_coordinate(mu, log_var):
@@ -160,7 +121,7 @@ def _kl_per_coordinate(mu, log_var):
 def kl_per_coordinate(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"]
                       ) -> Float[np.ndarray, "batch latent"]:
     """`KL(N(μ, σ²) ‖ N(0, 1)) = ½(σ² + μ² − 1 − log σ²)`, as `½(expm1(lv) − lv + μ²)` (no cancellation in exp − 1)."""
-    _check_latent_pair(mu, log_var)
+    _valid("kl_divergence", mu=mu, log_var=log_var, convention=None)  # same inputs, same checks
     return _kl_per_coordinate(mu, log_var)
 
 
@@ -171,19 +132,15 @@ def _kl(mu, log_var, c: Convention):
 def kl_divergence(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
                   convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """`KL = reduce_b(reduce_j(½(exp(lv) + μ² − 1 − lv)))` with the convention's reductions."""
-    _check_latent_pair(mu, log_var)
-    return np.asarray(_kl(mu, log_var, get_convention(convention)))
+    c = _valid("kl_divergence", mu=mu, log_var=log_var, convention=convention)["convention"]
+    return np.asarray(_kl(mu, log_var, c))
 
 
 def loss(arch: Architecture, params, x: Float[np.ndarray, "batch input"], eps: Float[np.ndarray, "batch latent"],
          beta: float = 1.0, convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """β-VAE objective: `loss = R(forward(x, ε), x) + β · KL(encode(x))`."""
-    arch = _check_full(arch, params, x, eps)
-    if arch.output_size != arch.input_size:
-        raise ConfigError(f"arch: loss compares x̂ with x, so output_size must equal input_size; got "
-                          f"output_size={arch.output_size}, input_size={arch.input_size}")
-    beta = check_scalar("beta", beta, low=0.0)
-    c = get_convention(convention)
+    checked = _valid("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
+    beta, c = checked["beta"], checked["convention"]
     mu, log_var, _ = _encode(arch, params, x)
     x_hat = _decode(arch, params, mu + np.exp(0.5 * log_var) * eps)[0]
     return np.asarray(_reconstruction(x_hat, x, c) + beta * _kl(mu, log_var, c))
