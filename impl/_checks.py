@@ -7,12 +7,10 @@ why every public op makes checking optional (`validate=False` on the hot path).
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
 from vaespec.spec.errors import DomainError, DTypeError, ShapeError, describe
+from vaespec.spec.shapes import check_scalar
 
 # dimension name -> (size, name of the argument that fixed it)
 Bindings = dict[str, tuple[int, str]]
@@ -74,8 +72,4 @@ def check_beta(beta) -> None:
         if beta.numel() != 1 or not (beta.is_floating_point() or beta.dtype in (torch.int32, torch.int64)):
             raise DTypeError(f"beta: expected a real number or a one-element real tensor, got {describe(beta)}")
         beta = beta.item()
-    if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-        raise DTypeError(f"beta: expected a real number, got {describe(beta)}")
-    beta = float(beta)
-    if not (math.isfinite(beta) and beta >= 0):
-        raise DomainError(f"beta: expected a finite number β ≥ 0, got {beta}")
+    check_scalar("beta", beta, low=0.0)

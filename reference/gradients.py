@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from vaespec.spec.conventions import get_convention
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError, DTypeError, describe
 from vaespec.spec.shapes import check_array, check_scalar
@@ -65,7 +64,7 @@ def _cotangent(name, value, dims, bindings):
 
 
 def encode_vjp(arch, params, x, d_mu, d_log_var):
-    vae.encode(arch, params, x)  # validates
+    vae._valid("encode", arch=arch, params=params, x=x)
     b = {"batch": x.shape[0], "latent": arch.latent_size}
     d_mu, d_log_var = _cotangent("d_mu", d_mu, ("batch", "latent"), b), _cotangent("d_log_var", d_log_var, ("batch", "latent"), b)
     grads = _zeros(params)
@@ -74,7 +73,7 @@ def encode_vjp(arch, params, x, d_mu, d_log_var):
 
 
 def decode_vjp(arch, params, z, d_x_hat):
-    vae.decode(arch, params, z)
+    vae._valid("decode", arch=arch, params=params, z=z)
     d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": z.shape[0], "output": arch.output_size})
     grads = _zeros(params)
     dz = _decode_backward(arch, params, z, d_x_hat, grads)
@@ -82,14 +81,14 @@ def decode_vjp(arch, params, z, d_x_hat):
 
 
 def reparameterize_vjp(mu, log_var, eps, d_z):
-    vae.reparameterize(mu, log_var, eps)
+    vae._valid("reparameterize", mu=mu, log_var=log_var, eps=eps)
     d_z = _cotangent("d_z", d_z, ("batch", "latent"), {"batch": mu.shape[0], "latent": mu.shape[1]})
     d_mu, d_log_var = _reparameterize_backward(log_var, eps, d_z)
     return {"mu": d_mu, "log_var": d_log_var}
 
 
 def sample_latent_vjp(arch, params, x, eps, d_z):
-    vae.sample_latent(arch, params, x, eps)
+    vae._valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
     d_z = _cotangent("d_z", d_z, ("batch", "latent"), {"batch": x.shape[0], "latent": arch.latent_size})
     mu, log_var = vae.encode(arch, params, x)
     d_mu, d_log_var = _reparameterize_backward(log_var, eps, d_z)
@@ -109,14 +108,14 @@ def _forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_e
 
 
 def forward_vjp(arch, params, x, eps, d_x_hat):
-    vae.forward(arch, params, x, eps)
+    vae._valid("forward", arch=arch, params=params, x=x, eps=eps)
     d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": x.shape[0], "output": arch.output_size})
     grads, dx = _forward_backward(arch, params, x, eps, d_x_hat)
     return {"params": grads, "x": dx}
 
 
 def generate_vjp(arch, params, eps, d_x_hat):
-    vae.generate(arch, params, eps)
+    vae._valid("generate", arch=arch, params=params, eps=eps)
     d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": eps.shape[0], "output": arch.output_size})
     grads = _zeros(params)
     _decode_backward(arch, params, eps, d_x_hat, grads)
@@ -133,8 +132,8 @@ def _reconstruction_backward(x_hat, x, c, d_loss):
 
 
 def reconstruction_loss_vjp(x_hat, x, convention, d_loss=1.0):
-    vae.reconstruction_loss(x_hat, x, convention)
-    d_x_hat, d_x = _reconstruction_backward(x_hat, x, get_convention(convention), check_scalar("d_loss", d_loss))
+    c = vae._valid("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)["convention"]
+    d_x_hat, d_x = _reconstruction_backward(x_hat, x, c, check_scalar("d_loss", d_loss))
     return {"x_hat": d_x_hat, "x": d_x}
 
 
@@ -145,14 +144,14 @@ def _kl_backward(mu, log_var, c, d_kl):
 
 
 def kl_divergence_vjp(mu, log_var, convention, d_kl=1.0):
-    vae.kl_divergence(mu, log_var, convention)
-    d_mu, d_log_var = _kl_backward(mu, log_var, get_convention(convention), check_scalar("d_kl", d_kl))
+    c = vae._valid("kl_divergence", mu=mu, log_var=log_var, convention=convention)["convention"]
+    d_mu, d_log_var = _kl_backward(mu, log_var, c, check_scalar("d_kl", d_kl))
     return {"mu": d_mu, "log_var": d_log_var}
 
 
 def loss_vjp(arch, params, x, eps, beta, convention, d_loss=1.0):
-    vae.loss(arch, params, x, eps, beta, convention)
-    c, d_loss = get_convention(convention), check_scalar("d_loss", d_loss)
+    checked = vae._valid("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
+    beta, c, d_loss = checked["beta"], checked["convention"], check_scalar("d_loss", d_loss)
     mu, log_var = vae.encode(arch, params, x)
     x_hat = vae.forward(arch, params, x, eps)
     d_x_hat, d_x_direct = _reconstruction_backward(x_hat, x, c, d_loss)
