@@ -11,20 +11,43 @@ import importlib
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError
+from vaespec.spec.signature import CHAPTERS
 
-REQUIRED = ("name", "device", "dtype", "vjp", *FUNCTIONS)
+BASE = ("name", "device", "dtype", "vjp")
+
+
+def chapters(backend) -> tuple[str, ...]:
+    """The spec chapters `backend` declares (attribute `chapters`; default `("vae",)`)."""
+    declared = tuple(getattr(backend, "chapters", ("vae",)))
+    unknown = [c for c in declared if c not in CHAPTERS]
+    if unknown:
+        raise ConfigError(f"chapters: {backend!r} declares unknown chapters {unknown}; expected some of {CHAPTERS}")
+    return declared
+
+
+# A VQ backend's decoder and reconstruction term are the VAE chapter's `decode` and `reconstruction_loss`.
+ALSO_NEEDED = {"vq": ("decode", "reconstruction_loss")}
+
+
+def required(backend) -> tuple[str, ...]:
+    """What `backend` must provide: the base attributes and every function of its chapters."""
+    mine = chapters(backend)
+    names = [name for name, spec in FUNCTIONS.items() if spec.chapter in mine]
+    names += [n for c in mine for n in ALSO_NEEDED.get(c, ()) if n not in names]
+    return (*BASE, *names)
 
 
 def check_backend(backend, origin: str = "backend"):
-    """Raise ConfigError naming what `backend` lacks of the `VAEBackend` protocol."""
-    missing = [attr for attr in REQUIRED if not hasattr(backend, attr)]
+    """Raise ConfigError naming what `backend` lacks of the protocols of the chapters it declares."""
+    missing = [attr for attr in required(backend) if not hasattr(backend, attr)]
     if missing:
-        raise ConfigError(f"{origin}: {backend!r} is not a VAEBackend; it lacks {missing}")
+        raise ConfigError(f"{origin}: {backend!r} declares chapters {chapters(backend)} but lacks {missing}")
     return backend
 
 
 def _is_backend(obj) -> bool:
-    return not isinstance(obj, type) and all(hasattr(obj, attr) for attr in REQUIRED)
+    return not isinstance(obj, type) and all(hasattr(obj, attr) for attr in BASE) and \
+        any(hasattr(obj, name) for name in FUNCTIONS)
 
 
 def load_backends(spec: str) -> list:

@@ -1,4 +1,6 @@
-"""`vaespec check`: run every law against a backend and print a verdict table.
+"""The `vaespec` command. `vaespec check` (here) runs every law against a backend and prints a
+verdict table; the other subcommands live in the modules named in `SUBCOMMANDS`, each with
+`configure(parser)` and `run(args) -> int`.
 
     vaespec check                                   # reference + Torch on every device × dtype
     vaespec check --backend mypkg.port:backend      # your implementation
@@ -12,6 +14,7 @@ key law for a backend without keys, show "n/a"); 1 if any fails; 2 for a usage e
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -24,10 +27,23 @@ from .profiles import PROFILES, profile_settings
 COLUMNS = ("law", "backend", "device", "dtype", "examples", "error/tol", "verdict")
 
 
+# name -> (module, help); each module provides configure(parser) and run(args).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "check": (__name__, "check every law against a backend"),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaespec", description="The VAE conformance oracle.")
     commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="check every law against a backend")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        importlib.import_module(module).configure(sub)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def configure(check: argparse.ArgumentParser) -> None:
     check.add_argument("--backend", action="append", default=[], metavar="PKG.MOD:OBJ",
                        help="backend to check (repeatable); default: the reference and the Torch implementation "
                             "on every available device and dtype")
@@ -39,14 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--dtype", action="append", default=[], help="only backends of this dtype (repeatable)")
     check.add_argument("--device", action="append", default=[], help="only backends on this device (repeatable)")
     check.add_argument("--no-reference", action="store_true", help="with the defaults, skip the reference itself")
-    return parser
 
 
 def _row(values, widths) -> str:
     return "  ".join(str(v).ljust(w) for v, w in zip(values, widths))
 
 
-def check(args) -> int:
+def run(args) -> int:
     from .backends import default_backends, load_backends
     from .runner import run_law
 
@@ -96,7 +111,7 @@ def check(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return check(args)
+        return importlib.import_module(args._module).run(args)
     except VaespecError as error:
         print(f"vaespec {args.command}: {error}", file=sys.stderr)
         return 2

@@ -42,6 +42,10 @@ def run_law(law: str, backend, settings: Settings) -> LawResult:
     check = CHECKS[law]
     label = dict(law=law, backend=getattr(backend, "name", type(backend).__name__),
                  device=str(getattr(backend, "device", "?")), dtype=str(getattr(backend, "dtype", "?")))
+    chapter = LAWS[law].chapter
+    if chapter not in getattr(backend, "chapters", ("vae",)):
+        return LawResult(**label, examples=0, worst_ratio=0.0, verdict="n/a",
+                         message=f"backend does not declare the {chapter!r} chapter")
     requires = LAWS[law].requires
     if requires and not callable(getattr(backend, requires, None)):
         return LawResult(**label, examples=0, worst_ratio=0.0, verdict="n/a",

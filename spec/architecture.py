@@ -11,6 +11,11 @@ and `b` of shape `[out]` (Axon's layout). Parameters form one flat mapping from
 
 So `encode(x) = (h · W_mu + b_mu, h · W_lv + b_lv)` with
 `h = act(… act(x · W_0 + b_0) …)`, and `decode(z) = act(… act(z · V_0 + c_0) …) · V_out + c_out`.
+
+`VQArchitecture` (the VQ-VAE) has the same hidden layers; its encoder ends in one linear
+head `encoder_to_embedding` (no activation, Edifice's name) giving `z_e`, and its decoder
+reads the embedding dimension where the VAE's reads the latent one. The codebook is not
+a dense layer: it is an explicit argument `[num_embeddings, embedding_dim]`.
 """
 
 from __future__ import annotations
@@ -57,34 +62,10 @@ def check_activation(value) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """Sizes and activation of a dense VAE; everything a backend needs besides parameters.
+class _DenseLayout:
+    """The layer layout shared by `Architecture` and `VQArchitecture`; subclasses name their encoder `HEADS`."""
 
-    **Arguments** (Edifice's `build` options and defaults):
-    - `input_size`: observed features D (required).
-    - `latent_size`: latent coordinates L (default 32).
-    - `encoder_sizes`: hidden widths of the encoder (default (256, 128)).
-    - `decoder_sizes`: hidden widths of the decoder (default (128, 256)).
-    - `activation`: one of `ACTIVATIONS` (default "relu").
-    - `output_size`: decoder output width (default: `input_size`).
-    """
-
-    input_size: int
-    latent_size: int = 32
-    encoder_sizes: tuple[int, ...] = (256, 128)
-    decoder_sizes: tuple[int, ...] = (128, 256)
-    activation: str = "relu"
-    output_size: int | None = field(default=None)
-
-    def __post_init__(self):
-        object.__setattr__(self, "input_size", _positive_int("input_size", self.input_size))
-        object.__setattr__(self, "latent_size", _positive_int("latent_size", self.latent_size))
-        object.__setattr__(self, "encoder_sizes", _sizes("encoder_sizes", self.encoder_sizes))
-        object.__setattr__(self, "decoder_sizes", _sizes("decoder_sizes", self.decoder_sizes))
-        check_activation(self.activation)
-        out = self.input_size if self.output_size is None else _positive_int("output_size", self.output_size)
-        object.__setattr__(self, "output_size", out)
+    HEADS: tuple[str, ...] = ()
 
     def encoder_layers(self) -> list[tuple[str, int, int]]:
         """(name, fan_in, fan_out) of the encoder's hidden layers, in order."""
@@ -107,8 +88,7 @@ class Architecture:
         head = self.encoder_head_fan_in()
         return [
             *self.encoder_layers(),
-            ("mu", head, self.latent_size),
-            ("log_var", head, self.latent_size),
+            *((name, head, self.latent_size) for name in self.HEADS),
             *self.decoder_layers(),
             ("decoder_output", self.decoder_output_fan_in(), self.output_size),
         ]
@@ -119,7 +99,7 @@ class Architecture:
             raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
         shapes: dict[str, tuple[int, ...]] = {}
         for name, fan_in, fan_out in self.dense_layers():
-            is_encoder = name.startswith("encoder") or name in ("mu", "log_var")
+            is_encoder = name.startswith("encoder") or name in self.HEADS
             if part == "all" or (part == "encoder") == is_encoder:
                 shapes[f"{name}.kernel"] = (fan_in, fan_out)
                 shapes[f"{name}.bias"] = (fan_out,)
@@ -137,10 +117,94 @@ class Architecture:
             return sum(f for _, f, _ in self.decoder_layers()) + self.decoder_output_fan_in()
         raise ConfigError(f"part: expected 'encoder' or 'decoder', got {part!r}")
 
+
+
+@dataclass(frozen=True)
+class Architecture(_DenseLayout):
+    """Sizes and activation of a dense VAE; everything a backend needs besides parameters.
+
+    **Arguments** (Edifice's `build` options and defaults):
+    - `input_size`: observed features D (required).
+    - `latent_size`: latent coordinates L (default 32).
+    - `encoder_sizes`: hidden widths of the encoder (default (256, 128)).
+    - `decoder_sizes`: hidden widths of the decoder (default (128, 256)).
+    - `activation`: one of `ACTIVATIONS` (default "relu").
+    - `output_size`: decoder output width (default: `input_size`).
+    """
+
+    input_size: int
+    latent_size: int = 32
+    encoder_sizes: tuple[int, ...] = (256, 128)
+    decoder_sizes: tuple[int, ...] = (128, 256)
+    activation: str = "relu"
+    output_size: int | None = field(default=None)
+
+    HEADS = ("mu", "log_var")
+
+    def __post_init__(self):
+        object.__setattr__(self, "input_size", _positive_int("input_size", self.input_size))
+        object.__setattr__(self, "latent_size", _positive_int("latent_size", self.latent_size))
+        object.__setattr__(self, "encoder_sizes", _sizes("encoder_sizes", self.encoder_sizes))
+        object.__setattr__(self, "decoder_sizes", _sizes("decoder_sizes", self.decoder_sizes))
+        check_activation(self.activation)
+        out = self.input_size if self.output_size is None else _positive_int("output_size", self.output_size)
+        object.__setattr__(self, "output_size", out)
+
     def to_dict(self) -> dict:
         return {
             "input_size": self.input_size,
             "latent_size": self.latent_size,
+            "encoder_sizes": list(self.encoder_sizes),
+            "decoder_sizes": list(self.decoder_sizes),
+            "activation": self.activation,
+            "output_size": self.output_size,
+        }
+
+
+@dataclass(frozen=True)
+class VQArchitecture(_DenseLayout):
+    """Sizes and activation of a dense VQ-VAE (Edifice's `VQVAE.build` options and defaults).
+
+    **Arguments**
+    - `input_size`: observed features D (required).
+    - `embedding_dim`: width of `z_e`, `z_q` and each codebook row (default 64).
+    - `num_embeddings`: codebook rows K (default 512); unlike Edifice's, honoured everywhere.
+    - `encoder_sizes`, `decoder_sizes`, `activation`, `output_size`: as for `Architecture`.
+
+    Layers: `encoder_dense_i`, `encoder_to_embedding` (linear), `decoder_dense_i`,
+    `decoder_output` (linear); `latent_size` is `embedding_dim`, so the VAE's `decode`
+    is the VQ-VAE's decoder.
+    """
+
+    input_size: int
+    embedding_dim: int = 64
+    num_embeddings: int = 512
+    encoder_sizes: tuple[int, ...] = (256, 128)
+    decoder_sizes: tuple[int, ...] = (128, 256)
+    activation: str = "relu"
+    output_size: int | None = field(default=None)
+
+    HEADS = ("encoder_to_embedding",)
+
+    def __post_init__(self):
+        for option in ("input_size", "embedding_dim", "num_embeddings"):
+            object.__setattr__(self, option, _positive_int(option, getattr(self, option)))
+        object.__setattr__(self, "encoder_sizes", _sizes("encoder_sizes", self.encoder_sizes))
+        object.__setattr__(self, "decoder_sizes", _sizes("decoder_sizes", self.decoder_sizes))
+        check_activation(self.activation)
+        out = self.input_size if self.output_size is None else _positive_int("output_size", self.output_size)
+        object.__setattr__(self, "output_size", out)
+
+    @property
+    def latent_size(self) -> int:
+        """The decoder's input width: the embedding dimension."""
+        return self.embedding_dim
+
+    def to_dict(self) -> dict:
+        return {
+            "input_size": self.input_size,
+            "embedding_dim": self.embedding_dim,
+            "num_embeddings": self.num_embeddings,
             "encoder_sizes": list(self.encoder_sizes),
             "decoder_sizes": list(self.decoder_sizes),
             "activation": self.activation,

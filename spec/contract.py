@@ -16,7 +16,6 @@ formula — and the tests, the CLI, the golden vectors and the docs all read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
@@ -24,45 +23,9 @@ import numpy as np
 from .architecture import Architecture
 from .conventions import Convention
 from .shapes import Float
+from .signature import Arg, FunctionSpec, Output
 
 Params = Mapping[str, Float[np.ndarray, "in out"]]
-
-
-@dataclass(frozen=True)
-class Arg:
-    """One argument of a contract function.
-
-    `kind` is "array" (with named `dims`), "params", "arch", "convention" or
-    "scalar". `differentiable` arguments receive a gradient from `vjp`.
-    """
-
-    name: str
-    kind: str
-    dims: tuple[str, ...] = ()
-    differentiable: bool = False
-    domain: str = "finite reals"
-
-
-@dataclass(frozen=True)
-class Output:
-    name: str
-    dims: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    name: str
-    args: tuple[Arg, ...]
-    outputs: tuple[Output, ...]
-    formula: str
-
-    @property
-    def differentiable(self) -> tuple[str, ...]:
-        return tuple(a.name for a in self.args if a.differentiable)
-
-    @property
-    def scalar_output(self) -> bool:
-        return len(self.outputs) == 1 and self.outputs[0].dims == ()
 
 
 ARCH = Arg("arch", "arch")
@@ -76,9 +39,9 @@ LOG_VAR = Arg("log_var", "array", ("batch", "latent"), True,
 EPS = Arg("eps", "array", ("batch", "latent"), False, "finite reals (standard normal noise)")
 X_HAT = Arg("x_hat", "array", ("batch", "output"), True)
 TARGET = Arg("x", "array", ("batch", "output"), True)
-BETA = Arg("beta", "scalar", domain="β ≥ 0")
+BETA = Arg("beta", "scalar", domain="β ≥ 0", low=0.0)
 
-FUNCTIONS: dict[str, FunctionSpec] = {
+VAE_FUNCTIONS: dict[str, FunctionSpec] = {
     f.name: f
     for f in (
         FunctionSpec("encode", (ARCH, PARAMS, X),
@@ -102,6 +65,11 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                      "loss = R(forward(x, ε), x) + β · KL(encode(x))"),
     )
 }
+
+# Every chapter's functions; a chapter's module states its own (`vaespec.spec.vq`, …).
+from . import vq as _vq  # noqa: E402  (the chapters import Arg/FunctionSpec, not this module)
+
+FUNCTIONS: dict[str, FunctionSpec] = {**VAE_FUNCTIONS, **_vq.FUNCTIONS}
 
 
 @runtime_checkable
@@ -166,13 +134,16 @@ def validate_args(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
     """Check `args` against `FUNCTIONS[function]` at a backend's boundary; raise a vaespec error naming the argument.
 
     Arrays must be finite float arrays whose named dimensions agree with each other and with
-    `arch` (`input`, `latent`, `output`); `params` must hold the layout of the part of the
-    network the function uses; `beta` must be a finite number ≥ 0; `convention` a preset name
-    or a `Convention`. Returns the arguments with the convention resolved.
+    `arch` (`input`, `latent`, `output`; a `VQArchitecture` also binds `embedding` and `codes`);
+    index arrays must be integer arrays within their bound; `params` must hold the layout of the
+    part of the network the function uses; scalars must be finite and within `[Arg.low, Arg.high]`;
+    `convention` a preset name or a `Convention`; a key a `Key` or an integer seed.
+    Returns the arguments with the convention and keys resolved.
     """
-    from .architecture import Architecture
+    from .architecture import Architecture, VQArchitecture
     from .conventions import get_convention
-    from .errors import ConfigError, DTypeError, describe
+    from .errors import ConfigError, DomainError, DTypeError, describe
+    from .keys import as_key
     from .shapes import check_array, check_params, check_scalar
 
     if function not in FUNCTIONS:
@@ -184,26 +155,67 @@ def validate_args(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
     checked, bindings = dict(args), {}
     arch = args.get("arch")
     if "arch" in args:
-        if not isinstance(arch, Architecture):
-            raise DTypeError(f"arch: expected a vaespec.spec.architecture.Architecture, got {describe(arch)}")
+        expected = _ARCH_TYPES.get(function, VQArchitecture if spec.chapter == "vq" else Architecture)
+        if not isinstance(arch, expected):
+            names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in
+                                (expected if isinstance(expected, tuple) else (expected,)))
+            raise DTypeError(f"arch: {function} expects a {names}, got {describe(arch)}")
         bindings = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
+        if isinstance(arch, VQArchitecture):
+            bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
+    for arg in spec.args:  # sizes first: they bind the dimensions the arrays are checked against
+        if arg.kind == "size":
+            value = args[arg.name]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{arg.name}: expected a positive integer ({arg.domain}), got {value!r}")
+            checked[arg.name] = bindings[arg.dims[0]] = int(value)
     for arg in spec.args:
         value = args[arg.name]
         if arg.kind == "array":
             check_array(arg.name, value, arg.dims, bindings)
+            if arg.low > -np.inf and np.any(value < arg.low):
+                raise DomainError(f"{arg.name}: expected values ≥ {arg.low} ({arg.domain}), got min {value.min()}")
+        elif arg.kind == "index":
+            check_array(arg.name, value, arg.dims, bindings, kind="int")
+            high = bindings.get(arg.bound)
+            if value.size and (value.min() < 0 or (high is not None and value.max() >= high)):
+                raise DomainError(f"{arg.name}: expected integers in [0, {high}) ({arg.domain}), got values in "
+                                  f"[{value.min()}, {value.max()}]")
         elif arg.kind == "params":
             check_params("params", value, arch.parameter_shapes(_PARTS.get(function, "all")),
                          allowed=arch.parameter_shapes("all"))
         elif arg.kind == "scalar":
-            checked[arg.name] = check_scalar(arg.name, value, low=0.0)
+            checked[arg.name] = check_scalar(arg.name, value, low=arg.low, high=arg.high)
+            if arg.name == "decay" and checked[arg.name] >= 1.0:  # 1 − decayᵗ = 0: the debiasing divides by it
+                raise DomainError(f"decay: expected 0 ≤ decay < 1, got {checked[arg.name]}")
         elif arg.kind == "convention":
             checked[arg.name] = get_convention(value)
-    if function == "loss" and arch.output_size != arch.input_size:
-        raise ConfigError(f"arch: loss compares x̂ with x, so output_size must equal input_size; got "
+        elif arg.kind == "flag":
+            if not isinstance(value, (bool, np.bool_)):
+                raise DTypeError(f"{arg.name}: expected True or False, got {describe(value)}")
+            checked[arg.name] = bool(value)
+        elif arg.kind == "count":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise DomainError(f"{arg.name}: expected an integer ≥ 0 ({arg.domain}), got {value!r}")
+            checked[arg.name] = int(value)
+        elif arg.kind == "key":
+            checked[arg.name] = as_key(value)
+    if function == "laplace_smooth" and not np.sum(args["counts"]) > 0:
+        raise DomainError("counts: expected a positive total (Laplace smoothing rescales to Σ N), got Σ N = 0")
+    if function in ("loss", "vq_loss") and arch.output_size != arch.input_size:
+        raise ConfigError(f"arch: {function} compares x̂ with x, so output_size must equal input_size; got "
                           f"output_size={arch.output_size}, input_size={arch.input_size}")
     return checked
 
 
 # The part of the parameter layout each network function reads.
 _PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
-          "forward": "all", "loss": "all"}
+          "forward": "all", "loss": "all", "vq_encode": "encoder", "vq_forward": "all", "vq_loss": "all"}
+
+# Functions that accept either architecture: the VQ-VAE's decoder is the VAE's `decode`.
+def _arch_types():
+    from .architecture import Architecture, VQArchitecture
+    return {"decode": (Architecture, VQArchitecture)}
+
+
+_ARCH_TYPES = _arch_types()

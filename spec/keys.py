@@ -59,3 +59,15 @@ def normal(k: Key, shape: tuple[int, ...]) -> tuple[np.ndarray, Key]:
     draw_key, new_key = split(as_key(k))
     generator = np.random.Generator(np.random.Philox(key=draw_key.value))
     return generator.standard_normal(tuple(shape)), new_key
+
+
+def randint(k: Key, high: int, shape: tuple[int, ...]) -> tuple[np.ndarray, Key]:
+    """Integers uniform on [0, `high`) of `shape` (int64) drawn from `k`, and the next key.
+
+    Used by `reset_dead_codes` to pick the batch rows that replace dead codes.
+    """
+    if isinstance(high, bool) or not isinstance(high, (int, np.integer)) or high < 1:
+        raise ConfigError(f"high: expected a positive integer, got {high!r}")
+    draw_key, new_key = split(as_key(k))
+    generator = np.random.Generator(np.random.Philox(key=draw_key.value))
+    return generator.integers(0, int(high), size=tuple(shape), dtype=np.int64), new_key

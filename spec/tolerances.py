@@ -27,6 +27,11 @@ forward chain plus the backward chain plus the batch sum of the weight gradients
 This is a first-order model; issue 5 tightens it (narrow dtypes are loose: bf16 allows
 errors near M on deep nets).
 
+**Squared distances** (VQ): `distance_bound` bounds the error of ‖z − e‖² computed either
+directly (Σ (z − e)²) or by the expanded form ‖z‖² − 2 z·e + ‖e‖²: every term of either is at
+most (|z| + |e|)² in size, so n = D + 3 roundings give SAFETY·γ_{D+3}·(‖z‖ + ‖e‖)². The near-tie
+criterion of `vaespec.spec.vq` is stated with it.
+
 **Statistical laws** use a z-bound instead: see `statistical_z`.
 """
 
@@ -146,3 +151,21 @@ def chain_length(function: str, arch, batch: int) -> tuple[int, int]:
 def reduction_length(*sizes: int) -> tuple[int, int]:
     """(n, n_ops) for an elementwise formula of 4 ops reduced over axes of the given sizes."""
     return sum(sizes) + 4, 6
+
+
+def distance_bound(dtype: str, embedding_dim: int, z_norm, e_norm):
+    """Largest error a backend computing in `dtype` may make in ‖z − e‖², by either form.
+
+    **Arguments**
+    - `dtype`: the backend's compute dtype.
+    - `embedding_dim`: D, the length of the reduction.
+    - `z_norm`, `e_norm`: ‖z‖ and ‖e‖ (broadcastable arrays or floats).
+
+    **Returns** `SAFETY·γ_{D+3}·(‖z‖ + ‖e‖)² + floor` (narrow dtypes: 4 rounded op results
+    plus the float32 accumulation, as `bound`); the float64 reference's own error is added so
+    the exact distances the criterion uses may themselves be float64 evaluations.
+    """
+    own = bound(dtype, embedding_dim + 3, 4)
+    ref = bound("float64", embedding_dim + 3)
+    scale = (z_norm + e_norm) ** 2
+    return own.tolerance(scale) + ref.tolerance(scale)

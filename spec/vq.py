@@ -1,0 +1,216 @@
+"""The VQ-VAE chapter of the contract: quantization, its losses, EMA codebooks, codebook health.
+
+Notation: `z_e` [batch, embedding] is the encoder output, `codebook` (C) [codes, embedding]
+holds K rows e_k, `k(b) = argmin_k ‖z_e[b] − e_k‖²` with ties to the **lowest** index, and
+`z_q[b] = e_{k(b)}`. `sg` is stop-gradient: its value passes, its derivative is 0.
+
+**Discrete choices.** The index `k(b)` is not a continuous function of its inputs, so a
+backend that computes distances in lower precision (or by the expanded form
+‖z‖² − 2 z·e + ‖e‖², which cancels in float32) may pick another code when two are nearly
+tied. The contract accepts that, within a stated bound (`NEAR_TIE_CRITERION`; the bound
+itself is `vaespec.spec.tolerances.distance_bound`). Every other VQ function is then
+compared with the reference *evaluated at the backend's own choices*, which are checked
+against the criterion separately; so a backend must make the same choice for the same
+inputs in every function (deterministic argmin).
+
+**Reductions.** The codebook and commitment losses are means over batch × embedding
+(Edifice, sonnet); the reconstruction term of `vq_loss` follows the convention argument,
+like the VAE's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+from .architecture import VQArchitecture
+from .conventions import Convention
+from .keys import Key
+from .shapes import Float, Int
+from .signature import Arg, FunctionSpec, Law, Output
+
+DEFAULT_COMMITMENT_WEIGHT = 0.25
+DEFAULT_DECAY = 0.99
+DEFAULT_EPSILON = 1e-5
+DEFAULT_CODEBOOK_SEED = 42
+
+NEAR_TIE_CRITERION = (
+    "Let d_k = ‖z − e_k‖² computed exactly (float64 direct differences of the inputs as the backend "
+    "received them) and τ_k = distance_bound(dtype, D, ‖z‖, ‖e_k‖), the largest error the backend's "
+    "arithmetic may make in d_k by either the direct or the expanded form. A chosen index j is "
+    "acceptable iff d_j − τ_j ≤ min_k (d_k + τ_k): some rounding within the bound makes it a minimiser. "
+    "The reference's index k* is then the only acceptable one wherever its margin to the runner-up "
+    "exceeds τ_k* + τ_runner-up, so exact agreement is required there and only there. Exact ties "
+    "(equal d_k, e.g. duplicated rows) go to the lowest index."
+)
+
+ARCH = Arg("arch", "arch")
+PARAMS = Arg("params", "params", differentiable=True)
+X = Arg("x", "array", ("batch", "input"), True)
+Z_E = Arg("z_e", "array", ("batch", "embedding"), True)
+CODEBOOK = Arg("codebook", "array", ("codes", "embedding"), True, "finite reals, K ≥ 1 rows")
+FROZEN_CODEBOOK = Arg("codebook", "array", ("codes", "embedding"), False, "finite reals, K ≥ 1 rows")
+FROZEN_Z_E = Arg("z_e", "array", ("batch", "embedding"), False)
+CONVENTION = Arg("convention", "convention")
+COMMITMENT_WEIGHT = Arg("commitment_weight", "scalar", domain="w ≥ 0 (default 0.25)", low=0.0)
+NUM_EMBEDDINGS = Arg("num_embeddings", "size", ("codes",), domain="K ≥ 1")
+EMBEDDING_DIM = Arg("embedding_dim", "size", ("embedding",), domain="D ≥ 1")
+INDICES = Arg("indices", "index", ("batch",), domain="0 ≤ index < K", bound="codes")
+KEY = Arg("key", "key", domain="a Key or an integer seed in [0, 2⁶⁴)")
+EMA_COUNTS = Arg("ema_counts", "array", ("codes",), domain="≥ 0 (biased moving average of counts)", low=0.0)
+EMA_SUMS = Arg("ema_sums", "array", ("codes", "embedding"), domain="finite (biased moving average of sums)")
+EMA_STEP = Arg("ema_step", "count", domain="integer ≥ 0: updates applied so far")
+DECAY = Arg("decay", "scalar", domain="0 ≤ decay < 1 (default 0.99)", low=0.0, high=1.0)
+EPSILON = Arg("epsilon", "scalar", domain="ε ≥ 0 (default 1e-5)", low=0.0)
+TRAINING = Arg("training", "flag", domain="True or False")
+COUNTS = Arg("counts", "array", ("codes",), domain="≥ 0, not all 0", low=0.0)
+USAGE = Arg("usage", "index", ("codes",), domain="≥ 0 (codebook_health's usage)")
+
+_fns = (
+    FunctionSpec("vq_encode", (ARCH, PARAMS, X), (Output("z_e", ("batch", "embedding")),),
+                 "z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb", "vq"),
+    FunctionSpec("quantize", (Z_E, CODEBOOK),
+                 (Output("z_q", ("batch", "embedding")), Output("indices", ("batch",), "int")),
+                 "k(b) = argmin_k ‖z_e[b] − e_k‖² (lowest index on ties); z_q = z_e + sg(e_k − z_e) "
+                 "(value e_k, gradient to z_e is the upstream gradient, none to the codebook)", "vq"),
+    FunctionSpec("codebook_loss", (Z_E, CODEBOOK), (Output("loss", ()),),
+                 "L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²  (gradient to the codebook only)", "vq"),
+    FunctionSpec("commitment_loss", (Z_E, CODEBOOK), (Output("loss", ()),),
+                 "L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²  (gradient to z_e only)", "vq"),
+    FunctionSpec("vq_forward", (ARCH, PARAMS, CODEBOOK, X),
+                 (Output("x_hat", ("batch", "output")), Output("indices", ("batch",), "int")),
+                 "vq_forward(x) = (decode(z_q), k) with (z_q, k) = quantize(vq_encode(x), C)", "vq"),
+    FunctionSpec("vq_loss", (ARCH, PARAMS, CODEBOOK, X, COMMITMENT_WEIGHT, CONVENTION), (Output("loss", ()),),
+                 "loss = R(vq_forward(x), x) + L_cb(z_e, C) + w · L_commit(z_e, C), z_e = vq_encode(x)", "vq"),
+    FunctionSpec("init_codebook", (NUM_EMBEDDINGS, EMBEDDING_DIM, KEY), (Output("codebook", ("codes", "embedding")),),
+                 "C = normal(key, (K, D))[0] ~ N(0, 1), default key 42", "vq"),
+    FunctionSpec("laplace_smooth", (COUNTS, EPSILON), (Output("smoothed", ("codes",)),),
+                 "Ñ_k = (N_k + ε) / (Σ_j N_j + K·ε) · Σ_j N_j  (with ε = the EMA's epsilon argument)", "vq"),
+    FunctionSpec("ema_update",
+                 (FROZEN_CODEBOOK, EMA_COUNTS, EMA_SUMS, EMA_STEP, FROZEN_Z_E, DECAY, EPSILON, TRAINING),
+                 (Output("codebook", ("codes", "embedding")), Output("ema_counts", ("codes",)),
+                  Output("ema_sums", ("codes", "embedding")), Output("ema_step", (), "int")),
+                 "if not training: unchanged. Else with k = quantize indices, n_k = #{b: k(b) = k}, "
+                 "s_k = Σ_{b: k(b)=k} z_e[b], t = step + 1: counts′ = γ·counts + (1−γ)·n, sums′ = γ·sums + (1−γ)·s, "
+                 "N̂ = counts′/(1 − γᵗ), Ŝ = sums′/(1 − γᵗ) (debiased), Ñ = laplace_smooth(N̂, ε), "
+                 "e′_k = Ŝ_k / Ñ_k where Ñ_k > 0, else e_k unchanged", "vq"),
+    FunctionSpec("codebook_health", (INDICES, NUM_EMBEDDINGS),
+                 (Output("usage", ("codes",), "int"), Output("perplexity", ()), Output("dead_codes", (), "int")),
+                 "usage_k = #{b: k(b) = k}; p = usage / B; perplexity = exp(−Σ_k p_k log p_k) (0 log 0 = 0); "
+                 "dead_codes = #{k: usage_k = 0}", "vq"),
+    FunctionSpec("reset_dead_codes", (FROZEN_CODEBOOK, USAGE, FROZEN_Z_E, KEY),
+                 (Output("codebook", ("codes", "embedding")), Output("key", (), "key")),
+                 "(j, key′) = randint(key, B, (#dead,)); the dead rows (usage 0), in increasing index order, "
+                 "become z_e[j₀], z_e[j₁], …; live rows are unchanged", "vq"),
+)
+FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
+
+# The laws of this chapter; `<function>_matches_reference` and `<function>_gradient_matches_reference`
+# are added for every function by `vaespec.spec.laws`.
+_laws = (
+    Law("quantize_nearest_code_within_bound", "every chosen index satisfies the near-tie criterion: " + NEAR_TIE_CRITERION,
+        ("quantize",), "finite z_e and codebook, K ≥ 1", "criterion", "vq"),
+    Law("quantize_output_is_codebook_row", "z_q[b] = codebook[indices[b]] (up to the straight-through rounding "
+        "z_e + (e − z_e), at most 2 roundings of |z_e| + |e|)", ("quantize",), "any input", "roundoff", "vq"),
+    Law("quantize_ties_to_lowest_index", "if rows i < j of the codebook are at exactly the same distance from z_e "
+        "and nearest, the index is i (checked on small-integer data, where every form computes distances exactly)",
+        ("quantize",), "integer entries in [−2, 2], D ≤ 8, duplicated rows", "exact", "vq"),
+    Law("quantize_idempotent", "quantize(z_q, C) returns z_q again: its index is acceptable for z_q and, where the "
+        "margin exceeds the bound, the output equals z_q", ("quantize",), "any input", "criterion", "vq"),
+    Law("quantize_codebook_permutation_equivariance", "permuting the codebook rows by π maps each index k to "
+        "π⁻¹(k) and leaves z_q unchanged (where the margin exceeds the bound)", ("quantize",), "K ≥ 2",
+        "criterion", "vq"),
+    Law("quantize_translation_invariance", "translating z_e and every codebook row by the same vector v leaves "
+        "the indices unchanged (where the margin exceeds the bound in both problems)", ("quantize",),
+        "|v| ≤ 10", "criterion", "vq"),
+    Law("quantize_straight_through_gradient", "the vjp of quantize gives z_e exactly the upstream gradient of z_q "
+        "and the codebook exactly 0", ("quantize",), "any input", "exact", "vq"),
+    Law("aux_losses_zero_at_codebook_rows", "z_e made of codebook rows ⇒ codebook_loss = commitment_loss = 0 "
+        "(up to the distance bound where another row is within it)", ("codebook_loss", "commitment_loss"),
+        "any codebook", "roundoff", "vq"),
+    Law("codebook_loss_eq_commitment_loss", "codebook_loss(z_e, C) = commitment_loss(z_e, C) in value: they differ "
+        "only in where the stop-gradient sits", ("codebook_loss", "commitment_loss"), "any input", "roundoff", "vq"),
+    Law("codebook_loss_gradient_reaches_codebook_only", "d codebook_loss / d z_e = 0 exactly, and the codebook "
+        "receives what the encoder would: d/d e_k codebook_loss = −Σ_{b: k(b)=k} d/d z_e[b] commitment_loss",
+        ("codebook_loss", "commitment_loss", "quantize"), "any input", "roundoff", "vq"),
+    Law("commitment_loss_gradient_reaches_encoder_only", "d commitment_loss / d C = 0 exactly, and "
+        "d/d z_e commitment_loss = 2 (z_e − z_q) / (B·D) with z_q from quantize",
+        ("commitment_loss", "quantize"), "any input", "roundoff", "vq"),
+    Law("vq_forward_eq_decode_quantize_encode", "vq_forward(x) = (decode(z_q), k) with (z_q, k) = "
+        "quantize(vq_encode(x), C)", ("vq_forward", "decode", "quantize", "vq_encode"), "any architecture",
+        "roundoff", "vq"),
+    Law("vq_loss_eq_reconstruction_add_codebook_add_commitment", "vq_loss = R(vq_forward(x), x) + codebook_loss(z_e, C) "
+        "+ w · commitment_loss(z_e, C), z_e = vq_encode(x)",
+        ("vq_loss", "reconstruction_loss", "codebook_loss", "commitment_loss", "vq_forward", "vq_encode"),
+        "w ≥ 0, every convention preset", "roundoff", "vq"),
+    Law("ema_kmeans_step", "with ε = 0, an EMA update from a fresh state (any decay: debiasing removes the "
+        "zero start) or with decay 0 (any state) is one k-means step: each used code moves to the mean of its "
+        "assigned z_e, unused codes keep their rows", ("ema_update", "quantize"), "0 ≤ decay < 1", "roundoff", "vq"),
+    Law("ema_eval_mode_leaves_codebook_unchanged", "ema_update(…, training=False) returns the codebook and the "
+        "EMA state unchanged", ("ema_update",), "any state", "exact", "vq"),
+    Law("laplace_smoothing_preserves_total_count", "Σ_k laplace_smooth(N, ε)_k = Σ_k N_k, and every smoothed "
+        "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε ≥ 0", "roundoff", "vq"),
+    Law("codebook_health_usage_sums_to_batch", "Σ usage = B, usage_k = #{b: indices[b] = k}, dead_codes = "
+        "#{k: usage_k = 0}", ("codebook_health",), "any indices", "exact", "vq"),
+    Law("perplexity_in_one_to_num_codes", "1 ≤ perplexity ≤ K; = 1 when one code is used, = K when all K are "
+        "used equally often", ("codebook_health",), "any indices", "roundoff", "vq"),
+    Law("reset_dead_codes_keeps_live_codes", "live rows are unchanged, each dead row becomes some row of z_e, and "
+        "the result is a function of the key (same key, same codebook)", ("reset_dead_codes",), "any usage",
+        "exact", "vq"),
+    Law("init_codebook_deterministic_given_key", "init_codebook(K, D, key) is the same array on every call and "
+        "equals normal(key, (K, D))[0]; different keys give different codebooks", ("init_codebook",),
+        "K, D ≥ 1", "exact", "vq"),
+)
+LAWS: dict[str, Law] = {law.name: law for law in _laws}
+
+
+@runtime_checkable
+class VQBackend(Protocol):
+    """What a VQ-VAE implementation provides (declare `chapters = ("vq",)` or `("vae", "vq")`).
+
+    Same conventions as `VAEBackend`: float64 numpy in and out, integer indices as int64
+    arrays, `vjp(function, args, cotangent)` for the differentiable functions (the
+    cotangent covers the float outputs only: an array for `quantize` and `vq_forward`).
+    `decode` and `reconstruction_loss` are the VAE chapter's functions, used with a
+    `VQArchitecture`.
+    """
+
+    name: str
+    device: str
+    dtype: str
+
+    def vq_encode(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
+                  x: Float[np.ndarray, "batch input"]) -> Float[np.ndarray, "batch embedding"]: ...
+
+    def quantize(self, z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
+                 ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, "batch"]]: ...
+
+    def codebook_loss(self, z_e: Float[np.ndarray, "batch embedding"],
+                      codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, ""]: ...
+
+    def commitment_loss(self, z_e: Float[np.ndarray, "batch embedding"],
+                        codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, ""]: ...
+
+    def vq_forward(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
+                   codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch input"]
+                   ) -> tuple[Float[np.ndarray, "batch output"], Int[np.ndarray, "batch"]]: ...
+
+    def vq_loss(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
+                codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch input"],
+                commitment_weight: float, convention: Convention) -> Float[np.ndarray, ""]: ...
+
+    def init_codebook(self, num_embeddings: int, embedding_dim: int, key: Key | int
+                      ) -> Float[np.ndarray, "codes embedding"]: ...
+
+    def laplace_smooth(self, counts: Float[np.ndarray, "codes"], epsilon: float) -> Float[np.ndarray, "codes"]: ...
+
+    def ema_update(self, codebook, ema_counts, ema_sums, ema_step: int, z_e, decay: float, epsilon: float,
+                   training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]: ...
+
+    def codebook_health(self, indices: Int[np.ndarray, "batch"], num_embeddings: int
+                        ) -> tuple[Int[np.ndarray, "codes"], float, int]: ...
+
+    def reset_dead_codes(self, codebook, usage, z_e, key: Key | int) -> tuple[np.ndarray, Key]: ...
+
+    def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...
