@@ -1,4 +1,5 @@
-"""Every law in `vaespec.spec.laws.LAWS` mapped to its check; the two must match exactly."""
+"""Every law in `vaespec.spec.laws.LAWS` mapped to its check (the two must match exactly), and every
+negative control of every chapter."""
 
 from __future__ import annotations
 
@@ -13,3 +14,11 @@ _missing = sorted(set(LAWS) - set(CHECKS))
 _unregistered = sorted(set(CHECKS) - set(LAWS))
 if _missing or _unregistered:  # a law without a check, or a check without a statement, is a bug
     raise RuntimeError(f"laws without checks: {_missing}; checks without laws: {_unregistered}")
+
+
+def _controls():
+    from . import negative_controls
+    return {**negative_controls.CONTROLS}
+
+
+CONTROLS = _controls()

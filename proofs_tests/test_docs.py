@@ -12,7 +12,7 @@ import pytest
 
 import vaespec.proofs_tests
 from vaespec.proofs_tests.docs_laws import render
-from vaespec.proofs_tests.negative_controls import CONTROLS
+from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.profiles import PROFILES
 from vaespec.spec.architecture import ACTIVATIONS
 from vaespec.spec.contract import FUNCTIONS

@@ -10,7 +10,7 @@ from hypothesis import Phase, settings
 
 from vaespec.spec.laws import LAWS
 
-from vaespec.proofs_tests.negative_controls import CONTROLS
+from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.runner import run_law
 
 DETECT = settings(settings(), phases=[Phase.explicit, Phase.generate], max_examples=max(settings().max_examples, 25))
