@@ -119,7 +119,8 @@ def chain_length(function: str, arch, batch: int) -> tuple[int, int]:
 
     Dense layers contribute their fan-in to `n` and 3 rounded results (product, bias add,
     activation) to `n_ops`; the reparameterization 4 ops (halve, exp, multiply, add);
-    a loss its reductions (features or latent, then batch) plus 4 elementwise ops.
+    a loss its reductions (features or latent, then batch) plus 4 elementwise ops; the VQ
+    straight-through 2 ops, and each VQ auxiliary loss a mean over batch × embedding.
     A gradient's chain is its function's forward chain, the backward chain (the same
     layers again, transposed) and the batch sum of the weight gradients.
     """
@@ -133,7 +134,14 @@ def chain_length(function: str, arch, batch: int) -> tuple[int, int]:
         encode = (arch.longest_path("encoder") + 2 * n_enc_layers, 3 * n_enc_layers)
         decode = (arch.longest_path("decoder") + 2 * n_dec_layers, 3 * n_dec_layers)
         features, latent = arch.output_size, arch.latent_size
+    quantize = (2, 2)  # straight-through z_e + (e − z_e): two rounded results
+    if arch is not None and hasattr(arch, "num_embeddings"):
+        aux = arch.embedding_dim * batch + 4  # mean over batch × embedding, all elements at once
     table = {
+        "vq_encode": lambda: encode,
+        "vq_forward": lambda: (encode[0] + quantize[0] + decode[0], encode[1] + quantize[1] + decode[1]),
+        "vq_loss": lambda: (encode[0] + quantize[0] + decode[0] + features + batch + 2 * aux + 8,
+                            encode[1] + quantize[1] + decode[1] + 12),
         "reparameterize": lambda: reparam,
         "encode": lambda: encode,
         "decode": lambda: decode,
