@@ -1,5 +1,5 @@
-"""Deterministic parameter initialisation: the spec's scheme (`vaespec.spec.init`), re-exported."""
+"""Deterministic initialisation of parameters and codebooks: the spec's scheme (`vaespec.spec.init`), re-exported."""
 
-from vaespec.spec.init import init_params
+from vaespec.spec.init import init_codebook, init_params
 
-__all__ = ["init_params"]
+__all__ = ["init_codebook", "init_params"]

@@ -6,6 +6,9 @@ layers by construction. For each dense layer in
 `arch.dense_layers()` order, the kernel `[in, out]` and then the bias `[out]` are drawn
 from U(−1/√fan_in, 1/√fan_in) — torch's `nn.Linear` bound — with
 `numpy.random.default_rng(seed)`, in float64.
+
+The VQ-VAE's codebook is not a dense layer; `init_codebook` draws it from a key
+(`vaespec.spec.keys.normal`), Edifice's N(0, 1) with default key 42.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import math
 import numpy as np
 
 from .architecture import Architecture
-from .keys import Key, as_key
+from .contract import validate_args
+from .keys import Key, as_key, normal
+from .vq import DEFAULT_CODEBOOK_SEED
 
 
 def init_params(arch: Architecture, seed: int | Key) -> dict[str, np.ndarray]:
@@ -34,3 +39,19 @@ def init_params(arch: Architecture, seed: int | Key) -> dict[str, np.ndarray]:
         params[f"{name}.kernel"] = rng.uniform(-bound, bound, (fan_in, fan_out))
         params[f"{name}.bias"] = rng.uniform(-bound, bound, (fan_out,))
     return params
+
+
+def init_codebook(num_embeddings: int, embedding_dim: int, key: int | Key = DEFAULT_CODEBOOK_SEED) -> np.ndarray:
+    """The VQ-VAE codebook `C = normal(key, (K, D))[0]` ~ N(0, 1) in float64 (Edifice: key 42).
+
+    **Arguments**
+    - `num_embeddings`: K ≥ 1, the number of codebook rows.
+    - `embedding_dim`: D ≥ 1, the width of each row.
+    - `key`: a `Key` or an integer seed in [0, 2⁶⁴) (default 42).
+
+    **Returns** a float64 array [K, D]; the same key gives the same codebook everywhere.
+    Raises ConfigError (or DTypeError for a non-integer key) naming the bad argument.
+    """
+    checked = validate_args("init_codebook", {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim,
+                                              "key": key})
+    return normal(checked["key"], (checked["num_embeddings"], checked["embedding_dim"]))[0]
