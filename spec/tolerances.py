@@ -161,6 +161,29 @@ def reduction_length(*sizes: int) -> tuple[int, int]:
     return sum(sizes) + 4, 6
 
 
+def vq_chain_length(function: str, batch: int, dim: int, codes: int) -> tuple[int, int]:
+    """(n, n_ops) for the VQ functions on direct inputs (z_e [batch, dim], codebook [codes, dim]).
+
+    quantize: the straight-through z_e + (e − z_e), 2 roundings (its index is judged by the
+    near-tie criterion, not by this bound). Auxiliary losses: a mean over batch × dim of
+    squared differences (4 elementwise ops); their gradients 2 more ops. laplace_smooth: a sum
+    over codes and 4 ops. ema_update: the per-code sum over the batch, the moving average,
+    debiasing, smoothing (a sum over codes) and the division: batch + codes + 10 roundings.
+    """
+    base = function[: -len("_vjp")] if function.endswith("_vjp") else function
+    extra = 2 if function.endswith("_vjp") else 0
+    table = {
+        "quantize": (2, 2),
+        "codebook_loss": (batch * dim + 4 + extra, 6 + extra),
+        "commitment_loss": (batch * dim + 4 + extra, 6 + extra),
+        "laplace_smooth": (codes + 4, 4),
+        "ema_update": (batch + codes + 10, 10),
+    }
+    if base not in table:
+        raise ValueError(f"function: no VQ reduction length for {function!r}; network functions use chain_length")
+    return table[base]
+
+
 def distance_bound(dtype: str, embedding_dim: int, z_norm, e_norm):
     """Largest error a backend computing in `dtype` may make in ‖z − e‖², by either form.
 
