@@ -1,4 +1,4 @@
-"""`TorchBackend`: the torch implementation behind the `VAEBackend` contract.
+"""`TorchBackend`: the torch implementation behind the `VAEBackend` and `VQBackend` contracts.
 
 Arrays cross the contract as float64 numpy arrays; inside, the backend computes in its
 own dtype on its own device. `encode` and `decode` run the `Encoder`/`Decoder` modules
@@ -6,7 +6,8 @@ users train with (built by `from_params`), so the conformance suite checks those
 modules rather than a parallel re-implementation; the composite functions are composed
 in torch, without round trips through numpy. Inputs are checked at the conformance
 boundary, so the functional ops run with `validate=False` here. `vjp` differentiates
-the very same computation with `torch.autograd`.
+the very same computation with `torch.autograd`. Each chapter beyond the VAE's is a mixin
+(`vq_backend.VQMethods`) providing the chapter's methods and `_evaluate_<chapter>`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
 from .convert import from_params
 from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
 from .keys import reparameterize_with_key
+from .vq_backend import VQMethods
 
 # Which modules each function needs (a part of the parameter layout); others need none.
 _PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
@@ -75,8 +77,8 @@ def _body(function: str, t: dict[str, Tensor], encoder, decoder, args: Mapping[s
     raise AssertionError(f"no torch body for contract function {function!r}")  # FUNCTIONS grew
 
 
-class TorchBackend:
-    """The contract (`vaespec.spec.contract.VAEBackend`) on torch.
+class TorchBackend(VQMethods):
+    """The contract (`vaespec.spec.contract.VAEBackend`, `vaespec.spec.vq.VQBackend`) on torch.
 
     **Arguments**
     - `device`: a torch device or its name ("cpu", "cuda", "cuda:1").
@@ -87,6 +89,7 @@ class TorchBackend:
     """
 
     name = "torch"
+    chapters = ("vae", "vq")
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)
@@ -104,6 +107,9 @@ class TorchBackend:
         """Run `function` on contract-named `args`. If `leaves` is a dict, each differentiable
         argument's leaf tensor is recorded in it (params as a dict name -> nn.Parameter)."""
         args = validate_args(function, args)  # the numpy boundary; the torch code below is unchecked
+        chapter = FUNCTIONS[function].chapter
+        if chapter != "vae":
+            return getattr(self, f"_evaluate_{chapter}")(function, args, leaves)
         tensors = {}
         for arg in FUNCTIONS[function].args:
             if arg.kind == "array":
@@ -176,6 +182,8 @@ class TorchBackend:
         leaves: dict[str, Any] = {}
         with torch.enable_grad():
             outputs = self._evaluate(function, args, leaves)
+        # The cotangent covers the float outputs only (quantize's and vq_forward's indices have none).
+        outputs = tuple(o for o, spec in zip(outputs, FUNCTIONS[function].outputs) if spec.kind == "float")
         cotangents = self._cotangents(function, outputs, cotangent)
         flat = [(name, None, leaf) for name, leaf in leaves.items() if name != "params"]
         flat += [("params", key, leaf) for key, leaf in leaves.get("params", {}).items()]
@@ -194,7 +202,7 @@ class TorchBackend:
     def _cotangents(self, function: str, outputs: tuple[Tensor, ...], cotangent) -> tuple[Tensor, ...]:
         """The cotangent as tensors matching `outputs`, shape-checked."""
         given = tuple(cotangent) if len(outputs) > 1 else (cotangent,)
-        spec_outputs = FUNCTIONS[function].outputs
+        spec_outputs = [o for o in FUNCTIONS[function].outputs if o.kind == "float"]
         if len(given) != len(outputs):
             raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s outputs "
                              f"{[o.name for o in spec_outputs]}, got {len(given)}")

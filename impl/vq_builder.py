@@ -1,0 +1,197 @@
+"""The VQ-VAE builder (Edifice's `VQVAE.build` options) and conversions to and from the spec's layout.
+
+Options and defaults are Edifice's (embedding_dim 64, num_embeddings 512, encoder (256, 128),
+decoder (128, 256), relu), with two differences: `num_embeddings` is honoured (Edifice documents
+it but builds no codebook of that size), and an unknown option raises `ConfigError` naming it.
+
+With `key`, the dense layers come from `vaespec.spec.init.init_params(arch, key)` (the reference's
+numbers for that seed) and the codebook from `init_codebook(K, D, key)`; without it, the layers use
+torch's default `nn.Linear` initialisation and the codebook `init_codebook(K, D, 42)`.
+
+Conversions: `to_params(model)` gives the spec's flat float64 layer mapping (kernels `[in, out]`),
+`to_codebook(model)` the codebook; `load_params` and `from_params` go the other way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from vaespec.spec.architecture import VQArchitecture
+from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
+from vaespec.spec.init import init_params
+from vaespec.spec.keys import Key
+from vaespec.spec.shapes import check_array, check_params
+from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_DECAY, DEFAULT_EPSILON
+
+from ._dtypes import to_numpy, torch_device, torch_dtype
+from .builder import _reject_unknown, _require
+from .modules import Decoder
+from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder
+
+_PARTS = {"encoder": VQEncoder, "decoder": Decoder}
+
+
+def _check_ema_options(ema, decay, epsilon) -> None:
+    if not isinstance(ema, bool):
+        raise ConfigError(f"ema: expected True or False, got {ema!r}")
+    for option, value, ok, domain in (("decay", decay, lambda v: 0.0 <= v < 1.0, "0 ≤ decay < 1"),
+                                      ("epsilon", epsilon, lambda v: 0.0 <= v < float("inf"), "finite ε ≥ 0")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not ok(value):
+            raise ConfigError(f"{option}: expected a real number with {domain}, got {value!r}")
+
+
+def _quantizer(arch: VQArchitecture, ema: bool, decay: float, epsilon: float, key, dtype, device):
+    if ema:
+        return VectorQuantizerEMA(arch.num_embeddings, arch.embedding_dim, decay, epsilon, key,
+                                  dtype=dtype, device=device)
+    return VectorQuantizer(arch.num_embeddings, arch.embedding_dim, key, dtype=dtype, device=device)
+
+
+def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings: int = 512,
+          encoder_sizes=(256, 128), decoder_sizes=(128, 256), activation: str = "relu", *,
+          output_size: int | None = None, ema: bool = False, decay: float = DEFAULT_DECAY,
+          epsilon: float = DEFAULT_EPSILON, key: Key | int | None = None, device=None, dtype=None,
+          **unknown) -> VQVAE:
+    """Build a dense VQ-VAE.
+
+    **Arguments**
+    - `input_size`: observed features (required).
+    - `embedding_dim`: D, width of z_e and of each code (default 64).
+    - `num_embeddings`: K, codebook rows (default 512).
+    - `encoder_sizes`, `decoder_sizes`: hidden widths (defaults (256, 128) and (128, 256)).
+    - `activation`: a name from `vaespec.spec.architecture.ACTIVATIONS` (default "relu").
+    - `output_size`: decoder output width (default `input_size`).
+    - `ema`: use `VectorQuantizerEMA` (codebook by moving averages) instead of a trained codebook.
+    - `decay`: the EMA's γ in [0, 1) (default 0.99); `epsilon`: its Laplace ε ≥ 0 (default 1e-5).
+    - `key`: a `Key` or integer seed for deterministic initialisation (see module docstring).
+    - `device`, `dtype`: of every parameter and buffer (torch's defaults when None).
+
+    **Returns** a `VQVAE` holding `arch` (a `VQArchitecture`).
+
+    **Raises** `ConfigError` for a missing `input_size`, an unknown option, a bad size, activation,
+    `ema`, `decay` or `epsilon`.
+    """
+    _reject_unknown(build, unknown)
+    _require("input_size", input_size, "the number of observed features")
+    arch = VQArchitecture(input_size, embedding_dim, num_embeddings, encoder_sizes, decoder_sizes, activation,
+                          output_size)
+    _check_ema_options(ema, decay, epsilon)
+    dtype = None if dtype is None else torch_dtype(dtype)
+    device = None if device is None else torch_device(device)
+    if key is None:
+        encoder, decoder = VQEncoder(arch, dtype=dtype, device=device), Decoder(arch, dtype=dtype, device=device)
+    else:
+        encoder, decoder = _layers(arch, init_params(arch, key), dtype, device, ("encoder", "decoder"))
+    quantizer = _quantizer(arch, ema, decay, epsilon, DEFAULT_CODEBOOK_SEED if key is None else key, dtype, device)
+    return VQVAE(encoder, quantizer, decoder)
+
+
+def _layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype, device, parts: tuple[str, ...]) -> list:
+    """New modules for `parts` ("encoder", "decoder") holding `params`, made on the meta device and then
+    allocated uninitialised: every parameter is overwritten, so torch's initialisation (and its global
+    random generator) is skipped."""
+    target = device if device is not None else torch.empty(()).device
+    modules = [_PARTS[part](arch, dtype=dtype, device="meta").to_empty(device=target) for part in parts]
+    _load_layers(params, modules)
+    return modules
+
+
+def _load_layers(params: Mapping[str, np.ndarray], modules) -> None:
+    if not isinstance(params, Mapping):
+        raise DTypeError(f"params: expected a mapping of parameter name to array, got {describe(params)}")
+    unexpected = sorted(set(params) - set(modules[0].arch.parameter_shapes()))
+    if unexpected:
+        raise ShapeError(f"params: names outside the parameter layout: {unexpected}")
+    for module in modules:
+        shapes = module.arch.parameter_shapes(module.part)
+        part = check_params(f"params ({module.part})", {k: v for k, v in params.items() if k in shapes}, shapes)
+        with torch.no_grad():
+            for name, linear in module.dense_layers():
+                # The spec's kernel is [in, out], nn.Linear's weight [out, in]; copy_ casts and moves.
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.kernel"].T)))
+                linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
+
+
+def _check_model(model) -> VQVAE:
+    if not isinstance(model, VQVAE):
+        raise DTypeError(f"model: expected a vaespec.impl.vq VQVAE, got {describe(model)}")
+    return model
+
+
+def to_params(model: VQVAE) -> dict[str, np.ndarray]:
+    """The model's dense layers as the spec's flat mapping of float64 numpy copies.
+
+    **Arguments** `model`: a `VQVAE`.
+
+    **Returns** `{"<layer>.kernel": [in, out], "<layer>.bias": [out], …}` in `arch.dense_layers()` order
+    (the codebook is not a layer: see `to_codebook`).
+    """
+    params: dict[str, np.ndarray] = {}
+    for module in (_check_model(model).encoder, model.decoder):
+        for name, linear in module.dense_layers():
+            params[f"{name}.kernel"] = to_numpy(linear.weight.T)
+            params[f"{name}.bias"] = to_numpy(linear.bias)
+    return params
+
+
+def to_codebook(model: VQVAE) -> np.ndarray:
+    """The model's codebook as a float64 numpy copy `[num_embeddings, embedding_dim]`."""
+    return to_numpy(_check_model(model).quantizer.codebook)
+
+
+def load_params(params: Mapping[str, np.ndarray], model: VQVAE, codebook: np.ndarray | None = None) -> None:
+    """Copy spec-layout parameters (and optionally a codebook) into `model`, in place, in its dtype and device.
+
+    **Arguments**
+    - `params`: every name of `model.arch.parameter_shapes()` with its documented shape (finite floats).
+    - `model`: a `VQVAE`.
+    - `codebook`: a finite float array `[num_embeddings, embedding_dim]`, or None to keep the model's.
+
+    **Raises** `ShapeError` (missing, unexpected or mis-shaped names, wrong codebook shape), `DTypeError`, `DomainError`.
+    """
+    _check_model(model)
+    if codebook is not None:  # checked before anything is copied, so a bad codebook changes nothing
+        _check_codebook(model.arch, codebook)
+    _load_layers(params, [model.encoder, model.decoder])
+    if codebook is not None:
+        _copy_codebook(model.quantizer, codebook)
+
+
+def _check_codebook(arch: VQArchitecture, codebook) -> None:
+    check_array("codebook", codebook, ("codes", "embedding"),
+                {"codes": arch.num_embeddings, "embedding": arch.embedding_dim})
+
+
+def _copy_codebook(quantizer, codebook: np.ndarray) -> None:
+    with torch.no_grad():
+        quantizer.codebook.copy_(torch.from_numpy(np.ascontiguousarray(codebook)))
+
+
+def from_params(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook: np.ndarray,
+                dtype=torch.float32, device="cpu", *, ema: bool = False, decay: float = DEFAULT_DECAY,
+                epsilon: float = DEFAULT_EPSILON) -> VQVAE:
+    """A new `VQVAE` for `arch` holding `params` and `codebook` (an EMA quantizer starts from a zero state).
+
+    **Arguments**
+    - `arch`: a `VQArchitecture`.
+    - `params`: spec-layout parameters (see `load_params`); `codebook`: `[K, D]` float array.
+    - `dtype`, `device`: of the new model (a torch dtype or its name; a device or its name).
+    - `ema`, `decay`, `epsilon`: as `build`.
+
+    **Returns** the `VQVAE`.
+    """
+    if not isinstance(arch, VQArchitecture):
+        raise DTypeError(f"arch: expected a vaespec.spec.architecture.VQArchitecture, got {describe(arch)}")
+    _check_ema_options(ema, decay, epsilon)
+    _check_codebook(arch, codebook)
+    dtype, device = torch_dtype(dtype), torch_device(device)
+    encoder, decoder = _layers(arch, params, dtype, device, ("encoder", "decoder"))
+    # Made on meta, so no codebook is drawn only to be overwritten; the EMA state then starts at zero.
+    quantizer = _quantizer(arch, ema, decay, epsilon, None, dtype, "meta").to_empty(device=device)
+    _copy_codebook(quantizer, codebook)
+    if ema:
+        for name in ("ema_counts", "ema_sums", "ema_step"):
+            getattr(quantizer, name).zero_()
+    return VQVAE(encoder, quantizer, decoder)
