@@ -1,18 +1,24 @@
-"""The float64 reference as a contract backend (`VAEBackend`)."""
+"""The float64 reference as a contract backend (`VAEBackend` and `VQBackend`)."""
 
 from __future__ import annotations
 
 from vaespec.spec.keys import normal
 
 from . import gradients, vae
+from .vq import VQReferenceMethods
 
 
-class ReferenceBackend:
-    """The executable spec behind the `VAEBackend` protocol: float64 NumPy on the CPU."""
+class ReferenceBackend(VQReferenceMethods):
+    """The executable spec behind the `VAEBackend` and `VQBackend` protocols: float64 NumPy on the CPU.
+
+    Each chapter's functions come from its module (the VQ chapter's as the mixin
+    `vq.VQReferenceMethods`); `vjp` routes every differentiable function of every chapter.
+    """
 
     name = "reference"
     device = "cpu"
     dtype = "float64"
+    chapters = ("vae", "vq")
 
     encode = staticmethod(vae.encode)
     decode = staticmethod(vae.decode)

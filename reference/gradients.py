@@ -174,10 +174,16 @@ _VJPS = {
 
 
 def vjp(function: str, args, cotangent):
-    """Dispatch to `<function>_vjp` with the contract's argument names (see `FUNCTIONS`)."""
-    if function not in _VJPS:
-        raise ConfigError(f"function: expected one of {sorted(_VJPS)}, got {function!r}")
+    """Dispatch to `<function>_vjp` with the contract's argument names (see `FUNCTIONS`).
+
+    The VQ chapter's VJPs live in `vq_gradients` (imported here: it builds on this module).
+    """
+    from . import vq_gradients
+
+    table = {**_VJPS, **vq_gradients.VJPS}
+    if function not in table:
+        raise ConfigError(f"function: expected one of {sorted(table)}, got {function!r}")
     missing = [a.name for a in FUNCTIONS[function].args if a.name not in args]
     if missing:
         raise ConfigError(f"args: {function} needs {[a.name for a in FUNCTIONS[function].args]}; missing {missing}")
-    return _VJPS[function](args, cotangent)
+    return table[function](args, cotangent)

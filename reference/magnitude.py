@@ -50,7 +50,11 @@ def _kl(mu, log_var, m_mu, m_lv, c):
 
 
 def magnitude(function: str, args):
-    """Error scale of `function` at `args`, structured like its output."""
+    """Error scale of `function` at `args`, structured like its output (VQ functions: `vq_magnitude`)."""
+    from . import vq_magnitude  # it builds on this module
+
+    if function in vq_magnitude.FUNCTIONS:
+        return vq_magnitude.magnitude(function, args)
     a = args
     if function == "encode":
         return _encode(a["arch"], a["params"], np.abs(a["x"]))
@@ -142,7 +146,12 @@ def vjp_magnitude(function: str, args, cotangent):
     The backward pass run on absolute values (|W|ᵀ, |act′|, |ȳ|), starting from the
     magnitude of each loss derivative — e.g. d KL / d lv = ½(exp(lv) − 1) has magnitude
     ½(exp(lv) + 1), which is the size of what an autograd backend actually cancels.
+    VQ functions: `vq_magnitude`.
     """
+    from . import vq_magnitude  # it builds on this module
+
+    if function in vq_magnitude.VJP_FUNCTIONS:
+        return vq_magnitude.vjp_magnitude(function, args, cotangent)
     a = args
     ct = tuple(np.abs(c) for c in cotangent) if isinstance(cotangent, tuple) else np.abs(np.asarray(cotangent, float))
     if function == "reparameterize":
