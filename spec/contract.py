@@ -16,7 +16,8 @@ formula — and the tests, the CLI, the golden vectors and the docs all read it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -67,7 +68,7 @@ VAE_FUNCTIONS: dict[str, FunctionSpec] = {
 }
 
 # Every chapter's functions; a chapter's module states its own (`vaespec.spec.vq`, …).
-from . import vq as _vq  # noqa: E402  (the chapters import Arg/FunctionSpec, not this module)
+from . import vq as _vq
 
 FUNCTIONS: dict[str, FunctionSpec] = {**VAE_FUNCTIONS, **_vq.FUNCTIONS}
 

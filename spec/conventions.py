@@ -79,7 +79,7 @@ PRESETS: dict[str, Convention] = {
 DEFAULT_CONVENTION = "elbo"
 
 
-def get_convention(convention: "str | Convention | None" = None) -> Convention:
+def get_convention(convention: str | Convention | None = None) -> Convention:
     """Resolve a preset name (or a Convention, or None for the default) to a Convention."""
     if convention is None:
         return PRESETS[DEFAULT_CONVENTION]

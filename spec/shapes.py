@@ -20,8 +20,8 @@ A scalar is written with the empty string: `Float[np.ndarray, ""]`.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Mapping, MutableMapping
 
 import numpy as np
 

@@ -170,7 +170,7 @@ def vq_chain_length(function: str, batch: int, dim: int, codes: int) -> tuple[in
     over codes and 4 ops. ema_update: the per-code sum over the batch, the moving average,
     debiasing, smoothing (a sum over codes) and the division: batch + codes + 10 roundings.
     """
-    base = function[: -len("_vjp")] if function.endswith("_vjp") else function
+    base = function.removesuffix("_vjp")
     extra = 2 if function.endswith("_vjp") else 0
     table = {
         "quantize": (2, 2),

@@ -20,7 +20,8 @@ like the VAE's.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,6 +45,29 @@ NEAR_TIE_CRITERION = (
     "exceeds τ_k* + τ_runner-up, so exact agreement is required there and only there. Exact ties "
     "(equal d_k, e.g. duplicated rows) go to the lowest index."
 )
+
+
+
+def acceptable_codes(dtype: str, z_e: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    """The near-tie criterion as a mask: `[b, k]` is True iff index k is acceptable for row b.
+
+    **Arguments**
+    - `dtype`: the compute dtype of the backend whose choices are judged.
+    - `z_e` [batch, embedding], `codebook` [codes, embedding]: the inputs *as the backend received
+      them* (already rounded to its dtype).
+
+    **Returns** a bool array [batch, codes]: `d_k − τ_k ≤ min_j (d_j + τ_j)` with `d` the float64
+    direct squared distances and `τ` = `vaespec.spec.tolerances.distance_bound`. A row with a single
+    True entry is *unambiguous*: every conforming backend must pick exactly that code.
+    """
+    from .tolerances import distance_bound
+
+    z = np.asarray(z_e, dtype=np.float64)
+    e = np.asarray(codebook, dtype=np.float64)
+    d = ((z[:, None, :] - e[None, :, :]) ** 2).sum(axis=2)
+    tau = distance_bound(dtype, z.shape[1], np.linalg.norm(z, axis=1)[:, None], np.linalg.norm(e, axis=1)[None, :])
+    return d - tau <= (d + tau).min(axis=1, keepdims=True)
+
 
 ARCH = Arg("arch", "arch")
 PARAMS = Arg("params", "params", differentiable=True)
@@ -144,9 +168,10 @@ _laws = (
         "+ w · commitment_loss(z_e, C), z_e = vq_encode(x)",
         ("vq_loss", "reconstruction_loss", "codebook_loss", "commitment_loss", "vq_forward", "vq_encode"),
         "w ≥ 0, every convention preset", "roundoff", "vq"),
-    Law("ema_kmeans_step", "with ε = 0, an EMA update from a fresh state (any decay: debiasing removes the "
-        "zero start) or with decay 0 (any state) is one k-means step: each used code moves to the mean of its "
-        "assigned z_e, unused codes keep their rows", ("ema_update", "quantize"), "0 ≤ decay < 1", "roundoff", "vq"),
+    Law("ema_kmeans_step", "with ε = 0, an EMA update with decay 0 (any state), or from a fresh state (any decay), "
+        "is one k-means step: each used code moves to the mean of its assigned z_e, unused codes keep their rows. "
+        "(Debiasing scales sums and counts alike, so with ε = 0 it cancels; ema_update_matches_reference checks it "
+        "at ε > 0.)", ("ema_update", "quantize"), "0 ≤ decay < 1", "roundoff", "vq"),
     Law("ema_eval_mode_leaves_codebook_unchanged", "ema_update(…, training=False) returns the codebook and the "
         "EMA state unchanged", ("ema_update",), "any state", "exact", "vq"),
     Law("laplace_smoothing_preserves_total_count", "Σ_k laplace_smooth(N, ε)_k = Σ_k N_k, and every smoothed "
@@ -184,7 +209,7 @@ class VQBackend(Protocol):
                   x: Float[np.ndarray, "batch input"]) -> Float[np.ndarray, "batch embedding"]: ...
 
     def quantize(self, z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
-                 ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, "batch"]]: ...
+                 ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, " batch"]]: ...
 
     def codebook_loss(self, z_e: Float[np.ndarray, "batch embedding"],
                       codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, ""]: ...
@@ -194,7 +219,7 @@ class VQBackend(Protocol):
 
     def vq_forward(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
                    codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch input"]
-                   ) -> tuple[Float[np.ndarray, "batch output"], Int[np.ndarray, "batch"]]: ...
+                   ) -> tuple[Float[np.ndarray, "batch output"], Int[np.ndarray, " batch"]]: ...
 
     def vq_loss(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
                 codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch input"],
@@ -203,13 +228,13 @@ class VQBackend(Protocol):
     def init_codebook(self, num_embeddings: int, embedding_dim: int, key: Key | int
                       ) -> Float[np.ndarray, "codes embedding"]: ...
 
-    def laplace_smooth(self, counts: Float[np.ndarray, "codes"], epsilon: float) -> Float[np.ndarray, "codes"]: ...
+    def laplace_smooth(self, counts: Float[np.ndarray, " codes"], epsilon: float) -> Float[np.ndarray, " codes"]: ...
 
     def ema_update(self, codebook, ema_counts, ema_sums, ema_step: int, z_e, decay: float, epsilon: float,
                    training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]: ...
 
-    def codebook_health(self, indices: Int[np.ndarray, "batch"], num_embeddings: int
-                        ) -> tuple[Int[np.ndarray, "codes"], float, int]: ...
+    def codebook_health(self, indices: Int[np.ndarray, " batch"], num_embeddings: int
+                        ) -> tuple[Int[np.ndarray, " codes"], float, int]: ...
 
     def reset_dead_codes(self, codebook, usage, z_e, key: Key | int) -> tuple[np.ndarray, Key]: ...
 

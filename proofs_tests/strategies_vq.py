@@ -1,0 +1,116 @@
+"""Hypothesis strategies for the VQ-VAE chapter, exported for users' own suites.
+
+    from vaespec.proofs_tests.strategies_vq import vq_examples
+    @given(vq_examples())
+    def test_my_quantizer(ex): z_q, k = my_quantize(ex.args["z_e"], ex.args["codebook"])
+
+One `Example` carries every argument of every VQ function (named as in
+`vaespec.spec.vq.FUNCTIONS`), with consistent sizes: `codebook` [K, D] matches
+`arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, D], `x` [B, input]. Some draws put
+`z_e` on or near codebook rows and duplicate rows, so ties and near-ties are exercised, not
+just the generic case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from vaespec.reference.init import init_params
+from vaespec.spec.architecture import ACTIVATIONS, VQArchitecture
+from vaespec.spec.init import init_codebook
+
+from .strategies import MAX_ABS_X, Example, arrays, conventions, floats
+
+MAX_ABS_Z = 3.0
+MAX_ABS_SUMS = 10.0
+MAX_COUNT = 20.0
+
+
+@st.composite
+def vq_architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_dim: int = 5,
+                     max_codes: int = 8):
+    widths = st.lists(st.integers(1, max_width), min_size=0, max_size=max_layers)
+    return VQArchitecture(
+        input_size=draw(st.integers(1, max_features)),
+        embedding_dim=draw(st.integers(1, max_dim)),
+        num_embeddings=draw(st.integers(1, max_codes)),
+        encoder_sizes=tuple(draw(widths)),
+        decoder_sizes=tuple(draw(widths)),
+        activation=draw(st.sampled_from(tuple(ACTIVATIONS))),
+    )
+
+
+@st.composite
+def _codebook(draw, codes: int, dim: int):
+    """N(0, 1) from a drawn key (init_codebook), scaled; sometimes with a duplicated row."""
+    codebook = init_codebook(codes, dim, draw(st.integers(0, 2**32 - 1))) * draw(st.sampled_from((0.5, 1.0, 2.0)))
+    if codes >= 2 and draw(st.booleans()):
+        i, j = draw(st.lists(st.integers(0, codes - 1), min_size=2, max_size=2, unique=True))
+        codebook[j] = codebook[i]
+    return codebook
+
+
+@st.composite
+def _encodings(draw, batch: int, codebook: np.ndarray):
+    """z_e: free draws, or codebook rows plus a small offset (near the Voronoi cells' centres and edges)."""
+    free = draw(arrays((batch, codebook.shape[1]), -MAX_ABS_Z, MAX_ABS_Z))
+    if not draw(st.booleans()):
+        return free
+    rows = np.array(draw(st.lists(st.integers(0, codebook.shape[0] - 1), min_size=batch, max_size=batch)))
+    scale = draw(st.sampled_from((0.0, 1e-3, 0.3)))
+    return codebook[rows] + scale * free / MAX_ABS_Z
+
+
+@st.composite
+def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
+    """Every argument of every VQ function, sizes consistent with one `VQArchitecture`."""
+    arch = draw(vq_architectures()) if arch is None else arch
+    batch = draw(st.integers(min_batch, max_batch))
+    codes, dim = arch.num_embeddings, arch.embedding_dim
+    codebook = draw(_codebook(codes, dim))
+    z_e = draw(_encodings(batch, codebook))
+    indices = np.array(draw(st.lists(st.integers(0, codes - 1), min_size=batch, max_size=batch)), dtype=np.int64)
+    counts = draw(arrays((codes,), 0.0, MAX_COUNT))
+    if not counts.sum() > 0:
+        counts[draw(st.integers(0, codes - 1))] = 1.0
+    return Example({
+        "arch": arch,
+        "params": init_params(arch, draw(st.integers(0, 2**32 - 1))),
+        "x": draw(arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X)),
+        "z_e": z_e,
+        "codebook": codebook,
+        "commitment_weight": draw(st.one_of(st.just(0.25), st.just(0.0), floats(0.0, 2.0))),
+        "convention": draw(conventions()),
+        "num_embeddings": codes,
+        "embedding_dim": dim,
+        "key": draw(st.integers(0, 2**64 - 1)),
+        "ema_counts": draw(arrays((codes,), 0.0, MAX_COUNT)),
+        "ema_sums": draw(arrays((codes, dim), -MAX_ABS_SUMS, MAX_ABS_SUMS)),
+        "ema_step": draw(st.integers(0, 50)),
+        "decay": draw(st.one_of(st.just(0.99), st.just(0.0), floats(0.0, 0.999))),
+        "epsilon": draw(st.one_of(st.just(1e-5), st.just(0.0), floats(0.0, 0.1))),
+        "training": draw(st.booleans()),
+        "counts": counts,
+        "indices": indices,
+        "usage": np.bincount(indices, minlength=codes).astype(np.int64),
+    })
+
+
+@st.composite
+def tie_examples(draw, max_batch: int = 4, max_dim: int = 8, max_codes: int = 6):
+    """Small-integer z_e and codebook with duplicated nearest rows: every distance form is exact
+    (entries in [−2, 2], D ≤ 8 ⇒ all partial sums are integers ≤ 128, exact even in bfloat16)."""
+    dim = draw(st.integers(1, max_dim))
+    codes = draw(st.integers(2, max_codes))
+    ints = st.integers(-2, 2)
+    codebook = np.array(draw(st.lists(st.lists(ints, min_size=dim, max_size=dim), min_size=codes, max_size=codes)),
+                        dtype=np.float64)
+    batch = draw(st.integers(1, max_batch))
+    z_e = np.array(draw(st.lists(st.lists(ints, min_size=dim, max_size=dim), min_size=batch, max_size=batch)),
+                   dtype=np.float64)
+    # Duplicate each row's nearest code into a later slot, so the tie is real and the lowest index matters.
+    nearest = ((z_e[:, None, :] - codebook[None]) ** 2).sum(2).argmin(1)
+    source = int(nearest[0])
+    target = draw(st.integers(0, codes - 1).filter(lambda t: t != source))
+    codebook[target] = codebook[source]
+    return Example({"z_e": z_e, "codebook": codebook})
