@@ -379,8 +379,8 @@ def test_init_codebook_is_normal_from_the_key_with_edifice_default():
 
 def test_reference_backend_serves_both_chapters():
     backend = ReferenceBackend()
-    assert backend.chapters == ("vae", "vq") and isinstance(backend, VQBackend)
-    missing = [f for f, spec in FUNCTIONS.items() if spec.chapter in backend.chapters and not hasattr(backend, f)]
+    assert {"vae", "vq"} <= set(backend.chapters) and isinstance(backend, VQBackend)
+    missing = [f for f, spec in FUNCTIONS.items() if spec.chapter in ("vae", "vq") and not hasattr(backend, f)]
     assert not missing
     assert backend.quantize(Z3, C2)[1].tolist() == [0, 1, 0]
     assert backend.vjp("commitment_loss", {"z_e": Z3, "codebook": C2}, 1.0)["z_e"].shape == Z3.shape
