@@ -30,6 +30,7 @@ COLUMNS = ("law", "backend", "device", "dtype", "examples", "error/tol", "verdic
 # name -> (module, help); each module provides configure(parser) and run(args).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": (__name__, "check every law against a backend"),
+    "vectors": ("vaespec.proofs_tests.vectors", "export golden vectors, or verify them and a backend against them"),
 }
 
 

@@ -1,0 +1,355 @@
+"""Golden vectors: language-neutral input/output pairs of every contract function and gradient.
+
+    vaespec vectors export DIR [--seed N]                 # .npy files + DIR/manifest.json
+    vaespec vectors verify DIR [--backend pkg.mod:obj]    # checksums, then a backend (default: the reference)
+
+An export (`vaespec.proofs_tests.vectors_export`) holds cases of every function of every
+chapter, with inputs exact in every dtype, the float64 reference's outputs and gradients,
+and per output the suite's tolerance rule; `manifest.json` (schema:
+`vectors_manifest.schema.json`) lists them with the sha256 of every file. `verify` trusts
+nothing it has not checked: the manifest against the schema, then every file's size and
+sha256, then each array's shape and dtype, before comparing a backend's outputs with the
+recorded rule for its dtype. A file that is missing, truncated, corrupt or tampered with is
+a `VectorsError` naming it. docs/porting.md shows how a port in another language reads
+the same files. Nothing here loads a pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from vaespec.spec.architecture import Architecture, VQArchitecture
+from vaespec.spec.contract import FUNCTIONS, call
+from vaespec.spec.conventions import PRESETS, Convention
+from vaespec.spec.errors import ConfigError
+from vaespec.spec.keys import Key
+from vaespec.spec.tolerances import UNIT_ROUNDOFF
+
+FORMAT = "vaespec-vectors/1"
+MANIFEST = "manifest.json"
+SCHEMA = Path(__file__).with_name("vectors_manifest.schema.json")
+DTYPES = tuple(UNIT_ROUNDOFF)
+
+
+class VectorsError(ConfigError):
+    """A vectors directory that cannot be trusted or read; the message starts with the file."""
+
+
+class Unsupported(VectorsError):
+    """A function the vectors cannot cover yet (no reference, an argument kind or chapter without rules)."""
+
+
+# ----------------------------------------------------------------------------- verify
+def read_manifest(directory) -> dict:
+    """Parse and schema-check `directory`/manifest.json; raise VectorsError naming the file."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VectorsError(f"{path}: missing; export vectors with `vaespec vectors export {directory}`") from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise VectorsError(f"{path}: not readable JSON ({error})") from None
+    problems = schema_errors(manifest, json.loads(SCHEMA.read_text(encoding="utf-8")))
+    if problems:
+        raise VectorsError(f"{path}: does not match {SCHEMA.name}: " + "; ".join(problems[:5]))
+    if manifest["format"] != FORMAT:
+        raise VectorsError(f"{path}: format {manifest['format']!r}; this vaespec reads {FORMAT!r}")
+    return manifest
+
+
+def check_files(directory, manifest: dict) -> None:
+    """Every listed file exists with its recorded size and sha256, and every referenced file is listed;
+    else a VectorsError naming each bad file (the first one leads the message)."""
+    root, problems = Path(directory), []
+    for relative, record in manifest["files"].items():
+        path = root / relative
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            problems.append(f"{relative}: a path outside the vectors directory")
+        elif not path.is_file():
+            problems.append(f"{path}: missing (listed in {MANIFEST})")
+        else:
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            if len(data) != record["bytes"]:
+                problems.append(f"{path}: {len(data)} bytes, {MANIFEST} records {record['bytes']} (truncated or corrupt)")
+            elif digest != record["sha256"]:
+                problems.append(f"{path}: sha256 {digest} differs from the recorded {record['sha256']} "
+                                "(tampered or corrupt)")
+    unlisted = sorted({entry["file"] for entry in _array_entries(manifest["cases"])} - set(manifest["files"]))
+    problems += [f"{root / name}: referenced by {MANIFEST} but has no checksum in its 'files'" for name in unlisted]
+    if problems:
+        more = f"\n(and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise VectorsError("\n".join(problems[:10]) + more)
+
+
+def _array_entries(node):
+    if isinstance(node, dict):
+        if "file" in node and "shape" in node:
+            yield node
+        for value in node.values():
+            yield from _array_entries(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _array_entries(value)
+
+
+@dataclass
+class VectorResult:
+    """One row of `verify`: a backend's agreement with the vectors of one function (values or gradients)."""
+
+    backend: str
+    device: str
+    dtype: str
+    function: str
+    kind: str  # "value" or "gradient"
+    cases: int = 0
+    worst_ratio: float = 0.0
+    verdict: str = "pass"  # "pass", "FAIL", "ERROR" or "n/a"
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict in ("pass", "n/a")
+
+
+class Vectors:
+    """An export opened for checking: the manifest read and schema-checked, every file's size and
+    sha256 verified (`VectorsError` naming the file otherwise); arrays are loaded on first use."""
+
+    def __init__(self, directory):
+        self.root = Path(directory)
+        self.manifest = read_manifest(directory)
+        check_files(directory, self.manifest)
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def array(self, entry: dict) -> np.ndarray:
+        """The array an entry names (never a pickle), checked against its recorded shape and dtype; a copy."""
+        if entry["file"] not in self._arrays:
+            path = self.root / entry["file"]
+            try:
+                value = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as error:
+                raise VectorsError(f"{path}: not a readable .npy file ({error})") from None
+            if list(value.shape) != entry["shape"] or str(value.dtype) != entry["dtype"]:
+                raise VectorsError(f"{path}: holds {value.dtype} {list(value.shape)}, {MANIFEST} records "
+                                   f"{entry['dtype']} {entry['shape']}")
+            self._arrays[entry["file"]] = value
+        return self._arrays[entry["file"]].copy()  # a backend that writes into its inputs spoils no other case
+
+    def args(self, case: dict) -> dict:
+        """A case's arguments as the contract takes them (Architecture, Convention, Key, arrays, scalars)."""
+        args = {}
+        for name, entry in case["inputs"].items():
+            kind = entry["kind"]
+            if kind in ("array", "index"):
+                args[name] = self.array(entry["array"])
+            elif kind == "params":
+                args[name] = {k: self.array(e) for k, e in entry["arrays"].items()}
+            elif kind == "arch":
+                cls = {"Architecture": Architecture, "VQArchitecture": VQArchitecture}[entry["type"]]
+                args[name] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["value"].items()})
+            elif kind == "convention":
+                preset = PRESETS.get(entry["value"]["name"])
+                args[name] = preset if preset and preset.to_dict() == entry["value"] else Convention(**entry["value"])
+            elif kind == "key":
+                args[name] = Key(int(entry["value"]))
+            else:
+                args[name] = entry["value"]
+        return args
+
+    def expected(self, entry: dict, dtype: str):
+        """(expected value, entrywise tolerance) of one output or gradient entry for a backend in `dtype`."""
+        from .compare import round_to
+
+        if entry["kind"] == "key":
+            return Key(int(entry["value"])), 0.0
+        value, rule = self.array(entry["array"]), entry["tolerance"]
+        if rule["rule"] == "bound":
+            b = self.manifest["bounds"][rule["bound"]]
+            return value, b["rel"][dtype] * self.array(rule["magnitude"]) + b["floor"][dtype]
+        return (round_to(dtype, value) if rule["rule"] == "exact_in_dtype" else value), 0.0
+
+    def check_case(self, case: dict, backend, kind: str) -> float:
+        """Worst error ratio of `backend` on one case's values or gradients; raises LawViolation on failure."""
+        function, dtype = case["function"], backend.dtype
+        args, where = self.args(case), f"{case['id']} ({function}"
+        outputs = FUNCTIONS[function].outputs  # order comes from the contract: JSON objects have none
+        if kind == "value":
+            actual = call(backend, function, args)
+            actual = actual if len(outputs) > 1 else (actual,)
+            return max(_compare(f"{where}, output {o.name})", a, *self.expected(case["outputs"][o.name], dtype))
+                       for o, a in zip(outputs, actual))
+        cotangent = [self.array(case["vjp"]["cotangent"][o.name]["array"]) for o in outputs if o.kind == "float"]
+        cotangent = [float(c) if c.ndim == 0 else c for c in cotangent]
+        grads = backend.vjp(function, args, tuple(cotangent) if len(cotangent) > 1 else cotangent[0])
+        worst = 0.0
+        for name, entry in case["vjp"]["gradients"].items():
+            subs = entry["entries"].items() if entry["kind"] == "params" else [(None, entry)]
+            for key, sub in subs:
+                actual = grads[name] if key is None else grads[name][key]
+                label = f"{where}, gradient {name}" + ("" if key is None else f"[{key!r}]") + ")"
+                worst = max(worst, _compare(label, actual, *self.expected(sub, dtype)))
+        return worst
+
+    def check(self, backend) -> list[VectorResult]:
+        """One `VectorResult` per function × kind for `backend` (`n/a` for chapters it does not declare)."""
+        from .backends import chapters
+        from .compare import LawViolation
+
+        if backend.dtype not in self.manifest["dtypes"]:
+            raise VectorsError(f"{backend!r}: dtype {backend.dtype!r} has no tolerances in the vectors "
+                               f"({self.manifest['dtypes']})")
+        label = {"backend": getattr(backend, "name", type(backend).__name__), "device": str(backend.device),
+                 "dtype": backend.dtype}
+        rows: dict[tuple, VectorResult] = {}
+        for case in self.manifest["cases"]:
+            for kind in ("value", "gradient") if "vjp" in case else ("value",):
+                row = rows.setdefault((case["function"], kind), VectorResult(**label, function=case["function"], kind=kind))
+                if case["chapter"] not in chapters(backend):
+                    row.verdict, row.message = "n/a", f"backend does not declare the {case['chapter']!r} chapter"
+                elif row.passed:  # after a function's first failure, later cases would only repeat it
+                    try:
+                        row.worst_ratio = max(row.worst_ratio, self.check_case(case, backend, kind))
+                        row.cases += 1
+                    except LawViolation as violation:
+                        row.verdict, row.message = "FAIL", str(violation)
+                        row.worst_ratio = max(row.worst_ratio, violation.ratio)
+                    except VectorsError:
+                        raise
+                    except Exception as error:  # noqa: BLE001  (a crash is a verdict, as in the law runner)
+                        row.verdict, row.message = "ERROR", f"{case['id']}: {type(error).__name__}: {error}"
+        return list(rows.values())
+
+
+def _compare(what: str, actual, expected, tolerance) -> float:
+    from .compare import LawViolation, assert_within
+
+    if isinstance(expected, Key):
+        if not isinstance(actual, (Key, int, np.integer)) or Key(int(getattr(actual, "value", actual))) != expected:
+            raise LawViolation(f"{what}: returned key {actual!r}, expected {expected!r}")
+        return 0.0
+    return assert_within(what, np.asarray(actual, dtype=np.float64), expected.astype(np.float64), tolerance)
+
+
+def verify(directory, backends=None) -> list[VectorResult]:
+    """Check the manifest and every checksum of `directory`, then each backend against every case.
+
+    **Arguments** `directory` (an export), `backends` (default: the float64 reference).
+    **Returns** one `VectorResult` per backend × function × kind (value or gradient); raises
+    `VectorsError`, naming the file, for a directory that cannot be trusted.
+    """
+    vectors = Vectors(directory)
+    if backends is None:
+        from vaespec.reference.backend import ReferenceBackend
+        backends = [ReferenceBackend()]
+    return [row for backend in backends for row in vectors.check(backend)]
+
+
+# ----------------------------------------------------------------------------- the manifest's schema
+def _is(value, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}[kind])
+
+
+def schema_errors(value, schema: dict, root: dict | None = None, path: str = "$") -> list[str]:
+    """Where `value` breaks `schema`: the subset of JSON Schema (2020-12) the manifest's schema uses
+    ($ref to $defs, type, const, enum, pattern, minimum, anyOf, properties, required,
+    additionalProperties, items, minItems). An empty list means valid."""
+    root = schema if root is None else root
+    if "$ref" in schema:
+        return schema_errors(value, root["$defs"][schema["$ref"].removeprefix("#/$defs/")], root, path)
+    kinds = schema.get("type")
+    if kinds and not any(_is(value, k) for k in ([kinds] if isinstance(kinds, str) else kinds)):
+        return [f"{path}: expected {kinds}, got {type(value).__name__}"]
+    errors = []
+    if "const" in schema and value != schema["const"]:
+        errors.append(f"{path}: expected {schema['const']!r}, got {value!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: expected one of {schema['enum']}, got {value!r}")
+    if "pattern" in schema and isinstance(value, str) and not re.search(schema["pattern"], value):
+        errors.append(f"{path}: {value!r} does not match {schema['pattern']!r}")
+    if "minimum" in schema and _is(value, "number") and value < schema["minimum"]:
+        errors.append(f"{path}: expected ≥ {schema['minimum']}, got {value!r}")
+    if "anyOf" in schema and all(schema_errors(value, s, root, path) for s in schema["anyOf"]):
+        errors.append(f"{path}: matches none of the allowed forms")
+    if isinstance(value, dict):
+        errors += [f"{path}: missing {k!r}" for k in schema.get("required", ()) if k not in value]
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            if key in schema.get("properties", {}):
+                errors += schema_errors(item, schema["properties"][key], root, f"{path}.{key}")
+            elif extra is False:
+                errors.append(f"{path}: unexpected {key!r}")
+            elif isinstance(extra, dict):
+                errors += schema_errors(item, extra, root, f"{path}.{key}")
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            errors.append(f"{path}: expected at least {schema['minItems']} items, got {len(value)}")
+        for i, item in enumerate(value if "items" in schema else ()):
+            errors += schema_errors(item, schema["items"], root, f"{path}[{i}]")
+    return errors
+
+
+# ----------------------------------------------------------------------------- the command
+def configure(parser) -> None:
+    commands = parser.add_subparsers(dest="vectors_command", required=True)
+    export_cmd = commands.add_parser("export", help="write golden vectors (.npy + manifest.json) to DIR")
+    export_cmd.add_argument("directory", metavar="DIR")
+    export_cmd.add_argument("--seed", type=int, default=0, help="input seed (default 0); same seed, same bytes")
+    verify_cmd = commands.add_parser("verify", help="check DIR's checksums, then a backend against the vectors")
+    verify_cmd.add_argument("directory", metavar="DIR")
+    verify_cmd.add_argument("--backend", action="append", default=[], metavar="PKG.MOD:OBJ",
+                            help="backend to check (repeatable); default: the float64 reference")
+
+
+def run(args) -> int:
+    started = time.perf_counter()
+    if args.vectors_command == "export":
+        if args.seed < 0:
+            raise ConfigError(f"--seed: expected an integer ≥ 0, got {args.seed}")
+        from .vectors_export import export
+
+        manifest = export(args.directory, args.seed)
+        size = sum(f["bytes"] for f in manifest["files"].values()) + (Path(args.directory) / MANIFEST).stat().st_size
+        print(f"vaespec vectors: {len(manifest['cases'])} cases of {len({c['function'] for c in manifest['cases']})} "
+              f"functions, {len(manifest['files'])} files + {MANIFEST}, {size / 1e6:.2f} MB, seed {args.seed}, "
+              f"in {time.perf_counter() - started:.1f} s → {args.directory}")
+        for skip in manifest["skipped"]:
+            print(f"  skipped {skip['function']}: {skip['reason']}", file=sys.stderr)
+        return 0
+    from .backends import load_backends
+
+    backends = [b for spec in args.backend for b in load_backends(spec)]
+    vectors = Vectors(args.directory)
+    manifest, installed = vectors.manifest, importlib.metadata.version("vaespec")
+    print(f"vaespec vectors: {args.directory}: {MANIFEST} matches its schema; {len(manifest['files'])} files match "
+          f"their size and sha256")
+    if manifest["spec_version"] != installed:
+        print(f"note: vectors from vaespec {manifest['spec_version']}, checked with {installed}", file=sys.stderr)
+    if not backends:
+        from vaespec.reference.backend import ReferenceBackend
+        backends = [ReferenceBackend()]
+    results = [row for backend in backends for row in vectors.check(backend)]
+    width = max(len(r.function) for r in results)
+    for r in results:
+        ratio = "-" if r.verdict == "n/a" else f"{r.worst_ratio:.3g}"
+        print(f"{r.function.ljust(width)}  {r.kind:8}  {r.backend}/{r.device}/{r.dtype}  cases {r.cases:3}  "
+              f"error/tol {ratio:>9}  {r.verdict}")
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        print(f"\n{r.verdict}: {r.function} ({r.kind}) on {r.backend}/{r.device}/{r.dtype}\n{r.message}")
+    held = sum(r.verdict == "pass" for r in results)
+    print(f"\n{held} held, {len(failed)} failed, {len(results) - held - len(failed)} n/a in "
+          f"{time.perf_counter() - started:.1f} s")
+    return 1 if failed else 0
