@@ -28,6 +28,7 @@ from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
 from .convert import from_params
 from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
 from .keys import reparameterize_with_key
+from .estimators import EstimatorsMethods
 from .vq_backend import VQMethods
 
 # Which modules each function needs (a part of the parameter layout); others need none.
@@ -77,7 +78,7 @@ def _body(function: str, t: dict[str, Tensor], encoder, decoder, args: Mapping[s
     raise AssertionError(f"no torch body for contract function {function!r}")  # FUNCTIONS grew
 
 
-class TorchBackend(VQMethods):
+class TorchBackend(VQMethods, EstimatorsMethods):
     """The contract (`vaespec.spec.contract.VAEBackend`, `vaespec.spec.vq.VQBackend`) on torch.
 
     **Arguments**
@@ -89,7 +90,7 @@ class TorchBackend(VQMethods):
     """
 
     name = "torch"
-    chapters = ("vae", "vq")
+    chapters = ("vae", "vq", "estimators")
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from vaespec.spec.keys import normal
 
-from . import gradients, vae
+from . import estimators, gradients, vae
+from .estimators import EstimatorsReferenceMethods
 from .vq import VQReferenceMethods
 
 
-class ReferenceBackend(VQReferenceMethods):
+class ReferenceBackend(VQReferenceMethods, EstimatorsReferenceMethods):
     """The executable spec behind the `VAEBackend` and `VQBackend` protocols: float64 NumPy on the CPU.
 
     Each chapter's functions come from its module (the VQ chapter's as the mixin
@@ -18,7 +19,7 @@ class ReferenceBackend(VQReferenceMethods):
     name = "reference"
     device = "cpu"
     dtype = "float64"
-    chapters = ("vae", "vq")
+    chapters = ("vae", "vq", "estimators")
 
     encode = staticmethod(vae.encode)
     decode = staticmethod(vae.decode)
@@ -31,7 +32,7 @@ class ReferenceBackend(VQReferenceMethods):
     loss = staticmethod(vae.loss)
 
     def vjp(self, function, args, cotangent):
-        return gradients.vjp(function, args, cotangent)
+        return (estimators.vjp if function in estimators.FUNCTIONS else gradients.vjp)(function, args, cotangent)
 
     def reparameterize_key(self, mu, log_var, key):
         """`(reparameterize(μ, lv, ε), key′)` with `(ε, key′) = normal(key, μ.shape)`."""

@@ -70,7 +70,9 @@ VAE_FUNCTIONS: dict[str, FunctionSpec] = {
 # Every chapter's functions; a chapter's module states its own (`vaespec.spec.vq`, …).
 from . import vq as _vq
 
-FUNCTIONS: dict[str, FunctionSpec] = {**VAE_FUNCTIONS, **_vq.FUNCTIONS}
+from . import estimators as _estimators  # noqa: E402
+
+FUNCTIONS: dict[str, FunctionSpec] = {**VAE_FUNCTIONS, **_vq.FUNCTIONS, **_estimators.FUNCTIONS}
 
 
 @runtime_checkable

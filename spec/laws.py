@@ -15,6 +15,7 @@ Tolerance classes:
 
 from __future__ import annotations
 
+from . import estimators as _estimators
 from . import vq as _vq
 from .contract import FUNCTIONS
 from .signature import Law
@@ -67,6 +68,7 @@ _LAWS: list[Law] = [
 
 # Every chapter's own laws (see `vaespec.spec.vq`).
 _LAWS.extend(_vq.LAWS.values())
+_LAWS.extend(_estimators.LAWS.values())
 
 # Agreement with the float64 reference, for every function of every chapter. Functions with a
 # discrete choice (quantize's index) are compared at the backend's own choices, which
