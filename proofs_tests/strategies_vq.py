@@ -22,8 +22,16 @@ from vaespec.spec.init import init_codebook
 from .strategies import MAX_ABS_X, Example, arrays, conventions, floats
 
 MAX_ABS_Z = 3.0
-MAX_ABS_SUMS = 10.0
 MAX_COUNT = 20.0
+MIN_COUNT = 1e-3
+# ε is 0 or at least this: smaller values underflow in a narrow dtype's arithmetic (the law's stated domain).
+MIN_EPSILON = 1e-5
+
+
+def _counts(codes: int):
+    """Counts ≥ 0, each 0 or ≥ MIN_COUNT: a count of 1e-300 would round to 0 in float32 and change the problem."""
+    return st.lists(st.one_of(st.just(0.0), floats(MIN_COUNT, MAX_COUNT)), min_size=codes, max_size=codes).map(
+        lambda values: np.array(values, dtype=np.float64))
 
 
 @st.composite
@@ -70,9 +78,13 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
     codebook = draw(_codebook(codes, dim))
     z_e = draw(_encodings(batch, codebook))
     indices = np.array(draw(st.lists(st.integers(0, codes - 1), min_size=batch, max_size=batch)), dtype=np.int64)
-    counts = draw(arrays((codes,), 0.0, MAX_COUNT))
+    counts = draw(_counts(codes))
     if not counts.sum() > 0:
         counts[draw(st.integers(0, codes - 1))] = 1.0
+    ema_counts = draw(_counts(codes))
+    # A reachable EMA state: each code's running sum is its running count times a centre, as the update
+    # itself produces; independent draws would pair a count of 1e-40 with a sum of 1, an overflow no run makes.
+    centres = draw(arrays((codes, dim), -MAX_ABS_Z, MAX_ABS_Z))
     return Example({
         "arch": arch,
         "params": init_params(arch, draw(st.integers(0, 2**32 - 1))),
@@ -84,11 +96,11 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
         "num_embeddings": codes,
         "embedding_dim": dim,
         "key": draw(st.integers(0, 2**64 - 1)),
-        "ema_counts": draw(arrays((codes,), 0.0, MAX_COUNT)),
-        "ema_sums": draw(arrays((codes, dim), -MAX_ABS_SUMS, MAX_ABS_SUMS)),
+        "ema_counts": ema_counts,
+        "ema_sums": ema_counts[:, None] * centres,
         "ema_step": draw(st.integers(0, 50)),
         "decay": draw(st.one_of(st.just(0.99), st.just(0.0), floats(0.0, 0.999))),
-        "epsilon": draw(st.one_of(st.just(1e-5), st.just(0.0), floats(0.0, 0.1))),
+        "epsilon": draw(st.one_of(st.just(1e-5), st.just(0.0), floats(MIN_EPSILON, 0.1))),
         "training": draw(st.booleans()),
         "counts": counts,
         "indices": indices,

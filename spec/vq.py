@@ -175,7 +175,8 @@ _laws = (
     Law("ema_eval_mode_leaves_codebook_unchanged", "ema_update(…, training=False) returns the codebook and the "
         "EMA state unchanged", ("ema_update",), "any state", "exact", "vq"),
     Law("laplace_smoothing_preserves_total_count", "Σ_k laplace_smooth(N, ε)_k = Σ_k N_k, and every smoothed "
-        "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε ≥ 0", "roundoff", "vq"),
+        "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε = 0 or ε ≥ 1e-5 (smaller ε underflows in narrow arithmetic)",
+        "roundoff", "vq"),
     Law("codebook_health_usage_sums_to_batch", "Σ usage = B, usage_k = #{b: indices[b] = k}, dead_codes = "
         "#{k: usage_k = 0}", ("codebook_health",), "any indices", "exact", "vq"),
     Law("perplexity_in_one_to_num_codes", "1 ≤ perplexity ≤ K; = 1 when one code is used, = K when all K are "
