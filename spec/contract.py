@@ -162,7 +162,7 @@ def validate_args(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(arch, expected):
             names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in
                                 (expected if isinstance(expected, tuple) else (expected,)))
-            raise DTypeError(f"arch: {function} expects a {names}, got {describe(arch)}")
+            raise DTypeError(f"arch: expected a {names} (for {function}), got {describe(arch)}")
         bindings = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
         if isinstance(arch, VQArchitecture):
             bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
