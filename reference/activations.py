@@ -147,14 +147,22 @@ def normal_cdf(y: np.ndarray) -> np.ndarray:
     return 0.5 * (hi + lo)
 
 
-def normal_pdf(y: np.ndarray) -> np.ndarray:
-    """φ(y) = exp(−y²/2)/√(2π), with y² = h + h_lo exact so exp sees no rounding of y²."""
+def _normal_pdf_parts(y):
+    """φ(y) = exp(−y²/2)/√(2π) as hi + lo, with y² = h + h_lo exact so exp sees no rounding of y²."""
     y = np.asarray(y, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         h, h_lo = two_prod(y, y)
         h_lo = np.where(np.abs(y) < 1e150, h_lo, 0.0)
         # e^{−(h + h_lo)/2}/√(2π) = e^{−h/2} · (c + c_lo)(1 − h_lo/2) to first order in h_lo
-        return _times(np.exp(-0.5 * h), _INV_SQRT_2PI, _INV_SQRT_2PI_LO - 0.5 * h_lo * _INV_SQRT_2PI)
+        e = np.exp(-0.5 * h)
+        p, p_e = two_prod(e, _INV_SQRT_2PI)
+        return p, p_e + e * (_INV_SQRT_2PI_LO - 0.5 * h_lo * _INV_SQRT_2PI)
+
+
+def normal_pdf(y: np.ndarray) -> np.ndarray:
+    """φ(y) = exp(−y²/2)/√(2π), within exp's error plus ½ ulp."""
+    hi, lo = _normal_pdf_parts(y)
+    return hi + lo
 
 
 def _gelu(y):
@@ -166,12 +174,13 @@ def _gelu(y):
 
 
 def _gelu_derivative(y):
-    """gelu′ = Φ(y) + y·φ(y); the product and the sum are carried to two words."""
-    cdf, pdf = normal_cdf(y), normal_pdf(y)
-    with np.errstate(over="ignore", invalid="ignore"):
-        p, p_e = two_prod(y, pdf)
-        s, s_e = two_sum(cdf, p)
-        value = s + (s_e + p_e)
+    """gelu′ = Φ(y) + y·φ(y), both terms and their sum carried in two words, rounded once."""
+    c_hi, c_lo = _normal_cdf_parts(y)
+    p_hi, p_lo = _normal_pdf_parts(y)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        t, t_e = two_prod(y, p_hi)
+        s, s_e = two_sum(0.5 * c_hi, t)
+        value = s + (s_e + t_e + y * p_lo + 0.5 * c_lo)
     return np.where(np.isfinite(value), value, np.where(y > 0, 1.0, 0.0))
 
 
