@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from vaespec.spec.architecture import VQArchitecture
-from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
+from vaespec.spec.errors import DTypeError, ShapeError, describe
 from vaespec.spec.init import init_params
 from vaespec.spec.keys import Key
 from vaespec.spec.shapes import check_array, check_params
@@ -28,18 +28,9 @@ from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_DECAY, DEFAULT_EPSILO
 from ._dtypes import to_numpy, torch_device, torch_dtype
 from .builder import _reject_unknown, _require
 from .modules import Decoder
-from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder
+from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder, check_ema_options
 
 _PARTS = {"encoder": VQEncoder, "decoder": Decoder}
-
-
-def _check_ema_options(ema, decay, epsilon) -> None:
-    if not isinstance(ema, bool):
-        raise ConfigError(f"ema: expected True or False, got {ema!r}")
-    for option, value, ok, domain in (("decay", decay, lambda v: 0.0 <= v < 1.0, "0 ≤ decay < 1"),
-                                      ("epsilon", epsilon, lambda v: 0.0 <= v < float("inf"), "finite ε ≥ 0")):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not ok(value):
-            raise ConfigError(f"{option}: expected a real number with {domain}, got {value!r}")
 
 
 def _quantizer(arch: VQArchitecture, ema: bool, decay: float, epsilon: float, key, dtype, device):
@@ -77,7 +68,7 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
     _require("input_size", input_size, "the number of observed features")
     arch = VQArchitecture(input_size, embedding_dim, num_embeddings, encoder_sizes, decoder_sizes, activation,
                           output_size)
-    _check_ema_options(ema, decay, epsilon)
+    check_ema_options(ema, decay, epsilon)
     dtype = None if dtype is None else torch_dtype(dtype)
     device = None if device is None else torch_device(device)
     if key is None:
@@ -184,7 +175,7 @@ def from_params(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook
     """
     if not isinstance(arch, VQArchitecture):
         raise DTypeError(f"arch: expected a vaespec.spec.architecture.VQArchitecture, got {describe(arch)}")
-    _check_ema_options(ema, decay, epsilon)
+    check_ema_options(ema, decay, epsilon)
     _check_codebook(arch, codebook)
     dtype, device = torch_dtype(dtype), torch_device(device)
     encoder, decoder = _layers(arch, params, dtype, device, ("encoder", "decoder"))

@@ -9,13 +9,15 @@ trained by the codebook loss (`VectorQuantizer`) or a buffer moved by exponentia
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from vaespec.spec.architecture import VQArchitecture
 from vaespec.spec.conventions import Convention
-from vaespec.spec.errors import ShapeError
+from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import Key
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT, DEFAULT_DECAY, DEFAULT_EPSILON
 
@@ -71,6 +73,16 @@ class VQEncoder(_Dense):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.encoder_to_embedding(self._hidden(x))
+
+
+def check_ema_options(ema, decay, epsilon) -> None:
+    """`ema` a bool, `decay` in [0, 1) (1 − decayᵗ is the debiasing divisor), `epsilon` finite and ≥ 0."""
+    if not isinstance(ema, bool):
+        raise ConfigError(f"ema: expected True or False, got {ema!r}")
+    for option, value, ok, domain in (("decay", decay, lambda v: 0.0 <= v < 1.0, "0 ≤ decay < 1"),
+                                      ("epsilon", epsilon, lambda v: 0.0 <= v < math.inf, "finite ε ≥ 0")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not ok(value):
+            raise ConfigError(f"{option}: expected a real number with {domain}, got {value!r}")
 
 
 def _initial_codebook(num_embeddings: int, embedding_dim: int, key, dtype, device) -> Tensor:
@@ -157,6 +169,7 @@ class VectorQuantizerEMA(_Quantizer):
     def __init__(self, num_embeddings: int, embedding_dim: int, decay: float = DEFAULT_DECAY,
                  epsilon: float = DEFAULT_EPSILON, key: Key | int = DEFAULT_CODEBOOK_SEED, *, dtype=None, device=None):
         super().__init__()
+        check_ema_options(True, decay, epsilon)
         self.decay, self.epsilon = float(decay), float(epsilon)
         codebook = _initial_codebook(num_embeddings, embedding_dim, key, dtype, device)
         self.register_buffer("codebook", codebook)

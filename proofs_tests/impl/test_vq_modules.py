@@ -22,6 +22,7 @@ from vaespec.impl.vq import (
     vq_loss,
 )
 from vaespec.spec.architecture import VQArchitecture
+from vaespec.spec.errors import ConfigError
 from vaespec.spec.keys import Key, randint
 
 F64 = torch.float64
@@ -220,3 +221,9 @@ def test_model_rejects_mismatched_parts():
         VQVAE(VQEncoder(ARCH), VectorQuantizer(9, 3), Decoder(ARCH))
     with pytest.raises(ValueError, match="decoder"):
         VQVAE(VQEncoder(ARCH), VectorQuantizer(7, 3), Decoder(other))
+
+
+@pytest.mark.parametrize(("options", "named"), [({"decay": 1.0}, "decay"), ({"epsilon": -0.1}, "epsilon")])
+def test_ema_quantizer_refuses_options_that_break_the_update(options, named):
+    with pytest.raises(ConfigError, match=named):
+        VectorQuantizerEMA(3, 2, **options)
