@@ -2,8 +2,11 @@
 
 Each works for any float dtype on any device and is differentiable by autograd. Each
 takes `validate` (default True): shape, dtype and device checks from tensor metadata,
-and a finiteness check that synchronises a CUDA stream. Pass `validate=False` in a
-training loop once the shapes are known to be right.
+a finiteness check, and the numeric domain of the tensor's dtype
+(`vaespec.spec.domains.check_domain`: e.g. the KL's Σ e^log_var must stay representable, so
+log_var ≤ 80.4 for 4096 float32 terms). Outside it they raise `DomainError`, never clamp.
+The data checks synchronise a CUDA stream and copy the inputs to the host in float64: pass
+`validate=False` in a training loop, where IEEE arithmetic (inf, NaN) applies instead.
 
 Conventions (how terms are reduced) are `vaespec.spec.conventions` presets or
 `Convention` objects; `None` means the default, "elbo".
@@ -13,13 +16,22 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-
 from vaespec.spec.conventions import Convention, get_convention
+from vaespec.spec.domains import check_domain
 
 from ._checks import check_beta, check_tensors
+from ._dtypes import dtype_name, to_numpy
 
 _LATENT = ("batch", "latent")
 _OUTPUT = ("batch", "output")
+
+
+def _domain(function: str, tensors: dict[str, Tensor], convention: Convention | None = None) -> None:
+    """The spec's domain check for `function` in the dtype of `tensors` (evaluated in float64 on the host)."""
+    args = {name: to_numpy(t) for name, t in tensors.items()}
+    if convention is not None:
+        args["convention"] = convention
+    check_domain(function, args, dtype_name(next(iter(tensors.values())).dtype))
 
 
 def _reduce(values: Tensor, how: str, dim: int) -> Tensor:
@@ -38,6 +50,7 @@ def reparameterize(mu: Tensor, log_var: Tensor, eps: Tensor, *, validate: bool =
     """
     if validate:
         check_tensors({"mu": mu, "log_var": log_var, "eps": eps}, {"mu": _LATENT, "log_var": _LATENT, "eps": _LATENT})
+        _domain("reparameterize", {"mu": mu, "log_var": log_var, "eps": eps})
     return mu + torch.exp(0.5 * log_var) * eps
 
 
@@ -59,6 +72,7 @@ def kl_divergence(mu: Tensor, log_var: Tensor, convention: str | Convention | No
     conv = get_convention(convention)
     if validate:
         check_tensors({"mu": mu, "log_var": log_var}, {"mu": _LATENT, "log_var": _LATENT})
+        _domain("kl_divergence", {"mu": mu, "log_var": log_var})
     terms = 0.5 * (torch.expm1(log_var) - log_var + mu * mu)
     return _reduce(_reduce(terms, conv.kl_latent_reduction, -1), conv.kl_batch_reduction, 0)
 
@@ -79,6 +93,7 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, convention: str | Convention |
     conv = get_convention(convention)
     if validate:
         check_tensors({"x_hat": x_hat, "x": x}, {"x_hat": _OUTPUT, "x": _OUTPUT})
+        _domain("reconstruction_loss", {"x_hat": x_hat, "x": x}, conv)
     per_example = conv.reconstruction_scale * _reduce((x_hat - x) ** 2, conv.reconstruction_feature_reduction, -1)
     return _reduce(per_example, conv.reconstruction_batch_reduction, 0)
 
@@ -101,5 +116,7 @@ def loss(reconstruction: Tensor, target: Tensor, mu: Tensor, log_var: Tensor, be
         check_tensors({"reconstruction": reconstruction, "target": target, "mu": mu, "log_var": log_var},
                       {"reconstruction": _OUTPUT, "target": _OUTPUT, "mu": _LATENT, "log_var": _LATENT})
         check_beta(beta)
+        _domain("reconstruction_loss", {"x_hat": reconstruction, "x": target}, get_convention(convention))
+        _domain("kl_divergence", {"mu": mu, "log_var": log_var})
     return (reconstruction_loss(reconstruction, target, convention, validate=False)
             + beta * kl_divergence(mu, log_var, convention, validate=False))

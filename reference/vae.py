@@ -24,6 +24,7 @@ import numpy as np
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import validate_args
 from vaespec.spec.conventions import Convention
+from vaespec.spec.errors import DomainError
 from vaespec.spec.shapes import Float
 
 from . import mlp
@@ -34,6 +35,17 @@ from .activations import get_activation, two_prod, two_sum
 def _valid(function: str, **args) -> dict:
     """The contract's boundary checks (`validate_args`): shapes against `arch`, finiteness, β ≥ 0."""
     return validate_args(function, args)
+
+
+def _finite(function: str, result):
+    """A network function's domain is where its magnitude stays within float64 (spec/domains.py); the
+    spec cannot evaluate that magnitude, so the reference checks the result instead."""
+    for value in result if isinstance(result, tuple) else (result,):
+        if not np.all(np.isfinite(value)):
+            raise DomainError(f"{function}: the float64 result is not finite, so the inputs (x, ε or the parameters) "
+                              f"lie outside its float64 domain: every intermediate must stay within ±1.8e308 "
+                              f"(docs/numerics.md)")
+    return result
 
 
 def _reduce(values: np.ndarray, axis: int, how: str) -> np.ndarray:
@@ -65,13 +77,13 @@ def encode(arch: Architecture, params, x: Float[np.ndarray, "batch input"]
     """Encoder: `(μ, log σ²) = (h·W_μ + b_μ, h·W_lv + b_lv)`, `h` the hidden stack of `x`."""
     _valid("encode", arch=arch, params=params, x=x)
     mu, log_var, _ = _encode(arch, params, x)
-    return mu, log_var
+    return _finite("encode", (mu, log_var))
 
 
 def decode(arch: Architecture, params, z: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Decoder: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation)."""
     _valid("decode", arch=arch, params=params, z=z)
-    return _decode(arch, params, z)[0]
+    return _finite("decode", _decode(arch, params, z)[0])
 
 
 def _reparameterize(mu, log_var, eps):
@@ -105,7 +117,7 @@ def sample_latent(arch: Architecture, params, x: Float[np.ndarray, "batch input"
     """`sample_latent(x, ε) = reparameterize(μ(x), log σ²(x), ε)`."""
     _valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
     mu, log_var, _ = _encode(arch, params, x)
-    return _reparameterize(mu, log_var, eps)
+    return _finite("sample_latent", _reparameterize(mu, log_var, eps))
 
 
 def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
@@ -113,13 +125,13 @@ def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
     """`forward(x, ε) = decode(reparameterize(encode(x), ε))`."""
     _valid("forward", arch=arch, params=params, x=x, eps=eps)
     mu, log_var, _ = _encode(arch, params, x)
-    return _decode(arch, params, _reparameterize(mu, log_var, eps))[0]
+    return _finite("forward", _decode(arch, params, _reparameterize(mu, log_var, eps))[0])
 
 
 def generate(arch: Architecture, params, eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Prior path: `generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)`, p(z) = N(0, I)."""
     _valid("generate", arch=arch, params=params, eps=eps)
-    return _decode(arch, params, eps)[0]
+    return _finite("generate", _decode(arch, params, eps)[0])
 
 
 def _reconstruction(x_hat, x, c: Convention):
@@ -233,4 +245,4 @@ def loss(arch: Architecture, params, x: Float[np.ndarray, "batch input"], eps: F
     beta, c = checked["beta"], checked["convention"]
     mu, log_var, _ = _encode(arch, params, x)
     x_hat = _decode(arch, params, _reparameterize(mu, log_var, eps))[0]
-    return np.asarray(_reconstruction(x_hat, x, c) + beta * _kl(mu, log_var, c))
+    return _finite("loss", np.asarray(_reconstruction(x_hat, x, c) + beta * _kl(mu, log_var, c)))

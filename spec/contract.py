@@ -36,7 +36,8 @@ X = Arg("x", "array", ("batch", "input"), True)
 Z = Arg("z", "array", ("batch", "latent"), True)
 MU = Arg("mu", "array", ("batch", "latent"), True)
 LOG_VAR = Arg("log_var", "array", ("batch", "latent"), True,
-              "finite reals; float32 backends: |log_var| ≤ 80 so exp(log_var) stays finite")
+              "finite reals in the dtype's domain (vaespec.spec.domains): e^log_var summed over the n terms stays "
+              "representable, e.g. log_var ≤ 80.4 for 4096 float32 terms; below, only the size of −log_var/2 limits it")
 EPS = Arg("eps", "array", ("batch", "latent"), False, "finite reals (standard normal noise)")
 X_HAT = Arg("x_hat", "array", ("batch", "output"), True)
 TARGET = Arg("x", "array", ("batch", "output"), True)
@@ -68,9 +69,8 @@ VAE_FUNCTIONS: dict[str, FunctionSpec] = {
 }
 
 # Every chapter's functions; a chapter's module states its own (`vaespec.spec.vq`, …).
+from . import estimators as _estimators
 from . import vq as _vq
-
-from . import estimators as _estimators  # noqa: E402
 
 FUNCTIONS: dict[str, FunctionSpec] = {**VAE_FUNCTIONS, **_vq.FUNCTIONS, **_estimators.FUNCTIONS}
 
@@ -133,7 +133,7 @@ def call(backend: VAEBackend, function: str, args: Mapping[str, Any]):
     return getattr(backend, function)(*(args[a.name] for a in spec.args))
 
 
-def validate_args(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
+def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
     """Check `args` against `FUNCTIONS[function]` at a backend's boundary; raise a vaespec error naming the argument.
 
     Arrays must be finite float arrays whose named dimensions agree with each other and with
@@ -141,7 +141,9 @@ def validate_args(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
     index arrays must be integer arrays within their bound; `params` must hold the layout of the
     part of the network the function uses; scalars must be finite and within `[Arg.low, Arg.high]`;
     `convention` a preset name or a `Convention`; a key a `Key` or an integer seed.
-    Returns the arguments with the convention and keys resolved.
+    Returns the arguments with the convention and keys resolved. Last, the numeric domain of the
+    function in `dtype` (the backend's compute dtype; float64 for the reference) is checked:
+    `vaespec.spec.domains.check_domain`.
     """
     from .architecture import Architecture, VQArchitecture
     from .conventions import get_convention
@@ -208,6 +210,8 @@ def validate_args(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
     if function in ("loss", "vq_loss") and arch.output_size != arch.input_size:
         raise ConfigError(f"arch: {function} compares x̂ with x, so output_size must equal input_size; got "
                           f"output_size={arch.output_size}, input_size={arch.input_size}")
+    from .domains import check_domain
+    check_domain(function, checked, dtype)
     return checked
 
 
