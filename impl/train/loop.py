@@ -1,0 +1,154 @@
+"""The training loop of `vaespec train`: epochs of shuffled minibatches, Adam, checkpoints, plots.
+
+Deterministic given `seed`: the split, each epoch's permutation (numpy, from (seed, epoch)), each
+step's noise (a `torch.Generator` from (seed, step)) and the initialisation (`init_params`) are all
+derived from it, and `torch.use_deterministic_algorithms` is switched on. Because nothing depends
+on a generator's running state, a run resumed from a checkpoint continues exactly as an
+uninterrupted one.
+
+A non-finite loss stops the run with `TrainingDiverged`: the batch's update is not applied and the
+last good checkpoint (written at the end of an earlier epoch) stays on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from vaespec.spec.errors import VaespecError
+
+from . import checkpoint, models, plots
+from .config import TrainConfig
+from .data import load_dataset
+from .progress import Progress
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+class TrainingDiverged(VaespecError, RuntimeError):
+    """The loss became NaN or infinite; the message says where and which checkpoint is kept."""
+
+
+def _device(name: str) -> torch.device:
+    from vaespec.impl._dtypes import torch_device
+
+    device = torch_device(name)
+    if device.type == "cuda":  # cuBLAS needs this before its first call to be deterministic
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return device
+
+
+def _describe(cfg: TrainConfig) -> str:
+    if cfg.model == "vq":
+        return (f"VQ-VAE ({cfg.num_embeddings} codes × {cfg.embedding_dim}, "
+                f"{'EMA' if cfg.ema else 'trained'} codebook)")
+    return f"VAE (latent {cfg.latent_size}, {cfg.likelihood} decoder, {cfg.objective} objective)"
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = None, log=print) -> dict:
+    """Fit `cfg`'s model on `cfg.data`; write checkpoints, metrics.json and plots under `cfg.out`.
+
+    **Arguments**
+    - `cfg`: the `TrainConfig`.
+    - `resume`: continue from `cfg.out/checkpoint` (its epoch, step, history, optimizer state) up to `cfg.epochs`.
+    - `progress`: show the progress bar (None: when stderr is a terminal).
+    - `log`: where the per-epoch lines go (default `print`).
+
+    **Returns** `{"metrics", "history", "plots", "checkpoint", "seconds"}`.
+
+    **Raises** `TrainingDiverged` on a NaN/Inf loss; `DataError`, `ShapeError`, `DomainError`,
+    `ConfigError`, `CheckpointError` for bad data, options or checkpoints.
+    """
+    started = time.perf_counter()
+    device = _device(cfg.device)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    data = load_dataset(cfg.data, seed=cfg.seed, test_fraction=cfg.test_fraction,
+                        likelihood=cfg.likelihood if cfg.model == "vae" else "gaussian", image_shape=cfg.image_shape)
+    x_train = torch.as_tensor(data.train, device=device)
+    x_test = torch.as_tensor(data.test, device=device)
+    model, likelihood = models.build_model(cfg, data.features, device)
+    parameters = list(model.parameters()) + (list(likelihood.parameters()) if likelihood is not None else [])
+    optimizer = torch.optim.Adam(parameters, lr=cfg.lr)
+    ck_dir = os.path.join(cfg.out, CHECKPOINT_DIR)
+    epoch, step, history = 0, 0, {"step_losses": [], "epochs": []}
+    if resume:
+        state = checkpoint.load(ck_dir, model, likelihood, optimizer, device)
+        epoch, step, history = state["epoch"], state["step"], state["history"]
+        for group in optimizer.param_groups:  # a resumed run may lower the rate (e.g. after a divergence)
+            group["lr"] = cfg.lr
+    steps_per_epoch = math.ceil(x_train.shape[0] / cfg.batch_size)
+    log(f"vaespec train: {_describe(cfg)} on {data.name}: {x_train.shape[0]} train / {x_test.shape[0]} held-out "
+        f"examples of {data.features} features, {cfg.epochs} epochs × {steps_per_epoch} steps, device {device}, "
+        f"seed {cfg.seed}" + (f"; resuming at epoch {epoch}" if resume else ""))
+    bar = Progress(cfg.epochs, steps_per_epoch, progress)
+    last_good = (epoch, step) if resume else None
+    model.train()
+    while epoch < cfg.epochs:
+        t0, losses = time.perf_counter(), []
+        order = torch.as_tensor(np.random.default_rng([cfg.seed, epoch]).permutation(x_train.shape[0]), device=device)
+        for i, rows in enumerate(order.split(cfg.batch_size)):
+            loss = models.batch_loss(cfg, model, likelihood, x_train[rows],
+                                     models.generator(cfg.seed, "step", step, device))
+            value = loss.item()
+            if not math.isfinite(value):
+                bar.clear()
+                kept = (f"the last good checkpoint (epoch {last_good[0]}, step {last_good[1]}) is kept in {ck_dir}"
+                        if last_good else "no checkpoint had been written yet")
+                raise TrainingDiverged(
+                    f"training diverged: the loss is {value} at epoch {epoch + 1}, step {step + 1}; stopped before "
+                    f"applying that update. {kept[0].upper() + kept[1:]}. Resume it with a lower learning rate "
+                    f"(vaespec train --resume --out {cfg.out} --lr {cfg.lr / 10:g}) or a smaller --beta.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(value)
+            step += 1
+            bar.update(epoch + 1, i + 1, value)
+        epoch += 1
+        heldout = models.heldout_loss(cfg, model, likelihood, x_test)
+        history["step_losses"].extend(losses)
+        history["epochs"].append({"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
+                                  "heldout_loss": heldout, "seconds": time.perf_counter() - t0})
+        bar.clear()
+        log(f"epoch {epoch:4d}/{cfg.epochs}  train loss {np.mean(losses):10.4f}  held-out loss {heldout:10.4f}  "
+            f"({time.perf_counter() - t0:.2f} s)")
+        if not math.isfinite(heldout):
+            raise TrainingDiverged(f"training diverged: the held-out loss is {heldout} after epoch {epoch}; "
+                                   f"the last good checkpoint is kept in {ck_dir}")
+        if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
+            checkpoint.save(ck_dir, model, likelihood, optimizer,
+                            {"config": cfg.to_dict(), "epoch": epoch, "step": step, "history": history,
+                             "features": data.features})
+            last_good = (epoch, step)
+    metrics = models.final_metrics(cfg, model, likelihood, x_test)
+    written = _plots(cfg, model, data, x_test, history) if cfg.plots and history["epochs"] else {}
+    seconds = time.perf_counter() - started
+    with open(os.path.join(cfg.out, "metrics.json"), "w") as handle:
+        json.dump({"config": cfg.to_dict(), "metrics": metrics, "epochs": history["epochs"], "plots": written,
+                   "seconds": seconds}, handle, indent=1)
+    return {"metrics": metrics, "history": history, "plots": written, "checkpoint": ck_dir, "seconds": seconds}
+
+
+def _plots(cfg: TrainConfig, model, data, x_test, history) -> dict[str, str]:
+    files = plots.paths(cfg.out)
+    arrays = models.plot_arrays(cfg, model, x_test)
+    shape, n = data.image_shape, min(10, x_test.shape[0])
+    what = "VQ-VAE" if cfg.model == "vq" else "VAE"
+    plots.loss_curves(files["loss_curves"], history["step_losses"], history["epochs"],
+                      f"{_describe(cfg)}: training loss" + (" (−ELBO, nats)" if cfg.model == "vae" else ""))
+    plots.image_rows(files["reconstructions"], [("held-out", data.test[:n]), ("reconstructed", arrays["recon"][:n])],
+                     shape, f"{what}: held-out examples and reconstruct(x) = decode(" +
+                     ("nearest code)" if cfg.model == "vq" else "μ(x))"))
+    plots.image_grid(files["samples"], arrays["samples"], shape,
+                     f"{what}: generate — " + ("codes drawn by held-out usage, decoded" if cfg.model == "vq"
+                                               else "z ~ N(0, I) decoded" + (" (probabilities)" if
+                                                                            cfg.likelihood == "bernoulli" else "")))
+    points, codes, axis = plots.project_2d(arrays["latent"], arrays.get("codes"))
+    plots.latent_map(files["latent_map"], points, data.test_labels,
+                     f"{what}: held-out " + ("z_e" if cfg.model == "vq" else "posterior means μ(x)") + f" ({axis})",
+                     extra=codes)
+    return files
