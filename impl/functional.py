@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 from vaespec.spec.conventions import Convention, get_convention
 from vaespec.spec.domains import check_domain
+from vaespec.spec.errors import DomainError
 
 from ._checks import check_beta, check_tensors
 from ._dtypes import dtype_name, to_numpy
@@ -116,7 +117,10 @@ def loss(reconstruction: Tensor, target: Tensor, mu: Tensor, log_var: Tensor, be
         check_tensors({"reconstruction": reconstruction, "target": target, "mu": mu, "log_var": log_var},
                       {"reconstruction": _OUTPUT, "target": _OUTPUT, "mu": _LATENT, "log_var": _LATENT})
         check_beta(beta)
-        _domain("reconstruction_loss", {"x_hat": reconstruction, "x": target}, get_convention(convention))
+        try:
+            _domain("reconstruction_loss", {"x_hat": reconstruction, "x": target}, get_convention(convention))
+        except DomainError as error:  # the same check, named as this function names its arguments
+            raise DomainError(str(error).replace("x_hat:", "reconstruction:", 1)) from None
         _domain("kl_divergence", {"mu": mu, "log_var": log_var})
     return (reconstruction_loss(reconstruction, target, convention, validate=False)
             + beta * kl_divergence(mu, log_var, convention, validate=False))
