@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from vaespec.spec.contract import FUNCTIONS, validate_args
 from vaespec.spec.errors import ConfigError, ShapeError
+from vaespec.spec.keys import normal
 
 from .independent_vae import VAE
 from .independent_vq import VQ
@@ -94,6 +95,11 @@ class IndependentPort:
         inputs = self._inputs(function, dict(zip(names, args)))
         with torch.no_grad():
             return self._outputs(function, BODIES[function](inputs))
+
+    def reparameterize_key(self, mu, log_var, key):
+        """`(reparameterize(μ, lv, ε), key′)` with `(ε, key′) = normal(key, μ.shape)`, the statement's key stream."""
+        eps, new_key = normal(key, np.shape(mu))
+        return self.call("reparameterize", mu, log_var, eps), new_key
 
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]:
         """Vector-Jacobian product of `function` at `args` by `torch.func.vjp`.
