@@ -73,8 +73,8 @@ def _read_file(path: str):
     except DataError:
         raise
     except ValueError as error:  # numpy refuses object arrays without allow_pickle
-        raise DataError(f"data: cannot read {path!r} without unpickling ({error}); save a numeric array "
-                        "with numpy.save / numpy.savez") from error
+        raise DataError(f"data: cannot read {path!r} as a numeric .npy/.npz array without unpickling ({error}); "
+                        "save a numeric array with numpy.save / numpy.savez") from error
     except (OSError, zipfile.BadZipFile, EOFError) as error:
         raise DataError(f"data: cannot read {path!r} as a .npy/.npz file ({error})") from error
 

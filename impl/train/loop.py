@@ -96,12 +96,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
             value = loss.item()
             if not math.isfinite(value):
                 bar.clear()
-                kept = (f"the last good checkpoint (epoch {last_good[0]}, step {last_good[1]}) is kept in {ck_dir}"
-                        if last_good else "no checkpoint had been written yet")
-                raise TrainingDiverged(
-                    f"training diverged: the loss is {value} at epoch {epoch + 1}, step {step + 1}; stopped before "
-                    f"applying that update. {kept[0].upper() + kept[1:]}. Resume it with a lower learning rate "
-                    f"(vaespec train --resume --out {cfg.out} --lr {cfg.lr / 10:g}) or a smaller --beta.")
+                raise _diverged(cfg, f"the loss is {value} at epoch {epoch + 1}, step {step + 1}; stopped before "
+                                     "applying that update", last_good, ck_dir)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -117,8 +113,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         log(f"epoch {epoch:4d}/{cfg.epochs}  train loss {np.mean(losses):10.4f}  held-out loss {heldout:10.4f}  "
             f"({time.perf_counter() - t0:.2f} s)")
         if not math.isfinite(heldout):
-            raise TrainingDiverged(f"training diverged: the held-out loss is {heldout} after epoch {epoch}; "
-                                   f"the last good checkpoint is kept in {ck_dir}")
+            raise _diverged(cfg, f"the held-out loss is {heldout} after epoch {epoch}", last_good, ck_dir)
         if epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs:
             checkpoint.save(ck_dir, model, likelihood, optimizer,
                             {"config": cfg.to_dict(), "epoch": epoch, "step": step, "history": history,
@@ -131,6 +126,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         json.dump({"config": cfg.to_dict(), "metrics": metrics, "epochs": history["epochs"], "plots": written,
                    "seconds": seconds}, handle, indent=1)
     return {"metrics": metrics, "history": history, "plots": written, "checkpoint": ck_dir, "seconds": seconds}
+
+
+def _diverged(cfg: TrainConfig, what: str, last_good, ck_dir: str) -> TrainingDiverged:
+    kept = (f"The last good checkpoint (epoch {last_good[0]}, step {last_good[1]}) is kept in {ck_dir}; resume it "
+            f"with a lower learning rate (vaespec train --resume --out {cfg.out} --lr {cfg.lr / 10:g})"
+            if last_good else f"No checkpoint had been written yet; start again with a lower --lr than {cfg.lr:g}")
+    return TrainingDiverged(f"training diverged: {what}. {kept}, or a smaller --beta.")
 
 
 def _plots(cfg: TrainConfig, model, data, x_test, history) -> dict[str, str]:
