@@ -212,7 +212,8 @@ def kl_divergence(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarr
     return np.asarray(_kl(mu, log_var, c))
 
 
-_LOG_2PI = (math.log(2.0 * math.pi), -7.756588316134483e-17)  # log 2π = hi + lo to 2⁻¹⁰⁶
+# log 2π = hi + lo to 2⁻¹⁰⁶ (hi is the nearest double; math.log(2 * math.pi) is one ulp below it)
+_LOG_2PI = (1.8378770664093456, -7.756588316134483e-17)
 
 
 def gaussian_log_density(x: np.ndarray, mean: np.ndarray, log_var: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ Tolerance classes:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from . import estimators as _estimators
 from . import vq as _vq
 from .contract import FUNCTIONS
@@ -29,30 +31,36 @@ _LAWS: list[Law] = [
     Law("sample_latent_eq_reparameterize_encode", "sample_latent(x, ε) = reparameterize(μ(x), log σ²(x), ε)",
         ("sample_latent", "reparameterize", "encode"), "any architecture, finite x and ε", "roundoff"),
     Law("generate_eq_decode_prior_sample", "generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)",
-        ("generate", "decode"), "any architecture, finite ε", "roundoff"),
+        ("generate", "decode"), "any architecture, finite ε", "roundoff", proofs=("prior_and_zero_noise",)),
     Law("loss_eq_reconstruction_add_kl", "loss(x, ε, β) = R(forward(x, ε), x) + β · KL(encode(x))",
         ("loss", "reconstruction_loss", "kl_divergence", "forward", "encode"),
-        "β ≥ 0, every convention preset", "roundoff"),
+        "β ≥ 0, every convention preset", "roundoff", proofs=("kl_closed_form", "squared_error_is_gaussian_nll")),
     Law("loss_beta_zero_eq_reconstruction", "loss(x, ε, 0) = R(forward(x, ε), x)",
         ("loss", "reconstruction_loss", "forward"), "every convention preset", "roundoff"),
     Law("loss_monotone_in_beta", "β₁ ≤ β₂ ⇒ loss(x, ε, β₁) ≤ loss(x, ε, β₂)  (because KL ≥ 0)",
-        ("loss",), "0 ≤ β₁ ≤ β₂ ≤ 10", "order"),
-    Law("kl_nonnegative", "KL(μ, log σ²) ≥ 0", ("kl_divergence",), "finite μ, |log σ²| ≤ 20", "order"),
+        ("loss",), "0 ≤ β₁ ≤ β₂ ≤ 10", "order", proofs=("kl_nonnegative_zero_iff_standard",)),
+    Law("kl_nonnegative", "KL(μ, log σ²) ≥ 0", ("kl_divergence",), "finite μ, |log σ²| ≤ 20", "order",
+        proofs=("kl_closed_form", "kl_log_variance_form", "kl_nonnegative_zero_iff_standard")),
     Law("kl_zero_iff_standard_normal",
         "KL(μ, log σ²) = 0 iff μ = 0 and log σ² = 0 (checked: KL(0, 0) = 0, and KL > 0 when some |μ_j| or "
-        "|log σ²_j| ≥ 0.01)", ("kl_divergence",), "finite μ, |log σ²| ≤ 20", "order"),
+        "|log σ²_j| ≥ 0.01)", ("kl_divergence",), "finite μ, |log σ²| ≤ 20", "order",
+        proofs=("kl_nonnegative_zero_iff_standard",)),
     Law("kl_additive_over_latent",
         "KL(μ, lv) = reduce_j KL(μ[:, j], lv[:, j]) with the convention's latent reduction (sum, or mean)",
-        ("kl_divergence",), "finite μ, |log σ²| ≤ 20, every preset", "roundoff"),
+        ("kl_divergence",), "finite μ, |log σ²| ≤ 20, every preset", "roundoff",
+        proofs=("kl_diagonal_sums_over_coordinates", "batch_split_means")),
     Law("reparameterize_zero_noise_eq_mu", "reparameterize(μ, log σ², 0) = μ", ("reparameterize",),
-        "finite μ, log σ² in the float domain", "exact"),
+        "finite μ, log σ² in the float domain", "exact", proofs=("prior_and_zero_noise",)),
     Law("kl_eq_monte_carlo",
         "KL(μ, lv) (sum over latent, per example) = E_ε[log q(z) − log p(z)], z = reparameterize(μ, lv, ε); "
         "checked against the mean of N = 4096 samples within z·sd/√N, sd² = Σ_j μ_j²σ_j² + (σ_j² − 1)²/2",
-        ("kl_divergence", "reparameterize"), "|μ| ≤ 3, |log σ²| ≤ 2", "statistical"),
+        ("kl_divergence", "reparameterize"), "|μ| ≤ 3, |log σ²| ≤ 2", "statistical",
+        proofs=("kl_closed_form", "monte_carlo_kl_mean_variance", "normal_fourth_moment",
+                "gaussian_log_density_form")),
     Law("reparameterize_moments",
         "for ε ~ N(0, I): mean of z is μ (within z·σ/√N) and variance of z is σ² (within z·σ²·√(2/(N−1)))",
-        ("reparameterize",), "|μ| ≤ 5, |log σ²| ≤ 4, N = 4096", "statistical"),
+        ("reparameterize",), "|μ| ≤ 5, |log σ²| ≤ 4, N = 4096", "statistical",
+        proofs=("reparameterize_moments", "sample_variance_variance", "normal_fourth_moment")),
     Law("batch_permutation_equivariance",
         "permuting the batch permutes encode, forward, sample_latent, generate row-wise and leaves every loss unchanged",
         ("encode", "forward", "sample_latent", "generate", "reconstruction_loss", "kl_divergence", "loss"),
@@ -60,7 +68,7 @@ _LAWS: list[Law] = [
     Law("reductions_consistent_under_batch_splitting",
         "for a batch split into parts A and B: L(A ∪ B) = (|A|·L(A) + |B|·L(B)) / |A ∪ B| for mean batch reduction, "
         "L(A) + L(B) for sum", ("reconstruction_loss", "kl_divergence", "loss"), "batch ≥ 2, every preset",
-        "roundoff"),
+        "roundoff", proofs=("batch_split_means",)),
     Law("reparameterize_key_eq_explicit_noise",
         "reparameterize_key(μ, lv, key) = (reparameterize(μ, lv, ε), key′) with (ε, key′) = normal(key, shape); "
         "deterministic given the key", ("reparameterize",), "any key", "roundoff", requires="reparameterize_key"),
@@ -84,5 +92,23 @@ for _fn, _spec in FUNCTIONS.items():
                          f"the vector-Jacobian product of {_fn} with respect to {', '.join(_spec.differentiable)} "
                          f"equals the reference's hand-written backward pass{' at the backend’s own code choices' if _fn in _DISCRETE else ''}",
                          (_fn,), "the strategies' domain", "roundoff", _spec.chapter))
+
+# The symbolic proofs (`vaespec.proofs_tests.proofs`) the VAE chapter's generated laws rest on.
+_NETWORK = ("dense_layer_vjp", "activation_derivatives")
+_FORMS = ("logistic_forms", "gelu_erfc_form", "first_order_corrections", "reference_constants")
+_GENERATED_PROOFS = {
+    **{f"{fn}_matches_reference": _FORMS for fn in ("encode", "decode", "generate", "sample_latent", "forward")},
+    "kl_divergence_matches_reference": ("kl_closed_form", "kl_log_variance_form", "kl_reference_series"),
+    "loss_matches_reference": ("kl_log_variance_form", "kl_reference_series", *_FORMS),
+    **{f"{fn}_gradient_matches_reference": _NETWORK for fn in ("encode", "decode", "generate")},
+    **{f"{fn}_gradient_matches_reference": (*_NETWORK, "reparameterize_gradients")
+       for fn in ("sample_latent", "forward")},
+    "reparameterize_gradient_matches_reference": ("reparameterize_gradients",),
+    "reconstruction_loss_gradient_matches_reference": ("reconstruction_gradients",),
+    "kl_divergence_gradient_matches_reference": ("kl_gradients",),
+    "loss_gradient_matches_reference": ("network_loss_vjp", "kl_gradients", "reconstruction_gradients",
+                                        "reparameterize_gradients", *_NETWORK),
+}
+_LAWS = [replace(law, proofs=_GENERATED_PROOFS[law.name]) if law.name in _GENERATED_PROOFS else law for law in _LAWS]
 
 LAWS: dict[str, Law] = {law.name: law for law in _LAWS}
