@@ -1,0 +1,265 @@
+"""Golden vectors: export is deterministic, small and complete; verify trusts nothing it has not checked
+(schema, sizes, sha256, shapes, no pickles) and judges backends by the suite's own tolerance rule."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from vaespec.proofs_tests import vectors
+from vaespec.proofs_tests.cli import main
+from vaespec.proofs_tests.compare import round_to
+from vaespec.proofs_tests.ports.independent import IndependentPort
+from vaespec.proofs_tests.registry import CONTROLS
+from vaespec.proofs_tests.vectors import Vectors, VectorsError, schema_errors, verify
+from vaespec.proofs_tests.vectors_export import clear_margins, export, variants
+from vaespec.spec.architecture import ACTIVATIONS
+from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.conventions import PRESETS
+
+# Controls whose bug no fixed input of a contract function can show (the laws catch them).
+INVISIBLE = {
+    "KeyIgnored": "reparameterize_key is an optional method, not a contract function",
+    "L1Distance": "on the vectors' clear margins L1 and L2 pick the same codes",
+    "TiesToLastIndex": "the vectors have no ties: every code choice is clear by construction",
+    "LogMeanExpWithoutMaxShift": "the vectors' log-weights are moderate; the bug shows only under large shifts",
+}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("vectors") / "v"
+    return directory, export(directory, seed=0)
+
+
+@pytest.fixture
+def copy(exported, tmp_path):
+    """A private copy of the export, for tests that damage it."""
+    target = tmp_path / "v"
+    shutil.copytree(exported[0], target)
+    return target
+
+
+def _size(directory) -> int:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def test_every_function_has_cases_and_nothing_is_skipped(exported):
+    _, manifest = exported
+    assert manifest["skipped"] == []
+    assert {c["function"] for c in manifest["cases"]} == set(FUNCTIONS)
+    assert sum("vjp" in c for c in manifest["cases"]) == sum(
+        len(variants(f)) for f, s in FUNCTIONS.items() if s.differentiable)
+
+
+def test_every_preset_activation_and_flag_appears(exported):
+    _, manifest = exported
+    for function, spec in FUNCTIONS.items():
+        seen = [c["variant"] for c in manifest["cases"] if c["function"] == function]
+        if any(a.kind == "convention" for a in spec.args):
+            assert {v["preset"] for v in seen} == set(PRESETS), function
+        for flag in (a.name for a in spec.args if a.kind == "flag"):
+            assert {v[flag] for v in seen} == {True, False}, function
+    assert {c["variant"]["activation"] for c in manifest["cases"] if "activation" in c["variant"]} == set(ACTIVATIONS)
+
+
+def test_export_is_deterministic_and_seeded(exported, tmp_path):
+    directory, manifest = exported
+    again = export(tmp_path / "again", seed=0)
+    assert again["files"] == manifest["files"]
+    assert (tmp_path / "again" / "manifest.json").read_bytes() == (directory / "manifest.json").read_bytes()
+    other = export(tmp_path / "other", seed=1)
+    assert other["files"] != manifest["files"]
+
+
+def test_export_is_small(exported):
+    directory, _ = exported
+    assert _size(directory) < 3_000_000, f"{_size(directory)} bytes: the default export should stay a few MB"
+
+
+def test_export_replaces_an_export_but_nothing_else(exported, tmp_path):
+    export(tmp_path / "v", seed=1)
+    export(tmp_path / "v", seed=0)  # a previous export is replaced
+    assert json.loads((tmp_path / "v" / "manifest.json").read_text())["seed"] == 0
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not vectors")
+    with pytest.raises(VectorsError, match="mine: not empty"):
+        export(tmp_path / "mine")
+
+
+def test_inputs_are_exact_in_every_dtype(exported):
+    directory, manifest = exported
+    loaded = Vectors(directory)
+    for case in manifest["cases"]:
+        for name, value in loaded.args(case).items():
+            arrays = value.values() if isinstance(value, dict) else [value]
+            for array in arrays:
+                if isinstance(array, np.ndarray) and array.dtype.kind == "f":
+                    for dtype in vectors.DTYPES:
+                        assert np.array_equal(round_to(dtype, array), array), f"{case['id']} {name} in {dtype}"
+
+
+def test_code_choices_are_clear_for_every_dtype(exported):
+    directory, manifest = exported
+    loaded = Vectors(directory)
+    choosing = [c for c in manifest["cases"] if "codebook" in c["inputs"] and "z_e" in c["inputs"]]
+    assert {c["function"] for c in choosing} >= {"quantize", "codebook_loss", "commitment_loss", "ema_update"}
+    for case in choosing:
+        args = loaded.args(case)
+        assert clear_margins(args["z_e"], args["codebook"]), case["id"]
+
+
+def test_manifest_matches_its_schema_and_jsonschema_agrees(exported):
+    manifest = exported[1]
+    schema = json.loads(vectors.SCHEMA.read_text())
+    assert schema_errors(manifest, schema) == []
+    broken = json.loads(json.dumps(manifest))
+    broken["cases"][0]["outputs"][next(iter(broken["cases"][0]["outputs"]))]["tolerance"]["rule"] = "loose"
+    del broken["files"][next(iter(broken["files"]))]["sha256"]
+    problems = schema_errors(broken, schema)
+    assert any("'loose'" in p for p in problems) and any("missing 'sha256'" in p for p in problems), problems
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert not list(jsonschema.Draft202012Validator(schema).iter_errors(manifest))
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(broken))
+
+
+def _suite_tolerance(dtype, case, args):
+    """The tolerance the suite's `<function>_matches_reference` check computes, by its own helpers."""
+    from types import SimpleNamespace
+
+    from vaespec.proofs_tests import laws_estimators
+    from vaespec.proofs_tests.checking import function_tolerance
+    from vaespec.proofs_tests.checking_vq import vq_tolerance
+
+    backend = SimpleNamespace(dtype=dtype)
+    if case["chapter"] == "vae":
+        return function_tolerance(backend, case["function"], args)
+    if case["chapter"] == "vq":
+        return vq_tolerance(dtype, case["function"], args, None)
+    return laws_estimators.tolerance(backend, case["function"], args)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_recorded_rule_is_the_suites_tolerance(exported, dtype):
+    directory, manifest = exported
+    loaded, compared = Vectors(directory), 0
+    for case in manifest["cases"]:
+        entries = [(o.name, case["outputs"][o.name]) for o in FUNCTIONS[case["function"]].outputs]
+        if case["function"] == "codebook_health" or any(e["tolerance"]["rule"] != "bound" for _, e in entries):
+            continue  # exact rules, and perplexity's own bound (laws_vq_codebook), are stated separately
+        args = loaded.args(case)
+        suite = _suite_tolerance(dtype, case, args)
+        suite = suite if isinstance(suite, tuple) else (suite,)
+        for (name, entry), expected in zip(entries, suite):
+            np.testing.assert_allclose(loaded.expected(entry, dtype)[1], expected, rtol=1e-12, err_msg=case["id"])
+            compared += 1
+    assert compared >= 40
+
+
+def test_reference_and_independent_port_pass_the_vectors(exported):
+    directory, _ = exported
+    rows = verify(directory) + verify(directory, [IndependentPort("cpu", "float32"), IndependentPort("cpu", "bfloat16")])
+    failed = [r for r in rows if not r.passed]
+    assert not failed, failed[0].message
+    reference = [r for r in rows if r.backend == "reference"]
+    assert {r.function for r in reference} == set(FUNCTIONS) and all(r.verdict == "pass" for r in reference)
+    assert all(r.worst_ratio <= 1.0 for r in rows)
+
+
+@pytest.mark.parametrize("name", sorted(CONTROLS))
+def test_negative_controls_fail_the_vectors(exported, name):
+    rows = Vectors(exported[0]).check(CONTROLS[name]())
+    caught = [r for r in rows if r.verdict == "FAIL"]
+    if name in INVISIBLE:
+        assert not caught, f"{name} is now caught by the vectors; remove it from INVISIBLE"
+    else:
+        assert caught, f"negative control {name} ({CONTROLS[name].bug}) passes every golden vector"
+
+
+def _entry(manifest, function, output):
+    case = next(c for c in manifest["cases"] if c["function"] == function)
+    return case["outputs"][output]["array"]["file"]
+
+
+def test_tampered_file_is_named(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    path = copy / _entry(manifest, "loss", "loss")
+    value = np.load(path)
+    np.save(path, value + 1e-9)  # same size, different bytes
+    with pytest.raises(VectorsError, match=rf"{path}: sha256 .* \(tampered or corrupt\)"):
+        verify(copy)
+
+
+def test_truncated_and_missing_files_are_named(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    truncated = copy / _entry(manifest, "quantize", "z_q")
+    truncated.write_bytes(truncated.read_bytes()[:50])
+    missing = copy / _entry(manifest, "encode", "mu")
+    missing.unlink()
+    with pytest.raises(VectorsError) as error:
+        verify(copy)
+    assert f"{missing}: missing" in str(error.value)
+    assert f"{truncated}: 50 bytes" in str(error.value)
+
+
+def test_manifest_that_is_not_json_or_not_the_schema_is_named(copy):
+    path = copy / "manifest.json"
+    manifest = json.loads(path.read_text())
+    path.write_text(json.dumps({**manifest, "files": []}))
+    with pytest.raises(VectorsError, match=rf"{path}: does not match vectors_manifest.schema.json: \$.files: expected object"):
+        verify(copy)
+    path.write_text('{"format": ')
+    with pytest.raises(VectorsError, match=rf"{path}: not readable JSON"):
+        verify(copy)
+    path.unlink()
+    with pytest.raises(VectorsError, match=rf"{path}: missing"):
+        verify(copy)
+
+
+def _rewrite(directory, relative, value, allow_pickle=False):
+    """Replace a file and update its checksum, as a careless (or malicious) regeneration would."""
+    import hashlib
+    path = directory / relative
+    np.save(path, value, allow_pickle=allow_pickle)
+    manifest_path = directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    data = path.read_bytes()
+    manifest["files"][relative] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest_path.write_text(json.dumps(manifest))
+    return path
+
+
+def test_pickles_and_wrong_shapes_are_refused_even_with_good_checksums(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    relative = _entry(manifest, "encode", "mu")
+    path = _rewrite(copy, relative, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(VectorsError, match=rf"{path}: not a readable .npy file"):
+        verify(copy)
+    _rewrite(copy, relative, np.zeros((2, 2)))
+    with pytest.raises(VectorsError, match=rf"{path}: holds float64 \[2, 2\]"):
+        verify(copy)
+
+
+def test_consistently_altered_expected_value_fails_the_reference(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    relative = _entry(manifest, "kl_divergence", "kl")
+    _rewrite(copy, relative, np.load(copy / relative) * (1 + 1e-6))
+    rows = verify(copy)
+    assert [(r.function, r.kind, r.verdict) for r in rows if not r.passed] == [("kl_divergence", "value", "FAIL")]
+
+
+def test_command_line(exported, copy, capsys):
+    assert main(["vectors", "verify", str(exported[0])]) == 0
+    assert "files match their size and sha256" in capsys.readouterr().out
+    assert main(["vectors", "verify", str(exported[0]), "--backend",
+                 "vaespec.proofs_tests.negative_controls:KLWithoutMinusOne"]) == 1
+    assert "FAIL: kl_divergence (value)" in capsys.readouterr().out
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / _entry(manifest, "decode", "x_hat")).write_bytes(b"\x93NUMPY")
+    assert main(["vectors", "verify", str(copy)]) == 2
+    assert f"{copy / _entry(manifest, 'decode', 'x_hat')}:" in capsys.readouterr().err
+    assert main(["vectors", "export", str(copy.parent / "fresh"), "--seed", "3"]) == 0
+    assert json.loads((copy.parent / "fresh" / "manifest.json").read_text())["seed"] == 3
