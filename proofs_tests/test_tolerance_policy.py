@@ -1,5 +1,7 @@
 """The tolerance machinery itself: magnitudes bound what they scale, constants are what
-they claim, rounding matches the hardware types. (Chapter: spec/tolerances.py.)"""
+they claim, rounding matches the hardware types, the narrow dtypes' floor is the error
+model's, and the domains' magnitudes bound the reference's. (Chapter: spec/tolerances.py;
+the VQ and estimators chapters test their own magnitudes.)"""
 
 from __future__ import annotations
 
@@ -8,22 +10,22 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-
 from vaespec.proofs_tests import strategies
 from vaespec.proofs_tests.compare import _leaves, round_to
 from vaespec.reference import ACTIVATION_FUNCTIONS, magnitude, vjp, vjp_magnitude
-from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.reference.backend import ReferenceBackend
-from vaespec.spec.tolerances import UNIT_ROUNDOFF, bound, gamma, statistical_z
+from vaespec.spec.contract import VAE_FUNCTIONS, call
+from vaespec.spec.domains import MAX_FINITE, magnitudes
+from vaespec.spec.tolerances import SAFETY, TINY, UNIT_ROUNDOFF, bound, chain_length, gamma, statistical_z
 
 REFERENCE = ReferenceBackend()
 
 
 def _args(function, example):
-    return {a.name: example.args[a.name] for a in FUNCTIONS[function].args}
+    return {a.name: example.args[a.name] for a in VAE_FUNCTIONS[function].args}
 
 
-@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+@pytest.mark.parametrize("function", sorted(VAE_FUNCTIONS))
 @given(data=st.data())
 def test_magnitude_bounds_value(function, data):
     """M ≥ |f|: a magnitude below the value would make the tolerance tighter than roundoff."""
@@ -33,7 +35,7 @@ def test_magnitude_bounds_value(function, data):
         assert np.all(mags[path] >= np.abs(value) * (1 - 1e-12)), (function, path, value, mags[path])
 
 
-@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+@pytest.mark.parametrize("function", sorted(VAE_FUNCTIONS))
 @given(data=st.data())
 def test_vjp_magnitude_bounds_gradient(function, data):
     args = _args(function, data.draw(strategies.examples_for(function)))
@@ -73,3 +75,31 @@ def test_statistical_z_matches_normal_tail():
     # one check at 1e-6 two-sided: Φ⁻¹(1 − 5e-7) = 4.8916…
     assert statistical_z(1) == pytest.approx(4.891638, abs=1e-5)
     assert statistical_z(1000) > statistical_z(10)
+
+
+def test_narrow_floor_counts_op_results_at_the_narrow_threshold():
+    """Only the n_ops results rounded to the narrow type can underflow at its threshold; the n float32
+    accumulations underflow at float32's. At the default architecture's forward (n = 1600, 22 ops) the
+    float16 floor is 5.4e-3 (it was SAFETY·n·TINY[float16] = 0.39, larger than most outputs)."""
+    from vaespec.spec.architecture import Architecture
+    n, ops = chain_length("forward", Architecture(input_size=784), 64)
+    assert (n, ops) == (1600, 22)
+    f16 = bound("float16", n, ops)
+    assert f16.floor == SAFETY * (ops * TINY["float16"] + n * TINY["float32"])
+    assert f16.floor < 0.01
+    assert bound("bfloat16", n, ops).floor == SAFETY * (ops + n) * TINY["float32"]  # same threshold
+    assert bound("float32", n, ops).floor == SAFETY * n * TINY["float32"]
+
+
+@pytest.mark.parametrize("function", ["reparameterize", "kl_divergence", "reconstruction_loss"])
+@given(data=st.data())
+def test_domain_magnitude_bounds_the_values(function, data):
+    """The domain (spec/domains.py) is where the magnitude is representable, so the spec's magnitude must
+    bound the value and, for the losses, the reference's magnitude summed before any mean."""
+    args = _args(function, data.draw(strategies.examples_for(function)))
+    spec_m = np.asarray(magnitudes(function, args))
+    value = np.abs(call(REFERENCE, function, args))
+    if function != "reparameterize":  # the losses: every term summed, under the "sum" convention
+        value = np.asarray(magnitude(function, {**args, "convention": "sum"}))
+    assert np.all(spec_m >= value * (1 - 1e-12))
+    assert np.all(spec_m <= MAX_FINITE["float64"])
