@@ -1,0 +1,110 @@
+"""Quantize: `vaespec.impl.vq.quantize` against a bare `torch.cdist` + argmin + gather, in float32.
+
+Cases (no gradient is recorded: z_e does not require grad):
+
+- `ours`: `quantize(z_e, codebook, validate=False)`: one `addmm` for ‖e‖² − 2 z·e, argmin, the
+  row gather and the straight-through sum `z_e + (e − z_e)`.
+- `ours (validated)`: the same with `validate=True` (shape, dtype and finiteness checks).
+- `cdist baseline`: `C[torch.cdist(z, C).argmin(1)]`.
+- `matmul floor`: `z · Cᵀ` alone into a preallocated output.
+- `broadcast (O(B·K·D))`, memory only: `((z[:, None] − C[None]) ** 2).sum(-1).argmin(1)`, the
+  naive form; it shows the memory method can tell O(B·K·D) from O(B·K).
+
+Memory is the peak growth over the inputs (timing.py explains the method), over a sweep of
+B·K at D = 64 and of D at fixed B·K, so the two growth laws can be told apart.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .report import Memory, Ratio, Report
+from .timing import compare, cuda_peak_growth, peak_rss_growth
+
+NAME = "quantize"
+FULL = {"main": (8192, 1024, 64), "batches": (1024, 4096, 8192), "codes": (256, 1024, 4096), "dims": (16, 64, 256),
+            "fixed_bk": (512, 4096)}
+# Toy: big enough that the memory figures are whole pages (a 512×128 float32 matrix is 256 KiB).
+TOY = {"main": (512, 128, 8), "batches": (512,), "codes": (128,), "dims": (2, 8), "fixed_bk": (512, 128)}
+MEMORY_CASES = ("ours", "cdist baseline", "broadcast (O(B·K·D))")
+
+
+def _inputs(batch: int, codes: int, dim: int, device: str):
+    g = torch.Generator(device).manual_seed(0)
+    return (torch.randn(batch, dim, device=device, generator=g),
+            torch.randn(codes, dim, device=device, generator=g))
+
+
+def operation(case: str, batch: int, codes: int, dim: int, device: str = "cpu"):
+    """A zero-argument callable running `case` once on fresh inputs of the given sizes."""
+    from vaespec.impl.vq import quantize
+
+    z, c = _inputs(batch, codes, dim, device)
+    if case == "ours":
+        return lambda: quantize(z, c, validate=False)
+    if case == "ours (validated)":
+        return lambda: quantize(z, c, validate=True)
+    if case == "cdist baseline":
+        return lambda: c[torch.cdist(z, c).argmin(1)]
+    if case == "matmul floor":
+        out = torch.empty(batch, codes, device=device)
+        return lambda: torch.mm(z, c.t(), out=out)
+    if case == "broadcast (O(B·K·D))":
+        return lambda: c[((z[:, None] - c[None]) ** 2).sum(-1).argmin(1)]
+    raise ValueError(f"case: unknown quantize case {case!r}")
+
+
+def _memory(device: str, batch: int, codes: int, dim: int, case: str, threads: int) -> dict:
+    if device == "cpu":
+        return peak_rss_growth("benchmarks.quantize", "operation", {"case": case, "batch": batch, "codes": codes, "dim": dim},
+                               threads, warmup={"case": case, "batch": 64, "codes": 64, "dim": dim})
+    return cuda_peak_growth(operation(case, batch, codes, dim, device), device)
+
+
+def run(report: Report, device: str, *, toy: bool, repeats: int, **_) -> None:
+    sizes = TOY if toy else FULL
+    main = sizes["main"]
+    configs = [main] + [(b, k, main[2]) for b in sizes["batches"] for k in sizes["codes"] if (b, k, main[2]) != main]
+    for batch, codes, dim in configs:
+        config = f"B={batch} K={codes} D={dim}"
+        cases = ("ours", "ours (validated)", "cdist baseline", "matmul floor") if (batch, codes, dim) == main \
+            else ("ours", "cdist baseline", "matmul floor")
+        timings = compare({c: operation(c, batch, codes, dim, device) for c in cases}, repeats=repeats,
+                          device=device)
+        report.add_timings(NAME, device, config, timings)
+        report.ratio(NAME, device, config, "ours", "cdist baseline", 1.0)
+        if (batch, codes, dim) == main:
+            report.ratio(NAME, device, config, "ours (validated)", "cdist baseline")
+            report.ratio(NAME, device, config, "ours", "matmul floor")
+
+    threads = torch.get_num_threads()
+    peaks: dict[tuple, int] = {}
+    memory_configs = [(b, k, main[2]) for b in sizes["batches"] for k in sizes["codes"]]
+    memory_configs += [(*sizes["fixed_bk"], d) for d in sizes["dims"] if (*sizes["fixed_bk"], d) not in memory_configs]
+    for batch, codes, dim in memory_configs:
+        d_sweep = (batch, codes) == sizes["fixed_bk"]
+        for case in MEMORY_CASES:
+            if case.startswith("broadcast") and not d_sweep:
+                continue  # the naive form is only the D sweep's positive control (it needs 4·B·K·D bytes)
+            result = _memory(device, batch, codes, dim, case, threads)
+            peaks[case, batch, codes, dim] = result["bytes"]
+            report.memory.append(Memory(NAME, device, f"B={batch} K={codes} D={dim}", case, result["bytes"],
+                                        result["method"]))
+    # Growth with D at fixed B·K: O(B·K) stays near 1× (only the B×D output grows), O(B·K·D) grows as D.
+    b, k = sizes["fixed_bk"]
+    d_lo, d_hi = min(sizes["dims"]), max(sizes["dims"])
+    config = f"B={b} K={k} D={d_lo}→{d_hi}"
+    for case, target in (("ours", 2.0), ("cdist baseline", None), ("broadcast (O(B·K·D))", None)):
+        lo, hi = peaks.get((case, b, k, d_lo)), peaks.get((case, b, k, d_hi))
+        value = hi / lo if lo and hi is not None else None
+        note = f"O(B·K·D) would give ≈ {d_hi // d_lo}×" if case == "ours" else \
+            "positive control" if case.startswith("broadcast") else ""
+        report.ratios.append(Ratio(NAME, device, config, f"peak memory {case} (D={d_hi} / D={d_lo})", value, target,
+                                   note))
+    # Bytes per distance entry at the largest B·K: O(B·K) means a small constant (4 bytes = one float32 matrix).
+    b, k = max(sizes["batches"]), max(sizes["codes"])
+    for case in ("ours", "cdist baseline"):
+        peak = peaks.get((case, b, k, main[2]))
+        report.ratios.append(Ratio(NAME, device, f"B={b} K={k} D={main[2]}", f"peak memory {case} / (4·B·K bytes)",
+                                   None if peak is None else peak / (4 * b * k), None,
+                                   "1 = one float32 B×K matrix"))
