@@ -1,13 +1,42 @@
-"""pytest plugin (entry point `vaespec`): adds `--vaespec-backend pkg.mod:obj`.
+"""pytest plugin (entry point `vaespec`): run vaespec's law suite against any Python-reachable backend.
 
-Inert until a backend is named: it registers the option and nothing else, so
-installing vaespec changes no other project's test run. vaespec's own suite
-(`pytest --pyargs vaespec.proofs_tests`) reads the option through
-`selected_backends` and then runs every law against the named backends instead of
-the defaults.
+    pytest --pyargs vaespec.proofs_tests -k test_law --vaespec-backend mypkg.port:backends \\
+        --vaespec-xfail known.txt --vaespec-skip slow.txt --vaespec-report report.json --junitxml report.xml
+
+Options:
+- `--vaespec-backend PKG.MOD:OBJ` (repeatable): the backends `test_law` runs on; vaespec's own
+  suite falls back to the reference and the Torch implementation when none is named.
+- `--vaespec-skip FILE`, `--vaespec-xfail FILE`: law tests a port knowingly cannot run, or
+  knowingly fails. One entry per line, `#` starts a comment: `law_prefix` or
+  `law_prefix[backend_prefix]`, both prefixes (`kl_` matches every law starting with it;
+  `[independent-cpu-bfloat16]` one backend label, `name-device-dtype`). An entry that matches
+  no law, or whose backend part matches no selected backend, is stale: a warning names it.
+  xfail is not strict: a law that passes after all shows as XPASS (and `xpass` in the report).
+- `--vaespec-report FILE`: a JSON report, one row per law × backend × device × dtype with the
+  verdict (`pass`, `FAIL`, `ERROR`, `n/a`, `skipped`, `xfail`, `xpass`), the worst error ÷
+  tolerance and the examples checked. With pytest's `--junitxml`, each law test's properties
+  carry the same fields.
+
+Inert until asked: with none of these options it registers the options and nothing else, and
+its hooks touch only tests that take vaespec's `law` and `backend` parameters, so installing
+vaespec changes no other project's test run.
 """
 
 from __future__ import annotations
+
+import json
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+_ENTRY = re.compile(r"^(?P<law>[A-Za-z0-9_]+)(?:\[(?P<backend>[^\[\]\s]+)\])?$")
+
+
+class StaleEntryWarning(UserWarning):
+    """A skip/xfail entry that matches no law or no selected backend."""
 
 
 def pytest_addoption(parser):
@@ -16,6 +45,10 @@ def pytest_addoption(parser):
                     help="check this backend (repeatable); default: the reference and the Torch implementation")
     group.addoption("--vaespec-report", default=None, metavar="FILE",
                     help="write a JSON report (law × backend × device × dtype → verdict, worst error ratio)")
+    group.addoption("--vaespec-skip", action="append", default=[], metavar="FILE",
+                    help="skip the law tests listed in FILE (law_prefix or law_prefix[backend_prefix] per line)")
+    group.addoption("--vaespec-xfail", action="append", default=[], metavar="FILE",
+                    help="expect the law tests listed in FILE to fail (same format as --vaespec-skip)")
 
 
 def selected_backends(config) -> list:
@@ -26,3 +59,140 @@ def selected_backends(config) -> list:
     if not specs:
         return default_backends()
     return [b for spec in specs for b in load_backends(spec)]
+
+
+@dataclass
+class Entry:
+    """One line of a skip/xfail file."""
+
+    law: str
+    backend: str | None
+    where: str  # "FILE:LINE", for messages
+    kind: str  # "skip" or "xfail"
+    used: bool = False
+
+    def matches(self, law: str, label: str) -> bool:
+        return law.startswith(self.law) and (self.backend is None or label.startswith(self.backend))
+
+
+def read_entries(path: str, kind: str) -> list[Entry]:
+    """Parse a skip/xfail file; a missing file or a malformed line is a usage error naming FILE:LINE."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise pytest.UsageError(f"--vaespec-{kind} {path}: cannot read the file ({error})") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        match = _ENTRY.match(text)
+        if not match:
+            raise pytest.UsageError(f"{path}:{number}: expected 'law_prefix' or 'law_prefix[backend_prefix]', "
+                                    f"got {text!r}")
+        entries.append(Entry(match["law"], match["backend"], f"{path}:{number}", kind))
+    return entries
+
+
+def _law_test(item):
+    """(law, backend) of a vaespec law test, or None for any other test."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "law" in params and "backend" in params:
+        return params["law"], params["backend"]
+    return None
+
+
+def _label(backend) -> str:
+    return f"{getattr(backend, 'name', type(backend).__name__)}-{backend.device}-{backend.dtype}"
+
+
+class _Expectations:
+    """Marks law tests listed in skip/xfail files; warns about stale entries."""
+
+    def __init__(self, entries: list[Entry]):
+        self.entries = entries
+
+    def pytest_collection_modifyitems(self, config, items):
+        from vaespec.spec.laws import LAWS
+
+        labels = set()
+        for item in items:
+            found = _law_test(item)
+            if found is None:
+                continue
+            law, backend = found
+            labels.add(_label(backend))
+            for entry in self.entries:
+                if entry.matches(law, _label(backend)):
+                    entry.used = True
+                    reason = f"listed in {entry.where}"
+                    item.add_marker(pytest.mark.skip(reason=reason) if entry.kind == "skip"
+                                    else pytest.mark.xfail(reason=reason, strict=False))
+                    break  # the first matching entry decides (files in the order given, skip files first)
+        for entry in self.entries:
+            if not any(law.startswith(entry.law) for law in LAWS):
+                warnings.warn(StaleEntryWarning(f"{entry.where}: {entry.law!r} matches no law"), stacklevel=1)
+            elif entry.backend is not None and not any(label.startswith(entry.backend) for label in labels):
+                warnings.warn(StaleEntryWarning(f"{entry.where}: [{entry.backend}] matches no selected backend "
+                                                f"(selected: {sorted(labels)})"), stacklevel=1)
+
+
+class _Report:
+    """Collects each law test's LawResult and pytest outcome; writes the JSON report at the end."""
+
+    def __init__(self, path: str):
+        self.path, self.rows = path, {}
+
+    def pytest_collection_modifyitems(self, items):
+        for item in items:
+            found = _law_test(item)
+            if found:
+                law, backend = found
+                self.rows[item.nodeid] = {"law": law, "backend": getattr(backend, "name", type(backend).__name__),
+                                          "device": str(backend.device), "dtype": str(backend.dtype),
+                                          "examples": 0, "worst_ratio": None, "verdict": "not run", "message": ""}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem):
+        # test_law hands its LawResult to the `record_law_result` fixture; keep a copy on the way.
+        record = pyfuncitem.funcargs.get("record_law_result")
+        if record is not None and pyfuncitem.nodeid in self.rows:
+            row = self.rows[pyfuncitem.nodeid]
+
+            def tee(result: dict):
+                row.update({k: result[k] for k in ("examples", "worst_ratio", "verdict", "message") if k in result})
+                for key in ("verdict", "worst_ratio", "examples"):
+                    pyfuncitem.user_properties.append((f"vaespec_{key}", result.get(key)))
+                return record(result)
+            pyfuncitem.funcargs["record_law_result"] = tee
+        yield
+
+    def pytest_runtest_logreport(self, report):
+        row = self.rows.get(report.nodeid)
+        if row is None or not (report.when == "call" or report.skipped):
+            return
+        if hasattr(report, "wasxfail"):
+            row["verdict"] = "xfail" if report.skipped else "xpass"
+            row["message"] = row["message"] or report.wasxfail
+        elif report.skipped:
+            row["verdict"] = "skipped"
+            row["message"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        row["outcome"] = report.outcome
+
+    @pytest.hookimpl(trylast=True)  # after conftest.py's own report, which this one supersedes
+    def pytest_sessionfinish(self, session):
+        if not self.path:  # registered for --junitxml's properties only
+            return
+        rows = [row for row in self.rows.values() if row["verdict"] != "not run"]
+        with open(self.path, "w", encoding="utf-8") as handle:
+            json.dump({"results": rows}, handle, indent=1)
+
+
+def pytest_configure(config):
+    entries = [e for kind in ("skip", "xfail") for path in config.getoption(f"--vaespec-{kind}", default=[]) or []
+               for e in read_entries(path, kind)]
+    if entries:
+        config.pluginmanager.register(_Expectations(entries), "vaespec-expectations")
+    report = config.getoption("--vaespec-report", default=None)
+    if report or getattr(config.option, "xmlpath", None):
+        config.pluginmanager.register(_Report(report), "vaespec-report")
