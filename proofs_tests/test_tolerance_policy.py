@@ -103,3 +103,14 @@ def test_domain_magnitude_bounds_the_values(function, data):
         value = np.asarray(magnitude(function, {**args, "convention": "sum"}))
     assert np.all(spec_m >= value * (1 - 1e-12))
     assert np.all(spec_m <= MAX_FINITE["float64"])
+
+
+def test_tolerances_page_tables_are_generated_from_the_policy():
+    """docs/tolerances.md's tables are `docs_tolerances.render()`: regenerate with
+    `python -m vaespec.proofs_tests.docs_tolerances` when the policy changes."""
+    from vaespec.proofs_tests import docs_tolerances
+    if not docs_tolerances.TARGET.is_file():
+        pytest.skip("no docs folder: installed without the source tree")
+    text = docs_tolerances.TARGET.read_text(encoding="utf-8")
+    assert docs_tolerances.updated(text) == text, "docs/tolerances.md is stale; run python -m vaespec.proofs_tests.docs_tolerances"
+    assert "| `loss_vjp` |" in text and "| `float16` |" in text
