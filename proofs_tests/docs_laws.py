@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from vaespec.spec.laws import LAWS
+from vaespec.spec.signature import CHAPTERS
 from vaespec.spec.tolerances import FALSE_ALARM_RATE
 
 from .laws_statistical import SAMPLES, SEED
@@ -27,9 +28,12 @@ _CLASSES = (
     ("exact", "IEEE arithmetic makes both sides identical; compared with tolerance 0."),
     ("roundoff", "both sides agree within the tolerance policy, `2 · SAFETY · γ_n · M + floor` (tolerances.md)."),
     ("order", "an inequality, allowed to fail only by the policy's roundoff tolerance."),
-    ("statistical", f"a z-bound over N = {SAMPLES} samples drawn with the fixed seed {SEED}; false-alarm "
-                    f"rate at most {FALSE_ALARM_RATE:g} per law per run (nominal, see tolerances.md)."),
+    ("statistical", (f"a z-bound over N = {SAMPLES} samples drawn with the fixed seed {SEED}; false-alarm "
+                    f"rate at most {FALSE_ALARM_RATE:g} per law per run (tolerances.md).")),
+    ("criterion", "a stated acceptance rule (quantize's near-tie criterion, vq.md)."),
 )
+
+_CHAPTER_TITLES = {"vae": "The VAE chapter", "vq": "The VQ-VAE chapter", "estimators": "The estimators chapter"}
 
 
 def _cell(text: str) -> str:
@@ -61,26 +65,33 @@ def render() -> str:
         "",
     ]
     lines += [f"- `{name}`: {text}" for name, text in _CLASSES]
-    lines += [
-        "",
-        "## Law table",
-        "",
-        "| name | statement | functions | domain | tolerance |",
-        "|---|---|---|---|---|",
-    ]
-    for law in LAWS.values():
-        domain = law.domain
-        if law.requires:
-            domain += f"; needs the optional backend method `{law.requires}` (else reported n/a)"
-        lines.append(f"| `{law.name}` | {_cell(law.statement)} | {_code_list(law.functions)} | "
-                     f"{_cell(domain)} | {law.tolerance} |")
+    for chapter in CHAPTERS:
+        laws = [law for law in LAWS.values() if law.chapter == chapter]
+        if not laws:
+            continue
+        lines += [
+            "",
+            f"## {_CHAPTER_TITLES.get(chapter, chapter)}",
+            "",
+            (f"{len(laws)} laws. The proofs column names the symbolic proofs (SymPy, "
+            "`vaespec.proofs_tests.proofs`) a law rests on; [numerics.md](numerics.md#symbolic-proofs) lists them."),
+            "",
+            "| name | statement | functions | domain | tolerance | proofs |",
+            "|---|---|---|---|---|---|",
+        ]
+        for law in laws:
+            domain = law.domain
+            if law.requires:
+                domain += f"; needs the optional backend method `{law.requires}` (else reported n/a)"
+            lines.append(f"| `{law.name}` | {_cell(law.statement)} | {_code_list(law.functions)} | "
+                         f"{_cell(domain)} | {law.tolerance} | {_code_list(law.proofs)} |")
     lines += [
         "",
         "## Negative controls",
         "",
-        "Each control is the float64 reference with one realistic bug; the law in `caught_by` must reject it. "
+        ("Each control is the float64 reference with one realistic bug; the law in `caught_by` must reject it. "
         "They prove the suite can fail (see [testing.md](testing.md)). Run one with "
-        "`vaespec check --backend vaespec.proofs_tests.negative_controls:<class>`.",
+        "`vaespec check --backend vaespec.proofs_tests.negative_controls:<class>`."),
         "",
         "| class | bug | caught_by |",
         "|---|---|---|",

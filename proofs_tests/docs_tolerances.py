@@ -82,18 +82,18 @@ def render() -> str:
              "|---|---|---|---|---|"]
     for d in DTYPES:
         lines.append(f"| `{d}` | {UNIT_ROUNDOFF[d]:.3g} | {TINY[d]:.3g} | {MAX_FINITE[d]:.4g} | {LOG_VAR_DOMAIN[d]:g} |")
-    lines += ["", f"`SAFETY` = {SAFETY:g}; `FALSE_ALARM_RATE` = {FALSE_ALARM_RATE:g} per law per run; "
+    lines += ["", (f"`SAFETY` = {SAFETY:g}; `FALSE_ALARM_RATE` = {FALSE_ALARM_RATE:g} per law per run; "
               f"the reference: `REFERENCE_ULPS` = {REFERENCE_ULPS:g} elementwise, C-library primitives counted "
-              f"beyond `PRIMITIVE_ULPS` = {PRIMITIVE_ULPS:g}.", "",
+              f"beyond `PRIMITIVE_ULPS` = {PRIMITIVE_ULPS:g}."), "",
               "### Bounds per function and dtype", "",
-              "`rel` = SAFETY·γ_n(u) (float64, float32) or SAFETY·(γ_{n_ops}(u) + γ_n(u_float32)) (bfloat16, "
+              ("`rel` = SAFETY·γ_n(u) (float64, float32) or SAFETY·(γ_{n_ops}(u) + γ_n(u_float32)) (bfloat16, "
               "float16); floor = SAFETY·n·TINY, or SAFETY·(n_ops·TINY + n·TINY_float32) for the narrow dtypes. "
-              "A law compares `|a − b| ≤ 2·rel·M + floor` entrywise (each side may err by rel·M).", ""]
+              "A law compares `|a − b| ≤ 2·rel·M + floor` entrywise (each side may err by rel·M)."), ""]
     for title, arch, batch in CONFIGS:
         lines += _bound_table(title, arch, batch)
     lines += ["### The reference's reductions", "",
-              "`sum_ulps(n)` = 2·REFERENCE_ULPS + γ_n(u)/u: the ulps (of Σ|terms|) a float64 sum may err by "
-              "with n roundings above each term.", "",
+              ("`sum_ulps(n)` = 2·REFERENCE_ULPS + γ_n(u)/u: the ulps (of Σ|terms|) a float64 sum may err by "
+              "with n roundings above each term."), "",
               "| n | 0 | 10 | 100 | 1000 | 10000 |", "|---|---|---|---|---|---|",
               "| `sum_ulps(n)` | " + " | ".join(f"{sum_ulps(n):.6g}" for n in (0, 10, 100, 1000, 10000)) + " |", "",
               "### Statistical z-bounds", "",
@@ -102,8 +102,8 @@ def render() -> str:
               "| z = Φ⁻¹(1 − rate/(2·checks)) | "
               + " | ".join(f"{statistical_z(c):.3f}" for c in (1, 1000, 5000, 10000, 20000, 30000)) + " |", "",
               "### Log-variance limits of the KL's domain", "",
-              "The range of ℓ in which n KL terms of μ = 0 stay representable (`log_var_limits(dtype, n)`; "
-              "`vaespec.spec.domains`).", "",
+              ("The range of ℓ in which n KL terms of μ = 0 stay representable (`log_var_limits(dtype, n)`; "
+              "`vaespec.spec.domains`)."), "",
               "| dtype | n = 1 | n = 30 | n = 4096 |", "|---|---|---|---|"]
     for d in DTYPES:
         cells = [f"[{log_var_limits(d, n)[0]:.3g}, {log_var_limits(d, n)[1]:.4g}]" for n in (1, 30, 4096)]
