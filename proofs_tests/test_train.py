@@ -189,3 +189,16 @@ def test_cli_exits_1_when_training_diverges(data_file, tmp_path, capsys, monkeyp
                         * float("inf"))
     assert main(["train", "--data", data_file, "--out", str(tmp_path / "div"), "--progress", "never"]) == 1
     assert "training diverged" in capsys.readouterr().err
+
+
+def test_vaespec_cli_works_without_the_train_extra():
+    """`vaespec check` builds the parser of every subcommand: train's must not need scikit-learn,
+    safetensors or matplotlib until a run starts."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfor name in ('safetensors', 'sklearn', 'matplotlib'): sys.modules[name] = None\n"
+            "from vaespec.proofs_tests.cli import _parser\n"
+            "print(_parser().parse_args(['train', '--epochs', '3']).epochs)\n")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr

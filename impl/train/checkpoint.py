@@ -18,7 +18,6 @@ import shutil
 import tempfile
 
 import torch
-from safetensors.torch import load_file, save_file
 from vaespec.spec.errors import ConfigError
 
 FORMAT = "vaespec-train-checkpoint/1"
@@ -27,6 +26,15 @@ TENSORS, STATE = "tensors.safetensors", "state.json"
 
 class CheckpointError(ConfigError):
     """A checkpoint is missing, unreadable, or was written for another model."""
+
+
+def _safetensors():
+    """safetensors.torch, imported on first use: `vaespec check` runs without the train extra."""
+    try:
+        import safetensors.torch
+    except ImportError as error:
+        raise ConfigError("checkpoints need safetensors: pip install -c constraints.txt 'vaespec[train]'") from error
+    return safetensors.torch
 
 
 def _flatten(model, likelihood, optimizer) -> dict[str, torch.Tensor]:
@@ -50,7 +58,7 @@ def save(directory: str, model, likelihood, optimizer, state: dict) -> None:
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".checkpoint-", dir=parent)
     try:
-        save_file(_flatten(model, likelihood, optimizer), os.path.join(staging, TENSORS), metadata={"format": FORMAT})
+        _safetensors().save_file(_flatten(model, likelihood, optimizer), os.path.join(staging, TENSORS), metadata={"format": FORMAT})
         groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]}
                   for g in optimizer.state_dict()["param_groups"]]
         with open(os.path.join(staging, STATE), "w") as handle:
@@ -83,7 +91,7 @@ def load(directory: str, model, likelihood, optimizer, device) -> dict:
     """Load the checkpoint in `directory` into the live objects (made with the saved config); return its state."""
     state = read_state(directory)
     try:
-        tensors = load_file(os.path.join(directory, TENSORS), device=str(device))
+        tensors = _safetensors().load_file(os.path.join(directory, TENSORS), device=str(device))
     except (OSError, RuntimeError, ValueError) as error:  # safetensors raises its own errors as these
         raise CheckpointError(f"resume: cannot read {os.path.join(directory, TENSORS)!r} ({error})") from error
     try:

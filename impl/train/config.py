@@ -41,9 +41,9 @@ class TrainConfig:
     num_embeddings: int = 64
     commitment_weight: float = 0.25
     ema: bool = False
-    epochs: int = 60
+    epochs: int = 100
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 3e-3
     seed: int = 0
     device: str = "cpu"
     test_fraction: float = 0.2
