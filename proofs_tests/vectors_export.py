@@ -159,9 +159,9 @@ def clear_margins(z: np.ndarray, codebook: np.ndarray, slack: float = 2.0) -> bo
     return bool(np.all(d[rows, second] - d[rows, best] > slack * (tau[rows, best] + tau[rows, second])))
 
 
-def _encoded(args) -> np.ndarray | None:
-    """The z_e the function quantizes, if it has a nearest-code choice to make."""
-    names = {a.name for a in FUNCTIONS[args["__function__"]].args}
+def _encoded(function: str, args) -> np.ndarray | None:
+    """The z_e `function` quantizes at `args`, if it has a nearest-code choice to make."""
+    names = {a.name for a in FUNCTIONS[function].args}
     if "codebook" not in names:
         return None
     if "z_e" in names:
@@ -177,7 +177,7 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
     for attempt in range(2000):
         rng = np.random.default_rng([seed, sorted(FUNCTIONS).index(function), index, attempt])
         args = draw_inputs(function, variant, index, rng)
-        z = _encoded({**args, "__function__": function})
+        z = _encoded(function, args)
         if z is None:
             return args
         if "z_e" in args:  # place z_e near codebook rows so that every code choice is clear
@@ -186,7 +186,7 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
         else:  # network z_e: centred by the embedding head's bias (rows spread apart), copied into the codebook
             (head,) = args["arch"].HEADS
             args["params"][f"{head}.bias"] = exact_everywhere(args["params"][f"{head}.bias"] - z.mean(axis=0))
-            z = _encoded({**args, "__function__": function})
+            z = _encoded(function, args)
             args["codebook"][: len(z)] = exact_everywhere(z[rng.permutation(len(z))][: len(args["codebook"])])
         if clear_margins(z, args["codebook"]):
             return args
