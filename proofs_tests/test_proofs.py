@@ -83,3 +83,12 @@ def test_error_free_transformations_are_exact():
     for i in range(a.size):
         assert Fraction(s[i]) + Fraction(e[i]) == Fraction(a[i]) + Fraction(b[i])
         assert Fraction(p[i]) + Fraction(f[i]) == Fraction(a[i]) * Fraction(b[i])
+
+
+@pytest.mark.skipif(not DOCS.is_dir(), reason="no docs folder: installed without the source tree")
+def test_numerics_page_proof_table_is_generated():
+    """docs/numerics.md's proof table is `docs_tolerances.render_proofs()` (statements and citing laws)."""
+    from vaespec.proofs_tests import docs_tolerances
+    text = (DOCS / "numerics.md").read_text(encoding="utf-8")
+    assert docs_tolerances.updated(text, docs_tolerances.render_proofs()) == text, (
+        "docs/numerics.md is stale; run python -m vaespec.proofs_tests.docs_tolerances")
