@@ -138,11 +138,14 @@ def _diverged(cfg: TrainConfig, what: str, last_good, ck_dir: str) -> TrainingDi
 def _plots(cfg: TrainConfig, model, data, x_test, history) -> dict[str, str]:
     files = plots.paths(cfg.out)
     arrays = models.plot_arrays(cfg, model, x_test)
-    shape, n = data.image_shape, min(10, x_test.shape[0])
+    shape, labels = data.image_shape, data.test_labels
+    # one held-out example per label where there are labels (the first of each), else the first ten
+    show = (np.array([int(np.argmax(labels == v)) for v in np.unique(labels)[:10]]) if labels is not None
+            else np.arange(min(10, x_test.shape[0])))
     what = "VQ-VAE" if cfg.model == "vq" else "VAE"
     plots.loss_curves(files["loss_curves"], history["step_losses"], history["epochs"],
                       f"{_describe(cfg)}: training loss" + (" (−ELBO, nats)" if cfg.model == "vae" else ""))
-    plots.image_rows(files["reconstructions"], [("held-out", data.test[:n]), ("reconstructed", arrays["recon"][:n])],
+    plots.image_rows(files["reconstructions"], [("held-out", data.test[show]), ("reconstructed", arrays["recon"][show])],
                      shape, f"{what}: held-out examples and reconstruct(x) = decode(" +
                      ("nearest code)" if cfg.model == "vq" else "μ(x))"))
     plots.image_grid(files["samples"], arrays["samples"], shape,
