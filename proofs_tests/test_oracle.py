@@ -94,3 +94,18 @@ def test_reduction_bound_is_the_error_model():
     from dataclasses import replace
     target = replace(TARGETS["kl_divergence"], reference=lambda mu, lv, c: np.asarray(0.0))
     assert not oracle.measure(target, REDUCTION_SAMPLES, seed=1).passed
+
+
+def test_fidelity_command(tmp_path, capsys):
+    import json
+
+    from vaespec.proofs_tests.cli import main
+    report = tmp_path / "fidelity.json"
+    assert main(["fidelity", "--samples", "40", "--function", "kl_per", "--function", "tanh",
+                 "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "kl_per_coordinate" in out and "tanh′" in out and "2 within target" not in out
+    data = json.loads(report.read_text())
+    assert {r["name"] for r in data["results"]} == {"kl_per_coordinate", "tanh", "tanh′"}
+    assert all(r["passed"] and r["worst"] <= REFERENCE_ULPS for r in data["results"])
+    assert main(["fidelity", "--function", "no-such-function"]) == 2
