@@ -7,9 +7,9 @@ activations). The last two feed the tolerance policy: a backend evaluates act' a
 pre-activation that errs by δ, so its act' errs by up to curvature · δ.
 
 **Accuracy.** Every value and derivative is within 2 ulps of the exact function at the
-float64 input (measured against a 60-digit mpmath oracle: `vaespec fidelity`), except where
-the C library's `erfc` is worse than 1 ulp (gelu), and except near the zeros of gelu′ and
-silu′, whose error is measured in ulps of their magnitude (docs/numerics.md). The naive
+float64 input (measured against a 60-digit mpmath oracle: `vaespec fidelity`), not counting
+what the C library's `erfc` loses beyond correct rounding (gelu), and with gelu′ and silu′
+measured in ulps of their magnitude, since they cancel near their zeros (docs/numerics.md). The naive
 formulas are not: 1 + erf(y/√2) cancels for y ≪ 0 (gelu is then 10¹⁶ ulps off), 1 − tanh²(y)
 and σ(y)(1 − σ(y)) cancel for y ≫ 0, and exp(−y²/2) inherits the rounding of y² times y²/2.
 The rewrites use the error-free transformations `two_sum` and `two_prod` (Knuth, Dekker;
@@ -29,7 +29,6 @@ from vaespec.spec.architecture import ELU_ALPHA, LEAKY_RELU_SLOPE, check_activat
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 _erfc = np.frompyfunc(math.erfc, 1, 1)
-_SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # 1/√2 and 1/√(2π) as unevaluated sums hi + lo (hi the nearest double, lo the next 53 bits).
 _INV_SQRT2 = (0.7071067811865476, -4.833646656726457e-17)
