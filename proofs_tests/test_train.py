@@ -202,3 +202,17 @@ def test_vaespec_cli_works_without_the_train_extra():
             "print(_parser().parse_args(['train', '--epochs', '3']).epochs)\n")
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
+
+
+def test_progress_bar_draws_the_epoch_and_step():
+    import io
+
+    from vaespec.impl.train.progress import Progress
+
+    stream = io.StringIO()
+    bar = Progress(40, 23, enabled=True, stream=stream, width=10)
+    bar.update(3, 12, 24.81)
+    assert stream.getvalue() == "\repoch 3/40 [#####-----] 12/23 loss 24.81"
+    silent = io.StringIO()
+    Progress(40, 23, enabled=False, stream=silent).update(3, 12, 24.81)
+    assert silent.getvalue() == ""
