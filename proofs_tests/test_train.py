@@ -216,3 +216,9 @@ def test_progress_bar_draws_the_epoch_and_step():
     silent = io.StringIO()
     Progress(40, 23, enabled=False, stream=silent).update(3, 12, 24.81)
     assert silent.getvalue() == ""
+
+
+def test_a_run_leaves_torch_global_settings_as_it_found_them(data_file, tmp_path):
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    train(_tiny(data_file, tmp_path / "run", epochs=1, threads=1), log=_quiet)
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before

@@ -53,6 +53,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float, default=None, help=f"Adam learning rate (default {d.lr})")
     add("--seed", type=int, default=None, help="seed of the split, initialisation, shuffles and noise (default 0)")
     add("--device", default=None, help="cpu or cuda (default cpu)")
+    add("--threads", type=int, default=None, help="torch CPU threads during the run (default 1: fastest for "
+                                                  "small layers)")
     add("--image-shape", type=_sizes, default=None, help="H,W to plot [N, H·W] data as images")
     add("--eval-particles", type=int, default=None, help=f"held-out ELBO particles (default {d.eval_particles})")
     add("--iwae-particles", type=int, default=None, help=f"held-out IWAE particles (default {d.iwae_particles})")
@@ -60,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--progress", choices=("auto", "always", "never"), default="auto", help="progress bar (default: on a tty)")
 
 
-_RESUMABLE = ("epochs", "lr", "device")
+_RESUMABLE = ("epochs", "lr", "device", "threads")
 
 
 def _options(args) -> dict:
@@ -69,7 +71,7 @@ def _options(args) -> dict:
              "encoder_sizes": "encoder_sizes", "decoder_sizes": "decoder_sizes", "activation": "activation",
              "embedding_dim": "embedding_dim", "num_embeddings": "num_embeddings",
              "commitment_weight": "commitment_weight", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
-             "seed": "seed", "device": "device", "image_shape": "image_shape", "eval_particles": "eval_particles",
+             "seed": "seed", "device": "device", "threads": "threads", "image_shape": "image_shape", "eval_particles": "eval_particles",
              "iwae_particles": "iwae_particles"}
     given = {option: getattr(args, attr) for attr, option in names.items() if getattr(args, attr) is not None}
     given.update({k: True for k, flag in (("ema", args.ema),) if flag})

@@ -21,7 +21,8 @@ class TrainConfig:
     ("bernoulli" or "gaussian"), `learn_scale` (learn the Gaussian's per-feature log σ²), `beta`,
     `objective` ("elbo": one particle with the closed-form KL; "iwae": the IWAE bound with `particles`);
     VQ-VAE: `embedding_dim`, `num_embeddings`, `commitment_weight`, `ema`. Optimisation: `epochs`,
-    `batch_size`, `lr` (Adam), `seed`, `device`. Evaluation: `eval_particles` (held-out ELBO),
+    `batch_size`, `lr` (Adam), `seed`, `device`, `threads` (torch's CPU threads during the run: one is
+    fastest for these small layers, and on a shared machine extra threads spin-wait, ~10× slower). Evaluation: `eval_particles` (held-out ELBO),
     `iwae_particles` (held-out IWAE log-likelihood). Output: `out`, `checkpoint_every` (epochs), `plots`.
     """
 
@@ -46,6 +47,7 @@ class TrainConfig:
     lr: float = 3e-3
     seed: int = 0
     device: str = "cpu"
+    threads: int = 1
     test_fraction: float = 0.2
     image_shape: tuple[int, int] | None = None
     eval_particles: int = 100
@@ -61,7 +63,7 @@ class TrainConfig:
         for name, allowed in (("model", MODELS), ("objective", OBJECTIVES), ("likelihood", LIKELIHOODS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
-        for name in ("particles", "latent_size", "embedding_dim", "num_embeddings", "epochs", "batch_size",
+        for name in ("threads", "particles", "latent_size", "embedding_dim", "num_embeddings", "epochs", "batch_size",
                      "eval_particles", "iwae_particles", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -63,9 +63,21 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     **Raises** `TrainingDiverged` on a NaN/Inf loss; `DataError`, `ShapeError`, `DomainError`,
     `ConfigError`, `CheckpointError` for bad data, options or checkpoints.
     """
+    # Both settings are global; they are restored on the way out, so a library call leaves no trace.
+    threads = torch.get_num_threads()
+    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train(cfg, resume, progress, log)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+
+
+def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
     started = time.perf_counter()
     device = _device(cfg.device)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     data = load_dataset(cfg.data, seed=cfg.seed, test_fraction=cfg.test_fraction,
                         likelihood=cfg.likelihood if cfg.model == "vae" else "gaussian", image_shape=cfg.image_shape)
     x_train = torch.as_tensor(data.train, device=device)
