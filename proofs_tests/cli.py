@@ -21,6 +21,7 @@ import time
 
 from vaespec.spec.errors import VaespecError
 from vaespec.spec.laws import LAWS
+from vaespec.spec.signature import CHAPTERS
 
 from .profiles import PROFILES, profile_settings
 
@@ -53,6 +54,8 @@ def configure(check: argparse.ArgumentParser) -> None:
     check.add_argument("--profile", choices=sorted(PROFILES), default="ci",
                        help="Hypothesis profile (default: ci, derandomized and reproducible)")
     check.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    check.add_argument("--chapter", action="append", default=[], choices=CHAPTERS,
+                       help="only laws of this spec chapter (repeatable)")
     check.add_argument("--law", action="append", default=[], metavar="SUBSTRING",
                        help="only laws whose name contains SUBSTRING (repeatable)")
     check.add_argument("--dtype", action="append", default=[], help="only backends of this dtype (repeatable)")
@@ -72,7 +75,8 @@ def run(args) -> int:
                 else default_backends(include_reference=not args.no_reference))
     backends = [b for b in backends if (not args.dtype or b.dtype in args.dtype)
                 and (not args.device or str(b.device) in args.device)]
-    laws = [law for law in LAWS if not args.law or any(s in law for s in args.law)]
+    laws = [law for law in LAWS if (not args.law or any(s in law for s in args.law))
+            and (not args.chapter or LAWS[law].chapter in args.chapter)]
     if not backends or not laws:
         print("vaespec check: nothing to check (no backend or no law matches the filters)", file=sys.stderr)
         return 2
