@@ -1,6 +1,6 @@
 """pytest plugin (entry point `vaespec`): run vaespec's law suite against any Python-reachable backend.
 
-    pytest --pyargs vaespec.proofs_tests -k test_law --vaespec-backend mypkg.port:backends \\
+    pytest --pyargs vaespec.proofs_tests.test_laws --vaespec-backend mypkg.port:backends \\
         --vaespec-xfail known.txt --vaespec-skip slow.txt --vaespec-report report.json --junitxml report.xml
 
 Options:
