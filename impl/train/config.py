@@ -42,7 +42,7 @@ class TrainConfig:
     num_embeddings: int = 64
     commitment_weight: float = 0.25
     ema: bool = False
-    epochs: int = 100
+    epochs: int = 300
     batch_size: int = 64
     lr: float = 3e-3
     seed: int = 0

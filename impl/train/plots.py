@@ -41,8 +41,10 @@ def loss_curves(path, step_losses, epochs, title):
     steps = np.arange(1, len(step_losses) + 1)
     ax.plot(steps, step_losses, color="tab:blue", alpha=0.25, lw=0.6, label="train (per step)")
     ends = [e["step"] for e in epochs]
-    ax.plot(ends, [e["train_loss"] for e in epochs], color="tab:blue", lw=1.5, label="train (epoch mean)")
-    ax.plot(ends, [e["heldout_loss"] for e in epochs], "o-", color="tab:orange", ms=2.5, lw=1.2, label="held-out")
+    marker = "o" if len(epochs) <= 60 else ""  # markers would hide the training line on long runs
+    ax.plot(ends, [e["heldout_loss"] for e in epochs], marker=marker, color="tab:orange", ms=2.5, lw=1.2,
+            label="held-out (epoch)")
+    ax.plot(ends, [e["train_loss"] for e in epochs], color="tab:blue", lw=1.2, ls="--", label="train (epoch mean)")
     low, high = np.percentile(step_losses, 1), np.percentile(step_losses[: max(1, len(step_losses) // 20)], 99)
     ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     ax.set_xlabel("step")
