@@ -169,9 +169,11 @@ class _Report:
 
     def pytest_runtest_logreport(self, report):
         row = self.rows.get(report.nodeid)
-        if row is None or not (report.when == "call" or report.skipped):
+        if row is None or not (report.when == "call" or report.skipped or report.failed):
             return
-        if hasattr(report, "wasxfail"):
+        if report.failed and row["verdict"] == "not run":  # it broke before the law runner could say why
+            row["verdict"], row["message"] = "ERROR", str(report.longrepr)[-2000:]
+        elif hasattr(report, "wasxfail"):
             row["verdict"] = "xfail" if report.skipped else "xpass"
             row["message"] = row["message"] or report.wasxfail
         elif report.skipped:

@@ -41,6 +41,20 @@ def test_unrelated():
     assert True
 '''
 
+BROKEN_SUITE = '''
+import pytest
+from types import SimpleNamespace
+
+@pytest.fixture
+def record_law_result():
+    raise RuntimeError("no law runner today")
+
+@pytest.mark.parametrize("backend", [SimpleNamespace(name="port", device="cpu", dtype="float32")])
+@pytest.mark.parametrize("law", ["kl_nonnegative"])
+def test_law(law, backend, record_law_result):
+    pass
+'''
+
 
 @pytest.fixture
 def fake(pytester):
@@ -128,3 +142,10 @@ def test_real_suite_against_the_independent_port(tmp_path):
     assert verdicts[("kl_zero_iff_standard_normal", "float64")] == "xpass"
     assert verdicts[("quantize_output_is_codebook_row", "bfloat16")] == "pass"
     assert all(r["worst_ratio"] is not None and r["examples"] > 0 for r in rows)
+
+
+def test_report_keeps_law_tests_that_broke_before_the_runner(pytester):
+    pytester.makepyfile(test_broken=BROKEN_SUITE)
+    pytester.runpytest("--vaespec-report", "report.json").assert_outcomes(errors=1)
+    (row,) = json.loads((pytester.path / "report.json").read_text())["results"]
+    assert row["verdict"] == "ERROR" and "no law runner today" in row["message"]
