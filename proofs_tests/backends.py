@@ -25,8 +25,10 @@ def chapters(backend) -> tuple[str, ...]:
     return declared
 
 
-# A VQ backend's decoder and reconstruction term are the VAE chapter's `decode` and `reconstruction_loss`.
-ALSO_NEEDED = {"vq": ("decode", "reconstruction_loss")}
+# VAE-chapter functions other chapters' laws call: a VQ backend's decoder and reconstruction term, the
+# estimators' encoder, decoder and sampler.
+ALSO_NEEDED = {"vq": ("decode", "reconstruction_loss"),
+               "estimators": ("encode", "decode", "reparameterize", "reconstruction_loss")}
 
 
 def required(backend) -> tuple[str, ...]:
