@@ -107,7 +107,7 @@ class TorchBackend(VQMethods, EstimatorsMethods):
     def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None) -> tuple[Tensor, ...]:
         """Run `function` on contract-named `args`. If `leaves` is a dict, each differentiable
         argument's leaf tensor is recorded in it (params as a dict name -> nn.Parameter)."""
-        args = validate_args(function, args)  # the numpy boundary; the torch code below is unchecked
+        args = validate_args(function, args, self.dtype)  # the numpy boundary, in our dtype; the torch code is unchecked
         chapter = FUNCTIONS[function].chapter
         if chapter != "vae":
             return getattr(self, f"_evaluate_{chapter}")(function, args, leaves)

@@ -6,7 +6,7 @@
 
 Magnitudes are bounded so every value stays in the float32 domain (|log σ²| ≤ 20
 keeps exp(log σ²) < 5·10⁸); subnormals are excluded (their relative error is
-unbounded; issue 5 tests them separately). Parameters come from an integer seed
+unbounded; proofs_tests/test_extremes.py tests them and the domain edges). Parameters come from an integer seed
 (`vaespec.reference.init_params`), so shrinking acts on the seed and the sizes.
 Hypothesis never seeds torch: all noise here is an explicit array.
 """

@@ -16,15 +16,7 @@ TARGETS = oracle.targets()
 # The suite's sample: a few seconds in all; `vaespec fidelity` draws 2000 per function by default.
 ELEMENTWISE_SAMPLES, REDUCTION_SAMPLES = 160, 4
 
-# vaespec.reference.estimators sums the naive −½(log 2π + ℓ + (x − x̂)²e^{−ℓ}), which errs by up to
-# ~3 ulps of its magnitude; vaespec.reference.vae.gaussian_log_density is the accurate form. Strict:
-# this fails (XPASS) once the estimators chapter adopts it, and the marker is then removed.
-_NAIVE = {"gaussian_log_likelihood (one feature)": "estimators._gaussian uses the naive formula; "
-                                                   "switch it to reference.vae.gaussian_log_density"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_NAIVE[n])) if n in _NAIVE else n for n in TARGETS])
+@pytest.mark.parametrize("name", sorted(TARGETS))
 def test_reference_within_target(name):
     target = TARGETS[name]
     samples = ELEMENTWISE_SAMPLES if target.kind == "elementwise" else REDUCTION_SAMPLES

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 from vaespec.spec.errors import ConfigError
-from vaespec.spec.estimators import FUNCTIONS, LOG_2PI, validate
+from vaespec.spec.estimators import FUNCTIONS, validate
 
 from . import gradients, vae
 from .activations import sigmoid
@@ -35,7 +35,8 @@ def _softplus(y):
 
 # ----------------------------------------------------------------------------- forward
 def _gaussian(x_hat, x, log_var):
-    return -0.5 * np.sum(LOG_2PI + log_var + (x - x_hat) ** 2 * np.exp(-log_var), axis=-1)
+    # The accurate elementwise density (≤ 2 ulps of its magnitude; the one-line formula errs by ~3).
+    return np.sum(vae.gaussian_log_density(x, x_hat, log_var), axis=-1)
 
 
 def _bernoulli(logits, x):
