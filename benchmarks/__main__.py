@@ -46,6 +46,8 @@ def main(argv=None) -> int:
                              "use with --threads 1)")
     parser.add_argument("--toy", action="store_true", help="toy sizes, for checking the harness")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile case")
+    parser.add_argument("--suite-case", action="append", default=[], choices=("vaespec check", "CI pytest run"),
+                        help="time only this suite command (repeatable; default both)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     args = parser.parse_args(argv)
 
@@ -58,7 +60,8 @@ def main(argv=None) -> int:
     devices = _devices(args.device)
     for name in args.only or list(BENCHMARKS):
         print(f"running {name} …", file=sys.stderr, flush=True)
-        BENCHMARKS[name](report, devices, toy=args.toy, repeats=args.repeats, compile=not args.no_compile)
+        BENCHMARKS[name](report, devices, toy=args.toy, repeats=args.repeats, compile=not args.no_compile,
+                         suite_cases=args.suite_case)
     report.machine["load_after"] = os.getloadavg()
     if max(report.machine["load_before"][0], report.machine["load_after"][0]) > cores:
         report.notes.append(f"warning: load average above {cores} during the run ({report.machine['load_before'][0]:.1f}"

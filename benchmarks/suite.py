@@ -36,10 +36,11 @@ def _timed(command: list[str], threads: int) -> tuple[float, int, str]:
     return time.perf_counter() - start, done.returncode, tail
 
 
-def run(report: Report, device: str, *, toy: bool, repeats: int, **_) -> None:
+def run(report: Report, device: str, *, toy: bool, repeats: int, suite_cases=(), **_) -> None:
     if device != "cpu":
         return  # the suite runs on every available device by itself; it is timed once, as a whole
-    commands = TOY if toy else FULL
+    commands = {case: command for case, command in (TOY if toy else FULL).items()
+                if not suite_cases or case in suite_cases}
     threads = torch.get_num_threads()
     config = "toy subset" if toy else "default"
     for case, command in commands.items():

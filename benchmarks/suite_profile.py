@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import json
 import os
 import pstats
 import sys
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
     parser.add_argument("--law", action="append", default=[], help="only laws containing this (repeatable)")
     parser.add_argument("--top", type=int, default=25, help="rows of the slowest law × backend table")
     parser.add_argument("--cprofile", type=int, default=0, metavar="N", help="print the N costliest functions")
+    parser.add_argument("--json", metavar="FILE", help="also write every row as JSON")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or this process's CPU time (robust to other load; use with --threads 1)")
@@ -113,6 +115,10 @@ def main(argv=None) -> int:
     for r in sorted(rows, key=lambda r: -r["total"])[: args.top]:
         print(f"{r['law']:<55} {r['backend']:<22} {r['total']:>8.2f} {r['check']:>8.2f} {r['calls']:>6} "
               f"{r['examples']:>4} {r['verdict']}")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"profile": args.profile, "clock": args.clock, "threads": torch.get_num_threads(),
+                       "elapsed": elapsed, "rows": rows}, handle, indent=1)
     if profiler:
         print()
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(args.cprofile)
