@@ -6,11 +6,10 @@ The spec stores `"<layer>.kernel"` as `[in, out]` (y = x·W + b); `nn.Linear` st
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
-
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
 from vaespec.spec.shapes import check_params
@@ -60,7 +59,15 @@ def load_params(params: Mapping[str, np.ndarray], encoder: Encoder | None = None
 
     **Raises** `ShapeError` (missing, unexpected or mis-shaped names), `DTypeError`, `DomainError`.
     """
-    modules = _given(encoder, decoder)
+    load_layers(params, _given(encoder, decoder))
+
+
+def load_layers(params: Mapping[str, np.ndarray], modules) -> None:
+    """Copy the flat layout into `modules` (each with `.arch`, `.part`, `.dense_layers()`), checked first.
+
+    Shared by the VAE's and the VQ-VAE's converters: a name outside every module's layout, a
+    missing name or a wrong shape raises before any parameter is written.
+    """
     if not isinstance(params, Mapping):
         raise DTypeError(f"params: expected a mapping of parameter name to array, got {describe(params)}")
     known = set().union(*(m.arch.parameter_shapes() for m in modules))
@@ -72,7 +79,7 @@ def load_params(params: Mapping[str, np.ndarray], encoder: Encoder | None = None
         part = check_params(f"params ({module.part})", {k: v for k, v in params.items() if k in shapes}, shapes)
         with torch.no_grad():
             for name, linear in module.dense_layers():
-                # copy_ casts to the parameter's dtype and moves to its device.
+                # The spec's kernel is [in, out], nn.Linear's weight [out, in]; copy_ casts and moves.
                 linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.kernel"].T)))
                 linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
 

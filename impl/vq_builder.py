@@ -19,14 +19,15 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 from vaespec.spec.architecture import VQArchitecture
-from vaespec.spec.errors import DTypeError, ShapeError, describe
+from vaespec.spec.errors import DTypeError, describe
 from vaespec.spec.init import init_params
 from vaespec.spec.keys import Key
-from vaespec.spec.shapes import check_array, check_params
+from vaespec.spec.shapes import check_array
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_DECAY, DEFAULT_EPSILON
 
 from ._dtypes import to_numpy, torch_device, torch_dtype
 from .builder import _reject_unknown, _require
+from .convert import load_layers
 from .modules import Decoder
 from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder, check_ema_options
 
@@ -85,24 +86,8 @@ def _layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype, devic
     random generator) is skipped."""
     target = device if device is not None else torch.empty(()).device
     modules = [_PARTS[part](arch, dtype=dtype, device="meta").to_empty(device=target) for part in parts]
-    _load_layers(params, modules)
+    load_layers(params, modules)
     return modules
-
-
-def _load_layers(params: Mapping[str, np.ndarray], modules) -> None:
-    if not isinstance(params, Mapping):
-        raise DTypeError(f"params: expected a mapping of parameter name to array, got {describe(params)}")
-    unexpected = sorted(set(params) - set(modules[0].arch.parameter_shapes()))
-    if unexpected:
-        raise ShapeError(f"params: names outside the parameter layout: {unexpected}")
-    for module in modules:
-        shapes = module.arch.parameter_shapes(module.part)
-        part = check_params(f"params ({module.part})", {k: v for k, v in params.items() if k in shapes}, shapes)
-        with torch.no_grad():
-            for name, linear in module.dense_layers():
-                # The spec's kernel is [in, out], nn.Linear's weight [out, in]; copy_ casts and moves.
-                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.kernel"].T)))
-                linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
 
 
 def _check_model(model) -> VQVAE:
@@ -145,7 +130,7 @@ def load_params(params: Mapping[str, np.ndarray], model: VQVAE, codebook: np.nda
     _check_model(model)
     if codebook is not None:  # checked before anything is copied, so a bad codebook changes nothing
         _check_codebook(model.arch, codebook)
-    _load_layers(params, [model.encoder, model.decoder])
+    load_layers(params, [model.encoder, model.decoder])
     if codebook is not None:
         _copy_codebook(model.quantizer, codebook)
 
