@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .report import Memory, Ratio, Report
-from .timing import compare, cuda_peak_growth, peak_rss_growth
+from .timing import compare, cuda_peak_growth, peak_rss_growths
 
 NAME = "quantize"
 FULL = {"main": (8192, 1024, 64), "batches": (1024, 4096, 8192), "codes": (256, 1024, 4096), "dims": (16, 64, 256),
@@ -54,13 +54,6 @@ def operation(case: str, batch: int, codes: int, dim: int, device: str = "cpu"):
     raise ValueError(f"case: unknown quantize case {case!r}")
 
 
-def _memory(device: str, batch: int, codes: int, dim: int, case: str, threads: int) -> dict:
-    if device == "cpu":
-        return peak_rss_growth("benchmarks.quantize", "operation", {"case": case, "batch": batch, "codes": codes, "dim": dim},
-                               threads, warmup={"case": case, "batch": 64, "codes": 64, "dim": dim})
-    return cuda_peak_growth(operation(case, batch, codes, dim, device), device)
-
-
 def run(report: Report, device: str, *, toy: bool, repeats: int, **_) -> None:
     sizes = TOY if toy else FULL
     main = sizes["main"]
@@ -78,18 +71,29 @@ def run(report: Report, device: str, *, toy: bool, repeats: int, **_) -> None:
             report.ratio(NAME, device, config, "ours", "matmul floor")
 
     threads = torch.get_num_threads()
-    peaks: dict[tuple, int] = {}
     memory_configs = [(b, k, main[2]) for b in sizes["batches"] for k in sizes["codes"]]
     memory_configs += [(*sizes["fixed_bk"], d) for d in sizes["dims"] if (*sizes["fixed_bk"], d) not in memory_configs]
+    jobs = []
     for batch, codes, dim in memory_configs:
-        d_sweep = (batch, codes) == sizes["fixed_bk"]
         for case in MEMORY_CASES:
-            if case.startswith("broadcast") and not d_sweep:
+            if case.startswith("broadcast") and (batch, codes) != sizes["fixed_bk"]:
                 continue  # the naive form is only the D sweep's positive control (it needs 4·B·K·D bytes)
-            result = _memory(device, batch, codes, dim, case, threads)
-            peaks[case, batch, codes, dim] = result["bytes"]
-            report.memory.append(Memory(NAME, device, f"B={batch} K={codes} D={dim}", case, result["bytes"],
-                                        result["method"]))
+            if toy and case == "cdist baseline" and dim != main[2]:
+                continue  # toy runs check the harness: one subprocess fewer per D
+            jobs.append((case, batch, codes, dim))
+    if device == "cpu":
+        # Each configuration in its own process; as many at once as there are torch threads' cores.
+        results = peak_rss_growths("benchmarks.quantize", "operation",
+                                   [({"case": c, "batch": b, "codes": k, "dim": d},
+                                     {"case": c, "batch": 64, "codes": 64, "dim": d}) for c, b, k, d in jobs],
+                                   threads=1, parallel=max(1, threads))
+    else:
+        results = [cuda_peak_growth(operation(c, b, k, d, device), device) for c, b, k, d in jobs]
+    peaks: dict[tuple, int] = {}
+    for (case, batch, codes, dim), result in zip(jobs, results):
+        peaks[case, batch, codes, dim] = result["bytes"]
+        report.memory.append(Memory(NAME, device, f"B={batch} K={codes} D={dim}", case, result["bytes"],
+                                    result["method"]))
     # Growth with D at fixed B·K: O(B·K) stays near 1× (only the B×D output grows), O(B·K·D) grows as D.
     b, k = sizes["fixed_bk"]
     d_lo, d_hi = min(sizes["dims"]), max(sizes["dims"])

@@ -154,28 +154,46 @@ def rss_peak_of(fn: Callable[[], object]) -> dict:
     return {"bytes": (max_after - max_before) * 1024, "method": "ru_maxrss (lower bound)"}
 
 
-def peak_rss_growth(module: str, function: str, kwargs: dict, threads: int, warmup: dict | None = None) -> dict:
-    """`module.function(**kwargs)` builds a zero-argument operation; run it once in a fresh Python and
-    return `rss_peak_of`'s result. The subprocess pins torch to `threads` threads. With `warmup`,
-    `module.function(**warmup)()` runs first: at small sizes it loads the kernels' libraries and
-    thread pools, whose one-off memory would otherwise be charged to the operation. (A warm-up at
-    the measured sizes would be wrong: glibc keeps freed blocks resident for reuse.)"""
-    code = (
-        "import json, sys, torch, importlib\n"
-        f"torch.set_num_threads({threads})\n"
-        "from benchmarks.timing import rss_peak_of\n"
-        f"build = getattr(importlib.import_module({module!r}), {function!r})\n"
-        "kwargs, warmup = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
-        "if warmup:\n"
-        "    build(**warmup)()\n"
-        "op = build(**kwargs)\n"
-        "print(json.dumps(rss_peak_of(op)))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs), json.dumps(warmup or {})], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"memory subprocess for {module}.{function}({kwargs}) failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+_RSS_SCRIPT = """\
+import importlib, json, sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+from benchmarks.timing import rss_peak_of
+module, function, kwargs, warmup = sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+build = getattr(importlib.import_module(module), function)
+if warmup:
+    build(**warmup)()
+op = build(**kwargs)
+print(json.dumps(rss_peak_of(op)))
+"""
+
+
+def peak_rss_growths(module: str, function: str, jobs: list[tuple[dict, dict | None]], threads: int,
+                     parallel: int = 1) -> list[dict]:
+    """For each `(kwargs, warmup)`: `module.function(**kwargs)` builds a zero-argument operation, run once
+    in a fresh Python; returns `rss_peak_of`'s results in order. Each subprocess pins torch to
+    `threads` threads; up to `parallel` run at once (each has its own high-water mark, so they
+    do not disturb each other's figures). With `warmup`, `module.function(**warmup)()` runs
+    first: at small sizes it loads the kernels' libraries and thread pools, whose one-off
+    memory would otherwise be charged to the operation. (A warm-up at the measured sizes would
+    be wrong: glibc keeps freed blocks resident for reuse.)"""
+    results: list[dict | None] = [None] * len(jobs)
+    running: list[tuple[int, subprocess.Popen]] = []
+
+    def finish(index: int, process: subprocess.Popen) -> None:
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            raise RuntimeError(f"memory subprocess for {module}.{function}({jobs[index][0]}) failed:\n{stderr[-2000:]}")
+        results[index] = json.loads(stdout.strip().splitlines()[-1])
+
+    for index, (kwargs, warmup) in enumerate(jobs):
+        if len(running) >= max(1, parallel):
+            finish(*running.pop(0))
+        running.append((index, subprocess.Popen(
+            [sys.executable, "-c", _RSS_SCRIPT, str(threads), module, function, json.dumps(kwargs),
+             json.dumps(warmup or {})], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
+    for index, process in running:
+        finish(index, process)
+    return results
 
 
 def cuda_peak_growth(fn: Callable[[], object], device: str) -> dict:

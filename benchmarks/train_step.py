@@ -149,7 +149,7 @@ def _floor(shape, x, device):
     return step
 
 
-def run(report: Report, device: str, *, toy: bool, repeats: int, compile: bool = True) -> None:
+def run(report: Report, device: str, *, toy: bool, repeats: int, compile: bool = True, **_) -> None:
     shape = TOY if toy else FULL
     for batch in shape["batches"]:
         config = f"B={batch}"
