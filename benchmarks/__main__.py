@@ -16,14 +16,16 @@ import json
 import os
 import sys
 
-import torch
-
 from . import BENCHMARKS
-from .report import Report, machine, render
-from .timing import set_clock
+
+# Libraries that size their thread pools from these variables when first loaded (numpy's OpenBLAS,
+# OpenMP, MKL); main() sets them from --threads before importing torch or numpy.
+_POOL_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _devices(requested: list[str]) -> list[str]:
+    import torch
+
     available = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if not requested:
         return available
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", action="append", default=[], help="cpu or cuda (repeatable; default: all)")
     parser.add_argument("--repeats", type=int, default=15, help="timed samples per case (median taken; default 15)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: the cores this process may use)")
+                        help="threads of torch, OpenMP and numpy's BLAS (default: the cores this process may use)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="CPU cases timed by wall time (default) or process CPU time (robust to other load; "
                              "use with --threads 1)")
@@ -52,9 +54,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(args.threads or cores)
+    threads = args.threads or cores
+    if "torch" in sys.modules or "numpy" in sys.modules:  # called in-process: the pools are already sized
+        print("note: numpy or torch was imported before main(); only torch's thread count is set", file=sys.stderr)
+    for variable in _POOL_VARIABLES:
+        os.environ[variable] = str(threads)  # also inherited by the memory and suite subprocesses
+    import torch
+
+    from .report import Report, machine, render
+    from .timing import set_clock
+
+    torch.set_num_threads(threads)
     set_clock(args.clock)
     report = Report(machine())
+    report.machine["thread_variables"] = {v: os.environ[v] for v in _POOL_VARIABLES}
     report.machine["clock"] = args.clock
     report.machine["load_before"] = os.getloadavg()
     devices = _devices(args.device)

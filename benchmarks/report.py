@@ -137,8 +137,8 @@ def render(report: Report) -> str:
     out = [(f"machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} with {m['torch_threads']} threads, "
            f"numpy {m['numpy']}, Python {m['python']}, {m['os']}"),
            "cuda: " + (", ".join(m["cuda"]) if m["cuda"] else "none")
-           + f"; clock: {m.get('clock', 'wall')} (CUDA: wall); load average {m.get('load_before', ['?'])[0]}"
-           f" → {m.get('load_after', ['?'])[0]}", ""]
+           + f"; clock: {m.get('clock', 'wall')} (CUDA: wall); load average "
+           + " → ".join(f"{m[k][0]:.2f}" for k in ("load_before", "load_after") if k in m), ""]
     out.append(_table(("benchmark", "device", "config", "case", "median", "IQR", "n", "note"),
                       [(r.benchmark, r.device, r.config, r.case, _fmt_time(r.median), _fmt_time(r.iqr),
                         str(r.repeats), r.note) for r in report.rows]))

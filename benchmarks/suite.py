@@ -29,7 +29,8 @@ TOY = {"vaespec check": [sys.executable, "-m", "vaespec.proofs_tests.cli", "chec
 
 
 def _timed(command: list[str], threads: int) -> tuple[float, int, str]:
-    env = dict(os.environ, CI="true", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env = dict(os.environ, CI="true", OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads))
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     tail = (done.stdout.strip().splitlines() or [""])[-1]

@@ -11,6 +11,9 @@ elements, KL summed over the latent and averaged over the batch):
   The ratio ours / hand-written is the cost of our layering.
 - `ours (keys)`: the same with `reparameterize_with_key`, vaespec's reproducible noise
   (drawn in float64 on the host from an explicit key, then cast and copied).
+- `ours, F.mse_loss recon`: diagnostic: the same step with the reconstruction term computed by
+  `F.mse_loss` (for "edifice", the same value) and our `kl_divergence`: the difference to `ours`
+  is what `impl.functional.reconstruction_loss` costs beyond one fused kernel.
 - `ours (fused Adam)`: `Adam(fused=True)`; `ours (compiled)`: the forward and loss under
   `torch.compile` (compile time reported separately; skipped with `--no-compile`).
 - `matmul floor`: the step's matrix products alone into preallocated outputs (7 forward
@@ -22,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from vaespec.impl import build, loss, reparameterize, reparameterize_with_key
+from vaespec.impl import build, kl_divergence, loss, reparameterize, reparameterize_with_key
 
 from .report import Report, Row
 from .timing import compare, time_once
@@ -33,6 +36,7 @@ TOY = {"input_size": 12, "encoder": (8, 6), "latent": 3, "decoder": (6, 8), "bat
 # (numerator, denominator, target, note) of every ratio reported per device and batch.
 RATIOS = (("ours", "hand-written", 1.0, "the cost of our layering"),
           ("ours (keys)", "hand-written", None, "host-drawn key noise"),
+          ("ours, F.mse_loss recon", "hand-written", None, "diagnostic: recon term fused"),
           ("ours (fused Adam)", "hand-written", 1.0, ""),
           ("ours (compiled)", "hand-written", 1.0, ""),
           ("hand-written", "matmul floor", None, ""),
@@ -85,6 +89,19 @@ def _ours_step(shape, x, device, fused=False):
         mu, log_var = out["mu"], out["log_var"]
         z = reparameterize(mu, log_var, torch.randn_like(mu), validate=False)
         loss(decoder(z), x, mu, log_var, 1.0, "edifice", validate=False).backward()
+        opt.step()
+    return step
+
+
+def _ours_mse_step(shape, x, device):
+    encoder, decoder, opt = _ours(shape, device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = encoder(x)
+        mu, log_var = out["mu"], out["log_var"]
+        z = reparameterize(mu, log_var, torch.randn_like(mu), validate=False)
+        (F.mse_loss(decoder(z), x) + kl_divergence(mu, log_var, "edifice", validate=False)).backward()
         opt.step()
     return step
 
@@ -156,6 +173,7 @@ def run(report: Report, device: str, *, toy: bool, repeats: int, compile: bool =
         x = torch.rand(batch, shape["input_size"], device=device, generator=torch.Generator(device).manual_seed(1))
         cases = {"hand-written": _hand_step(shape, x, device), "ours": _ours_step(shape, x, device),
                  "ours (keys)": _ours_keys_step(shape, x, device),
+                 "ours, F.mse_loss recon": _ours_mse_step(shape, x, device),
                  "ours (fused Adam)": _ours_step(shape, x, device, fused=True)}
         if compile:
             try:
