@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, Architecture
+from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.conventions import PRESETS, get_convention
+from vaespec.spec.errors import ConfigError
 
 MAX_ABS_X = 3.0
 MAX_ABS_EPS = 4.0
@@ -79,34 +80,46 @@ class Example:
         raise KeyError("no batched argument")
 
 
+NETWORK_FIELDS = ("x", "z", "eps", "beta", "convention")
+LATENT_FIELDS = ("mu", "log_var", "eps", "convention")
+
+
+def _fields(fields, allowed: tuple[str, ...], strategy: str) -> tuple[str, ...]:
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ConfigError(f"fields: {strategy} draws some of {list(allowed)}, got unknown {unknown}")
+    return tuple(fields)
+
+
 @st.composite
-def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None):
-    """(arch, params, x, eps, beta, convention) for the network functions."""
+def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fields=NETWORK_FIELDS):
+    """(arch, params, x, z, eps, beta, convention) for the network functions.
+
+    `fields`: which of `NETWORK_FIELDS` to draw (arch and params always are); `examples_for` draws
+    only the function's own arguments, since each array costs the engine a draw per element.
+    """
+    fields = _fields(fields, NETWORK_FIELDS, "network_examples")
     arch = draw(architectures()) if arch is None else arch
     batch = draw(st.integers(min_batch, max_batch))
-    return Example({
-        "arch": arch,
-        "params": init_params(arch, draw(st.integers(0, 2**32 - 1))),
-        "x": draw(arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X)),
-        "z": draw(arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)),
-        "eps": draw(arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)),
-        "beta": draw(betas()),
-        "convention": draw(conventions()),
-    })
+    args = {"arch": arch, "params": init_params(arch, draw(st.integers(0, 2**32 - 1)))}
+    latent = arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)
+    strategies = {"x": arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X), "z": latent, "eps": latent,
+                  "beta": betas(), "convention": conventions()}
+    args.update((name, draw(strategies[name])) for name in NETWORK_FIELDS if name in fields)
+    return Example(args)
 
 
 @st.composite
 def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: int = 5,
-                    max_abs_mu: float = MAX_ABS_MU, max_abs_log_var: float = MAX_ABS_LOG_VAR):
-    """(mu, log_var, eps, convention) for reparameterize and kl_divergence."""
+                    max_abs_mu: float = MAX_ABS_MU, max_abs_log_var: float = MAX_ABS_LOG_VAR, fields=LATENT_FIELDS):
+    """(mu, log_var, eps, convention) for reparameterize and kl_divergence; `fields` as `network_examples`."""
+    fields = _fields(fields, LATENT_FIELDS, "latent_examples")
     batch = draw(st.integers(min_batch, max_batch))
     latent = draw(st.integers(1, max_latent))
-    return Example({
-        "mu": draw(arrays((batch, latent), -max_abs_mu, max_abs_mu)),
-        "log_var": draw(arrays((batch, latent), -max_abs_log_var, max_abs_log_var)),
-        "eps": draw(arrays((batch, latent), -MAX_ABS_EPS, MAX_ABS_EPS)),
-        "convention": draw(conventions()),
-    })
+    strategies = {"mu": arrays((batch, latent), -max_abs_mu, max_abs_mu),
+                  "log_var": arrays((batch, latent), -max_abs_log_var, max_abs_log_var),
+                  "eps": arrays((batch, latent), -MAX_ABS_EPS, MAX_ABS_EPS), "convention": conventions()}
+    return Example({name: draw(strategies[name]) for name in LATENT_FIELDS if name in fields})
 
 
 @st.composite
@@ -122,12 +135,14 @@ def reconstruction_examples(draw, min_batch: int = 1, max_batch: int = 6, max_fe
 
 
 def examples_for(function: str, **kwargs):
-    """The strategy whose examples carry the arguments of contract function `function`."""
+    """The strategy whose examples carry the arguments of contract function `function` (only those,
+    unless `fields` is given)."""
+    own = [a.name for a in FUNCTIONS[function].args]
     if function in ("reparameterize", "kl_divergence"):
-        return latent_examples(**kwargs)
+        return latent_examples(**{"fields": [n for n in own if n in LATENT_FIELDS], **kwargs})
     if function == "reconstruction_loss":
         return reconstruction_examples(**kwargs)
-    return network_examples(**kwargs)
+    return network_examples(**{"fields": [n for n in own if n in NETWORK_FIELDS], **kwargs})
 
 
 def cotangents(function: str, outputs):
