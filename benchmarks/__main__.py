@@ -77,9 +77,10 @@ def main(argv=None) -> int:
                          suite_cases=args.suite_case)
     report.machine["load_after"] = os.getloadavg()
     if max(report.machine["load_before"][0], report.machine["load_after"][0]) > cores:
+        advice = ("CPU-clock figures are less affected, wall times (CUDA, compile, suite) are inflated"
+                  if args.clock == "cpu" else "wall times are inflated and noisy (try --clock cpu --threads 1)")
         report.notes.append(f"warning: load average above {cores} during the run ({report.machine['load_before'][0]:.1f}"
-                            f" → {report.machine['load_after'][0]:.1f}): other processes shared the cores; wall "
-                            "times are inflated and noisy (try --clock cpu --threads 1)")
+                            f" → {report.machine['load_after'][0]:.1f}): other processes shared the cores; {advice}")
     print(render(report))
     if args.json:
         with open(args.json, "w") as handle:

@@ -115,8 +115,12 @@ def compare(cases: dict[str, Callable[[], object]], *, repeats: int, warmup: int
 
 
 def time_once(fn: Callable[[], object], device: str = "cpu") -> float:
-    """Wall seconds of one call (for compile times and whole-suite runs)."""
-    return _sample(fn, 1, device)
+    """Wall seconds of one call, whatever the clock (compile times: the work runs in worker processes)."""
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
 
 
 # ----------------------------------------------------------------------------- memory
