@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .timing import Timing
+from .timing import Timing, quartiles
 
 
 def machine() -> dict:
@@ -48,6 +48,7 @@ class Row:
     iqr: float | None = None
     repeats: int = 0
     note: str = ""
+    samples: tuple[float, ...] = ()
 
 
 @dataclass
@@ -61,6 +62,9 @@ class Ratio:
     value: float | None
     target: float | None = None  # holds iff value <= target
     note: str = ""
+    # Quartiles of the per-round ratios (cases are interleaved, so round i of both is paired): a
+    # target "held" or "missed" by less than this spread is within the noise.
+    spread: tuple[float, float] | None = None
 
     @property
     def verdict(self) -> str:
@@ -68,7 +72,9 @@ class Ratio:
             return "n/a"
         if self.target is None:
             return "-"
-        return "ok" if self.value <= self.target else "MISS"
+        if self.value <= self.target:
+            return "ok"
+        return "MISS (within paired IQR)" if self.spread and self.spread[0] <= self.target else "MISS"
 
 
 @dataclass
@@ -93,20 +99,27 @@ class Report:
 
     def add_timings(self, benchmark: str, device: str, config: str, timings: dict[str, Timing]) -> None:
         for case, t in timings.items():
-            self.rows.append(Row(benchmark, device, config, case, t.median, t.iqr, t.repeats))
+            self.rows.append(Row(benchmark, device, config, case, t.median, t.iqr, t.repeats, samples=t.samples))
 
-    def median(self, benchmark: str, device: str, config: str, case: str) -> float | None:
+    def row(self, benchmark: str, device: str, config: str, case: str) -> Row | None:
         for row in self.rows:
             if (row.benchmark, row.device, row.config, row.case) == (benchmark, device, config, case):
-                return row.median
+                return row
         return None
+
+    def median(self, benchmark: str, device: str, config: str, case: str) -> float | None:
+        row = self.row(benchmark, device, config, case)
+        return None if row is None else row.median
 
     def ratio(self, benchmark: str, device: str, config: str, numerator: str, denominator: str,
               target: float | None = None, note: str = "") -> Ratio:
         """Add the ratio of two recorded cases' medians (None where either is missing)."""
-        top, bottom = (self.median(benchmark, device, config, c) for c in (numerator, denominator))
-        value = top / bottom if top is not None and bottom else None
-        ratio = Ratio(benchmark, device, config, f"{numerator} / {denominator}", value, target, note)
+        top, bottom = (self.row(benchmark, device, config, c) for c in (numerator, denominator))
+        value = top.median / bottom.median if top and bottom and top.median is not None and bottom.median else None
+        spread = None
+        if value is not None and top.samples and len(top.samples) == len(bottom.samples):
+            spread = quartiles(a / b for a, b in zip(top.samples, bottom.samples))
+        ratio = Ratio(benchmark, device, config, f"{numerator} / {denominator}", value, target, note, spread)
         self.ratios.append(ratio)
         return ratio
 
@@ -148,8 +161,9 @@ def render(report: Report) -> str:
                           [(m.benchmark, m.device, m.config, m.case, f"{m.bytes / 2**20:.3g} MiB", m.method)
                            for m in report.memory]))
     out.append("")
-    out.append(_table(("benchmark", "device", "config", "ratio", "value", "target", "verdict", "note"),
+    out.append(_table(("benchmark", "device", "config", "ratio", "value", "paired IQR", "target", "verdict", "note"),
                       [(r.benchmark, r.device, r.config, r.name, "-" if r.value is None else f"{r.value:.3g}×",
+                        "-" if r.spread is None else f"{r.spread[0]:.3g}–{r.spread[1]:.3g}",
                         "-" if r.target is None else f"≤ {r.target:g}×", r.verdict, r.note) for r in report.ratios]))
     if report.notes:
         out += ["", *report.notes]

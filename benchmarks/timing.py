@@ -44,6 +44,7 @@ class Timing:
     iqr: float
     repeats: int
     number: int
+    samples: tuple[float, ...] = ()  # in repeat order: sample i of every case comes from the same round
 
 
 _CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -83,6 +84,15 @@ def _calibrate(fn: Callable[[], object], device: str, min_sample_s: float) -> in
     return max(1, min(10_000, int(min_sample_s / max(once, 1e-9)) + 1)) if once < min_sample_s else 1
 
 
+def quartiles(samples) -> tuple[float, float]:
+    """(first, third) quartile; (min, max) for fewer than 4 samples."""
+    samples = list(samples)
+    if len(samples) < 4:
+        return min(samples), max(samples)
+    q = statistics.quantiles(samples, n=4)
+    return q[0], q[2]
+
+
 def _iqr(samples: list[float]) -> float:
     if len(samples) < 4:
         return max(samples) - min(samples)
@@ -111,7 +121,7 @@ def compare(cases: dict[str, Callable[[], object]], *, repeats: int, warmup: int
     for _ in range(repeats):
         for name, fn in cases.items():
             samples[name].append(_sample(fn, numbers[name], device))
-    return {name: Timing(statistics.median(s), _iqr(s), len(s), numbers[name]) for name, s in samples.items()}
+    return {name: Timing(statistics.median(s), _iqr(s), len(s), numbers[name], tuple(s)) for name, s in samples.items()}
 
 
 def time_once(fn: Callable[[], object], device: str = "cpu") -> float:
