@@ -6,18 +6,24 @@
 An export (`vaespec.proofs_tests.vectors_export`) holds cases of every function of every
 chapter, with inputs exact in every dtype, the float64 reference's outputs and gradients,
 and per output the suite's tolerance rule; `manifest.json` (schema:
-`vectors_manifest.schema.json`) lists them with the sha256 of every file. `verify` trusts
-nothing it has not checked: the manifest against the schema, then every file's size and
-sha256, then each array's shape and dtype, before comparing a backend's outputs with the
-recorded rule for its dtype. A file that is missing, truncated, corrupt or tampered with is
-a `VectorsError` naming it. docs/porting.md shows how a port in another language reads
-the same files. Nothing here loads a pickle.
+`vectors_manifest.schema.json`) lists them with the sha256 of every file, and the manifest's
+own sha256 (`manifest_digest`, printed by export and kept in `manifest.json.sha256`) covers
+it all. `verify` trusts nothing it has not checked: the manifest's digest (against `--digest`,
+a value the user trusts, or else the recorded one), its size, nesting and schema, that every
+case belongs to the contract's function and chapter, then every file's size and sha256,
+then each array's shape and dtype, before comparing a backend's outputs with the recorded
+rule for its dtype. Files are read only inside DIR, never through a symbolic link, never
+from a FIFO or device, never beyond a size cap (`vaespec.spec.files.read_inside`). A file
+that is missing, truncated, corrupt or tampered with is a `VectorsError` naming it, and a
+verify that checked no case fails. docs/porting.md shows how a port in another language
+reads the same files. Nothing here loads a pickle.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import io
 import json
 import re
 import sys
@@ -30,11 +36,16 @@ from vaespec.spec.architecture import Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.conventions import PRESETS, Convention
 from vaespec.spec.errors import ConfigError
+from vaespec.spec.files import read_inside
 from vaespec.spec.keys import Key
 from vaespec.spec.tolerances import UNIT_ROUNDOFF
 
 FORMAT = "vaespec-vectors/1"
 MANIFEST = "manifest.json"
+DIGEST = MANIFEST + ".sha256"  # `sha256sum` format: "<hex>  manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20  # an export of every function is under 1 MB
+MAX_FILE_BYTES = 64 << 20  # per .npy file
+MAX_DEPTH = 32  # JSON nesting; an export's manifest is 11 deep
 SCHEMA = Path(__file__).with_name("vectors_manifest.schema.json")
 DTYPES = tuple(UNIT_ROUNDOFF)
 
@@ -48,46 +59,112 @@ class Unsupported(VectorsError):
 
 
 # ----------------------------------------------------------------------------- verify
-def read_manifest(directory) -> dict:
-    """Parse and schema-check `directory`/manifest.json; raise VectorsError naming the file."""
+def manifest_digest(directory) -> str:
+    """The sha256 (hex) of `directory`/manifest.json's bytes: the one value a port must trust (docs/porting.md)."""
+    return hashlib.sha256(read_inside(directory, MANIFEST, MAX_MANIFEST_BYTES, VectorsError)).hexdigest()
+
+
+def _depth(value) -> int:
+    """The nesting depth of a parsed JSON value, iteratively (no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def read_manifest(directory, digest: str | None = None) -> dict:
+    """Read `directory`/manifest.json safely, check its digest (against `digest` if given, else against
+    `manifest.json.sha256` if present), its nesting and schema, and that every case is the contract's;
+    raise VectorsError naming the file."""
+    return _read_manifest(directory, digest)[0]
+
+
+def _read_manifest(directory, digest: str | None) -> tuple[dict, str]:
     path = Path(directory) / MANIFEST
+    if not Path(directory).is_dir():
+        raise VectorsError(f"{directory}: not a directory" if Path(directory).exists() else
+                           f"{directory}: missing; export vectors with `vaespec vectors export {directory}`")
+    if not (path.exists() or path.is_symlink()):
+        raise VectorsError(f"{path}: missing; export vectors with `vaespec vectors export {directory}`")
+    data = read_inside(directory, MANIFEST, MAX_MANIFEST_BYTES, VectorsError)
+    actual = hashlib.sha256(data).hexdigest()
+    if digest is not None:
+        if actual != digest.strip().lower():
+            raise VectorsError(f"{path}: sha256 {actual} differs from the trusted --digest {digest.strip()} "
+                               "(tampered, corrupt or another export)")
+    elif (Path(directory) / DIGEST).exists() or (Path(directory) / DIGEST).is_symlink():
+        recorded = read_inside(directory, DIGEST, 4096, VectorsError).decode("ascii", "replace").split()
+        if not recorded or recorded[0] != actual:
+            raise VectorsError(f"{path}: sha256 {actual} differs from the one recorded in {DIGEST} at export "
+                               f"({recorded[0] if recorded else 'empty'}): edited or corrupt")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VectorsError(f"{path}: missing; export vectors with `vaespec vectors export {directory}`") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise VectorsError(f"{path}: not readable JSON ({error})") from None
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise VectorsError(f"{path}: not readable JSON ({str(error)[:200]})") from None
+    if _depth(manifest) > MAX_DEPTH:
+        raise VectorsError(f"{path}: nested deeper than {MAX_DEPTH} levels; an export is {11}")
     problems = schema_errors(manifest, json.loads(SCHEMA.read_text(encoding="utf-8")))
     if problems:
-        raise VectorsError(f"{path}: does not match {SCHEMA.name}: " + "; ".join(problems[:5]))
+        raise VectorsError(f"{path}: does not match {SCHEMA.name}: " + "; ".join(p[:300] for p in problems[:5]))
     if manifest["format"] != FORMAT:
         raise VectorsError(f"{path}: format {manifest['format']!r}; this vaespec reads {FORMAT!r}")
-    return manifest
+    _check_contract(path, manifest)
+    return manifest, actual
 
 
-def check_files(directory, manifest: dict) -> None:
-    """Every listed file exists with its recorded size and sha256, and every referenced file is listed;
-    else a VectorsError naming each bad file (the first one leads the message)."""
-    root, problems = Path(directory), []
+def _check_contract(path: Path, manifest: dict) -> None:
+    """Every case names a contract function under that function's chapter (relabelling one hides it as n/a)."""
+    if not manifest["cases"]:
+        raise VectorsError(f"{path}: holds no case ('cases' is empty): nothing could be verified")
+    for case in manifest["cases"]:
+        spec = FUNCTIONS.get(case["function"])
+        if spec is None:
+            raise VectorsError(f"{path}: case {case['id'][:100]!r} names {case['function'][:100]!r}, which is not a "
+                               "contract function")
+        if case["chapter"] != spec.chapter or not case["id"].startswith(f"{spec.chapter}/{case['function']}/"):
+            raise VectorsError(f"{path}: case {case['id'][:100]!r} of {case['function']} is labelled chapter "
+                               f"{case['chapter'][:100]!r}; the contract puts it in {spec.chapter!r}")
+        listed = manifest["functions"].get(case["function"], {}).get("chapter")
+        if listed != spec.chapter:
+            raise VectorsError(f"{path}: 'functions' puts {case['function']} in chapter {str(listed)[:100]!r}; "
+                               f"the contract puts it in {spec.chapter!r}")
+
+
+def check_files(directory, manifest: dict) -> dict[str, bytes]:
+    """Every listed file exists inside `directory` (no link, no special file) with its recorded size and
+    sha256, and every referenced file is listed; else a VectorsError naming each bad file (the first one
+    leads the message). Returns the verified bytes by relative path."""
+    root, problems, verified = Path(directory), [], {}
     for relative, record in manifest["files"].items():
         path = root / relative
-        if Path(relative).is_absolute() or ".." in Path(relative).parts:
-            problems.append(f"{relative}: a path outside the vectors directory")
-        elif not path.is_file():
-            problems.append(f"{path}: missing (listed in {MANIFEST})")
+        try:
+            if Path(relative).is_absolute() or ".." in Path(relative).parts:
+                raise VectorsError(f"{relative[:200]}: a path outside the vectors directory")
+            data = read_inside(root, relative, min(record["bytes"], MAX_FILE_BYTES), VectorsError)
+        except VectorsError as error:
+            message = str(error)
+            if " bytes, over the limit of " in message and record["bytes"] <= MAX_FILE_BYTES:
+                message = f"{path}: larger than the {record['bytes']} bytes {MANIFEST} records (corrupt)"
+            problems.append(message + (f" (listed in {MANIFEST})" if message.endswith(": missing") else ""))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) != record["bytes"]:
+            problems.append(f"{path}: {len(data)} bytes, {MANIFEST} records {record['bytes']} (truncated or corrupt)")
+        elif digest != record["sha256"]:
+            problems.append(f"{path}: sha256 {digest} differs from the recorded {record['sha256']} "
+                            "(tampered or corrupt)")
         else:
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if len(data) != record["bytes"]:
-                problems.append(f"{path}: {len(data)} bytes, {MANIFEST} records {record['bytes']} (truncated or corrupt)")
-            elif digest != record["sha256"]:
-                problems.append(f"{path}: sha256 {digest} differs from the recorded {record['sha256']} "
-                                "(tampered or corrupt)")
+            verified[relative] = data
     unlisted = sorted({entry["file"] for entry in _array_entries(manifest["cases"])} - set(manifest["files"]))
     problems += [f"{root / name}: referenced by {MANIFEST} but has no checksum in its 'files'" for name in unlisted]
     if problems:
         more = f"\n(and {len(problems) - 10} more)" if len(problems) > 10 else ""
         raise VectorsError("\n".join(problems[:10]) + more)
+    return verified
 
 
 def _array_entries(node):
@@ -124,10 +201,10 @@ class Vectors:
     """An export opened for checking: the manifest read and schema-checked, every file's size and
     sha256 verified (`VectorsError` naming the file otherwise); arrays are loaded on first use."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, digest: str | None = None):
         self.root = Path(directory)
-        self.manifest = read_manifest(directory)
-        check_files(directory, self.manifest)
+        self.manifest, self.digest = _read_manifest(directory, digest)
+        self._bytes = check_files(directory, self.manifest)  # arrays are parsed from these, never re-read
         self._arrays: dict[str, np.ndarray] = {}
 
     def array(self, entry: dict) -> np.ndarray:
@@ -135,8 +212,8 @@ class Vectors:
         if entry["file"] not in self._arrays:
             path = self.root / entry["file"]
             try:
-                value = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as error:
+                value = np.load(io.BytesIO(self._bytes[entry["file"]]), allow_pickle=False)
+            except (OSError, ValueError, EOFError) as error:
                 raise VectorsError(f"{path}: not a readable .npy file ({error})") from None
             if list(value.shape) != entry["shape"] or str(value.dtype) != entry["dtype"]:
                 raise VectorsError(f"{path}: holds {value.dtype} {list(value.shape)}, {MANIFEST} records "
@@ -226,6 +303,10 @@ class Vectors:
                         raise
                     except Exception as error:  # noqa: BLE001  (a crash is a verdict, as in the law runner)
                         row.verdict, row.message = "ERROR", f"{case['id']}: {type(error).__name__}: {error}"
+        if not any(row.cases or not row.passed for row in rows.values()):  # all n/a: a pass would mean nothing
+            raise VectorsError(f"{self.root / MANIFEST}: no case could be checked on {label['backend']}/"
+                               f"{label['device']}/{label['dtype']}: it declares chapters {list(chapters(backend))}, "
+                               f"the vectors hold {sorted({c['chapter'] for c in self.manifest['cases']})[:10]}")
         return list(rows.values())
 
 
@@ -239,14 +320,16 @@ def _compare(what: str, actual, expected, tolerance) -> float:
     return assert_within(what, np.asarray(actual, dtype=np.float64), expected.astype(np.float64), tolerance)
 
 
-def verify(directory, backends=None) -> list[VectorResult]:
+def verify(directory, backends=None, digest: str | None = None) -> list[VectorResult]:
     """Check the manifest and every checksum of `directory`, then each backend against every case.
 
-    **Arguments** `directory` (an export), `backends` (default: the float64 reference).
+    **Arguments** `directory` (an export), `backends` (default: the float64 reference), `digest` (the
+    manifest's sha256 as you trust it, e.g. printed by the export you vendored; default: the recorded one).
     **Returns** one `VectorResult` per backend × function × kind (value or gradient); raises
-    `VectorsError`, naming the file, for a directory that cannot be trusted.
+    `VectorsError`, naming the file, for a directory that cannot be trusted or a backend of which no
+    case could be checked.
     """
-    vectors = Vectors(directory)
+    vectors = Vectors(directory, digest)
     if backends is None:
         from vaespec.reference.backend import ReferenceBackend
         backends = [ReferenceBackend()]
@@ -311,6 +394,8 @@ def configure(parser) -> None:
     verify_cmd.add_argument("directory", metavar="DIR")
     verify_cmd.add_argument("--backend", action="append", default=[], metavar="PKG.MOD:OBJ",
                             help="backend to check (repeatable); default: the float64 reference")
+    verify_cmd.add_argument("--digest", metavar="SHA256",
+                            help="the sha256 of manifest.json you trust (printed by export); refuse any other")
 
 
 def run(args) -> int:
@@ -325,16 +410,21 @@ def run(args) -> int:
         print(f"vaespec vectors: {len(manifest['cases'])} cases of {len({c['function'] for c in manifest['cases']})} "
               f"functions, {len(manifest['files'])} files + {MANIFEST}, {size / 1e6:.2f} MB, seed {args.seed}, "
               f"in {time.perf_counter() - started:.1f} s → {args.directory}")
+        print(f"manifest sha256: {manifest_digest(args.directory)} (also in {DIGEST}; keep it where you trust it "
+              "and pass it to `vaespec vectors verify --digest`)")
         for skip in manifest["skipped"]:
             print(f"  skipped {skip['function']}: {skip['reason']}", file=sys.stderr)
         return 0
     from .backends import load_backends
 
+    if args.digest is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", args.digest.strip()):
+        raise VectorsError(f"--digest: expected 64 hexadecimal digits (a sha256), got {args.digest[:80]!r}")
     backends = [b for spec in args.backend for b in load_backends(spec)]
-    vectors = Vectors(args.directory)
+    vectors = Vectors(args.directory, args.digest)
     manifest, installed = vectors.manifest, importlib.metadata.version("vaespec")
-    print(f"vaespec vectors: {args.directory}: {MANIFEST} matches its schema; {len(manifest['files'])} files match "
-          f"their size and sha256")
+    trust = "matches the trusted --digest" if args.digest else f"not authenticated: pass --digest to compare it"
+    print(f"vaespec vectors: {args.directory}: {MANIFEST} sha256 {vectors.digest} ({trust}) matches its schema; "
+          f"{len(manifest['files'])} files match their size and sha256")
     if manifest["spec_version"] != installed:
         print(f"note: vectors from vaespec {manifest['spec_version']}, checked with {installed}", file=sys.stderr)
     if not backends:

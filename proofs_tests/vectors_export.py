@@ -28,7 +28,7 @@ from vaespec.spec.conventions import PRESETS
 from vaespec.spec.keys import Key
 from vaespec.spec.tolerances import distance_bound
 
-from .vectors import DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError
+from .vectors import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError
 
 BATCH = 4
 SIZES = {"input": 5, "output": 5, "latent": 3, "embedding": 3, "codes": 6, "batch": BATCH, "particles": 3,
@@ -327,25 +327,52 @@ def _gradient_entries(writer: _Writer, prefix: str, grads, rules) -> dict:
 
 
 def _clear(root: Path) -> None:
-    """Make `root` an empty directory; refuse one that holds anything but a previous export."""
+    """Make `root` an empty directory, removing only what a previous export provably wrote: the files
+    its manifest lists (the manifest matching its recorded digest and the schema), each a regular file
+    inside `root` whose sha256 is still the recorded one. Anything else there — a user's file, a link,
+    an edited file, a manifest that is not a vaespec export's — and `root` is refused, untouched."""
+    from vaespec.spec.files import check_output_dir
+
+    from .vectors import DIGEST, read_manifest
+
+    check_output_dir("vectors export", root, VectorsError)
     if not root.exists():
-        root.mkdir(parents=True)
+        try:
+            root.mkdir(parents=True)
+        except OSError as error:
+            raise VectorsError(f"{root}: cannot create the directory ({error.strerror})") from None
         return
-    if not root.is_dir():
-        raise VectorsError(f"{root}: not a directory")
     if not any(root.iterdir()):
         return
+    if not (root / DIGEST).is_file():
+        raise VectorsError(f"{root}: not empty and not a vaespec export (no {DIGEST}); export into a new or empty "
+                           "directory")
     try:
-        old = json.loads((root / MANIFEST).read_text())
-        listed = set(old["files"]) | {MANIFEST}
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise VectorsError(f"{root}: not empty and holds no previous export to replace ({error})") from None
-    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    if present - listed:
-        raise VectorsError(f"{root}: holds files that are not part of the previous export: {sorted(present - listed)[:5]}")
-    for relative in present:
+        old = read_manifest(root)  # safe reads, the recorded digest, the schema: or a VectorsError
+    except VectorsError as error:
+        raise VectorsError(f"{root}: not empty and holds no intact previous export to replace "
+                           f"({str(error).splitlines()[0]})") from None
+    listed = set(old["files"]) | {MANIFEST, DIGEST}
+    present, odd = set(), []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root).as_posix()
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            odd.append(relative)
+        elif path.is_file():
+            present.add(relative)
+    if odd or present - listed:
+        raise VectorsError(f"{root}: holds entries that are not part of the previous export: "
+                           f"{sorted(set(odd) | (present - listed))[:5]}; nothing was removed")
+    from .vectors import check_files
+
+    try:
+        check_files(root, {**old, "files": {k: v for k, v in old["files"].items() if k in present}})
+    except VectorsError as error:
+        raise VectorsError(f"{root}: a file of the previous export was changed since, so it is not removed: "
+                           f"{str(error).splitlines()[0]}") from None
+    for relative in sorted(present):
         (root / relative).unlink()
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)):
         folder.rmdir()
 
 
@@ -381,17 +408,21 @@ def _case(writer: _Writer, function: str, index: int, variant: dict, seed: int) 
 def export(directory, seed: int = 0) -> dict:
     """Write the golden vectors of every contract function to `directory`; return the manifest.
 
-    **Arguments** `directory` (created; a previous export there is replaced), `seed` (an
-    integer ≥ 0: the same seed gives byte-identical files). **Returns** the manifest dict.
+    **Arguments** `directory` (created; a previous, unmodified export there is replaced; any other
+    non-empty directory is refused, untouched), `seed` (an integer ≥ 0: the same seed gives
+    byte-identical files). **Returns** the manifest dict; `manifest.json.sha256` records its digest.
     """
     root = Path(directory)
     _clear(root)
     writer, cases, skipped = _Writer(root), [], []
-    for function in FUNCTIONS:
-        try:
-            cases += [_case(writer, function, index, variant, seed) for index, variant in enumerate(variants(function))]
-        except Unsupported as reason:
-            skipped.append({"function": function, "reason": str(reason)})
+    try:
+        for function in FUNCTIONS:
+            try:
+                cases += [_case(writer, function, index, variant, seed) for index, variant in enumerate(variants(function))]
+            except Unsupported as reason:
+                skipped.append({"function": function, "reason": str(reason)})
+    except OSError as error:  # a full disk, a read-only mount: one line, not a traceback
+        raise VectorsError(f"{error.filename or root}: cannot write ({error.strerror})") from None
     manifest = {
         "format": FORMAT, "spec_version": importlib.metadata.version("vaespec"), "seed": seed,
         "generator": "vaespec vectors export (the float64 reference, vaespec.reference)",
@@ -406,5 +437,10 @@ def export(directory, seed: int = 0) -> dict:
                              "differentiable": list(s.differentiable)} for name, s in FUNCTIONS.items()},
         "bounds": writer.bounds, "cases": cases, "skipped": skipped, "files": dict(sorted(writer.files.items())),
     }
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    data = (json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    try:  # the digest last: a directory with it is a complete export
+        (root / MANIFEST).write_bytes(data)
+        (root / DIGEST).write_text(f"{hashlib.sha256(data).hexdigest()}  {MANIFEST}\n")
+    except OSError as error:
+        raise VectorsError(f"{error.filename or root}: cannot write ({error.strerror})") from None
     return manifest
