@@ -92,8 +92,13 @@ def run(args) -> int:
             raise ConfigError(f"--resume: {fixed} are fixed by the checkpoint; only {list(_RESUMABLE)} may change")
         import os
 
-        saved = checkpoint.read_state(os.path.join(args.out, CHECKPOINT_DIR))["config"]
-        cfg = TrainConfig.from_dict({**saved, **given, "out": args.out})
+        ck_dir = os.path.join(args.out, CHECKPOINT_DIR)
+        saved = checkpoint.read_state(ck_dir)["config"]
+        try:
+            cfg = TrainConfig.from_dict({**saved, **given, "out": args.out})
+        except ConfigError as error:
+            raise checkpoint.CheckpointError(f"resume: {os.path.join(checkpoint.locate(ck_dir), checkpoint.STATE)!r}"
+                                             f" holds a config vaespec cannot use ({error})") from None
     else:
         cfg = TrainConfig(**given, out=args.out)
     progress = {"auto": None, "always": True, "never": False}[args.progress]

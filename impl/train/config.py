@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 from vaespec.spec.errors import ConfigError
+
+# Upper limits: far above any model this command is for, low enough that a typo (a width of 10¹²)
+# is refused here instead of exhausting memory later (`check_size` bounds the product).
+MAX_WIDTH = 1 << 16
+MAX_CODES = 1 << 20
+MAX_COUNT = 1 << 31  # epochs, batch size, particles, threads, checkpoint_every
+MAX_ELEMENTS = 1 << 30  # parameters, or floats of one step's largest activation
 
 MODELS = ("vae", "vq")
 OBJECTIVES = ("elbo", "iwae")
@@ -56,28 +64,63 @@ class TrainConfig:
     plots: bool = True
 
     def __post_init__(self):
-        self.encoder_sizes = tuple(self.encoder_sizes)
-        self.decoder_sizes = tuple(self.decoder_sizes)
-        if self.image_shape is not None:
-            self.image_shape = tuple(self.image_shape)
+        for name in ("data", "out", "activation", "device"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"{name}: expected a non-empty string, got {str(getattr(self, name))[:80]!r}")
+        for name in ("learn_scale", "ema", "plots"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: expected true or false, got {str(getattr(self, name))[:80]!r}")
+        for name in ("encoder_sizes", "decoder_sizes", "image_shape"):
+            value = getattr(self, name)
+            if value is None and name == "image_shape":
+                continue
+            if not isinstance(value, (list, tuple)) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_WIDTH for v in value) \
+                    or (name == "image_shape" and len(value) != 2):
+                raise ConfigError(f"{name}: expected {'two' if name == 'image_shape' else 'a list of'} integers in "
+                                  f"[1, {MAX_WIDTH}], got {str(value)[:80]}")
+            setattr(self, name, tuple(value))
+        if not re.fullmatch(r"cpu|cuda(:[0-9]{1,3})?", self.device):
+            raise ConfigError(f"device: vaespec train runs on 'cpu' or 'cuda' (or 'cuda:N'), got {self.device[:80]!r}")
+        from vaespec.spec.architecture import ACTIVATIONS
+
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {self.activation[:80]!r}")
         for name, allowed in (("model", MODELS), ("objective", OBJECTIVES), ("likelihood", LIKELIHOODS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
         for name in ("threads", "particles", "latent_size", "embedding_dim", "num_embeddings", "epochs", "batch_size",
                      "eval_particles", "iwae_particles", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
+            value, high = getattr(self, name), {"latent_size": MAX_WIDTH, "embedding_dim": MAX_WIDTH,
+                                                "num_embeddings": MAX_CODES}.get(name, MAX_COUNT)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ConfigError(f"{name}: expected an integer in [1, {high}], got {str(value)[:80]}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ConfigError(f"seed: expected an integer in [0, 2**63), got {self.seed!r}")
         for name, low in (("lr", 0.0), ("beta", 0.0), ("commitment_weight", 0.0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value < float("inf"):
                 raise ConfigError(f"{name}: expected a finite number ≥ {low}, got {value!r}")
+        if isinstance(self.test_fraction, bool) or not isinstance(self.test_fraction, (int, float)) \
+                or not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"test_fraction: expected a number in (0, 1), got {str(self.test_fraction)[:80]}")
         if self.lr == 0:
             raise ConfigError("lr: expected a positive learning rate, got 0")
         if self.objective == "iwae" and self.model != "vae":
             raise ConfigError("objective: 'iwae' trains a VAE; the VQ-VAE has no importance weights")
+
+    def check_size(self, features: int) -> None:
+        """Refuse a model whose parameters, or one step's largest activation, exceed `MAX_ELEMENTS` floats."""
+        latent = self.embedding_dim if self.model == "vq" else self.latent_size
+        widths = (features, *self.encoder_sizes, latent, *self.decoder_sizes, features)
+        params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) + (self.num_embeddings * latent
+                                                                           if self.model == "vq" else 2 * latent)
+        rows = max(self.particles * self.batch_size, (self.eval_particles + self.iwae_particles) * 64)
+        activation = rows * max(widths)
+        if max(params, activation) > MAX_ELEMENTS:
+            raise ConfigError(f"sizes: this model needs about {params:.3g} parameters and {activation:.3g} floats per "
+                              f"step, over the limit of {MAX_ELEMENTS:.3g} (widths {widths}, particles × batch "
+                              f"{rows}); choose smaller sizes")
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if not f.name.startswith("_")}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,27 +57,59 @@ def _digits():
     return digits.images.astype(np.float64) / 16.0, digits.target.astype(np.int64)  # pixel values 0..16 -> [0, 1]
 
 
+MAX_DATA_BYTES = 8 << 30  # one array; far above any data set this command trains on
+
+
+def _npy_array(stream, size: int, source: str) -> np.ndarray:
+    """One .npy array from `stream` of `size` bytes, after checking that its header's shape × dtype is what
+    the stream holds (a header may declare 10¹² rows) and that it needs no unpickling."""
+    fmt = np.lib.format
+    version = fmt.read_magic(stream)
+    header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, fortran, dtype = header(stream)
+    if dtype.hasobject:
+        raise DataError(f"data: {source} holds Python objects ({dtype}), which need unpickling; vaespec never unpickles: save a numeric "
+                        "array with numpy.save / numpy.savez")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = size - stream.tell()
+    if need != held or need > MAX_DATA_BYTES:
+        raise DataError(f"data: {source}'s header declares shape {shape} of {dtype} ({need} bytes) but it holds "
+                        f"{held} bytes" + (f" (the limit is {MAX_DATA_BYTES})" if need > MAX_DATA_BYTES else "")
+                        + "; the file is truncated or corrupt")
+    data = stream.read(need)
+    if len(data) != need:
+        raise DataError(f"data: {source} ended after {len(data)} of {need} bytes: truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
 def _read_file(path: str):
-    if not os.path.exists(path):
+    from vaespec.spec.files import open_regular
+
+    if not os.path.lexists(path):
         raise DataError(f"data: {path!r} does not exist (expected 'digits' or a .npy/.npz file)")
     try:
-        if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as archive:
-                names = list(archive.files)
+        with open_regular(path, DataError, "data") as handle:  # a FIFO or device is refused, never waited on
+            size = os.fstat(handle.fileno()).st_size
+            if not path.endswith(".npz"):
+                return _npy_array(handle, size, repr(path)), None
+            with zipfile.ZipFile(handle) as archive:
+                names = [n.removesuffix(".npy") for n in archive.namelist()]
                 key = next((k for k in DATA_KEYS if k in names), names[0] if len(names) == 1 else None)
                 if key is None:
-                    raise DataError(f"data: {path!r} holds arrays {names}; expected one of {list(DATA_KEYS)} "
+                    raise DataError(f"data: {path!r} holds arrays {names[:10]}; expected one of {list(DATA_KEYS)} "
                                     "(or a single array)")
                 label_key = next((k for k in LABEL_KEYS if k in names), None)
-                return archive[key], (archive[label_key] if label_key else None)
-        return np.load(path, allow_pickle=False), None
+
+                def member(name):
+                    info = archive.getinfo(name + ".npy" if name + ".npy" in archive.namelist() else name)
+                    with archive.open(info) as stream:
+                        return _npy_array(stream, info.file_size, f"{path!r}[{name!r}]")
+                return member(key), (member(label_key) if label_key else None)
     except DataError:
         raise
-    except ValueError as error:  # numpy refuses object arrays without allow_pickle
-        raise DataError(f"data: cannot read {path!r} as a numeric .npy/.npz array without unpickling ({error}); "
-                        "save a numeric array with numpy.save / numpy.savez") from error
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        raise DataError(f"data: cannot read {path!r} as a .npy/.npz file ({error})") from error
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as error:
+        raise DataError(f"data: cannot read {path!r} as a numeric .npy/.npz file ({type(error).__name__}: "
+                        f"{str(error)[:200]})") from None
 
 
 def _as_matrix(source: str, raw, labels):

@@ -7,7 +7,9 @@ on a generator's running state, a run resumed from a checkpoint continues exactl
 uninterrupted one.
 
 A non-finite loss stops the run with `TrainingDiverged`: the batch's update is not applied and the
-last good checkpoint (written at the end of an earlier epoch) stays on disk.
+last good checkpoint (written at the end of an earlier epoch) stays on disk. A run holds
+`checkpoint.lock(cfg.out)` throughout, so a second run into the same `--out` is refused; a write that
+fails (a full disk) is a one-line `ConfigError`/`CheckpointError`, the previous checkpoint kept.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import time
 
 import numpy as np
 import torch
-from vaespec.spec.errors import VaespecError
+from vaespec.spec.errors import ConfigError, VaespecError
+from vaespec.spec.files import check_output_dir
 
 from . import checkpoint, models, plots
 from .config import TrainConfig
@@ -37,6 +40,8 @@ def _device(name: str) -> torch.device:
     from vaespec.impl._dtypes import torch_device
 
     device = torch_device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device: {name!r}: this machine has {torch.cuda.device_count()} CUDA devices")
     if device.type == "cuda":  # cuBLAS needs this before its first call to be deterministic
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     return device
@@ -66,10 +71,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     # Both settings are global; they are restored on the way out, so a library call leaves no trace.
     threads = torch.get_num_threads()
     deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    check_output_dir("--out", cfg.out)
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        return _train(cfg, resume, progress, log)
+        with checkpoint.lock(cfg.out):
+            return _train(cfg, resume, progress, log)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
@@ -80,6 +87,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
     device = _device(cfg.device)
     data = load_dataset(cfg.data, seed=cfg.seed, test_fraction=cfg.test_fraction,
                         likelihood=cfg.likelihood if cfg.model == "vae" else "gaussian", image_shape=cfg.image_shape)
+    cfg.check_size(data.features)
     x_train = torch.as_tensor(data.train, device=device)
     x_test = torch.as_tensor(data.test, device=device)
     model, likelihood = models.build_model(cfg, data.features, device)
@@ -89,6 +97,9 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
     epoch, step, history = 0, 0, {"step_losses": [], "epochs": []}
     if resume:
         state = checkpoint.load(ck_dir, model, likelihood, optimizer, device)
+        if checkpoint.locate(ck_dir) != ck_dir:
+            log(f"vaespec train: {ck_dir} is missing (a save was interrupted); resuming from "
+                f"{checkpoint.locate(ck_dir)}, the last good checkpoint")
         epoch, step, history = state["epoch"], state["step"], state["history"]
         for group in optimizer.param_groups:  # a resumed run may lower the rate (e.g. after a divergence)
             group["lr"] = cfg.lr
@@ -132,11 +143,15 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
                              "features": data.features})
             last_good = (epoch, step)
     metrics = models.final_metrics(cfg, model, likelihood, x_test)
-    written = _plots(cfg, model, data, x_test, history) if cfg.plots and history["epochs"] else {}
-    seconds = time.perf_counter() - started
-    with open(os.path.join(cfg.out, "metrics.json"), "w") as handle:
-        json.dump({"config": cfg.to_dict(), "metrics": metrics, "epochs": history["epochs"], "plots": written,
-                   "seconds": seconds}, handle, indent=1)
+    try:
+        written = _plots(cfg, model, data, x_test, history) if cfg.plots and history["epochs"] else {}
+        seconds = time.perf_counter() - started
+        with open(os.path.join(cfg.out, "metrics.json"), "w") as handle:
+            json.dump({"config": cfg.to_dict(), "metrics": metrics, "epochs": history["epochs"], "plots": written,
+                       "seconds": seconds}, handle, indent=1)
+    except OSError as error:  # a full disk after the last checkpoint: that checkpoint is complete
+        raise ConfigError(f"--out: cannot write {error.filename or cfg.out!r} ({error.strerror}); the checkpoint "
+                          f"in {ck_dir} is complete") from None
     return {"metrics": metrics, "history": history, "plots": written, "checkpoint": ck_dir, "seconds": seconds}
 
 
