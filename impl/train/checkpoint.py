@@ -112,7 +112,7 @@ def _staging_prefix(directory: str) -> str:
     return f".{os.path.basename(directory)}-staging-"
 
 
-def _clean_leftovers(directory: str) -> None:
+def clean_leftovers(directory: str) -> None:
     """Remove what a crashed save of `directory` left: staging directories (and a stale `.old` if the
     checkpoint itself is in place). Only directories `_ours` says a save made."""
     parent = os.path.dirname(directory)
@@ -151,7 +151,7 @@ def save(directory: str, model, likelihood, optimizer, state: dict) -> None:
                                   "(a file, a link, or other files inside); move it away")
     try:
         os.makedirs(parent, exist_ok=True)
-        _clean_leftovers(directory)
+        clean_leftovers(directory)
         os.mkdir(staging)
         _write(os.path.join(staging, TENSORS), payload)
         _write(os.path.join(staging, STATE), json.dumps(body, indent=1).encode("utf-8"))
