@@ -18,7 +18,11 @@ BASE = ("name", "device", "dtype", "vjp")
 
 def chapters(backend) -> tuple[str, ...]:
     """The spec chapters `backend` declares (attribute `chapters`; default `("vae",)`)."""
-    declared = tuple(getattr(backend, "chapters", ("vae",)))
+    raw = getattr(backend, "chapters", ("vae",))
+    if isinstance(raw, str) or not isinstance(raw, (tuple, list, set, frozenset)):
+        raise ConfigError(f"chapters: {backend!r} declares chapters = {str(raw)[:80]}; expected a tuple of some of "
+                          f"{CHAPTERS}")
+    declared = tuple(raw)
     unknown = [c for c in declared if c not in CHAPTERS]
     if unknown:
         raise ConfigError(f"chapters: {backend!r} declares unknown chapters {unknown}; expected some of {CHAPTERS}")
@@ -41,34 +45,60 @@ def required(backend) -> tuple[str, ...]:
 
 def check_backend(backend, origin: str = "backend"):
     """Raise ConfigError naming what `backend` lacks of the protocols of the chapters it declares."""
-    missing = [attr for attr in required(backend) if not hasattr(backend, attr)]
+    missing = [attr for attr in required(backend) if not _has(backend, attr)]
     if missing:
         raise ConfigError(f"{origin}: {backend!r} declares chapters {chapters(backend)} but lacks {missing}")
     return backend
 
 
+def _has(obj, attr: str) -> bool:
+    """hasattr, but a property that raises (other than AttributeError) is a ConfigError naming it."""
+    try:
+        return hasattr(obj, attr)
+    except Exception as error:  # noqa: BLE001  (user code)
+        raise ConfigError(f"reading {attr!r} of {type(obj).__name__} raised {type(error).__name__}: "
+                          f"{str(error)[:200]}") from None
+
+
 def _is_backend(obj) -> bool:
-    return not isinstance(obj, type) and all(hasattr(obj, attr) for attr in BASE) and \
-        any(hasattr(obj, name) for name in FUNCTIONS)
+    return not isinstance(obj, type) and all(_has(obj, attr) for attr in BASE) and \
+        any(_has(obj, name) for name in FUNCTIONS)
 
 
 def load_backends(spec: str) -> list:
-    """Resolve `pkg.mod:obj` (obj may be dotted) to a list of backends."""
+    """Resolve `pkg.mod:obj` (obj may be dotted) to a list of backends; a `ConfigError` naming `spec` for
+    anything that goes wrong on the way (the module's own import errors included: it is user code)."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ConfigError(f"--backend: expected 'package.module:object', got {spec!r}")
+    if module_name.startswith(".") or not all(part.isidentifier() for part in module_name.split(".")) \
+            or not all(part.isidentifier() for part in attr.split(".")):
+        raise ConfigError(f"--backend: expected an absolute 'package.module:object' (dotted identifiers), got {spec!r}")
     try:
         obj = importlib.import_module(module_name)
     except ImportError as error:
         raise ConfigError(f"--backend: cannot import module {module_name!r} ({error})") from error
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"--backend: module {module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    if not _is_backend(obj) and callable(obj):
-        obj = obj()
-    backends = [obj] if _is_backend(obj) else list(obj) if hasattr(obj, "__iter__") else [obj]
-    return [check_backend(b, f"--backend {spec}") for b in backends]
+    except BaseException as error:  # noqa: BLE001  (the module's own code: SystemExit included)
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        raise ConfigError(f"--backend {spec}: importing {module_name!r} raised {type(error).__name__}: "
+                          f"{str(error)[:200]}") from None
+    try:
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise ConfigError(f"--backend: module {module_name!r} has no attribute {attr!r}")
+            obj = getattr(obj, part)
+        if not _is_backend(obj) and callable(obj):
+            obj = obj()
+        backends = [obj] if _is_backend(obj) else list(obj) if hasattr(obj, "__iter__") else [obj]
+        return [check_backend(b, f"--backend {spec}") for b in backends]
+    except ConfigError as error:
+        raise error if str(error).startswith("--backend") else ConfigError(f"--backend {spec}: {error}") from None
+    except BaseException as error:  # noqa: BLE001  (building the backend runs user code)
+        if isinstance(error, KeyboardInterrupt):
+            raise
+        raise ConfigError(f"--backend {spec}: building the backend raised {type(error).__name__}: "
+                          f"{str(error)[:200]}") from None
 
 
 ALL_DTYPES = ("float64", "float32", "bfloat16", "float16")

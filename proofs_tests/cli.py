@@ -19,7 +19,7 @@ import json
 import sys
 import time
 
-from vaespec.spec.errors import VaespecError
+from vaespec.spec.errors import ConfigError, VaespecError
 from vaespec.spec.laws import LAWS
 from vaespec.spec.signature import CHAPTERS
 
@@ -61,6 +61,9 @@ def configure(check: argparse.ArgumentParser) -> None:
     check.add_argument("--dtype", action="append", default=[], help="only backends of this dtype (repeatable)")
     check.add_argument("--device", action="append", default=[], help="only backends on this device (repeatable)")
     check.add_argument("--no-reference", action="store_true", help="with the defaults, skip the reference itself")
+    check.add_argument("--call-timeout", type=float, default=None, metavar="SECONDS",
+                       help="time limit of each call into a --backend (default 120; 0: none); a call over it is "
+                            "an ERROR verdict for its law")
 
 
 def _row(values, widths) -> str:
@@ -68,11 +71,16 @@ def _row(values, widths) -> str:
 
 
 def run(args) -> int:
+    from vaespec.spec.files import check_output_file
+
     from .backends import default_backends, load_backends
+    from .guard import DEFAULT_LIMIT, guard_all
     from .runner import run_law
 
-    backends = ([b for spec in args.backend for b in load_backends(spec)] if args.backend
-                else default_backends(include_reference=not args.no_reference))
+    if args.json:  # before any law runs: a results file that cannot be written would lose them all
+        check_output_file("--json", args.json)
+    backends = ([b for spec in args.backend for b in guard_all(load_backends(spec), _call_timeout(args, DEFAULT_LIMIT))]
+                if args.backend else default_backends(include_reference=not args.no_reference))
     backends = [b for b in backends if (not args.dtype or b.dtype in args.dtype)
                 and (not args.device or str(b.device) in args.device)]
     laws = [law for law in LAWS if (not args.law or any(s in law for s in args.law))
@@ -109,18 +117,34 @@ def run(args) -> int:
     if failures:
         print("failing laws: " + ", ".join(sorted({r.law for r in failures})))
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"profile": args.profile, "elapsed_s": elapsed, "results": [r.to_dict() for r in results]},
-                      handle, indent=1)
+        try:
+            with open(args.json, "w") as handle:
+                json.dump({"profile": args.profile, "elapsed_s": elapsed, "results": [r.to_dict() for r in results]},
+                          handle, indent=1)
+        except OSError as error:
+            raise VaespecError(f"--json: cannot write {args.json!r} ({error.strerror})") from None
     return 1 if failures else 0
 
 
+def _call_timeout(args, default: float) -> float | None:
+    limit = default if args.call_timeout is None else args.call_timeout
+    if not 0 <= limit < float("inf"):
+        raise ConfigError(f"--call-timeout: expected seconds ≥ 0 (0: no limit), got {args.call_timeout!r}")
+    return limit or None
+
+
 def main(argv=None) -> int:
+    """Run the command line `argv`; return the exit status (2 with one line on stderr for a usage error,
+    bad input or a file that cannot be read or written; for an interrupt too)."""
     args = _parser().parse_args(argv)
     try:
         return importlib.import_module(args._module).run(args)
     except VaespecError as error:
         print(f"vaespec {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C, or a backend raising it: one line, not a traceback
+        print(f"vaespec {args.command}: interrupted (KeyboardInterrupt); nothing more was checked or written",
+              file=sys.stderr)
         return 2
 
 

@@ -17,6 +17,7 @@ import json
 import sys
 import time
 
+MAX_SAMPLES = 10**7  # draws per function; each is a 60-digit mpmath evaluation (about 10⁴ per second)
 COLUMNS = ("function", "kind", "measure", "samples", "worst ulps", "unexplained", "target", "verdict")
 
 
@@ -38,9 +39,15 @@ def run(args) -> int:
 
     from . import oracle
 
-    if args.samples < 1:
-        print("vaespec fidelity: --samples must be at least 1", file=sys.stderr)
-        return 2
+    from vaespec.spec.errors import ConfigError
+    from vaespec.spec.files import check_output_file
+
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise ConfigError(f"--samples: expected an integer in [1, {MAX_SAMPLES}], got {args.samples}")
+    if not 0 <= args.seed < 2**32:
+        raise ConfigError(f"--seed: expected an integer in [0, 2**32), got {args.seed}")
+    if args.json:  # before the measurements, which take minutes
+        check_output_file("--json", args.json)
     chosen = {name: t for name, t in oracle.targets().items()
               if not args.function or any(s in name for s in args.function)}
     if not chosen:
@@ -68,7 +75,7 @@ def run(args) -> int:
               f"domain {m.domain}")
     print(f"\n{len(results) - len(missed)} within target, {len(missed)} missed in {time.perf_counter() - started:.1f} s")
     if args.json:
-        with open(args.json, "w") as handle:
+        with open(args.json, "w") as handle:  # (checked writable before the measurements)
             json.dump({"seed": args.seed, "samples": args.samples, "digits": oracle.DIGITS,
                        "results": [m.to_dict() for m in results], "primitives": primitives}, handle, indent=1)
     return 1 if missed else 0

@@ -419,7 +419,9 @@ def run(args) -> int:
 
     if args.digest is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", args.digest.strip()):
         raise VectorsError(f"--digest: expected 64 hexadecimal digits (a sha256), got {args.digest[:80]!r}")
-    backends = [b for spec in args.backend for b in load_backends(spec)]
+    from .guard import DEFAULT_LIMIT, guard_all
+
+    backends = [b for spec in args.backend for b in guard_all(load_backends(spec), DEFAULT_LIMIT)]
     vectors = Vectors(args.directory, args.digest)
     manifest, installed = vectors.manifest, importlib.metadata.version("vaespec")
     trust = "matches the trusted --digest" if args.digest else f"not authenticated: pass --digest to compare it"
