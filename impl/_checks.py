@@ -33,6 +33,9 @@ def check_tensor(name: str, value, dims: tuple[str, ...], bindings: Bindings, li
         raise DTypeError(f"{name}: expected a torch.Tensor of shape {expected}, got {describe(value)}")
     if not value.is_floating_point():
         raise DTypeError(f"{name}: expected a floating-point tensor {expected}, got dtype {value.dtype}")
+    if value.layout != torch.strided or value.device.type == "meta":
+        raise DTypeError(f"{name}: expected a dense tensor with storage {expected}, got layout {value.layout} on "
+                         f"{value.device}")
     shape = tuple(value.shape)
     if len(shape) != len(dims):
         raise ShapeError(f"{name}: expected rank {len(dims)} {expected}, got shape {shape}")

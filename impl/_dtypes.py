@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaespec.spec.errors import ConfigError
+from vaespec.spec.errors import ConfigError, show
 
 # numpy-style names, as the contract labels a backend's dtype.
 DTYPES: dict[str, torch.dtype] = {
@@ -22,7 +22,7 @@ def torch_dtype(value, option: str = "dtype") -> torch.dtype:
         return value
     if isinstance(value, str) and value.removeprefix("torch.") in DTYPES:
         return DTYPES[value.removeprefix("torch.")]
-    raise ConfigError(f"{option}: expected one of {sorted(DTYPES)} (or the torch dtype), got {value!r}")
+    raise ConfigError(f"{option}: expected one of {sorted(DTYPES)} (or the torch dtype), got {show(value)}")
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -30,14 +30,24 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def torch_device(value, option: str = "device") -> torch.device:
-    """Resolve a device name or torch.device, refusing CUDA where it is not available."""
+def torch_device(value, option: str = "device", *, meta: bool = False) -> torch.device:
+    """Resolve a device name or torch.device to one vaespec computes on: the CPU, or a CUDA device that
+    exists on this machine ("cuda", "cuda:1" when there are two). Any other type torch knows ("meta",
+    "xpu", "mps", …) is a `ConfigError` here rather than a `NotImplementedError` later. `meta=True`
+    also accepts "meta", for modules made without storage and then allocated (`to_empty`)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, torch.device)):
+        raise ConfigError(f"{option}: expected a torch device such as 'cpu' or 'cuda', got {show(value)}")
     try:
         device = torch.device(value)
-    except (RuntimeError, TypeError) as error:
-        raise ConfigError(f"{option}: expected a torch device such as 'cpu' or 'cuda', got {value!r}") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"{option}: CUDA is not available on this machine, got {value!r}")
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ConfigError(f"{option}: expected a torch device such as 'cpu' or 'cuda', got {show(value)}") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{option}: CUDA is not available on this machine, got {show(value)}")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"{option}: this machine has {torch.cuda.device_count()} CUDA device(s), got {show(value)}")
+    elif device.type != "cpu" and not (meta and device.type == "meta"):
+        raise ConfigError(f"{option}: expected 'cpu' or 'cuda' (the devices vaespec runs on), got {show(value)}")
     return device
 
 

@@ -19,10 +19,12 @@ import torch
 from torch import Tensor
 
 from vaespec.spec.architecture import Architecture
-from vaespec.spec.contract import FUNCTIONS, Params, validate_args
+from vaespec.spec.contract import FUNCTIONS, Params, validate_args, validate_vjp
 from vaespec.spec.conventions import Convention
+from vaespec.spec.domains import check_result
 from vaespec.spec.errors import ConfigError, ShapeError
-from vaespec.spec.keys import Key
+from vaespec.spec.keys import Key, as_key, normal
+from vaespec.spec.shapes import check_array
 
 from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
 from .convert import from_params
@@ -104,10 +106,12 @@ class TorchBackend(VQMethods, EstimatorsMethods):
     def _tensor(self, array) -> Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float64), dtype=self._dtype, device=self._device)
 
-    def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None) -> tuple[Tensor, ...]:
-        """Run `function` on contract-named `args`. If `leaves` is a dict, each differentiable
-        argument's leaf tensor is recorded in it (params as a dict name -> nn.Parameter)."""
-        args = validate_args(function, args, self.dtype)  # the numpy boundary, in our dtype; the torch code is unchecked
+    def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None, *,
+                  validated: bool = False) -> tuple[Tensor, ...]:
+        """Run `function` on contract-named `args` (validated here unless `validated`). If `leaves` is a dict,
+        each differentiable argument's leaf tensor is recorded in it (params as a dict name -> nn.Parameter)."""
+        if not validated:  # the numpy boundary, in our dtype; the torch code is unchecked
+            args = validate_args(function, args, self.dtype)
         chapter = FUNCTIONS[function].chapter
         if chapter != "vae":
             return getattr(self, f"_evaluate_{chapter}")(function, args, leaves)
@@ -131,6 +135,7 @@ class TorchBackend(VQMethods, EstimatorsMethods):
     def _call(self, function: str, **args):
         with torch.no_grad():
             outputs = tuple(to_numpy(out) for out in self._evaluate(function, args))
+        check_result(function, outputs, self.dtype)  # the network functions' domain, in our dtype (spec/domains.py)
         return outputs if len(outputs) > 1 else outputs[0]
 
     def encode(self, arch: Architecture, params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,10 +167,17 @@ class TorchBackend(VQMethods, EstimatorsMethods):
         return self._call("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
 
     def reparameterize_key(self, mu: np.ndarray, log_var: np.ndarray, key: Key | int) -> tuple[np.ndarray, Key]:
-        """`z = μ + exp(½ log σ²) ⊙ ε` with ε from `key` (see `vaespec.impl.keys`); returns `(z, new_key)`."""
+        """`z = μ + exp(½ log σ²) ⊙ ε` with ε from `key` (see `vaespec.impl.keys`); returns `(z, new_key)`.
+
+        Checked as `reparameterize` is, on the noise the key draws (`validate_args` in our dtype), and on
+        the result."""
+        mu = check_array("mu", mu, ("batch", "latent"))
+        eps, _ = normal(as_key(key), mu.shape)  # the noise reparameterize_with_key draws, for the domain check
+        args = validate_args("reparameterize", {"mu": mu, "log_var": log_var, "eps": eps}, self.dtype)
         with torch.no_grad():
-            z, new_key = reparameterize_with_key(self._tensor(mu), self._tensor(log_var), key, validate=False)
-        return to_numpy(z), new_key
+            z, new_key = reparameterize_with_key(self._tensor(args["mu"]), self._tensor(args["log_var"]), key,
+                                                 validate=False)
+        return check_result("reparameterize", to_numpy(z), self.dtype), new_key
 
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]:
         """Vector-Jacobian product of `function` at `args` by `torch.autograd.grad`.
@@ -180,12 +192,14 @@ class TorchBackend(VQMethods, EstimatorsMethods):
         `"params"` maps every name in `args["params"]` to its gradient in the spec layout
         (kernels `[in, out]`), zero for layers the function does not use.
         """
+        args, cotangents = validate_vjp(function, args, cotangent, self.dtype)  # names, args, cotangent
         leaves: dict[str, Any] = {}
         with torch.enable_grad():
-            outputs = self._evaluate(function, args, leaves)
+            outputs = self._evaluate(function, args, leaves, validated=True)
         # The cotangent covers the float outputs only (quantize's and vq_forward's indices have none).
         outputs = tuple(o for o, spec in zip(outputs, FUNCTIONS[function].outputs) if spec.kind == "float")
-        cotangents = self._cotangents(function, outputs, cotangent)
+        check_result(function, tuple(to_numpy(o) for o in outputs), self.dtype)  # the forward's domain is the VJP's
+        cotangents = self._cotangents(function, outputs, cotangents)
         flat = [(name, None, leaf) for name, leaf in leaves.items() if name != "params"]
         flat += [("params", key, leaf) for key, leaf in leaves.get("params", {}).items()]
         grads = torch.autograd.grad(outputs, [leaf for _, _, leaf in flat], cotangents, allow_unused=True)
@@ -198,15 +212,12 @@ class TorchBackend(VQMethods, EstimatorsMethods):
                 result["params"][key] = to_numpy(grad.T if key.endswith(".kernel") else grad)
             else:
                 result[name] = to_numpy(grad)
-        return {name: result[name] for name in FUNCTIONS[function].differentiable}
+        return check_result(function, {name: result[name] for name in FUNCTIONS[function].differentiable},
+                            self.dtype, "gradient")
 
-    def _cotangents(self, function: str, outputs: tuple[Tensor, ...], cotangent) -> tuple[Tensor, ...]:
-        """The cotangent as tensors matching `outputs`, shape-checked."""
-        given = tuple(cotangent) if len(outputs) > 1 else (cotangent,)
+    def _cotangents(self, function: str, outputs: tuple[Tensor, ...], given: tuple) -> tuple[Tensor, ...]:
+        """The cotangents `validate_vjp` checked, as tensors matching `outputs`."""
         spec_outputs = [o for o in FUNCTIONS[function].outputs if o.kind == "float"]
-        if len(given) != len(outputs):
-            raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s outputs "
-                             f"{[o.name for o in spec_outputs]}, got {len(given)}")
         tensors = tuple(self._tensor(c) for c in given)
         for out, tangent, spec in zip(outputs, tensors, spec_outputs):
             if tangent.shape != out.shape:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from vaespec.spec.architecture import Architecture
-from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError, describe
+from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from vaespec.spec.init import init_params
 from vaespec.spec.keys import as_key, normal
 
@@ -75,12 +75,14 @@ class EmbeddingEncoder(nn.Module):
         super().__init__()
         for option, value in (("categories", categories), ("fields", fields), ("embedding_dim", embedding_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{option}: expected a positive integer, got {value!r}")
+                raise ConfigError(f"{option}: expected a positive integer, got {show(value)}")
         self.categories, self.fields = categories, fields
-        self.arch = Architecture(fields * embedding_dim, latent_size, tuple(encoder_sizes), (), activation)
+        # encoder_sizes goes to Architecture as given: it refuses strings and bytes (tuple(b"ab") is (97, 98)).
+        self.arch = Architecture(fields * embedding_dim, latent_size, encoder_sizes, (), activation)
         self.encoder = Encoder(self.arch, dtype=dtype, device=device)
         if key is None:
-            table = torch.empty(categories, embedding_dim, dtype=dtype, device=device).normal_()
+            weight = self.encoder.mu.weight  # dtype and device resolved (and checked) by the Encoder
+            table = torch.empty(categories, embedding_dim, dtype=weight.dtype, device=weight.device).normal_()
         else:
             values, next_key = normal(as_key(key), (categories, embedding_dim))
             table = torch.as_tensor(values, dtype=self.encoder.mu.weight.dtype, device=self.encoder.mu.weight.device)
@@ -88,7 +90,7 @@ class EmbeddingEncoder(nn.Module):
         self.table = nn.Parameter(table)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        if x.dim() == 1:
+        if isinstance(x, Tensor) and x.dim() == 1:
             x = x[:, None]
         _check_indices(x, self.categories, ("batch", "fields"))
         if x.shape[1] != self.fields:

@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from vaespec.spec.estimators import validate
 
 from .convert import from_params
 from .likelihoods import bernoulli_log_likelihood, gaussian_log_likelihood
@@ -96,8 +95,8 @@ class EstimatorsMethods:
     _dtype: torch.dtype
 
     def _evaluate_estimators(self, function: str, args: Mapping[str, Any], leaves: dict | None) -> tuple:
-        """The torch computation of `function` on contract-validated `args`; records leaves for `vjp`."""
-        args = validate(function, args)  # the chapter's own rules (likelihood, Bernoulli range)
+        """The torch computation of `function` on `args` validated by `validate_args` (which applies the chapter's
+        rules: likelihood, Bernoulli range); records leaves for `vjp`."""
         t: dict[str, Tensor] = {}
         for arg in (a for a in _spec(function).args if a.kind == "array"):
             t[arg.name] = self._tensor(args[arg.name])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vaespec.spec.errors import DTypeError, describe
 from vaespec.spec.keys import Key, as_key, normal
 
 from ._checks import check_tensors
@@ -27,8 +28,12 @@ def normal_like(tensor: Tensor, key: Key | int) -> tuple[Tensor, Key]:
     - `tensor`: any tensor; only its shape, dtype and device are read.
     - `key`: a `Key` or an integer seed.
 
-    **Returns** `(eps, new_key)`; `eps` depends only on `key` and the shape.
+    **Returns** `(eps, new_key)`; `eps` depends only on `key` and the shape. A non-tensor or a
+    non-floating tensor is a `DTypeError` naming `tensor`.
     """
+    if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+        raise DTypeError(f"tensor: expected a floating-point torch.Tensor (its shape, dtype and device are read), "
+                         f"got {describe(tensor)}")
     eps, new_key = normal(as_key(key), tuple(tensor.shape))
     return torch.as_tensor(eps, dtype=tensor.dtype, device=tensor.device), new_key
 
@@ -40,11 +45,12 @@ def reparameterize_with_key(mu: Tensor, log_var: Tensor, key: Key | int, *, vali
     **Arguments**
     - `mu`, `log_var`: `[batch, latent]`.
     - `key`: a `Key` or an integer seed.
-    - `validate`: check shapes, dtypes, devices and finiteness first.
+    - `validate`: check shapes, dtypes, devices and finiteness first, then the domain on the drawn
+      noise exactly as `reparameterize` does (`vaespec.spec.domains`: z must be finite in the dtype).
 
     **Returns** `(z, new_key)`: thread `new_key` into the next call for fresh noise.
     """
     if validate:
         check_tensors({"mu": mu, "log_var": log_var}, {"mu": _LATENT, "log_var": _LATENT})
     eps, new_key = normal_like(mu, key)
-    return reparameterize(mu, log_var, eps, validate=False), new_key
+    return reparameterize(mu, log_var, eps, validate=validate), new_key

@@ -20,9 +20,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from vaespec.spec.errors import ConfigError, DomainError
+from vaespec.spec.errors import ConfigError, DomainError, ShapeError
+from vaespec.spec.shapes import check_scalar
 
 from ._checks import check_tensor, check_tensors
+from .functional import _domain
 
 LOG_2PI = math.log(2.0 * math.pi)
 _OUTPUT = ("batch", "output")
@@ -31,9 +33,22 @@ _OUTPUT = ("batch", "output")
 def _check_pair(name: str, value: Tensor, x: Tensor) -> None:
     """`value` [..., batch, output] against `x` [batch, output]: shapes, dtype, device, finiteness of both."""
     if isinstance(value, Tensor) and value.dim() > 2:
-        check_tensor(name, value, ("leading",) * (value.dim() - 2) + _OUTPUT, {}, None)
+        check_tensor(name, value, tuple(f"leading{i}" for i in range(value.dim() - 2)) + _OUTPUT, {}, None)
         value = value[(0,) * (value.dim() - 2)]
     check_tensors({name: value, "x": x}, {name: _OUTPUT, "x": _OUTPUT})
+
+
+def _check_log_var(log_var, x_hat: Tensor) -> Tensor:
+    """log σ²: a finite real number, or a finite tensor of x_hat's dtype and device broadcastable to it."""
+    if not isinstance(log_var, Tensor):
+        return torch.as_tensor(check_scalar("log_var", log_var), dtype=x_hat.dtype, device=x_hat.device)
+    check_tensor("log_var", log_var, tuple(f"axis{i}" for i in range(log_var.dim())), {}, x_hat)
+    try:
+        torch.broadcast_shapes(log_var.shape, x_hat.shape)
+    except RuntimeError:
+        raise ShapeError(f"log_var: expected a shape broadcastable to x_hat's {tuple(x_hat.shape)} (e.g. [output]), "
+                         f"got {tuple(log_var.shape)}") from None
+    return log_var
 
 
 def gaussian_log_likelihood(x_hat: Tensor, x: Tensor, log_var: Tensor | float = 0.0, *,
@@ -44,12 +59,15 @@ def gaussian_log_likelihood(x_hat: Tensor, x: Tensor, log_var: Tensor | float = 
     - `x_hat`: `[..., batch, output]` the decoder's mean.
     - `x`: `[batch, output]` the data (broadcast against `x_hat`).
     - `log_var`: log σ², a number (fixed σ) or a tensor broadcastable to `x_hat` (e.g. a learned `[output]`).
-    - `validate`: check shapes, dtypes, devices and finiteness first.
+    - `validate`: check shapes, dtypes, devices and finiteness first, and the domain
+      (`vaespec.spec.domains`: e^(−ℓ) and the row's magnitude finite in the dtype, e.g. ℓ ≥ −88.7 in float32).
 
     **Returns** `[..., batch]` log-densities.
     """
     if validate:
         _check_pair("x_hat", x_hat, x)
+        log_var = _check_log_var(log_var, x_hat)
+        _domain("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
     if not isinstance(log_var, Tensor):
         log_var = torch.as_tensor(float(log_var), dtype=x_hat.dtype, device=x_hat.device)
     return -0.5 * (LOG_2PI + log_var + (x - x_hat) ** 2 * torch.exp(-log_var)).sum(-1)
@@ -61,7 +79,8 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate: bool = True
     **Arguments**
     - `logits`: `[..., batch, output]` the decoder's output read as logits.
     - `x`: `[batch, output]` data in [0, 1] (binary, or probabilities).
-    - `validate`: check shapes, dtypes, devices, finiteness and 0 ≤ x ≤ 1 first.
+    - `validate`: check shapes, dtypes, devices, finiteness, 0 ≤ x ≤ 1 and the domain
+      (Σ_d(|x||l| + |l| + log 2) finite in the dtype) first.
 
     **Returns** `[..., batch]` log-probabilities (≤ 0).
     """
@@ -70,6 +89,7 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate: bool = True
         if bool((x < 0).any() | (x > 1).any()):
             raise DomainError(f"x: expected values in [0, 1] for the Bernoulli likelihood, got values in "
                               f"[{x.min().item()}, {x.max().item()}]")
+        _domain("bernoulli_log_likelihood", {"logits": logits, "x": x})
     # torch's BCE-with-logits is exact for every logit (softplus's threshold=20 shortcut is not).
     target = x.expand_as(logits)
     return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)

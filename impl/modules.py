@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from vaespec.spec.architecture import Architecture
+from vaespec.spec.architecture import Architecture, VQArchitecture
+from vaespec.spec.errors import DTypeError, describe
 
+from ._dtypes import torch_device, torch_dtype
 from .activations import get_activation
+
+
+def check_arch(arch, types: tuple[type, ...], module: str) -> None:
+    """A module's `arch` must be one of `types` (the constructors check once; `forward` never does)."""
+    if not isinstance(arch, types):
+        names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in types)
+        raise DTypeError(f"arch: expected a {names} for {module}, got {describe(arch)}")
 
 
 class _Dense(nn.Module):
@@ -24,6 +33,8 @@ class _Dense(nn.Module):
     def __init__(self, arch: Architecture, hidden: list[tuple[str, int, int]], heads: list[tuple[str, int, int]],
                  dtype, device):
         super().__init__()
+        dtype = None if dtype is None else torch_dtype(dtype)
+        device = None if device is None else torch_device(device, meta=True)  # meta: built, then `to_empty`
         self.arch = arch
         self.activation = get_activation(arch.activation)
         self.hidden_names = [name for name, _, _ in hidden]
@@ -46,7 +57,8 @@ class Encoder(_Dense):
     **Arguments**
     - `arch`: the `Architecture`; the encoder uses `input_size`, `encoder_sizes`,
       `latent_size` and `activation`.
-    - `dtype`, `device`: passed to each `nn.Linear` (torch's defaults when None).
+    - `dtype`, `device`: of each `nn.Linear` (torch's defaults when None); a torch dtype or its name
+      ("float32"), a device or its name ("cpu", "cuda", or "meta" for a module allocated later).
 
     Layers: `encoder_dense_0 … encoder_dense_{n-1}`, `mu`, `log_var`.
     `forward(x [batch, input])` returns `{"mu": [batch, latent], "log_var": [batch, latent]}`.
@@ -55,6 +67,7 @@ class Encoder(_Dense):
     part = "encoder"
 
     def __init__(self, arch: Architecture, *, dtype=None, device=None):
+        check_arch(arch, (Architecture,), "Encoder")
         head = arch.encoder_head_fan_in()
         super().__init__(arch, arch.encoder_layers(),
                          [("mu", head, arch.latent_size), ("log_var", head, arch.latent_size)], dtype, device)
@@ -79,6 +92,7 @@ class Decoder(_Dense):
     part = "decoder"
 
     def __init__(self, arch: Architecture, *, dtype=None, device=None):
+        check_arch(arch, (Architecture, VQArchitecture), "Decoder")
         super().__init__(arch, arch.decoder_layers(),
                          [("decoder_output", arch.decoder_output_fan_in(), arch.output_size)], dtype, device)
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.domains import check_result
 from vaespec.spec.keys import Key
 
 from ._dtypes import to_numpy
@@ -125,6 +126,7 @@ class VQMethods:
         with torch.no_grad():
             outputs = self._evaluate(function, args)
         result = tuple(_export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
+        check_result(function, result, self.dtype)  # never Inf or NaN across the boundary (spec/domains.py)
         return result if len(result) > 1 else result[0]
 
     def vq_encode(self, arch, params, x):

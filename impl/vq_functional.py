@@ -34,6 +34,7 @@ from vaespec.spec.shapes import check_scalar
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT
 
 from ._checks import check_tensors
+from ._dtypes import torch_device, torch_dtype
 from .functional import reconstruction_loss
 
 _Z_E = ("batch", "embedding")
@@ -220,7 +221,8 @@ def init_codebook(num_embeddings: int, embedding_dim: int, key: Key | int = DEFA
     **Returns** a `[K, D]` tensor (no `requires_grad`).
     """
     values = _spec_init_codebook(num_embeddings, embedding_dim, key)
-    return torch.as_tensor(values, dtype=dtype if dtype is not None else torch.get_default_dtype(), device=device)
+    dtype = torch.get_default_dtype() if dtype is None else torch_dtype(dtype)
+    return torch.as_tensor(values, dtype=dtype, device=None if device is None else torch_device(device))
 
 
 def laplace_smooth(counts: Tensor, epsilon: float, *, validate: bool = True) -> Tensor:

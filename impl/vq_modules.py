@@ -17,12 +17,15 @@ import torch
 from torch import Tensor, nn
 from vaespec.spec.architecture import VQArchitecture
 from vaespec.spec.conventions import Convention
-from vaespec.spec.errors import ConfigError, ShapeError
+from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe, show
 from vaespec.spec.keys import Key
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT, DEFAULT_DECAY, DEFAULT_EPSILON
 
+from vaespec.spec.contract import validate_args
+
+from ._dtypes import torch_device, torch_dtype
 from .functional import reconstruction_loss
-from .modules import Decoder, _Dense
+from .modules import Decoder, _Dense, check_arch
 from .vq_functional import (
     CodebookHealth,
     codebook_health,
@@ -68,6 +71,7 @@ class VQEncoder(_Dense):
     part = "encoder"
 
     def __init__(self, arch: VQArchitecture, *, dtype=None, device=None):
+        check_arch(arch, (VQArchitecture,), "VQEncoder")
         super().__init__(arch, arch.encoder_layers(),
                          [("encoder_to_embedding", arch.encoder_head_fan_in(), arch.embedding_dim)], dtype, device)
 
@@ -78,17 +82,22 @@ class VQEncoder(_Dense):
 def check_ema_options(ema, decay, epsilon) -> None:
     """`ema` a bool, `decay` in [0, 1) (1 − decayᵗ is the debiasing divisor), `epsilon` finite and ≥ 0."""
     if not isinstance(ema, bool):
-        raise ConfigError(f"ema: expected True or False, got {ema!r}")
+        raise ConfigError(f"ema: expected True or False, got {show(ema)}")
     for option, value, ok, domain in (("decay", decay, lambda v: 0.0 <= v < 1.0, "0 ≤ decay < 1"),
                                       ("epsilon", epsilon, lambda v: 0.0 <= v < math.inf, "finite ε ≥ 0")):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not ok(value):
-            raise ConfigError(f"{option}: expected a real number with {domain}, got {value!r}")
+            raise ConfigError(f"{option}: expected a real number with {domain}, got {show(value)}")
 
 
 def _initial_codebook(num_embeddings: int, embedding_dim: int, key, dtype, device) -> Tensor:
-    # On the meta device nothing is allocated: the caller loads a codebook after `to_empty`.
-    if device is not None and torch.device(device).type == "meta":
-        return torch.empty(num_embeddings, embedding_dim, dtype=dtype, device="meta")
+    dtype = None if dtype is None else torch_dtype(dtype)
+    device = None if device is None else torch_device(device, meta=True)
+    meta = device is not None and device.type == "meta"
+    checked = validate_args("init_codebook", {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim,
+                                              "key": DEFAULT_CODEBOOK_SEED if meta else key})
+    # On the meta device nothing is allocated (no key is read): the caller loads a codebook after `to_empty`.
+    if meta:
+        return torch.empty(checked["num_embeddings"], checked["embedding_dim"], dtype=dtype, device="meta")
     return init_codebook(num_embeddings, embedding_dim, key, dtype=dtype, device=device)
 
 
@@ -233,6 +242,11 @@ class VQVAE(nn.Module):
 
     def __init__(self, encoder: VQEncoder, quantizer: _Quantizer, decoder: Decoder):
         super().__init__()
+        for name, module, cls in (("encoder", encoder, VQEncoder), ("quantizer", quantizer, _Quantizer),
+                                  ("decoder", decoder, Decoder)):
+            if not isinstance(module, cls):
+                kind = "VectorQuantizer or VectorQuantizerEMA" if cls is _Quantizer else cls.__name__
+                raise DTypeError(f"{name}: expected a vaespec.impl.vq {kind}, got {describe(module)}")
         arch = encoder.arch
         if tuple(quantizer.codebook.shape) != (arch.num_embeddings, arch.embedding_dim) or decoder.arch != arch:
             raise ShapeError(f"quantizer, decoder: expected a codebook [{arch.num_embeddings}, {arch.embedding_dim}] "

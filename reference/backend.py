@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vaespec.spec.keys import normal
+from vaespec.spec.keys import as_key, normal
+from vaespec.spec.shapes import check_array
 
 from . import estimators, gradients, vae
 from .estimators import EstimatorsReferenceMethods
@@ -35,8 +36,9 @@ class ReferenceBackend(VQReferenceMethods, EstimatorsReferenceMethods):
         return (estimators.vjp if function in estimators.FUNCTIONS else gradients.vjp)(function, args, cotangent)
 
     def reparameterize_key(self, mu, log_var, key):
-        """`(reparameterize(μ, lv, ε), key′)` with `(ε, key′) = normal(key, μ.shape)`."""
-        eps, new_key = normal(key, mu.shape)
+        """`(reparameterize(μ, lv, ε), key′)` with `(ε, key′) = normal(key, μ.shape)`; μ is checked before
+        its shape is read, the rest by `reparameterize`."""
+        eps, new_key = normal(as_key(key), check_array("mu", mu, ("batch", "latent")).shape)
         return vae.reparameterize(mu, log_var, eps), new_key
 
     def __repr__(self):

@@ -22,7 +22,8 @@ and their hand-written vector-Jacobian products (`vjp`):
 from __future__ import annotations
 
 import numpy as np
-from vaespec.spec.errors import ConfigError
+from vaespec.spec.contract import validate_vjp
+from vaespec.spec.errors import ConfigError, show
 from vaespec.spec.estimators import FUNCTIONS, validate
 
 from . import gradients, vae
@@ -53,8 +54,8 @@ def _softmax(w):
     return e / e.sum(axis=0)
 
 
-def _network(arch, params, x, eps, decoder_log_var, likelihood):
-    """Everything the log-weights and their VJP need: (log w [K, B], tape)."""
+def _network(arch, params, x, eps, decoder_log_var, likelihood, function="log_importance_weights"):
+    """Everything the log-weights and their VJP need: (log w [K, B], tape); log w is refused if not finite."""
     particles, batch, latent = eps.shape
     mu, log_var = vae.encode(arch, params, x)
     sigma = np.exp(0.5 * log_var)
@@ -64,7 +65,9 @@ def _network(arch, params, x, eps, decoder_log_var, likelihood):
         ll = _gaussian(x_hat, x, np.broadcast_to(decoder_log_var, x_hat.shape))
     else:
         ll = _bernoulli(x_hat, x)
-    log_w = ll + 0.5 * np.sum(log_var + eps ** 2 - z ** 2, axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_w = ll + 0.5 * np.sum(log_var + eps ** 2 - z ** 2, axis=-1)
+    vae._finite(function, log_w)
     return log_w, {"mu": mu, "log_var": log_var, "sigma": sigma, "z": z, "x_hat": x_hat}
 
 
@@ -74,8 +77,8 @@ def gaussian_log_likelihood(x_hat, x, log_var):
     **Arguments** `x_hat`, `x`, `log_var`: [batch, output] (ℓ fixed or learned, per entry).
     **Returns** [batch] log-densities.
     """
-    validate("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
-    return _gaussian(x_hat, x, log_var)
+    a = validate("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
+    return vae._finite("gaussian_log_likelihood", _gaussian(a["x_hat"], a["x"], a["log_var"]))
 
 
 def bernoulli_log_likelihood(logits, x):
@@ -84,8 +87,8 @@ def bernoulli_log_likelihood(logits, x):
     **Arguments** `logits` [batch, output]; `x` [batch, output] in [0, 1].
     **Returns** [batch] log-probabilities (≤ 0).
     """
-    validate("bernoulli_log_likelihood", {"logits": logits, "x": x})
-    return _bernoulli(logits, x)
+    a = validate("bernoulli_log_likelihood", {"logits": logits, "x": x})
+    return vae._finite("bernoulli_log_likelihood", _bernoulli(a["logits"], a["x"]))
 
 
 def log_mean_exp(log_weights):
@@ -93,8 +96,8 @@ def log_mean_exp(log_weights):
 
     **Arguments** `log_weights` [particles, batch]. **Returns** [batch].
     """
-    validate("log_mean_exp", {"log_weights": log_weights})
-    return _log_mean_exp(log_weights)
+    a = validate("log_mean_exp", {"log_weights": log_weights})
+    return vae._finite("log_mean_exp", _log_mean_exp(a["log_weights"]))
 
 
 def log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood):
@@ -110,12 +113,18 @@ def log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood):
     return _network(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"])[0]
 
 
+def _checked_network(function, arch, params, x, eps, decoder_log_var, likelihood):
+    a = validate(function, {"arch": arch, "params": params, "x": x, "eps": eps, "decoder_log_var": decoder_log_var,
+                            "likelihood": likelihood})
+    return _network(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"], function)[0]
+
+
 def elbo(arch, params, x, eps, decoder_log_var, likelihood):
     """Monte-Carlo ELBO with K particles: `(1/K) Σ_k log w_k`; arguments as `log_importance_weights`.
 
     **Returns** [batch].
     """
-    return log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood).mean(axis=0)
+    return vae._finite("elbo", _checked_network("elbo", arch, params, x, eps, decoder_log_var, likelihood).mean(axis=0))
 
 
 def iwae_bound(arch, params, x, eps, decoder_log_var, likelihood):
@@ -123,7 +132,8 @@ def iwae_bound(arch, params, x, eps, decoder_log_var, likelihood):
 
     **Returns** [batch]; with many particles, the importance-sampled estimate of log p(x).
     """
-    return _log_mean_exp(log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood))
+    return vae._finite("iwae_bound", _log_mean_exp(_checked_network("iwae_bound", arch, params, x, eps, decoder_log_var,
+                                                                     likelihood)))
 
 
 def reconstruct(arch, params, x):
@@ -131,8 +141,8 @@ def reconstruct(arch, params, x):
 
     **Returns** [batch, output].
     """
-    validate("reconstruct", {"arch": arch, "params": params, "x": x})
-    return vae.decode(arch, params, vae.encode(arch, params, x)[0])
+    a = validate("reconstruct", {"arch": arch, "params": params, "x": x})
+    return vae._finite("reconstruct", vae.decode(arch, a["params"], vae.encode(arch, a["params"], a["x"])[0]))
 
 
 def embedding_lookup(table, indices):
@@ -141,8 +151,8 @@ def embedding_lookup(table, indices):
     **Arguments** `table` [categories, embedding]; `indices` [batch] integers in [0, categories).
     **Returns** [batch, embedding].
     """
-    validate("embedding_lookup", {"table": table, "indices": indices})
-    return table[indices]
+    a = validate("embedding_lookup", {"table": table, "indices": indices})
+    return a["table"][a["indices"]]
 
 
 # ----------------------------------------------------------------------------- VJPs
@@ -161,10 +171,10 @@ def _bernoulli_backward(logits, x, d):
     return d[..., None] * (x - sigmoid(logits)), d[..., None] * logits
 
 
-def _network_backward(arch, params, x, eps, decoder_log_var, likelihood, d_log_w):
+def _network_backward(arch, params, x, eps, decoder_log_var, likelihood, d_log_w, function):
     """VJP of `log_importance_weights` for the cotangent `d_log_w` [K, B]."""
     particles, batch, latent = eps.shape
-    _, t = _network(arch, params, x, eps, decoder_log_var, likelihood)
+    _, t = _network(arch, params, x, eps, decoder_log_var, likelihood, function)
     if likelihood == "gaussian":
         d_x_hat, d_x, d_lv = _gaussian_backward(t["x_hat"], x, np.broadcast_to(decoder_log_var, t["x_hat"].shape),
                                                 d_log_w)
@@ -193,27 +203,28 @@ def _network_vjp(function, a, cotangent):
         if function == "elbo":
             d_log_w = np.broadcast_to(d / particles, (particles, batch))
         else:
-            d_log_w = d * _softmax(_network(arch, params, x, eps, dlv, lik)[0])
-    return _network_backward(arch, params, x, eps, dlv, lik, d_log_w)
+            d_log_w = d * _softmax(_network(arch, params, x, eps, dlv, lik, function)[0])
+    return vae._finite(function, _network_backward(arch, params, x, eps, dlv, lik, d_log_w, function), "gradient")
 
 
 def _gaussian_vjp(a, cotangent):
     a = validate("gaussian_log_likelihood", a)
     d = _cotangent("d_log_prob", cotangent, ("batch",), (a["x"].shape[0],))
     d_x_hat, d_x, d_lv = _gaussian_backward(a["x_hat"], a["x"], a["log_var"], d)
-    return {"x_hat": d_x_hat, "x": d_x, "log_var": d_lv}
+    return vae._finite("gaussian_log_likelihood", {"x_hat": d_x_hat, "x": d_x, "log_var": d_lv}, "gradient")
 
 
 def _bernoulli_vjp(a, cotangent):
     a = validate("bernoulli_log_likelihood", a)
     d = _cotangent("d_log_prob", cotangent, ("batch",), (a["x"].shape[0],))
     d_logits, d_x = _bernoulli_backward(a["logits"], a["x"], d)
-    return {"logits": d_logits, "x": d_x}
+    return vae._finite("bernoulli_log_likelihood", {"logits": d_logits, "x": d_x}, "gradient")
 
 
 def _log_mean_exp_vjp(a, cotangent):
     w = validate("log_mean_exp", a)["log_weights"]
-    return {"log_weights": _cotangent("d_estimate", cotangent, ("batch",), (w.shape[1],)) * _softmax(w)}
+    return vae._finite("log_mean_exp", {"log_weights": _cotangent("d_estimate", cotangent, ("batch",), (w.shape[1],))
+                                        * _softmax(w)}, "gradient")
 
 
 def _reconstruct_vjp(a, cotangent):
@@ -221,9 +232,10 @@ def _reconstruct_vjp(a, cotangent):
     arch, params, x = a["arch"], a["params"], a["x"]
     d_x_hat = _cotangent("d_x_hat", cotangent, ("batch", "output"), (x.shape[0], arch.output_size))
     grads = gradients._zeros(params)
+    vae.decode(arch, params, vae.encode(arch, params, x)[0])  # the forward's domain is the VJP's
     d_mu = gradients._decode_backward(arch, params, vae.encode(arch, params, x)[0], d_x_hat, grads)
     d_x = gradients._encode_backward(arch, params, x, d_mu, np.zeros_like(d_mu), grads)
-    return {"params": grads, "x": d_x}
+    return vae._finite("reconstruct", {"params": grads, "x": d_x}, "gradient")
 
 
 def _embedding_vjp(a, cotangent):
@@ -232,7 +244,7 @@ def _embedding_vjp(a, cotangent):
     d = _cotangent("d_embedded", cotangent, ("batch", "embedding"), (indices.shape[0], table.shape[1]))
     d_table = np.zeros_like(table)
     np.add.at(d_table, indices, d)  # repeated indices accumulate
-    return {"table": d_table}
+    return vae._finite("embedding_lookup", {"table": d_table}, "gradient")
 
 
 _VJPS = {
@@ -249,12 +261,10 @@ _VJPS = {
 
 def vjp(function: str, args, cotangent):
     """VJP of an estimators-chapter `function` at `args` (contract names): `{differentiable arg: gradient}`."""
-    if function not in _VJPS:
-        raise ConfigError(f"function: expected one of {sorted(_VJPS)}, got {function!r}")
-    missing = [a.name for a in FUNCTIONS[function].args if a.name not in args]
-    if missing:
-        raise ConfigError(f"args: {function} needs {[a.name for a in FUNCTIONS[function].args]}; missing {missing}")
-    return _VJPS[function](dict(args), cotangent)
+    if not isinstance(function, str) or function not in _VJPS:
+        raise ConfigError(f"function: expected one of {sorted(_VJPS)}, got {show(function)}")
+    args, cotangents = validate_vjp(function, args, cotangent)
+    return _VJPS[function](args, cotangents[0])
 
 
 class EstimatorsReferenceMethods:

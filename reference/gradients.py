@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vaespec.spec.contract import FUNCTIONS
-from vaespec.spec.errors import ConfigError, DTypeError, describe
-from vaespec.spec.shapes import check_array, check_scalar
+from vaespec.spec.contract import validate_vjp
+from vaespec.spec.errors import ConfigError, show
+from vaespec.spec.shapes import as_real_array, check_scalar
 
 from . import mlp, vae
 from .activations import get_activation
@@ -52,49 +52,55 @@ def _reparameterize_backward(log_var, eps, d_z):
 
 
 def _cotangent(name, value, dims, bindings):
-    """A cotangent may be any real array-like of the output's shape; anything else is named."""
-    if not isinstance(value, np.ndarray):
-        try:
-            value = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise DTypeError(f"{name}: expected a real array [{' '.join(dims)}], got {describe(value)} ({error})") from None
-    elif value.dtype.kind in "iu":
-        value = value.astype(np.float64)
-    return check_array(name, value, dims, bindings)
+    """A cotangent may be any real array-like of the output's shape (`vaespec.spec.shapes.as_real_array`):
+    None, bools, complex numbers, objects, NaN and Inf are refused, naming it."""
+    return as_real_array(name, value, dims, bindings)
+
+
+def _grads(function, grads):
+    """The gradients, refused if not finite (`vae._finite`): in-domain inputs never give Inf or NaN silently."""
+    return vae._finite(function, grads, "gradient")
 
 
 def encode_vjp(arch, params, x, d_mu, d_log_var):
-    vae._valid("encode", arch=arch, params=params, x=x)
+    a = vae._valid("encode", arch=arch, params=params, x=x)
+    params, x = a["params"], a["x"]
+    vae.encode(arch, params, x)  # the forward's domain (its result finite) is the VJP's too
     b = {"batch": x.shape[0], "latent": arch.latent_size}
     d_mu, d_log_var = _cotangent("d_mu", d_mu, ("batch", "latent"), b), _cotangent("d_log_var", d_log_var, ("batch", "latent"), b)
     grads = _zeros(params)
     dx = _encode_backward(arch, params, x, d_mu, d_log_var, grads)
-    return {"params": grads, "x": dx}
+    return _grads("encode", {"params": grads, "x": dx})
 
 
 def decode_vjp(arch, params, z, d_x_hat):
-    vae._valid("decode", arch=arch, params=params, z=z)
+    a = vae._valid("decode", arch=arch, params=params, z=z)
+    params, z = a["params"], a["z"]
+    vae.decode(arch, params, z)
     d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": z.shape[0], "output": arch.output_size})
     grads = _zeros(params)
     dz = _decode_backward(arch, params, z, d_x_hat, grads)
-    return {"params": grads, "z": dz}
+    return _grads("decode", {"params": grads, "z": dz})
 
 
 def reparameterize_vjp(mu, log_var, eps, d_z):
-    vae._valid("reparameterize", mu=mu, log_var=log_var, eps=eps)
+    a = vae._valid("reparameterize", mu=mu, log_var=log_var, eps=eps)
+    mu, log_var, eps = a["mu"], a["log_var"], a["eps"]
     d_z = _cotangent("d_z", d_z, ("batch", "latent"), {"batch": mu.shape[0], "latent": mu.shape[1]})
     d_mu, d_log_var = _reparameterize_backward(log_var, eps, d_z)
-    return {"mu": d_mu, "log_var": d_log_var}
+    return _grads("reparameterize", {"mu": d_mu, "log_var": d_log_var})
 
 
 def sample_latent_vjp(arch, params, x, eps, d_z):
-    vae._valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
+    a = vae._valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
+    params, x, eps = a["params"], a["x"], a["eps"]
+    vae.sample_latent(arch, params, x, eps)
     d_z = _cotangent("d_z", d_z, ("batch", "latent"), {"batch": x.shape[0], "latent": arch.latent_size})
     mu, log_var = vae.encode(arch, params, x)
     d_mu, d_log_var = _reparameterize_backward(log_var, eps, d_z)
     grads = _zeros(params)
     dx = _encode_backward(arch, params, x, d_mu, d_log_var, grads)
-    return {"params": grads, "x": dx}
+    return _grads("sample_latent", {"params": grads, "x": dx})
 
 
 def _forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_extra=0.0):
@@ -108,18 +114,22 @@ def _forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_e
 
 
 def forward_vjp(arch, params, x, eps, d_x_hat):
-    vae._valid("forward", arch=arch, params=params, x=x, eps=eps)
+    a = vae._valid("forward", arch=arch, params=params, x=x, eps=eps)
+    params, x, eps = a["params"], a["x"], a["eps"]
+    vae.forward(arch, params, x, eps)
     d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": x.shape[0], "output": arch.output_size})
     grads, dx = _forward_backward(arch, params, x, eps, d_x_hat)
-    return {"params": grads, "x": dx}
+    return _grads("forward", {"params": grads, "x": dx})
 
 
 def generate_vjp(arch, params, eps, d_x_hat):
-    vae._valid("generate", arch=arch, params=params, eps=eps)
+    a = vae._valid("generate", arch=arch, params=params, eps=eps)
+    params, eps = a["params"], a["eps"]
+    vae.generate(arch, params, eps)
     d_x_hat = _cotangent("d_x_hat", d_x_hat, ("batch", "output"), {"batch": eps.shape[0], "output": arch.output_size})
     grads = _zeros(params)
     _decode_backward(arch, params, eps, d_x_hat, grads)
-    return {"params": grads}
+    return _grads("generate", {"params": grads})
 
 
 def _reconstruction_backward(x_hat, x, c, d_loss):
@@ -132,9 +142,9 @@ def _reconstruction_backward(x_hat, x, c, d_loss):
 
 
 def reconstruction_loss_vjp(x_hat, x, convention, d_loss=1.0):
-    c = vae._valid("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)["convention"]
-    d_x_hat, d_x = _reconstruction_backward(x_hat, x, c, check_scalar("d_loss", d_loss))
-    return {"x_hat": d_x_hat, "x": d_x}
+    a = vae._valid("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)
+    d_x_hat, d_x = _reconstruction_backward(a["x_hat"], a["x"], a["convention"], check_scalar("d_loss", d_loss))
+    return _grads("reconstruction_loss", {"x_hat": d_x_hat, "x": d_x})
 
 
 def _kl_backward(mu, log_var, c, d_kl):
@@ -144,20 +154,22 @@ def _kl_backward(mu, log_var, c, d_kl):
 
 
 def kl_divergence_vjp(mu, log_var, convention, d_kl=1.0):
-    c = vae._valid("kl_divergence", mu=mu, log_var=log_var, convention=convention)["convention"]
-    d_mu, d_log_var = _kl_backward(mu, log_var, c, check_scalar("d_kl", d_kl))
-    return {"mu": d_mu, "log_var": d_log_var}
+    a = vae._valid("kl_divergence", mu=mu, log_var=log_var, convention=convention)
+    d_mu, d_log_var = _kl_backward(a["mu"], a["log_var"], a["convention"], check_scalar("d_kl", d_kl))
+    return _grads("kl_divergence", {"mu": d_mu, "log_var": d_log_var})
 
 
 def loss_vjp(arch, params, x, eps, beta, convention, d_loss=1.0):
     checked = vae._valid("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
     beta, c, d_loss = checked["beta"], checked["convention"], check_scalar("d_loss", d_loss)
+    params, x, eps = checked["params"], checked["x"], checked["eps"]
+    vae.loss(arch, params, x, eps, beta, c)
     mu, log_var = vae.encode(arch, params, x)
     x_hat = vae.forward(arch, params, x, eps)
     d_x_hat, d_x_direct = _reconstruction_backward(x_hat, x, c, d_loss)
     d_mu_kl, d_log_var_kl = _kl_backward(mu, log_var, c, beta * d_loss)
     grads, dx = _forward_backward(arch, params, x, eps, d_x_hat, d_mu_kl, d_log_var_kl)
-    return {"params": grads, "x": dx + d_x_direct}
+    return _grads("loss", {"params": grads, "x": dx + d_x_direct})
 
 
 _VJPS = {
@@ -176,14 +188,14 @@ _VJPS = {
 def vjp(function: str, args, cotangent):
     """Dispatch to `<function>_vjp` with the contract's argument names (see `FUNCTIONS`).
 
+    `function`, `args` and `cotangent` are checked by `vaespec.spec.contract.validate_vjp` first (a
+    name with a VJP, a mapping of the arguments, a finite cotangent of the outputs' shapes).
     The VQ chapter's VJPs live in `vq_gradients` (imported here: it builds on this module).
     """
     from . import vq_gradients
 
     table = {**_VJPS, **vq_gradients.VJPS}
-    if function not in table:
-        raise ConfigError(f"function: expected one of {sorted(table)}, got {function!r}")
-    missing = [a.name for a in FUNCTIONS[function].args if a.name not in args]
-    if missing:
-        raise ConfigError(f"args: {function} needs {[a.name for a in FUNCTIONS[function].args]}; missing {missing}")
-    return table[function](args, cotangent)
+    if not isinstance(function, str) or function not in table:
+        raise ConfigError(f"function: expected one of {sorted(table)}, got {show(function)}")
+    args, cotangents = validate_vjp(function, args, cotangent)
+    return table[function](args, cotangents if len(cotangents) > 1 else cotangents[0])

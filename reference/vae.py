@@ -24,7 +24,7 @@ import numpy as np
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import validate_args
 from vaespec.spec.conventions import Convention
-from vaespec.spec.errors import DomainError
+from vaespec.spec.domains import check_result
 from vaespec.spec.shapes import Float
 
 from . import mlp
@@ -33,19 +33,17 @@ from .activations import get_activation, two_prod, two_sum
 
 # ----------------------------------------------------------------------------- checks
 def _valid(function: str, **args) -> dict:
-    """The contract's boundary checks (`validate_args`): shapes against `arch`, finiteness, β ≥ 0."""
+    """The contract's boundary checks (`validate_args`): shapes against `arch`, finiteness, β ≥ 0. Returns the
+    arguments as float64 arrays (float16/float32 widened), which every function computes on."""
     return validate_args(function, args)
 
 
-def _finite(function: str, result):
+def _finite(function: str, result, what: str = "result"):
     """A network function's domain is where its magnitude stays within float64 (spec/domains.py); the
-    spec cannot evaluate that magnitude, so the reference checks the result instead."""
-    for value in result if isinstance(result, tuple) else (result,):
-        if not np.all(np.isfinite(value)):
-            raise DomainError(f"{function}: the float64 result is not finite, so the inputs (x, ε or the parameters) "
-                              f"lie outside its float64 domain: every intermediate must stay within ±1.8e308 "
-                              f"(docs/numerics.md)")
-    return result
+    spec cannot evaluate that magnitude, so the reference checks the result instead
+    (`vaespec.spec.domains.check_result`). Every public function of the reference passes its outputs
+    (and every VJP its gradients) through here: the reference never returns Inf or NaN."""
+    return check_result(function, result, "float64", what)
 
 
 def _reduce(values: np.ndarray, axis: int, how: str) -> np.ndarray:
@@ -75,15 +73,15 @@ def _decode(arch, params, z):
 def encode(arch: Architecture, params, x: Float[np.ndarray, "batch input"]
            ) -> tuple[Float[np.ndarray, "batch latent"], Float[np.ndarray, "batch latent"]]:
     """Encoder: `(μ, log σ²) = (h·W_μ + b_μ, h·W_lv + b_lv)`, `h` the hidden stack of `x`."""
-    _valid("encode", arch=arch, params=params, x=x)
-    mu, log_var, _ = _encode(arch, params, x)
+    a = _valid("encode", arch=arch, params=params, x=x)
+    mu, log_var, _ = _encode(arch, a["params"], a["x"])
     return _finite("encode", (mu, log_var))
 
 
 def decode(arch: Architecture, params, z: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Decoder: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation)."""
-    _valid("decode", arch=arch, params=params, z=z)
-    return _finite("decode", _decode(arch, params, z)[0])
+    a = _valid("decode", arch=arch, params=params, z=z)
+    return _finite("decode", _decode(arch, a["params"], a["z"])[0])
 
 
 def _reparameterize(mu, log_var, eps):
@@ -108,30 +106,30 @@ def squared_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def reparameterize(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
                    eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
     """Reparameterization: `z = μ + exp(½ log σ²) ⊙ ε`."""
-    _valid("reparameterize", mu=mu, log_var=log_var, eps=eps)
-    return _reparameterize(mu, log_var, eps)
+    a = _valid("reparameterize", mu=mu, log_var=log_var, eps=eps)
+    return _finite("reparameterize", _reparameterize(a["mu"], a["log_var"], a["eps"]))
 
 
 def sample_latent(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
                   eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
     """`sample_latent(x, ε) = reparameterize(μ(x), log σ²(x), ε)`."""
-    _valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
-    mu, log_var, _ = _encode(arch, params, x)
-    return _finite("sample_latent", _reparameterize(mu, log_var, eps))
+    a = _valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
+    mu, log_var, _ = _encode(arch, a["params"], a["x"])
+    return _finite("sample_latent", _reparameterize(mu, log_var, a["eps"]))
 
 
 def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
             eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """`forward(x, ε) = decode(reparameterize(encode(x), ε))`."""
-    _valid("forward", arch=arch, params=params, x=x, eps=eps)
-    mu, log_var, _ = _encode(arch, params, x)
-    return _finite("forward", _decode(arch, params, _reparameterize(mu, log_var, eps))[0])
+    a = _valid("forward", arch=arch, params=params, x=x, eps=eps)
+    mu, log_var, _ = _encode(arch, a["params"], a["x"])
+    return _finite("forward", _decode(arch, a["params"], _reparameterize(mu, log_var, a["eps"]))[0])
 
 
 def generate(arch: Architecture, params, eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Prior path: `generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)`, p(z) = N(0, I)."""
-    _valid("generate", arch=arch, params=params, eps=eps)
-    return _finite("generate", _decode(arch, params, eps)[0])
+    a = _valid("generate", arch=arch, params=params, eps=eps)
+    return _finite("generate", _decode(arch, a["params"], a["eps"])[0])
 
 
 def _reconstruction(x_hat, x, c: Convention):
@@ -142,8 +140,8 @@ def _reconstruction(x_hat, x, c: Convention):
 def reconstruction_loss(x_hat: Float[np.ndarray, "batch output"], x: Float[np.ndarray, "batch output"],
                         convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """`R = reduce_b(scale · reduce_d((x̂ − x)²))` with the convention's reductions and scale."""
-    c = _valid("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)["convention"]
-    return np.asarray(_reconstruction(x_hat, x, c))
+    a = _valid("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)
+    return _finite("reconstruction_loss", np.asarray(_reconstruction(a["x_hat"], a["x"], a["convention"])))
 
 
 # 1/(k + 3)! for k = 1…30, and 1/6 as two words: the series e^x − 1 − x = x²·(½ + x·(⅙ + x·r(x))),
@@ -197,8 +195,8 @@ def kl_per_coordinate(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.n
     Within 2 ulps of the exact value at the float64 inputs (docs/numerics.md): `g` is evaluated
     without the cancellation of `exp(lv) − 1 − lv` (or of `expm1(lv) − lv`) near lv = 0.
     """
-    _valid("kl_divergence", mu=mu, log_var=log_var, convention=None)  # same inputs, same checks
-    return _kl_per_coordinate(mu, log_var)
+    a = _valid("kl_divergence", mu=mu, log_var=log_var, convention=None)  # same inputs, same checks
+    return _finite("kl_divergence", _kl_per_coordinate(a["mu"], a["log_var"]))
 
 
 def _kl(mu, log_var, c: Convention):
@@ -208,8 +206,8 @@ def _kl(mu, log_var, c: Convention):
 def kl_divergence(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
                   convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """`KL = reduce_b(reduce_j(½(exp(lv) + μ² − 1 − lv)))` with the convention's reductions."""
-    c = _valid("kl_divergence", mu=mu, log_var=log_var, convention=convention)["convention"]
-    return np.asarray(_kl(mu, log_var, c))
+    a = _valid("kl_divergence", mu=mu, log_var=log_var, convention=convention)
+    return _finite("kl_divergence", np.asarray(_kl(a["mu"], a["log_var"], a["convention"])))
 
 
 # log 2π = hi + lo to 2⁻¹⁰⁶ (hi is the nearest double; math.log(2 * math.pi) is one ulp below it)
@@ -243,7 +241,7 @@ def loss(arch: Architecture, params, x: Float[np.ndarray, "batch input"], eps: F
          beta: float = 1.0, convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """β-VAE objective: `loss = R(forward(x, ε), x) + β · KL(encode(x))`."""
     checked = _valid("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
-    beta, c = checked["beta"], checked["convention"]
+    beta, c, params, x, eps = (checked[k] for k in ("beta", "convention", "params", "x", "eps"))
     mu, log_var, _ = _encode(arch, params, x)
     x_hat = _decode(arch, params, _reparameterize(mu, log_var, eps))[0]
     return _finite("loss", np.asarray(_reconstruction(x_hat, x, c) + beta * _kl(mu, log_var, c)))

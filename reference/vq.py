@@ -49,10 +49,16 @@ _BLOCK_ELEMENTS = 4_000_000
 def _distances(z_e, codebook):
     blocks = []
     rows = max(1, _BLOCK_ELEMENTS // max(1, codebook.size))
-    for start in range(0, z_e.shape[0], rows):
-        diff = z_e[start:start + rows, None, :] - codebook[None, :, :]
-        blocks.append((diff * diff).sum(axis=2))
-    return np.concatenate(blocks, axis=0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, z_e.shape[0], rows):
+            diff = z_e[start:start + rows, None, :] - codebook[None, :, :]
+            blocks.append((diff * diff).sum(axis=2))
+    d = np.concatenate(blocks, axis=0)
+    if not np.all(np.isfinite(d)):  # an argmin over Inf would pick a code silently (vq_forward's z_e is computed)
+        raise DomainError(f"z_e: the squared distances to the codebook overflow float64 (max |z_e| = "
+                          f"{float(np.abs(z_e).max()):.6g}, max |codebook| = {float(np.abs(codebook).max()):.6g}), "
+                          f"so the inputs lie outside the VQ functions' float64 domain (spec/domains.py)")
+    return d
 
 
 def _nearest(z_e, codebook):
@@ -80,8 +86,8 @@ def squared_distances(z_e: Float[np.ndarray, "batch embedding"], codebook: Float
     **Arguments** `z_e` [B, D], `codebook` [K, D] (finite, K ≥ 1).
     **Returns** float64 [B, K].
     """
-    validate_args("quantize", {"z_e": z_e, "codebook": codebook})
-    return _distances(z_e, codebook)
+    a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
+    return _distances(a["z_e"], a["codebook"])
 
 
 def nearest_code(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
@@ -91,8 +97,8 @@ def nearest_code(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.n
     **Arguments** `z_e` [B, D], `codebook` [K, D].
     **Returns** int64 [B].
     """
-    validate_args("quantize", {"z_e": z_e, "codebook": codebook})
-    return _nearest(z_e, codebook)
+    a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
+    return _nearest(a["z_e"], a["codebook"])
 
 
 # ----------------------------------------------------------------------------- network
@@ -109,8 +115,8 @@ def vq_encode(arch: VQArchitecture, params, x: Float[np.ndarray, "batch input"]
     **Arguments** `arch` (a `VQArchitecture`), `params` (at least the encoder's layout), `x` [B, input].
     **Returns** `z_e` float64 [B, embedding].
     """
-    validate_args("vq_encode", {"arch": arch, "params": params, "x": x})
-    return _vq_encode(arch, params, x)
+    a = validate_args("vq_encode", {"arch": arch, "params": params, "x": x})
+    return vae._finite("vq_encode", _vq_encode(arch, a["params"], a["x"]))
 
 
 def quantize(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
@@ -123,7 +129,8 @@ def quantize(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarr
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
     **Returns** `(z_q` float64 [B, D], `indices` int64 [B]).
     """
-    validate_args("quantize", {"z_e": z_e, "codebook": codebook})
+    a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
+    z_e, codebook = a["z_e"], a["codebook"]
     k = _choose(z_e, codebook, indices)
     return codebook[k], k  # fancy indexing copies
 
@@ -140,8 +147,9 @@ def codebook_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
     **Returns** a float64 0-d array.
     """
-    validate_args("codebook_loss", {"z_e": z_e, "codebook": codebook})
-    return _aux(z_e, codebook, _choose(z_e, codebook, indices))
+    a = validate_args("codebook_loss", {"z_e": z_e, "codebook": codebook})
+    z_e, codebook = a["z_e"], a["codebook"]
+    return vae._finite("codebook_loss", _aux(z_e, codebook, _choose(z_e, codebook, indices)))
 
 
 def commitment_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
@@ -151,8 +159,9 @@ def commitment_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[n
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
     **Returns** a float64 0-d array.
     """
-    validate_args("commitment_loss", {"z_e": z_e, "codebook": codebook})
-    return _aux(z_e, codebook, _choose(z_e, codebook, indices))
+    a = validate_args("commitment_loss", {"z_e": z_e, "codebook": codebook})
+    z_e, codebook = a["z_e"], a["codebook"]
+    return vae._finite("commitment_loss", _aux(z_e, codebook, _choose(z_e, codebook, indices)))
 
 
 def _forward(arch, params, codebook, x, indices):
@@ -173,9 +182,9 @@ def vq_forward(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes 
     `x` [B, input]; `indices` (keyword, int [B]): use these codes.
     **Returns** `(x̂` float64 [B, output], `indices` int64 [B]).
     """
-    validate_args("vq_forward", {"arch": arch, "params": params, "codebook": codebook, "x": x})
-    x_hat, k, _ = _forward(arch, params, codebook, x, indices)
-    return x_hat, k
+    a = validate_args("vq_forward", {"arch": arch, "params": params, "codebook": codebook, "x": x})
+    x_hat, k, _ = _forward(arch, a["params"], a["codebook"], a["x"], indices)
+    return vae._finite("vq_forward", (x_hat, k))
 
 
 def vq_loss(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes embedding"],
@@ -192,9 +201,11 @@ def vq_loss(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes emb
     """
     checked = validate_args("vq_loss", {"arch": arch, "params": params, "codebook": codebook, "x": x,
                                         "commitment_weight": commitment_weight, "convention": convention})
+    params, codebook, x = checked["params"], checked["codebook"], checked["x"]
     x_hat, k, z_e = _forward(arch, params, codebook, x, indices)
     aux = _aux(z_e, codebook, k)
-    return np.asarray(vae._reconstruction(x_hat, x, checked["convention"]) + aux + checked["commitment_weight"] * aux)
+    return vae._finite("vq_loss", np.asarray(vae._reconstruction(x_hat, x, checked["convention"]) + aux
+                                             + checked["commitment_weight"] * aux))
 
 
 # ----------------------------------------------------------------------------- EMA codebook
@@ -210,7 +221,7 @@ def laplace_smooth(counts: Float[np.ndarray, " codes"], epsilon: float) -> Float
     **Returns** float64 [K].
     """
     checked = validate_args("laplace_smooth", {"counts": counts, "epsilon": epsilon})
-    return _laplace(counts, checked["epsilon"])
+    return vae._finite("laplace_smooth", _laplace(checked["counts"], checked["epsilon"]))
 
 
 def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float[np.ndarray, " codes"],
@@ -234,6 +245,7 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     checked = validate_args("ema_update", {"codebook": codebook, "ema_counts": ema_counts, "ema_sums": ema_sums,
                                            "ema_step": ema_step, "z_e": z_e, "decay": decay, "epsilon": epsilon,
                                            "training": training})
+    codebook, ema_counts, ema_sums, z_e = (checked[k] for k in ("codebook", "ema_counts", "ema_sums", "z_e"))
     k = _choose(z_e, codebook, indices)  # validated in eval mode too: the same inputs are refused either way
     step, gamma, eps = checked["ema_step"], checked["decay"], checked["epsilon"]
     if not checked["training"]:
@@ -248,8 +260,9 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     smoothed = _laplace(counts / debias, eps)  # Σ counts′ ≥ (1 − γ)·B > 0: the smoothing is defined
     used = smoothed > 0
     new = codebook.copy()
-    new[used] = (sums[used] / debias) / smoothed[used, None]
-    return new, counts, sums, step + 1
+    with np.errstate(over="ignore", invalid="ignore"):
+        new[used] = (sums[used] / debias) / smoothed[used, None]
+    return vae._finite("ema_update", (new, counts, sums, step + 1))
 
 
 # ----------------------------------------------------------------------------- codebook health
@@ -261,6 +274,7 @@ def codebook_health(indices: Int[np.ndarray, " batch"], num_embeddings: int):
     **Returns** `(usage` int64 [K], `perplexity` float64 0-d array in [1, K], `dead_codes` int).
     """
     checked = validate_args("codebook_health", {"indices": indices, "num_embeddings": num_embeddings})
+    indices = checked["indices"]
     usage = np.bincount(indices.astype(np.int64), minlength=checked["num_embeddings"]).astype(np.int64)
     p = usage[usage > 0] / indices.shape[0]
     return usage, np.asarray(np.exp(-np.sum(p * np.log(p)))), int(np.sum(usage == 0))
@@ -279,6 +293,7 @@ def reset_dead_codes(codebook: Float[np.ndarray, "codes embedding"], usage: Int[
     **Returns** `(codebook′` a new float64 [K, D], `key′` a `Key`).
     """
     checked = validate_args("reset_dead_codes", {"codebook": codebook, "usage": usage, "z_e": z_e, "key": key})
+    codebook, usage, z_e = checked["codebook"], checked["usage"], checked["z_e"]
     dead = np.flatnonzero(usage == 0)
     j, new_key = randint(checked["key"], z_e.shape[0], (dead.size,))
     new = codebook.copy()

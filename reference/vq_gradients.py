@@ -21,8 +21,11 @@ proofs_tests/test_reference_vq.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from vaespec.spec.contract import FUNCTIONS, validate_args
+from vaespec.spec.errors import ConfigError, DTypeError, describe
 from vaespec.spec.shapes import check_scalar
 
 from . import gradients, mlp, vae, vq
@@ -30,8 +33,15 @@ from .activations import get_activation
 
 
 def _args(function, args):
-    """The contract's checks on the arguments of `function` (the extra `indices` entry is checked by `vq._choose`)."""
-    return validate_args(function, {a.name: args[a.name] for a in FUNCTIONS[function].args})
+    """The contract's checks on the arguments of `function`, returned converted (float64) with the extra
+    `indices` entry kept (it is checked by `vq._choose`)."""
+    if not isinstance(args, Mapping):
+        raise DTypeError(f"args: expected a mapping from argument name to value for {function}, got {describe(args)}")
+    missing = [a.name for a in FUNCTIONS[function].args if a.name not in args]
+    if missing:
+        raise ConfigError(f"args: {function} needs {[a.name for a in FUNCTIONS[function].args]}; missing {missing}")
+    checked = validate_args(function, {a.name: args[a.name] for a in FUNCTIONS[function].args})
+    return {**checked, "indices": args.get("indices")}
 
 
 def _vq_encode_backward(arch, params, x, d_z_e, grads):
@@ -56,17 +66,18 @@ def _scatter(codebook, k, rows):
 
 def vq_encode_vjp(args, cotangent):
     """`{"params", "x"}` gradients of `vq_encode` for the cotangent z̄_e [B, embedding]."""
-    _args("vq_encode", args)
+    args = _args("vq_encode", args)
     arch, params, x = args["arch"], args["params"], args["x"]
+    vq.vq_encode(arch, params, x)  # the forward's domain (a finite result) is the VJP's
     d_z_e = gradients._cotangent("d_z_e", cotangent, ("batch", "embedding"),
                                  {"batch": x.shape[0], "embedding": arch.embedding_dim})
     grads = gradients._zeros(params)
-    return {"params": grads, "x": _vq_encode_backward(arch, params, x, d_z_e, grads)}
+    return gradients._grads("vq_encode", {"params": grads, "x": _vq_encode_backward(arch, params, x, d_z_e, grads)})
 
 
 def quantize_vjp(args, cotangent):
     """Straight-through: `{"z_e": z̄_q, "codebook": 0}` for the cotangent z̄_q [B, embedding]."""
-    _args("quantize", args)
+    args = _args("quantize", args)
     z_e, codebook = args["z_e"], args["codebook"]
     vq._choose(z_e, codebook, args.get("indices"))  # the value does not depend on it; bad indices are still named
     d_z_q = gradients._cotangent("d_z_q", cotangent, ("batch", "embedding"), {"batch": z_e.shape[0],
@@ -76,20 +87,21 @@ def quantize_vjp(args, cotangent):
 
 def codebook_loss_vjp(args, cotangent=1.0):
     """`{"z_e": 0, "codebook": −Σ_{b: k(b)=k} ȳ · 2/(B·D) · (z_e[b] − e_k)}` (z_e is stopped)."""
-    _args("codebook_loss", args)
+    args = _args("codebook_loss", args)
     z_e, codebook = args["z_e"], args["codebook"]
     k = vq._choose(z_e, codebook, args.get("indices"))
     g = _aux_gradient(z_e, codebook, k, check_scalar("d_loss", cotangent))
-    return {"z_e": np.zeros_like(z_e, dtype=np.float64), "codebook": _scatter(codebook, k, -g)}
+    return gradients._grads("codebook_loss", {"z_e": np.zeros_like(z_e, dtype=np.float64),
+                                              "codebook": _scatter(codebook, k, -g)})
 
 
 def commitment_loss_vjp(args, cotangent=1.0):
     """`{"z_e": ȳ · 2/(B·D) · (z_e − e_k), "codebook": 0}` (the codebook is stopped)."""
-    _args("commitment_loss", args)
+    args = _args("commitment_loss", args)
     z_e, codebook = args["z_e"], args["codebook"]
     k = vq._choose(z_e, codebook, args.get("indices"))
     g = _aux_gradient(z_e, codebook, k, check_scalar("d_loss", cotangent))
-    return {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)}
+    return gradients._grads("commitment_loss", {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)})
 
 
 def _through_decoder(arch, params, codebook, x, indices, d_x_hat, d_z_e_extra=None, d_loss=0.0):
@@ -109,26 +121,29 @@ def _through_decoder(arch, params, codebook, x, indices, d_x_hat, d_z_e_extra=No
 
 def vq_forward_vjp(args, cotangent):
     """`{"params", "codebook": 0, "x"}` gradients of `vq_forward` for the cotangent x̄̂ [B, output]."""
-    _args("vq_forward", args)
+    args = _args("vq_forward", args)
     arch, params, x = args["arch"], args["params"], args["x"]
+    vq.vq_forward(arch, params, args["codebook"], x, indices=args.get("indices"))
     d_x_hat = gradients._cotangent("d_x_hat", cotangent, ("batch", "output"),
                                    {"batch": x.shape[0], "output": arch.output_size})
     grads, d_codebook, dx = _through_decoder(arch, params, args["codebook"], x, args.get("indices"), d_x_hat)
-    return {"params": grads, "codebook": d_codebook, "x": dx}
+    return gradients._grads("vq_forward", {"params": grads, "codebook": d_codebook, "x": dx})
 
 
 def vq_loss_vjp(args, cotangent=1.0):
     """`{"params", "codebook", "x"}` gradients of `vq_loss` for the scalar cotangent ȳ."""
-    checked = _args("vq_loss", args)
+    checked = args = _args("vq_loss", args)
     arch, params, codebook, x = args["arch"], args["params"], args["codebook"], args["x"]
     d_loss = check_scalar("d_loss", cotangent)
+    vq.vq_loss(arch, params, codebook, x, checked["commitment_weight"], checked["convention"],
+               indices=args.get("indices"))
     z_e = vq._vq_encode(arch, params, x)
     k = vq._choose(z_e, codebook, args.get("indices"))
     x_hat = vae._decode(arch, params, codebook[k])[0]
     d_x_hat, d_x_direct = gradients._reconstruction_backward(x_hat, x, checked["convention"], d_loss)
     grads, d_codebook, dx = _through_decoder(arch, params, codebook, x, k, d_x_hat,
                                              checked["commitment_weight"], d_loss)
-    return {"params": grads, "codebook": d_codebook, "x": dx + d_x_direct}
+    return gradients._grads("vq_loss", {"params": grads, "codebook": d_codebook, "x": dx + d_x_direct})
 
 
 VJPS = {

@@ -20,9 +20,10 @@ a dense layer: it is an explicit argument `[num_embeddings, embedding_dim]`.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from .errors import ConfigError, show
 
 # name -> formula; the reference and the Torch implementation provide exactly these.
 ACTIVATIONS: dict[str, str] = {
@@ -37,28 +38,45 @@ ACTIVATIONS: dict[str, str] = {
     "identity": "x",
 }
 
+# Most parameters an architecture may have (2³¹, 8 GiB in float32): a larger one is a typo or hostile
+# (input_size=2**40), and would fail later inside numpy or torch with a MemoryError.
+MAX_PARAMETERS = 2**31
+
 LEAKY_RELU_SLOPE = 0.01
 ELU_ALPHA = 1.0
 
 
 def _positive_int(option: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{option}: expected a positive integer, got {value!r}")
+        raise ConfigError(f"{option}: expected a positive integer, got {show(value)}")
     if value <= 0:
-        raise ConfigError(f"{option}: expected a positive integer, got {value}")
+        raise ConfigError(f"{option}: expected a positive integer, got {show(value)}")
     return value
 
 
+def _check_size(arch) -> None:
+    count = sum(fan_in * fan_out + fan_out for _, fan_in, fan_out in arch.dense_layers())
+    if count > MAX_PARAMETERS:
+        raise ConfigError(f"input_size: the architecture would have {count} parameters, more than the "
+                          f"{MAX_PARAMETERS} vaespec allows (sizes {arch.to_dict()})")
+
+
+MAX_LAYERS = 64  # hidden layers per part; also stops an endless iterator from hanging the constructor
+
+
 def _sizes(option: str, value) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise ConfigError(f"{option}: expected a sequence of positive integers, got {value!r}")
-    return tuple(_positive_int(f"{option}[{i}]", v) for i, v in enumerate(value))
+    if isinstance(value, (str, bytes, bytearray)) or not hasattr(value, "__iter__"):
+        raise ConfigError(f"{option}: expected a sequence of positive integers, got {show(value)}")
+    sizes = tuple(itertools.islice(value, MAX_LAYERS + 1))
+    if len(sizes) > MAX_LAYERS:
+        raise ConfigError(f"{option}: expected at most {MAX_LAYERS} hidden layers, got more")
+    return tuple(_positive_int(f"{option}[{i}]", v) for i, v in enumerate(sizes))
 
 
 def check_activation(value) -> str:
     """Return `value` if it names a supported activation, else raise ConfigError."""
     if not isinstance(value, str) or value not in ACTIVATIONS:
-        raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {value!r}")
+        raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {show(value)}")
     return value
 
 
@@ -149,6 +167,7 @@ class Architecture(_DenseLayout):
         check_activation(self.activation)
         out = self.input_size if self.output_size is None else _positive_int("output_size", self.output_size)
         object.__setattr__(self, "output_size", out)
+        _check_size(self)
 
     def to_dict(self) -> dict:
         return {
@@ -194,6 +213,7 @@ class VQArchitecture(_DenseLayout):
         check_activation(self.activation)
         out = self.input_size if self.output_size is None else _positive_int("output_size", self.output_size)
         object.__setattr__(self, "output_size", out)
+        _check_size(self)
 
     @property
     def latent_size(self) -> int:

@@ -136,23 +136,76 @@ def call(backend: VAEBackend, function: str, args: Mapping[str, Any]):
 def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
     """Check `args` against `FUNCTIONS[function]` at a backend's boundary; raise a vaespec error naming the argument.
 
+    `function` must be a name in `FUNCTIONS` and `args` a mapping holding each of its arguments.
     Arrays must be finite float arrays whose named dimensions agree with each other and with
     `arch` (`input`, `latent`, `output`; a `VQArchitecture` also binds `embedding` and `codes`);
-    index arrays must be integer arrays within their bound; `params` must hold the layout of the
-    part of the network the function uses; scalars must be finite and within `[Arg.low, Arg.high]`;
-    `convention` a preset name or a `Convention`; a key a `Key` or an integer seed.
-    Returns the arguments with the convention and keys resolved. Last, the numeric domain of the
-    function in `dtype` (the backend's compute dtype; float64 for the reference) is checked:
+    float16/float32 arrays are widened exactly to float64, masked arrays and `numpy.matrix` are
+    refused (`vaespec.spec.shapes.check_array`); index arrays must be integer arrays within their
+    bound; `params` must hold the layout of the part of the network the function uses; scalars must
+    be finite and within `[Arg.low, Arg.high]`; `convention` a preset name or a `Convention`; a key
+    a `Key` or an integer seed. The estimators chapter adds its own rules
+    (`vaespec.spec.estimators.chapter_rules`). Returns the arguments converted: float64 arrays and
+    parameters, the convention and keys resolved. Last, the numeric domain of the function in
+    `dtype` (the backend's compute dtype; float64 for the reference) is checked:
     `vaespec.spec.domains.check_domain`.
     """
+    return _validate(function, args, dtype)[0]
+
+
+def validate_vjp(function: str, args: Mapping[str, Any], cotangent: Any, dtype: str = "float64"
+                 ) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """`validate_args` for a vector-Jacobian product, plus its cotangent; returns `(args, cotangents)`.
+
+    `function` must have a differentiable argument. The cotangent has one entry per float output
+    of `function` (a tuple or list of them when there are several, e.g. encode's `(d_mu, d_log_var)`),
+    each a finite real number (0-d outputs) or array of the output's named shape; integer arrays
+    and nested lists are converted to float64, None, bools, complex numbers, objects, NaN and Inf
+    are refused (`DTypeError`/`DomainError` naming the entry `d_<output>`, e.g. `d_mu`, `d_loss`).
+    Returns float64 arrays (floats for 0-d outputs).
+    """
+    from .errors import ConfigError, DTypeError, ShapeError, describe
+    from .shapes import as_real_array, check_scalar
+
+    checked, bindings = _validate(function, args, dtype)
+    spec = FUNCTIONS[function]
+    if not spec.differentiable:
+        raise ConfigError(f"function: {function} has no differentiable argument, so no vjp; the differentiable "
+                          f"functions are {sorted(f for f, s in FUNCTIONS.items() if s.differentiable)}")
+    outputs = [o for o in spec.outputs if o.kind == "float"]
+    if len(outputs) > 1:
+        if not isinstance(cotangent, (tuple, list)):
+            raise DTypeError(f"cotangent: expected a tuple of {len(outputs)} arrays for {function}'s outputs "
+                             f"{[o.name for o in outputs]}, got {describe(cotangent)}")
+        given = tuple(cotangent)
+    else:
+        given = (cotangent,)
+    if len(given) != len(outputs):
+        raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s outputs "
+                         f"{[o.name for o in outputs]}, got {len(given)}")
+    result = []
+    for out, value in zip(outputs, given):
+        name = f"d_{out.name} (cotangent)"  # the cotangent of output `y` is named d_y in every message
+        if out.dims == ():
+            result.append(check_scalar(name, value))
+        else:
+            result.append(as_real_array(name, value, out.dims, dict(bindings)))
+    return checked, tuple(result)
+
+
+def _validate(function: str, args: Mapping[str, Any], dtype: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """`validate_args`'s work: the converted arguments and the dimension sizes they bind."""
     from .architecture import Architecture, VQArchitecture
     from .conventions import get_convention
-    from .errors import ConfigError, DomainError, DTypeError, describe
+    from .errors import ConfigError, DomainError, DTypeError, describe, show
     from .keys import as_key
     from .shapes import check_array, check_params, check_scalar
 
-    if function not in FUNCTIONS:
-        raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {function!r}")
+    if not isinstance(function, str) or function not in FUNCTIONS:
+        raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {show(function)}")
+    if not isinstance(args, Mapping):
+        raise DTypeError(f"args: expected a mapping from argument name to value for {function}, got {describe(args)}")
+    from .domains import check_dtype
+    check_dtype(dtype)
     spec = FUNCTIONS[function]
     missing = [a.name for a in spec.args if a.name not in args]
     if missing:
@@ -172,23 +225,26 @@ def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64"
         if arg.kind == "size":
             value = args[arg.name]
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"{arg.name}: expected a positive integer ({arg.domain}), got {value!r}")
+                raise ConfigError(f"{arg.name}: expected a positive integer ({arg.domain}), got {show(value)}")
             checked[arg.name] = bindings[arg.dims[0]] = int(value)
     for arg in spec.args:
         value = args[arg.name]
         if arg.kind == "array":
-            check_array(arg.name, value, arg.dims, bindings)
+            value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
+            if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
+                raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), got values "
+                                  f"in [{value.min()}, {value.max()}]")
             if arg.low > -np.inf and np.any(value < arg.low):
                 raise DomainError(f"{arg.name}: expected values ≥ {arg.low} ({arg.domain}), got min {value.min()}")
         elif arg.kind == "index":
-            check_array(arg.name, value, arg.dims, bindings, kind="int")
+            value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings, kind="int")
             high = bindings.get(arg.bound)
             if value.size and (value.min() < 0 or (high is not None and value.max() >= high)):
                 raise DomainError(f"{arg.name}: expected integers in [0, {high}) ({arg.domain}), got values in "
                                   f"[{value.min()}, {value.max()}]")
         elif arg.kind == "params":
-            check_params("params", value, arch.parameter_shapes(_PARTS.get(function, "all")),
-                         allowed=arch.parameter_shapes("all"))
+            checked[arg.name] = check_params("params", value, arch.parameter_shapes(_PARTS.get(function, "all")),
+                                             allowed=arch.parameter_shapes("all"))
         elif arg.kind == "scalar":
             checked[arg.name] = check_scalar(arg.name, value, low=arg.low, high=arg.high)
             if arg.name == "decay" and checked[arg.name] >= 1.0:  # 1 − decayᵗ = 0: the debiasing divides by it
@@ -201,18 +257,25 @@ def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64"
             checked[arg.name] = bool(value)
         elif arg.kind == "count":
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise DomainError(f"{arg.name}: expected an integer ≥ 0 ({arg.domain}), got {value!r}")
+                raise DomainError(f"{arg.name}: expected an integer ≥ 0 ({arg.domain}), got {show(value)}")
             checked[arg.name] = int(value)
         elif arg.kind == "key":
             checked[arg.name] = as_key(value)
-    if function == "laplace_smooth" and not np.sum(args["counts"]) > 0:
+        elif arg.kind == "likelihood":
+            from .estimators import LIKELIHOODS
+            if not isinstance(value, str) or value not in LIKELIHOODS:
+                raise ConfigError(f"likelihood: expected one of {LIKELIHOODS}, got {show(value)}")
+    if function == "laplace_smooth" and not np.sum(checked["counts"]) > 0:
         raise DomainError("counts: expected a positive total (Laplace smoothing rescales to Σ N), got Σ N = 0")
     if function in ("loss", "vq_loss") and arch.output_size != arch.input_size:
         raise ConfigError(f"arch: {function} compares x̂ with x, so output_size must equal input_size; got "
                           f"output_size={arch.output_size}, input_size={arch.input_size}")
+    if spec.chapter == "estimators":
+        from .estimators import chapter_rules
+        chapter_rules(function, checked)
     from .domains import check_domain
     check_domain(function, checked, dtype)
-    return checked
+    return checked, bindings
 
 
 # The part of the parameter layout each network function reads.

@@ -133,19 +133,20 @@ _laws = (
 LAWS: dict[str, Law] = {law.name: law for law in _laws}
 
 
-def validate(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
-    """`vaespec.spec.contract.validate_args` plus this chapter's own rules; raise a vaespec error naming the argument.
-
-    The chapter's rules: `likelihood` is one of `LIKELIHOODS`; a Bernoulli target lies in [0, 1];
-    the network estimators compare x̂ with x, so `arch.output_size` must equal `arch.input_size`.
-    Returns the checked arguments.
-    """
+def validate(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
+    """`vaespec.spec.contract.validate_args` (which applies this chapter's `chapter_rules`); kept by this name
+    for the chapter's callers. Returns the checked arguments."""
     from .contract import validate_args
+
+    return validate_args(function, args, dtype)
+
+
+def chapter_rules(function: str, checked: Mapping[str, Any]) -> None:
+    """The chapter's own rules on already-checked arguments, applied by `validate_args`: a Bernoulli target
+    lies in [0, 1]; the network estimators compare x̂ with x, so `arch.output_size` must equal
+    `arch.input_size`. (`likelihood` is one of `LIKELIHOODS`: checked with the argument kinds.)"""
     from .errors import ConfigError, DomainError
 
-    checked = validate_args(function, args)
-    if "likelihood" in checked and checked["likelihood"] not in LIKELIHOODS:
-        raise ConfigError(f"likelihood: expected one of {LIKELIHOODS}, got {checked['likelihood']!r}")
     bernoulli = function == "bernoulli_log_likelihood" or checked.get("likelihood") == "bernoulli"
     if bernoulli and (checked["x"].min() < 0.0 or checked["x"].max() > 1.0):
         raise DomainError(f"x: expected values in [0, 1] for the Bernoulli likelihood, got values in "
@@ -154,7 +155,6 @@ def validate(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
         arch = checked["arch"]
         raise ConfigError(f"arch: {function} scores x̂ against x, so output_size must equal input_size; got "
                           f"output_size={arch.output_size}, input_size={arch.input_size}")
-    return checked
 
 
 def chain_length(function: str, args: Mapping[str, Any]) -> tuple[int, int]:

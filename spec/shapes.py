@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DomainError, DTypeError, ShapeError, describe
+from .errors import DomainError, DTypeError, ShapeError, describe, show
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,25 @@ Float = _Subscriptable("float")
 Int = _Subscriptable("int")
 
 
+def plain_array(name: str, value, expected: str = "") -> np.ndarray:
+    """`value` as a plain `numpy.ndarray`, refusing the two subclasses whose meaning differs.
+
+    - a masked array (`numpy.ma`): its mask would hide entries (a NaN under the mask passes a
+      finiteness check) and the contract's functions have no notion of a mask: `DTypeError`;
+    - a `numpy.matrix`: `*` is a matrix product and every slice stays 2-d, so the contract's
+      elementwise formulas would compute something else: `DTypeError`;
+    - any other subclass (e.g. `numpy.memmap`) is viewed as the plain array it is (`np.asarray`).
+    """
+    where = f" [{expected}]" if expected else ""
+    if isinstance(value, np.ma.MaskedArray):
+        raise DTypeError(f"{name}: expected a plain numpy array{where}, got a masked array: the contract has no mask "
+                         f"(a masked NaN would pass unseen); pass value.filled(...) or drop the masked entries")
+    if isinstance(value, np.matrix):
+        raise DTypeError(f"{name}: expected a plain numpy array{where}, got a numpy.matrix (its * is a matrix "
+                         f"product, so elementwise formulas change meaning); pass np.asarray(value)")
+    return value if type(value) is np.ndarray else np.asarray(value)
+
+
 def check_array(
     name: str,
     value,
@@ -69,7 +88,15 @@ def check_array(
     `bindings` maps dimension names to sizes already seen; a new name is bound to
     this array's size, a known name must match it. Floats must be finite unless
     `finite=False`. Zero-sized dimensions (an empty batch) are refused unless
-    `allow_empty`. Returns the array unchanged.
+    `allow_empty`.
+
+    **Dtypes.** `kind="float"` accepts float16, float32 and float64 and returns **float64**:
+    widening is exact, so the value is the one given (the float64 reference computes on it and
+    returns float64, never the input's narrow dtype). Wider floats (`longdouble`) are refused,
+    since narrowing them would round; bool, integer, complex, object and string arrays are
+    refused (`DTypeError`), as are masked arrays and `numpy.matrix` (`plain_array`).
+    `kind="int"` accepts any integer dtype and returns it unchanged. A Python float or int
+    (not a bool) is accepted for a scalar (`dims == ()`).
     """
     if isinstance(dims, str):
         dims = tuple(dims.split())
@@ -77,12 +104,18 @@ def check_array(
         bindings = {}
     expected = " ".join(dims) or "scalar"
     if not isinstance(value, np.ndarray):
-        if kind == "float" and isinstance(value, (float, int, np.floating)) and not dims:
+        if kind == "float" and isinstance(value, (float, int, np.floating)) and not isinstance(value, bool) \
+                and not dims:
+            value = check_scalar(name, value)  # a huge int is a DomainError here, not an OverflowError
             value = np.asarray(value, dtype=np.float64)
         else:
             raise DTypeError(f"{name}: expected a numpy array [{expected}], got {describe(value)}")
+    value = plain_array(name, value, expected)
     if kind == "float" and value.dtype.kind != "f":
         raise DTypeError(f"{name}: expected a floating-point array [{expected}], got dtype {value.dtype}")
+    if kind == "float" and value.dtype.itemsize > 8:
+        raise DTypeError(f"{name}: expected float16, float32 or float64 [{expected}] (widened exactly to float64), "
+                         f"got dtype {value.dtype}: narrowing it would round, so convert it yourself")
     if kind == "int" and value.dtype.kind not in "iu":
         raise DTypeError(f"{name}: expected an integer array [{expected}], got dtype {value.dtype}")
     if value.ndim != len(dims):
@@ -98,6 +131,8 @@ def check_array(
                 f"arguments, got {size} (shape {value.shape})"
             )
         bindings[dim] = size
+    if kind == "float" and value.dtype != np.float64:
+        value = value.astype(np.float64)
     if finite and kind == "float" and not np.all(np.isfinite(value)):
         bad = np.argwhere(~np.isfinite(value))[0]
         raise DomainError(
@@ -106,13 +141,46 @@ def check_array(
     return value
 
 
+def as_real_array(name: str, value, dims: tuple[str, ...], bindings: MutableMapping[str, int] | None = None
+                  ) -> np.ndarray:
+    """A real array-like (a number, nested lists, an integer or float array) as a checked float64 array.
+
+    For cotangents, which callers often write as `1.0` or `[[1, 0]]`: integers are converted to
+    float64; None, bools, strings, complex numbers, objects, masked arrays and matrices are refused
+    (`DTypeError`), so a missing cotangent never becomes NaN gradients.
+    """
+    expected = " ".join(dims) or "scalar"
+    if not isinstance(value, np.ndarray):
+        if value is None or isinstance(value, (bool, str, bytes, complex, np.bool_)):
+            raise DTypeError(f"{name}: expected a real array [{expected}], got {describe(value)}")
+        if isinstance(value, int) and not dims:
+            value = check_scalar(name, value)
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise DTypeError(f"{name}: expected a real array [{expected}], got {describe(value)} ({error})") from None
+    value = plain_array(name, value, expected)
+    if value.dtype.kind in "iu":
+        value = value.astype(np.float64)
+    return check_array(name, value, dims, bindings)
+
+
 def check_scalar(name: str, value, *, low: float = -math.inf, high: float = math.inf) -> float:
-    """Check a real scalar option (such as β) lies in [low, high] and is finite."""
-    if isinstance(value, np.ndarray) and value.shape == ():
+    """Check a real scalar option (such as β) lies in [low, high] and is finite; return it as a float.
+
+    Python and numpy ints and floats and 0-d float/int arrays are accepted (not bools, strings,
+    complex numbers or masked values); an integer too large for a float is a `DomainError`.
+    """
+    if isinstance(value, np.ndarray) and value.shape == () and not isinstance(value, np.ma.MaskedArray) \
+            and value.dtype.kind in "fiu":
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise DTypeError(f"{name}: expected a real number, got {describe(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise DomainError(f"{name}: expected a finite number in [{low}, {high}], got {show(value)} "
+                          f"(beyond float64's range)") from None
     if not math.isfinite(value) or not (low <= value <= high):
         raise DomainError(f"{name}: expected a finite number in [{low}, {high}], got {value}")
     return value
@@ -125,24 +193,34 @@ def check_params(
     *,
     allowed: Mapping[str, tuple[int, ...]] | None = None,
     finite: bool = True,
-) -> Mapping[str, np.ndarray]:
-    """Check a parameter mapping holds the names and shapes of `shapes`.
+) -> dict[str, np.ndarray]:
+    """Check a parameter mapping holds the names and shapes of `shapes`; return it with float64 arrays.
 
-    Names outside `shapes` are refused unless listed in `allowed` (the whole model's
-    layout, so an encoder accepts the full mapping); those are not checked further.
+    Names outside `shapes` are refused unless listed in `allowed` (the whole model's layout,
+    so an encoder accepts the full mapping); those must have their `allowed` shape too. Every
+    array follows `check_array`'s dtype rule (float16/32/64, widened to float64).
     """
     if not isinstance(params, Mapping):
         raise DTypeError(f"{name}: expected a mapping of parameter name to array, got {describe(params)}")
+    odd = [key for key in params if not isinstance(key, str)]
+    if odd:
+        raise DTypeError(f"{name}: expected string parameter names such as 'mu.kernel', got {show(odd[0])}")
+    layout = {**(allowed or {}), **shapes}
     missing = sorted(set(shapes) - set(params))
-    extra = sorted(set(params) - set(shapes) - set(allowed or ()))
+    extra = sorted(set(params) - set(layout))
     if missing or extra:
         raise ShapeError(f"{name}: parameter names differ from the layout: missing {missing}, unexpected {extra}")
-    for key, shape in shapes.items():
-        array = params[key]
+    checked: dict[str, np.ndarray] = {}
+    for key, array in params.items():
+        shape = tuple(layout[key])
+        label = f"{name}[{key!r}]"
         if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
-            raise DTypeError(f"{name}[{key!r}]: expected a floating-point numpy array of shape {shape}, got {describe(array)}")
-        if array.shape != tuple(shape):
-            raise ShapeError(f"{name}[{key!r}]: expected shape {tuple(shape)}, got {array.shape}")
+            raise DTypeError(f"{label}: expected a floating-point numpy array of shape {shape}, got {describe(array)}")
+        array = plain_array(label, array, f"shape {shape}")
+        if array.shape != shape:
+            raise ShapeError(f"{label}: expected shape {shape}, got {array.shape}")
+        array = check_array(label, array, tuple(f"axis{i}" for i in range(len(shape))), finite=False)
         if finite and not np.all(np.isfinite(array)):
-            raise DomainError(f"{name}[{key!r}]: expected finite values, got a NaN or Inf")
-    return params
+            raise DomainError(f"{label}: expected finite values, got a NaN or Inf")
+        checked[key] = array
+    return checked

@@ -50,6 +50,10 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+import numpy as np
+
+from .errors import ConfigError, DomainError, DTypeError, describe, show
+
 UNIT_ROUNDOFF: dict[str, float] = {
     "float64": 2.0**-53,
     "float32": 2.0**-24,
@@ -96,11 +100,45 @@ class Bound:
     floor: float
 
     def tolerance(self, magnitude):
-        return self.rel * magnitude + self.floor
+        """`rel · magnitude + floor` for a magnitude M ≥ 0 (a number or a float array)."""
+        m = _magnitude("magnitude", magnitude)
+        return self.rel * m + self.floor
+
+
+def _count(name: str, value, low: int = 0) -> int:
+    """An integer ≥ `low` (a rounding count or a size), else `ConfigError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ConfigError(f"{name}: expected an integer ≥ {low}, got {show(value)}")
+    return int(value)
+
+
+def _check_dtype(dtype) -> str:
+    if not isinstance(dtype, str) or dtype not in UNIT_ROUNDOFF:
+        raise ConfigError(f"dtype: expected one of {sorted(UNIT_ROUNDOFF)}, got {show(dtype)}")
+    return dtype
+
+
+def _magnitude(name: str, value):
+    """A finite magnitude ≥ 0: a real number or a float/int array (returned as float64)."""
+    from .shapes import check_array, check_scalar, plain_array
+
+    if isinstance(value, np.ndarray):
+        value = plain_array(name, value)
+        if value.dtype.kind in "iu":
+            value = value.astype(np.float64)
+        value = check_array(name, value, tuple(f"axis{i}" for i in range(value.ndim)), allow_empty=True)
+        if value.size and value.min() < 0:
+            raise DomainError(f"{name}: expected values ≥ 0 (a magnitude), got min {value.min()}")
+        return value
+    return check_scalar(name, value, low=0.0)
 
 
 def gamma(n: int, u: float) -> float:
-    """γ_n = n·u / (1 − n·u): the bound on n accumulated relative roundings."""
+    """γ_n = n·u / (1 − n·u): the bound on n ≥ 0 accumulated relative roundings of unit roundoff 0 < u < 1."""
+    from .shapes import check_scalar
+
+    n = _count("n", n)
+    u = check_scalar("u", u, low=0.0, high=1.0)
     nu = n * u
     if nu >= 1:
         return float("inf")
@@ -117,9 +155,8 @@ def bound(dtype: str, n: int, n_ops: int = 0) -> Bound:
 
     **Returns** a `Bound`; compare `|actual − expected| ≤ bound.tolerance(M)`.
     """
-    if dtype not in UNIT_ROUNDOFF:
-        raise ValueError(f"dtype: expected one of {sorted(UNIT_ROUNDOFF)}, got {dtype!r}")
-    u = UNIT_ROUNDOFF[dtype]
+    u = UNIT_ROUNDOFF[_check_dtype(dtype)]
+    n, n_ops = _count("n", n), _count("n_ops", n_ops)
     if dtype in NARROW:
         rel = SAFETY * (gamma(max(n_ops, 1), u) + gamma(n, UNIT_ROUNDOFF["float32"]))
     else:
@@ -133,7 +170,14 @@ def bound(dtype: str, n: int, n_ops: int = 0) -> Bound:
 
 def statistical_z(checks: int, rate: float = FALSE_ALARM_RATE) -> float:
     """Two-sided normal quantile so that `checks` independent z-tests have a total
-    false-alarm probability of at most `rate` (Bonferroni): Φ⁻¹(1 − rate / (2·checks))."""
+    false-alarm probability of at most `rate` (Bonferroni): Φ⁻¹(1 − rate / (2·checks)).
+    `checks` ≥ 1, 0 < `rate` < 1."""
+    from .shapes import check_scalar
+
+    checks = _count("checks", checks, 1)
+    rate = check_scalar("rate", rate, low=0.0, high=1.0)
+    if not 0.0 < rate < 1.0 or not rate / (2 * checks) > 0.0:
+        raise DomainError(f"rate: expected 0 < rate < 1 with rate/(2·checks) > 0, got rate = {rate}, checks = {checks}")
     return statistics.NormalDist().inv_cdf(1 - rate / (2 * checks))
 
 
@@ -147,6 +191,13 @@ def chain_length(function: str, arch, batch: int) -> tuple[int, int]:
     A gradient's chain is its function's forward chain, the backward chain (the same
     layers again, transposed) and the batch sum of the weight gradients.
     """
+    from .architecture import Architecture, VQArchitecture
+
+    if not isinstance(function, str):
+        raise ConfigError(f"function: expected a function name, got {show(function)}")
+    if arch is not None and not isinstance(arch, (Architecture, VQArchitecture)):
+        raise DTypeError(f"arch: expected an Architecture, a VQArchitecture or None, got {describe(arch)}")
+    batch = _count("batch", batch, 1)
     if function.endswith("_vjp"):
         n, ops = chain_length(function[: -len("_vjp")], arch, batch)
         return 2 * n + batch, 2 * ops + 1
@@ -175,13 +226,17 @@ def chain_length(function: str, arch, batch: int) -> tuple[int, int]:
                          encode[1] + reparam[1] + decode[1] + 8),
     }
     if function in table:
+        if arch is None and function != "reparameterize":
+            raise ConfigError(f"arch: {function}'s chain runs through the network, so it needs an architecture, got None")
+        if function.startswith("vq_") and not isinstance(arch, VQArchitecture):
+            raise DTypeError(f"arch: {function} needs a VQArchitecture, got {describe(arch)}")
         return table[function]()
-    raise ValueError(f"function: no chain length for {function!r}; losses on direct inputs use reduction_length")
+    raise ConfigError(f"function: no chain length for {show(function)}; losses on direct inputs use reduction_length")
 
 
 def reduction_length(*sizes: int) -> tuple[int, int]:
-    """(n, n_ops) for an elementwise formula of 4 ops reduced over axes of the given sizes."""
-    return sum(sizes) + 4, 6
+    """(n, n_ops) for an elementwise formula of 4 ops reduced over axes of the given sizes (integers ≥ 1)."""
+    return sum(_count(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes)) + 4, 6
 
 
 def vq_chain_length(function: str, batch: int, dim: int, codes: int) -> tuple[int, int]:
@@ -193,6 +248,9 @@ def vq_chain_length(function: str, batch: int, dim: int, codes: int) -> tuple[in
     over codes and 4 ops. ema_update: the per-code sum over the batch, the moving average,
     debiasing, smoothing (a sum over codes) and the division: batch + codes + 10 roundings.
     """
+    if not isinstance(function, str):
+        raise ConfigError(f"function: expected a function name, got {show(function)}")
+    batch, dim, codes = _count("batch", batch, 1), _count("dim", dim, 1), _count("codes", codes, 1)
     base = function.removesuffix("_vjp")
     extra = 2 if function.endswith("_vjp") else 0
     table = {
@@ -203,7 +261,7 @@ def vq_chain_length(function: str, batch: int, dim: int, codes: int) -> tuple[in
         "ema_update": (batch + codes + 10, 10),
     }
     if base not in table:
-        raise ValueError(f"function: no VQ reduction length for {function!r}; network functions use chain_length")
+        raise ConfigError(f"function: no VQ reduction length for {show(function)}; network functions use chain_length")
     return table[base]
 
 
@@ -219,6 +277,14 @@ def distance_bound(dtype: str, embedding_dim: int, z_norm, e_norm):
     plus the float32 accumulation, as `bound`); the float64 reference's own error is added so
     the exact distances the criterion uses may themselves be float64 evaluations.
     """
+    embedding_dim = _count("embedding_dim", embedding_dim, 1)
+    z_norm, e_norm = _magnitude("z_norm", z_norm), _magnitude("e_norm", e_norm)
+    try:
+        np.broadcast_shapes(np.shape(z_norm), np.shape(e_norm))
+    except ValueError:
+        from .errors import ShapeError
+        raise ShapeError(f"e_norm: expected a shape broadcastable with z_norm's {np.shape(z_norm)}, "
+                         f"got {np.shape(e_norm)}") from None
     own = bound(dtype, embedding_dim + 3, 4)
     ref = bound("float64", embedding_dim + 3)
     scale = (z_norm + e_norm) ** 2
@@ -233,5 +299,8 @@ def sum_ulps(n: int, term_ulps: float = REFERENCE_ULPS) -> float:
     chain length n: the additions above a term, plus a scale or a mean's division). An ulp being
     at least u·Σ|t_i|, the error in ulps is at most `2·term_ulps + γ_n(u)/u` (≈ 2·term_ulps + n).
     """
+    from .shapes import check_scalar
+
+    n, term_ulps = _count("n", n), check_scalar("term_ulps", term_ulps, low=0.0)
     u = UNIT_ROUNDOFF["float64"]
     return 2.0 * term_ulps + gamma(max(n, 0), u) / u

@@ -60,10 +60,11 @@ def acceptable_codes(dtype: str, z_e: np.ndarray, codebook: np.ndarray) -> np.nd
     direct squared distances and `τ` = `vaespec.spec.tolerances.distance_bound`. A row with a single
     True entry is *unambiguous*: every conforming backend must pick exactly that code.
     """
+    from .contract import validate_args
     from .tolerances import distance_bound
 
-    z = np.asarray(z_e, dtype=np.float64)
-    e = np.asarray(codebook, dtype=np.float64)
+    checked = validate_args("quantize", {"z_e": z_e, "codebook": codebook}, dtype)  # shapes, finiteness, domain
+    z, e = checked["z_e"], checked["codebook"]
     d = ((z[:, None, :] - e[None, :, :]) ** 2).sum(axis=2)
     tau = distance_bound(dtype, z.shape[1], np.linalg.norm(z, axis=1)[:, None], np.linalg.norm(e, axis=1)[None, :])
     return d - tau <= (d + tau).min(axis=1, keepdims=True)
