@@ -12,7 +12,7 @@ from vaespec.reference.magnitude import magnitude
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.tolerances import LOG_VAR_DOMAIN, Bound, bound, chain_length, reduction_length
 
-from .compare import repro, round_to, tolerance_from
+from .compare import repro, as_input, tolerance_from
 
 REFERENCE = ReferenceBackend()
 
@@ -31,7 +31,7 @@ def function_args(function: str, example, dtype: str) -> dict[str, Any]:
     """The arguments of `function` taken from `example`, rounded to `dtype`; a log-variance
     is clipped to the dtype's stated domain (`LOG_VAR_DOMAIN`: only float16's is narrower
     than the strategies' |lv| ≤ 20)."""
-    args = {a.name: round_to(dtype, example.args[a.name]) for a in FUNCTIONS[function].args}
+    args = {a.name: as_input(dtype, example.args[a.name]) for a in FUNCTIONS[function].args}
     if "log_var" in args:
         args["log_var"] = np.clip(args["log_var"], -LOG_VAR_DOMAIN[dtype], LOG_VAR_DOMAIN[dtype])
     return args

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from vaespec.spec import dtypes
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.conventions import Convention
 from vaespec.spec.tolerances import Bound
@@ -25,7 +26,8 @@ class LawViolation(AssertionError):
 
 
 def round_to(dtype: str, value):
-    """`value` rounded to `dtype` and back to float64 (round-to-nearest-even).
+    """`value` rounded to `dtype` and back to float64: one round-to-nearest-even from float64
+    (`vaespec.spec.dtypes.round_to`; a cast through float32 would round twice).
 
     Inputs are rounded before both the backend and the reference see them, so
     input quantisation is never counted as backend error.
@@ -36,15 +38,27 @@ def round_to(dtype: str, value):
         return tuple(round_to(dtype, v) for v in value)
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
         return value
-    if dtype == "float64":
+    if dtype not in dtypes.FORMATS:
+        raise ValueError(f"dtype: expected float64, float32, float16 or bfloat16, got {dtype!r}")
+    return dtypes.round_to(dtype, value)
+
+
+def as_input(dtype: str, value):
+    """`value` as the laws hand it to a backend in `dtype`: rounded (`round_to`), then with the dtype's
+    subnormals set to zero (`flush_inputs`), so no law depends on whether a backend flushes its operands."""
+    return flush_inputs(dtype, round_to(dtype, value))
+
+
+def flush_inputs(dtype: str, value):
+    """`value` (as `round_to` returns it) with entries below `dtype`'s smallest normal set to zero: the
+    laws' inputs are never subnormal in the backend's dtype (`vaespec.spec.dtypes`, subnormal policy)."""
+    if isinstance(value, Mapping):
+        return {k: flush_inputs(dtype, v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(flush_inputs(dtype, v) for v in value)
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
         return value
-    if dtype in ("float32", "float16"):
-        return value.astype(dtype).astype(np.float64)
-    if dtype == "bfloat16":
-        bits = value.astype(np.float32).view(np.uint32).astype(np.uint64)
-        rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
-        return rounded.astype(np.uint32).view(np.float32).astype(np.float64)
-    raise ValueError(f"dtype: expected float64, float32, float16 or bfloat16, got {dtype!r}")
+    return dtypes.flush(dtype, value)
 
 
 def _literal(value) -> str:

@@ -22,7 +22,7 @@ from vaespec.spec.tolerances import bound, statistical_z
 from . import strategies
 from . import strategies_estimators as strat
 from .checking import Check, context, function_args, function_tolerance
-from .compare import LawViolation, assert_within, round_to, tolerance_from
+from .compare import LawViolation, assert_within, as_input, tolerance_from
 
 SEED = 20261122
 MAX_CHECKS = 1000
@@ -61,7 +61,7 @@ def _softplus(y):
 # ----------------------------------------------------------------------------- likelihoods
 def gaussian_nll_eq_scaled_reconstruction_loss(backend, example, draw):
     a = _args("gaussian_log_likelihood", example, backend)
-    level = round_to(backend.dtype, np.asarray(draw(strategies.floats(-strat.MAX_ABS_LOG_VAR, strat.MAX_ABS_LOG_VAR))))
+    level = as_input(backend.dtype, np.asarray(draw(strategies.floats(-strat.MAX_ABS_LOG_VAR, strat.MAX_ABS_LOG_VAR))))
     c = draw(strategies.conventions())
     x_hat, x = a["x_hat"], a["x"]
     args = {"x_hat": x_hat, "x": x, "log_var": np.full_like(x, float(level))}
@@ -97,7 +97,7 @@ def log_mean_exp_shift_invariant(backend, example, draw):
     w = a["log_weights"]
     shift = draw(st.one_of(strategies.floats(-_MAX_SHIFT, _MAX_SHIFT), st.sampled_from([-_MAX_SHIFT, -800.0, 800.0,
                                                                                            _MAX_SHIFT])))
-    shifted = round_to(backend.dtype, w + shift)
+    shifted = as_input(backend.dtype, w + shift)
     moved = float(np.max(np.abs(shifted - (w + shift))))  # the shifted inputs' own rounding moves the result ≤ this
     lhs = backend.log_mean_exp(shifted) - shift
     tol = tolerance(backend, "log_mean_exp", a) + tolerance(backend, "log_mean_exp", {"log_weights": shifted}) + moved
@@ -172,7 +172,7 @@ def elbo_le_iwae_bound(backend, example, draw):
 
 def iwae_bound_ge_mean_of_half_bounds(backend, example, draw):
     a = _net(backend, example)
-    second = round_to(backend.dtype, draw(strategies.arrays(a["eps"].shape, -strategies.MAX_ABS_EPS,
+    second = as_input(backend.dtype, draw(strategies.arrays(a["eps"].shape, -strategies.MAX_ABS_EPS,
                                                             strategies.MAX_ABS_EPS)))
     whole = {**a, "eps": np.concatenate([a["eps"], second])}
     halves = 0.5 * (_call(backend, "iwae_bound", a) + _call(backend, "iwae_bound", whole, eps=second))
@@ -188,7 +188,7 @@ def iwae_bound_monotone_in_particles(backend, example, draw):
     row = {**a, "x": a["x"][:1]}
     n, latent = IWAE_REPLICATIONS, row["arch"].latent_size
     replicated = {**row, "x": np.repeat(row["x"], n, axis=0)}
-    noise = round_to(backend.dtype, np.random.default_rng(SEED).standard_normal((2 * max(IWAE_PARTICLES), n, latent)))
+    noise = as_input(backend.dtype, np.random.default_rng(SEED).standard_normal((2 * max(IWAE_PARTICLES), n, latent)))
     z_crit = statistical_z(MAX_CHECKS * len(IWAE_PARTICLES))
     worst = 0.0
     for k in IWAE_PARTICLES:
@@ -239,7 +239,7 @@ def _gradient_matches_reference(function: str):
     def run(backend, example, draw):
         args = _args(function, example, backend)
         outputs = getattr(ref, function)(*(args[p.name] for p in FUNCTIONS[function].args))
-        cotangent = round_to(backend.dtype, draw(strategies.cotangents(function, outputs)))
+        cotangent = as_input(backend.dtype, draw(strategies.cotangents(function, outputs)))
         expected = ref.vjp(function, args, cotangent)
         actual = backend.vjp(function, args, cotangent)
         tol = tolerance_from(bound(backend.dtype, *chain_length(f"{function}_vjp", args)),

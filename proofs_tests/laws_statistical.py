@@ -36,7 +36,7 @@ from vaespec.spec.tolerances import statistical_z
 
 from . import strategies
 from .checking import Check, context, function_args, function_tolerance
-from .compare import LawViolation, round_to
+from .compare import LawViolation, as_input
 
 SAMPLES = 4096
 SEED = 20261121
@@ -46,7 +46,7 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 def _noise(dtype: str, latent: int) -> np.ndarray:
-    return round_to(dtype, np.random.default_rng(SEED).standard_normal((SAMPLES, latent)))
+    return as_input(dtype, np.random.default_rng(SEED).standard_normal((SAMPLES, latent)))
 
 
 def _row(backend, example):

@@ -23,7 +23,7 @@ from .checking_vq import (
     vq_tolerance,
     vq_vjp_tolerance,
 )
-from .compare import LawViolation, assert_within, round_to, tolerance_from
+from .compare import LawViolation, assert_within, as_input, tolerance_from
 
 
 def _args(function, example, backend):
@@ -68,7 +68,7 @@ def quantize_ties_to_lowest_index(backend, example, draw):
 def quantize_idempotent(backend, example, draw):
     a = _args("quantize", example, backend)
     z_q, _ = backend.quantize(a["z_e"], a["codebook"])
-    z_q = round_to(backend.dtype, np.asarray(z_q))
+    z_q = as_input(backend.dtype, np.asarray(z_q))
     again = {"z_e": z_q, "codebook": a["codebook"]}
     ctx = vq_context("quantize", again, backend)
     z_qq, indices = backend.quantize(z_q, a["codebook"])
@@ -103,8 +103,8 @@ def quantize_codebook_permutation_equivariance(backend, example, draw):
 
 def quantize_translation_invariance(backend, example, draw):
     a = _args("quantize", example, backend)
-    shift = round_to(backend.dtype, draw(strategies.arrays((a["z_e"].shape[1],), -10.0, 10.0)))
-    moved = {"z_e": round_to(backend.dtype, a["z_e"] + shift), "codebook": round_to(backend.dtype, a["codebook"] + shift)}
+    shift = as_input(backend.dtype, draw(strategies.arrays((a["z_e"].shape[1],), -10.0, 10.0)))
+    moved = {"z_e": as_input(backend.dtype, a["z_e"] + shift), "codebook": as_input(backend.dtype, a["codebook"] + shift)}
     ctx = vq_context("quantize", moved, backend) + f"\n# translation: {shift.tolist()}"
     _, indices = backend.quantize(a["z_e"], a["codebook"])
     _, indices_m = backend.quantize(moved["z_e"], moved["codebook"])
@@ -120,7 +120,7 @@ def quantize_translation_invariance(backend, example, draw):
 
 def quantize_straight_through_gradient(backend, example, draw):
     a = _args("quantize", example, backend)
-    cotangent = round_to(backend.dtype, draw(strategies.arrays(a["z_e"].shape, -1.0, 1.0)))
+    cotangent = as_input(backend.dtype, draw(strategies.arrays(a["z_e"].shape, -1.0, 1.0)))
     ctx = vq_context("quantize", a, backend) + f"\n# backend.vjp('quantize', args, {cotangent!r})"
     grads = backend.vjp("quantize", a, cotangent)
     assert_within("vjp(quantize)['z_e']", grads["z_e"], cotangent, 0.0, context=ctx)
@@ -155,7 +155,7 @@ def codebook_loss_eq_commitment_loss(backend, example, draw):
 
 
 def _scalar_cotangent(backend, draw):
-    return float(round_to(backend.dtype, np.float64(draw(st.one_of(st.just(1.0), strategies.floats(-2.0, 2.0))))))
+    return float(as_input(backend.dtype, np.float64(draw(st.one_of(st.just(1.0), strategies.floats(-2.0, 2.0))))))
 
 
 def codebook_loss_gradient_reaches_codebook_only(backend, example, draw):
@@ -197,7 +197,7 @@ def vq_forward_eq_decode_quantize_encode(backend, example, draw):
     worst = judge_choices("vq_forward", backend.dtype, z_e, a["codebook"], indices, ctx)
     worst = max(worst, judge_choices("quantize", backend.dtype, z_e, a["codebook"], indices_2, ctx))
     same = np.asarray(indices) == np.asarray(indices_2)  # a near-tie may flip between the two evaluations
-    rhs = backend.decode(a["arch"], a["params"], round_to(backend.dtype, np.asarray(z_q)))
+    rhs = backend.decode(a["arch"], a["params"], as_input(backend.dtype, np.asarray(z_q)))
     tol = vq_tolerance(backend.dtype, "vq_forward", a, np.asarray(indices_2))[0]
     return max(worst, assert_within("vq_forward", x_hat[same], rhs[same], tol[same], context=ctx))
 
@@ -208,8 +208,8 @@ def vq_loss_eq_reconstruction_add_codebook_add_commitment(backend, example, draw
     indices = backend_choices(backend, "vq_loss", a, ctx)
     lhs = backend.vq_loss(a["arch"], a["params"], a["codebook"], a["x"], a["commitment_weight"], a["convention"])
     x_hat, _ = backend.vq_forward(a["arch"], a["params"], a["codebook"], a["x"])
-    z_e = round_to(backend.dtype, np.asarray(backend.vq_encode(a["arch"], a["params"], a["x"])))
-    rhs = (backend.reconstruction_loss(round_to(backend.dtype, np.asarray(x_hat)), a["x"], a["convention"])
+    z_e = as_input(backend.dtype, np.asarray(backend.vq_encode(a["arch"], a["params"], a["x"])))
+    rhs = (backend.reconstruction_loss(as_input(backend.dtype, np.asarray(x_hat)), a["x"], a["convention"])
            + backend.codebook_loss(z_e, a["codebook"])
            + a["commitment_weight"] * backend.commitment_loss(z_e, a["codebook"]))
     return assert_within("vq_loss", lhs, rhs, vq_tolerance(backend.dtype, "vq_loss", a, indices), context=ctx)

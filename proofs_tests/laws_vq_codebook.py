@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
+from vaespec.spec import dtypes
 from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.keys import Key, as_key, normal
 from vaespec.spec.tolerances import bound
@@ -13,7 +14,7 @@ from vaespec.spec.tolerances import bound
 from . import strategies, strategies_vq
 from .checking import Check, function_args
 from .checking_vq import backend_choices, reference, reference_vjp, vq_context, vq_tolerance, vq_vjp_tolerance
-from .compare import LawViolation, assert_within, round_to, tolerance_from
+from .compare import LawViolation, assert_within, as_input, tolerance_from
 
 
 def _args(function, example, backend):
@@ -28,6 +29,19 @@ def _exact(function: str, actual, expected, ctx: str) -> None:
     elif np.shape(actual) != np.shape(expected) or not np.array_equal(np.asarray(actual), np.asarray(expected)):
         raise LawViolation(f"{function}: got {np.asarray(actual).tolist()!r}, expected exactly "
                            f"{np.asarray(expected).tolist()!r}\n{ctx}")
+
+
+def _exact_in_dtype(function: str, actual, value, backend, ctx: str) -> None:
+    """Draws and copies: `actual` is `value` rounded into the backend's dtype (RNE from float64, or a cast
+    through float32), flushed where the backend declares that it flushes subnormals (`vaespec.spec.dtypes`)."""
+    value = np.asarray(value, dtype=np.float64)
+    if dtypes.flushes_subnormals(backend):
+        value = dtypes.flush(backend.dtype, dtypes.round_to(backend.dtype, value))
+    actual = np.asarray(actual, dtype=np.float64)
+    if actual.shape != value.shape or not np.all(dtypes.equal_in_dtype(backend.dtype, actual, value)):
+        raise LawViolation(f"{function}: got {actual.tolist()!r}, expected exactly "
+                           f"{dtypes.round_to(backend.dtype, value).tolist()!r} (the draws rounded to "
+                           f"{backend.dtype})\n{ctx}")
 
 
 def ema_kmeans_step(backend, example, draw):
@@ -124,8 +138,8 @@ def init_codebook_deterministic_given_key(backend, example, draw):
     first = backend.init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"])
     _exact("init_codebook (same key twice)", backend.init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"]),
            first, ctx)
-    expected = round_to(backend.dtype, normal(as_key(a["key"]), (a["num_embeddings"], a["embedding_dim"]))[0])
-    _exact("init_codebook vs normal(key, (K, D))", first, expected, ctx)
+    expected = normal(as_key(a["key"]), (a["num_embeddings"], a["embedding_dim"]))[0]
+    _exact_in_dtype("init_codebook vs normal(key, (K, D))", first, expected, backend, ctx)
     other = backend.init_codebook(a["num_embeddings"], a["embedding_dim"], (a["key"] + 1) % 2**64)
     if np.array_equal(other, first):
         raise LawViolation(f"init_codebook: keys {a['key']} and {(a['key'] + 1) % 2**64} gave the same codebook\n{ctx}")
@@ -155,7 +169,7 @@ def _matches_reference(function: str):
             return 0.0
         if function in ("init_codebook", "reset_dead_codes"):  # draws and copies: exact after rounding
             for act, exp in zip(actual_f, expected_f):
-                _exact(function, act, round_to(backend.dtype, exp), ctx)
+                _exact_in_dtype(function, act, exp, backend, ctx)
             return 0.0
         if function == "codebook_health":  # perplexity: a sum over K codes of p log p, then exp
             codes = a["num_embeddings"]
@@ -173,7 +187,7 @@ def _gradient_matches_reference(function: str):
         ctx = vq_context(function, a, backend)
         indices = backend_choices(backend, function, a, ctx)
         output = _split(function, reference(function, a, indices))[0][0]  # cotangents cover the first float output
-        cotangent = round_to(backend.dtype, np.asarray(draw(strategies.cotangents(function, output))))
+        cotangent = as_input(backend.dtype, np.asarray(draw(strategies.cotangents(function, output))))
         cotangent = cotangent if cotangent.ndim else float(cotangent)
         ctx += f"\n# gradient: backend.vjp({function!r}, args, {cotangent!r})"
         expected = reference_vjp(function, a, cotangent, indices)

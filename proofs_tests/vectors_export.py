@@ -430,7 +430,8 @@ def export(directory, seed: int = 0) -> dict:
         "tolerance": {
             "bound": "|actual − expected| ≤ bounds[b].rel[dtype] · magnitude + bounds[b].floor[dtype], entrywise",
             "exact": "actual = expected exactly (integers, keys, copied values)",
-            "exact_in_dtype": "actual = expected rounded to the port's dtype (round to nearest even), exactly"},
+            "exact_in_dtype": ("actual = expected rounded to the port's dtype, exactly: once, to nearest even "
+                               "from float64, or through float32 first (torch's cast); vaespec.spec.dtypes")},
         "functions": {name: {"chapter": s.chapter, "formula": s.formula,
                              "args": [{"name": a.name, "kind": a.kind, "dims": list(a.dims)} for a in s.args],
                              "outputs": [{"name": o.name, "kind": o.kind, "dims": list(o.dims)} for o in s.outputs],
