@@ -31,6 +31,7 @@ from .convert import from_params
 from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
 from .keys import reparameterize_with_key
 from .estimators import EstimatorsMethods
+from .evidence import EvidenceMethods
 from .vq_backend import VQMethods
 
 # Which modules each function needs (a part of the parameter layout); others need none.
@@ -80,7 +81,7 @@ def _body(function: str, t: dict[str, Tensor], encoder, decoder, args: Mapping[s
     raise AssertionError(f"no torch body for contract function {function!r}")  # FUNCTIONS grew
 
 
-class TorchBackend(VQMethods, EstimatorsMethods):
+class TorchBackend(VQMethods, EstimatorsMethods, EvidenceMethods):
     """The contract (`vaespec.spec.contract.VAEBackend`, `vaespec.spec.vq.VQBackend`) on torch.
 
     **Arguments**
@@ -92,13 +93,15 @@ class TorchBackend(VQMethods, EstimatorsMethods):
     """
 
     name = "torch"
-    chapters = ("vae", "vq", "estimators")
+    chapters = ("vae", "vq", "estimators", "bayes")
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)
         if not supported(self._device, self._dtype):
             raise ConfigError(f"dtype: {dtype_name(self._dtype)} is not supported on {self._device}")
         self.device, self.dtype = str(self._device), dtype_name(self._dtype)
+        if self._dtype not in (torch.float64, torch.float32):  # torch's Cholesky has no bfloat16/float16 kernel
+            self.chapters = tuple(c for c in self.chapters if c != "bayes")
 
     def __repr__(self) -> str:
         return f"TorchBackend(device={self.device!r}, dtype={self.dtype!r})"

@@ -32,7 +32,8 @@ def chapters(backend) -> tuple[str, ...]:
 # VAE-chapter functions other chapters' laws call: a VQ backend's decoder and reconstruction term, the
 # estimators' encoder, decoder and sampler.
 ALSO_NEEDED = {"vq": ("decode", "reconstruction_loss"),
-               "estimators": ("encode", "decode", "reparameterize", "reconstruction_loss")}
+               "estimators": ("encode", "decode", "reparameterize", "reconstruction_loss"),
+               "bayes": ("log_importance_weights", "elbo", "iwae_bound")}
 
 
 def required(backend) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ COLUMNS = ("law", "backend", "device", "dtype", "examples", "error/tol", "verdic
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": (__name__, "check every law against a backend"),
     "train": ("vaespec.impl.train.cli", "train a VAE or VQ-VAE on the bundled digits or your .npy/.npz"),
+    "bayes": ("vaespec.impl.bayes.cli", "SVI and NUTS over the linear decoder's parameters (exact evidence, Pyro)"),
     "fidelity": ("vaespec.proofs_tests.fidelity", "measure the float64 reference against a 60-digit oracle, in ulps"),
     "vectors": ("vaespec.proofs_tests.vectors", "export golden vectors, or verify them and a backend against them"),
 }

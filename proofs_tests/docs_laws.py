@@ -33,7 +33,8 @@ _CLASSES = (
     ("criterion", "a stated acceptance rule (quantize's near-tie criterion, vq.md)."),
 )
 
-_CHAPTER_TITLES = {"vae": "The VAE chapter", "vq": "The VQ-VAE chapter", "estimators": "The estimators chapter"}
+_CHAPTER_TITLES = {"vae": "The VAE chapter", "vq": "The VQ-VAE chapter", "estimators": "The estimators chapter",
+                   "bayes": "The Bayesian chapter"}
 
 
 def _cell(text: str) -> str:

@@ -52,6 +52,7 @@ def _chapter(name: str) -> list[str]:
     ("contract.md", _chapter("vae"), "contract function"),
     ("vq.md", _chapter("vq"), "contract function"),
     ("estimators.md", _chapter("estimators"), "contract function"),
+    ("bayes.md", _chapter("bayes"), "contract function"),
     ("math.md", ACTIVATIONS, "activation"),
     ("conventions.md", PRESETS, "convention preset"),
     ("testing.md", PROFILES, "Hypothesis profile"),

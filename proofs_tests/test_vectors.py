@@ -139,6 +139,9 @@ def _suite_tolerance(dtype, case, args):
         return function_tolerance(backend, case["function"], args)
     if case["chapter"] == "vq":
         return vq_tolerance(dtype, case["function"], args, None)
+    if case["chapter"] == "bayes":
+        from vaespec.proofs_tests import laws_bayes
+        return laws_bayes.tolerance(backend, case["function"], args)
     return laws_estimators.tolerance(backend, case["function"], args)
 
 

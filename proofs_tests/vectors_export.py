@@ -35,7 +35,8 @@ SIZES = {"input": 5, "output": 5, "latent": 3, "embedding": 3, "codes": 6, "batc
          "categories": 5}
 HIDDEN = {"encoder_sizes": (6, 4), "decoder_sizes": (4, 6)}
 # Scalars by argument name: values exact in every dtype (the defaults 0.99 and 1e-5 are not).
-SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": (0.9375,), "epsilon": (2.0**-12,)}
+SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": (0.9375,), "epsilon": (2.0**-12,),
+           "noise_log_var": (-0.5, 1.0, 0.25)}
 FP16_TINY, FP16_MAX = 2.0**-14, 65504.0
 ACTIVATION_CASES = 3
 
@@ -211,6 +212,11 @@ def _chapter_rules(function: str):
         from vaespec.spec.estimators import chain_length
         from vaespec.spec.tolerances import bound
         return (lambda dtype, name, args: bound(dtype, *chain_length(name, args))), est.magnitude, est.vjp_magnitude
+    if chapter == "bayes":  # as laws_bayes: the chapter's chain lengths and normwise magnitudes
+        from vaespec.reference import bayes as bay
+        from vaespec.spec.bayes import chain_length as bayes_chain
+        from vaespec.spec.tolerances import bound
+        return (lambda dtype, name, args: bound(dtype, *bayes_chain(name, args))), bay.magnitude, bay.vjp_magnitude
     raise Unsupported(f"{function}: no tolerance rule for chapter {chapter!r} in the vectors yet")
 
 

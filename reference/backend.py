@@ -5,12 +5,13 @@ from __future__ import annotations
 from vaespec.spec.keys import as_key, normal
 from vaespec.spec.shapes import check_array
 
-from . import estimators, gradients, vae
+from . import bayes, estimators, gradients, vae
+from .bayes import BayesReferenceMethods
 from .estimators import EstimatorsReferenceMethods
 from .vq import VQReferenceMethods
 
 
-class ReferenceBackend(VQReferenceMethods, EstimatorsReferenceMethods):
+class ReferenceBackend(VQReferenceMethods, EstimatorsReferenceMethods, BayesReferenceMethods):
     """The executable spec behind the `VAEBackend` and `VQBackend` protocols: float64 NumPy on the CPU.
 
     Each chapter's functions come from its module (the VQ chapter's as the mixin
@@ -20,7 +21,7 @@ class ReferenceBackend(VQReferenceMethods, EstimatorsReferenceMethods):
     name = "reference"
     device = "cpu"
     dtype = "float64"
-    chapters = ("vae", "vq", "estimators")
+    chapters = ("vae", "vq", "estimators", "bayes")
 
     encode = staticmethod(vae.encode)
     decode = staticmethod(vae.decode)
@@ -33,6 +34,8 @@ class ReferenceBackend(VQReferenceMethods, EstimatorsReferenceMethods):
     loss = staticmethod(vae.loss)
 
     def vjp(self, function, args, cotangent):
+        if function in bayes.FUNCTIONS:
+            return bayes.vjp(function, args, cotangent)
         return (estimators.vjp if function in estimators.FUNCTIONS else gradients.vjp)(function, args, cotangent)
 
     def reparameterize_key(self, mu, log_var, key):

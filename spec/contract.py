@@ -69,10 +69,11 @@ VAE_FUNCTIONS: dict[str, FunctionSpec] = {
 }
 
 # Every chapter's functions; a chapter's module states its own (`vaespec.spec.vq`, …).
+from . import bayes as _bayes
 from . import estimators as _estimators
 from . import vq as _vq
 
-FUNCTIONS: dict[str, FunctionSpec] = {**VAE_FUNCTIONS, **_vq.FUNCTIONS, **_estimators.FUNCTIONS}
+FUNCTIONS: dict[str, FunctionSpec] = {**VAE_FUNCTIONS, **_vq.FUNCTIONS, **_estimators.FUNCTIONS, **_bayes.FUNCTIONS}
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from . import bayes as _bayes
 from . import estimators as _estimators
 from . import vq as _vq
 from .contract import FUNCTIONS
@@ -77,6 +78,7 @@ _LAWS: list[Law] = [
 # Every chapter's own laws (see `vaespec.spec.vq`).
 _LAWS.extend(_vq.LAWS.values())
 _LAWS.extend(_estimators.LAWS.values())
+_LAWS.extend(_bayes.LAWS.values())
 
 # Agreement with the float64 reference, for every function of every chapter. Functions with a
 # discrete choice (quantize's index) are compared at the backend's own choices, which

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CHAPTERS = ("vae", "vq", "estimators")
+CHAPTERS = ("vae", "vq", "estimators", "bayes")
 
 
 @dataclass(frozen=True)

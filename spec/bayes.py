@@ -1,0 +1,153 @@
+"""The Bayesian chapter: the generative path's parameters θ as random variables, and the exact
+evidence of the linear-Gaussian VAE (probabilistic PCA) that lets laws measure every estimator.
+
+**The model** (`vaespec bayes`, docs/bayes.md). θ is the decoder's parameter mapping in the
+contract's layout (`Architecture.parameter_shapes("decoder")`: `decoder_*.kernel` [in, out],
+`decoder_*.bias` [out]), every entry a priori independent N(0, s²), s = `PRIOR_SCALE`:
+
+    log p(θ, X) = Σ_i log N(θ_i; 0, s²) + Σ_n log p(x_n | θ)
+
+What "log p(x | θ)" is depends on the decoder, and the three cases carry different names
+(`EVIDENCE_KINDS`) so an estimate is never reported as the evidence:
+
+- `"exact"` — a linear decoder `x = W z + b + σ·ν`, z ~ N(0, I_L), ν ~ N(0, I_D) with
+  `W = decoder_output.kernelᵀ` [output, latent], `b = decoder_output.bias`, σ² = e^`noise_log_var`:
+  the latent integrates out in closed form, log p(x | θ) = `linear_gaussian_log_evidence`
+  = log N(x; b, W Wᵀ + σ² I). The posterior over θ is then the exact Bayesian posterior.
+- `"elbo"` — any decoder with the estimators chapter's Gaussian or Bernoulli likelihood and
+  an encoder (held fixed while θ is sampled): log p(x | θ) is *replaced* by
+  `elbo(θ, φ, x, ε)` with K fixed noise particles ε, a lower bound on the evidence in
+  expectation. The "posterior" is over this surrogate likelihood, not p(θ | X).
+- `"iwae"` — as `"elbo"` with `iwae_bound` (K particles): a tighter bound in expectation,
+  approaching log p(x | θ) as K → ∞ (`iwae_gap_matches_delta_method`); still a surrogate.
+
+**Exact evidence and posterior** (Tipping & Bishop 1999). With r = x − b and M = WᵀW + σ² I_L:
+
+    log p(x) = −½ (D log 2π + log det(W Wᵀ + σ² I_D) + rᵀ (W Wᵀ + σ² I_D)⁻¹ r)
+             = −½ (D log 2π + (D − L) log σ² + log det M + (‖r‖² − rᵀ W M⁻¹ Wᵀ r) / σ²)
+    p(z | x) = N(M⁻¹ Wᵀ r, σ² M⁻¹)
+
+(the second form by the matrix determinant lemma and Woodbury's identity; both are correct
+implementations). The laws below need exactly this: an estimator of log p(x) compared with
+log p(x) itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .shapes import Float
+from .signature import Arg, FunctionSpec, Law, Output
+
+PRIOR_SCALE = 1.0  # s: θ_i ~ N(0, s²), quivers' `parameter_prior_scale=1.0`
+EVIDENCE_KINDS = {
+    "exact": "log N(x; b, W Wᵀ + σ² I): the evidence of the linear-Gaussian decoder, z integrated out exactly",
+    "elbo": "a K-particle Monte-Carlo ELBO with fixed noise and a fixed encoder: a lower bound in expectation",
+    "iwae": "a K-particle importance-weighted bound with fixed noise and a fixed encoder: a lower bound in "
+            "expectation, approaching the evidence as K grows",
+}
+
+X = Arg("x", "array", ("batch", "output"), True)
+WEIGHT = Arg("weight", "array", ("output", "latent"), True, "finite reals: W in x = W z + b + σ·ν")
+BIAS = Arg("bias", "array", ("output",), True, "finite reals: b, the mean of x")
+NOISE_LOG_VAR = Arg("noise_log_var", "scalar", domain="|log σ²| ≤ 20: the isotropic decoder noise σ² = e^ℓ",
+                    low=-20.0, high=20.0)
+
+_C = "bayes"
+_ARGS = (X, WEIGHT, BIAS, NOISE_LOG_VAR)
+_fns = (
+    FunctionSpec("linear_gaussian_log_evidence", _ARGS, (Output("log_evidence", ("batch",)),),
+                 "log p(x) = log N(x; b, W Wᵀ + σ² I) = −½(D log 2π + (D − L) log σ² + log det M "
+                 "+ (‖r‖² − rᵀ W M⁻¹ Wᵀ r)/σ²), r = x − b, M = WᵀW + σ² I  (exact: z integrated out)", _C),
+    FunctionSpec("linear_gaussian_posterior", _ARGS,
+                 (Output("mean", ("batch", "latent")), Output("covariance", ("latent", "latent"))),
+                 "p(z | x) = N(M⁻¹ Wᵀ (x − b), σ² M⁻¹), M = WᵀW + σ² I  (exact)", _C),
+)
+FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
+
+# Statistical laws: replications N and particle counts K, and the Bonferroni count of their z-tests.
+REPLICATIONS = 4096
+GAP_PARTICLES = (1, 16)
+RATE_PARTICLES = 16
+MAX_CHECKS = 1000  # examples a run may draw per law, as the estimators chapter
+
+_laws = (
+    Law("log_weights_eq_log_evidence_at_exact_posterior",
+        "with the encoder set to the exact posterior (μ = mean, log σ²_q = log diag covariance, for W with "
+        "orthogonal columns so that the posterior is diagonal), a linear decoder W z + b and the Gaussian "
+        "likelihood with log σ² = noise_log_var: every log_importance_weights(x, ε)_k equals "
+        "linear_gaussian_log_evidence(x), for every ε (zero variance), so elbo = iwae_bound = log p(x)",
+        ("linear_gaussian_log_evidence", "linear_gaussian_posterior", "log_importance_weights"),
+        "orthogonal columns, 1 ≤ L ≤ D ≤ 5, |log σ²| ≤ 1.5", "roundoff", _C),
+    Law("elbo_gap_eq_kl_to_exact_posterior",
+        "for any diagonal Gaussian encoder q = N(m, diag e^v): elbo(x, ε) over the 2L cubature points "
+        "ε = ±√L e_j (exact for the quadratic log-weights of a linear decoder) equals "
+        "linear_gaussian_log_evidence(x) − KL(q ‖ p(z | x)), the KL between Gaussians in closed form with "
+        "p(z | x) = linear_gaussian_posterior(x)", ("elbo", "linear_gaussian_log_evidence",
+                                                    "linear_gaussian_posterior"),
+        "1 ≤ L ≤ D ≤ 5, |log σ²| ≤ 1.5, |m − mean| ≤ 2, |v| ≤ 2", "roundoff", _C),
+    Law("iwae_bound_le_log_evidence",
+        f"E[iwae_bound_K(x)] ≤ log p(x) for K ∈ {GAP_PARTICLES}: over N = {REPLICATIONS} replications (fixed "
+        "seed), mean_n IWAE_K ≤ linear_gaussian_log_evidence(x) + z·s/√N, s the sample standard deviation, "
+        "z = statistical_z(MAX_CHECKS × 2); with elbo_le_iwae_bound this is ELBO ≤ IWAE_K ≤ log p(x)",
+        ("iwae_bound", "linear_gaussian_log_evidence"), "as iwae_gap_matches_delta_method", "statistical", _C),
+    Law("iwae_gap_matches_delta_method",
+        f"IWAE_K → log p(x) at the delta method's rate: with K = {RATE_PARTICLES}, w = p(x, z)/q(z) and "
+        "W = w/p(x) = p(z|x)/q(z), E[W] = 1, ρ = Var W, κ₃ = E(W − 1)³ (closed-form Gaussian integrals), "
+        "K·(log p(x) − E IWAE_K) = ρ/2 − (κ₃/3 − 3ρ²/4)/K + O(K⁻²); checked over N replications within "
+        "z·K·s/√N plus the second-order term's own size |κ₃/3 − 3ρ²/4|/K for the remainder",
+        ("iwae_bound", "linear_gaussian_log_evidence", "linear_gaussian_posterior"),
+        "orthogonal columns, encoder variance in [1, 1.5]× the posterior's largest, |m − mean| ≤ ½ sd",
+        "statistical", _C),
+)
+LAWS: dict[str, Law] = {law.name: law for law in _laws}
+
+
+def validate(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
+    """`vaespec.spec.contract.validate_args` plus this chapter's rule: at most as many latent as
+    observed dimensions (L ≤ D: the model is a low-rank Gaussian). Returns the checked arguments."""
+    from .contract import validate_args
+    from .errors import ShapeError
+
+    checked = validate_args(function, args, dtype)
+    output, latent = checked["weight"].shape
+    if latent > output:
+        raise ShapeError(f"weight: expected [output, latent] with latent ≤ output (a low-rank Gaussian), got shape "
+                         f"{checked['weight'].shape}")
+    return checked
+
+
+def chain_length(function: str, args: Mapping[str, Any]) -> tuple[int, int]:
+    """(n, n_ops) of the longest rounding chain: forming WᵀW (or W Wᵀ) and Wᵀr (dot products of
+    length D), a Cholesky or LU solve (≤ 3 max(D, L) roundings along a chain), the quadratic form's
+    sum over D and the log-determinant's over L, and 10 elementwise ops; a gradient doubles it
+    and adds the batch sum (as `vaespec.spec.tolerances.chain_length`)."""
+    output, latent = np.shape(args["weight"])
+    n, ops = 2 * output + 3 * max(output, latent) + latent + 10, 10
+    if function.endswith("_vjp"):
+        return 2 * n + int(np.shape(args["x"])[0]), 2 * ops + 1
+    return n, ops
+
+
+@runtime_checkable
+class BayesBackend(Protocol):
+    """What a backend declaring the `bayes` chapter provides, besides the estimators chapter's
+    `log_importance_weights`, `elbo` and `iwae_bound`, which its laws also call."""
+
+    name: str
+    device: str
+    dtype: str
+
+    def linear_gaussian_log_evidence(self, x: Float[np.ndarray, "batch output"],
+                                     weight: Float[np.ndarray, "output latent"], bias: Float[np.ndarray, " output"],
+                                     noise_log_var: float) -> Float[np.ndarray, " batch"]: ...
+
+    def linear_gaussian_posterior(self, x: Float[np.ndarray, "batch output"],
+                                  weight: Float[np.ndarray, "output latent"], bias: Float[np.ndarray, " output"],
+                                  noise_log_var: float) -> tuple[Float[np.ndarray, "batch latent"],
+                                                                 Float[np.ndarray, "latent latent"]]: ...
+
+    def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...
