@@ -140,8 +140,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return importlib.import_module(args._module).run(args)
-    except VaespecError as error:
-        print(f"vaespec {args.command}: {error}", file=sys.stderr)
+    except VaespecError as error:  # one line, whatever the message (a library's may span several)
+        print(f"vaespec {args.command}: " + " ".join(str(error).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C, or a backend raising it: one line, not a traceback
         print(f"vaespec {args.command}: interrupted (KeyboardInterrupt); nothing more was checked or written",

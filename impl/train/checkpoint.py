@@ -34,7 +34,7 @@ import uuid
 
 import torch
 from vaespec.spec.errors import ConfigError
-from vaespec.spec.files import read_regular
+from vaespec.spec.files import read_inside
 
 FORMAT = "vaespec-train-checkpoint/2"
 TENSORS, STATE = "tensors.safetensors", "state.json"
@@ -225,13 +225,23 @@ def _structure_errors(state: dict) -> list[str]:
     return problems
 
 
+def _read(directory: str, name: str, limit: int) -> bytes:
+    """`directory`/`name`, read inside `directory`'s parent (the run's --out): no link is followed, at the
+    checkpoint directory or the file, no FIFO or device opened, no more than `limit` bytes read."""
+    parent, base = os.path.split(os.path.abspath(directory))
+    try:
+        return read_inside(parent, f"{base}/{name}", limit, CheckpointError)
+    except CheckpointError as error:
+        raise CheckpointError(f"resume: {error}") from None
+
+
 def read_state(directory: str) -> dict:
     """The JSON state of the last good checkpoint of `directory` (see `locate`), its checksum and structure
     verified. **Raises** `CheckpointError` naming the file."""
     path = os.path.join(locate(directory), STATE)
     if not os.path.lexists(path):
         raise CheckpointError(f"resume: no checkpoint at {directory!r} (missing {STATE})")
-    data = read_regular(path, MAX_STATE_BYTES, CheckpointError, "resume")
+    data = _read(locate(directory), STATE, MAX_STATE_BYTES)
     try:
         state = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
@@ -263,7 +273,7 @@ def load(directory: str, model, likelihood, optimizer, device) -> dict:
     record = state["tensors"]
     if record["bytes"] > MAX_TENSORS_BYTES:
         raise CheckpointError(f"resume: {path!r}: {STATE} records {record['bytes']} bytes, over {MAX_TENSORS_BYTES}")
-    payload = read_regular(path, record["bytes"], CheckpointError, "resume")
+    payload = _read(locate(directory), TENSORS, record["bytes"])
     if len(payload) != record["bytes"] or hashlib.sha256(payload).hexdigest() != record["sha256"]:
         raise CheckpointError(f"resume: {path!r}: {len(payload)} bytes with sha256 {hashlib.sha256(payload).hexdigest()}"
                               f"; {STATE} records {record['bytes']} bytes, {record['sha256'][:64]} (corrupt)")
@@ -285,12 +295,29 @@ def load(directory: str, model, likelihood, optimizer, device) -> dict:
             if key.startswith("optimizer."):
                 _, index, name = key.split(".", 2)
                 per_param.setdefault(int(index), {})[name] = value.to("cpu") if name == "step" else value
-        groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in state["optimizer_param_groups"]]
+        groups = [{**g, "betas": tuple(g["betas"])} if isinstance(g.get("betas"), list) else g
+                  for g in state["optimizer_param_groups"]]
+        _check_groups(groups, optimizer.state_dict()["param_groups"])
         optimizer.load_state_dict({"state": per_param, "param_groups": groups})
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
         raise CheckpointError(f"resume: the checkpoint in {locate(directory)!r} does not fit this model "
                               f"({type(error).__name__}: {str(error)[:200]})") from None
     return state
+
+
+def _check_groups(saved: list[dict], live: list[dict]) -> None:
+    """`vaespec train` always builds Adam with its defaults: a saved group must match the live one in every
+    hyper-parameter but the learning rate (a forged `capturable` or `betas` would fail only at the first step)."""
+    if len(saved) != len(live):
+        raise ValueError(f"{len(saved)} parameter groups saved, {len(live)} in the optimizer")
+    for mine, theirs in zip(saved, live):
+        differ = sorted(k for k in set(mine) | set(theirs) if k not in ("lr", "params")
+                        and (k not in mine or k not in theirs or mine[k] != theirs[k]
+                             or type(mine[k]) is not type(theirs[k])))
+        if differ:
+            raise ValueError(f"optimizer hyper-parameters {differ[:5]} differ from vaespec's Adam")
+        if mine["params"] != theirs["params"] or not _is_number(mine.get("lr")):
+            raise ValueError("optimizer parameter indices or learning rate are not this model's")
 
 
 @contextlib.contextmanager

@@ -64,9 +64,14 @@ def _npy_array(stream, size: int, source: str) -> np.ndarray:
     """One .npy array from `stream` of `size` bytes, after checking that its header's shape × dtype is what
     the stream holds (a header may declare 10¹² rows) and that it needs no unpickling."""
     fmt = np.lib.format
-    version = fmt.read_magic(stream)
-    header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-    shape, fortran, dtype = header(stream)
+    try:
+        version = fmt.read_magic(stream)
+        header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = header(stream)
+    except DataError:
+        raise
+    except Exception as error:  # noqa: BLE001  (numpy's header parser raises ValueError, tokenize errors, …)
+        raise DataError(f"data: cannot read {source}: it has no valid .npy header ({type(error).__name__}: {str(error)[:200]})") from None
     if dtype.hasobject:
         raise DataError(f"data: {source} holds Python objects ({dtype}), which need unpickling; vaespec never unpickles: save a numeric "
                         "array with numpy.save / numpy.savez")
@@ -79,6 +84,8 @@ def _npy_array(stream, size: int, source: str) -> np.ndarray:
     data = stream.read(need)
     if len(data) != need:
         raise DataError(f"data: {source} ended after {len(data)} of {need} bytes: truncated")
+    if stream.read(1):  # (also what makes a .npz member check its CRC: zipfile does so at the end of the stream)
+        raise DataError(f"data: {source} holds more than its header's {need} bytes: corrupt")
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
