@@ -8,10 +8,16 @@ vaespec.proofs_tests.negative_controls:<Name>` shows the failing law.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import replace
+
 import numpy as np
 
 from vaespec.reference import gradients, vae
+from vaespec.reference.activations import ACTIVATION_FUNCTIONS, Activation
 from vaespec.reference.backend import ReferenceBackend
+from vaespec.spec.architecture import LEAKY_RELU_SLOPE
+from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.conventions import Convention, get_convention
 
 
@@ -186,6 +192,88 @@ class KeyIgnored(NegativeControl):
         return z, key
 
 
+class _ActivationControl(NegativeControl):
+    """The reference with one activation replaced (`replace(act) -> Activation`) in every function and vjp:
+    the bugs of the activation chapter of `vaespec.spec.dtypes` (formula switches, kinks)."""
+
+    activation = ""
+
+    def replace(self, act: Activation) -> Activation:
+        raise NotImplementedError
+
+    @contextmanager
+    def _swapped(self):
+        original = ACTIVATION_FUNCTIONS[self.activation]
+        ACTIVATION_FUNCTIONS[self.activation] = self.replace(original)
+        try:
+            yield
+        finally:
+            ACTIVATION_FUNCTIONS[self.activation] = original
+
+
+def _wrap(name: str):
+    def method(self, *args, **kwargs):
+        with self._swapped():
+            return getattr(super(_ActivationControl, self), name)(*args, **kwargs)
+    method.__name__ = name
+    return method
+
+
+for _name in [f for f, spec in FUNCTIONS.items() if any(a.kind == "arch" for a in spec.args)] + ["vjp"]:
+    setattr(_ActivationControl, _name, _wrap(_name))
+
+
+class SoftplusThresholdAt20(_ActivationControl):
+    bug = ("softplus(y) = y for y > 20 (torch F.softplus's default threshold): exact for moderate y, off by "
+           "log1p(e⁻ʸ) ≈ 2e-9 just above 20, far beyond float64's bound")
+    caught_by = "encode_matches_reference"
+    activation = "softplus"
+
+    def replace(self, act):
+        return replace(act, value=lambda y: np.where(y > 20.0, y, act.value(y)),
+                       derivative=lambda y: np.where(y > 20.0, 1.0, act.derivative(y)))
+
+
+class TanhClampedAtFloat32Saturation(_ActivationControl):
+    bug = ("tanh(y) = ±1 for |y| > 9.01, where float32's tanh rounds to ±1: right in float32, off by up to "
+           "3e-8 in float64 (which rounds to ±1 only beyond 19.06)")
+    caught_by = "decode_matches_reference"
+    activation = "tanh"
+
+    def replace(self, act):
+        return replace(act, value=lambda y: np.where(np.abs(y) > 9.01, np.sign(y), act.value(y)),
+                       derivative=lambda y: np.where(np.abs(y) > 9.01, 0.0, act.derivative(y)))
+
+
+class ReluDerivativeOneAtZero(_ActivationControl):
+    bug = "relu′(0) = 1 (the derivative written as y ≥ 0) where the contract states relu′(0) = 0"
+    caught_by = "loss_gradient_matches_reference"
+    activation = "relu"
+
+    def replace(self, act):
+        return replace(act, derivative=lambda y: (y >= 0).astype(np.float64))
+
+
+class LeakyReluDerivativeOneAtZero(_ActivationControl):
+    bug = "leaky_relu′(0) = 1 (JAX's where(y >= 0, y, 0.01·y)) where the contract states 0.01"
+    caught_by = "decode_gradient_matches_reference"
+    activation = "leaky_relu"
+
+    def replace(self, act):
+        return replace(act, derivative=lambda y: np.where(y >= 0, 1.0, LEAKY_RELU_SLOPE))
+
+
+class SoftplusKinksDoNotCancel(_ActivationControl):
+    bug = ("softplus′(0) = 1: max(y, 0) + log1p(exp(−|y|)) differentiated with clamp_min′(0) = 1 and |·|′(0) = 0, "
+           "where softplus′(0) = σ(0) = ½")
+    caught_by = "generate_gradient_matches_reference"
+    activation = "softplus"
+
+    def replace(self, act):
+        return replace(act, derivative=lambda y: np.where(y == 0, 1.0, act.derivative(y)))
+
+
 CONTROLS: dict[str, type[NegativeControl]] = {
-    cls.__name__: cls for cls in NegativeControl.__subclasses__()
+    cls.__name__: cls for cls in (*NegativeControl.__subclasses__(), *_ActivationControl.__subclasses__())
+    if not cls.__name__.startswith("_")
 }

@@ -192,10 +192,35 @@ class DecoderInputDetached(_VQControl):
         return grads
 
 
+class NearestCodeInFloat32(_VQControl):
+    bug = ("declares float64 but chooses codes from the expanded distance ‖z‖² − 2z·e + ‖e‖² evaluated in float32 "
+           "(returning the float64 rows): right at float32's scale, wrong at near ties only float64 resolves")
+    caught_by = "quantize_nearest_code_within_bound"
+
+    def quantize(self, z_e, codebook):
+        z, e = z_e.astype(np.float32), codebook.astype(np.float32)
+        d = (z * z).sum(1)[:, None] - np.float32(2) * (z @ e.T) + (e * e).sum(1)[None, :]
+        return _rows(z_e, codebook, d.argmin(axis=1).astype(np.int64))
+
+
+class TieGradientToLastIndex(_VQControl):
+    bug = ("the codebook loss's gradient goes to the last of exactly tied codes while quantize (its value) picks "
+           "the first: the backward pass breaks ties its own way")
+    caught_by = "codebook_loss_gradient_matches_reference"
+
+    def vjp(self, function, args, cotangent):
+        if function != "codebook_loss":
+            return super().vjp(function, args, cotangent)
+        d = vq.squared_distances(args["z_e"], args["codebook"])
+        last = (d.shape[1] - 1 - d[:, ::-1].argmin(axis=1)).astype(np.int64)
+        return super().vjp(function, {**args, "indices": last}, cotangent)
+
+
 CONTROLS: dict[str, type[NegativeControl]] = {
     cls.__name__: cls for cls in (
         ArgmaxDistance, L1Distance, TiesToLastIndex, DotProductSimilarity, NoStraightThrough, EdificeCodebookLoss,
         CommitmentWithoutStopGradient, CommitmentWeightOnCodebookTerm, EMANotDebiased, EMADecaySwapped,
         EMAUpdatesInEvalMode,
-        LaplaceWithoutRescale, PerplexityIsEntropy, ResetAllCodes, DecoderInputDetached)
+        LaplaceWithoutRescale, PerplexityIsEntropy, ResetAllCodes, DecoderInputDetached, NearestCodeInFloat32,
+        TieGradientToLastIndex)
 }

@@ -9,10 +9,18 @@ keeps exp(log σ²) < 5·10⁸); subnormals are excluded (their relative error i
 unbounded; proofs_tests/test_extremes.py tests them and the domain edges). Parameters come from an integer seed
 (`vaespec.reference.init_params`), so shrinking acts on the seed and the sizes.
 Hypothesis never seeds torch: all noise here is an explicit array.
+
+Networks come in three regimes (`REGIMES`, `regime_params`): `seeded` (init_params as drawn),
+`kinks` (weights and inputs small multiples of powers of two, so pre-activations are exactly 0
+often and each kink of `vaespec.spec.dtypes.KINKS` is hit exactly) and `reach` (each hidden
+layer's biases on both sides of the pre-activations where implementations switch formulas,
+`vaespec.spec.dtypes.FORMULA_SWITCHES`, and the layer reading it scaled down so that the rest of
+the network stays in range).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +30,7 @@ from hypothesis.extra import numpy as hnp
 from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, Architecture
 from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.conventions import PRESETS, get_convention
 from vaespec.spec.errors import ConfigError
 
@@ -53,9 +62,9 @@ def betas(high: float = 10.0):
 
 @st.composite
 def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_latent: int = 4,
-                  activations=tuple(ACTIVATIONS)):
+                  activations=tuple(ACTIVATIONS), min_layers: int = 0):
     """Small dense VAE architectures over every activation (output_size = input_size)."""
-    widths = st.lists(st.integers(1, max_width), min_size=0, max_size=max_layers)
+    widths = st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)
     return Architecture(
         input_size=draw(st.integers(1, max_features)),
         latent_size=draw(st.integers(1, max_latent)),
@@ -63,6 +72,76 @@ def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: i
         decoder_sizes=tuple(draw(widths)),
         activation=draw(st.sampled_from(activations)),
     )
+
+
+REGIMES = ("seeded", "kinks", "reach")
+KINKED = tuple(a for a in ACTIVATIONS if a in KINKS)  # relu, elu, leaky_relu, softplus
+SWITCHING = tuple(a for a in ACTIVATIONS if FORMULA_SWITCHES[a])
+SMALL_INTEGERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
+def regime_activations(regime: str) -> tuple[str, ...]:
+    """The activations a regime is about: those with kinks, those with formula switches, or all."""
+    return {"kinks": KINKED, "reach": SWITCHING}.get(regime, tuple(ACTIVATIONS))
+
+
+def _stacks(arch):
+    """(hidden layer names, then the layers that read the last one) for the encoder and the decoder."""
+    return [([n for n, _, _ in arch.encoder_layers()], list(arch.HEADS)),
+            ([n for n, _, _ in arch.decoder_layers()], ["decoder_output"])]
+
+
+def regime_params(arch, regime: str, seed: int) -> dict[str, np.ndarray]:
+    """Parameters of `arch` for one of `REGIMES`, deterministic in `seed`.
+
+    - `seeded`: `init_params(arch, seed)`.
+    - `kinks`: every entry in {−1, 0, 1}·2^−⌊log₂ fan_in⌋ (biases mostly 0): with inputs in {−2, …, 2} each
+      pre-activation is a short sum of dyadic numbers, computed exactly in every dtype (bfloat16 included),
+      and 0 often.
+    - `reach`: each hidden layer's biases are ±(y_s + o), y_s a formula switch of the activation
+      (`FORMULA_SWITCHES`; the first, the commonest library threshold, half the time) and ±o ∈ [0.5, 4], so the
+      pre-activations straddle every switch; each unit's outgoing weights (the next layer's kernel row) are
+      divided by its |bias|, so the next pre-activations stay moderate and every unit's error stays visible.
+    """
+    params = init_params(arch, seed)
+    rng = np.random.default_rng(seed)
+    if regime == "kinks":
+        for name, value in params.items():
+            fan_in = params[name.replace(".bias", ".kernel")].shape[0]
+            steps = rng.integers(-1, 2, value.shape) * (name.endswith(".kernel") | (rng.random(value.shape) < 0.25))
+            params[name] = steps * 2.0 ** -math.floor(math.log2(fan_in))
+    elif regime == "reach":
+        points = np.array([y for y, _ in FORMULA_SWITCHES[arch.activation]] or [30.0])
+        weights = np.full(len(points), 0.5 / max(len(points) - 1, 1))
+        weights[0] = 0.5 if len(points) > 1 else 1.0  # the first switch is the commonest library threshold
+        for hidden, readers in _stacks(arch):
+            for i, name in enumerate(hidden):
+                width = params[f"{name}.bias"].shape[0]
+                offset = rng.choice([-1.0, 1.0], width) * rng.uniform(0.5, 4.0, width)  # either side of the switch
+                bias = rng.choice([-1.0, 1.0], width) * (rng.choice(points, width, p=weights) + offset)
+                params[f"{name}.bias"] = bias
+                for reader in hidden[i + 1:i + 2] or readers:  # each unit's outgoing weights over its own reach
+                    params[f"{reader}.kernel"] = params[f"{reader}.kernel"] / np.abs(bias)[:, None]
+    elif regime != "seeded":
+        raise ConfigError(f"regime: expected one of {list(REGIMES)}, got {regime!r}")
+    return params
+
+
+def pin_kinks(arch, params, stack: str, inputs: np.ndarray) -> None:
+    """Set the biases of `stack`'s first hidden layer so that its pre-activations at the first row of `inputs`
+    are exactly 0 (b_u = −x₀·W_u: dyadic sums, exact in every dtype): every kink is met at that row (and, for
+    relu, the next layer's too, where its biases are 0); the other rows stay generic integers."""
+    layers = arch.encoder_layers() if stack == "encoder" else arch.decoder_layers()
+    if not layers or inputs.shape[0] == 0:
+        return
+    name = layers[0][0]
+    kernel, bias = params[f"{name}.kernel"], params[f"{name}.bias"]
+    params[f"{name}.bias"] = -(inputs[0] @ kernel)
+
+
+def integer_arrays(shape):
+    """float64 arrays of `shape` with entries in {−2, −1, 0, 1, 2} (the `kinks` regime's inputs)."""
+    return hnp.arrays(np.float64, shape, elements=st.sampled_from(SMALL_INTEGERS))
 
 
 @dataclass
@@ -99,14 +178,23 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
     only the function's own arguments, since each array costs the engine a draw per element.
     """
     fields = _fields(fields, NETWORK_FIELDS, "network_examples")
-    arch = draw(architectures()) if arch is None else arch
+    regime = draw(st.sampled_from(REGIMES))
+    if arch is None:
+        arch = draw(architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded")))
     batch = draw(st.integers(min_batch, max_batch))
-    args = {"arch": arch, "params": init_params(arch, draw(st.integers(0, 2**32 - 1)))}
-    latent = arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)
-    strategies = {"x": arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X), "z": latent, "eps": latent,
-                  "beta": betas(), "convention": conventions()}
+    args = {"arch": arch, "params": regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))}
+    if regime == "kinks":
+        latent, x = integer_arrays((batch, arch.latent_size)), integer_arrays((batch, arch.input_size))
+    else:
+        latent, x = arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS), arrays(
+            (batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X)
+    strategies = {"x": x, "z": latent, "eps": latent, "beta": betas(), "convention": conventions()}
     args.update((name, draw(strategies[name])) for name in NETWORK_FIELDS if name in fields)
-    return Example(args)
+    if regime == "kinks":
+        inputs = next((n for n in ("x", "z", "eps") if n in args), None)
+        if inputs:
+            pin_kinks(arch, args["params"], "encoder" if inputs == "x" else "decoder", args[inputs])
+    return Example(args, {"regime": regime})
 
 
 @st.composite

@@ -8,18 +8,21 @@ One `Example` carries every argument of every VQ function (named as in
 `vaespec.spec.vq.FUNCTIONS`), with consistent sizes: `codebook` [K, D] matches
 `arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, D], `x` [B, input]. Some draws put
 `z_e` on or near codebook rows and duplicate rows, so ties and near-ties are exercised, not
-just the generic case.
+just the generic case; others put it at near ties whose answer depends on the declared precision
+(`precision_ties`). Networks come in the regimes of `strategies.REGIMES` (kinks, formula switches).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
-from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, VQArchitecture
+from vaespec.spec.dtypes import PRECISION_ORDER, narrower
 from vaespec.spec.init import init_codebook
+from vaespec.spec.tolerances import distance_bound
 
-from .strategies import MAX_ABS_X, Example, arrays, conventions, floats
+from .strategies import (MAX_ABS_X, REGIMES, Example, arrays, conventions, floats, integer_arrays, pin_kinks,
+                         regime_activations, regime_params)
 
 MAX_ABS_Z = 3.0
 MAX_COUNT = 20.0
@@ -36,15 +39,15 @@ def _counts(codes: int):
 
 @st.composite
 def vq_architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_dim: int = 5,
-                     max_codes: int = 8):
-    widths = st.lists(st.integers(1, max_width), min_size=0, max_size=max_layers)
+                     max_codes: int = 8, activations=tuple(ACTIVATIONS), min_layers: int = 0):
+    widths = st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)
     return VQArchitecture(
         input_size=draw(st.integers(1, max_features)),
         embedding_dim=draw(st.integers(1, max_dim)),
         num_embeddings=draw(st.integers(1, max_codes)),
         encoder_sizes=tuple(draw(widths)),
         decoder_sizes=tuple(draw(widths)),
-        activation=draw(st.sampled_from(tuple(ACTIVATIONS))),
+        activation=draw(st.sampled_from(activations)),
     )
 
 
@@ -58,13 +61,50 @@ def _codebook(draw, codes: int, dim: int):
     return codebook
 
 
+def precision_ties(codebook: np.ndarray, rows, levels, signs) -> np.ndarray:
+    """z_e [len(rows), D] whose every row is nearly tied between code rows[b] and its nearest distinct
+    neighbour j, with margin d_k − d_j = sign·√(τ_T · τ_T′) (T = levels[b], T′ the next narrower dtype,
+    τ the pair's `distance_bound`): ≈ 10⁴ times T's bound and 10⁴ times below T′'s for T = float64.
+    So the answer is clear in T and in every more precise dtype, and a backend computing its
+    distances in T′ (or rounding z_e to T′) chooses wrongly about half the time.
+
+    Built on the segment between the two codes: z = m + t·u with m = (e_k + e_j)/2, u = e_j − e_k gives
+    d_k − d_j = 2t‖u‖² exactly; j is the nearest code to e_k, so no third code is nearer to m."""
+    D = codebook.shape[1]
+    out = []
+    for k, level, sign in zip(rows, levels, signs):
+        gaps = ((codebook - codebook[k]) ** 2).sum(1)
+        gaps[gaps == 0] = np.inf  # itself and its duplicates
+        if not np.isfinite(gaps.min()):
+            out.append(codebook[k].copy())
+            continue
+        j = int(gaps.argmin())
+        m, u = (codebook[k] + codebook[j]) / 2, codebook[j] - codebook[k]
+        norms = np.linalg.norm(m), np.linalg.norm(codebook[[k, j]], axis=1)
+        tau = {t: float(np.sum(distance_bound(t, D, norms[0], norms[1]))) for t in (level, narrower(level))}
+        margin = sign * np.sqrt(tau[level] * tau[narrower(level)])
+        out.append(m + margin / (2 * float(u @ u)) * u)
+    return np.array(out).reshape(len(rows), D)
+
+
 @st.composite
 def _encodings(draw, batch: int, codebook: np.ndarray):
-    """z_e: free draws, or codebook rows plus a small offset (near the Voronoi cells' centres and edges)."""
+    """z_e: free draws; codebook rows plus a small offset (near the Voronoi cells' centres and edges, and at the
+    exact ties of duplicated rows); or `precision_ties` at every dtype's scale."""
     free = draw(arrays((batch, codebook.shape[1]), -MAX_ABS_Z, MAX_ABS_Z))
-    if not draw(st.booleans()):
+    kind = draw(st.sampled_from(("free", "near", "ties", "precision", "precision")))
+    if kind == "free":
         return free
-    rows = np.array(draw(st.lists(st.integers(0, codebook.shape[0] - 1), min_size=batch, max_size=batch)))
+    codes = codebook.shape[0]
+    rows = np.array(draw(st.lists(st.integers(0, codes - 1), min_size=batch, max_size=batch)))
+    if kind == "precision":
+        levels = [draw(st.sampled_from(PRECISION_ORDER[:-1]))] * batch
+        signs = draw(st.lists(st.sampled_from((-1.0, 1.0)), min_size=batch, max_size=batch))
+        return precision_ties(codebook, rows, levels, signs)
+    if kind == "ties":  # rows of duplicated codes, off the row itself so the gradient to the chosen code is not 0
+        tied = [k for k in range(codes) if ((codebook == codebook[k]).all(1).sum() > 1)]
+        rows = np.array(tied)[rows % len(tied)] if tied else rows
+        return codebook[rows] + draw(st.sampled_from((1e-3, 0.3))) * free / MAX_ABS_Z
     scale = draw(st.sampled_from((0.0, 1e-3, 0.3)))
     return codebook[rows] + scale * free / MAX_ABS_Z
 
@@ -72,7 +112,9 @@ def _encodings(draw, batch: int, codebook: np.ndarray):
 @st.composite
 def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
     """Every argument of every VQ function, sizes consistent with one `VQArchitecture`."""
-    arch = draw(vq_architectures()) if arch is None else arch
+    regime = draw(st.sampled_from(REGIMES))
+    arch = draw(vq_architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded"))) \
+        if arch is None else arch
     batch = draw(st.integers(min_batch, max_batch))
     codes, dim = arch.num_embeddings, arch.embedding_dim
     codebook = draw(_codebook(codes, dim))
@@ -85,10 +127,15 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
     # A reachable EMA state: each code's running sum is its running count times a centre, as the update
     # itself produces; independent draws would pair a count of 1e-40 with a sum of 1, an overflow no run makes.
     centres = draw(arrays((codes, dim), -MAX_ABS_Z, MAX_ABS_Z))
+    params = regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))
+    x = draw(integer_arrays((batch, arch.input_size)) if regime == "kinks"
+             else arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X))
+    if regime == "kinks":
+        pin_kinks(arch, params, "encoder", x)
     return Example({
         "arch": arch,
-        "params": init_params(arch, draw(st.integers(0, 2**32 - 1))),
-        "x": draw(arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X)),
+        "params": params,
+        "x": x,
         "z_e": z_e,
         "codebook": codebook,
         "commitment_weight": draw(st.one_of(st.just(0.25), st.just(0.0), floats(0.0, 2.0))),
@@ -105,7 +152,7 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
         "counts": counts,
         "indices": indices,
         "usage": np.bincount(indices, minlength=codes).astype(np.int64),
-    })
+    }, {"regime": regime})
 
 
 @st.composite

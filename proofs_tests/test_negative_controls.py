@@ -14,9 +14,10 @@ from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.runner import run_law
 
 # Some bugs show only on some inputs (L1 and L2 agree on the nearest code in 1-D, with one code, or on a
-# codebook row), so detection gets 100 examples whatever the profile: generation alone is cheap, and a
-# miss rate of (1 − p)^100 keeps even a 15%-visible bug below 1e-7 per run.
-DETECT = settings(settings(), phases=[Phase.explicit, Phase.generate], max_examples=max(settings().max_examples, 100))
+# codebook row; a kink or a formula switch shows only for one activation in one regime of the strategies),
+# so detection gets 300 examples whatever the profile: a control stops at its first failure, and a miss
+# rate of (1 − p)^300 keeps a 4%-visible bug below 1e-5 per run.
+DETECT = settings(settings(), phases=[Phase.explicit, Phase.generate], max_examples=max(settings().max_examples, 300))
 
 
 def test_at_least_ten_controls():

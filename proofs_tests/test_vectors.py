@@ -14,7 +14,9 @@ from vaespec.proofs_tests.compare import round_to
 from vaespec.proofs_tests.ports.independent import IndependentPort
 from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.vectors import Vectors, VectorsError, schema_errors, verify
-from vaespec.proofs_tests.vectors_export import clear_margins, export, variants
+from vaespec.proofs_tests.vectors_export import case_dtypes, clear_margins, export, variants
+from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS, narrower
+from vaespec.spec.vq import acceptable_codes
 from vaespec.spec.architecture import ACTIVATIONS
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.conventions import PRESETS
@@ -23,7 +25,6 @@ from vaespec.spec.conventions import PRESETS
 INVISIBLE = {
     "KeyIgnored": "reparameterize_key is an optional method, not a contract function",
     "L1Distance": "on the vectors' clear margins L1 and L2 pick the same codes",
-    "TiesToLastIndex": "the vectors have no ties: every code choice is clear by construction",
     "LogMeanExpWithoutMaxShift": "the vectors' log-weights are moderate; the bug shows only under large shifts",
 }
 
@@ -97,7 +98,7 @@ def test_inputs_are_exact_in_every_dtype(exported):
             arrays = value.values() if isinstance(value, dict) else [value]
             for array in arrays:
                 if isinstance(array, np.ndarray) and array.dtype.kind == "f":
-                    for dtype in vectors.DTYPES:
+                    for dtype in case.get("dtypes", vectors.DTYPES):  # a precision case: exact in its dtypes
                         assert np.array_equal(round_to(dtype, array), array), f"{case['id']} {name} in {dtype}"
 
 
@@ -108,7 +109,39 @@ def test_code_choices_are_clear_for_every_dtype(exported):
     assert {c["function"] for c in choosing} >= {"quantize", "codebook_loss", "commitment_loss", "ema_update"}
     for case in choosing:
         args = loaded.args(case)
-        assert clear_margins(args["z_e"], args["codebook"]), case["id"]
+        if "precision" in case["variant"]:  # clear in its dtypes, ambiguous in the next narrower one
+            assert case["dtypes"] == case_dtypes(case["variant"]), case["id"]
+            for dtype in case["dtypes"]:
+                assert np.all(acceptable_codes(dtype, args["z_e"], args["codebook"]).sum(1) == 1), (case["id"], dtype)
+            below = narrower(case["variant"]["precision"])
+            assert np.all(acceptable_codes(below, args["z_e"], args["codebook"]).sum(1) > 1), case["id"]
+        elif "ties" in case["variant"]:  # small integers: exact distances in every dtype, some exactly tied
+            assert np.array_equal(args["z_e"], np.round(args["z_e"])) and np.abs(args["codebook"]).max() <= 2
+            d = ((args["z_e"][:, None] - args["codebook"][None]) ** 2).sum(-1)
+            assert np.any((d == d.min(1, keepdims=True)).sum(1) > 1), case["id"]
+        else:
+            assert clear_margins(args["z_e"], args["codebook"]), case["id"]
+    assert {tuple(c["dtypes"]) for c in choosing if "dtypes" in c} == {("float64",), ("float64", "float32")}
+
+
+def test_network_cases_meet_every_kink_and_formula_switch(exported):
+    """The kinks regime's first hidden layer is exactly 0 at the first row; the reach regime's biases straddle the
+    activation's formula switches (`vaespec.spec.dtypes`)."""
+    directory, manifest = exported
+    loaded, seen = Vectors(directory), set()
+    for case in (c for c in manifest["cases"] if "regime" in c["variant"]):
+        args, regime = loaded.args(case), case["variant"]["regime"]
+        layer = "encoder_dense_0" if case["function"] == "encode" else "decoder_dense_0"
+        inputs = args["x"] if case["function"] == "encode" else args["z"]
+        pre = inputs @ args["params"][f"{layer}.kernel"] + args["params"][f"{layer}.bias"]
+        if regime == "kinks":
+            assert np.all(pre[0] == 0), case["id"]
+        else:
+            switch = min(y for y, _ in FORMULA_SWITCHES[case["variant"]["activation"]])
+            assert np.abs(pre).max() > switch, case["id"]
+        seen.add((case["function"], regime, case["variant"]["activation"]))
+    assert {a for _, r, a in seen if r == "kinks"} == set(KINKS) - {"quantize"}
+    assert {a for _, r, a in seen if r == "reach"} == {a for a, s in FORMULA_SWITCHES.items() if s}
 
 
 def test_manifest_matches_its_schema_and_jsonschema_agrees(exported):
