@@ -87,7 +87,13 @@ def data_cases(rng, tmp):
                 at = info.header_offset  # the local header's own name and extra lengths (numpy writes a zip64 extra)
                 start = at + 30 + int.from_bytes(raw[at + 26:at + 28], "little") + int.from_bytes(raw[at + 28:at + 30],
                                                                                                   "little")
-                raw[start + rng.randrange(info.compress_size - 1)] ^= 1 << rng.randrange(8)
+                stream = bytes(raw[start:start + info.compress_size])
+                while True:  # a flip that still inflates to the same bytes is no corruption (an unused code length)
+                    flipped = bytearray(stream)
+                    flipped[rng.randrange(len(flipped) - 1)] ^= 1 << rng.randrange(8)
+                    if not _inflates_to(bytes(flipped), stream):
+                        break
+                raw[start:start + info.compress_size] = flipped
             else:
                 raw = raw[: rng.randrange(len(raw) - 1)]
             open(path, "wb").write(bytes(raw))
@@ -193,6 +199,23 @@ def _mutate_json(rng, value, depth=0):
     return _pick(rng, [None, -1, 2**70, "x" * 5000, [], {}, True, 1e308, nested, DEEP, "../x.npy"])
 
 
+def _changed(rng, value):
+    """`_mutate_json(value)`, drawn again until it differs (a value replaced by an equal one is no damage)."""
+    while True:
+        mutated = _mutate_json(rng, value)
+        if _dumps(mutated) != _dumps(value):
+            return mutated
+
+
+def _inflates_to(flipped: bytes, stream: bytes) -> bool:
+    import zlib
+
+    try:
+        return zlib.decompress(flipped, -15) == zlib.decompress(stream, -15)
+    except zlib.error:
+        return False
+
+
 DEEP = "__deeply nested__"  # written as 100,000 nested brackets by `_dumps` (json.dumps cannot go that deep)
 
 
@@ -222,7 +245,7 @@ def vectors_cases(rng, tmp, mini):
         elif kind == 3:
             forge(target, _forgery(rng, manifest))
         else:
-            forge(target, _mutate_json(rng, manifest))
+            forge(target, _changed(rng, manifest))
         yield ["vectors", "verify", target, *digest], [target], watched
 
 
@@ -249,7 +272,7 @@ def forged_cases(rng, tmp, mini, run):
         if rng.random() < 0.5:
             target = os.path.join(tmp, f"v{i}")
             shutil.copytree(mini, target)
-            data = _dumps(_mutate_json(rng, manifest) if rng.random() < 0.7 else _forgery(rng, manifest)).encode()
+            data = _dumps(_changed(rng, manifest) if rng.random() < 0.7 else _forgery(rng, manifest)).encode()
             forge(target, data)
             yield ["vectors", "verify", target, "--digest", hashlib.sha256(data).hexdigest()], [target], []
             continue
@@ -257,7 +280,7 @@ def forged_cases(rng, tmp, mini, run):
         shutil.copytree(run, out)
         ck = os.path.join(out, "checkpoint")
         if rng.random() < 0.6:  # a wrong structure with a valid checksum
-            bad = _mutate_json(rng, state)
+            bad = _changed(rng, state)
             if isinstance(bad, dict) and _finite(bad):
                 bad["sha256"] = hashlib.sha256(checkpoint._canonical(bad)).hexdigest()
             open(os.path.join(ck, "state.json"), "w").write(_dumps(bad))
