@@ -7,8 +7,8 @@ verdict, not the run, absorbs what the backend does wrong:
   raises `BackendTimeout`, an ERROR verdict for that law; later calls on that backend fail at once
   (`BackendTimeout`, "an earlier call hung"), so a hung backend costs one limit, not one per law;
 - a call stuck in C code never returns to Python, where no signal handler can run: a watchdog thread
-  then prints one line naming the call and ends the process with exit status 2 (`os._exit`) after
-  `limit` + `GRACE` seconds;
+  (one per process, polling once a second) then prints one line naming the call and ends the
+  process with exit status 2 (`os._exit`) after `limit` + `GRACE` seconds;
 - `sys.exit()` inside a call raises `BackendExit`, an ERROR verdict, instead of ending the run
   (with status 0 and nothing checked).
 
@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from vaespec.spec.errors import ConfigError
 
@@ -78,9 +79,7 @@ class Guarded:
                 if timed:
                     previous = signal.signal(signal.SIGALRM, _expire)
                     signal.setitimer(signal.ITIMER_REAL, limit)
-                    watchdog = threading.Timer(limit + GRACE, _stuck, (name, limit))
-                    watchdog.daemon = True
-                    watchdog.start()
+                    _Watchdog.arm(name, limit)
                 try:
                     return method(*args, **kwargs)
                 except _Expired:
@@ -92,7 +91,7 @@ class Guarded:
                     if timed:
                         signal.setitimer(signal.ITIMER_REAL, 0)
                         signal.signal(signal.SIGALRM, previous)
-                        watchdog.cancel()
+                        _Watchdog.disarm()
             # one raise site, outside any handler, for the first timeout and every call after it: Hypothesis,
             # replaying the failing example, then sees one failure, not several
             raise BackendTimeout(f"{hung} did not return within {limit:g} s (--call-timeout); later calls on this "
@@ -109,10 +108,33 @@ def _expire(_signum, _frame):
     raise _Expired
 
 
-def _stuck(name: str, limit: float) -> None:
-    print(f"vaespec: the backend's {name}() did not return within {limit + GRACE:g} s and cannot be interrupted "
-          "(stuck outside Python); stopping", file=sys.stderr, flush=True)
-    os._exit(2)
+class _Watchdog:
+    """One daemon thread for the process, polling once a second: a call still running `GRACE` seconds past
+    its limit (its SIGALRM could not run: it is stuck outside Python) ends the process with one line."""
+
+    call: tuple[str, float, float] | None = None  # (name, limit, deadline) of the guarded call in progress
+    thread: threading.Thread | None = None
+
+    @classmethod
+    def arm(cls, name: str, limit: float) -> None:
+        cls.call = (name, limit, time.monotonic() + limit + GRACE)
+        if cls.thread is None:
+            cls.thread = threading.Thread(target=cls._watch, name="vaespec-backend-watchdog", daemon=True)
+            cls.thread.start()
+
+    @classmethod
+    def disarm(cls) -> None:
+        cls.call = None
+
+    @classmethod
+    def _watch(cls) -> None:
+        while True:
+            time.sleep(1.0)
+            call = cls.call
+            if call is not None and time.monotonic() > call[2]:
+                print(f"vaespec: the backend's {call[0]}() did not return within {call[1] + GRACE:g} s and cannot be "
+                      "interrupted (stuck outside Python); stopping", file=sys.stderr, flush=True)
+                os._exit(2)
 
 
 def guard_all(backends, limit: float | None, origin: str = "--backend") -> list:

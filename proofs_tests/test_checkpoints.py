@@ -101,6 +101,17 @@ def test_a_crash_between_the_renames_resumes_from_checkpoint_old(data_file, tmp_
     assert all(torch.equal(a[k], b[k]) for k in a) and expected.keys() == a.keys()
 
 
+@pytest.mark.parametrize("name", ["checkpoint", "checkpoint.old"])
+def test_a_users_file_where_the_checkpoint_goes_is_refused_before_training(data_file, tmp_path, capsys, name):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / name).write_text("mine")
+    code = main(["train", "--data", data_file, "--out", str(out), "--epochs", "1", *TINY])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not a checkpoint directory vaespec wrote" in err and (out / name).read_text() == "mine"
+    assert "metrics.json" not in os.listdir(out)
+
+
 def test_only_our_own_staging_directories_are_removed(data_file, tmp_path):
     out = tmp_path / "run"
     out.mkdir()

@@ -144,3 +144,33 @@ def test_guard_passes_results_and_attributes_through():
     mu, log_var = np.zeros((2, 3)), np.zeros((2, 3))
     assert guarded.kl_divergence(mu, log_var) == reference.kl_divergence(mu, log_var)
     assert (guarded.name, guarded.dtype, guarded.chapters) == (reference.name, reference.dtype, reference.chapters)
+
+
+STUCK = '''
+import signal, sys, time
+import vaespec.proofs_tests.guard as guard
+guard.GRACE = 0.5
+from vaespec.reference.backend import ReferenceBackend
+
+class Stuck(ReferenceBackend):
+    name = "stuck"
+    def kl_divergence(self, *args):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # as C code that never returns to Python
+        time.sleep(120)
+
+stuck = Stuck()
+from vaespec.proofs_tests.cli import main
+sys.exit(main(["check", "--profile", "dev", "--law", "kl_nonnegative", "--backend", "__main__:stuck",
+               "--call-timeout", "0.5"]))
+'''
+
+
+def test_a_call_stuck_outside_python_ends_the_run_with_one_line():
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", STUCK], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and time.perf_counter() - started < 100
+    assert result.stderr.strip().splitlines()[-1] == ("vaespec: the backend's kl_divergence() did not return within "
+                                                      "1 s and cannot be interrupted (stuck outside Python); stopping")

@@ -124,6 +124,15 @@ def clean_leftovers(directory: str) -> None:
         shutil.rmtree(directory + OLD)
 
 
+def check_target(directory: str) -> None:
+    """Refuse to save over `directory` (or `directory.old`) unless it is a checkpoint directory a save made:
+    a user's file, link or folder of other files there is never moved or removed."""
+    for existing in (directory, directory + OLD):
+        if os.path.lexists(existing) and not _ours(existing):
+            raise CheckpointError(f"checkpoint: {existing!r} is not a checkpoint directory vaespec wrote "
+                                  "(a file, a link, or other files inside); move it away")
+
+
 def save(directory: str, model, likelihood, optimizer, state: dict) -> None:
     """Write the checkpoint to `directory` atomically (see the module docstring).
 
@@ -145,10 +154,7 @@ def save(directory: str, model, likelihood, optimizer, state: dict) -> None:
     body["sha256"] = hashlib.sha256(_canonical(body)).hexdigest()
     parent = os.path.dirname(directory)
     staging = os.path.join(parent, f"{_staging_prefix(directory)}{uuid.uuid4().hex}")
-    for existing in (directory, directory + OLD):
-        if os.path.lexists(existing) and not _ours(existing):
-            raise CheckpointError(f"checkpoint: {existing!r} is not a checkpoint directory this run wrote "
-                                  "(a file, a link, or other files inside); move it away")
+    check_target(directory)
     try:
         os.makedirs(parent, exist_ok=True)
         clean_leftovers(directory)

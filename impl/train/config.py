@@ -12,7 +12,8 @@ from vaespec.spec.errors import ConfigError
 # is refused here instead of exhausting memory later (`check_size` bounds the product).
 MAX_WIDTH = 1 << 16
 MAX_CODES = 1 << 20
-MAX_COUNT = 1 << 31  # epochs, batch size, particles, threads, checkpoint_every
+MAX_COUNT = 1 << 31  # epochs, batch size, particles, checkpoint_every
+MAX_THREADS = 1024
 MAX_ELEMENTS = 1 << 30  # parameters, or floats of one step's largest activation
 
 MODELS = ("vae", "vq")
@@ -91,7 +92,7 @@ class TrainConfig:
                 raise ConfigError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
         for name in ("threads", "particles", "latent_size", "embedding_dim", "num_embeddings", "epochs", "batch_size",
                      "eval_particles", "iwae_particles", "checkpoint_every"):
-            value, high = getattr(self, name), {"latent_size": MAX_WIDTH, "embedding_dim": MAX_WIDTH,
+            value, high = getattr(self, name), {"latent_size": MAX_WIDTH, "embedding_dim": MAX_WIDTH, "threads": MAX_THREADS,
                                                 "num_embeddings": MAX_CODES}.get(name, MAX_COUNT)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
                 raise ConfigError(f"{name}: expected an integer in [1, {high}], got {str(value)[:80]}")

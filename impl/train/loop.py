@@ -94,6 +94,7 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
     parameters = list(model.parameters()) + (list(likelihood.parameters()) if likelihood is not None else [])
     optimizer = torch.optim.Adam(parameters, lr=cfg.lr)
     ck_dir = os.path.join(cfg.out, CHECKPOINT_DIR)
+    checkpoint.check_target(os.path.abspath(ck_dir))  # before any epoch, not after the first
     checkpoint.clean_leftovers(os.path.abspath(ck_dir))  # of a crashed save; we hold the lock
     epoch, step, history = 0, 0, {"step_losses": [], "epochs": []}
     if resume:
