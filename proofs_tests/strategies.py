@@ -30,8 +30,8 @@ from hypothesis.extra import numpy as hnp
 from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, Architecture
 from vaespec.spec.contract import FUNCTIONS
-from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.conventions import PRESETS, get_convention
+from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.errors import ConfigError
 
 MAX_ABS_X = 3.0
@@ -176,6 +176,9 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
 
     `fields`: which of `NETWORK_FIELDS` to draw (arch and params always are); `examples_for` draws
     only the function's own arguments, since each array costs the engine a draw per element.
+    The regime (`REGIMES`) is drawn first and kept in `extra["regime"]`: it chooses the activations
+    (`regime_activations`), the parameters (`regime_params`) and, for `kinks`, integer inputs with the
+    first hidden layer pinned to its kink (`pin_kinks`).
     """
     fields = _fields(fields, NETWORK_FIELDS, "network_examples")
     regime = draw(st.sampled_from(REGIMES))

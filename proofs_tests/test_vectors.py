@@ -12,6 +12,7 @@ from vaespec.proofs_tests import vectors
 from vaespec.proofs_tests.cli import main
 from vaespec.proofs_tests.compare import round_to
 from vaespec.proofs_tests.ports.independent import IndependentPort
+from vaespec.proofs_tests.ports.numpy_port import NumpyPort
 from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.vectors import Vectors, VectorsError, schema_errors, verify
 from vaespec.proofs_tests.vectors_export import case_dtypes, clear_margins, export, variants
@@ -192,9 +193,11 @@ def test_recorded_rule_is_the_suites_tolerance(exported, dtype):
     assert compared >= 40
 
 
-def test_reference_and_independent_port_pass_the_vectors(exported):
+def test_reference_and_independent_ports_pass_the_vectors(exported):
     directory, _ = exported
-    rows = verify(directory) + verify(directory, [IndependentPort("cpu", "float32"), IndependentPort("cpu", "bfloat16")])
+    ports = [IndependentPort("cpu", "float32"), IndependentPort("cpu", "bfloat16"), NumpyPort("float64"),
+             NumpyPort("float32", ftz=True)]
+    rows = verify(directory) + verify(directory, ports)
     failed = [r for r in rows if not r.passed]
     assert not failed, failed[0].message
     reference = [r for r in rows if r.backend == "reference"]

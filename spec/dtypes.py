@@ -115,7 +115,8 @@ def round_to(dtype: str, value):
     safe = np.where(finite, x, 1.0)
     _, k = np.frexp(safe)
     quantum = np.ldexp(1.0, np.maximum(k - 1, e_min) - (p - 1))
-    rounded = np.rint(safe / quantum) * quantum
+    with np.errstate(over="ignore"):  # rounding up past float64's range is an overflow to inf, as IEEE says
+        rounded = np.rint(safe / quantum) * quantum
     largest = (2.0 - 2.0 ** (1 - p)) * 2.0**e_max
     rounded = np.where(np.abs(rounded) > largest, np.copysign(np.inf, rounded), rounded)
     return np.where(finite, rounded, x)
