@@ -138,7 +138,7 @@ def test_network_cases_meet_every_kink_and_formula_switch(exported):
         if regime == "kinks":
             assert np.all(pre[0] == 0), case["id"]
         else:
-            switch = min(y for y, _ in FORMULA_SWITCHES[case["variant"]["activation"]])
+            switch = min(abs(y) for y, _ in FORMULA_SWITCHES[case["variant"]["activation"]])
             assert np.abs(pre).max() > switch, case["id"]
         seen.add((case["function"], regime, case["variant"]["activation"]))
     assert {a for _, r, a in seen if r == "kinks"} == set(KINKS) - {"quantize"}
