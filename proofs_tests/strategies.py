@@ -30,8 +30,8 @@ from hypothesis.extra import numpy as hnp
 from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, Architecture
 from vaespec.spec.contract import FUNCTIONS
-from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.conventions import PRESETS, get_convention
+from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.errors import ConfigError
 
 MAX_ABS_X = 3.0
@@ -98,8 +98,8 @@ def regime_params(arch, regime: str, seed: int) -> dict[str, np.ndarray]:
     - `kinks`: every entry in {−1, 0, 1}·2^−⌊log₂ fan_in⌋ (biases mostly 0): with inputs in {−2, …, 2} each
       pre-activation is a short sum of dyadic numbers, computed exactly in every dtype (bfloat16 included),
       and 0 often.
-    - `reach`: each hidden layer's biases are ±(y_s + o), y_s a formula switch of the activation
-      (`FORMULA_SWITCHES`; the first, the commonest library threshold, half the time) and ±o ∈ [0.5, 4], so the
+    - `reach`: each hidden layer's biases are y_s ± o, y_s a (signed) formula switch of the activation
+      (`FORMULA_SWITCHES`; the first, the commonest library threshold, half the time) and o ∈ [0.5, 4], so the
       pre-activations straddle every switch; each unit's outgoing weights (the next layer's kernel row) are
       divided by its |bias|, so the next pre-activations stay moderate and every unit's error stays visible.
     """
@@ -118,7 +118,7 @@ def regime_params(arch, regime: str, seed: int) -> dict[str, np.ndarray]:
             for i, name in enumerate(hidden):
                 width = params[f"{name}.bias"].shape[0]
                 offset = rng.choice([-1.0, 1.0], width) * rng.uniform(0.5, 4.0, width)  # either side of the switch
-                bias = rng.choice([-1.0, 1.0], width) * (rng.choice(points, width, p=weights) + offset)
+                bias = rng.choice(points, width, p=weights) + offset
                 params[f"{name}.bias"] = bias
                 for reader in hidden[i + 1:i + 2] or readers:  # each unit's outgoing weights over its own reach
                     params[f"{reader}.kernel"] = params[f"{reader}.kernel"] / np.abs(bias)[:, None]
@@ -176,6 +176,9 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
 
     `fields`: which of `NETWORK_FIELDS` to draw (arch and params always are); `examples_for` draws
     only the function's own arguments, since each array costs the engine a draw per element.
+    The regime (`REGIMES`) is drawn first and kept in `extra["regime"]`: it chooses the activations
+    (`regime_activations`), the parameters (`regime_params`) and, for `kinks`, integer inputs with the
+    first hidden layer pinned to its kink (`pin_kinks`).
     """
     fields = _fields(fields, NETWORK_FIELDS, "network_examples")
     regime = draw(st.sampled_from(REGIMES))

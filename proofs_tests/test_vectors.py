@@ -12,6 +12,7 @@ from vaespec.proofs_tests import vectors
 from vaespec.proofs_tests.cli import main
 from vaespec.proofs_tests.compare import round_to
 from vaespec.proofs_tests.ports.independent import IndependentPort
+from vaespec.proofs_tests.ports.numpy_port import NumpyPort
 from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.vectors import Vectors, VectorsError, schema_errors, verify
 from vaespec.proofs_tests.vectors_export import case_dtypes, clear_margins, export, variants
@@ -137,7 +138,7 @@ def test_network_cases_meet_every_kink_and_formula_switch(exported):
         if regime == "kinks":
             assert np.all(pre[0] == 0), case["id"]
         else:
-            switch = min(y for y, _ in FORMULA_SWITCHES[case["variant"]["activation"]])
+            switch = min(abs(y) for y, _ in FORMULA_SWITCHES[case["variant"]["activation"]])
             assert np.abs(pre).max() > switch, case["id"]
         seen.add((case["function"], regime, case["variant"]["activation"]))
     assert {a for _, r, a in seen if r == "kinks"} == set(KINKS) - {"quantize"}
@@ -195,9 +196,11 @@ def test_recorded_rule_is_the_suites_tolerance(exported, dtype):
     assert compared >= 40
 
 
-def test_reference_and_independent_port_pass_the_vectors(exported):
+def test_reference_and_independent_ports_pass_the_vectors(exported):
     directory, _ = exported
-    rows = verify(directory) + verify(directory, [IndependentPort("cpu", "float32"), IndependentPort("cpu", "bfloat16")])
+    ports = [IndependentPort("cpu", "float32"), IndependentPort("cpu", "bfloat16"), NumpyPort("float64"),
+             NumpyPort("float32", ftz=True)]
+    rows = verify(directory) + verify(directory, ports)
     failed = [r for r in rows if not r.passed]
     assert not failed, failed[0].message
     reference = [r for r in rows if r.backend == "reference"]

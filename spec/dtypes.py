@@ -73,26 +73,33 @@ KINKS: dict[str, str] = {
                 "loss's, the EMA's assignment) goes to that code only",
 }
 
-# activation -> ((pre-activation y, why a library switches there), ...); the strategies reach ±(|y| + a few).
+# activation -> ((pre-activation y, why a library switches there), ...), signed: the side of 0 where the switch
+# is (a symmetric one is listed on both sides); the first is the commonest library threshold. The strategies put
+# pre-activations within a few units on both sides of each.
 FORMULA_SWITCHES: dict[str, tuple[tuple[float, str], ...]] = {
     "softplus": ((20.0, "torch F.softplus's default threshold: returns y above it (off by log1p(e⁻²⁰) ≈ 2e-9)"),
-                 (13.9, "TensorFlow's float32 threshold −log(ε)+2: y above, e^y below −13.9"),
+                 (13.9, "TensorFlow's float32 threshold −log(ε)+2: returns y above it"),
+                 (-13.9, "TensorFlow's float32 threshold: returns e^y below −13.9"),
                  (34.0, "TensorFlow's float64 threshold"),
                  (88.7, "float32 exp overflows in the naive log(1 + e^y)"),
                  (709.8, "float64 exp overflows in the naive log(1 + e^y)")),
-    "sigmoid": ((16.6, "float32 σ rounds to 1; fast implementations clamp"),
+    "sigmoid": ((16.6, "float32 σ rounds to 1 above it; fast implementations clamp"),
+                (-16.6, "fast implementations clamp σ to 0"),
                 (36.7, "float64 σ rounds to 1"),
-                (88.7, "float32 exp(−y) overflows in the naive 1/(1 + e^−y) for y < −88.7"),
-                (709.8, "float64 exp(−y) overflows for y < −709.8")),
-    "silu": ((16.6, "y·σ(y) with σ saturated in float32"), (36.7, "σ saturated in float64"),
-             (88.7, "exp(−y) overflows in float32"), (709.8, "exp(−y) overflows in float64")),
-    "tanh": ((9.01, "float32 tanh rounds to ±1; fast approximations clamp"), (19.06, "float64 tanh rounds to ±1"),
+                (-88.7, "float32 exp(−y) overflows in the naive 1/(1 + e^−y)"),
+                (-709.8, "float64 exp(−y) overflows in the naive 1/(1 + e^−y)")),
+    "silu": ((-16.6, "y·σ(y) with σ clamped to 0 by fast implementations"), (16.6, "σ saturated in float32"),
+             (36.7, "σ saturated in float64"), (-88.7, "exp(−y) overflows in float32"),
+             (-709.8, "exp(−y) overflows in float64")),
+    "tanh": ((9.01, "float32 tanh rounds to ±1; fast approximations clamp"), (-9.01, "the same, below 0"),
+             (19.06, "float64 tanh rounds to ±1"), (-19.06, "the same, below 0"),
              (22.0, "glibc's tanh returns ±1 beyond 22")),
-    "gelu": ((5.9, "½(1 + erf(y/√2)) cancels to 0 for y < −5.9 in float64; shortcuts return y above ~5"),
+    "gelu": ((-5.9, "½(1 + erf(y/√2)) cancels to 0 below −5.9 in float64"),
+             (5.9, "shortcuts return y above ~5"),
              (8.3, "Φ rounds to 1 in float64 above 8.3"),
-             (38.6, "Φ(−y) underflows in float64 below −38.6")),
-    "elu": ((17.0, "float32 e^y − 1 rounds to −1 below −17"), (37.0, "float64 e^y − 1 rounds to −1 below −37"),
-            (88.7, "float32 exp underflows to 0 in α(e^y − 1)")),
+             (-38.6, "Φ(y) underflows in float64 below −38.6")),
+    "elu": ((-17.0, "float32 e^y − 1 rounds to −1 below −17"), (-37.0, "float64 e^y − 1 rounds to −1 below −37"),
+            (-88.7, "float32 exp underflows to 0 in α(e^y − 1)")),
     "relu": (), "leaky_relu": (), "identity": (),
 }
 
@@ -115,7 +122,8 @@ def round_to(dtype: str, value):
     safe = np.where(finite, x, 1.0)
     _, k = np.frexp(safe)
     quantum = np.ldexp(1.0, np.maximum(k - 1, e_min) - (p - 1))
-    rounded = np.rint(safe / quantum) * quantum
+    with np.errstate(over="ignore"):  # rounding up past float64's range is an overflow to inf, as IEEE says
+        rounded = np.rint(safe / quantum) * quantum
     largest = (2.0 - 2.0 ** (1 - p)) * 2.0**e_max
     rounded = np.where(np.abs(rounded) > largest, np.copysign(np.inf, rounded), rounded)
     return np.where(finite, rounded, x)
