@@ -37,6 +37,9 @@ ALLOWED = {
 # bundled digits, safetensors checkpoints, matplotlib plots. Nothing else in impl may, so `import vaespec.impl`
 # never needs them.
 TRAIN_EXTRA = ("sklearn", "safetensors", "matplotlib")
+# `vaespec.impl.bayes` (the `vaespec bayes` command) may use the `bayes` extra, Pyro, besides the train extra's
+# data, checkpoints and plots it reuses.
+BAYES_EXTRA = (*TRAIN_EXTRA, "pyro")
 # The rules named one by one; implied by ALLOWED, checked separately so a too-wide
 # allow-list cannot hide them.
 FORBIDDEN = {
@@ -85,7 +88,8 @@ def imported_modules(source: str, package: list[str]) -> list[tuple[int, str]]:
 def violations(layer: str, source: str, package: list[str], filename: str) -> list[str]:
     """A message for each import of `source` that breaks `layer`'s rules."""
     messages = []
-    extra = TRAIN_EXTRA if package[:3] == ["vaespec", "impl", "train"] else ()
+    extra = {"train": TRAIN_EXTRA, "bayes": BAYES_EXTRA}.get(package[2], ()) if package[:2] == ["vaespec", "impl"] \
+        and len(package) > 2 else ()
     for line, module in imported_modules(source, package):
         top = module.split(".")[0]
         stdlib = top in sys.stdlib_module_names and top != "vaespec"
@@ -132,6 +136,8 @@ def test_layer_imports_only_what_its_rules_allow(layer):
     ("impl", "from ...reference import vae", ["vaespec", "impl", "train"], "vaespec.reference"),
     ("impl", "from ...reference import vae", ["vaespec", "impl", "sub"], "vaespec.reference"),
     ("impl", "import vaespec.proofs_tests.strategies", ["vaespec", "impl"], "vaespec.proofs_tests"),
+    ("impl", "import pyro.infer", ["vaespec", "impl"], "pyro.infer"),  # only impl.bayes may
+    ("impl", "import pyro", ["vaespec", "impl", "train"], "pyro"),
 ])
 def test_checker_flags_forbidden_imports(layer, source, package, offending):
     messages = violations(layer, source, package, "f.py")

@@ -36,8 +36,8 @@ class BayesConfig:
     steps: int = 1000
     particles: int = 1
     lr: float = 0.05
-    warmup: int = 150
-    samples: int = 150
+    warmup: int = 200
+    samples: int = 200
     chains: int = 2
     step_size: float = 0.01
     max_tree_depth: int = 5
