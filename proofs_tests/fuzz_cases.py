@@ -214,7 +214,7 @@ def _inflates_to(flipped: bytes, stream: bytes) -> bool:
 
     expected = zlib.decompress(stream, -15)
     try:
-        return zlib.decompressobj(-15).decompress(flipped, len(expected) + 1)[: len(expected) + 1] == expected
+        return zlib.decompressobj(-15).decompress(flipped, len(expected)) == expected  # and no further, as zipfile
     except zlib.error:
         return False
 
