@@ -80,7 +80,10 @@ def run(args) -> int:
 
     if args.json:  # before any law runs: a results file that cannot be written would lose them all
         check_output_file("--json", args.json)
-    backends = ([b for spec in args.backend for b in guard_all(load_backends(spec), _call_timeout(args, DEFAULT_LIMIT))]
+    limit = _call_timeout(args, DEFAULT_LIMIT)
+    if args.call_timeout is not None and not args.backend:
+        raise ConfigError("--call-timeout: limits the calls into a --backend; the default backends are vaespec's own")
+    backends = ([b for spec in args.backend for b in guard_all(load_backends(spec), limit)]
                 if args.backend else default_backends(include_reference=not args.no_reference))
     backends = [b for b in backends if (not args.dtype or b.dtype in args.dtype)
                 and (not args.device or str(b.device) in args.device)]

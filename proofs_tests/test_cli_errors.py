@@ -118,6 +118,7 @@ def test_json_into_a_missing_directory_fails_before_any_law(hostile, tmp_path, c
      ["--call-timeout"]),
     (["check", "--call-timeout", "nan", "--backend", "vaespec.reference.backend:ReferenceBackend"],
      ["--call-timeout"]),
+    (["check", "--call-timeout", "5"], ["--call-timeout", "--backend"]),
 ])
 def test_bad_options_are_one_line_errors(capsys, argv, words):
     code = main(argv)
