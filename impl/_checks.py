@@ -69,10 +69,13 @@ def check_tensors(args: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]
             first = value
 
 
-def check_beta(beta) -> None:
-    """β must be a finite real number ≥ 0 (a Python number or a one-element tensor)."""
+def check_beta(beta, name: str = "beta"):
+    """β must be a finite real number ≥ 0 (a Python or numpy number, a 0-d array or a one-element tensor);
+    returns it as a float, or as the tensor given (which may carry a gradient)."""
     if isinstance(beta, torch.Tensor):
-        if beta.numel() != 1 or not (beta.is_floating_point() or beta.dtype in (torch.int32, torch.int64)):
-            raise DTypeError(f"beta: expected a real number or a one-element real tensor, got {describe(beta)}")
-        beta = beta.item()
-    check_scalar("beta", beta, low=0.0)
+        if beta.numel() != 1 or not (beta.is_floating_point() or beta.dtype in (torch.int32, torch.int64)) \
+                or beta.device.type == "meta":
+            raise DTypeError(f"{name}: expected a real number or a one-element real tensor, got {describe(beta)}")
+        check_scalar(name, beta.item(), low=0.0)
+        return beta
+    return check_scalar(name, beta, low=0.0)

@@ -26,7 +26,8 @@ from .modules import Encoder
 
 
 def _check_indices(indices, categories: int, dims: tuple[str, ...]) -> None:
-    if not isinstance(indices, Tensor) or indices.dtype not in (torch.int64, torch.int32):
+    if not isinstance(indices, Tensor) or indices.dtype not in (torch.int64, torch.int32) \
+            or indices.layout != torch.strided or indices.device.type == "meta":
         raise DTypeError(f"indices: expected an int64 or int32 tensor [{', '.join(dims)}], got {describe(indices)}")
     if indices.dim() != len(dims) or indices.numel() == 0:
         raise ShapeError(f"indices: expected a non-empty tensor [{', '.join(dims)}], got shape {tuple(indices.shape)}")
@@ -48,7 +49,10 @@ def embedding_lookup(table: Tensor, indices: Tensor, *, validate: bool = True) -
     """
     if validate:
         check_tensor("table", table, ("categories", "embedding"), {})
-        _check_indices(indices, table.shape[0], ("batch",) if indices.dim() == 1 else ("batch", "fields"))
+        _check_indices(indices, table.shape[0], ("batch",) if isinstance(indices, Tensor) and indices.dim() == 1
+                       else ("batch", "fields"))
+        if indices.device != table.device:
+            raise DTypeError(f"indices: expected a tensor on {table.device} to match table, got one on {indices.device}")
     return F.embedding(indices, table)
 
 

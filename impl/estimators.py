@@ -25,10 +25,55 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, VaespecError, describe, show
+from vaespec.spec.estimators import LIKELIHOODS
+
 from .convert import from_params
 from .likelihoods import bernoulli_log_likelihood, gaussian_log_likelihood
 
 Likelihood = Callable[[Tensor, Tensor], Tensor]
+
+# These run every training step, so they check metadata only (types, ranks, sizes, dtypes, devices: no data
+# read, no CUDA sync); values follow IEEE arithmetic as the modules' forward does.
+
+
+def _module(name: str, value) -> None:
+    if isinstance(value, type) or not callable(value):
+        raise DTypeError(f"{name}: expected a module or callable (such as a vaespec.impl Encoder or Decoder), "
+                         f"got {describe(value)}")
+
+
+def _tensor(name: str, value, rank: int | None = None, like: Tensor | None = None) -> Tensor:
+    if not isinstance(value, Tensor) or not value.is_floating_point() or value.layout != torch.strided \
+            or value.device.type == "meta":
+        raise DTypeError(f"{name}: expected a dense floating-point torch.Tensor, got {describe(value)}")
+    if (rank is not None and value.dim() != rank) or 0 in value.shape:
+        raise ShapeError(f"{name}: expected a non-empty tensor of rank {rank}, got shape {tuple(value.shape)}")
+    if like is not None and (value.dtype != like.dtype or value.device != like.device):
+        raise DTypeError(f"{name}: expected dtype {like.dtype} on {like.device} to match x, got {value.dtype} on "
+                         f"{value.device}")
+    return value
+
+
+def _run(name: str, module, inputs: dict):
+    """`module(*inputs)`, a failure inside it reported naming the module and its inputs (a mismatched module,
+    likelihood or input shape)."""
+    try:
+        return module(*inputs.values())
+    except VaespecError:
+        raise
+    except (RuntimeError, TypeError, ValueError, AttributeError, IndexError, KeyError) as error:
+        given = ", ".join(f"{k} of shape {tuple(v.shape)}" for k, v in inputs.items() if isinstance(v, Tensor))
+        raise DTypeError(f"{name}: calling it on {given} failed ({type(error).__name__}: {error})") from error
+
+
+def _encode(encoder, x: Tensor) -> tuple[Tensor, Tensor]:
+    _module("encoder", encoder)
+    _tensor("x", x, 2)
+    out = _run("encoder", encoder, {"x": x})
+    if not isinstance(out, Mapping) or not all(isinstance(out.get(k), Tensor) for k in ("mu", "log_var")):
+        raise DTypeError(f"encoder: expected it to return {{'mu': tensor, 'log_var': tensor}}, got {describe(out)}")
+    return out["mu"], out["log_var"]
 
 
 def log_mean_exp(log_weights: Tensor, dim: int = 0) -> Tensor:
@@ -37,6 +82,9 @@ def log_mean_exp(log_weights: Tensor, dim: int = 0) -> Tensor:
     **Arguments** `log_weights`: any tensor; `dim`: the particle axis (default 0).
     **Returns** the tensor without `dim`.
     """
+    _tensor("log_weights", log_weights)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -log_weights.dim() <= dim < log_weights.dim():
+        raise ConfigError(f"dim: expected an axis of the {log_weights.dim()}-d log_weights, got {show(dim)}")
     return torch.logsumexp(log_weights, dim) - math.log(log_weights.shape[dim])
 
 
@@ -50,11 +98,20 @@ def log_importance_weights(encoder, decoder, x: Tensor, eps: Tensor, likelihood:
 
     **Returns** `[particles, batch]`.
     """
-    out = encoder(x)
-    mu, log_var = out["mu"], out["log_var"]
+    mu, log_var = _encode(encoder, x)
+    _tensor("eps", eps, 3, x)
+    _module("decoder", decoder)
+    _module("likelihood", likelihood)
+    if tuple(eps.shape[1:]) != tuple(mu.shape):
+        raise ShapeError(f"eps: expected [particles, batch, latent] = [K, {', '.join(map(str, mu.shape))}] to match "
+                         f"encoder(x), got {tuple(eps.shape)}")
     z = mu + torch.exp(0.5 * log_var) * eps
     # log N(z; 0, I) − log N(z; μ, σ²) = ½ Σ_j (lv_j + ε_j² − z_j²): the ½ log 2π terms cancel.
-    return likelihood(decoder(z), x) + 0.5 * (log_var + eps * eps - z * z).sum(-1)
+    ll = _run("likelihood", likelihood, {"decoder(z)": _run("decoder", decoder, {"z (from x and eps)": z}), "x": x})
+    if not isinstance(ll, Tensor) or tuple(ll.shape) != tuple(eps.shape[:2]):
+        raise ShapeError(f"likelihood: expected it to return [particles, batch] = {list(eps.shape[:2])}, got "
+                         f"{describe(ll)}")
+    return ll + 0.5 * (log_var + eps * eps - z * z).sum(-1)
 
 
 def elbo(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Tensor:
@@ -69,17 +126,25 @@ def iwae_bound(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood)
 
 def reconstruct(encoder, decoder, x: Tensor) -> Tensor:
     """The reconstruction path at the posterior mean: `decoder(μ(x))` (= forward(x, ε = 0))."""
-    return decoder(encoder(x)["mu"])
+    mu, _ = _encode(encoder, x)
+    _module("decoder", decoder)
+    return _run("decoder", decoder, {"mu (from x)": mu})
 
 
 def generate(decoder, eps: Tensor) -> Tensor:
     """The generative path: decode a prior sample, `decoder(ε)` with ε ~ N(0, I) given."""
-    return decoder(eps)
+    _module("decoder", decoder)
+    _tensor("eps", eps)
+    return _run("decoder", decoder, {"eps": eps})
 
 
 def contract_likelihood(name: str, decoder_log_var: Tensor) -> Likelihood:
-    """The contract's likelihood `name` as a callable: "gaussian" with `decoder_log_var`, or "bernoulli"."""
+    """The contract's likelihood `name` as a callable: "gaussian" with `decoder_log_var` (a float tensor
+    broadcastable to x̂, e.g. [output]), or "bernoulli" (which reads no `decoder_log_var`)."""
+    if not isinstance(name, str) or name not in LIKELIHOODS:
+        raise ConfigError(f"name: expected a likelihood, one of {LIKELIHOODS}, got {show(name)}")
     if name == "gaussian":
+        _tensor("decoder_log_var", decoder_log_var)
         return lambda x_hat, x: gaussian_log_likelihood(x_hat, x, decoder_log_var, validate=False)
     return lambda logits, x: bernoulli_log_likelihood(logits, x, validate=False)
 

@@ -28,12 +28,14 @@ _LATENT = ("batch", "latent")
 _OUTPUT = ("batch", "output")
 
 
-def _domain(function: str, tensors: dict[str, Tensor], convention: Convention | None = None) -> None:
-    """The spec's domain check for `function` in the dtype of `tensors` (evaluated in float64 on the host)."""
+def _domain(function: str, tensors: dict[str, Tensor], convention: Convention | None = None,
+            names: dict[str, str] | None = None) -> None:
+    """The spec's domain check for `function` in the dtype of `tensors` (evaluated in float64 on the host);
+    `names`: how the caller names the contract's arguments."""
     args = {name: to_numpy(t) for name, t in tensors.items()}
     if convention is not None:
         args["convention"] = convention
-    check_domain(function, args, dtype_name(next(iter(tensors.values())).dtype))
+    check_domain(function, args, dtype_name(next(iter(tensors.values())).dtype), names)
 
 
 def _reduce(values: Tensor, how: str, dim: int) -> Tensor:
@@ -121,11 +123,9 @@ def loss(reconstruction: Tensor, target: Tensor, mu: Tensor, log_var: Tensor, be
     if validate:
         check_tensors({"reconstruction": reconstruction, "target": target, "mu": mu, "log_var": log_var},
                       {"reconstruction": _OUTPUT, "target": _OUTPUT, "mu": _LATENT, "log_var": _LATENT})
-        check_beta(beta)
-        try:
-            _domain("reconstruction_loss", {"x_hat": reconstruction, "x": target}, get_convention(convention))
-        except DomainError as error:  # the same check, named as this function names its arguments
-            raise DomainError(str(error).replace("x_hat:", "reconstruction:", 1)) from None
+        beta = check_beta(beta)
+        _domain("reconstruction_loss", {"x_hat": reconstruction, "x": target}, get_convention(convention),
+                {"x_hat": "reconstruction", "x": "target"})
         _domain("kl_divergence", {"mu": mu, "log_var": log_var})
     return (reconstruction_loss(reconstruction, target, convention, validate=False)
             + beta * kl_divergence(mu, log_var, convention, validate=False))

@@ -31,7 +31,7 @@ def normal_like(tensor: Tensor, key: Key | int) -> tuple[Tensor, Key]:
     **Returns** `(eps, new_key)`; `eps` depends only on `key` and the shape. A non-tensor or a
     non-floating tensor is a `DTypeError` naming `tensor`.
     """
-    if not isinstance(tensor, Tensor) or not tensor.is_floating_point():
+    if not isinstance(tensor, Tensor) or not tensor.is_floating_point() or tensor.device.type == "meta":
         raise DTypeError(f"tensor: expected a floating-point torch.Tensor (its shape, dtype and device are read), "
                          f"got {describe(tensor)}")
     eps, new_key = normal(as_key(key), tuple(tensor.shape))

@@ -20,10 +20,12 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from vaespec.spec.errors import ConfigError, DomainError, ShapeError
+from vaespec.spec.errors import ConfigError, DomainError, ShapeError, show
+from vaespec.spec.keys import MAX_DRAW
 from vaespec.spec.shapes import check_scalar
 
 from ._checks import check_tensor, check_tensors
+from ._dtypes import torch_device, torch_dtype
 from .functional import _domain
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -106,7 +108,13 @@ class GaussianLikelihood(nn.Module):
 
     def __init__(self, output_size: int, log_var: float = 0.0, learn: bool = True, *, dtype=None, device=None):
         super().__init__()
-        initial = torch.full((output_size,), float(log_var), dtype=dtype, device=device)
+        if isinstance(output_size, bool) or not isinstance(output_size, int) or not 1 <= output_size <= MAX_DRAW:
+            raise ConfigError(f"output_size: expected an integer in [1, {MAX_DRAW}], got {show(output_size)}")
+        if not isinstance(learn, bool):
+            raise ConfigError(f"learn: expected True or False, got {show(learn)}")
+        initial = torch.full((output_size,), check_scalar("log_var", log_var),
+                             dtype=None if dtype is None else torch_dtype(dtype),
+                             device=None if device is None else torch_device(device))
         if learn:
             self.log_var = nn.Parameter(initial)
         else:
@@ -132,4 +140,4 @@ def build_likelihood(name: str, output_size: int, *, learn_scale: bool = True, l
         return GaussianLikelihood(output_size, log_var, learn_scale, dtype=dtype, device=device)
     if name == "bernoulli":
         return BernoulliLikelihood()
-    raise ConfigError(f"likelihood: expected 'gaussian' or 'bernoulli', got {name!r}")
+    raise ConfigError(f"likelihood: expected 'gaussian' or 'bernoulli', got {show(name)}")

@@ -26,16 +26,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
-from vaespec.spec.conventions import Convention
-from vaespec.spec.errors import DomainError, DTypeError, ShapeError, describe
+from vaespec.spec.conventions import Convention, get_convention
+from vaespec.spec.errors import DomainError, DTypeError, ShapeError, describe, show
 from vaespec.spec.init import init_codebook as _spec_init_codebook
-from vaespec.spec.keys import Key, as_key, randint
+from vaespec.spec.keys import MAX_DRAW, Key, as_key, randint
 from vaespec.spec.shapes import check_scalar
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT
 
-from ._checks import check_tensors
+from ._checks import check_beta, check_tensors
 from ._dtypes import torch_device, torch_dtype
-from .functional import reconstruction_loss
+from .functional import _domain, reconstruction_loss
 
 _Z_E = ("batch", "embedding")
 _CODEBOOK = ("codes", "embedding")
@@ -51,7 +51,9 @@ class CodebookHealth(NamedTuple):
 
 
 def _check_z_e_codebook(z_e: Tensor, codebook: Tensor) -> None:
+    """Shapes, dtypes, devices, finiteness, and the distances' domain (`vaespec.spec.domains`) in the dtype."""
     check_tensors({"z_e": z_e, "codebook": codebook}, {"z_e": _Z_E, "codebook": _CODEBOOK})
+    _domain("quantize", {"z_e": z_e, "codebook": codebook})
 
 
 def _check_indices(name: str, indices, length: int | None, high: int, like: Tensor | None = None) -> None:
@@ -59,8 +61,9 @@ def _check_indices(name: str, indices, length: int | None, high: int, like: Tens
     want = f"[{'batch' if length is None else length}]"
     if not isinstance(indices, Tensor):
         raise DTypeError(f"{name}: expected an int64 torch.Tensor of shape {want}, got {describe(indices)}")
-    if indices.dtype != torch.int64:
-        raise DTypeError(f"{name}: expected dtype torch.int64, got {indices.dtype}")
+    if indices.dtype != torch.int64 or indices.layout != torch.strided or indices.device.type == "meta":
+        raise DTypeError(f"{name}: expected a dense int64 tensor with storage, got {describe(indices)} on "
+                         f"{indices.device}")
     if indices.dim() != 1 or indices.shape[0] == 0 or (length is not None and indices.shape[0] != length):
         raise ShapeError(f"{name}: expected a non-empty shape {want}, got {tuple(indices.shape)}")
     if like is not None and indices.device != like.device:
@@ -153,7 +156,8 @@ def codebook_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate: b
 
     **Returns** a 0-d tensor.
     """
-    return ((z_e.detach() - _rows(codebook, indices, z_e, validate)) ** 2).mean()
+    rows = _rows(codebook, indices, z_e, validate)  # checked before z_e is touched
+    return ((z_e.detach() - rows) ** 2).mean()
 
 
 def commitment_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate: bool = True) -> Tensor:
@@ -166,15 +170,6 @@ def commitment_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate:
     **Returns** a 0-d tensor (equal in value to `codebook_loss`).
     """
     return ((z_e - _rows(codebook, indices, z_e, validate).detach()) ** 2).mean()
-
-
-def _check_weight(name: str, value) -> None:
-    """A finite real ≥ 0: a Python number or a one-element real tensor."""
-    if isinstance(value, Tensor):
-        if value.numel() != 1 or not (value.is_floating_point() or value.dtype in (torch.int32, torch.int64)):
-            raise DTypeError(f"{name}: expected a real number or a one-element real tensor, got {describe(value)}")
-        value = value.item()
-    check_scalar(name, value, low=0.0)
 
 
 def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tensor, indices: Tensor,
@@ -200,7 +195,9 @@ def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tenso
         if z_e.shape[0] != reconstruction.shape[0]:
             raise ShapeError(f"z_e: expected {reconstruction.shape[0]} rows to match reconstruction, "
                              f"got shape {tuple(z_e.shape)}")
-        _check_weight("commitment_weight", commitment_weight)
+        commitment_weight = check_beta(commitment_weight, "commitment_weight")
+        _domain("reconstruction_loss", {"x_hat": reconstruction, "x": target}, get_convention(convention),
+                {"x_hat": "reconstruction", "x": "target"})
     return (reconstruction_loss(reconstruction, target, convention, validate=False)
             + codebook_loss(z_e, codebook, indices, validate=False)
             + commitment_weight * commitment_loss(z_e, codebook, indices, validate=False))
@@ -260,9 +257,11 @@ def codebook_health(indices: Tensor, num_embeddings: int, *, dtype: torch.dtype 
 
     **Returns** `CodebookHealth(usage int64 [K], perplexity 0-d, dead_codes 0-d int64)`.
     """
+    dtype = torch_dtype(dtype)
     if validate:
-        if isinstance(num_embeddings, bool) or not isinstance(num_embeddings, (int, np.integer)) or num_embeddings < 1:
-            raise DomainError(f"num_embeddings: expected a positive integer, got {num_embeddings!r}")
+        if isinstance(num_embeddings, bool) or not isinstance(num_embeddings, (int, np.integer)) \
+                or not 1 <= num_embeddings <= MAX_DRAW:
+            raise DomainError(f"num_embeddings: expected an integer in [1, {MAX_DRAW}], got {show(num_embeddings)}")
         _check_indices("indices", indices, None, int(num_embeddings))
     usage = torch.bincount(indices, minlength=int(num_embeddings))
     p = usage.to(dtype) / indices.shape[0]
@@ -289,8 +288,10 @@ def reset_dead_codes(codebook: Tensor, usage: Tensor, z_e: Tensor, key: Key | in
     """
     if validate:
         _check_z_e_codebook(z_e, codebook)
-        if not isinstance(usage, Tensor) or usage.dtype != torch.int64 or tuple(usage.shape) != (codebook.shape[0],):
-            raise DTypeError(f"usage: expected an int64 tensor of shape [{codebook.shape[0]}], got {describe(usage)}")
+        if not isinstance(usage, Tensor) or usage.dtype != torch.int64 or tuple(usage.shape) != (codebook.shape[0],) \
+                or usage.device != codebook.device:
+            raise DTypeError(f"usage: expected an int64 tensor of shape [{codebook.shape[0]}] on {codebook.device}, got "
+                             f"{describe(usage)}{'' if not isinstance(usage, Tensor) else ' on ' + str(usage.device)}")
         if bool((usage < 0).any()):
             raise DomainError(f"usage: expected counts ≥ 0, got min {int(usage.min())}")
     dead = torch.nonzero(usage == 0).squeeze(1)  # increasing index order

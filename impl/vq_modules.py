@@ -22,6 +22,7 @@ from vaespec.spec.keys import Key
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT, DEFAULT_DECAY, DEFAULT_EPSILON
 
 from vaespec.spec.contract import validate_args
+from vaespec.spec.shapes import check_scalar
 
 from ._dtypes import torch_device, torch_dtype
 from .functional import reconstruction_loss
@@ -85,7 +86,8 @@ def check_ema_options(ema, decay, epsilon) -> None:
         raise ConfigError(f"ema: expected True or False, got {show(ema)}")
     for option, value, ok, domain in (("decay", decay, lambda v: 0.0 <= v < 1.0, "0 ≤ decay < 1"),
                                       ("epsilon", epsilon, lambda v: 0.0 <= v < math.inf, "finite ε ≥ 0")):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not ok(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not ok(value) or not math.isfinite(check_scalar(option, value)):
             raise ConfigError(f"{option}: expected a real number with {domain}, got {show(value)}")
 
 

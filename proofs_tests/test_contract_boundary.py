@@ -127,3 +127,81 @@ def test_every_error_is_a_vaespec_error_and_a_builtin():
     for error in (ShapeError, DomainError, ConfigError):
         assert issubclass(error, VaespecError) and issubclass(error, ValueError)
     assert issubclass(DTypeError, VaespecError) and issubclass(DTypeError, TypeError)
+
+
+# Issue 14's repros, one per root cause: each now ends in a vaespec error naming the argument, or converts as stated.
+def test_masked_arrays_and_matrices_are_refused_not_misread():
+    lv = np.zeros((3, 2))
+    lv[0, 0] = np.nan
+    for own in BACKENDS:
+        with pytest.raises(DTypeError, match="log_var: expected a plain numpy array.*masked"):
+            own.kl_divergence(np.ones((3, 2)), np.ma.masked_invalid(lv), "elbo")
+        square = np.matrix(np.ones((2, 2)))
+        with pytest.raises(DTypeError, match=r"mu: expected a plain numpy array.*numpy\.matrix"):
+            own.reparameterize(square, square, square)
+
+
+def test_narrow_float_input_is_widened_exactly_and_the_reference_returns_float64():
+    rng = np.random.default_rng(3)
+    mu, lv, eps = (rng.standard_normal((3, 2)).astype(np.float16) for _ in range(3))
+    z = ReferenceBackend().reparameterize(mu, lv, eps)
+    assert z.dtype == np.float64
+    assert np.array_equal(z, ReferenceBackend().reparameterize(*(a.astype(np.float64) for a in (mu, lv, eps))))
+    with pytest.raises(DTypeError, match="longdouble|float128|narrowing"):
+        ReferenceBackend().reparameterize(mu.astype(np.longdouble), lv, eps)
+
+
+def test_torch_backend_checks_its_results_and_its_key_draw():
+    args = _valid("encode")
+    with pytest.raises(DomainError, match=r"encode: the float32 result is not finite.*\(params, x\)"):
+        TorchBackend("cpu", "float32").encode(args["arch"], args["params"], args["x"] * 1e39)
+    for own in BACKENDS:
+        with pytest.raises(DomainError, match="log_var"):
+            own.reparameterize_key(np.zeros((3, 2)), np.full((3, 2), 1e4), 3)
+        with pytest.raises(DTypeError, match="mu"):
+            own.reparameterize_key([[0.0, 1.0]], np.zeros((1, 2)), 3)
+
+
+@pytest.mark.parametrize("own", BACKENDS, ids=lambda b: f"{b.name}-{b.dtype}")
+def test_vjp_names_a_bad_function_args_or_cotangent(own):
+    with pytest.raises(ConfigError, match=r"^function: expected one of"):
+        own.vjp(["loss"], {}, 1.0)
+    with pytest.raises(DTypeError, match=r"^args: expected a mapping"):
+        own.vjp("kl_divergence", [1, 2], 1.0)
+    with pytest.raises(ConfigError, match="ema_update|function"):
+        own.vjp("ema_update", _valid("ema_update"), 1.0)
+    for cotangent, error in ((None, DTypeError), (float("nan"), DomainError), ("1", DTypeError)):
+        with pytest.raises(error, match=r"^d_kl \(cotangent\)"):
+            own.vjp("kl_divergence", _valid("kl_divergence"), cotangent)
+    with pytest.raises(DomainError, match=r"d_x_hat \(cotangent\): expected finite"):
+        own.vjp("decode", _valid("decode"), np.full((3, 4), np.inf))
+
+
+@pytest.mark.parametrize("own", BACKENDS, ids=lambda b: f"{b.name}-{b.dtype}")
+def test_huge_integers_and_unusable_devices_and_dtypes_are_named(own):
+    with pytest.raises(DomainError, match=r"^beta: .*1101 bits"):
+        call(own, "loss", {**_valid("loss"), "beta": 2**1100})
+    with pytest.raises(DomainError, match=r"^ema_step"):
+        call(own, "ema_update", {**_valid("ema_update"), "ema_step": 2**1100})
+    for device in ("meta", "xpu", "mps", "cuda:99"):
+        with pytest.raises(ConfigError, match=r"^device"):
+            TorchBackend(device)
+    with pytest.raises(ConfigError, match=r"^dtype: expected one of"):
+        validate_args("kl_divergence", _valid("kl_divergence"), "float8")
+
+
+def test_in_domain_non_finite_results_are_out_of_the_stated_domain():
+    from vaespec.reference import estimators, gradients
+
+    rng = np.random.default_rng(0)
+    x_hat, x = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    for own in (*BACKENDS, estimators):  # log σ² = −745: e^745 overflows, the density was −inf
+        with pytest.raises(DomainError, match=r"^log_var: the Gaussian's magnitude"):
+            own.gaussian_log_likelihood(x_hat, x, np.full((3, 4), -745.0))
+    # A VJP refuses where its forward does: huge weights overflow the decoder (the gradient was Inf).
+    args = _valid("decode")
+    params = {k: v * 1e200 for k, v in args["params"].items()}
+    with pytest.raises(DomainError, match=r"^decode: the float64 result is not finite"):
+        gradients.decode_vjp(args["arch"], params, args["z"], np.ones((3, 4)))
+    with pytest.raises(DomainError, match=r"^kl_divergence: the float64 gradient is not finite.*cotangent"):
+        gradients.kl_divergence_vjp(np.zeros((3, 2)), np.full((3, 2), 700.0), "elbo", 1e300)

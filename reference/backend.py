@@ -34,9 +34,10 @@ class ReferenceBackend(VQReferenceMethods, EstimatorsReferenceMethods, BayesRefe
     loss = staticmethod(vae.loss)
 
     def vjp(self, function, args, cotangent):
-        if function in bayes.FUNCTIONS:
+        if isinstance(function, str) and function in bayes.FUNCTIONS:
             return bayes.vjp(function, args, cotangent)
-        return (estimators.vjp if function in estimators.FUNCTIONS else gradients.vjp)(function, args, cotangent)
+        chapter = estimators.vjp if isinstance(function, str) and function in estimators.FUNCTIONS else gradients.vjp
+        return chapter(function, args, cotangent)  # each checks the name, the args and the cotangent
 
     def reparameterize_key(self, mu, log_var, key):
         """`(reparameterize(μ, lv, ε), key′)` with `(ε, key′) = normal(key, μ.shape)`; μ is checked before

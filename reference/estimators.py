@@ -57,10 +57,13 @@ def _softmax(w):
 def _network(arch, params, x, eps, decoder_log_var, likelihood, function="log_importance_weights"):
     """Everything the log-weights and their VJP need: (log w [K, B], tape); log w is refused if not finite."""
     particles, batch, latent = eps.shape
-    mu, log_var = vae.encode(arch, params, x)
-    sigma = np.exp(0.5 * log_var)
-    z = mu + sigma * eps
-    x_hat = vae.decode(arch, params, z.reshape(particles * batch, latent)).reshape(particles, batch, -1)
+    mu, log_var, _ = vae._encode(arch, params, x)  # checked below as this function's intermediates, by its name
+    with np.errstate(over="ignore", invalid="ignore"):
+        sigma = np.exp(0.5 * log_var)
+        z = mu + sigma * eps
+        vae._finite(function, (mu, log_var, z))
+        x_hat = vae._decode(arch, params, z.reshape(particles * batch, latent))[0].reshape(particles, batch, -1)
+        vae._finite(function, x_hat)
     if likelihood == "gaussian":
         ll = _gaussian(x_hat, x, np.broadcast_to(decoder_log_var, x_hat.shape))
     else:

@@ -29,6 +29,7 @@ from vaespec.spec.estimators import LOG_2PI
 from . import vae
 from .activations import sigmoid
 from .estimators import _network, _softmax
+from vaespec.spec.estimators import FUNCTIONS
 from .magnitude import (
     _abs_decode_backward,
     _abs_encode_backward,

@@ -50,8 +50,34 @@ def _kl(mu, log_var, m_mu, m_lv, c):
 
 
 def magnitude(function: str, args):
-    """Error scale of `function` at `args`, structured like its output (VQ functions: `vq_magnitude`)."""
-    from . import vq_magnitude  # it builds on this module
+    """Error scale of `function` at `args`, structured like its output (VQ functions: `vq_magnitude`).
+
+    `function` and `args` are checked as the function's own (`validate_args`: a contract name, a mapping
+    of finite arrays of the right shapes); extra entries of `args` (VQ's `indices`) are kept."""
+    from vaespec.spec.contract import validate_args
+
+    return _magnitude(function, validate_args(function, args))
+
+
+def vjp_magnitude(function: str, args, cotangent):
+    """Error scale of `vjp(function, args, cotangent)`, structured like its result.
+
+    The backward pass run on absolute values (|W|ᵀ, |act′|, |ȳ|), starting from the
+    magnitude of each loss derivative — e.g. d KL / d lv = ½(exp(lv) − 1) has magnitude
+    ½(exp(lv) + 1), which is the size of what an autograd backend actually cancels.
+    VQ functions: `vq_magnitude`. Arguments checked as `vjp`'s (`validate_vjp`).
+    """
+    from vaespec.spec.contract import validate_vjp
+
+    checked, cotangents = validate_vjp(function, args, cotangent)
+    return _vjp_magnitude(function, checked, cotangents if len(cotangents) > 1 else cotangents[0])
+
+
+def _magnitude(function: str, args):
+    from . import estimators_magnitude, vq_magnitude  # they build on this module
+
+    if function in estimators_magnitude.FUNCTIONS:
+        return estimators_magnitude.magnitude(function, args)
 
     if function in vq_magnitude.FUNCTIONS:
         return vq_magnitude.magnitude(function, args)
@@ -140,15 +166,11 @@ def _zeros(params):
     return {k: np.zeros_like(v) for k, v in params.items()}
 
 
-def vjp_magnitude(function: str, args, cotangent):
-    """Error scale of `vjp(function, args, cotangent)`, structured like its result.
+def _vjp_magnitude(function: str, args, cotangent):
+    from . import estimators_magnitude, vq_magnitude  # they build on this module
 
-    The backward pass run on absolute values (|W|ᵀ, |act′|, |ȳ|), starting from the
-    magnitude of each loss derivative — e.g. d KL / d lv = ½(exp(lv) − 1) has magnitude
-    ½(exp(lv) + 1), which is the size of what an autograd backend actually cancels.
-    VQ functions: `vq_magnitude`.
-    """
-    from . import vq_magnitude  # it builds on this module
+    if function in estimators_magnitude.FUNCTIONS:
+        return estimators_magnitude.vjp_magnitude(function, args, cotangent)
 
     if function in vq_magnitude.VJP_FUNCTIONS:
         return vq_magnitude.vjp_magnitude(function, args, cotangent)

@@ -55,7 +55,8 @@ def _distances(z_e, codebook):
             blocks.append((diff * diff).sum(axis=2))
     d = np.concatenate(blocks, axis=0)
     if not np.all(np.isfinite(d)):  # an argmin over Inf would pick a code silently (vq_forward's z_e is computed)
-        raise DomainError(f"z_e: the squared distances to the codebook overflow float64 (max |z_e| = "
+        raise DomainError(f"z_e (given, or vq_encode(x) from x and params): the squared distances to the codebook "
+                          f"overflow float64 (max |z_e| = "
                           f"{float(np.abs(z_e).max()):.6g}, max |codebook| = {float(np.abs(codebook).max()):.6g}), "
                           f"so the inputs lie outside the VQ functions' float64 domain (spec/domains.py)")
     return d

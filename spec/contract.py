@@ -130,14 +130,28 @@ class VAEBackend(Protocol):
 
 def call(backend: VAEBackend, function: str, args: Mapping[str, Any]):
     """Call `function` on `backend` with the arguments named in `FUNCTIONS` (in order)."""
+    from .errors import ConfigError, DTypeError, describe, show
+
+    if not isinstance(function, str) or function not in FUNCTIONS:
+        raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {show(function)}")
+    if not isinstance(args, Mapping):
+        raise DTypeError(f"args: expected a mapping from argument name to value for {function}, got {describe(args)}")
     spec = FUNCTIONS[function]
-    return getattr(backend, function)(*(args[a.name] for a in spec.args))
+    missing = [a.name for a in spec.args if a.name not in args]
+    if missing:
+        raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
+    method = getattr(backend, function, None)
+    if not callable(method):
+        raise DTypeError(f"backend: expected a backend providing {function} (a VAEBackend), got {describe(backend)}")
+    return method(*(args[a.name] for a in spec.args))
 
 
 def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
     """Check `args` against `FUNCTIONS[function]` at a backend's boundary; raise a vaespec error naming the argument.
 
-    `function` must be a name in `FUNCTIONS` and `args` a mapping holding each of its arguments.
+    `function` must be a name in `FUNCTIONS` and `args` a mapping holding each of its arguments (it may hold
+    more: the suite passes one pool of example values to many functions, and the VQ reference reads an
+    extra `indices`; only the function's own arguments are checked, converted and returned with the rest).
     Arrays must be finite float arrays whose named dimensions agree with each other and with
     `arch` (`input`, `latent`, `output`; a `VQArchitecture` also binds `embedding` and `codes`);
     float16/float32 arrays are widened exactly to float64, masked arrays and `numpy.matrix` are
@@ -145,7 +159,7 @@ def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64"
     bound; `params` must hold the layout of the part of the network the function uses; scalars must
     be finite and within `[Arg.low, Arg.high]`; `convention` a preset name or a `Convention`; a key
     a `Key` or an integer seed. The estimators chapter adds its own rules
-    (`vaespec.spec.estimators.chapter_rules`). Returns the arguments converted: float64 arrays and
+    (`vaespec.spec.estimators._chapter_rules`). Returns the arguments converted: float64 arrays and
     parameters, the convention and keys resolved. Last, the numeric domain of the function in
     `dtype` (the backend's compute dtype; float64 for the reference) is checked:
     `vaespec.spec.domains.check_domain`.
@@ -198,7 +212,7 @@ def _validate(function: str, args: Mapping[str, Any], dtype: str) -> tuple[dict[
     from .architecture import Architecture, VQArchitecture
     from .conventions import get_convention
     from .errors import ConfigError, DomainError, DTypeError, describe, show
-    from .keys import as_key
+    from .keys import MAX_DRAW, as_key
     from .shapes import check_array, check_params, check_scalar
 
     if not isinstance(function, str) or function not in FUNCTIONS:
@@ -210,7 +224,7 @@ def _validate(function: str, args: Mapping[str, Any], dtype: str) -> tuple[dict[
     spec = FUNCTIONS[function]
     missing = [a.name for a in spec.args if a.name not in args]
     if missing:
-        raise ConfigError(f"{function}: missing arguments {missing}; it takes {[a.name for a in spec.args]}")
+        raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
     checked, bindings = dict(args), {}
     arch = args.get("arch")
     if "arch" in args:
@@ -225,8 +239,8 @@ def _validate(function: str, args: Mapping[str, Any], dtype: str) -> tuple[dict[
     for arg in spec.args:  # sizes first: they bind the dimensions the arrays are checked against
         if arg.kind == "size":
             value = args[arg.name]
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"{arg.name}: expected a positive integer ({arg.domain}), got {show(value)}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_DRAW:
+                raise ConfigError(f"{arg.name}: expected a positive integer ≤ {MAX_DRAW} ({arg.domain}), got {show(value)}")
             checked[arg.name] = bindings[arg.dims[0]] = int(value)
     for arg in spec.args:
         value = args[arg.name]
@@ -257,8 +271,8 @@ def _validate(function: str, args: Mapping[str, Any], dtype: str) -> tuple[dict[
                 raise DTypeError(f"{arg.name}: expected True or False, got {describe(value)}")
             checked[arg.name] = bool(value)
         elif arg.kind == "count":
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise DomainError(f"{arg.name}: expected an integer ≥ 0 ({arg.domain}), got {show(value)}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+                raise DomainError(f"{arg.name}: expected an integer in [0, 2**63) ({arg.domain}), got {show(value)}")
             checked[arg.name] = int(value)
         elif arg.kind == "key":
             checked[arg.name] = as_key(value)
@@ -272,8 +286,8 @@ def _validate(function: str, args: Mapping[str, Any], dtype: str) -> tuple[dict[
         raise ConfigError(f"arch: {function} compares x̂ with x, so output_size must equal input_size; got "
                           f"output_size={arch.output_size}, input_size={arch.input_size}")
     if spec.chapter == "estimators":
-        from .estimators import chapter_rules
-        chapter_rules(function, checked)
+        from .estimators import _chapter_rules
+        _chapter_rules(function, checked)
     from .domains import check_domain
     check_domain(function, checked, dtype)
     return checked, bindings

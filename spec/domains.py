@@ -11,6 +11,9 @@ the tolerance policy's bound applies. For the functions on direct inputs this re
 | `reparameterize` | \\|μ\\| + e^{ℓ/2}\\|ε\\| | ℓ ≤ 2 log(MAX/\\|ε\\|) |
 | `kl_divergence` | Σ_bj (e^ℓ + \\|ℓ\\| + μ² + 1) | ℓ ≤ log(MAX/n), \\|μ\\| ≤ √(MAX/n), ℓ ≥ −MAX/n for n = B·L terms |
 | `reconstruction_loss` | max(s, 1) · Σ_bd (\\|x̂\\| + \\|x\\|)² | \\|x̂\\| + \\|x\\| ≤ √(MAX/(max(s, 1)·n)) for n = B·D′ terms |
+| `gaussian_log_likelihood` | per row ½Σ_d (log 2π + \\|ℓ\\| + (\\|x̂\\| + \\|x\\|)²·e^{−ℓ} + e^{−ℓ}) | ℓ ≥ −log MAX at least |
+| `bernoulli_log_likelihood` | per row Σ_d (\\|x\\|·\\|l\\| + \\|l\\| + log 2) | \\|l\\| ≤ MAX/(2D) |
+| `quantize`, the aux losses, `ema_update` | max_b (‖z_e[b]‖ + max_k ‖e_k‖)² (float32's MAX for narrow dtypes) | ‖z_e‖ + ‖e‖ ≤ √MAX |
 
 There is no lower limit on ℓ beyond the size of the −ℓ/2 term: σ² = e^ℓ may underflow to 0 and
 the KL stays finite, because it never forms log σ² from σ² (torch.distributions' scale-based KL
@@ -22,7 +25,8 @@ cannot evaluate it without the reference, so it is checked on the result (below)
 the gradient without telling anyone, which is what a conformance oracle must not do.
 `check_domain` raises `DomainError` naming the argument, the dtype's limit and what was given;
 `validate_args` calls it for the reference (float64) and backends pass their own dtype. The
-reference raises `DomainError` when a network function's float64 result is not finite.
+reference and both backends raise `DomainError` when a result or gradient is not finite
+(`check_result`): no contract function returns Inf or NaN from inputs it accepted.
 `vaespec.impl`'s functional ops check their tensor's dtype with `validate=True`; with
 `validate=False` they follow IEEE arithmetic (inf, NaN) as torch does.
 
@@ -33,6 +37,7 @@ checks it. Empty reductions are outside every domain: a zero-sized dimension is 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 
@@ -103,7 +108,8 @@ def magnitudes(function: str, args: Mapping) -> np.ndarray | float:
     """The magnitude `check_domain` compares with MAX_FINITE: elementwise for `reparameterize`, the
     whole sum (before any mean) for the losses, per row (last axis summed) for the likelihoods.
     Computed in float64 (an overflow there is +inf)."""
-    a = {**args, **_operands(function, args)}
+    operands = _operands(function, args)  # checks `function` and that `args` is a mapping first
+    a = {**args, **operands}
     with np.errstate(over="ignore", invalid="ignore"):
         if function == "reparameterize":
             return np.abs(a["mu"]) + np.exp(0.5 * a["log_var"]) * np.abs(a["eps"])
@@ -137,15 +143,15 @@ def log_var_limits(dtype: str, terms: int = 1) -> tuple[float, float]:
     low = −(t − 1), no lower than −MAX (every finite value). `terms` is an integer ≥ 1.
     """
     limit = MAX_FINITE[_dtype(dtype)]
-    if isinstance(terms, bool) or not isinstance(terms, (int, np.integer)) or terms < 1:
-        raise ConfigError(f"terms: expected an integer ≥ 1 (the number of KL terms), got {show(terms)}")
+    if isinstance(terms, bool) or not isinstance(terms, (int, np.integer)) or not 1 <= terms <= 2**53:
+        raise ConfigError(f"terms: expected an integer in [1, 2**53] (the number of KL terms), got {show(terms)}")
     log_top = math.log(limit) - math.log(terms)
     top = math.exp(log_top) if log_top < math.log(limit) else math.inf
     high = log_top + math.log1p(-(log_top + 1.0) / top)
     return max(-(top - 1.0), -limit), high
 
 
-def check_domain(function: str, args: Mapping, dtype: str = "float64") -> None:
+def check_domain(function: str, args: Mapping, dtype: str = "float64", names: Mapping[str, str] | None = None) -> None:
     """Raise `DomainError` when `args` lie outside `function`'s domain in `dtype` (see the module doc).
 
     **Arguments**
@@ -153,6 +159,8 @@ def check_domain(function: str, args: Mapping, dtype: str = "float64") -> None:
       other name in the contract passes; a name outside it is a `ConfigError`).
     - `args`: its arguments (float arrays or numbers; checked here too, since this is public).
     - `dtype`: the dtype the function is evaluated in ("float64" for the reference).
+    - `names`: how the caller names the contract's arguments in its messages (e.g. `vaespec.impl.loss`
+      calls x̂ `reconstruction`); by default the contract's names.
 
     **Raises** `DomainError` naming the offending argument, the limit and the value.
     """
@@ -165,7 +173,9 @@ def check_domain(function: str, args: Mapping, dtype: str = "float64") -> None:
         raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {show(function)}")
     if function not in CHECKED:
         return
-    args = {**args, **_operands(function, args)}
+    operands = _operands(function, args)  # checks that `args` is a mapping first
+    args = {**args, **operands}
+    n = (lambda key: names.get(key, key)) if names else (lambda key: key)
     m = magnitudes(function, args)
     if function == "reparameterize":
         if np.all(m <= limit):
@@ -173,16 +183,16 @@ def check_domain(function: str, args: Mapping, dtype: str = "float64") -> None:
         b = tuple(int(i) for i in np.argwhere(~(m <= limit))[0])
         mu, lv, eps = (np.broadcast_to(args[k], m.shape) for k in ("mu", "log_var", "eps"))
         raise DomainError(
-            f"log_var: |μ| + e^(log_var/2)·|ε| must stay ≤ {limit:.4g} ({dtype}'s largest value) so z is finite; "
-            f"got log_var = {float(lv[b]):.6g}, μ = {float(mu[b]):.6g}, "
-            f"ε = {float(eps[b]):.6g} at index {b}")
+            f"{n('log_var')}: |mu| + e^(log_var/2)·|eps| must stay ≤ {limit:.4g} ({dtype}'s largest value) so z is "
+            f"finite; got {n('log_var')} = {float(lv[b]):.6g}, {n('mu')} = {float(mu[b]):.6g}, "
+            f"{n('eps')} = {float(eps[b]):.6g} at index {b}")
     if m <= limit:
         return
     if function == "kl_divergence":
         mu, lv = args["mu"], args["log_var"]
         low, high = log_var_limits(dtype, max(mu.size, 1))
-        name, got = ("log_var", f"log_var in [{float(lv.min()):.6g}, {float(lv.max()):.6g}]") \
-            if (lv.max() > high or lv.min() < low) else ("mu", f"max |μ| = {float(np.abs(mu).max()):.6g}")
+        name, got = (n("log_var"), f"log_var in [{float(lv.min()):.6g}, {float(lv.max()):.6g}]") \
+            if (lv.max() > high or lv.min() < low) else (n("mu"), f"max |μ| = {float(np.abs(mu).max()):.6g}")
         raise DomainError(
             f"{name}: the KL's magnitude Σ(e^log_var + |log_var| + μ² + 1) must stay ≤ {limit:.4g} ({dtype}'s "
             f"largest value); for {mu.size} terms that means {low:.4g} ≤ log_var ≤ {high:.4g} and smaller μ; "
@@ -190,24 +200,25 @@ def check_domain(function: str, args: Mapping, dtype: str = "float64") -> None:
     if function == "gaussian_log_likelihood":
         lv = args["log_var"]
         raise DomainError(
-            f"log_var: the Gaussian's magnitude ½Σ_d(log 2π + |ℓ| + (|x̂| + |x|)²·e^(−ℓ) + e^(−ℓ)) must stay ≤ "
+            f"{n('log_var')}: the Gaussian's magnitude ½Σ_d(log 2π + |ℓ| + (|x̂| + |x|)²·e^(−ℓ) + e^(−ℓ)) must stay ≤ "
             f"{limit:.4g} ({dtype}'s largest value), so ℓ ≥ −{math.log(limit):.4g} at the very least and larger "
             f"where x̂, x are large; got log_var in [{float(np.min(lv)):.6g}, {float(np.max(lv)):.6g}], "
-            f"max |x̂| = {float(np.abs(args['x_hat']).max()):.6g}, max |x| = {float(np.abs(args['x']).max()):.6g} "
-            f"(magnitude {m:.4g})")
+            f"max |{n('x_hat')}| = {float(np.abs(args['x_hat']).max()):.6g}, max |{n('x')}| = "
+            f"{float(np.abs(args['x']).max()):.6g} (magnitude {m:.4g})")
     if function in _DISTANCES:
         raise DomainError(
-            f"z_e: the squared distances' magnitude max_b(‖z_e[b]‖ + max_k ‖e_k‖)² must stay ≤ {limit:.4g} (the "
+            f"{n('z_e')}: the squared distances' magnitude max_b(‖z_e[b]‖ + max_k ‖e_k‖)² must stay ≤ {limit:.4g} (the "
             f"largest value of the dtype distances are computed in) so every ‖z_e − e_k‖² is finite; got max |z_e| = "
-            f"{float(np.abs(args['z_e']).max()):.6g}, max |codebook| = {float(np.abs(args['codebook']).max()):.6g} "
+            f"{float(np.abs(args['z_e']).max()):.6g}, max |{n('codebook')}| = {float(np.abs(args['codebook']).max()):.6g} "
             f"(magnitude {m:.4g})")
     if function == "bernoulli_log_likelihood":
         raise DomainError(
-            f"logits: the Bernoulli's magnitude Σ_d(|x|·|l| + |l| + log 2) must stay ≤ {limit:.4g} ({dtype}'s "
-            f"largest value); got max |logits| = {float(np.abs(args['logits']).max()):.6g} (magnitude {m:.4g})")
+            f"{n('logits')}: the Bernoulli's magnitude Σ_d(|x|·|l| + |l| + log 2) must stay ≤ {limit:.4g} ({dtype}'s "
+            f"largest value); got max |{n('logits')}| = {float(np.abs(args['logits']).max()):.6g} (magnitude {m:.4g})")
     raise DomainError(
-        f"x_hat: the reconstruction's magnitude max(scale, 1)·Σ(|x̂| + |x|)² must stay ≤ {limit:.4g} ({dtype}'s largest "
-        f"value); got max |x̂| = {float(np.abs(args['x_hat']).max()):.6g}, max |x| = {float(np.abs(args['x']).max()):.6g} "
+        f"{n('x_hat')}: the reconstruction's magnitude max(scale, 1)·Σ(|x̂| + |x|)² must stay ≤ {limit:.4g} ({dtype}'s "
+        f"largest value); got max |{n('x_hat')}| = {float(np.abs(args['x_hat']).max()):.6g}, max |{n('x')}| = "
+        f"{float(np.abs(args['x']).max()):.6g} "
         f"(magnitude {m:.4g} over {args['x'].size} terms)")
 
 
@@ -217,6 +228,9 @@ def check_result(function: str, result, dtype: str = "float64", what: str = "res
     within `dtype`, which the spec cannot evaluate without the reference, so it is checked on the result
     (`what` = "gradient" for a VJP's, which also names the cotangent). Backends call it at their boundary,
     so no contract function returns Inf or NaN from inputs it accepted."""
+    check_dtype(dtype)
+    if not isinstance(function, str):
+        raise ConfigError(f"function: expected a contract function name, got {show(function)}")
     values = result.values() if isinstance(result, dict) else result if isinstance(result, (tuple, list)) else (result,)
     for value in values:
         if isinstance(value, (dict, tuple, list)):
@@ -237,5 +251,8 @@ def domain_rows(terms: tuple[int, ...] = (1, 30, 4096)) -> list[dict]:
     """Per dtype: MAX_FINITE and the KL's log-variance limits at n terms (the docs' domain table)."""
     if isinstance(terms, (str, bytes)) or not hasattr(terms, "__iter__"):
         raise ConfigError(f"terms: expected a sequence of integers ≥ 1, got {show(terms)}")
+    terms = tuple(itertools.islice(terms, 65))
+    if len(terms) > 64:
+        raise ConfigError("terms: expected at most 64 term counts, got more")
     return [{"dtype": d, "max": MAX_FINITE[d], "log_var": {n: log_var_limits(d, n) for n in terms}}
             for d in MAX_FINITE]

@@ -134,14 +134,14 @@ LAWS: dict[str, Law] = {law.name: law for law in _laws}
 
 
 def validate(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
-    """`vaespec.spec.contract.validate_args` (which applies this chapter's `chapter_rules`); kept by this name
+    """`vaespec.spec.contract.validate_args` (which applies this chapter's `_chapter_rules`); kept by this name
     for the chapter's callers. Returns the checked arguments."""
     from .contract import validate_args
 
     return validate_args(function, args, dtype)
 
 
-def chapter_rules(function: str, checked: Mapping[str, Any]) -> None:
+def _chapter_rules(function: str, checked: Mapping[str, Any]) -> None:
     """The chapter's own rules on already-checked arguments, applied by `validate_args`: a Bernoulli target
     lies in [0, 1]; the network estimators compare x̂ with x, so `arch.output_size` must equal
     `arch.input_size`. (`likelihood` is one of `LIKELIHOODS`: checked with the argument kinds.)"""
@@ -167,6 +167,14 @@ def chain_length(function: str, args: Mapping[str, Any]) -> tuple[int, int]:
     reduction. A gradient adds the backward chain and the sum over particles × batch of the
     weight gradients (as `vaespec.spec.tolerances.chain_length`).
     """
+    from .contract import validate_args
+    from .errors import ConfigError, show
+
+    if not isinstance(function, str) or function.removesuffix("_vjp") not in FUNCTIONS:
+        raise ConfigError(f"function: expected an estimators function (or <function>_vjp), one of "
+                          f"{sorted(FUNCTIONS)}, got {show(function)}")
+    if not function.endswith("_vjp"):
+        args = validate_args(function, args)
     if function.endswith("_vjp"):
         n, ops = chain_length(function[: -len("_vjp")], args)
         rows = np.shape(args["eps"])[0] * np.shape(args["eps"])[1] if "eps" in args else _batch(args)

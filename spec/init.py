@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
-from .architecture import Architecture
+from .architecture import Architecture, VQArchitecture
 from .contract import validate_args
-from .keys import Key, as_key, normal
+from .errors import ConfigError, DTypeError, describe
+from .keys import MAX_DRAW, Key, as_key, normal
 from .vq import DEFAULT_CODEBOOK_SEED
 
 
@@ -32,6 +33,8 @@ def init_params(arch: Architecture, seed: int | Key) -> dict[str, np.ndarray]:
 
     **Returns** a dict from `"<layer>.kernel"` / `"<layer>.bias"` to float64 arrays.
     """
+    if not isinstance(arch, (Architecture, VQArchitecture)):
+        raise DTypeError(f"arch: expected a vaespec.spec.architecture.Architecture or VQArchitecture, got {describe(arch)}")
     rng = np.random.default_rng(as_key(seed).value)
     params: dict[str, np.ndarray] = {}
     for name, fan_in, fan_out in arch.dense_layers():
@@ -54,4 +57,7 @@ def init_codebook(num_embeddings: int, embedding_dim: int, key: int | Key = DEFA
     """
     checked = validate_args("init_codebook", {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim,
                                               "key": key})
+    if checked["num_embeddings"] * checked["embedding_dim"] > MAX_DRAW:
+        raise ConfigError(f"num_embeddings, embedding_dim: expected K·D ≤ {MAX_DRAW} values, got "
+                          f"{checked['num_embeddings']} × {checked['embedding_dim']}")
     return normal(checked["key"], (checked["num_embeddings"], checked["embedding_dim"]))[0]

@@ -54,7 +54,7 @@ Float = _Subscriptable("float")
 Int = _Subscriptable("int")
 
 
-def plain_array(name: str, value, expected: str = "") -> np.ndarray:
+def _plain_array(name: str, value, expected: str = "") -> np.ndarray:
     """`value` as a plain `numpy.ndarray`, refusing the two subclasses whose meaning differs.
 
     - a masked array (`numpy.ma`): its mask would hide entries (a NaN under the mask passes a
@@ -94,7 +94,7 @@ def check_array(
     widening is exact, so the value is the one given (the float64 reference computes on it and
     returns float64, never the input's narrow dtype). Wider floats (`longdouble`) are refused,
     since narrowing them would round; bool, integer, complex, object and string arrays are
-    refused (`DTypeError`), as are masked arrays and `numpy.matrix` (`plain_array`).
+    refused (`DTypeError`), as are masked arrays and `numpy.matrix` (`_plain_array`).
     `kind="int"` accepts any integer dtype and returns it unchanged. A Python float or int
     (not a bool) is accepted for a scalar (`dims == ()`).
     """
@@ -110,7 +110,7 @@ def check_array(
             value = np.asarray(value, dtype=np.float64)
         else:
             raise DTypeError(f"{name}: expected a numpy array [{expected}], got {describe(value)}")
-    value = plain_array(name, value, expected)
+    value = _plain_array(name, value, expected)
     if kind == "float" and value.dtype.kind != "f":
         raise DTypeError(f"{name}: expected a floating-point array [{expected}], got dtype {value.dtype}")
     if kind == "float" and value.dtype.itemsize > 8:
@@ -159,7 +159,7 @@ def as_real_array(name: str, value, dims: tuple[str, ...], bindings: MutableMapp
             value = np.asarray(value)
         except (TypeError, ValueError, OverflowError) as error:
             raise DTypeError(f"{name}: expected a real array [{expected}], got {describe(value)} ({error})") from None
-    value = plain_array(name, value, expected)
+    value = _plain_array(name, value, expected)
     if value.dtype.kind in "iu":
         value = value.astype(np.float64)
     return check_array(name, value, dims, bindings)
@@ -216,7 +216,7 @@ def check_params(
         label = f"{name}[{key!r}]"
         if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
             raise DTypeError(f"{label}: expected a floating-point numpy array of shape {shape}, got {describe(array)}")
-        array = plain_array(label, array, f"shape {shape}")
+        array = _plain_array(label, array, f"shape {shape}")
         if array.shape != shape:
             raise ShapeError(f"{label}: expected shape {shape}, got {array.shape}")
         array = check_array(label, array, tuple(f"axis{i}" for i in range(len(shape))), finite=False)

@@ -106,9 +106,9 @@ class Bound:
 
 
 def _count(name: str, value, low: int = 0) -> int:
-    """An integer ≥ `low` (a rounding count or a size), else `ConfigError` naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{name}: expected an integer ≥ {low}, got {show(value)}")
+    """An integer in [`low`, 2⁵³] (a rounding count or a size: exact as a float), else `ConfigError` naming it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= 2**53:
+        raise ConfigError(f"{name}: expected an integer in [{low}, 2**53], got {show(value)}")
     return int(value)
 
 
@@ -120,10 +120,10 @@ def _check_dtype(dtype) -> str:
 
 def _magnitude(name: str, value):
     """A finite magnitude ≥ 0: a real number or a float/int array (returned as float64)."""
-    from .shapes import check_array, check_scalar, plain_array
+    from .shapes import check_array, check_scalar, _plain_array
 
     if isinstance(value, np.ndarray):
-        value = plain_array(name, value)
+        value = _plain_array(name, value)
         if value.dtype.kind in "iu":
             value = value.astype(np.float64)
         value = check_array(name, value, tuple(f"axis{i}" for i in range(value.ndim)), allow_empty=True)
@@ -176,8 +176,9 @@ def statistical_z(checks: int, rate: float = FALSE_ALARM_RATE) -> float:
 
     checks = _count("checks", checks, 1)
     rate = check_scalar("rate", rate, low=0.0, high=1.0)
-    if not 0.0 < rate < 1.0 or not rate / (2 * checks) > 0.0:
-        raise DomainError(f"rate: expected 0 < rate < 1 with rate/(2·checks) > 0, got rate = {rate}, checks = {checks}")
+    if not 0.0 < rate < 1.0 or not 1.0 - rate / (2 * checks) < 1.0:  # else the quantile is +∞ in float64
+        raise DomainError(f"rate: expected 0 < rate < 1 with 1 − rate/(2·checks) < 1 in float64, got rate = {rate}, "
+                          f"checks = {checks}")
     return statistics.NormalDist().inv_cdf(1 - rate / (2 * checks))
 
 
@@ -287,8 +288,10 @@ def distance_bound(dtype: str, embedding_dim: int, z_norm, e_norm):
                          f"got {np.shape(e_norm)}") from None
     own = bound(dtype, embedding_dim + 3, 4)
     ref = bound("float64", embedding_dim + 3)
-    scale = (z_norm + e_norm) ** 2
-    return own.tolerance(scale) + ref.tolerance(scale)
+    with np.errstate(over="ignore"):
+        scale = (np.float64(z_norm) + np.float64(e_norm)) ** 2 if np.ndim(z_norm) == np.ndim(e_norm) == 0 \
+            else (z_norm + e_norm) ** 2
+    return (own.rel + ref.rel) * scale + (own.floor + ref.floor)  # Inf where (‖z‖ + ‖e‖)² overflows: no bound
 
 
 def sum_ulps(n: int, term_ulps: float = REFERENCE_ULPS) -> float:

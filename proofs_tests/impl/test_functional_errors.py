@@ -73,3 +73,43 @@ def test_validate_false_skips_every_check():
     value = loss(t(4, 5), t(4, 5, fill=1.0), t(4, 3), t(4, 3), beta=-1.0, validate=False)
     assert value.item() == pytest.approx(reconstruction_loss(t(4, 5), t(4, 5, fill=1.0)).item()
                                          - kl_divergence(t(4, 3), t(4, 3)).item())
+
+
+# Issue 14: constructors and helpers check their arguments; the impl's key draw and likelihoods check the domain.
+def test_constructors_and_helpers_name_bad_arguments():
+    import numpy as np
+
+    from vaespec.impl import Encoder, reparameterize_with_key
+    from vaespec.impl.embedding import EmbeddingEncoder
+    from vaespec.impl.likelihoods import gaussian_log_likelihood
+    from vaespec.impl.vq import build as build_vq
+    from vaespec.impl.vq_modules import VQVAE
+    from vaespec.spec import keys
+    from vaespec.spec.architecture import Architecture
+    from vaespec.spec.tolerances import bound
+    from vaespec.spec.vq import acceptable_codes
+
+    arch = Architecture(4, 2, (3,), (3,))
+    assert Encoder(arch, dtype="float32").mu.weight.dtype == torch.float32  # a dtype name is resolved
+    cases = [
+        (lambda: Encoder(None), DTypeError, "arch: expected"),
+        (lambda: Encoder(arch, device="meta").mu.weight.device.type == "meta" or None, None, None),
+        (lambda: Encoder(arch, device="xpu"), ConfigError, "device"),
+        (lambda: EmbeddingEncoder(4, encoder_sizes=b"ab"), ConfigError, "encoder_sizes"),
+        (lambda: keys.normal(keys.key(0), None), DTypeError, "shape"),
+        (lambda: keys.split(keys.key(0), -1), ConfigError, "num"),
+        (lambda: bound("float8", 3), ConfigError, "dtype"),
+        (lambda: acceptable_codes("float32", np.full((2, 2), np.nan), np.zeros((3, 2))), DomainError, "z_e"),
+        (lambda: reparameterize_with_key(t(2, 3), t(2, 3, fill=1e4), 3), DomainError, "log_var"),
+        (lambda: gaussian_log_likelihood(t(2, 3), t(2, 3), -745.0), DomainError, "log_var"),
+        (lambda: gaussian_log_likelihood(t(2, 3), t(2, 3), 2**1100), DomainError, "log_var"),
+    ]
+    model = build_vq(4, embedding_dim=2, num_embeddings=3, encoder_sizes=(3,), decoder_sizes=(3,), key=0)
+    cases.append((lambda: VQVAE(model.decoder, model.quantizer, model.decoder), DTypeError, "encoder"))
+    for call, error, words in cases:
+        if error is None:
+            call()
+            continue
+        with pytest.raises(error) as info:
+            call()
+        assert str(info.value).startswith(words), str(info.value)
