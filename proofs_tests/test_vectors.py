@@ -15,7 +15,8 @@ from vaespec.proofs_tests.ports.independent import IndependentPort
 from vaespec.proofs_tests.ports.numpy_port import NumpyPort
 from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.vectors import Vectors, VectorsError, schema_errors, verify
-from vaespec.proofs_tests.vectors_export import case_dtypes, clear_margins, export, variants
+from vaespec.proofs_tests.vectors_cases import case_dtypes
+from vaespec.proofs_tests.vectors_export import clear_margins, export, variants
 from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS, narrower
 from vaespec.spec.vq import acceptable_codes
 from vaespec.spec.architecture import ACTIVATIONS

@@ -25,12 +25,11 @@ import numpy as np
 from vaespec.spec.architecture import ACTIVATIONS, Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.conventions import PRESETS
-from vaespec.spec.dtypes import PRECISION_ORDER
 from vaespec.spec.keys import Key
 from vaespec.spec.tolerances import distance_bound
 
-from .strategies import KINKED, SWITCHING
 from .vectors import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError
+from .vectors_cases import case_dtypes, is_special, special_inputs, special_variants
 
 BATCH = 4
 SIZES = {"input": 5, "output": 5, "latent": 3, "embedding": 3, "codes": 6, "batch": BATCH, "particles": 3,
@@ -85,29 +84,7 @@ def variants(function: str) -> list[dict]:
         names = sorted(ACTIVATIONS)
         for i, case in enumerate(cases):
             case["activation"] = names[(turn + i) % len(names)]
-    if function in REGIME_FUNCTIONS:  # every kink and every formula switch, at fixed inputs (vaespec.spec.dtypes)
-        cases += [{"regime": "kinks", "activation": a} for a in KINKED]
-        cases += [{"regime": "reach", "activation": a} for a in SWITCHING]
-    if function in TIE_FUNCTIONS:
-        cases.append({"ties": True})
-    if function in PRECISION_FUNCTIONS:
-        cases += [{"precision": dtype} for dtype in PRECISION_ORDER[:2]]
-    return cases
-
-
-# Cases at the inputs only some strategies reach: the network at its kinks and formula switches, exact ties
-# (small integers: every distance form is exact, the lowest index is the only answer), and near ties at one
-# dtype's precision (`strategies_vq.precision_ties`), which hold for that dtype and the more precise ones.
-REGIME_FUNCTIONS = ("encode", "decode")
-TIE_FUNCTIONS = ("quantize", "codebook_loss")
-PRECISION_FUNCTIONS = ("quantize",)
-
-
-def case_dtypes(variant: dict) -> list[str]:
-    """The dtypes a case holds for: all, or for a precision case its dtype and the more precise ones."""
-    if "precision" not in variant:
-        return list(DTYPES)
-    return [d for d in PRECISION_ORDER[: PRECISION_ORDER.index(variant["precision"]) + 1]]
+    return cases + special_variants(function)  # kinks, formula switches, ties, precision (vectors_cases)
 
 
 CHOICE_KINDS = ("likelihood",)  # argument kinds that name one of a few options: each option gets cases
@@ -197,59 +174,13 @@ def _encoded(function: str, args) -> np.ndarray | None:
     return None
 
 
-def _regime(args, variant: dict, rng) -> None:
-    """The network in the `kinks` or `reach` regime of the strategies (`strategies.regime_params`), exact everywhere;
-    with integer inputs and the first hidden layer's pre-activations pinned to 0 at the first row for `kinks`."""
-    from .strategies import pin_kinks, regime_params
-
-    arch = args["arch"]
-    args["params"] = {k: exact_everywhere(v) for k, v in
-                      regime_params(arch, variant["regime"], int(rng.integers(2**32))).items()}
-    if variant["regime"] == "kinks":
-        inputs = "x" if "x" in args else "z"
-        args[inputs] = rng.integers(-2, 3, args[inputs].shape).astype(np.float64)
-        pin_kinks(arch, args["params"], "encoder" if inputs == "x" else "decoder", args[inputs])
-
-
-def _ties(args, rng) -> None:
-    """Small-integer z_e and codebook (entries in [−2, 2]) whose nearest code of each row is duplicated later."""
-    codes, dim = args["codebook"].shape
-    args["codebook"] = rng.integers(-2, 3, (codes, dim)).astype(np.float64)
-    args["z_e"] = rng.integers(-2, 3, args["z_e"].shape).astype(np.float64)
-    for b in range(len(args["z_e"])):  # z_e off the rows, so the gradient to the chosen code is not 0
-        nearest = int(((args["z_e"][b] - args["codebook"]) ** 2).sum(1).argmin())
-        if b + 1 < codes and nearest != codes - 1 - b:
-            args["codebook"][codes - 1 - b] = args["codebook"][nearest]
-
-
-def _precision(args, variant: dict, rng) -> bool:
-    """z_e at near ties clear in the variant's dtype and ambiguous in the next narrower one; whether it worked."""
-    from vaespec.spec.dtypes import narrower, round_to
-    from vaespec.spec.vq import acceptable_codes
-
-    from .strategies_vq import precision_ties
-
-    level, codebook = variant["precision"], args["codebook"]
-    rows = rng.integers(0, len(codebook), len(args["z_e"]))
-    z = round_to(level, precision_ties(codebook, rows, [level] * len(rows), rng.choice([-1.0, 1.0], len(rows))))
-    args["z_e"] = z
-    clear = all(np.all(acceptable_codes(d, z, codebook).sum(1) == 1) for d in case_dtypes(variant))
-    return clear and bool(np.all(acceptable_codes(narrower(level), z, codebook).sum(1) > 1))
-
-
 def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
     """Draw a case (redrawing, deterministically, until any nearest-code choice is clear)."""
     for attempt in range(2000):
         rng = np.random.default_rng([seed, sorted(FUNCTIONS).index(function), index, attempt])
         args = draw_inputs(function, variant, index, rng)
-        if "regime" in variant:
-            _regime(args, variant, rng)
-            return args
-        if "ties" in variant:
-            _ties(args, rng)
-            return args
-        if "precision" in variant:
-            if _precision(args, variant, rng):
+        if is_special(variant):
+            if special_inputs(args, variant, rng):
                 return args
             continue
         z = _encoded(function, args)
@@ -473,7 +404,7 @@ def _case(writer: _Writer, function: str, index: int, variant: dict, seed: int) 
                                                                           index, 10**6]))
         grads, g_rules = reference.vjp(function, args, cotangent), gradient_tolerances(function, args, cotangent)
     case = {"id": case_id, "chapter": spec.chapter, "function": function, "variant": variant,
-            **({"dtypes": case_dtypes(variant)} if "precision" in variant else {}),
+            **({"dtypes": case_dtypes(variant)} if "precision" in variant else {}),  # held only there
             "inputs": {a.name: _input_entry(writer, f"{case_id}/input", a, args[a.name]) for a in spec.args},
             "outputs": {o.name: writer.value(f"{case_id}/output.{o.name}", o.kind, v, r)
                         for o, v, r in zip(spec.outputs, outputs, rules)}}

@@ -26,10 +26,11 @@ IEEE gradual underflow, which torch and numpy keep). The policy, for every dtype
 - *vectors*: inputs are 0 or at least 2⁻¹⁴ in size, normal in every dtype.
 
 **Kinks** (`KINKS`): the derivative each non-differentiable point takes, as `vaespec.impl` and the
-reference do; the strategies hit each one exactly (integer-valued weights and inputs).
+reference do; the strategies hit each one exactly (dyadic weights and integer inputs, the first
+hidden layer's pre-activations pinned to 0 at one row), and so do the golden vectors.
 
 **Formula switches** (`FORMULA_SWITCHES`): pre-activations where common implementations of an
-activation change formula, saturate or overflow. The strategies place first-layer
+activation change formula, saturate or overflow. The strategies place every hidden layer's
 pre-activations on both sides of each, so an implementation that is exact for moderate inputs but
 takes a shortcut beyond a threshold is compared with the reference there.
 
