@@ -141,7 +141,8 @@ def test_real_suite_against_the_independent_port(tmp_path):
     assert verdicts[("kl_eq_monte_carlo", "bfloat16")] == "xpass"  # listed, but the port passes it
     assert verdicts[("kl_zero_iff_standard_normal", "float64")] == "xpass"
     assert verdicts[("quantize_output_is_codebook_row", "bfloat16")] == "pass"
-    assert all(r["worst_ratio"] is not None and r["examples"] > 0 for r in rows)
+    # n/a rows (a chapter the backend does not declare in that dtype, e.g. "bayes" in bfloat16) check nothing
+    assert all(r["worst_ratio"] is not None and r["examples"] > 0 for r in rows if r["verdict"] != "n/a")
 
 
 def test_report_keeps_law_tests_that_broke_before_the_runner(pytester):

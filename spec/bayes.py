@@ -69,7 +69,7 @@ _fns = (
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
 # Statistical laws: replications N and particle counts K, and the Bonferroni count of their z-tests.
-REPLICATIONS = 4096
+REPLICATIONS = 2048
 GAP_PARTICLES = (1, 16)
 RATE_PARTICLES = 16
 MAX_CHECKS = 1000  # examples a run may draw per law, as the estimators chapter
@@ -100,7 +100,8 @@ _laws = (
         "K·(log p(x) − E IWAE_K) = ρ/2 − (κ₃/3 − 3ρ²/4)/K + O(K⁻²); checked over N replications within "
         "z·K·s/√N plus the second-order term's own size |κ₃/3 − 3ρ²/4|/K for the remainder",
         ("iwae_bound", "linear_gaussian_log_evidence", "linear_gaussian_posterior"),
-        "orthogonal columns, encoder variance in [1, 1.5]× the posterior's largest, |m − mean| ≤ ½ sd",
+        "orthogonal columns (s_max ≤ 1.2 s_min), L ≤ 2, encoder variance in [1, 1.3]× the posterior's largest, "
+        "|m − mean| ≤ 0.3 sd",
         "statistical", _C),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}

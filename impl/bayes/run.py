@@ -149,6 +149,9 @@ def _plot_elbo(path, curve):
 
 def bayes(cfg: BayesConfig, progress: bool | None = None) -> dict:
     """Run `vaespec bayes` with `cfg`; returns the report (also written to `cfg.out`/report.json)."""
+    from .model import _pyro
+
+    _pyro()  # a ConfigError naming the missing extra, before any work
     from safetensors.torch import save_file
 
     from vaespec.impl.train.plots import image_rows

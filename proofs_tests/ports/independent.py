@@ -11,9 +11,10 @@ the suite accepts correct implementations it was not written against:
 - the KL is `torch.distributions.kl_divergence(Normal(μ, σ), Normal(0, 1))`, the
   scale-based formula ½(σ² + μ² − 1 − log σ²), not the log-variance form of the spec;
 - softplus is `logaddexp(x, 0)`; gradients come from `torch.func.vjp`;
-- the VQ chapter quantizes with `torch.cdist` (direct differences) and has its own EMA code.
+- the VQ chapter quantizes with `torch.cdist` (direct differences) and has its own EMA code;
+- the Bayesian chapter's evidence is `LowRankMultivariateNormal` (`independent_bayes.py`).
 
-The chapters' functions are in `independent_vae.py` and `independent_vq.py`; this module is
+The chapters' functions are in `independent_vae.py`, `independent_vq.py` and `independent_bayes.py`; this module is
 the backend around them.
 
 It imports the statement (`vaespec.spec`) and never `vaespec.reference` or
@@ -33,14 +34,15 @@ from vaespec.spec.contract import FUNCTIONS, validate_args
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import normal
 
+from .independent_bayes import BAYES
 from .independent_vae import VAE
 from .independent_vq import VQ
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # name -> (arguments by contract name, tensors on the port's device) -> outputs in FUNCTIONS order
-BODIES: dict[str, Callable[[dict], tuple]] = {**VAE, **VQ}
-CHAPTERS: tuple[str, ...] = ("vae", "vq")
+BODIES: dict[str, Callable[[dict], tuple]] = {**VAE, **VQ, **BAYES}
+CHAPTERS: tuple[str, ...] = ("vae", "vq", "bayes")  # "bayes" in float64/float32 (torch has no narrow solve)
 
 
 # ----------------------------------------------------------------------------- the backend
@@ -60,6 +62,8 @@ class IndependentPort:
             raise ConfigError(f"dtype: expected one of {sorted(DTYPES)}, got {dtype!r}")
         self.device, self.dtype = str(torch.device(device)), dtype
         self._device, self._dtype = torch.device(device), DTYPES[dtype]
+        if dtype not in ("float64", "float32"):
+            self.chapters = tuple(c for c in CHAPTERS if c != "bayes")
 
     def __repr__(self) -> str:
         return f"IndependentPort(device={self.device!r}, dtype={self.dtype!r})"
