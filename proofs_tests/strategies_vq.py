@@ -22,7 +22,7 @@ from vaespec.spec.init import init_codebook
 from vaespec.spec.tolerances import distance_bound
 
 from .strategies import (MAX_ABS_X, REGIMES, Example, arrays, conventions, floats, integer_arrays, pin_kinks,
-                         regime_activations, regime_params)
+                         regime_activations, regime_params, uniform_choice)
 
 MAX_ABS_Z = 3.0
 MAX_COUNT = 20.0
@@ -47,7 +47,7 @@ def vq_architectures(draw, max_layers: int = 2, max_width: int = 8, max_features
         num_embeddings=draw(st.integers(1, max_codes)),
         encoder_sizes=tuple(draw(widths)),
         decoder_sizes=tuple(draw(widths)),
-        activation=draw(st.sampled_from(activations)),
+        activation=draw(uniform_choice(activations)),
     )
 
 
@@ -112,7 +112,7 @@ def _encodings(draw, batch: int, codebook: np.ndarray):
 @st.composite
 def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
     """Every argument of every VQ function, sizes consistent with one `VQArchitecture`."""
-    regime = draw(st.sampled_from(REGIMES))
+    regime = draw(uniform_choice(REGIMES))
     arch = draw(vq_architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded"))) \
         if arch is None else arch
     batch = draw(st.integers(min_batch, max_batch))
