@@ -12,6 +12,8 @@ the very same computation with `torch.autograd`. Each chapter beyond the VAE's i
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any, Mapping
 
 import numpy as np
@@ -35,6 +37,8 @@ from .vq_backend import VQMethods
 _PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
           "forward": "all", "loss": "all"}
 _DEFAULT_DTYPES = ("float64", "float32")
+# Modules kept per backend, most recently used first: a law evaluates several functions at the same parameters.
+_MODULE_CACHE_SIZE = 8
 
 
 def supported(device: torch.device, dtype: torch.dtype) -> bool:
@@ -119,14 +123,33 @@ class TorchBackend(VQMethods, EstimatorsMethods):
                     leaves[arg.name] = tensors[arg.name].requires_grad_()
         encoder = decoder = None
         if function in _PARTS:
-            encoder, decoder = from_params(args["arch"], args["params"], self._dtype, self._device,
-                                           part=_PARTS[function])
+            encoder, decoder = self._modules(args["arch"], args["params"], _PARTS[function])
             if leaves is not None:
                 leaves["params"] = {f"{name}.{kind}": getattr(linear, attr)
                                     for module in (encoder, decoder) if module is not None
                                     for name, linear in module.dense_layers()
                                     for kind, attr in (("kernel", "weight"), ("bias", "bias"))}
         return _body(function, tensors, encoder, decoder, args)
+
+    def _modules(self, arch: Architecture, params: Params, part: str = "all"):
+        """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
+        distinct architecture and parameter values (keyed by a digest of the values, so parameters
+        changed in place are never served stale). The modules are pure functions of their weights and
+        `torch.autograd.grad` leaves no state in them, so sharing them between calls is safe."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name in sorted(params):
+            value = np.ascontiguousarray(params[name], dtype=np.float64)
+            digest.update(f"{name}{value.shape}".encode())
+            digest.update(value.tobytes())
+        key = (arch, part, digest.digest())
+        cache = self.__dict__.setdefault("_module_cache", OrderedDict())
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        modules = cache[key] = from_params(arch, params, self._dtype, self._device, part=part)
+        while len(cache) > _MODULE_CACHE_SIZE:
+            cache.popitem(last=False)
+        return modules
 
     def _call(self, function: str, **args):
         with torch.no_grad():

@@ -26,7 +26,6 @@ import torch
 from torch import Tensor
 from vaespec.spec.estimators import validate
 
-from .convert import from_params
 from .likelihoods import bernoulli_log_likelihood, gaussian_log_likelihood
 
 Likelihood = Callable[[Tensor, Tensor], Tensor]
@@ -114,7 +113,7 @@ class EstimatorsMethods:
 
             indices = torch.as_tensor(np.asarray(args["indices"], dtype=np.int64), device=self._device)
             return (embedding_lookup(t["table"], indices, validate=False),)
-        encoder, decoder = from_params(args["arch"], args["params"], self._dtype, self._device)
+        encoder, decoder = self._modules(args["arch"], args["params"])
         if leaves is not None:
             leaves["params"] = {f"{name}.{kind}": getattr(linear, attr) for module in (encoder, decoder)
                                 for name, linear in module.dense_layers()
