@@ -25,6 +25,8 @@ from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.conventions import PRESETS, get_convention
 from vaespec.spec.errors import ConfigError
 
+from . import sizes
+
 MAX_ABS_X = 3.0
 MAX_ABS_EPS = 4.0
 MAX_ABS_MU = 5.0
@@ -55,10 +57,10 @@ def betas(high: float = 10.0):
 def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_latent: int = 4,
                   activations=tuple(ACTIVATIONS)):
     """Small dense VAE architectures over every activation (output_size = input_size)."""
-    widths = st.lists(st.integers(1, max_width), min_size=0, max_size=max_layers)
+    widths = sizes.layer_widths(max_layers, max_width)
     return Architecture(
-        input_size=draw(st.integers(1, max_features)),
-        latent_size=draw(st.integers(1, max_latent)),
+        input_size=draw(sizes.size(1, max_features)),
+        latent_size=draw(sizes.size(1, max_latent)),
         encoder_sizes=tuple(draw(widths)),
         decoder_sizes=tuple(draw(widths)),
         activation=draw(st.sampled_from(activations)),
@@ -100,7 +102,7 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
     """
     fields = _fields(fields, NETWORK_FIELDS, "network_examples")
     arch = draw(architectures()) if arch is None else arch
-    batch = draw(st.integers(min_batch, max_batch))
+    batch = draw(sizes.size(min_batch, max_batch))
     args = {"arch": arch, "params": init_params(arch, draw(st.integers(0, 2**32 - 1)))}
     latent = arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)
     strategies = {"x": arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X), "z": latent, "eps": latent,
@@ -114,8 +116,8 @@ def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: in
                     max_abs_mu: float = MAX_ABS_MU, max_abs_log_var: float = MAX_ABS_LOG_VAR, fields=LATENT_FIELDS):
     """(mu, log_var, eps, convention) for reparameterize and kl_divergence; `fields` as `network_examples`."""
     fields = _fields(fields, LATENT_FIELDS, "latent_examples")
-    batch = draw(st.integers(min_batch, max_batch))
-    latent = draw(st.integers(1, max_latent))
+    batch = draw(sizes.size(min_batch, max_batch))
+    latent = draw(sizes.size(1, max_latent))
     strategies = {"mu": arrays((batch, latent), -max_abs_mu, max_abs_mu),
                   "log_var": arrays((batch, latent), -max_abs_log_var, max_abs_log_var),
                   "eps": arrays((batch, latent), -MAX_ABS_EPS, MAX_ABS_EPS), "convention": conventions()}
@@ -125,8 +127,8 @@ def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: in
 @st.composite
 def reconstruction_examples(draw, min_batch: int = 1, max_batch: int = 6, max_features: int = 8):
     """(x_hat, x, convention) for reconstruction_loss."""
-    batch = draw(st.integers(min_batch, max_batch))
-    features = draw(st.integers(1, max_features))
+    batch = draw(sizes.size(min_batch, max_batch))
+    features = draw(sizes.size(1, max_features))
     return Example({
         "x_hat": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
         "x": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
