@@ -1,0 +1,63 @@
+"""`vaespec check -j N`: laws spread over N worker processes, each checking every backend on its laws.
+
+Each worker is a fresh interpreter (the "spawn" start method: torch's thread pools are not
+fork-safe) that rebuilds the same backends from the same command-line options, so nothing but
+law names and result rows crosses a process boundary. A law's verdicts do not depend on which
+process ran it: every law runs its own Hypothesis test, seeded by the profile alone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+_WORKER: dict = {}
+
+
+def select_backends(specs: list[str], no_reference: bool, dtypes: list[str], devices: list[str]) -> list[tuple]:
+    """(backend, origin) pairs: the backends the options name (origin: the --backend spec, or None)."""
+    from .backends import default_backends, load_backends
+
+    pairs = ([(b, spec) for spec in specs for b in load_backends(spec)] if specs
+             else [(b, None) for b in default_backends(include_reference=not no_reference)])
+    return [(b, origin) for b, origin in pairs if (not dtypes or b.dtype in dtypes)
+            and (not devices or str(b.device) in devices)]
+
+
+def _init(options: dict, threads: int) -> None:
+    import torch
+
+    from .profiles import profile_settings
+
+    torch.set_num_threads(threads)
+    if options.get("fixed_shapes"):
+        from . import sizes
+
+        sizes.use_fixed_shapes(True)
+    _WORKER["backends"] = [b for b, _ in select_backends(options["specs"], options["no_reference"],
+                                                          options["dtypes"], options["devices"])]
+    _WORKER["settings"] = profile_settings(options["profile"])
+
+
+def _run(law: str) -> tuple[str, list[dict]]:
+    from .runner import run_laws
+
+    return law, [r.to_dict() for r in run_laws(law, _WORKER["backends"], _WORKER["settings"])]
+
+
+def run_parallel(laws: list[str], options: dict, jobs: int, expected: int):
+    """Yield (law, [LawResult]) as the workers finish them; `expected` backends per law (a check that
+    every worker built the same backends as this process)."""
+    from .runner import LawResult
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init, initargs=(options, threads)) as pool:
+        futures = [pool.submit(_run, law) for law in laws]
+        for future in as_completed(futures):
+            law, rows = future.result()
+            if len(rows) != expected:
+                raise RuntimeError(f"a worker built {len(rows)} backends for {law}, this process {expected}")
+            yield law, [LawResult(**row) for row in rows]
