@@ -27,7 +27,7 @@ from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import Key
 
 from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
-from .convert import from_params
+from .convert import from_params, load_params
 from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
 from .keys import reparameterize_with_key
 from .estimators import EstimatorsMethods
@@ -37,7 +37,7 @@ from .vq_backend import VQMethods
 _PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
           "forward": "all", "loss": "all"}
 _DEFAULT_DTYPES = ("float64", "float32")
-# Modules kept per backend, most recently used first: a law evaluates several functions at the same parameters.
+# Modules kept per backend and architecture (least recently used dropped first).
 _MODULE_CACHE_SIZE = 8
 
 
@@ -133,23 +133,28 @@ class TorchBackend(VQMethods, EstimatorsMethods):
 
     def _modules(self, arch: Architecture, params: Params, part: str = "all"):
         """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
-        distinct architecture and parameter values (keyed by a digest of the values, so parameters
-        changed in place are never served stale). The modules are pure functions of their weights and
-        `torch.autograd.grad` leaves no state in them, so sharing them between calls is safe."""
+        architecture and part: new parameter values are copied into the kept modules (`load_params`),
+        which skips the allocation and layer set-up of a rebuild. Values are compared by a digest, so
+        parameters changed in place are never served stale. The modules are pure functions of their
+        weights and `torch.autograd.grad` leaves no state in them, so sharing them between calls is safe."""
         digest = hashlib.blake2b(digest_size=16)
         for name in sorted(params):
             value = np.ascontiguousarray(params[name], dtype=np.float64)
             digest.update(f"{name}{value.shape}".encode())
             digest.update(value.tobytes())
-        key = (arch, part, digest.digest())
+        key, values = (arch, part), digest.digest()
         cache = self.__dict__.setdefault("_module_cache", OrderedDict())
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-        modules = cache[key] = from_params(arch, params, self._dtype, self._device, part=part)
-        while len(cache) > _MODULE_CACHE_SIZE:
-            cache.popitem(last=False)
-        return modules
+        if key not in cache:
+            cache[key] = [values, from_params(arch, params, self._dtype, self._device, part=part)]
+            while len(cache) > _MODULE_CACHE_SIZE:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        entry = cache[key]
+        if entry[0] != values:
+            entry[0] = None  # until the copy has succeeded whole
+            load_params(params, *entry[1])
+            entry[0] = values
+        return entry[1]
 
     def _call(self, function: str, **args):
         with torch.no_grad():
