@@ -101,6 +101,11 @@ def run(args) -> int:
         sizes.use_fixed_shapes(True)
     pairs = select_backends(args.backend, args.no_reference, args.dtype, args.device)
     backends, origins = [b for b, _ in pairs], [o for _, o in pairs]
+    if "torch" in sys.modules:
+        # One intra-op thread: every example is a few dozen numbers, and idle OpenMP workers spin, which
+        # doubled the check's CPU time on 2 cores and inflated its wall time several-fold under load.
+        # A backend that wants more sets its own (torch.set_num_threads) when it runs.
+        sys.modules["torch"].set_num_threads(1)
     laws = [law for law in LAWS if (not args.law or any(_selects(s, law) for s in args.law))
             and (not args.chapter or LAWS[law].chapter in args.chapter)]
     if not backends or not laws:
