@@ -155,7 +155,7 @@ class _Report:
             found = _law_test(item)
             if found:
                 law, backend = found
-                self.rows[item.nodeid] = {"law": law, "backend": getattr(backend, "name", type(backend).__name__),
+                self.rows[id(item)] = {"law": law, "backend": getattr(backend, "name", type(backend).__name__),
                                           "device": str(backend.device), "dtype": str(backend.dtype),
                                           "examples": 0, "worst_ratio": None, "verdict": "not run", "message": "",
                                           "index": index}
@@ -164,8 +164,8 @@ class _Report:
     def pytest_pyfunc_call(self, pyfuncitem):
         # test_law hands its LawResult to the `record_law_result` fixture; keep a copy on the way.
         record = pyfuncitem.funcargs.get("record_law_result")
-        if record is not None and pyfuncitem.nodeid in self.rows:
-            row = self.rows[pyfuncitem.nodeid]
+        if record is not None and id(pyfuncitem) in self.rows:
+            row = self.rows[id(pyfuncitem)]
 
             def tee(result: dict):
                 row.update({k: result[k] for k in ("examples", "worst_ratio", "verdict", "message") if k in result})
@@ -178,8 +178,8 @@ class _Report:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
         outcome = yield
-        if item.nodeid in self.rows:
-            outcome.get_result().vaespec_row = dict(self.rows[item.nodeid])
+        if id(item) in self.rows:  # by identity: loadgroup renames node ids (their hash) after collection
+            outcome.get_result().vaespec_row = dict(self.rows[id(item)])
 
     def pytest_runtest_logreport(self, report):
         carried = getattr(report, "vaespec_row", None)
