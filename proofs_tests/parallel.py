@@ -9,6 +9,7 @@ process ran it: every law runs its own Hypothesis test, seeded by the profile al
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 _WORKER: dict = {}
@@ -24,8 +25,16 @@ def select_backends(specs: list[str], no_reference: bool, dtypes: list[str], dev
             and (not devices or str(b.device) in devices)]
 
 
-def _init(options: dict, threads: int) -> None:
+def _init(options: dict, threads: int, modules: list[str]) -> None:
+    import importlib
+
     import torch
+
+    for name in modules:  # see run_parallel
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 (a module that imports only in its parent's context changes no verdict)
+            pass
 
     from .profiles import profile_settings
 
@@ -51,8 +60,13 @@ def run_parallel(laws: list[str], options: dict, jobs: int, expected: int):
     from .runner import LawResult
 
     threads = 1  # as `vaespec check` itself: tiny examples, and spinning OpenMP workers cost more than they give
+    # Hypothesis mixes constants found in the source of loaded local modules (an editable install counts)
+    # into what it draws, so a worker imports what this process has, to draw the same examples.
+    modules = sorted(name for name, module in list(sys.modules.items())
+                     if getattr(module, "__file__", None) and name != "__main__" and not name.startswith("_"))
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init, initargs=(options, threads)) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init,
+                             initargs=(options, threads, modules)) as pool:
         futures = [pool.submit(_run, law) for law in laws]
         for future in as_completed(futures):
             law, rows = future.result()
