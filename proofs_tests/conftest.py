@@ -13,6 +13,11 @@ from vaespec.proofs_tests.plugin import selected_backends
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's --dist loadgroup keeps a group on one worker")
+    # One torch intra-op thread, as `vaespec check`: the suite's tensors are tiny, and idle OpenMP workers
+    # spin; with two threads on a loaded 2-core machine one law's shared run took 142 s instead of ~6 s.
+    import torch
+
+    torch.set_num_threads(1)
     # CI selects the derandomized profile; VAESPEC_PROFILE overrides; --hypothesis-profile wins over both.
     if not config.getoption("--hypothesis-profile", default=None):
         name = os.environ.get("VAESPEC_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
