@@ -6,7 +6,8 @@ input shape (the recompile limit is lifted, so it never falls back to eager afte
     vaespec check --backend benchmarks.compiled_backend:backend --chapter vae --law _matches_reference --fixed-shapes
 
 Run from the source tree (the `benchmarks` folder is not installed). On exit it prints how many graphs
-were compiled (`torch._dynamo`'s counters) to stderr.
+were compiled (`torch._dynamo`'s counters) to stderr; `benchmarks.compiled_backend:traced` counts them
+without generating code.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ class CompiledTorchBackend(TorchBackend):
 
     name = "torch-compiled"
     chapters = ("vae",)
+    compiler = "inductor"
 
     def _modules(self, arch, params, part="all"):
         encoder, decoder = super()._modules(arch, params, part)
         compiled = self.__dict__.setdefault("_compiled", {})  # id(module) -> (module, its compiled wrapper)
         for m in (encoder, decoder):
             if m is not None and id(m) not in compiled:
-                compiled[id(m)] = (m, torch.compile(m, dynamic=False))
+                compiled[id(m)] = (m, torch.compile(m, dynamic=False, backend=self.compiler))
         return tuple(None if m is None else compiled[id(m)][1] for m in (encoder, decoder))
 
 
@@ -41,9 +43,17 @@ def _report() -> None:
           f"{counters['stats'].get('calls_captured', 0)} calls captured", file=sys.stderr)
 
 
-def backend():
-    """The compiled backend in float32 on the CPU."""
+def backend(compiler: str = "inductor"):
+    """The compiled backend in float32 on the CPU (`compiler`: torch.compile's backend)."""
     torch._dynamo.config.recompile_limit = 10**6
     torch._dynamo.config.accumulated_recompile_limit = 10**6
     atexit.register(_report)
-    return CompiledTorchBackend("cpu", torch.float32)
+    made = CompiledTorchBackend("cpu", torch.float32)
+    made.compiler = compiler
+    return made
+
+
+def traced():
+    """The same with torch.compile's "eager" backend: Dynamo traces and guards per shape exactly as for
+    inductor, but generates no code, so the number of graphs (one per compile) is counted cheaply."""
+    return backend("eager")
