@@ -19,7 +19,8 @@ from .report import Ratio, Report, Row
 from .timing import ROOT
 
 NAME = "suite"
-CHECK_BUDGET_S = 60.0
+# Issue 12's targets on the quiet 2-core machine: the default check in 30 s, the CI run in 240 s.
+BUDGET_S = {"vaespec check": 30.0, "CI pytest run": 240.0}
 FULL = {"vaespec check": [sys.executable, "-m", "vaespec.proofs_tests.cli", "check"],
         "CI pytest run": [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"]}
 TOY = {"vaespec check": [sys.executable, "-m", "vaespec.proofs_tests.cli", "check", "--law", "kl_nonnegative",
@@ -52,5 +53,5 @@ def run(report: Report, device: str, *, toy: bool, repeats: int, suite_cases=(),
     device_label = report.rows[-1].device
     for case in commands:
         seconds = report.median(NAME, device_label, config, case)
-        report.ratios.append(Ratio(NAME, device_label, config, f"{case} / {CHECK_BUDGET_S:g} s", seconds / CHECK_BUDGET_S,
-                                   1.0 if case == "vaespec check" else None))
+        budget = BUDGET_S[case]
+        report.ratios.append(Ratio(NAME, device_label, config, f"{case} / {budget:g} s", seconds / budget, 1.0))

@@ -3,10 +3,11 @@
     python -m benchmarks.suite_profile                  # ci profile, every law, top 25 rows
     python -m benchmarks.suite_profile --law kl_ --top 10 --cprofile 30
 
-For each law × backend it reports the wall time of `run_law` (what `vaespec check` spends
-on that row), the part spent inside the law's own check (`Check.run`: the backend, the
-reference, the comparison), and the rest: Hypothesis drawing examples, filtering and the
-engine. Totals are given per backend and per law family. `--cprofile N` also prints the N
+For each law it times `run_laws` (what `vaespec check` spends on the law: its examples drawn once
+for every backend), and for each law × backend the part spent inside that backend's checks
+(`Check.run`: the backend, the reference, the comparison); a row's total is the law's time shared
+evenly over the backends it checks, and the rest is Hypothesis drawing examples, the engine, and
+the copies of each example handed to each backend. Totals are given per backend and per law family. `--cprofile N` also prints the N
 functions with the most cumulative time (one profiled pass over the selected rows).
 """
 
@@ -37,33 +38,37 @@ def _family(law: str) -> str:
 
 
 def profile(laws: list[str], backends: list, settings) -> list[dict]:
-    """Time `run_law` for each law × backend; returns rows with total, check and example counts."""
+    """Time `run_laws` (as `vaespec check` runs a law: examples drawn once for every backend) for each law;
+    one row per law × backend with the time inside that backend's checks, the law's total shared out
+    evenly over its checked backends."""
     from vaespec.proofs_tests import runner
 
     rows = []
-    for backend in backends:
-        for law in laws:
-            check = runner.CHECKS[law]
-            inside = {"s": 0.0, "calls": 0}
+    for law in laws:
+        check = runner.CHECKS[law]
+        inside = {id(b): {"s": 0.0, "calls": 0} for b in backends}
 
-            def timed(backend, example, draw, _run=check.run, _inside=inside):
-                start = _now['clock']()
-                try:
-                    return _run(backend, example, draw)
-                finally:
-                    _inside["s"] += _now['clock']() - start
-                    _inside["calls"] += 1
-
-            runner.CHECKS[law] = dataclasses.replace(check, run=timed)
+        def timed(backend, example, draw, _run=check.run, _inside=inside):
+            start = _now['clock']()
             try:
-                start = _now['clock']()
-                result = runner.run_law(law, backend, settings)
-                total = _now['clock']() - start
+                return _run(backend, example, draw)
             finally:
-                runner.CHECKS[law] = check
-            rows.append({"law": law, "backend": f"{result.backend}/{result.device}/{result.dtype}", "total": total,
-                         "check": inside["s"], "calls": inside["calls"], "examples": result.examples,
-                         "verdict": result.verdict})
+                _inside[id(backend)]["s"] += _now['clock']() - start
+                _inside[id(backend)]["calls"] += 1
+
+        runner.CHECKS[law] = dataclasses.replace(check, run=timed)
+        try:
+            start = _now['clock']()
+            results = runner.run_laws(law, backends, settings)
+            total = _now['clock']() - start
+        finally:
+            runner.CHECKS[law] = check
+        checked = max(1, sum(r.verdict != "n/a" for r in results))
+        for backend, result in zip(backends, results):
+            share = 0.0 if result.verdict == "n/a" else total / checked
+            rows.append({"law": law, "backend": f"{result.backend}/{result.device}/{result.dtype}", "total": share,
+                         "check": inside[id(backend)]["s"], "calls": inside[id(backend)]["calls"],
+                         "examples": result.examples, "verdict": result.verdict})
     return rows
 
 
@@ -100,7 +105,7 @@ def main(argv=None) -> int:
     total = sum(r["total"] for r in rows)
     inside = sum(r["check"] for r in rows)
     print(f"{len(laws)} laws × {len(backends)} backends, profile {args.profile}, {args.clock} clock, torch threads "
-          f"{torch.get_num_threads()}: {elapsed:.1f} s; inside the checks {inside:.1f} s ({inside / total:.0%}), "
+          f"{torch.get_num_threads()}: {elapsed:.1f} s; inside the checks {inside:.1f} s ({inside / max(total, 1e-9):.0%}), "
           f"Hypothesis (drawing, filtering, engine) {total - inside:.1f} s ({1 - inside / total:.0%})")
     by = defaultdict(lambda: [0.0, 0.0, 0])
     for r in rows:

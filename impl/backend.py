@@ -12,6 +12,8 @@ the very same computation with `torch.autograd`. Each chapter beyond the VAE's i
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any, Mapping
 
 import numpy as np
@@ -27,7 +29,7 @@ from vaespec.spec.keys import Key, as_key, normal
 from vaespec.spec.shapes import check_array
 
 from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
-from .convert import from_params
+from .convert import from_params, load_params
 from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
 from .keys import reparameterize_with_key
 from .estimators import EstimatorsMethods
@@ -38,6 +40,8 @@ from .vq_backend import VQMethods
 _PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
           "forward": "all", "loss": "all"}
 _DEFAULT_DTYPES = ("float64", "float32")
+# Modules kept per backend and architecture (least recently used dropped first).
+_MODULE_CACHE_SIZE = 8
 
 
 def supported(device: torch.device, dtype: torch.dtype) -> bool:
@@ -126,14 +130,38 @@ class TorchBackend(VQMethods, EstimatorsMethods, EvidenceMethods):
                     leaves[arg.name] = tensors[arg.name].requires_grad_()
         encoder = decoder = None
         if function in _PARTS:
-            encoder, decoder = from_params(args["arch"], args["params"], self._dtype, self._device,
-                                           part=_PARTS[function])
+            encoder, decoder = self._modules(args["arch"], args["params"], _PARTS[function])
             if leaves is not None:
                 leaves["params"] = {f"{name}.{kind}": getattr(linear, attr)
                                     for module in (encoder, decoder) if module is not None
                                     for name, linear in module.dense_layers()
                                     for kind, attr in (("kernel", "weight"), ("bias", "bias"))}
         return _body(function, tensors, encoder, decoder, args)
+
+    def _modules(self, arch: Architecture, params: Params, part: str = "all"):
+        """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
+        architecture and part: new parameter values are copied into the kept modules (`load_params`),
+        which skips the allocation and layer set-up of a rebuild. Values are compared by a digest, so
+        parameters changed in place are never served stale. The modules are pure functions of their
+        weights and `torch.autograd.grad` leaves no state in them, so sharing them between calls is safe."""
+        digest = hashlib.blake2b(digest_size=16)
+        for name in sorted(params):
+            value = np.ascontiguousarray(params[name], dtype=np.float64)
+            digest.update(f"{name}{value.shape}".encode())
+            digest.update(value.tobytes())
+        key, values = (arch, part), digest.digest()
+        cache = self.__dict__.setdefault("_module_cache", OrderedDict())
+        if key not in cache:
+            cache[key] = [values, from_params(arch, params, self._dtype, self._device, part=part)]
+            while len(cache) > _MODULE_CACHE_SIZE:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        entry = cache[key]
+        if entry[0] != values:
+            entry[0] = None  # until the copy has succeeded whole
+            load_params(params, *entry[1])
+            entry[0] = values
+        return entry[1]
 
     def _call(self, function: str, **args):
         with torch.no_grad():

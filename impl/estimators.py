@@ -28,7 +28,6 @@ from torch import Tensor
 from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, VaespecError, describe, show
 from vaespec.spec.estimators import LIKELIHOODS
 
-from .convert import from_params
 from .likelihoods import bernoulli_log_likelihood, gaussian_log_likelihood
 
 Likelihood = Callable[[Tensor, Tensor], Tensor]
@@ -178,7 +177,7 @@ class EstimatorsMethods:
 
             indices = torch.as_tensor(np.asarray(args["indices"], dtype=np.int64), device=self._device)
             return (embedding_lookup(t["table"], indices, validate=False),)
-        encoder, decoder = from_params(args["arch"], args["params"], self._dtype, self._device)
+        encoder, decoder = self._modules(args["arch"], args["params"])
         if leaves is not None:
             leaves["params"] = {f"{name}.{kind}": getattr(linear, attr) for module in (encoder, decoder)
                                 for name, linear in module.dense_layers()

@@ -12,7 +12,7 @@ from vaespec.reference.magnitude import magnitude
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.tolerances import LOG_VAR_DOMAIN, Bound, bound, chain_length, reduction_length
 
-from .compare import repro, as_input, tolerance_from
+from .compare import LazyText, as_input, repro, tolerance_from
 
 REFERENCE = ReferenceBackend()
 
@@ -57,5 +57,6 @@ def function_tolerance(backend, function: str, args, sides: int = 2):
     return tolerance_from(function_bound(backend.dtype, function, args), magnitude(function, args), sides)
 
 
-def context(function: str, args, backend) -> str:
-    return "Reproduce with:\n" + repro(function, args, backend)
+def context(function: str, args, backend) -> LazyText:
+    """The repro snippet of a failure message, formatted only if a message is (most examples pass)."""
+    return LazyText(lambda: "Reproduce with:\n" + repro(function, args, backend))

@@ -6,6 +6,7 @@ verdict table; the other subcommands live in the modules named in `SUBCOMMANDS`,
     vaespec check --backend mypkg.port:backend      # your implementation
     vaespec check --profile thorough --json report.json
     vaespec check --law kl_ --dtype float32         # a subset
+    vaespec check -j 2 --verbose                    # two processes; the full table
 
 Exit status 0 only if every law holds (laws a backend cannot be asked, such as the
 key law for a backend without keys, show "n/a"); 1 if any fails; 2 for a usage error.
@@ -24,9 +25,6 @@ from vaespec.spec.laws import LAWS
 from vaespec.spec.signature import CHAPTERS
 
 from .profiles import PROFILES, profile_settings
-
-COLUMNS = ("law", "backend", "device", "dtype", "examples", "error/tol", "verdict")
-
 
 # name -> (module, help); each module provides configure(parser) and run(args).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -58,68 +56,102 @@ def configure(check: argparse.ArgumentParser) -> None:
     check.add_argument("--chapter", action="append", default=[], choices=CHAPTERS,
                        help="only laws of this spec chapter (repeatable)")
     check.add_argument("--law", action="append", default=[], metavar="SUBSTRING",
-                       help="only laws whose name contains SUBSTRING (repeatable)")
+                       help="only laws whose name contains SUBSTRING (repeatable); a full law name selects that "
+                            "law alone")
     check.add_argument("--dtype", action="append", default=[], help="only backends of this dtype (repeatable)")
     check.add_argument("--device", action="append", default=[], help="only backends on this device (repeatable)")
     check.add_argument("--no-reference", action="store_true", help="with the defaults, skip the reference itself")
     check.add_argument("--call-timeout", type=float, default=None, metavar="SECONDS",
                        help="time limit of each call into a --backend (default 120; 0: none); a call over it is "
                             "an ERROR verdict for its law")
+    check.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                       help="spread the laws over N worker processes (default 1: this process)")
+    check.add_argument("--fixed-shapes", action="store_true",
+                       help="draw every size from a small fixed set (values stay random): for ports that compile "
+                            "once per shape (JAX, torch.compile); see docs/porting.md")
+    check.add_argument("-v", "--verbose", action="store_true",
+                       help="print the full law × backend table and every failure message in full")
 
 
-def _row(values, widths) -> str:
-    return "  ".join(str(v).ljust(w) for v, w in zip(values, widths))
+def _selects(value: str, law: str) -> bool:
+    return value == law if value in LAWS else value in law
+
+
+def _results(laws, backends, args, settings):
+    """Yield (law, [LawResult per backend]) in the order laws finish."""
+    if args.jobs > 1 and len(laws) > 1:
+        from .parallel import run_parallel
+
+        options = dict(specs=args.backend, no_reference=args.no_reference, dtypes=args.dtype, devices=args.device,
+                       profile=args.profile, fixed_shapes=args.fixed_shapes, limit=args.call_limit)
+        yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends))
+        return
+    from .runner import run_laws
+
+    for law in laws:
+        yield law, run_laws(law, backends, settings)
 
 
 def run(args) -> int:
     from vaespec.spec.files import check_output_file
 
-    from .backends import default_backends, load_backends
-    from .guard import DEFAULT_LIMIT, guard_all
-    from .runner import run_law
+    from . import check_output as out
+    from .guard import DEFAULT_LIMIT
+    from .parallel import select_backends
 
     if args.json:  # before any law runs: a results file that cannot be written would lose them all
         check_output_file("--json", args.json)
-    limit = _call_timeout(args, DEFAULT_LIMIT)
+    if args.jobs < 1:
+        raise ConfigError(f"-j/--jobs: expected a number of processes ≥ 1, got {args.jobs}")
+    limit = args.call_limit = _call_timeout(args, DEFAULT_LIMIT)
     if args.call_timeout is not None and not args.backend:
         raise ConfigError("--call-timeout: limits the calls into a --backend; the default backends are vaespec's own")
-    backends = ([b for spec in args.backend for b in guard_all(load_backends(spec), limit)]
-                if args.backend else default_backends(include_reference=not args.no_reference))
-    backends = [b for b in backends if (not args.dtype or b.dtype in args.dtype)
-                and (not args.device or str(b.device) in args.device)]
-    laws = [law for law in LAWS if (not args.law or any(s in law for s in args.law))
+    if args.fixed_shapes:
+        from . import sizes
+
+        sizes.use_fixed_shapes(True)
+    pairs = select_backends(args.backend, args.no_reference, args.dtype, args.device, limit)
+    backends, origins = [b for b, _ in pairs], [o for _, o in pairs]
+    if "torch" in sys.modules:
+        # One intra-op thread: every example is a few dozen numbers, and idle OpenMP workers spin, which
+        # doubled the check's CPU time on 2 cores and inflated its wall time several-fold under load.
+        # A backend that wants more sets its own (torch.set_num_threads) when it runs.
+        sys.modules["torch"].set_num_threads(1)
+    laws = [law for law in LAWS if (not args.law or any(_selects(s, law) for s in args.law))
             and (not args.chapter or LAWS[law].chapter in args.chapter)]
     if not backends or not laws:
         print("vaespec check: nothing to check (no backend or no law matches the filters)", file=sys.stderr)
         return 2
     settings = profile_settings(args.profile)
-    widths = (max(len(law) for law in laws), 24, 6, 8, 8, 10, 7)
-    total = len(laws) * len(backends)
-    print(f"vaespec check: {len(laws)} laws × {len(backends)} backends, profile {args.profile}", flush=True)
-    print(_row(COLUMNS, widths))
-    print(_row(["-" * w for w in widths], widths), flush=True)
-    results, failures, started = [], [], time.perf_counter()
-    for backend in backends:
-        for law in laws:
-            if sys.stderr.isatty():
-                print(f"\r[{len(results) + 1}/{total}] {law} …", end="", file=sys.stderr, flush=True)
-            result = run_law(law, backend, settings)
-            results.append(result)
-            if sys.stderr.isatty():
-                print("\r\033[K", end="", file=sys.stderr)
-            ratio = "-" if result.verdict == "n/a" else f"{result.worst_ratio:.3g}"
-            print(_row((law, result.backend, result.device, result.dtype, result.examples, ratio, result.verdict),
-                       widths), flush=True)
-            if not result.passed:
-                failures.append(result)
+    print(f"vaespec check: {len(laws)} laws × {len(backends)} backends, profile {args.profile}"
+          + (", fixed shapes" if args.fixed_shapes else "") + (f", {args.jobs} processes" if args.jobs > 1 else ""),
+          flush=True)
+    started = time.perf_counter()
+    by_law, progress = {}, out.Progress(len(laws))
+    try:
+        for law, law_results in _results(laws, backends, args, settings):
+            by_law[law] = law_results
+            progress.update(law, law_results)
+    finally:
+        progress.finish()
     elapsed = time.perf_counter() - started
-    for result in failures:
-        print(f"\n{result.verdict}: {result.law} on {result.backend}/{result.device}/{result.dtype}\n{result.message}")
+    # Backend-major, laws in registry order: the order of the table and of the JSON report, however run.
+    results = [by_law[law][b] for b in range(len(backends)) for law in laws]
+    row_origins = [origins[b] for b in range(len(backends)) for _ in laws]
+    failed = [r for r in results if not r.passed]
+    if args.verbose:
+        print(out.table(results, laws))
+        print(out.full_messages(results))
+    if failed:
+        print(f"\n{len(failed)} failing:")
+        print(out.failures(results, row_origins, args.profile))
+    print()
+    print(out.summary(results))
     held = sum(r.verdict == "pass" for r in results)
     na = sum(r.verdict == "n/a" for r in results)
-    print(f"\n{held} held, {len(failures)} failed, {na} n/a in {elapsed:.1f} s")
-    if failures:
-        print("failing laws: " + ", ".join(sorted({r.law for r in failures})))
+    print(f"\n{held} held, {len(failed)} failed, {na} n/a in {elapsed:.1f} s")
+    if failed:
+        print("failing laws: " + ", ".join(sorted({r.law for r in failed})))
     if args.json:
         try:
             with open(args.json, "w") as handle:
@@ -127,7 +159,7 @@ def run(args) -> int:
                           handle, indent=1)
         except OSError as error:
             raise VaespecError(f"--json: cannot write {args.json!r} ({error.strerror})") from None
-    return 1 if failures else 0
+    return 1 if failed else 0
 
 
 def _call_timeout(args, default: float) -> float | None:

@@ -76,6 +76,33 @@ def _literal(value) -> str:
     return repr(value)
 
 
+class LazyText:
+    """Text made by `make()` when first formatted, `str()`-ed or joined with `+`.
+
+    Failure context (a repro snippet with every argument printed to 17 digits) costs far more than
+    most checks; building it only when a failure message is formatted keeps passing examples cheap.
+    """
+
+    __slots__ = ("_make", "_text")
+
+    def __init__(self, make):
+        self._make, self._text = make, None
+
+    def __str__(self) -> str:
+        if self._text is None:
+            self._text = str(self._make())
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __add__(self, other) -> "LazyText":
+        return LazyText(lambda: str(self) + str(other))
+
+    def __radd__(self, other) -> "LazyText":
+        return LazyText(lambda: str(other) + str(self))
+
+
 def repro(function: str, args: Mapping[str, Any], backend) -> str:
     """A Python snippet that calls `function` on the reference and on `backend` with `args`."""
     lines = ["import numpy as np", "from vaespec.spec.architecture import Architecture",

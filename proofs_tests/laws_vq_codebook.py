@@ -197,20 +197,21 @@ def _gradient_matches_reference(function: str):
     return run
 
 
-_VQ = strategies_vq.vq_examples()
+_for = strategies_vq.vq_examples_for  # each law draws only the arguments of the function it reads
 CHECKS = {c.law: c for c in (
-    Check("ema_kmeans_step", _VQ, ema_kmeans_step),
-    Check("ema_eval_mode_leaves_codebook_unchanged", _VQ, ema_eval_mode_leaves_codebook_unchanged),
-    Check("laplace_smoothing_preserves_total_count", _VQ, laplace_smoothing_preserves_total_count),
-    Check("codebook_health_usage_sums_to_batch", _VQ, codebook_health_usage_sums_to_batch),
-    Check("perplexity_in_one_to_num_codes", _VQ, perplexity_in_one_to_num_codes),
-    Check("reset_dead_codes_keeps_live_codes", _VQ, reset_dead_codes_keeps_live_codes),
-    Check("init_codebook_deterministic_given_key", _VQ, init_codebook_deterministic_given_key),
+    Check("ema_kmeans_step", _for("ema_update"), ema_kmeans_step),
+    Check("ema_eval_mode_leaves_codebook_unchanged", _for("ema_update"), ema_eval_mode_leaves_codebook_unchanged),
+    Check("laplace_smoothing_preserves_total_count", _for("laplace_smooth"), laplace_smoothing_preserves_total_count),
+    Check("codebook_health_usage_sums_to_batch", _for("codebook_health"), codebook_health_usage_sums_to_batch),
+    Check("perplexity_in_one_to_num_codes", _for("codebook_health"), perplexity_in_one_to_num_codes),
+    Check("reset_dead_codes_keeps_live_codes", _for("reset_dead_codes"), reset_dead_codes_keeps_live_codes),
+    Check("init_codebook_deterministic_given_key", _for("init_codebook"), init_codebook_deterministic_given_key),
 )}
 for _function, _spec in FUNCTIONS.items():
     if _spec.chapter != "vq":
         continue
-    CHECKS[f"{_function}_matches_reference"] = Check(f"{_function}_matches_reference", _VQ, _matches_reference(_function))
+    CHECKS[f"{_function}_matches_reference"] = Check(f"{_function}_matches_reference", _for(_function),
+                                                     _matches_reference(_function))
     if _spec.differentiable:
         CHECKS[f"{_function}_gradient_matches_reference"] = Check(
-            f"{_function}_gradient_matches_reference", _VQ, _gradient_matches_reference(_function))
+            f"{_function}_gradient_matches_reference", _for(_function), _gradient_matches_reference(_function))

@@ -12,10 +12,12 @@ Options:
   `[independent-cpu-bfloat16]` one backend label, `name-device-dtype`). An entry that matches
   no law, or whose backend part matches no selected backend, is stale: a warning names it.
   xfail is not strict: a law that passes after all shows as XPASS (and `xpass` in the report).
+- `--vaespec-fixed-shapes`: every size drawn from a small fixed set (docs/porting.md).
 - `--vaespec-report FILE`: a JSON report, one row per law × backend × device × dtype with the
   verdict (`pass`, `FAIL`, `ERROR`, `n/a`, `skipped`, `xfail`, `xpass`), the worst error ÷
   tolerance and the examples checked. With pytest's `--junitxml`, each law test's properties
-  carry the same fields.
+  carry the same fields. Under pytest-xdist (`-n N --dist loadgroup`) the workers' rows are merged
+  into one report, in collection order.
 
 Inert until asked: with none of these options it registers the options and nothing else, and
 its hooks touch only tests that take vaespec's `law` and `backend` parameters, so installing
@@ -49,6 +51,8 @@ def pytest_addoption(parser):
                     help="skip the law tests listed in FILE (law_prefix or law_prefix[backend_prefix] per line)")
     group.addoption("--vaespec-xfail", action="append", default=[], metavar="FILE",
                     help="expect the law tests listed in FILE to fail (same format as --vaespec-skip)")
+    group.addoption("--vaespec-fixed-shapes", action="store_true", default=False,
+                    help="draw every size from a small fixed set (for ports that compile per shape)")
 
 
 def selected_backends(config) -> list:
@@ -138,26 +142,30 @@ class _Expectations:
 
 
 class _Report:
-    """Collects each law test's LawResult and pytest outcome; writes the JSON report at the end."""
+    """Collects each law test's LawResult and pytest outcome; writes the JSON report at the end.
+
+    The row travels on the test report (`report.vaespec_row`), so under pytest-xdist the controller
+    merges every worker's rows into one report, in collection order, and only it writes the file."""
 
     def __init__(self, path: str):
-        self.path, self.rows = path, {}
+        self.path, self.rows, self.merged = path, {}, {}
 
     def pytest_collection_modifyitems(self, items):
-        for item in items:
+        for index, item in enumerate(items):
             found = _law_test(item)
             if found:
                 law, backend = found
-                self.rows[item.nodeid] = {"law": law, "backend": getattr(backend, "name", type(backend).__name__),
+                self.rows[id(item)] = {"law": law, "backend": getattr(backend, "name", type(backend).__name__),
                                           "device": str(backend.device), "dtype": str(backend.dtype),
-                                          "examples": 0, "worst_ratio": None, "verdict": "not run", "message": ""}
+                                          "examples": 0, "worst_ratio": None, "verdict": "not run", "message": "",
+                                          "index": index}
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_pyfunc_call(self, pyfuncitem):
         # test_law hands its LawResult to the `record_law_result` fixture; keep a copy on the way.
         record = pyfuncitem.funcargs.get("record_law_result")
-        if record is not None and pyfuncitem.nodeid in self.rows:
-            row = self.rows[pyfuncitem.nodeid]
+        if record is not None and id(pyfuncitem) in self.rows:
+            row = self.rows[id(pyfuncitem)]
 
             def tee(result: dict):
                 row.update({k: result[k] for k in ("examples", "worst_ratio", "verdict", "message") if k in result})
@@ -167,10 +175,18 @@ class _Report:
             pyfuncitem.funcargs["record_law_result"] = tee
         yield
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        outcome = yield
+        if id(item) in self.rows:  # by identity: loadgroup renames node ids (their hash) after collection
+            outcome.get_result().vaespec_row = dict(self.rows[id(item)])
+
     def pytest_runtest_logreport(self, report):
-        row = self.rows.get(report.nodeid)
-        if row is None or not (report.when == "call" or report.skipped or report.failed):
+        carried = getattr(report, "vaespec_row", None)
+        if carried is None or not (report.when == "call" or report.skipped or report.failed):
             return
+        row = self.merged.setdefault(report.nodeid, {})
+        row.update(carried)
         if report.failed and row["verdict"] == "not run":  # it broke before the law runner could say why
             row["verdict"], row["message"] = "ERROR", str(report.longrepr)[-2000:]
         elif hasattr(report, "wasxfail"):
@@ -183,14 +199,18 @@ class _Report:
 
     @pytest.hookimpl(trylast=True)  # after conftest.py's own report, which this one supersedes
     def pytest_sessionfinish(self, session):
-        if not self.path:  # registered for --junitxml's properties only
+        if not self.path or hasattr(session.config, "workerinput"):  # junit only, or an xdist worker
             return
-        rows = [row for row in self.rows.values() if row["verdict"] != "not run"]
+        rows = sorted((row for row in self.merged.values() if row["verdict"] != "not run"), key=lambda r: r["index"])
         with open(self.path, "w", encoding="utf-8") as handle:
-            json.dump({"results": rows}, handle, indent=1)
+            json.dump({"results": [{k: v for k, v in row.items() if k != "index"} for row in rows]}, handle, indent=1)
 
 
 def pytest_configure(config):
+    if config.getoption("--vaespec-fixed-shapes", default=False):
+        from . import sizes
+
+        sizes.use_fixed_shapes(True)
     entries = [e for kind in ("skip", "xfail") for path in config.getoption(f"--vaespec-{kind}", default=[]) or []
                for e in read_entries(path, kind)]
     if entries:

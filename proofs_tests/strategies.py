@@ -34,6 +34,8 @@ from vaespec.spec.conventions import PRESETS, get_convention
 from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.errors import ConfigError
 
+from . import sizes
+
 MAX_ABS_X = 3.0
 MAX_ABS_EPS = 4.0
 MAX_ABS_MU = 5.0
@@ -64,10 +66,10 @@ def betas(high: float = 10.0):
 def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_latent: int = 4,
                   activations=tuple(ACTIVATIONS), min_layers: int = 0):
     """Small dense VAE architectures over every activation (output_size = input_size)."""
-    widths = st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)
+    widths = sizes.layer_widths(max_layers, max_width, min_layers)
     return Architecture(
-        input_size=draw(st.integers(1, max_features)),
-        latent_size=draw(st.integers(1, max_latent)),
+        input_size=draw(sizes.size(1, max_features)),
+        latent_size=draw(sizes.size(1, max_latent)),
         encoder_sizes=tuple(draw(widths)),
         decoder_sizes=tuple(draw(widths)),
         activation=draw(uniform_choice(activations)),
@@ -191,7 +193,7 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
     regime = draw(uniform_choice(REGIMES))
     if arch is None:
         arch = draw(architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded")))
-    batch = draw(st.integers(min_batch, max_batch))
+    batch = draw(sizes.size(min_batch, max_batch))
     args = {"arch": arch, "params": regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))}
     if regime == "kinks":
         latent, x = integer_arrays((batch, arch.latent_size)), integer_arrays((batch, arch.input_size))
@@ -212,8 +214,8 @@ def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: in
                     max_abs_mu: float = MAX_ABS_MU, max_abs_log_var: float = MAX_ABS_LOG_VAR, fields=LATENT_FIELDS):
     """(mu, log_var, eps, convention) for reparameterize and kl_divergence; `fields` as `network_examples`."""
     fields = _fields(fields, LATENT_FIELDS, "latent_examples")
-    batch = draw(st.integers(min_batch, max_batch))
-    latent = draw(st.integers(1, max_latent))
+    batch = draw(sizes.size(min_batch, max_batch))
+    latent = draw(sizes.size(1, max_latent))
     strategies = {"mu": arrays((batch, latent), -max_abs_mu, max_abs_mu),
                   "log_var": arrays((batch, latent), -max_abs_log_var, max_abs_log_var),
                   "eps": arrays((batch, latent), -MAX_ABS_EPS, MAX_ABS_EPS), "convention": conventions()}
@@ -223,8 +225,8 @@ def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: in
 @st.composite
 def reconstruction_examples(draw, min_batch: int = 1, max_batch: int = 6, max_features: int = 8):
     """(x_hat, x, convention) for reconstruction_loss."""
-    batch = draw(st.integers(min_batch, max_batch))
-    features = draw(st.integers(1, max_features))
+    batch = draw(sizes.size(min_batch, max_batch))
+    features = draw(sizes.size(1, max_features))
     return Example({
         "x_hat": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
         "x": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from vaespec.reference.init import init_params
 from vaespec.spec.estimators import LIKELIHOODS
 
+from . import sizes
 from .strategies import MAX_ABS_EPS, MAX_ABS_X, Example, architectures, arrays, floats
 
 MAX_ABS_LOG_VAR = 4.0
@@ -32,7 +33,7 @@ def unit_arrays(shape):
 @st.composite
 def likelihood_examples(draw, max_batch: int = 6, max_features: int = 8):
     """(x_hat, x, log_var) for the Gaussian and (logits, x) for the Bernoulli likelihood."""
-    batch, features = draw(st.integers(1, max_batch)), draw(st.integers(1, max_features))
+    batch, features = draw(sizes.size(1, max_batch)), draw(sizes.size(1, max_features))
     shape = (batch, features)
     return Example({
         "x_hat": draw(arrays(shape, -MAX_ABS_X, MAX_ABS_X)),
@@ -50,7 +51,7 @@ def bernoulli_examples(**kwargs):
 @st.composite
 def log_weight_examples(draw, max_particles: int = 8, max_batch: int = 5):
     """log_weights [particles, batch], |w| ≤ 50; equal weights are drawn on purpose (log_mean_exp = w)."""
-    shape = (draw(st.integers(1, max_particles)), draw(st.integers(1, max_batch)))
+    shape = (draw(sizes.size(1, max_particles)), draw(sizes.size(1, max_batch)))
     weights = draw(st.one_of(arrays(shape, -MAX_ABS_LOG_WEIGHT, MAX_ABS_LOG_WEIGHT),
                              floats(-MAX_ABS_LOG_WEIGHT, MAX_ABS_LOG_WEIGHT).map(lambda w: np.full(shape, w))))
     return Example({"log_weights": weights})
@@ -63,7 +64,7 @@ def network_examples(draw, min_particles: int = 1, max_particles: int = 6, max_b
     x lies in [0, 1] for the Bernoulli likelihood (it is the target as well as the input)."""
     arch = draw(architectures())
     likelihood = draw(st.sampled_from(LIKELIHOODS)) if likelihood is None else likelihood
-    particles, batch = draw(st.integers(min_particles, max_particles)), draw(st.integers(1, max_batch))
+    particles, batch = draw(sizes.size(min_particles, max_particles)), draw(sizes.size(1, max_batch))
     shape = (batch, arch.input_size)
     x = draw(unit_arrays(shape) if likelihood == "bernoulli" else arrays(shape, -MAX_ABS_X, MAX_ABS_X))
     return Example({
@@ -79,8 +80,8 @@ def network_examples(draw, min_particles: int = 1, max_particles: int = 6, max_b
 @st.composite
 def embedding_examples(draw, max_categories: int = 6, max_dim: int = 5, max_batch: int = 8):
     """(table [categories, embedding], indices [batch]) with repeated indices likely."""
-    categories, dim = draw(st.integers(1, max_categories)), draw(st.integers(1, max_dim))
-    batch = draw(st.integers(1, max_batch))
+    categories, dim = draw(sizes.size(1, max_categories)), draw(sizes.size(1, max_dim))
+    batch = draw(sizes.size(1, max_batch))
     indices = np.asarray(draw(st.lists(st.integers(0, categories - 1), min_size=batch, max_size=batch)), dtype=np.int64)
     return Example({"table": draw(arrays((categories, dim), -MAX_ABS_X, MAX_ABS_X)), "indices": indices})
 

@@ -5,7 +5,7 @@
     def test_my_quantizer(ex): z_q, k = my_quantize(ex.args["z_e"], ex.args["codebook"])
 
 One `Example` carries every argument of every VQ function (named as in
-`vaespec.spec.vq.FUNCTIONS`), with consistent sizes: `codebook` [K, D] matches
+`vaespec.spec.vq.FUNCTIONS`; `vq_examples_for(function)`: only that function's), with consistent sizes: `codebook` [K, D] matches
 `arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, D], `x` [B, input]. Some draws put
 `z_e` on or near codebook rows and duplicate rows, so ties and near-ties are exercised, not
 just the generic case; others put it at near ties whose answer depends on the declared precision
@@ -18,9 +18,11 @@ import numpy as np
 from hypothesis import strategies as st
 from vaespec.spec.architecture import ACTIVATIONS, VQArchitecture
 from vaespec.spec.dtypes import PRECISION_ORDER, narrower
+from vaespec.spec.errors import ConfigError
 from vaespec.spec.init import init_codebook
 from vaespec.spec.tolerances import distance_bound
 
+from . import sizes
 from .strategies import (MAX_ABS_X, REGIMES, Example, arrays, conventions, floats, integer_arrays, pin_kinks,
                          regime_activations, regime_params, uniform_choice)
 
@@ -43,11 +45,11 @@ def _counts(codes: int):
 @st.composite
 def vq_architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_dim: int = 5,
                      max_codes: int = 8, activations=tuple(ACTIVATIONS), min_layers: int = 0):
-    widths = st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)
+    widths = sizes.layer_widths(max_layers, max_width, min_layers)
     return VQArchitecture(
-        input_size=draw(st.integers(1, max_features)),
-        embedding_dim=draw(st.integers(1, max_dim)),
-        num_embeddings=draw(st.integers(1, max_codes)),
+        input_size=draw(sizes.size(1, max_features)),
+        embedding_dim=draw(sizes.size(1, max_dim)),
+        num_embeddings=draw(sizes.size(1, max_codes)),
         encoder_sizes=tuple(draw(widths)),
         decoder_sizes=tuple(draw(widths)),
         activation=draw(uniform_choice(activations)),
@@ -112,62 +114,88 @@ def _encodings(draw, batch: int, codebook: np.ndarray):
     return codebook[rows] + scale * free / MAX_ABS_Z
 
 
+VQ_FIELDS = ("arch", "params", "x", "z_e", "codebook", "commitment_weight", "convention", "num_embeddings",
+             "embedding_dim", "key", "ema_counts", "ema_sums", "ema_step", "decay", "epsilon", "training", "counts",
+             "indices", "usage")
+
+
 @st.composite
-def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None):
-    """Every argument of every VQ function, sizes consistent with one `VQArchitecture`."""
+def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=VQ_FIELDS):
+    """Every argument of every VQ function, sizes consistent with one `VQArchitecture`.
+
+    `fields`: which of `VQ_FIELDS` to draw (with what they are made from: `z_e` needs the codebook,
+    `usage` the indices, `ema_sums` the counts, `params` and `x` the regime); `vq_examples_for` draws
+    only one function's arguments, since each array costs the engine a draw per element. The network
+    regime (`strategies.REGIMES`) is drawn first and kept in `extra["regime"]`.
+    """
+    unknown = sorted(set(fields) - set(VQ_FIELDS))
+    if unknown:
+        raise ConfigError(f"fields: vq_examples draws some of {list(VQ_FIELDS)}, got unknown {unknown}")
+    need = set(fields)
     regime = draw(uniform_choice(REGIMES))
     arch = draw(vq_architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded"))) \
         if arch is None else arch
-    batch = draw(st.integers(min_batch, max_batch))
+    batch = draw(sizes.size(min_batch, max_batch))
     codes, dim = arch.num_embeddings, arch.embedding_dim
-    codebook = draw(_codebook(codes, dim))
-    z_e = draw(_encodings(batch, codebook))
-    indices = np.array(draw(st.lists(st.integers(0, codes - 1), min_size=batch, max_size=batch)), dtype=np.int64)
-    counts = draw(_counts(codes))
-    if not counts.sum() > 0:
-        counts[draw(st.integers(0, codes - 1))] = 1.0
-    ema_counts = draw(_counts(codes))
-    # A reachable EMA state: each code's running sum is its running count times a centre, as the update
-    # itself produces; independent draws would pair a count of 1e-40 with a sum of 1, an overflow no run makes.
-    centres = draw(arrays((codes, dim), -MAX_ABS_Z, MAX_ABS_Z))
-    params = regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))
-    x = draw(integer_arrays((batch, arch.input_size)) if regime == "kinks"
-             else arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X))
-    if regime == "kinks":
-        pin_kinks(arch, params, "encoder", x)
-    return Example({
-        "arch": arch,
-        "params": params,
-        "x": x,
-        "z_e": z_e,
-        "codebook": codebook,
-        "commitment_weight": draw(st.one_of(st.just(0.25), st.just(0.0), floats(0.0, 2.0))),
-        "convention": draw(conventions()),
-        "num_embeddings": codes,
-        "embedding_dim": dim,
-        "key": draw(st.integers(0, 2**64 - 1)),
-        "ema_counts": ema_counts,
-        "ema_sums": ema_counts[:, None] * centres,
-        "ema_step": draw(st.integers(0, 50)),
-        "decay": draw(st.one_of(st.just(0.99), st.just(0.0), floats(MIN_DECAY, 0.999))),
-        "epsilon": draw(st.one_of(st.just(1e-5), st.just(0.0), floats(MIN_EPSILON, 0.1))),
-        "training": draw(st.booleans()),
-        "counts": counts,
-        "indices": indices,
-        "usage": np.bincount(indices, minlength=codes).astype(np.int64),
-    }, {"regime": regime})
+    args = {"arch": arch, "num_embeddings": codes, "embedding_dim": dim}
+    if need & {"codebook", "z_e"}:
+        args["codebook"] = draw(_codebook(codes, dim))
+    if "z_e" in need:
+        args["z_e"] = draw(_encodings(batch, args["codebook"]))
+    if need & {"indices", "usage"}:
+        args["indices"] = np.array(draw(st.lists(st.integers(0, codes - 1), min_size=batch, max_size=batch)),
+                                   dtype=np.int64)
+    if "counts" in need:
+        counts = draw(_counts(codes))
+        if not counts.sum() > 0:
+            counts[draw(st.integers(0, codes - 1))] = 1.0
+        args["counts"] = counts
+    if need & {"ema_counts", "ema_sums"}:
+        args["ema_counts"] = draw(_counts(codes))
+    if "ema_sums" in need:
+        # A reachable EMA state: each code's running sum is its running count times a centre, as the update
+        # itself produces; independent draws would pair a count of 1e-40 with a sum of 1, an overflow no run makes.
+        centres = draw(arrays((codes, dim), -MAX_ABS_Z, MAX_ABS_Z))
+        args["ema_sums"] = args["ema_counts"][:, None] * centres
+    if need & {"params", "x"}:  # drawn together: the kinks regime pins the first layer to x
+        args["params"] = regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))
+        args["x"] = draw(integer_arrays((batch, arch.input_size)) if regime == "kinks"
+                         else arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X))
+        if regime == "kinks":
+            pin_kinks(arch, args["params"], "encoder", args["x"])
+    later = {
+        "commitment_weight": lambda: draw(st.one_of(st.just(0.25), st.just(0.0), floats(0.0, 2.0))),
+        "convention": lambda: draw(conventions()),
+        "key": lambda: draw(st.integers(0, 2**64 - 1)),
+        "ema_step": lambda: draw(st.integers(0, 50)),
+        "decay": lambda: draw(st.one_of(st.just(0.99), st.just(0.0), floats(MIN_DECAY, 0.999))),
+        "epsilon": lambda: draw(st.one_of(st.just(1e-5), st.just(0.0), floats(MIN_EPSILON, 0.1))),
+        "training": lambda: draw(st.booleans()),
+    }
+    args.update((name, make()) for name, make in later.items() if name in need)
+    if "usage" in need:
+        args["usage"] = np.bincount(args["indices"], minlength=codes).astype(np.int64)
+    return Example({name: args[name] for name in VQ_FIELDS if name in args and (name in need or name == "arch")},
+                   {"regime": regime})
+
+
+def vq_examples_for(function: str, **kwargs):
+    """`vq_examples` drawing only the arguments of VQ function `function`."""
+    from vaespec.spec.contract import FUNCTIONS
+
+    return vq_examples(fields=tuple(a.name for a in FUNCTIONS[function].args), **kwargs)
 
 
 @st.composite
 def tie_examples(draw, max_batch: int = 4, max_dim: int = 8, max_codes: int = 6):
     """Small-integer z_e and codebook with duplicated nearest rows: every distance form is exact
     (entries in [−2, 2], D ≤ 8 ⇒ all partial sums are integers ≤ 128, exact even in bfloat16)."""
-    dim = draw(st.integers(1, max_dim))
-    codes = draw(st.integers(2, max_codes))
+    dim = draw(sizes.size(1, max_dim))
+    codes = draw(sizes.size(2, max_codes))
     ints = st.integers(-2, 2)
     codebook = np.array(draw(st.lists(st.lists(ints, min_size=dim, max_size=dim), min_size=codes, max_size=codes)),
                         dtype=np.float64)
-    batch = draw(st.integers(1, max_batch))
+    batch = draw(sizes.size(1, max_batch))
     z_e = np.array(draw(st.lists(st.lists(ints, min_size=dim, max_size=dim), min_size=batch, max_size=batch)),
                    dtype=np.float64)
     # Duplicate each row's nearest code into a later slot, so the tie is real and the lowest index matters.

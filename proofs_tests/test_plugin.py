@@ -124,6 +124,17 @@ def test_json_report_and_junit_properties(fake):
     assert props["test_unrelated"] == {}
 
 
+def test_xdist_workers_merge_into_one_report(fake):
+    """`-n 2`: every worker's rows reach the controller's one report, in collection order, as a serial run."""
+    fake.makefile(".txt", xfail="kl_additive\n")
+    options = ["--vaespec-xfail", "xfail.txt", "-p", "no:randomly"]
+    fake.runpytest_subprocess(*options, "--vaespec-report", "serial.json").assert_outcomes(passed=6, xpassed=2, failed=1)
+    fake.runpytest_subprocess(*options, "-n", "2", "--dist", "loadgroup", "--vaespec-report", "parallel.json"
+                              ).assert_outcomes(passed=6, xpassed=2, failed=1)
+    serial = json.loads((fake.path / "serial.json").read_text())["results"]
+    assert len(serial) == 8 and json.loads((fake.path / "parallel.json").read_text())["results"] == serial
+
+
 def test_real_suite_against_the_independent_port(tmp_path):
     """The documented command, on a few laws: the real conftest, the real test_law, the real port."""
     (tmp_path / "known.txt").write_text("kl_eq_monte_carlo[independent-cpu-bfloat16]\nkl_zero\n")
