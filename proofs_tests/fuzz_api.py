@@ -112,7 +112,8 @@ class Target:
 # ----------------------------------------------------------------------------- targets
 def _pool_of(module_name: str, name: str, flavour: str) -> str:
     chapter = FUNCTIONS[name].chapter if name in FUNCTIONS else \
-        "vq" if "vq" in module_name else "estimators" if ("estimators" in module_name or "likelihood" in module_name
+        "vq" if "vq" in module_name else "bayes" if ("bayes" in module_name or "evidence" in module_name) \
+        else "estimators" if ("estimators" in module_name or "likelihood" in module_name
                                                           or "embedding" in module_name) else "vae"
     return f"torch-{chapter}" if flavour == "torch" else chapter
 
@@ -259,6 +260,8 @@ def _named(target: Target, param: str, bad: Bad, kwargs: dict, message: str) -> 
         names |= {"cotangent", "d_"}
     if bad.relational:
         names |= set(kwargs)
+        if "cotangent" in kwargs:  # a size that disagrees with the cotangent is named as d_<output>
+            names.add("d_")
     if isinstance(kwargs.get("name"), str) and param != "name":
         names.add(kwargs["name"])  # the check_* helpers name the value by their `name` argument
     return any(re.search(rf"(?<![\w]){re.escape(n)}", message) for n in names if n)

@@ -32,7 +32,7 @@ class Bad:
 
 # ----------------------------------------------------------------------------- valid values
 def pools() -> dict[str, dict[str, object]]:
-    """Valid values by parameter name, per pool (the VAE, VQ and estimators chapters, numpy and torch)."""
+    """Valid values by parameter name, per pool (the VAE, VQ, estimators and bayes chapters, numpy and torch)."""
     rng = np.random.default_rng(0)
     n = lambda *shape: rng.standard_normal(shape)  # noqa: E731
     params, vq_params = reference.init_params(ARCH, 0), reference.init_params(VQ_ARCH, 0)
@@ -58,11 +58,15 @@ def pools() -> dict[str, dict[str, object]]:
            "table": n(5, 3), "indices": np.array([0, 4, 1]), "function": "gaussian_log_likelihood"}
     est["args"] = {"x_hat": est["x_hat"], "x": est["x"], "log_var": est["log_var"]}
     est["cotangent"] = np.ones(3)
+    bayes = {**vae, "x": n(3, 4), "weight": n(4, 2), "bias": n(4), "noise_log_var": -1.0,
+             "function": "linear_gaussian_log_evidence"}
+    bayes["args"] = {k: bayes[k] for k in ("x", "weight", "bias", "noise_log_var")}
+    bayes["cotangent"] = np.ones(3)
     from vaespec.reference import ReferenceBackend
 
-    for pool in (vae, vq, est):
+    for pool in (vae, vq, est, bayes):
         pool["backend"] = ReferenceBackend()
-    pools = {"vae": vae, "vq": vq, "estimators": est}
+    pools = {"vae": vae, "vq": vq, "estimators": est, "bayes": bayes}
     for name in list(pools):
         pools[f"torch-{name}"] = _torch_pool(pools[name])
     return pools

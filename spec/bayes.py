@@ -118,7 +118,48 @@ def validate(function: str, args: Mapping[str, Any], dtype: str = "float64") -> 
     if latent > output:
         raise ShapeError(f"weight: expected [output, latent] with latent ≤ output (a low-rank Gaussian), got shape "
                          f"{checked['weight'].shape}")
+    check_domain(checked, dtype)
     return checked
+
+
+def check_domain(args: Mapping[str, Any], dtype: str = "float64") -> None:
+    """This chapter's numeric domain in `dtype`; a `DomainError` naming the argument outside it.
+
+    With σ² = e^ℓ, r_b = x_b − b and κ = 1 + ‖W‖²_F/σ² (an upper bound on the condition number of
+    W Wᵀ + σ²I and of M = WᵀW + σ²I):
+    - **magnitude**: ‖W‖²_F + σ² and max_b (‖x_b‖ + ‖b‖)²·κ/σ² stay ≤ the dtype's largest value, so the
+      Gram matrices, the quadratic form and its gradient are finite;
+    - **conditioning**: 20·D^{3/2}·κ·u ≤ 1 (u the dtype's unit roundoff): Higham's sufficient condition
+      (Accuracy and Stability, Thm 10.7) for a Cholesky factorisation of a D×D SPD matrix to succeed in
+      floating point, so every backend can factor the covariance it forms.
+    """
+    import math
+
+    from .domains import MAX_FINITE
+    from .errors import DomainError
+    from .tolerances import UNIT_ROUNDOFF
+
+    weight, x, bias = (np.asarray(args[k], dtype=np.float64) for k in ("weight", "x", "bias"))
+    lv = float(args["noise_log_var"])
+    with np.errstate(over="ignore", invalid="ignore"):
+        var = math.exp(lv)
+        gram = float(np.sum(weight * weight))
+        kappa = 1.0 + gram / var
+        x_norm, b_norm = float(np.max(np.sqrt(np.sum(x * x, axis=-1)))), float(np.sqrt(np.sum(bias * bias)))
+        reach = x_norm + b_norm
+        quadratic = reach * reach * kappa / var
+    limit, u = MAX_FINITE[dtype], UNIT_ROUNDOFF[dtype]
+    if not gram + var <= limit or not kappa <= 1.0 / (20.0 * weight.shape[0] ** 1.5 * u):
+        raise DomainError(
+            f"weight: ‖W‖²_F = {gram:.4g} with σ² = e^{lv:.4g} gives κ = 1 + ‖W‖²_F/σ² = {kappa:.4g}; in {dtype} the "
+            f"domain needs ‖W‖²_F + σ² ≤ {limit:.4g} and 20·D^1.5·κ·u ≤ 1, i.e. κ ≤ "
+            f"{1.0 / (20.0 * weight.shape[0] ** 1.5 * u):.4g} (so the covariance's Cholesky exists in {dtype}); "
+            f"scale W down or raise noise_log_var")
+    if not quadratic <= limit:
+        raise DomainError(
+            f"{'x' if not x_norm <= b_norm else 'bias'}: max_b (‖x_b‖ + ‖b‖)²·κ/σ² = {quadratic:.4g} must stay ≤ {limit:.4g} ({dtype}'s largest value) so the "
+            f"quadratic form (x − b)ᵀ(W Wᵀ + σ²I)⁻¹(x − b) and its gradient are finite; got max ‖x_b‖ = "
+            f"{x_norm:.4g}, ‖b‖ = {b_norm:.4g} with σ² = e^{lv:.4g}")
 
 
 def chain_length(function: str, args: Mapping[str, Any]) -> tuple[int, int]:
