@@ -36,7 +36,7 @@ from vaespec.spec.architecture import Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.conventions import PRESETS, Convention
 from vaespec.spec.errors import ConfigError
-from vaespec.spec.files import read_inside
+from vaespec.spec.files import json_depth, read_inside
 from vaespec.spec.keys import Key
 from vaespec.spec.tolerances import UNIT_ROUNDOFF
 
@@ -62,18 +62,6 @@ class Unsupported(VectorsError):
 def manifest_digest(directory) -> str:
     """The sha256 (hex) of `directory`/manifest.json's bytes: the one value a port must trust (docs/porting.md)."""
     return hashlib.sha256(read_inside(directory, MANIFEST, MAX_MANIFEST_BYTES, VectorsError)).hexdigest()
-
-
-def _depth(value) -> int:
-    """The nesting depth of a parsed JSON value, iteratively (no recursion to exhaust)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth <= MAX_DEPTH:
-                stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
-    return deepest
 
 
 def read_manifest(directory, digest: str | None = None) -> dict:
@@ -105,7 +93,7 @@ def _read_manifest(directory, digest: str | None) -> tuple[dict, str]:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise VectorsError(f"{path}: not readable JSON ({str(error)[:200]})") from None
-    if _depth(manifest) > MAX_DEPTH:
+    if json_depth(manifest, MAX_DEPTH) > MAX_DEPTH:
         raise VectorsError(f"{path}: nested deeper than {MAX_DEPTH} levels; an export is {11}")
     problems = schema_errors(manifest, json.loads(SCHEMA.read_text(encoding="utf-8")))
     if problems:
@@ -438,7 +426,7 @@ def run(args) -> int:
     backends = [b for spec in args.backend for b in guard_all(load_backends(spec), DEFAULT_LIMIT)]
     vectors = Vectors(args.directory, args.digest)
     manifest, installed = vectors.manifest, importlib.metadata.version("vaespec")
-    trust = "matches the trusted --digest" if args.digest else f"not authenticated: pass --digest to compare it"
+    trust = "matches the trusted --digest" if args.digest else "not authenticated: pass --digest to compare it"
     print(f"vaespec vectors: {args.directory}: {MANIFEST} sha256 {vectors.digest} ({trust}) matches its schema; "
           f"{len(manifest['files'])} files match their size and sha256")
     if manifest["spec_version"] != installed:

@@ -186,3 +186,16 @@ def check_output_dir(option: str, path, error=ConfigError) -> None:
     if not os.path.isdir(ancestor):
         raise error(f"{option}: cannot create {path!r}: {ancestor!r} is not a directory")
     _writable_dir(option, ancestor, error)
+
+
+def json_depth(value, limit: int) -> int:
+    """The nesting depth of a parsed JSON value, counted iteratively (no recursion to exhaust) and
+    no further than `limit` + 1 levels: a depth above `limit` is all a caller needs to refuse it."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= limit:
+                stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return deepest

@@ -34,7 +34,7 @@ import uuid
 
 import torch
 from vaespec.spec.errors import ConfigError
-from vaespec.spec.files import read_inside
+from vaespec.spec.files import json_depth, read_inside
 
 FORMAT = "vaespec-train-checkpoint/2"
 TENSORS, STATE = "tensors.safetensors", "state.json"
@@ -185,17 +185,6 @@ def locate(directory: str) -> str:
     return directory
 
 
-def _depth(value) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, depth)
-            if depth <= MAX_DEPTH:
-                stack.extend((v, depth + 1) for v in (node.values() if isinstance(node, dict) else node))
-    return deepest
-
-
 def _is_int(value, low: int = 0) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
@@ -256,7 +245,7 @@ def read_state(directory: str) -> dict:
         raise CheckpointError(f"resume: {path!r} holds a JSON {type(state).__name__}, expected an object")
     if state.get("format") != FORMAT:
         raise CheckpointError(f"resume: {path!r} has format {str(state.get('format'))[:60]!r}, expected {FORMAT!r}")
-    if _depth(state) > MAX_DEPTH:
+    if json_depth(state, MAX_DEPTH) > MAX_DEPTH:
         raise CheckpointError(f"resume: {path!r} is nested deeper than {MAX_DEPTH} levels")
     try:
         actual = hashlib.sha256(_canonical(state)).hexdigest()
