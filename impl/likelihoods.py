@@ -138,6 +138,9 @@ def build_likelihood(name: str, output_size: int, *, learn_scale: bool = True, l
     """A likelihood module by name: "gaussian" (`GaussianLikelihood`) or "bernoulli" (`BernoulliLikelihood`)."""
     if name == "gaussian":
         return GaussianLikelihood(output_size, log_var, learn_scale, dtype=dtype, device=device)
-    if name == "bernoulli":
+    if name == "bernoulli":  # it has no scale: an option for one is refused, never ignored
+        if log_var != 0.0 or learn_scale is not True:
+            raise ConfigError(f"likelihood: 'bernoulli' has no scale to set or learn; got log_var={show(log_var)}, "
+                              f"learn_scale={show(learn_scale)} (these options are the Gaussian's)")
         return BernoulliLikelihood()
     raise ConfigError(f"likelihood: expected 'gaussian' or 'bernoulli', got {show(name)}")

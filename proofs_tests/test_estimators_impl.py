@@ -59,6 +59,9 @@ def test_likelihood_modules_learn_or_fix_the_scale():
     learned(x_hat, x).sum().backward()  # d/dℓ = ½((x − x̂)² e^{−ℓ} − 1) = 1.5 per example, 2 examples
     assert torch.equal(learned.log_var.grad, torch.full((3,), 3.0))
     assert isinstance(build_likelihood("bernoulli", 3), BernoulliLikelihood)
+    for option in ({"log_var": -1.0}, {"learn_scale": False}):  # the Gaussian's options, never silently ignored
+        with pytest.raises(ConfigError, match="bernoulli.*has no scale"):
+            build_likelihood("bernoulli", 3, **option)
     with pytest.raises(ConfigError, match="likelihood"):
         build_likelihood("poisson", 3)
 

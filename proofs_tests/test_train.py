@@ -167,6 +167,9 @@ def test_bad_options_are_named():
         TrainConfig(lr=float("nan"))
     with pytest.raises(ConfigError, match="objective"):
         TrainConfig(model="vq", objective="iwae")
+    with pytest.raises(ConfigError, match="learn_scale: only the gaussian"):  # --fixed-scale is never ignored
+        TrainConfig(likelihood="bernoulli", learn_scale=False)
+    assert not TrainConfig(likelihood="gaussian", learn_scale=False).learn_scale
 
 
 def test_cli_trains_reports_and_resumes(data_file, tmp_path, capsys):

@@ -90,6 +90,9 @@ class TrainConfig:
         for name, allowed in (("model", MODELS), ("objective", OBJECTIVES), ("likelihood", LIKELIHOODS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
+        if not self.learn_scale and self.likelihood != "gaussian":  # --fixed-scale: the Gaussian's option only
+            raise ConfigError(f"learn_scale: only the gaussian likelihood has a scale to fix (--fixed-scale), got "
+                              f"likelihood {self.likelihood!r}")
         for name in ("threads", "particles", "latent_size", "embedding_dim", "num_embeddings", "epochs", "batch_size",
                      "eval_particles", "iwae_particles", "checkpoint_every"):
             value, high = getattr(self, name), {"latent_size": MAX_WIDTH, "embedding_dim": MAX_WIDTH, "threads": MAX_THREADS,
