@@ -32,15 +32,23 @@ def round_to(dtype: str, value):
     Inputs are rounded before both the backend and the reference see them, so
     input quantisation is never counted as backend error.
     """
+    def one(array):
+        if dtype not in dtypes.FORMATS:
+            raise ValueError(f"dtype: expected float64, float32, float16 or bfloat16, got {dtype!r}")
+        return dtypes.round_to(dtype, array)
+
+    return _each_float_array(one, value)
+
+
+def _each_float_array(fn, value):
+    """`fn` applied to every float array in `value` (through mappings and tuples); the rest unchanged."""
     if isinstance(value, Mapping):
-        return {k: round_to(dtype, v) for k, v in value.items()}
+        return {k: _each_float_array(fn, v) for k, v in value.items()}
     if isinstance(value, tuple):
-        return tuple(round_to(dtype, v) for v in value)
+        return tuple(_each_float_array(fn, v) for v in value)
     if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
         return value
-    if dtype not in dtypes.FORMATS:
-        raise ValueError(f"dtype: expected float64, float32, float16 or bfloat16, got {dtype!r}")
-    return dtypes.round_to(dtype, value)
+    return fn(value)
 
 
 def as_input(dtype: str, value):
@@ -52,13 +60,7 @@ def as_input(dtype: str, value):
 def flush_inputs(dtype: str, value):
     """`value` (as `round_to` returns it) with entries below `dtype`'s smallest normal set to zero: the
     laws' inputs are never subnormal in the backend's dtype (`vaespec.spec.dtypes`, subnormal policy)."""
-    if isinstance(value, Mapping):
-        return {k: flush_inputs(dtype, v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(flush_inputs(dtype, v) for v in value)
-    if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-        return value
-    return dtypes.flush(dtype, value)
+    return _each_float_array(lambda a: dtypes.flush(dtype, a), value)
 
 
 def _literal(value) -> str:
