@@ -6,7 +6,7 @@ verdict table; the other subcommands live in the modules named in `SUBCOMMANDS`,
     vaespec check --backend mypkg.port:backend      # your implementation
     vaespec check --profile thorough --json report.json
     vaespec check --law kl_ --dtype float32         # a subset
-    vaespec check -j 2 --verbose                    # two processes; the full table
+    vaespec check -j 1 --verbose                    # one process (default: one per core); the full table
 
 Exit status 0 only if every law holds (laws a backend cannot be asked, such as the
 key law for a backend without keys, show "n/a"); 1 if any fails; 2 for a usage error.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 
@@ -64,13 +65,42 @@ def configure(check: argparse.ArgumentParser) -> None:
     check.add_argument("--call-timeout", type=float, default=None, metavar="SECONDS",
                        help="time limit of each call into a --backend (default 120; 0: none); a call over it is "
                             "an ERROR verdict for its law")
-    check.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                       help="spread the laws over N worker processes (default 1: this process)")
+    check.add_argument("-j", "--jobs", type=_jobs, default="auto", metavar="N",
+                       help="spread the laws over N worker processes (1: this process alone); default auto: one "
+                            f"per usable core when more than {AUTO_JOBS_MIN_LAWS} laws are selected, else 1")
     check.add_argument("--fixed-shapes", action="store_true",
                        help="draw every size from a small fixed set (values stay random): for ports that compile "
                             "once per shape (JAX, torch.compile); see docs/porting.md")
     check.add_argument("-v", "--verbose", action="store_true",
                        help="print the full law × backend table and every failure message in full")
+
+
+# Below this many laws a worker's start-up (a fresh interpreter importing torch and Hypothesis, ≈ 3 CPU s)
+# costs more than it saves, so `-j auto` stays in one process.
+AUTO_JOBS_MIN_LAWS = 16
+
+
+def _jobs(value: str):
+    """`-j` as given: "auto" or an integer (checked ≥ 1 in `run`, where errors are reported)."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes ≥ 1 or auto, got {value!r}") from None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the platform has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
+
+
+def resolve_jobs(jobs, laws: int) -> int:
+    """The number of processes `-j jobs` means for `laws` selected laws."""
+    if jobs == "auto":
+        return usable_cores() if laws > AUTO_JOBS_MIN_LAWS else 1
+    return jobs
 
 
 def _selects(value: str, law: str) -> bool:
@@ -101,7 +131,7 @@ def run(args) -> int:
 
     if args.json:  # before any law runs: a results file that cannot be written would lose them all
         check_output_file("--json", args.json)
-    if args.jobs < 1:
+    if args.jobs != "auto" and args.jobs < 1:
         raise ConfigError(f"-j/--jobs: expected a number of processes ≥ 1, got {args.jobs}")
     limit = args.call_limit = _call_timeout(args, DEFAULT_LIMIT)
     if args.call_timeout is not None and not args.backend:
@@ -122,6 +152,7 @@ def run(args) -> int:
     if not backends or not laws:
         print("vaespec check: nothing to check (no backend or no law matches the filters)", file=sys.stderr)
         return 2
+    args.jobs = resolve_jobs(args.jobs, len(laws))
     settings = profile_settings(args.profile)
     print(f"vaespec check: {len(laws)} laws × {len(backends)} backends, profile {args.profile}"
           + (", fixed shapes" if args.fixed_shapes else "") + (f", {args.jobs} processes" if args.jobs > 1 else ""),

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shlex
 
+import pytest
+
 from vaespec.proofs_tests.cli import main
 from vaespec.spec.laws import LAWS
 
@@ -44,3 +46,19 @@ def test_two_processes_report_what_one_does(tmp_path, capsys):
     assert len(one) == len(selected) >= 7 and two == one
     assert main([*options, "-j", "0"]) == 2
     assert "-j/--jobs: expected a number of processes ≥ 1, got 0" in capsys.readouterr().err
+
+
+def test_jobs_auto_uses_every_core_only_for_a_large_selection(monkeypatch):
+    from . import cli
+
+    monkeypatch.setattr(cli, "usable_cores", lambda: 6)
+    assert cli.resolve_jobs("auto", cli.AUTO_JOBS_MIN_LAWS + 1) == 6
+    assert cli.resolve_jobs("auto", cli.AUTO_JOBS_MIN_LAWS) == 1
+    assert cli.resolve_jobs(3, 1) == 3
+
+
+def test_jobs_must_be_a_count_or_auto(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["check", "-j", "many"])
+    assert stop.value.code == 2
+    assert "expected a number of processes ≥ 1 or auto, got 'many'" in capsys.readouterr().err
