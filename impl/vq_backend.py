@@ -24,7 +24,7 @@ from vaespec.spec.domains import check_result
 from vaespec.spec.keys import Key
 
 from ._dtypes import to_numpy
-from .vq_builder import _layers, from_params
+from .vq_builder import from_params, make_layers
 from .vq_functional import (
     codebook_health,
     codebook_loss,
@@ -92,7 +92,7 @@ class VQMethods:
 
     def _network(self, function: str, args: Mapping[str, Any], t: dict[str, Tensor], leaves: dict | None) -> tuple:
         if function == "vq_encode":
-            modules = _layers(args["arch"], args["params"], self._dtype, self._device, ("encoder",))
+            modules = make_layers(args["arch"], args["params"], self._dtype, self._device, ("encoder",))
             outputs = (modules[0](t["x"]),)
         else:
             model = from_params(args["arch"], args["params"], args["codebook"], self._dtype, self._device)

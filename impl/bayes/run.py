@@ -131,9 +131,9 @@ def diagnostics(samples: dict) -> dict:
 
 
 def _plot_elbo(path, curve):
-    from vaespec.impl.train.plots import _pyplot
+    from vaespec.impl.train.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     ax.plot(np.arange(1, len(curve) + 1), curve, lw=0.8)
     low, high = np.percentile(curve, 1), np.max(curve)
@@ -149,9 +149,9 @@ def _plot_elbo(path, curve):
 
 def bayes(cfg: BayesConfig, progress: bool | None = None) -> dict:
     """Run `vaespec bayes` with `cfg`; returns the report (also written to `cfg.out`/report.json)."""
-    from .model import _pyro
+    from .model import import_pyro
 
-    _pyro()  # a ConfigError naming the missing extra, before any work
+    import_pyro()  # a ConfigError naming the missing extra, before any work
     from safetensors.torch import save_file
 
     from vaespec.impl.train.plots import image_rows
