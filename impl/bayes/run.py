@@ -185,8 +185,7 @@ def bayes(cfg: BayesConfig, progress: bool | None = None) -> dict:
     if truth is not None:
         tensors.update({f"truth.{site}": v for site, v in truth.items()})
     save_file(tensors, os.path.join(cfg.out, "posterior.safetensors"), metadata={"format": "vaespec-bayes-1"})
-    plots = {"elbo": os.path.join(cfg.out, "elbo.png"),
-             "posterior_predictive": os.path.join(cfg.out, "posterior_predictive.png")}
+    plots = {name: os.path.join(cfg.out, f"{name}.png") for name in ("elbo", "posterior_predictive")}
     _plot_elbo(plots["elbo"], curve)
     rows = [("data", x[: cfg.predictive].numpy()), ("W z + b", means.numpy()), ("x = W z + b\n+ σν", draws.numpy())]
     image_rows(plots["posterior_predictive"], rows, image_shape,
