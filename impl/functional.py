@@ -97,6 +97,10 @@ def loss(reconstruction: Tensor, target: Tensor, mu: Tensor, log_var: Tensor, be
          convention: str | Convention | None = None, *, validate: bool = True) -> Tensor:
     """The β-VAE objective: `loss = R(x̂, x) + β · KL(μ, log σ²)` (Edifice's argument order).
 
+    On the network's outputs: not the contract's `loss(arch, params, x, eps, beta, convention)`, which runs
+    the network (x̂ = decoder(z), z = μ + e^{½ log σ²} ⊙ ε, (μ, log σ²) = encoder(x)) and then this
+    (`TorchBackend.loss` is the contract's).
+
     **Arguments**
     - `reconstruction`: `[batch, output]` decoder output x̂.
     - `target`: `[batch, output]` observed x.

@@ -148,6 +148,10 @@ def codebook_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate: b
 
     The gradient reaches the codebook only (z_e is detached): d/d e_k = −2/(B·D) Σ_{b: k(b)=k} (z_e[b] − e_k).
 
+    With the chosen codes: not the contract's `codebook_loss(z_e, codebook)`, which chooses k(b) =
+    `nearest_code(z_e, codebook)` itself; this takes `indices`, so that a training step chooses once
+    (`quantize`) for both auxiliary losses.
+
     **Arguments**
     - `z_e`: `[batch, embedding]` encoder outputs.
     - `codebook`: `[codes, embedding]` (the trainable codebook, not z_q).
@@ -165,6 +169,8 @@ def commitment_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate:
 
     The gradient reaches z_e only: d/d z_e = 2 (z_e − e_{k(b)}) / (B·D).
 
+    With the chosen codes: not the contract's `commitment_loss(z_e, codebook)`, which chooses k(b) itself.
+
     **Arguments** as `codebook_loss`.
 
     **Returns** a 0-d tensor (equal in value to `codebook_loss`).
@@ -176,6 +182,9 @@ def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tenso
             commitment_weight: float | Tensor = DEFAULT_COMMITMENT_WEIGHT,
             convention: str | Convention | None = None, *, validate: bool = True) -> Tensor:
     """The VQ-VAE objective: `loss = R(x̂, x) + L_cb(z_e, C) + w · L_commit(z_e, C)`.
+
+    On the network's outputs: not the contract's `vq_loss(arch, params, codebook, x, commitment_weight,
+    convention)`, which runs the network (`VQVAE.loss`) and then this.
 
     **Arguments**
     - `reconstruction`: `[batch, output]` decoder output x̂ (decoded from z_q).
