@@ -3,9 +3,12 @@
 - `build`, `build_encoder`, `build_decoder`: Edifice-shaped builders returning modules.
 - `Encoder`, `Decoder`: `nn.Module`s whose layers carry the spec's layer names.
 - `reparameterize`, `reparameterize_with_key`, `kl_divergence`, `reconstruction_loss`, `loss`:
-  the functional ops on tensors (validated unless `validate=False`).
+  the functional ops on tensors (validated unless `validate=False`). `loss` takes the network's
+  outputs `(x̂, x, μ, log σ², β, convention)`, not the contract's `(arch, params, x, eps, β, convention)`
+  (docs/impl.md lists every such pair).
 - `to_params`, `load_params`, `from_params`: modules <-> the spec's flat float64 parameters.
-- `TorchBackend`: the `VAEBackend` contract on a torch device and dtype.
+- `TorchBackend`: every chapter's contract on a torch device and dtype, a lookup in
+  `vaespec.impl.registry.TORCH` (each contract function's Torch body, by name).
 
 This layer imports only torch, numpy, the standard library and `vaespec.spec`.
 """

@@ -1,5 +1,7 @@
-"""Argument checks for the functional ops, raising vaespec errors that name the argument.
+"""Argument checks shared by impl's modules, raising vaespec errors that name the argument.
 
+The tensor checks serve the functional ops; `check_contract_domain` the contract's numeric
+domains on tensors; `reject_unknown_options` and `require_option` the builders.
 Shape, dtype and device checks read tensor metadata only. The finiteness check
 (`torch.isfinite(t).all()`) reads the data, which synchronises a CUDA stream; that is
 why every public op makes checking optional (`validate=False` on the hot path).
@@ -7,10 +9,17 @@ why every public op makes checking optional (`validate=False` on the hot path).
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable, Mapping
+
 import torch
 
-from vaespec.spec.errors import DomainError, DTypeError, ShapeError, describe
+from vaespec.spec.conventions import Convention
+from vaespec.spec.domains import check_domain
+from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError, describe
 from vaespec.spec.shapes import check_scalar
+
+from ._dtypes import dtype_name, to_numpy
 
 # dimension name -> (size, name of the argument that fixed it)
 Bindings = dict[str, tuple[int, str]]
@@ -79,3 +88,28 @@ def check_beta(beta, name: str = "beta"):
         check_scalar(name, beta.item(), low=0.0)
         return beta
     return check_scalar(name, beta, low=0.0)
+
+
+def check_contract_domain(function: str, tensors: Mapping[str, torch.Tensor], convention: Convention | None = None,
+                          names: Mapping[str, str] | None = None) -> None:
+    """The spec's domain check for contract `function` (`vaespec.spec.domains.check_domain`) on `tensors`,
+    in their dtype, evaluated in float64 on the host; `names`: how the caller names the contract's arguments."""
+    args = {name: to_numpy(t) for name, t in tensors.items()}
+    if convention is not None:
+        args["convention"] = convention
+    check_domain(function, args, dtype_name(next(iter(tensors.values())).dtype), names)
+
+
+def reject_unknown_options(builder: Callable, unknown: Mapping) -> None:
+    """A builder's `**unknown` keywords are a `ConfigError` naming them and listing `builder`'s options
+    (Edifice ignores unknown options; here a typo such as `latent_dim=` cannot build the default network)."""
+    if unknown:
+        valid = [p for p in inspect.signature(builder).parameters if p != "unknown"]
+        raise ConfigError(f"{', '.join(sorted(unknown))}: unknown option for {builder.__name__}; "
+                          f"valid options are {valid}")
+
+
+def require_option(option: str, value, what: str) -> None:
+    """A builder option without a default (`what` says what it is) must be given."""
+    if value is None:
+        raise ConfigError(f"{option}: required ({what}), got None")

@@ -1,44 +1,42 @@
-"""`TorchBackend`: the torch implementation behind the `VAEBackend` and `VQBackend` contracts.
+"""`TorchBackend`: the torch implementation behind the contracts of every chapter (`VAEBackend`,
+`VQBackend`, `EstimatorsBackend`, `BayesBackend`).
 
-Arrays cross the contract as float64 numpy arrays; inside, the backend computes in its
-own dtype on its own device. `encode` and `decode` run the `Encoder`/`Decoder` modules
-users train with (built by `from_params`), so the conformance suite checks those
-modules rather than a parallel re-implementation; the composite functions are composed
-in torch, without round trips through numpy. Inputs are checked at the conformance
-boundary, so the functional ops run with `validate=False` here. `vjp` differentiates
-the very same computation with `torch.autograd`. Each chapter beyond the VAE's is a mixin
-(`vq_backend.VQMethods`) providing the chapter's methods and `_evaluate_<chapter>`.
+Arrays cross the contract as float64 numpy arrays; inside, the backend computes in its own dtype
+on its own device. It is a lookup: each contract function's computation is the Torch body
+registered under its name (`vaespec.impl.registry.TORCH`), and the contract methods are made from
+`FUNCTIONS` (one per function, with its argument names), so a new function needs its body only.
+The network functions run the `Encoder`/`Decoder` (or `VQVAE`) modules users train with, built by
+`from_params` and kept per architecture; composite functions are composed in torch, without round
+trips through numpy. Inputs are checked at the conformance boundary (`validate_args` in the
+backend's dtype), so the bodies run the functional ops with `validate=False`. `vjp` differentiates
+the very same body with `torch.autograd`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections import OrderedDict
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
-
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import FUNCTIONS, Params, validate_args, validate_vjp
-from vaespec.spec.conventions import Convention
 from vaespec.spec.domains import check_result
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import Key, as_key, normal
 from vaespec.spec.shapes import check_array
+from vaespec.spec.signature import FunctionSpec
 
 from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
+from .bodies import Inputs
 from .convert import from_params, load_params
-from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
 from .keys import reparameterize_with_key
-from .estimators import EstimatorsMethods
-from .evidence import EvidenceMethods
-from .vq_backend import VQMethods
+from .registry import torch_function
 
-# Which modules each function needs (a part of the parameter layout); others need none.
-_PARTS = {"encode": "encoder", "sample_latent": "encoder", "decode": "decoder", "generate": "decoder",
-          "forward": "all", "loss": "all"}
 _DEFAULT_DTYPES = ("float64", "float32")
 # Modules kept per backend and architecture (least recently used dropped first).
 _MODULE_CACHE_SIZE = 8
@@ -54,39 +52,21 @@ def supported(device: torch.device, dtype: torch.dtype) -> bool:
     return dtype == torch.float16 and device.type == "cuda"
 
 
-def _sample(encoder, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(μ, log σ², z) for `x` with noise `eps`."""
-    out = encoder(x)
-    return out["mu"], out["log_var"], reparameterize(out["mu"], out["log_var"], eps, validate=False)
+def _export(value, kind: str):
+    """One output across the boundary: float64 numpy, int64 numpy (an int when 0-d), or a Key as is."""
+    if isinstance(value, Key):
+        return value
+    if kind == "int":
+        array = value.detach().to("cpu", torch.int64).numpy().copy()
+        return int(array) if array.ndim == 0 else array
+    return to_numpy(value)
 
 
-def _body(function: str, t: dict[str, Tensor], encoder, decoder, args: Mapping[str, Any]) -> tuple[Tensor, ...]:
-    """The torch computation of a contract function, returning its outputs in `FUNCTIONS` order."""
-    if function == "encode":
-        out = encoder(t["x"])
-        return out["mu"], out["log_var"]
-    if function == "decode":
-        return (decoder(t["z"]),)
-    if function == "reparameterize":
-        return (reparameterize(t["mu"], t["log_var"], t["eps"], validate=False),)
-    if function == "sample_latent":
-        return (_sample(encoder, t["x"], t["eps"])[2],)
-    if function == "forward":
-        return (decoder(_sample(encoder, t["x"], t["eps"])[2]),)
-    if function == "generate":
-        return (decoder(t["eps"]),)  # reparameterize(0, 0, ε) = 0 + exp(0)·ε = ε exactly
-    if function == "reconstruction_loss":
-        return (reconstruction_loss(t["x_hat"], t["x"], args["convention"], validate=False),)
-    if function == "kl_divergence":
-        return (kl_divergence(t["mu"], t["log_var"], args["convention"], validate=False),)
-    if function == "loss":
-        mu, log_var, z = _sample(encoder, t["x"], t["eps"])
-        return (loss(decoder(z), t["x"], mu, log_var, float(args["beta"]), args["convention"], validate=False),)
-    raise AssertionError(f"no torch body for contract function {function!r}")  # FUNCTIONS grew
+class TorchBackend:
+    """Every chapter's contract (`VAEBackend`, `VQBackend`, `EstimatorsBackend`, `BayesBackend`) on torch.
 
-
-class TorchBackend(VQMethods, EstimatorsMethods, EvidenceMethods):
-    """The contract (`vaespec.spec.contract.VAEBackend`, `vaespec.spec.vq.VQBackend`) on torch.
+    One method per contract function, named and ordered as `FUNCTIONS` says (made from it below
+    the class), plus `vjp` and `reparameterize_key`.
 
     **Arguments**
     - `device`: a torch device or its name ("cpu", "cuda", "cuda:1").
@@ -114,29 +94,17 @@ class TorchBackend(VQMethods, EstimatorsMethods, EvidenceMethods):
         return torch.as_tensor(np.asarray(array, dtype=np.float64), dtype=self._dtype, device=self._device)
 
     def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None, *,
-                  validated: bool = False) -> tuple[Tensor, ...]:
-        """Run `function` on contract-named `args` (validated here unless `validated`). If `leaves` is a dict,
-        each differentiable argument's leaf tensor is recorded in it (params as a dict name -> nn.Parameter)."""
+                  validated: bool = False) -> tuple[Any, ...]:
+        """Run `function`'s registered body on contract-named `args` (validated here unless `validated`). If
+        `leaves` is a dict, each differentiable argument's leaf tensor is recorded in it (params as a dict
+        name -> nn.Parameter)."""
         if not validated:  # the numpy boundary, in our dtype; the torch code is unchecked
             args = validate_args(function, args, self.dtype)
-        chapter = FUNCTIONS[function].chapter
-        if chapter != "vae":
-            return getattr(self, f"_evaluate_{chapter}")(function, args, leaves)
-        tensors = {}
-        for arg in FUNCTIONS[function].args:
-            if arg.kind == "array":
-                tensors[arg.name] = self._tensor(args[arg.name])
-                if leaves is not None and arg.differentiable:
-                    leaves[arg.name] = tensors[arg.name].requires_grad_()
-        encoder = decoder = None
-        if function in _PARTS:
-            encoder, decoder = self._modules(args["arch"], args["params"], _PARTS[function])
-            if leaves is not None:
-                leaves["params"] = {f"{name}.{kind}": getattr(linear, attr)
-                                    for module in (encoder, decoder) if module is not None
-                                    for name, linear in module.dense_layers()
-                                    for kind, attr in (("kernel", "weight"), ("bias", "bias"))}
-        return _body(function, tensors, encoder, decoder, args)
+        entry = torch_function(function)
+        if entry.check is not None:  # a chapter's rule beyond validate_args
+            args = entry.check(function, args, self.dtype)
+        return entry.body(Inputs(FUNCTIONS[function], args, tensor=self._tensor, modules=self._modules,
+                                 device=self._device, dtype=self._dtype, leaves=leaves))
 
     def _modules(self, arch: Architecture, params: Params, part: str = "all"):
         """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
@@ -165,37 +133,13 @@ class TorchBackend(VQMethods, EstimatorsMethods, EvidenceMethods):
 
     def _call(self, function: str, **args):
         with torch.no_grad():
-            outputs = tuple(to_numpy(out) for out in self._evaluate(function, args))
-        check_result(function, outputs, self.dtype)  # the network functions' domain, in our dtype (spec/domains.py)
-        return outputs if len(outputs) > 1 else outputs[0]
+            outputs = self._evaluate(function, args)
+        result = tuple(_export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
+        check_result(function, result, self.dtype)  # never Inf or NaN across the boundary (spec/domains.py)
+        return result if len(result) > 1 else result[0]
 
-    def encode(self, arch: Architecture, params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._call("encode", arch=arch, params=params, x=x)
-
-    def decode(self, arch: Architecture, params: Params, z: np.ndarray) -> np.ndarray:
-        return self._call("decode", arch=arch, params=params, z=z)
-
-    def reparameterize(self, mu: np.ndarray, log_var: np.ndarray, eps: np.ndarray) -> np.ndarray:
-        return self._call("reparameterize", mu=mu, log_var=log_var, eps=eps)
-
-    def sample_latent(self, arch: Architecture, params: Params, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
-        return self._call("sample_latent", arch=arch, params=params, x=x, eps=eps)
-
-    def forward(self, arch: Architecture, params: Params, x: np.ndarray, eps: np.ndarray) -> np.ndarray:
-        return self._call("forward", arch=arch, params=params, x=x, eps=eps)
-
-    def generate(self, arch: Architecture, params: Params, eps: np.ndarray) -> np.ndarray:
-        return self._call("generate", arch=arch, params=params, eps=eps)
-
-    def reconstruction_loss(self, x_hat: np.ndarray, x: np.ndarray, convention: Convention | str) -> np.ndarray:
-        return self._call("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)
-
-    def kl_divergence(self, mu: np.ndarray, log_var: np.ndarray, convention: Convention | str) -> np.ndarray:
-        return self._call("kl_divergence", mu=mu, log_var=log_var, convention=convention)
-
-    def loss(self, arch: Architecture, params: Params, x: np.ndarray, eps: np.ndarray, beta: float,
-             convention: Convention | str) -> np.ndarray:
-        return self._call("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
+    if TYPE_CHECKING:  # the contract methods are made from FUNCTIONS below; static tools see them as callables
+        def __getattr__(self, name: str) -> Callable[..., Any]: ...
 
     def reparameterize_key(self, mu: np.ndarray, log_var: np.ndarray, key: Key | int) -> tuple[np.ndarray, Key]:
         """`z = μ + exp(½ log σ²) ⊙ ε` with ε from `key` (see `vaespec.impl.keys`); returns `(z, new_key)`.
@@ -255,6 +199,30 @@ class TorchBackend(VQMethods, EstimatorsMethods, EvidenceMethods):
                 raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}'s output "
                                  f"{spec.name!r}, got {tuple(tangent.shape)}")
         return tensors
+
+
+def _contract_method(spec: FunctionSpec) -> Callable[..., Any]:
+    """`TorchBackend.<function>(*args)`: the contract function with its arguments in `FUNCTIONS` order."""
+    names = tuple(arg.name for arg in spec.args)
+    signature = inspect.Signature([inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                   for name in ("self", *names)])
+
+    def method(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)  # a TypeError for a wrong call, as a written method
+        return self._call(spec.name, **{name: bound.arguments[name] for name in names})
+
+    method.__name__, method.__qualname__ = spec.name, f"TorchBackend.{spec.name}"
+    method.__signature__ = signature  # type: ignore[attr-defined]
+    method.__doc__ = (f"`{spec.name}({', '.join(names)})`: {spec.formula}\n\nThe contract function "
+                      f"(`FUNCTIONS[{spec.name!r}]`, chapter {spec.chapter!r}) computed by its Torch body "
+                      f"(`vaespec.impl.registry.TORCH`); float64 numpy in and out.")
+    return method
+
+
+for _function, _spec in FUNCTIONS.items():
+    if _function in vars(TorchBackend):
+        raise ConfigError(f"{_function}: the contract function's name is already a TorchBackend attribute")
+    setattr(TorchBackend, _function, _contract_method(_spec))
 
 
 def available_devices() -> list[str]:

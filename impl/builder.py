@@ -13,30 +13,17 @@ numbers the reference layer draws for that seed; without it, torch's default
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.keys import Key
 
+from ._checks import reject_unknown_options, require_option
 from ._dtypes import torch_device, torch_dtype
 from .convert import load_params
 from vaespec.spec.init import init_params
 from .modules import Decoder, Encoder
-
-
-def _reject_unknown(builder, unknown: dict) -> None:
-    if unknown:
-        valid = [p for p in inspect.signature(builder).parameters if p != "unknown"]
-        raise ConfigError(f"{', '.join(sorted(unknown))}: unknown option for {builder.__name__}; "
-                          f"valid options are {valid}")
-
-
-def _require(option: str, value, what: str) -> None:
-    if value is None:
-        raise ConfigError(f"{option}: required ({what}), got None")
 
 
 def _make(arch: Architecture, parts: tuple[type, ...], dtype, device, key) -> list:
@@ -69,8 +56,8 @@ def build(input_size: int | None = None, latent_size: int = 32, encoder_sizes=(2
 
     **Raises** `ConfigError` for a missing `input_size`, an unknown option, a bad size or activation.
     """
-    _reject_unknown(build, unknown)
-    _require("input_size", input_size, "the number of observed features")
+    reject_unknown_options(build, unknown)
+    require_option("input_size", input_size, "the number of observed features")
     arch = Architecture(input_size, latent_size, encoder_sizes, decoder_sizes, activation, output_size)
     encoder, decoder = _make(arch, (Encoder, Decoder), dtype, device, key)
     return encoder, decoder
@@ -83,8 +70,8 @@ def build_encoder(input_size: int | None = None, latent_size: int = 32, encoder_
 
     With `key`, the parameters equal those of `build(..., key=key)`'s encoder.
     """
-    _reject_unknown(build_encoder, unknown)
-    _require("input_size", input_size, "the number of observed features")
+    reject_unknown_options(build_encoder, unknown)
+    require_option("input_size", input_size, "the number of observed features")
     arch = Architecture(input_size, latent_size, encoder_sizes, activation=activation)
     return _make(arch, (Encoder,), dtype, device, key)[0]
 
@@ -99,7 +86,7 @@ def build_decoder(input_size: int | None = None, latent_size: int = 32, decoder_
     equal `build(input_size, latent_size, decoder_sizes=..., key=key)`'s decoder
     when that build uses the default `encoder_sizes`.
     """
-    _reject_unknown(build_decoder, unknown)
+    reject_unknown_options(build_decoder, unknown)
     if output_size is None and input_size is None:
         raise ConfigError("output_size: required (or input_size), the decoder's output width; got neither")
     arch = Architecture(input_size if input_size is not None else output_size, latent_size,

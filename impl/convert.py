@@ -15,10 +15,10 @@ from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
 from vaespec.spec.shapes import check_params
 
 from ._dtypes import to_numpy, torch_device, torch_dtype
-from .modules import Decoder, Encoder, _Dense
+from .modules import Decoder, Encoder, DenseStack
 
 
-def _given(encoder, decoder) -> list[_Dense]:
+def _given(encoder, decoder) -> list[DenseStack]:
     """The modules passed, type-checked; at least one is required."""
     for name, module, cls in (("encoder", encoder, Encoder), ("decoder", decoder, Decoder)):
         if module is not None and not isinstance(module, cls):

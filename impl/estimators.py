@@ -11,17 +11,19 @@ With `(μ, lv) = encoder(x)`, noise `eps` `[particles, batch, latent]`, z_k = μ
 `likelihood` is any callable `(x̂ [particles, batch, output], x [batch, output]) -> [particles,
 batch]` (`vaespec.impl.likelihoods`). Noise is an argument: draw it with
 `torch.randn(..., generator=g)` or from a key (`vaespec.impl.keys.normal_like`), never from a
-hidden global generator. `EstimatorsMethods` puts these functions behind the contract
+hidden global generator. `vaespec.impl.estimators_bodies` puts these functions behind the contract
 (`vaespec.spec.estimators.EstimatorsBackend`) for `TorchBackend`.
+
+The estimators here take modules (`encoder`, `decoder`) and a likelihood callable, where the
+contract functions of the same names take `(arch, params, …, decoder_log_var, likelihood)`: see
+each docstring, and docs/impl.md for the table of such pairs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -90,6 +92,10 @@ def log_mean_exp(log_weights: Tensor, dim: int = 0) -> Tensor:
 def log_importance_weights(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Tensor:
     """`log w_k = log p(x | z_k) + log N(z_k; 0, I) − log N(z_k; μ, σ²)` for K particles.
 
+    Module-level: not the contract's `log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood)`,
+    which builds the modules from `arch` and `params` and names its likelihood: this takes the modules and a
+    likelihood callable (`contract_likelihood` makes one from the contract's name and `decoder_log_var`).
+
     **Arguments**
     - `encoder`: returns `{"mu", "log_var"}` for `x`; `decoder`: maps `[..., latent]` to `[..., output]`.
     - `x`: `[batch, input]`; `eps`: `[particles, batch, latent]` standard normal noise.
@@ -114,24 +120,36 @@ def log_importance_weights(encoder, decoder, x: Tensor, eps: Tensor, likelihood:
 
 
 def elbo(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Tensor:
-    """Monte-Carlo ELBO with K = `eps.shape[0]` particles: `mean_k log w_k`, `[batch]`."""
+    """Monte-Carlo ELBO with K = `eps.shape[0]` particles: `mean_k log w_k`, `[batch]`.
+
+    Module-level: not the contract's `elbo(arch, params, x, eps, decoder_log_var, likelihood)`; the arguments
+    are `log_importance_weights`'."""
     return log_importance_weights(encoder, decoder, x, eps, likelihood).mean(0)
 
 
 def iwae_bound(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Tensor:
-    """Importance-weighted bound `log_mean_exp_k log w_k`, `[batch]`; with many particles, an estimate of log p(x)."""
+    """Importance-weighted bound `log_mean_exp_k log w_k`, `[batch]`; with many particles, an estimate of log p(x).
+
+    Module-level: not the contract's `iwae_bound(arch, params, x, eps, decoder_log_var, likelihood)`; the
+    arguments are `log_importance_weights`'."""
     return log_mean_exp(log_importance_weights(encoder, decoder, x, eps, likelihood), 0)
 
 
 def reconstruct(encoder, decoder, x: Tensor) -> Tensor:
-    """The reconstruction path at the posterior mean: `decoder(μ(x))` (= forward(x, ε = 0))."""
+    """The reconstruction path at the posterior mean: `decoder(μ(x))` (= forward(x, ε = 0)).
+
+    Module-level: not the contract's `reconstruct(arch, params, x)`, which builds the modules from `arch` and
+    `params`: this takes them."""
     mu, _ = _encode(encoder, x)
     _module("decoder", decoder)
     return _run("decoder", decoder, {"mu (from x)": mu})
 
 
 def generate(decoder, eps: Tensor) -> Tensor:
-    """The generative path: decode a prior sample, `decoder(ε)` with ε ~ N(0, I) given."""
+    """The generative path: decode a prior sample, `decoder(ε)` with ε ~ N(0, I) given.
+
+    Module-level: not the contract's `generate(arch, params, eps)`, which builds the decoder from `arch` and
+    `params`: this takes it."""
     _module("decoder", decoder)
     _tensor("eps", eps)
     return _run("decoder", decoder, {"eps": eps})
@@ -146,76 +164,3 @@ def contract_likelihood(name: str, decoder_log_var: Tensor) -> Likelihood:
         _tensor("decoder_log_var", decoder_log_var)
         return lambda x_hat, x: gaussian_log_likelihood(x_hat, x, decoder_log_var, validate=False)
     return lambda logits, x: bernoulli_log_likelihood(logits, x, validate=False)
-
-
-_NETWORK = {"log_importance_weights": log_importance_weights, "elbo": elbo, "iwae_bound": iwae_bound}
-
-
-class EstimatorsMethods:
-    """The estimators chapter on torch (mixed into `TorchBackend`); needs its `_evaluate`, `_call`, `_tensor`,
-    `_device` and `_dtype`."""
-
-    _device: torch.device
-    _dtype: torch.dtype
-
-    def _evaluate_estimators(self, function: str, args: Mapping[str, Any], leaves: dict | None) -> tuple:
-        """The torch computation of `function` on `args` validated by `validate_args` (which applies the chapter's
-        rules: likelihood, Bernoulli range); records leaves for `vjp`."""
-        t: dict[str, Tensor] = {}
-        for arg in (a for a in _spec(function).args if a.kind == "array"):
-            t[arg.name] = self._tensor(args[arg.name])
-            if leaves is not None and arg.differentiable:
-                leaves[arg.name] = t[arg.name].requires_grad_()
-        if function == "gaussian_log_likelihood":
-            return (gaussian_log_likelihood(t["x_hat"], t["x"], t["log_var"], validate=False),)
-        if function == "bernoulli_log_likelihood":
-            return (bernoulli_log_likelihood(t["logits"], t["x"], validate=False),)
-        if function == "log_mean_exp":
-            return (log_mean_exp(t["log_weights"]),)
-        if function == "embedding_lookup":
-            from .embedding import embedding_lookup
-
-            indices = torch.as_tensor(np.asarray(args["indices"], dtype=np.int64), device=self._device)
-            return (embedding_lookup(t["table"], indices, validate=False),)
-        encoder, decoder = self._modules(args["arch"], args["params"])
-        if leaves is not None:
-            leaves["params"] = {f"{name}.{kind}": getattr(linear, attr) for module in (encoder, decoder)
-                                for name, linear in module.dense_layers()
-                                for kind, attr in (("kernel", "weight"), ("bias", "bias"))}
-        if function == "reconstruct":
-            return (reconstruct(encoder, decoder, t["x"]),)
-        likelihood = contract_likelihood(args["likelihood"], t["decoder_log_var"])
-        return (_NETWORK[function](encoder, decoder, t["x"], t["eps"], likelihood),)
-
-    def gaussian_log_likelihood(self, x_hat, x, log_var):
-        return self._call("gaussian_log_likelihood", x_hat=x_hat, x=x, log_var=log_var)
-
-    def bernoulli_log_likelihood(self, logits, x):
-        return self._call("bernoulli_log_likelihood", logits=logits, x=x)
-
-    def log_mean_exp(self, log_weights):
-        return self._call("log_mean_exp", log_weights=log_weights)
-
-    def log_importance_weights(self, arch, params, x, eps, decoder_log_var, likelihood):
-        return self._call("log_importance_weights", arch=arch, params=params, x=x, eps=eps,
-                          decoder_log_var=decoder_log_var, likelihood=likelihood)
-
-    def elbo(self, arch, params, x, eps, decoder_log_var, likelihood):
-        return self._call("elbo", arch=arch, params=params, x=x, eps=eps, decoder_log_var=decoder_log_var,
-                          likelihood=likelihood)
-
-    def iwae_bound(self, arch, params, x, eps, decoder_log_var, likelihood):
-        return self._call("iwae_bound", arch=arch, params=params, x=x, eps=eps, decoder_log_var=decoder_log_var,
-                          likelihood=likelihood)
-
-    def reconstruct(self, arch, params, x):
-        return self._call("reconstruct", arch=arch, params=params, x=x)
-
-    def embedding_lookup(self, table, indices):
-        return self._call("embedding_lookup", table=table, indices=indices)
-
-
-def _spec(function: str):
-    from vaespec.spec.contract import FUNCTIONS
-
-    return FUNCTIONS[function]

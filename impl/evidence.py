@@ -7,15 +7,13 @@ For `x = W z + b + σ·ν`, z ~ N(0, I_L), ν ~ N(0, I_D), σ² = e^ℓ:
 
 The float64 reference computes the evidence the other way (determinant lemma and Woodbury on
 the L×L matrix M), so `linear_gaussian_log_evidence_matches_reference` compares two
-derivations. Both are differentiable by autograd; `EvidenceMethods` puts them behind the
-contract (`vaespec.spec.bayes.BayesBackend`) for `TorchBackend`.
+derivations. Both are differentiable by autograd; `vaespec.impl.bayes_bodies` puts them behind
+the contract (`vaespec.spec.bayes.BayesBackend`) for `TorchBackend`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,25 +40,3 @@ def linear_gaussian_posterior(x: Tensor, weight: Tensor, bias: Tensor, noise_log
 def log_normal_prior(value: Tensor, scale: float) -> Tensor:
     """`Σ log N(value; 0, scale²)` over every entry (the prior on θ, `vaespec.spec.bayes.PRIOR_SCALE`)."""
     return (-0.5 * (value / scale) ** 2 - math.log(scale) - 0.5 * math.log(2 * math.pi)).sum()
-
-
-class EvidenceMethods:
-    """The Bayesian chapter on torch (mixed into `TorchBackend`); needs its `_call` and `_tensor`."""
-
-    def _evaluate_bayes(self, function: str, args: Mapping[str, Any], leaves: dict | None) -> tuple:
-        from vaespec.spec.bayes import validate
-
-        args = validate(function, args, self.dtype)
-        t = {name: self._tensor(args[name]) for name in ("x", "weight", "bias")}
-        if leaves is not None:
-            for name, tensor in t.items():
-                leaves[name] = tensor.requires_grad_()
-        fn = linear_gaussian_log_evidence if function == "linear_gaussian_log_evidence" else linear_gaussian_posterior
-        out = fn(t["x"], t["weight"], t["bias"], float(args["noise_log_var"]))
-        return out if isinstance(out, tuple) else (out,)
-
-    def linear_gaussian_log_evidence(self, x, weight, bias, noise_log_var):
-        return self._call("linear_gaussian_log_evidence", x=x, weight=weight, bias=bias, noise_log_var=noise_log_var)
-
-    def linear_gaussian_posterior(self, x, weight, bias, noise_log_var):
-        return self._call("linear_gaussian_posterior", x=x, weight=weight, bias=bias, noise_log_var=noise_log_var)

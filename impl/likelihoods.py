@@ -24,9 +24,8 @@ from vaespec.spec.errors import ConfigError, DomainError, ShapeError, show
 from vaespec.spec.keys import MAX_DRAW
 from vaespec.spec.shapes import check_scalar
 
-from ._checks import check_tensor, check_tensors
+from ._checks import check_contract_domain, check_tensor, check_tensors
 from ._dtypes import torch_device, torch_dtype
-from .functional import _domain
 
 LOG_2PI = math.log(2.0 * math.pi)
 _OUTPUT = ("batch", "output")
@@ -69,7 +68,7 @@ def gaussian_log_likelihood(x_hat: Tensor, x: Tensor, log_var: Tensor | float = 
     if validate:
         _check_pair("x_hat", x_hat, x)
         log_var = _check_log_var(log_var, x_hat)
-        _domain("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
+        check_contract_domain("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
     if not isinstance(log_var, Tensor):
         log_var = torch.as_tensor(float(log_var), dtype=x_hat.dtype, device=x_hat.device)
     return -0.5 * (LOG_2PI + log_var + (x - x_hat) ** 2 * torch.exp(-log_var)).sum(-1)
@@ -91,7 +90,7 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate: bool = True
         if bool((x < 0).any() | (x > 1).any()):
             raise DomainError(f"x: expected values in [0, 1] for the Bernoulli likelihood, got values in "
                               f"[{x.min().item()}, {x.max().item()}]")
-        _domain("bernoulli_log_likelihood", {"logits": logits, "x": x})
+        check_contract_domain("bernoulli_log_likelihood", {"logits": logits, "x": x})
     # torch's BCE-with-logits is exact for every logit (softplus's threshold=20 shortcut is not).
     target = x.expand_as(logits)
     return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)

@@ -25,8 +25,9 @@ def check_arch(arch, types: tuple[type, ...], module: str) -> None:
         raise DTypeError(f"arch: expected a {names} for {module}, got {describe(arch)}")
 
 
-class _Dense(nn.Module):
-    """Shared structure: named `nn.Linear` layers, hidden ones followed by the activation."""
+class DenseStack(nn.Module):
+    """What `Encoder`, `Decoder` and `VQEncoder` share: named `nn.Linear` layers, hidden ones followed by the
+    activation, `dense_layers()` in the spec's order. Subclassed, never used alone."""
 
     part: str  # "encoder" or "decoder": the part of `arch.parameter_shapes` this module holds
 
@@ -51,7 +52,7 @@ class _Dense(nn.Module):
         return h
 
 
-class Encoder(_Dense):
+class Encoder(DenseStack):
     """q(z | x): `h = act(…act(x·W₀ + b₀)…)`, `μ = h·W_μ + b_μ`, `log σ² = h·W_lv + b_lv`.
 
     **Arguments**
@@ -77,7 +78,7 @@ class Encoder(_Dense):
         return {"mu": self.mu(h), "log_var": self.log_var(h)}
 
 
-class Decoder(_Dense):
+class Decoder(DenseStack):
     """p(x | z) mean: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation).
 
     **Arguments**

@@ -4,7 +4,9 @@
 - `VQVAE`, `VQEncoder`, `Decoder`, `VectorQuantizer`, `VectorQuantizerEMA`: the modules.
 - `squared_distances`, `nearest_code`, `quantize`, `codebook_loss`, `commitment_loss`, `vq_loss`,
   `init_codebook`, `laplace_smooth`, `codebook_health`, `reset_dead_codes`: the functional ops on
-  tensors (validated unless `validate=False`).
+  tensors (validated unless `validate=False`). `codebook_loss`, `commitment_loss` and `vq_loss` take the
+  chosen `indices` (and `vq_loss` the network's outputs), unlike the contract's functions of those names,
+  which choose the codes themselves (docs/impl.md lists every such pair).
 - `to_params`, `to_codebook`, `load_params`, `from_params`: a `VQVAE` <-> the spec's float64 layout.
 
 Training step with a trained codebook (the losses take the codebook and the indices, so the

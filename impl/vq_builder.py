@@ -25,8 +25,8 @@ from vaespec.spec.keys import Key
 from vaespec.spec.shapes import check_array
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_DECAY, DEFAULT_EPSILON
 
+from ._checks import reject_unknown_options, require_option
 from ._dtypes import to_numpy, torch_device, torch_dtype
-from .builder import _reject_unknown, _require
 from .convert import load_layers
 from .modules import Decoder
 from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder, check_ema_options
@@ -65,8 +65,8 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
     **Raises** `ConfigError` for a missing `input_size`, an unknown option, a bad size, activation,
     `ema`, `decay` or `epsilon`.
     """
-    _reject_unknown(build, unknown)
-    _require("input_size", input_size, "the number of observed features")
+    reject_unknown_options(build, unknown)
+    require_option("input_size", input_size, "the number of observed features")
     arch = VQArchitecture(input_size, embedding_dim, num_embeddings, encoder_sizes, decoder_sizes, activation,
                           output_size)
     check_ema_options(ema, decay, epsilon)
@@ -75,12 +75,13 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
     if key is None:
         encoder, decoder = VQEncoder(arch, dtype=dtype, device=device), Decoder(arch, dtype=dtype, device=device)
     else:
-        encoder, decoder = _layers(arch, init_params(arch, key), dtype, device, ("encoder", "decoder"))
+        encoder, decoder = make_layers(arch, init_params(arch, key), dtype, device, ("encoder", "decoder"))
     quantizer = _quantizer(arch, ema, decay, epsilon, DEFAULT_CODEBOOK_SEED if key is None else key, dtype, device)
     return VQVAE(encoder, quantizer, decoder)
 
 
-def _layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype, device, parts: tuple[str, ...]) -> list:
+def make_layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype, device,
+                parts: tuple[str, ...]) -> list:
     """New modules for `parts` ("encoder", "decoder") holding `params`, made on the meta device and then
     allocated uninitialised: every parameter is overwritten, so torch's initialisation (and its global
     random generator) is skipped."""
@@ -163,7 +164,7 @@ def from_params(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook
     check_ema_options(ema, decay, epsilon)
     _check_codebook(arch, codebook)
     dtype, device = torch_dtype(dtype), torch_device(device)
-    encoder, decoder = _layers(arch, params, dtype, device, ("encoder", "decoder"))
+    encoder, decoder = make_layers(arch, params, dtype, device, ("encoder", "decoder"))
     # Made on meta, so no codebook is drawn only to be overwritten; the EMA state then starts at zero.
     quantizer = _quantizer(arch, ema, decay, epsilon, None, dtype, "meta").to_empty(device=device)
     _copy_codebook(quantizer, codebook)

@@ -33,9 +33,9 @@ from vaespec.spec.keys import MAX_DRAW, Key, as_key, randint
 from vaespec.spec.shapes import check_scalar
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT
 
-from ._checks import check_beta, check_tensors
+from ._checks import check_beta, check_contract_domain, check_tensors
 from ._dtypes import torch_device, torch_dtype
-from .functional import _domain, reconstruction_loss
+from .functional import reconstruction_loss
 
 _Z_E = ("batch", "embedding")
 _CODEBOOK = ("codes", "embedding")
@@ -53,7 +53,7 @@ class CodebookHealth(NamedTuple):
 def _check_z_e_codebook(z_e: Tensor, codebook: Tensor) -> None:
     """Shapes, dtypes, devices, finiteness, and the distances' domain (`vaespec.spec.domains`) in the dtype."""
     check_tensors({"z_e": z_e, "codebook": codebook}, {"z_e": _Z_E, "codebook": _CODEBOOK})
-    _domain("quantize", {"z_e": z_e, "codebook": codebook})
+    check_contract_domain("quantize", {"z_e": z_e, "codebook": codebook})
 
 
 def _check_indices(name: str, indices, length: int | None, high: int, like: Tensor | None = None) -> None:
@@ -148,6 +148,10 @@ def codebook_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate: b
 
     The gradient reaches the codebook only (z_e is detached): d/d e_k = −2/(B·D) Σ_{b: k(b)=k} (z_e[b] − e_k).
 
+    With the chosen codes: not the contract's `codebook_loss(z_e, codebook)`, which chooses k(b) =
+    `nearest_code(z_e, codebook)` itself; this takes `indices`, so that a training step chooses once
+    (`quantize`) for both auxiliary losses.
+
     **Arguments**
     - `z_e`: `[batch, embedding]` encoder outputs.
     - `codebook`: `[codes, embedding]` (the trainable codebook, not z_q).
@@ -165,6 +169,8 @@ def commitment_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate:
 
     The gradient reaches z_e only: d/d z_e = 2 (z_e − e_{k(b)}) / (B·D).
 
+    With the chosen codes: not the contract's `commitment_loss(z_e, codebook)`, which chooses k(b) itself.
+
     **Arguments** as `codebook_loss`.
 
     **Returns** a 0-d tensor (equal in value to `codebook_loss`).
@@ -176,6 +182,9 @@ def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tenso
             commitment_weight: float | Tensor = DEFAULT_COMMITMENT_WEIGHT,
             convention: str | Convention | None = None, *, validate: bool = True) -> Tensor:
     """The VQ-VAE objective: `loss = R(x̂, x) + L_cb(z_e, C) + w · L_commit(z_e, C)`.
+
+    On the network's outputs: not the contract's `vq_loss(arch, params, codebook, x, commitment_weight,
+    convention)`, which runs the network (`VQVAE.loss`) and then this.
 
     **Arguments**
     - `reconstruction`: `[batch, output]` decoder output x̂ (decoded from z_q).
@@ -196,8 +205,8 @@ def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tenso
             raise ShapeError(f"z_e: expected {reconstruction.shape[0]} rows to match reconstruction, "
                              f"got shape {tuple(z_e.shape)}")
         commitment_weight = check_beta(commitment_weight, "commitment_weight")
-        _domain("reconstruction_loss", {"x_hat": reconstruction, "x": target}, get_convention(convention),
-                {"x_hat": "reconstruction", "x": "target"})
+        check_contract_domain("reconstruction_loss", {"x_hat": reconstruction, "x": target},
+                              get_convention(convention), {"x_hat": "reconstruction", "x": "target"})
     return (reconstruction_loss(reconstruction, target, convention, validate=False)
             + codebook_loss(z_e, codebook, indices, validate=False)
             + commitment_weight * commitment_loss(z_e, codebook, indices, validate=False))

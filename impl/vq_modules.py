@@ -26,7 +26,7 @@ from vaespec.spec.shapes import check_scalar
 
 from ._dtypes import torch_device, torch_dtype
 from .functional import reconstruction_loss
-from .modules import Decoder, _Dense, check_arch
+from .modules import Decoder, DenseStack, check_arch
 from .vq_functional import (
     CodebookHealth,
     codebook_health,
@@ -58,7 +58,7 @@ class VQVAEOutput(NamedTuple):
     commitment_loss: Tensor
 
 
-class VQEncoder(_Dense):
+class VQEncoder(DenseStack):
     """`z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb`.
 
     **Arguments**

@@ -31,7 +31,8 @@ from ..evidence import linear_gaussian_log_evidence, log_normal_prior
 KERNEL, BIAS, EVIDENCE_SITE = "decoder_output.kernel", "decoder_output.bias", "log_evidence"
 
 
-def _pyro():
+def import_pyro():
+    """`(pyro, pyro.distributions)`, or a `ConfigError` naming the missing `bayes` extra."""
     try:
         import pyro
         import pyro.distributions as dist
@@ -49,7 +50,7 @@ def _prior(dist, shape, scale, like: Tensor):
 def linear_gaussian_model(x: Tensor, latent: int, noise_log_var: float, prior_scale: float = PRIOR_SCALE):
     """Pyro model: θ = (kernel [latent, output], bias [output]) ~ N(0, s²); factor `log_evidence` =
     Σ_n log N(x_n; b, W Wᵀ + σ² I) with W = kernelᵀ, σ² = e^noise_log_var (exact)."""
-    pyro, dist = _pyro()
+    pyro, dist = import_pyro()
     output = x.shape[1]
     kernel = pyro.sample(KERNEL, _prior(dist, (latent, output), prior_scale, x))
     bias = pyro.sample(BIAS, _prior(dist, (output,), prior_scale, x))
@@ -58,7 +59,7 @@ def linear_gaussian_model(x: Tensor, latent: int, noise_log_var: float, prior_sc
 
 def bias_model(x: Tensor, weight: Tensor, noise_log_var: float, prior_scale: float = PRIOR_SCALE):
     """Pyro model with W fixed: bias ~ N(0, s² I), factor `log_evidence` as `linear_gaussian_model`."""
-    pyro, dist = _pyro()
+    pyro, dist = import_pyro()
     bias = pyro.sample(BIAS, _prior(dist, (x.shape[1],), prior_scale, x))
     pyro.factor(EVIDENCE_SITE, linear_gaussian_log_evidence(x, weight, bias, noise_log_var).sum())
 

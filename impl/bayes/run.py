@@ -131,9 +131,9 @@ def diagnostics(samples: dict) -> dict:
 
 
 def _plot_elbo(path, curve):
-    from vaespec.impl.train.plots import _pyplot
+    from vaespec.impl.train.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     ax.plot(np.arange(1, len(curve) + 1), curve, lw=0.8)
     low, high = np.percentile(curve, 1), np.max(curve)
@@ -149,9 +149,9 @@ def _plot_elbo(path, curve):
 
 def bayes(cfg: BayesConfig, progress: bool | None = None) -> dict:
     """Run `vaespec bayes` with `cfg`; returns the report (also written to `cfg.out`/report.json)."""
-    from .model import _pyro
+    from .model import import_pyro
 
-    _pyro()  # a ConfigError naming the missing extra, before any work
+    import_pyro()  # a ConfigError naming the missing extra, before any work
     from safetensors.torch import save_file
 
     from vaespec.impl.train.plots import image_rows
@@ -185,8 +185,7 @@ def bayes(cfg: BayesConfig, progress: bool | None = None) -> dict:
     if truth is not None:
         tensors.update({f"truth.{site}": v for site, v in truth.items()})
     save_file(tensors, os.path.join(cfg.out, "posterior.safetensors"), metadata={"format": "vaespec-bayes-1"})
-    plots = {"elbo": os.path.join(cfg.out, "elbo.png"),
-             "posterior_predictive": os.path.join(cfg.out, "posterior_predictive.png")}
+    plots = {name: os.path.join(cfg.out, f"{name}.png") for name in ("elbo", "posterior_predictive")}
     _plot_elbo(plots["elbo"], curve)
     rows = [("data", x[: cfg.predictive].numpy()), ("W z + b", means.numpy()), ("x = W z + b\n+ σν", draws.numpy())]
     image_rows(plots["posterior_predictive"], rows, image_shape,

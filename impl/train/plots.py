@@ -17,7 +17,8 @@ import os
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (imported on first use: matplotlib is the `train` extra)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never opens a window
@@ -36,7 +37,7 @@ def _show(ax, row, image_shape):
 
 
 def loss_curves(path, step_losses, epochs, title):
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     steps = np.arange(1, len(step_losses) + 1)
     ax.plot(steps, step_losses, color="tab:blue", alpha=0.25, lw=0.6, label="train (per step)")
@@ -59,7 +60,7 @@ def loss_curves(path, step_losses, epochs, title):
 
 def image_rows(path, rows: list[tuple[str, np.ndarray]], image_shape, title):
     """A grid with one labelled row per `(label, examples [n, features])`."""
-    plt = _pyplot()
+    plt = pyplot()
     n = rows[0][1].shape[0]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.0 * n, 1.1 * len(rows) + 0.4), dpi=100, squeeze=False)
     for r, (label, examples) in enumerate(rows):
@@ -73,7 +74,7 @@ def image_rows(path, rows: list[tuple[str, np.ndarray]], image_shape, title):
 
 
 def image_grid(path, examples: np.ndarray, image_shape, title, columns: int = 8):
-    plt = _pyplot()
+    plt = pyplot()
     rows = int(np.ceil(examples.shape[0] / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), dpi=100, squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -101,7 +102,7 @@ def project_2d(points: np.ndarray, others: np.ndarray | None = None):
 
 def latent_map(path, points, labels, title, extra=None):
     """Scatter of 2-D `points` coloured by `labels`; `extra` ([m, 2]) is overlaid as crosses (codebook rows)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.8, 4.4), dpi=100)
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=6, alpha=0.7)
