@@ -26,7 +26,6 @@ from vaespec.spec.conventions import PRESETS
 # Controls whose bug no fixed input of a contract function can show (the laws catch them).
 INVISIBLE = {
     "KeyIgnored": "reparameterize_key is an optional method, not a contract function",
-    "L1Distance": "on the vectors' clear margins L1 and L2 pick the same codes",
     "LogMeanExpWithoutMaxShift": "the vectors' log-weights are moderate; the bug shows only under large shifts",
 }
 

@@ -68,10 +68,17 @@ def _array(name: str, shape, rng, arg, variant: dict) -> np.ndarray:
     return exact_everywhere(values)
 
 
+def function_seed(function: str) -> int:
+    """The seed of `function`'s own draws: the first 8 bytes of sha256(name), big-endian. A function's inputs
+    depend only on its name, the export's seed and the case, so adding a function changes no other's files."""
+    return int.from_bytes(hashlib.sha256(function.encode("utf-8")).digest()[:8], "big")
+
+
 def variants(function: str) -> list[dict]:
     """The cases of `function`: each convention preset, each flag value and `ACTIVATION_CASES` activations,
-    cycled together (not a product); network functions take turns through the activations, so that
-    every activation appears in several functions while each function stays at a few cases."""
+    cycled together (not a product); each network function starts at its own place in the list of
+    activations (`function_seed`), so that every activation appears in several functions while each
+    function stays at a few cases."""
     spec = FUNCTIONS[function]
     axes = {a.name: [True, False] for a in spec.args if a.kind == "flag"}
     axes.update({a.name: list(_choices(a.kind)) for a in spec.args if a.kind in CHOICE_KINDS})
@@ -80,8 +87,8 @@ def variants(function: str) -> list[dict]:
     count = max([ACTIVATION_CASES if _takes_arch(function) else 1] + [len(v) for v in axes.values()])
     cases = [{k: v[i % len(v)] for k, v in axes.items()} for i in range(count)]
     if _takes_arch(function):
-        turn = [f for f in FUNCTIONS if _takes_arch(f)].index(function) * ACTIVATION_CASES
         names = sorted(ACTIVATIONS)
+        turn = function_seed(function) % len(names)  # by name: another function's cases never shift
         for i, case in enumerate(cases):
             case["activation"] = names[(turn + i) % len(names)]
     return cases + special_variants(function)  # kinks, formula switches, ties, precision (vectors_cases)
@@ -177,7 +184,7 @@ def _encoded(function: str, args) -> np.ndarray | None:
 def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
     """Draw a case (redrawing, deterministically, until any nearest-code choice is clear)."""
     for attempt in range(2000):
-        rng = np.random.default_rng([seed, sorted(FUNCTIONS).index(function), index, attempt])
+        rng = np.random.default_rng([seed, function_seed(function), index, attempt])
         args = draw_inputs(function, variant, index, rng)
         if is_special(variant):
             if special_inputs(args, variant, rng):
@@ -400,8 +407,7 @@ def _case(writer: _Writer, function: str, index: int, variant: dict, seed: int) 
     rules = value_tolerances(function, args)
     floats = [o.name for o in spec.outputs if o.kind == "float"]
     if spec.differentiable:  # everything is computed before anything is written
-        cotangent = _cotangent(function, outputs, np.random.default_rng([seed, sorted(FUNCTIONS).index(function),
-                                                                          index, 10**6]))
+        cotangent = _cotangent(function, outputs, np.random.default_rng([seed, function_seed(function), index, 10**6]))
         grads, g_rules = reference.vjp(function, args, cotangent), gradient_tolerances(function, args, cotangent)
     case = {"id": case_id, "chapter": spec.chapter, "function": function, "variant": variant,
             **({"dtypes": case_dtypes(variant)} if "precision" in variant else {}),  # held only there
