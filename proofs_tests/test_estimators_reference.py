@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vaespec.proofs_tests import strategies
 from vaespec.proofs_tests import strategies_estimators as strat
-from vaespec.proofs_tests.compare import _leaves
+from vaespec.proofs_tests.compare import leaves
 from vaespec.reference import estimators as ref
 from vaespec.reference.estimators_magnitude import magnitude, vjp_magnitude
 from vaespec.spec.architecture import Architecture
@@ -73,7 +73,7 @@ def test_magnitudes_bound_values_and_gradients(function, data):
     value = _call(function, args)
     assert np.all(magnitude(function, args) >= np.abs(value) * (1 - 1e-12))
     cotangent = np.asarray(data.draw(strategies.cotangents(function, value)))
-    grads, mags = dict(_leaves(ref.vjp(function, args, cotangent))), dict(_leaves(vjp_magnitude(function, args,
+    grads, mags = dict(leaves(ref.vjp(function, args, cotangent))), dict(leaves(vjp_magnitude(function, args,
                                                                                                cotangent)))
     assert grads.keys() == mags.keys()
     for path, grad in grads.items():
