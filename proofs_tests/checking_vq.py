@@ -4,21 +4,19 @@ reference on them, and the policy's bounds for the VQ functions.
 A backend's index is judged once, by the near-tie criterion (`vaespec.spec.vq.acceptable_codes`);
 everything downstream of the choice is then compared with the reference evaluated at the
 *backend's* choice (`reference(function, args, indices)`), so a legitimate near-tie flip is not
-mistaken for a wrong loss or gradient.
+mistaken for a wrong loss or gradient. Which functions choose is read from the reference
+(`makes_choices`), never from a list of names; tolerances are `tolerance.tolerance(…, indices=…)`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from vaespec.reference import gradients, vq
-from vaespec.reference.magnitude import magnitude, vjp_magnitude
-from vaespec.spec.tolerances import Bound, bound, chain_length, vq_chain_length
+from vaespec.reference import vq
+from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.vq import acceptable_codes
 
-from .checking import context
-from .compare import LawViolation, tolerance_from
-
-NETWORK = ("vq_encode", "vq_forward", "vq_loss")
+from .checking import REFERENCE, context, reference_at, reference_vjp_at
+from .compare import LawViolation
 
 
 def check_indices(function: str, indices, batch: int, codes: int, ctx: str) -> np.ndarray:
@@ -71,62 +69,43 @@ def unambiguous(dtype: str, z_e, codebook) -> np.ndarray:
     return acceptable_codes(dtype, z_e, codebook).sum(axis=1) == 1
 
 
-def backend_choices(backend, function: str, args, ctx: str):
-    """The backend's own code choices for `function` at `args` (judged), or None if it has none.
+def makes_choices(function: str) -> bool:
+    """Whether `function` chooses codes: its reference can be conditioned on them (a keyword-only `indices`)."""
+    import inspect
 
-    quantize, the auxiliary losses and ema_update choose by `quantize(z_e, codebook)`;
-    vq_forward and vq_loss by `vq_forward`, judged against the backend's own `vq_encode`
-    (the encoder's accuracy is `vq_encode_matches_reference`'s business).
+    method = getattr(REFERENCE, function, None)
+    if method is None:
+        return False
+    parameter = inspect.signature(method).parameters.get("indices")
+    return parameter is not None and parameter.kind == parameter.KEYWORD_ONLY
+
+
+def backend_choices(backend, function: str, args, ctx: str):
+    """The backend's own code choices for `function` at `args` (judged), or None if it makes none.
+
+    A function of `z_e` chooses by `quantize(z_e, codebook)`; one of the network (`x`) by `vq_forward`,
+    judged against the backend's own `vq_encode` (the encoder's accuracy is
+    `vq_encode_matches_reference`'s business).
     """
-    if function in ("quantize", "codebook_loss", "commitment_loss", "ema_update"):
+    if not makes_choices(function):
+        return None
+    if any(a.name == "z_e" for a in FUNCTIONS[function].args):
         z_e = args["z_e"]
         _, indices = backend.quantize(z_e, args["codebook"])
-    elif function in ("vq_forward", "vq_loss"):
+    else:
         _, indices = backend.vq_forward(args["arch"], args["params"], args["codebook"], args["x"])
         z_e = backend.vq_encode(args["arch"], args["params"], args["x"])
-    else:
-        return None
     judge_choices(function, backend.dtype, z_e, args["codebook"], indices, ctx)
     return check_indices(function, indices, z_e.shape[0], args["codebook"].shape[0], ctx)
 
 
 def reference(function: str, args, indices):
     """The float64 reference of `function` at `args`, conditioned on `indices` where it has a choice."""
-    from vaespec.spec.contract import FUNCTIONS
-
-    positional = [args[a.name] for a in FUNCTIONS[function].args]
-    if indices is None:
-        return getattr(vq, function)(*positional)
-    return getattr(vq, function)(*positional, indices=indices)
+    return reference_at(function, args, indices)
 
 
 def reference_vjp(function: str, args, cotangent, indices):
-    return gradients.vjp(function, _with(args, indices), cotangent)
-
-
-def _with(args, indices):
-    return args if indices is None else {**args, "indices": indices}
-
-
-def vq_bound(dtype: str, function: str, args) -> Bound:
-    """The policy's bound for `function` (or `<function>_vjp`) at `args`."""
-    base = function.removesuffix("_vjp")
-    if base in NETWORK:
-        return bound(dtype, *chain_length(function, args["arch"], args["x"].shape[0]))
-    batch = args["z_e"].shape[0] if "z_e" in args else 1
-    codes = next(args[k].shape[0] for k in ("codebook", "counts") if k in args)
-    dim = args["codebook"].shape[1] if "codebook" in args else 1
-    return bound(dtype, *vq_chain_length(function, batch, dim, codes))
-
-
-def vq_tolerance(dtype: str, function: str, args, indices):
-    """Entrywise tolerance of `function`'s float outputs at the given choices."""
-    return tolerance_from(vq_bound(dtype, function, args), magnitude(function, _with(args, indices)))
-
-
-def vq_vjp_tolerance(dtype: str, function: str, args, cotangent, indices):
-    return tolerance_from(vq_bound(dtype, f"{function}_vjp", args),
-                          vjp_magnitude(function, _with(args, indices), cotangent))
+    return reference_vjp_at(function, args, cotangent, indices)
 
 
 def vq_context(function: str, args, backend, indices=None) -> str:

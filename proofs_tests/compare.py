@@ -118,13 +118,14 @@ def repro(function: str, args: Mapping[str, Any], backend) -> str:
     return "\n".join(lines)
 
 
-def _leaves(value, path=""):
+def leaves(value, path=""):
+    """(path, float64 array) for every leaf of a nested structure of mappings, tuples and lists: `[0]['mu']`."""
     if isinstance(value, Mapping):
         for k in value:
-            yield from _leaves(value[k], f"{path}[{k!r}]")
+            yield from leaves(value[k], f"{path}[{k!r}]")
     elif isinstance(value, (tuple, list)):
         for i, v in enumerate(value):
-            yield from _leaves(v, f"{path}[{i}]")
+            yield from leaves(v, f"{path}[{i}]")
     else:
         yield path, np.asarray(value, dtype=np.float64)
 
@@ -135,12 +136,12 @@ def assert_within(function: str, actual, expected, tolerance, *, context: str = 
     `tolerance` has the structure of `expected` (or is one number for all). Returns
     the worst ratio |error| / tolerance; raises LawViolation naming the worst entry.
     """
-    actual_leaves = dict(_leaves(actual))
-    expected_leaves = dict(_leaves(expected))
+    actual_leaves = dict(leaves(actual))
+    expected_leaves = dict(leaves(expected))
     if isinstance(tolerance, (int, float)):
         tolerance_leaves = {k: np.float64(tolerance) for k in expected_leaves}
     else:
-        tolerance_leaves = dict(_leaves(tolerance))
+        tolerance_leaves = dict(leaves(tolerance))
     if actual_leaves.keys() != expected_leaves.keys():
         raise LawViolation(f"{function}: output structure {sorted(actual_leaves)} differs from the expected "
                            f"{sorted(expected_leaves)}\n{context}")

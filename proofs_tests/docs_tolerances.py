@@ -1,4 +1,5 @@
-"""Generate the tables of docs/tolerances.md from the policy module (`vaespec.spec.tolerances`), and
+"""Generate the tables of docs/tolerances.md from the policy (`vaespec.spec.tolerances`, through the suite's one
+entry point `vaespec.proofs_tests.tolerance`: the numbers the laws use), and
 docs/numerics.md's list of symbolic proofs from `vaespec.proofs_tests.proofs.PROOFS` and the laws citing them.
 
     python -m vaespec.proofs_tests.docs_tolerances          # rewrites the generated blocks of both pages
@@ -14,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import VAE_FUNCTIONS
 from vaespec.spec.domains import MAX_FINITE, log_var_limits
@@ -25,12 +27,11 @@ from vaespec.spec.tolerances import (
     SAFETY,
     TINY,
     UNIT_ROUNDOFF,
-    bound,
-    chain_length,
-    reduction_length,
     statistical_z,
     sum_ulps,
 )
+
+from .tolerance import function_bound, function_chain
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 TARGET = DOCS / "tolerances.md"
@@ -49,14 +50,14 @@ CONFIGS = (
 )
 
 
-def chain(function: str, arch: Architecture, batch: int) -> tuple[int, int]:
-    """(n, n_ops) of `function` (or `<function>_vjp`) as the law checks compute it (checking.function_bound)."""
-    base = function.removesuffix("_vjp")
-    if base in ("reconstruction_loss", "kl_divergence"):
-        width = arch.output_size if base == "reconstruction_loss" else arch.latent_size
-        n, ops = reduction_length(batch, width)
-        return (n + 2, ops + 2) if function.endswith("_vjp") else (n, ops)
-    return chain_length(function, arch, batch)
+def shaped_args(function: str, arch: Architecture, batch: int) -> dict:
+    """Arguments of `function` with the shapes of `arch` at `batch` examples (zeros: a bound reads only shapes)."""
+    sizes = {"batch": batch, "input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
+    args = {"arch": arch}
+    for a in VAE_FUNCTIONS[function].args:
+        if a.kind == "array":
+            args[a.name] = np.zeros(tuple(sizes[d] for d in a.dims))
+    return args
 
 
 def _g(value: float) -> str:
@@ -68,13 +69,12 @@ def _bound_table(title: str, arch: Architecture, batch: int) -> list[str]:
              "| function | n | n_ops | " + " | ".join(f"`{d}`" for d in DTYPES) + " |",
              "|---|---|---|" + "---|" * len(DTYPES)]
     for name, spec in VAE_FUNCTIONS.items():
-        for function in (name, f"{name}_vjp") if spec.differentiable else (name,):
-            n, ops = chain(function, arch, batch)
-            cells = []
-            for dtype in DTYPES:
-                b = bound(dtype, n, ops)
-                cells.append(f"{_g(2 * b.rel)}<br>{_g(b.floor)}")
-            lines.append(f"| `{function}` | {n} | {ops} | " + " | ".join(cells) + " |")
+        args = shaped_args(name, arch, batch)
+        for vjp in (False, True) if spec.differentiable else (False,):
+            bounds = {dtype: function_bound(dtype, name, args, vjp=vjp) for dtype in DTYPES}
+            n, ops = function_chain(name, args, vjp=vjp)
+            cells = [f"{_g(2 * b.rel)}<br>{_g(b.floor)}" for b in bounds.values()]
+            lines.append(f"| `{name}{'_vjp' if vjp else ''}` | {n} | {ops} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

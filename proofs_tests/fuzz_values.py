@@ -14,6 +14,7 @@ import torch
 from vaespec import impl, reference
 from vaespec.impl import vq as impl_vq
 from vaespec.spec.architecture import Architecture, VQArchitecture
+from vaespec.spec.conventions import PRESETS
 from vaespec.spec.keys import Key
 
 ARCH = Architecture(4, 2, (3,), (3,))
@@ -100,7 +101,8 @@ def _torch_pool(pool: dict) -> dict:
 # ----------------------------------------------------------------------------- bad values
 def mutations(value, rng: np.random.Generator, extra: int, default=inspect.Parameter.empty) -> list[Bad]:
     """Bad replacements for a parameter whose valid value is `value` (plus `extra` random ones)."""
-    common = [Bad("None", None, accept=default is None or isinstance(value, str) and value == "elbo"),
+    # None is the default convention wherever a convention preset's name is accepted
+    common = [Bad("None", None, accept=default is None or isinstance(value, str) and value in PRESETS),
               Bad("a string", "bogus"), Bad("an object", object()), Bad("a list of names", ["loss"])]
     if isinstance(value, np.ndarray):
         return common + _array_mutations(value, rng, extra)
@@ -157,7 +159,6 @@ def mutations(value, rng: np.random.Generator, extra: int, default=inspect.Param
 
 
 def _array_mutations(a: np.ndarray, rng, extra: int) -> list[Bad]:
-    flat = a.reshape(-1)
     out = [Bad("a list", a.tolist()), Bad("wrong rank", a[..., None]), Bad("bool dtype", a > 0),
            Bad("complex dtype", a.astype(complex)), Bad("object dtype", a.astype(object)),
            Bad("a torch tensor", torch.as_tensor(a))]
@@ -183,7 +184,7 @@ def _array_mutations(a: np.ndarray, rng, extra: int) -> list[Bad]:
         out += [Bad("negative", a - a.max() - 1), Bad("out of range", a + 10**6, True),
                 Bad("float dtype", a.astype(float)), Bad("uint64 huge", np.full(a.shape, 2**63 + 5, dtype=np.uint64), True),
                 Bad("masked", np.ma.masked_array(a))]
-        out += [Bad(f"random ints", rng.integers(-10, 10, a.shape), True) for _ in range(extra)]
+        out += [Bad("random ints", rng.integers(-10, 10, a.shape), True) for _ in range(extra)]
     return out
 
 
@@ -224,7 +225,7 @@ def overrides(pool: dict) -> dict[str, dict]:
             "as_real_array": {"name": "x", "value": pool["x"], "dims": ("batch", "input")},
             "as_key": {"value": 7}, "vaespec.spec.tolerances.chain_length": {"function": "encode"},
             "vq_chain_length": {"function": "quantize"}, "log_var_limits": {"terms": 30},
-            "build_likelihood": {"log_var": 0.0, "name": "gaussian"}, "log_mean_exp": {"dim": 0},
+            "build_likelihood": {"log_var": 0.0, "name": "gaussian"}, "vaespec.impl.estimators.log_mean_exp": {"dim": 0},
             "check_scalar": {"name": "beta", "value": 0.5},
             "check_params": {"name": "params", "params": pool["params"], "shapes": pool["arch"].parameter_shapes()},
             "check_result": {"function": "encode", "result": (pool["x"], pool["x"])},

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from vaespec.spec.keys import Key, normal
 
 from . import strategies
-from .checking import Check, context, function_args, function_tolerance
+from .checking import Check, context, function_args
 from .compare import LawViolation, assert_within, check_order, as_input
+from .tolerance import tolerance
 
 
 def _net(backend, example):
@@ -26,7 +27,7 @@ def forward_eq_decode_reparameterize(backend, example, draw):
     lhs = backend.forward(a["arch"], a["params"], a["x"], a["eps"])
     mu, log_var = backend.encode(a["arch"], a["params"], a["x"])
     rhs = backend.decode(a["arch"], a["params"], backend.reparameterize(mu, log_var, a["eps"]))
-    return assert_within("forward", lhs, rhs, function_tolerance(backend, "forward", a), context=context("forward", a, backend))
+    return assert_within("forward", lhs, rhs, tolerance(backend.dtype, "forward", a), context=context("forward", a, backend))
 
 
 def sample_latent_eq_reparameterize_encode(backend, example, draw):
@@ -34,7 +35,7 @@ def sample_latent_eq_reparameterize_encode(backend, example, draw):
     lhs = backend.sample_latent(a["arch"], a["params"], a["x"], a["eps"])
     mu, log_var = backend.encode(a["arch"], a["params"], a["x"])
     rhs = backend.reparameterize(mu, log_var, a["eps"])
-    return assert_within("sample_latent", lhs, rhs, function_tolerance(backend, "sample_latent", a),
+    return assert_within("sample_latent", lhs, rhs, tolerance(backend.dtype, "sample_latent", a),
                          context=context("sample_latent", a, backend))
 
 
@@ -43,7 +44,7 @@ def generate_eq_decode_prior_sample(backend, example, draw):
     zeros = np.zeros_like(a["eps"])
     lhs = backend.generate(a["arch"], a["params"], a["eps"])
     rhs = backend.decode(a["arch"], a["params"], backend.reparameterize(zeros, zeros, a["eps"]))
-    return assert_within("generate", lhs, rhs, function_tolerance(backend, "generate", a),
+    return assert_within("generate", lhs, rhs, tolerance(backend.dtype, "generate", a),
                          context=context("generate", a, backend))
 
 
@@ -52,7 +53,7 @@ def _loss_decomposition(backend, a, beta):
     lhs = backend.loss(arch, params, x, eps, beta, c)
     recon = backend.reconstruction_loss(backend.forward(arch, params, x, eps), x, c)
     rhs = recon + beta * backend.kl_divergence(*backend.encode(arch, params, x), c)
-    return assert_within("loss", lhs, rhs, function_tolerance(backend, "loss", {**a, "beta": beta}),
+    return assert_within("loss", lhs, rhs, tolerance(backend.dtype, "loss", {**a, "beta": beta}),
                          context=context("loss", {**a, "beta": beta}, backend))
 
 
@@ -71,14 +72,14 @@ def loss_monotone_in_beta(backend, example, draw):
     args_2 = {**a, "beta": beta_2}
     low = backend.loss(a["arch"], a["params"], a["x"], a["eps"], beta_1, a["convention"])
     high = backend.loss(a["arch"], a["params"], a["x"], a["eps"], beta_2, a["convention"])
-    tol = float(function_tolerance(backend, "loss", args_2))
+    tol = float(tolerance(backend.dtype, "loss", args_2))
     return check_order(f"loss(β={beta_1}) ≤ loss(β={beta_2})", low, high, tol, context=context("loss", args_2, backend))
 
 
 def kl_nonnegative(backend, example, draw):
     a = function_args("kl_divergence", example, backend.dtype)
     kl = backend.kl_divergence(a["mu"], a["log_var"], a["convention"])
-    tol = float(function_tolerance(backend, "kl_divergence", a))
+    tol = float(tolerance(backend.dtype, "kl_divergence", a))
     return check_order("0 ≤ kl_divergence", 0.0, kl, tol, context=context("kl_divergence", a, backend))
 
 
@@ -106,7 +107,7 @@ def kl_additive_over_latent(backend, example, draw):
     total = backend.kl_divergence(mu, log_var, c)
     parts = [backend.kl_divergence(mu[:, j:j + 1], log_var[:, j:j + 1], c) for j in range(mu.shape[1])]
     combined = np.sum(parts) if c.kl_latent_reduction == "sum" else np.mean(parts)
-    return assert_within("kl_divergence", total, combined, function_tolerance(backend, "kl_divergence", a),
+    return assert_within("kl_divergence", total, combined, tolerance(backend.dtype, "kl_divergence", a),
                          context=context("kl_divergence", a, backend))
 
 
@@ -128,11 +129,11 @@ def batch_permutation_equivariance(backend, example, draw):
                      ("generate", lambda x_, e_: backend.generate(arch, params, e_))):
         original, after = call(x, eps), call(x[perm], eps[perm])
         expected = tuple(o[perm] for o in original) if isinstance(original, tuple) else original[perm]
-        worst = max(worst, assert_within(fn, after, expected, function_tolerance(backend, fn, permuted),
+        worst = max(worst, assert_within(fn, after, expected, tolerance(backend.dtype, fn, permuted),
                                          context=context(fn, permuted, backend)))
     lhs = backend.loss(arch, params, x[perm], eps[perm], beta, c)
     rhs = backend.loss(arch, params, x, eps, beta, c)
-    return max(worst, assert_within("loss", lhs, rhs, function_tolerance(backend, "loss", a),
+    return max(worst, assert_within("loss", lhs, rhs, tolerance(backend.dtype, "loss", a),
                                     context=context("loss", permuted, backend)))
 
 
@@ -156,16 +157,16 @@ def reductions_consistent_under_batch_splitting(backend, example, draw):
     worst = assert_within(
         "reconstruction_loss", backend.reconstruction_loss(x_hat, x, c),
         _combine(c.reconstruction_batch_reduction, [backend.reconstruction_loss(x_hat[s], x[s], c) for s in parts], sizes),
-        function_tolerance(backend, "reconstruction_loss", r_args), context=context("reconstruction_loss", r_args, backend))
+        tolerance(backend.dtype, "reconstruction_loss", r_args), context=context("reconstruction_loss", r_args, backend))
     worst = max(worst, assert_within(
         "kl_divergence", backend.kl_divergence(mu, log_var, c),
         _combine(c.kl_batch_reduction, [backend.kl_divergence(mu[s], log_var[s], c) for s in parts], sizes),
-        function_tolerance(backend, "kl_divergence", k_args), context=context("kl_divergence", k_args, backend)))
+        tolerance(backend.dtype, "kl_divergence", k_args), context=context("kl_divergence", k_args, backend)))
     if c.reconstruction_batch_reduction == c.kl_batch_reduction:
         whole = backend.loss(arch, params, x, eps, a["beta"], c)
         split = _combine(c.kl_batch_reduction,
                          [backend.loss(arch, params, x[s], eps[s], a["beta"], c) for s in parts], sizes)
-        worst = max(worst, assert_within("loss", whole, split, function_tolerance(backend, "loss", a),
+        worst = max(worst, assert_within("loss", whole, split, tolerance(backend.dtype, "loss", a),
                                          context=context("loss", a, backend)))
     return worst
 
@@ -184,7 +185,7 @@ def reparameterize_key_eq_explicit_noise(backend, example, draw):
         raise LawViolation(f"reparameterize_key: two calls with the same key differ\n{ctx}")
     expected = backend.reparameterize(a["mu"], a["log_var"], eps)
     return assert_within("reparameterize_key", z, expected,
-                         function_tolerance(backend, "reparameterize", {**a, "eps": eps}), context=ctx)
+                         tolerance(backend.dtype, "reparameterize", {**a, "eps": eps}), context=ctx)
 
 
 _NET_BATCHED = strategies.network_examples(min_batch=2)

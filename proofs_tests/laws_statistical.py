@@ -35,8 +35,9 @@ from vaespec.spec.conventions import PRESETS
 from vaespec.spec.tolerances import statistical_z
 
 from . import strategies
-from .checking import Check, context, function_args, function_tolerance
+from .checking import Check, context, function_args
 from .compare import LawViolation, as_input
+from .tolerance import tolerance
 
 SAMPLES = 4096
 SEED = 20261121
@@ -67,7 +68,7 @@ def kl_eq_monte_carlo(backend, example, draw):
     kl = float(backend.kl_divergence(mu, log_var, PRESETS["sum"]))
     sd = math.sqrt(float(np.sum(mu ** 2 * var + (var - 1) ** 2 / 2)))
     bound = statistical_z(MAX_CHECKS * SKEW_ALLOWANCE) * sd / math.sqrt(SAMPLES)
-    bound += float(function_tolerance(backend, "kl_divergence", {"mu": mu, "log_var": log_var,
+    bound += float(tolerance(backend.dtype, "kl_divergence", {"mu": mu, "log_var": log_var,
                                                                   "convention": PRESETS["sum"]}))
     error = abs(estimate - kl)
     if not error <= bound:

@@ -1,7 +1,7 @@
 """Laws of quantization and the VQ losses (spec chapter `vaespec.spec.vq`), checked on a backend.
 
 Discrete choices are judged by the near-tie criterion; value comparisons use the policy's
-bounds (`vq_bound` × the reference's magnitudes); stop-gradient and straight-through laws are
+bounds (`tolerance.tolerance`: the policy's bound × the reference's magnitudes); stop-gradient and straight-through laws are
 exact, because IEEE arithmetic makes them so (a zero is a zero, a copied cotangent is a copy).
 """
 
@@ -18,12 +18,10 @@ from .checking_vq import (
     check_indices,
     judge_choices,
     unambiguous,
-    vq_bound,
     vq_context,
-    vq_tolerance,
-    vq_vjp_tolerance,
 )
 from .compare import LawViolation, assert_within, as_input, tolerance_from
+from .tolerance import tolerance
 
 
 def _args(function, example, backend):
@@ -140,7 +138,7 @@ def aux_losses_zero_at_codebook_rows(backend, example, draw):
     worst = 0.0
     for function in ("codebook_loss", "commitment_loss"):
         value = getattr(backend, function)(at_rows["z_e"], codebook)
-        tol = allowed + float(vq_tolerance(backend.dtype, function, at_rows, indices))
+        tol = allowed + float(tolerance(backend.dtype, function, at_rows, indices=indices))
         worst = max(worst, assert_within(function, value, 0.0, tol, context=ctx))
     return worst
 
@@ -151,7 +149,7 @@ def codebook_loss_eq_commitment_loss(backend, example, draw):
     indices = backend_choices(backend, "codebook_loss", a, ctx)
     lhs = backend.codebook_loss(a["z_e"], a["codebook"])
     rhs = backend.commitment_loss(a["z_e"], a["codebook"])
-    return assert_within("codebook_loss", lhs, rhs, vq_tolerance(backend.dtype, "codebook_loss", a, indices), context=ctx)
+    return assert_within("codebook_loss", lhs, rhs, tolerance(backend.dtype, "codebook_loss", a, indices=indices), context=ctx)
 
 
 def _scalar_cotangent(backend, draw):
@@ -169,7 +167,7 @@ def codebook_loss_gradient_reaches_codebook_only(backend, example, draw):
                   context=ctx)
     expected = np.zeros_like(a["codebook"])
     np.add.at(expected, indices, -np.asarray(to_encoder["z_e"]))
-    tol = vq_vjp_tolerance(backend.dtype, "codebook_loss", a, cotangent, indices)["codebook"]
+    tol = tolerance(backend.dtype, "codebook_loss", a, cotangent=cotangent, indices=indices)["codebook"]
     return assert_within("vjp(codebook_loss)['codebook'] vs −scatter(vjp(commitment_loss)['z_e'])",
                          to_codebook["codebook"], expected, 2 * tol, context=ctx)
 
@@ -184,7 +182,7 @@ def commitment_loss_gradient_reaches_encoder_only(backend, example, draw):
                   np.zeros_like(a["codebook"]), 0.0, context=ctx)
     z_q = a["codebook"][indices]
     expected = 2.0 * cotangent * (a["z_e"] - z_q) / a["z_e"].size
-    tol = vq_vjp_tolerance(backend.dtype, "commitment_loss", a, cotangent, indices)["z_e"]
+    tol = tolerance(backend.dtype, "commitment_loss", a, cotangent=cotangent, indices=indices)["z_e"]
     return assert_within("vjp(commitment_loss)['z_e']", grads["z_e"], expected, tol, context=ctx)
 
 
@@ -198,7 +196,7 @@ def vq_forward_eq_decode_quantize_encode(backend, example, draw):
     worst = max(worst, judge_choices("quantize", backend.dtype, z_e, a["codebook"], indices_2, ctx))
     same = np.asarray(indices) == np.asarray(indices_2)  # a near-tie may flip between the two evaluations
     rhs = backend.decode(a["arch"], a["params"], as_input(backend.dtype, np.asarray(z_q)))
-    tol = vq_tolerance(backend.dtype, "vq_forward", a, np.asarray(indices_2))[0]
+    tol = tolerance(backend.dtype, "vq_forward", a, indices=np.asarray(indices_2))[0]
     return max(worst, assert_within("vq_forward", x_hat[same], rhs[same], tol[same], context=ctx))
 
 
@@ -212,7 +210,7 @@ def vq_loss_eq_reconstruction_add_codebook_add_commitment(backend, example, draw
     rhs = (backend.reconstruction_loss(as_input(backend.dtype, np.asarray(x_hat)), a["x"], a["convention"])
            + backend.codebook_loss(z_e, a["codebook"])
            + a["commitment_weight"] * backend.commitment_loss(z_e, a["codebook"]))
-    return assert_within("vq_loss", lhs, rhs, vq_tolerance(backend.dtype, "vq_loss", a, indices), context=ctx)
+    return assert_within("vq_loss", lhs, rhs, tolerance(backend.dtype, "vq_loss", a, indices=indices), context=ctx)
 
 
 _for = strategies_vq.vq_examples_for  # each law draws only the arguments of the function it reads
@@ -232,4 +230,3 @@ CHECKS = {c.law: c for c in (
     Check("vq_loss_eq_reconstruction_add_codebook_add_commitment", _for("vq_loss"),
           vq_loss_eq_reconstruction_add_codebook_add_commitment),
 )}
-__all__ = ["CHECKS", "vq_bound"]

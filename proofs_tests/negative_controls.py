@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from vaespec.reference import gradients, vae
+from vaespec.reference import vae
 from vaespec.reference.activations import ACTIVATION_FUNCTIONS, Activation
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.architecture import LEAKY_RELU_SLOPE
@@ -22,12 +22,40 @@ from vaespec.spec.conventions import Convention, get_convention
 
 
 class NegativeControl(ReferenceBackend):
+    """The reference with one bug. A control breaks a function by overriding its method, and a gradient by
+    defining `<function>_vjp(self, args, cotangent)`, which `vjp` calls for that function only."""
+
     caught_by = ""
     bug = ""
 
     @property
     def name(self):
         return f"control:{type(self).__name__}"
+
+    def vjp(self, function, args, cotangent):
+        broken = _defined_below(type(self), f"{function}_vjp") if isinstance(function, str) else None
+        if broken is not None:
+            return broken(self, args, cotangent)
+        return self.reference_vjp(function, args, cotangent)
+
+    def reference_vjp(self, function, args, cotangent):
+        """The reference's own vjp (what a control changes part of)."""
+        return ReferenceBackend.vjp(self, function, args, cotangent)
+
+
+def _reduce(values, axis: int, how: str):
+    """A convention's reduction ("sum" or "mean") over `axis`."""
+    return values.sum(axis=axis) if how == "sum" else values.mean(axis=axis)
+
+
+def _defined_below(cls, attribute: str):
+    """`attribute` where a class between `cls` and NegativeControl defines it (a control's own override), else None."""
+    for klass in cls.__mro__:
+        if klass is NegativeControl:
+            return None
+        if attribute in vars(klass):
+            return vars(klass)[attribute]
+    return None
 
 
 class SigmaIsExpLogVar(NegativeControl):
@@ -61,7 +89,7 @@ class KLWithoutMinusOne(NegativeControl):
     def kl_divergence(self, mu, log_var, convention):
         c = get_convention(convention)
         per = 0.5 * (np.exp(log_var) + mu * mu - log_var)
-        return np.asarray(vae._reduce(vae._reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction))
+        return np.asarray(_reduce(_reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction))
 
 
 class KLLogVarReadAsLogSigma(NegativeControl):
@@ -158,10 +186,9 @@ class KLGradientMissingHalf(NegativeControl):
     bug = "d KL / d log σ² = expm1(lv) instead of ½ expm1(lv)"
     caught_by = "kl_divergence_gradient_matches_reference"
 
-    def vjp(self, function, args, cotangent):
-        grads = gradients.vjp(function, args, cotangent)
-        if function == "kl_divergence":
-            grads["log_var"] = 2 * grads["log_var"]
+    def kl_divergence_vjp(self, args, cotangent):
+        grads = self.reference_vjp("kl_divergence", args, cotangent)
+        grads["log_var"] = 2 * grads["log_var"]
         return grads
 
 
@@ -169,15 +196,15 @@ class LatentDetachedInLoss(NegativeControl):
     bug = "the loss gradient stops at z (a detached sample): the encoder learns only from the KL"
     caught_by = "loss_gradient_matches_reference"
 
-    def vjp(self, function, args, cotangent):
-        if function != "loss":
-            return gradients.vjp(function, args, cotangent)
+    def loss_vjp(self, args, cotangent):
         a = dict(args)
-        full = gradients.loss_vjp(a["arch"], a["params"], a["x"], a["eps"], a["beta"], a["convention"], cotangent)
+        full = self.reference_vjp("loss", a, cotangent)
         # The decoder keeps its gradient; the encoder gets only the KL's, as if z were detached.
         mu, log_var = vae.encode(a["arch"], a["params"], a["x"])
-        kl = gradients.kl_divergence_vjp(mu, log_var, a["convention"], a["beta"] * float(cotangent))
-        encoder = gradients.encode_vjp(a["arch"], a["params"], a["x"], kl["mu"], kl["log_var"])
+        kl = self.reference_vjp("kl_divergence", {"mu": mu, "log_var": log_var, "convention": a["convention"]},
+                                a["beta"] * float(cotangent))
+        encoder = self.reference_vjp("encode", {"arch": a["arch"], "params": a["params"], "x": a["x"]},
+                                     (kl["mu"], kl["log_var"]))
         params = {k: (full["params"][k] if k.startswith("decoder") else encoder["params"][k]) for k in full["params"]}
         return {"params": params, "x": full["x"]}
 

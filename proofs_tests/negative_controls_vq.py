@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from vaespec.reference import vq
-from vaespec.reference.gradients import vjp as reference_vjp
 
 from .negative_controls import NegativeControl
 
@@ -61,10 +60,9 @@ class NoStraightThrough(_VQControl):
     bug = "quantize's output is detached: no gradient reaches z_e (the encoder never learns from the decoder)"
     caught_by = "quantize_straight_through_gradient"
 
-    def vjp(self, function, args, cotangent):
-        grads = super().vjp(function, args, cotangent)
-        if function == "quantize":
-            grads["z_e"] = np.zeros_like(grads["z_e"])
+    def quantize_vjp(self, args, cotangent):
+        grads = self.reference_vjp("quantize", args, cotangent)
+        grads["z_e"] = np.zeros_like(grads["z_e"])
         return grads
 
 
@@ -73,9 +71,7 @@ class EdificeCodebookLoss(_VQControl):
            "reaches the encoder and the codebook gets none")
     caught_by = "codebook_loss_gradient_reaches_codebook_only"
 
-    def vjp(self, function, args, cotangent):
-        if function != "codebook_loss":
-            return super().vjp(function, args, cotangent)
+    def codebook_loss_vjp(self, args, cotangent):
         z_e, codebook = args["z_e"], args["codebook"]
         e = codebook[vq.nearest_code(z_e, codebook)]
         # L = mean((sg(z_e) − st)²), st = z_e + sg(e − z_e): dL/dst = −2(z_e − e)/n flows to z_e.
@@ -86,10 +82,9 @@ class CommitmentWithoutStopGradient(_VQControl):
     bug = "commitment_loss forgets sg(e): its gradient also pulls the codebook"
     caught_by = "commitment_loss_gradient_reaches_encoder_only"
 
-    def vjp(self, function, args, cotangent):
-        grads = super().vjp(function, args, cotangent)
-        if function == "commitment_loss":
-            grads["codebook"] = reference_vjp("codebook_loss", args, cotangent)["codebook"]
+    def commitment_loss_vjp(self, args, cotangent):
+        grads = self.reference_vjp("commitment_loss", args, cotangent)
+        grads["codebook"] = self.reference_vjp("codebook_loss", args, cotangent)["codebook"]
         return grads
 
 
@@ -98,16 +93,14 @@ class CommitmentWeightOnCodebookTerm(_VQControl):
            "values, so only the gradient can tell")
     caught_by = "vq_loss_gradient_matches_reference"
 
-    def vjp(self, function, args, cotangent):
-        if function != "vq_loss":
-            return super().vjp(function, args, cotangent)
+    def vq_loss_vjp(self, args, cotangent):
         w = args["commitment_weight"]
-        full = super().vjp(function, args, cotangent)
+        full = self.reference_vjp("vq_loss", args, cotangent)
         # The reference gives the codebook cb-gradient·1 and the encoder cm-gradient·w; swap the weights.
         grads = dict(full)
         grads["codebook"] = w * full["codebook"]
         if w > 0:
-            unweighted = super().vjp(function, {**args, "commitment_weight": 0.0}, cotangent)
+            unweighted = self.reference_vjp("vq_loss", {**args, "commitment_weight": 0.0}, cotangent)
             grads["params"] = {k: unweighted["params"][k] + (full["params"][k] - unweighted["params"][k]) / w
                                for k in full["params"]}
             grads["x"] = unweighted["x"] + (full["x"] - unweighted["x"]) / w
@@ -183,12 +176,11 @@ class DecoderInputDetached(_VQControl):
     bug = "vq_forward decodes a detached z_q: the reconstruction gradient never reaches the encoder"
     caught_by = "vq_forward_gradient_matches_reference"
 
-    def vjp(self, function, args, cotangent):
-        grads = super().vjp(function, args, cotangent)
-        if function == "vq_forward":
-            encoder = set(args["arch"].parameter_shapes("encoder"))
-            grads["params"] = {k: (np.zeros_like(g) if k in encoder else g) for k, g in grads["params"].items()}
-            grads["x"] = np.zeros_like(grads["x"])
+    def vq_forward_vjp(self, args, cotangent):
+        grads = self.reference_vjp("vq_forward", args, cotangent)
+        encoder = set(args["arch"].parameter_shapes("encoder"))
+        grads["params"] = {k: (np.zeros_like(g) if k in encoder else g) for k, g in grads["params"].items()}
+        grads["x"] = np.zeros_like(grads["x"])
         return grads
 
 
@@ -208,12 +200,10 @@ class TieGradientToLastIndex(_VQControl):
            "the first: the backward pass breaks ties its own way")
     caught_by = "codebook_loss_gradient_matches_reference"
 
-    def vjp(self, function, args, cotangent):
-        if function != "codebook_loss":
-            return super().vjp(function, args, cotangent)
+    def codebook_loss_vjp(self, args, cotangent):
         d = vq.squared_distances(args["z_e"], args["codebook"])
         last = (d.shape[1] - 1 - d[:, ::-1].argmin(axis=1)).astype(np.int64)
-        return super().vjp(function, {**args, "indices": last}, cotangent)
+        return self.reference_vjp("codebook_loss", {**args, "indices": last}, cotangent)
 
 
 CONTROLS: dict[str, type[NegativeControl]] = {

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from hypothesis import strategies as st
@@ -144,7 +144,7 @@ def pin_kinks(arch, params, stack: str, inputs: np.ndarray) -> None:
     if not layers or inputs.shape[0] == 0:
         return
     name = layers[0][0]
-    kernel, bias = params[f"{name}.kernel"], params[f"{name}.bias"]
+    kernel = params[f"{name}.kernel"]
     params[f"{name}.bias"] = -(inputs[0] @ kernel)
 
 
@@ -234,15 +234,47 @@ def reconstruction_examples(draw, min_batch: int = 1, max_batch: int = 6, max_fe
     })
 
 
+@dataclass(frozen=True)
+class Builder:
+    """A strategy that draws a group of contract arguments together (shared sizes, related values).
+
+    It serves a function of `chapter` whose arguments are all among `fields` (argument names: the
+    Arg metadata decides, never the function's name); `make(own, **kwargs)` is the strategy, given the
+    names of the function's own arguments, so a builder that draws only what is asked for can."""
+
+    chapter: str
+    fields: tuple[str, ...]
+    make: Callable[..., Any]
+
+    def serves(self, spec) -> bool:
+        return spec.chapter == self.chapter and {a.name for a in spec.args} <= set(self.fields)
+
+
+def pick(builders, function: str, **kwargs):
+    """The strategy of the first of `builders` that serves contract function `function`; a ConfigError if none."""
+    if not isinstance(function, str) or function not in FUNCTIONS:
+        raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {function!r}")
+    spec = FUNCTIONS[function]
+    own = tuple(a.name for a in spec.args)
+    for builder in builders:
+        if builder.serves(spec):
+            return builder.make(own, **kwargs)
+    raise ConfigError(f"function: no strategy of the {spec.chapter} chapter draws {function}'s arguments {list(own)}")
+
+
+BUILDERS = (  # in order: the first that serves a function draws its examples
+    Builder("vae", ("arch", "params", *NETWORK_FIELDS),
+            lambda own, **kw: network_examples(**{"fields": [n for n in own if n in NETWORK_FIELDS], **kw})),
+    Builder("vae", LATENT_FIELDS, lambda own, **kw: latent_examples(**{"fields": list(own), **kw})),
+    Builder("vae", ("x_hat", "x", "convention"), lambda own, **kw: reconstruction_examples(**kw)),
+)
+
+
 def examples_for(function: str, **kwargs):
-    """The strategy whose examples carry the arguments of contract function `function` (only those,
-    unless `fields` is given)."""
-    own = [a.name for a in FUNCTIONS[function].args]
-    if function in ("reparameterize", "kl_divergence"):
-        return latent_examples(**{"fields": [n for n in own if n in LATENT_FIELDS], **kwargs})
-    if function == "reconstruction_loss":
-        return reconstruction_examples(**kwargs)
-    return network_examples(**{"fields": [n for n in own if n in NETWORK_FIELDS], **kwargs})
+    """The strategy whose examples carry the arguments of VAE-chapter function `function` (only those,
+    unless `fields` is given): the first of `BUILDERS` whose fields hold them all
+    (`vaespec.proofs_tests.strategies_all.examples_for`: any chapter)."""
+    return pick(BUILDERS, function, **kwargs)
 
 
 def cotangents(function: str, outputs):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from .strategies import MAX_ABS_X, Example, arrays, floats
+from .strategies import MAX_ABS_X, Builder, Example, arrays, floats, pick
 
 MAX_ABS_WEIGHT = 1.5
 MAX_ABS_BIAS = 2.0
@@ -44,6 +44,9 @@ def linear_gaussian_examples(draw, max_output: int = 5, max_latent: int = 5, max
         "q_scale": draw(arrays((latent,), 1.0, 1.3)), "q_shift": draw(arrays((latent,), -0.3, 0.3))})
 
 
+BUILDERS = (Builder("bayes", ("x", "weight", "bias", "noise_log_var"), lambda own: linear_gaussian_examples()),)
+
+
 def examples_for(function: str):
     """The strategy whose examples carry the arguments of bayes-chapter `function`."""
-    return linear_gaussian_examples()
+    return pick(BUILDERS, function)

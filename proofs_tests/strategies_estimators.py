@@ -15,7 +15,7 @@ from vaespec.reference.init import init_params
 from vaespec.spec.estimators import LIKELIHOODS
 
 from . import sizes
-from .strategies import MAX_ABS_EPS, MAX_ABS_X, Example, architectures, arrays, floats
+from .strategies import MAX_ABS_EPS, MAX_ABS_X, Builder, Example, architectures, arrays, floats, pick
 
 MAX_ABS_LOG_VAR = 4.0
 MAX_ABS_DECODER_LOG_VAR = 2.0
@@ -86,14 +86,16 @@ def embedding_examples(draw, max_categories: int = 6, max_dim: int = 5, max_batc
     return Example({"table": draw(arrays((categories, dim), -MAX_ABS_X, MAX_ABS_X)), "indices": indices})
 
 
+BUILDERS = (  # the first that draws all of a function's arguments serves it (strategies.Builder)
+    Builder("estimators", ("x_hat", "x", "log_var"), lambda own: likelihood_examples()),
+    Builder("estimators", ("logits", "x"), lambda own: bernoulli_examples()),
+    Builder("estimators", ("log_weights",), lambda own: log_weight_examples()),
+    Builder("estimators", ("table", "indices"), lambda own: embedding_examples()),
+    Builder("estimators", ("arch", "params", "x", "eps", "decoder_log_var", "likelihood"),
+            lambda own: network_examples()),
+)
+
+
 def examples_for(function: str):
     """The strategy whose examples carry the arguments of estimators-chapter `function`."""
-    if function == "gaussian_log_likelihood":
-        return likelihood_examples()
-    if function == "bernoulli_log_likelihood":
-        return bernoulli_examples()
-    if function == "log_mean_exp":
-        return log_weight_examples()
-    if function == "embedding_lookup":
-        return embedding_examples()
-    return network_examples()
+    return pick(BUILDERS, function)

@@ -23,8 +23,8 @@ from vaespec.spec.init import init_codebook
 from vaespec.spec.tolerances import distance_bound
 
 from . import sizes
-from .strategies import (MAX_ABS_X, REGIMES, Example, arrays, conventions, floats, integer_arrays, pin_kinks,
-                         regime_activations, regime_params, uniform_choice)
+from .strategies import (MAX_ABS_X, REGIMES, Builder, Example, arrays, conventions, floats, integer_arrays, pin_kinks,
+                         pick, regime_activations, regime_params, uniform_choice)
 
 MAX_ABS_Z = 3.0
 MAX_COUNT = 20.0
@@ -179,11 +179,12 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=
                    {"regime": regime})
 
 
+BUILDERS = (Builder("vq", VQ_FIELDS, lambda own, **kw: vq_examples(fields=own, **kw)),)
+
+
 def vq_examples_for(function: str, **kwargs):
     """`vq_examples` drawing only the arguments of VQ function `function`."""
-    from vaespec.spec.contract import FUNCTIONS
-
-    return vq_examples(fields=tuple(a.name for a in FUNCTIONS[function].args), **kwargs)
+    return pick(BUILDERS, function, **kwargs)
 
 
 @st.composite

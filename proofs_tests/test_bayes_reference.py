@@ -1,7 +1,7 @@
 """The Bayesian chapter's reference: hand-written VJPs against central differences, Bayes' rule
 as an independent check of the evidence and posterior formulas, magnitudes that bound what they
-scale, and errors that name the argument. (The central differences' tolerance is the estimators
-chapter's: the truncation error of a step of 2⁻²⁰, not a roundoff bound.)"""
+scale, and errors that name the argument. The central differences are `finite_differences`', as for every
+chapter."""
 
 from __future__ import annotations
 
@@ -13,49 +13,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from vaespec.proofs_tests import strategies
 from vaespec.proofs_tests import strategies_bayes as strat
-from vaespec.proofs_tests.compare import _leaves
+from vaespec.proofs_tests.compare import leaves
+from vaespec.proofs_tests.finite_differences import direction, directional_check
 from vaespec.reference import bayes as ref
 from vaespec.spec.bayes import FUNCTIONS
 from vaespec.spec.errors import DomainError, ShapeError
 from vaespec.spec.tolerances import bound
 
-STEP = 2.0 ** -20
 
 
 def _call(function, args):
     return getattr(ref, function)(*(args[a.name] for a in FUNCTIONS[function].args))
 
 
-def _inner(cotangent, outputs):
-    if isinstance(outputs, tuple):
-        return sum(float(np.sum(c * o)) for c, o in zip(cotangent, outputs))
-    return float(np.sum(cotangent * outputs))
-
-
-def _central(function, args, name, cotangent):
-    grad = np.zeros_like(args[name])
-    for index in np.ndindex(grad.shape):
-        values = []
-        for sign in (1, -1):
-            moved = args[name].copy()
-            moved[index] += sign * STEP
-            values.append(_inner(cotangent, _call(function, {**args, name: moved})))
-        grad[index] = (values[0] - values[1]) / (2 * STEP)
-    return grad
-
-
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
 @settings(max_examples=10, deadline=None)
 @given(data=st.data())
 def test_vjp_matches_central_differences(function, data):
+    """The hand-written VJP along a random direction (`finite_differences`)."""
     args = dict(data.draw(strat.examples_for(function)).args)
     cotangent = data.draw(strategies.cotangents(function, _call(function, args)))
-    grads = ref.vjp(function, args, cotangent)
-    assert set(grads) == set(FUNCTIONS[function].differentiable)
-    for name, grad in grads.items():
-        numeric = _central(function, args, name, cotangent)
-        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-6 * (1 + np.max(np.abs(numeric))),
-                                   err_msg=f"{function}: d/d{name}")
+    step = direction(args, FUNCTIONS[function].differentiable, data.draw(st.integers(0, 2**32 - 1)))
+    fd, dot, tolerance = directional_check(step, lambda p: _call(function, p), ref.vjp(function, step.base, cotangent),
+                                           cotangent, lambda p: ref.magnitude(function, p))
+    assert abs(fd - dot) <= tolerance, (f"{function}: ⟨vjp, v⟩ = {dot!r} but the central difference gives {fd!r}; "
+                                        f"|difference| = {abs(fd - dot):.3e} > tolerance {tolerance:.3e}")
 
 
 def _log_normal(v, mean, cov):
@@ -87,10 +69,10 @@ def test_bayes_rule_log_p_x_given_z_plus_log_p_z_minus_log_posterior_is_the_evid
 def test_magnitudes_bound_values_and_gradients(function, data):
     """M ≥ |f| and M̄ ≥ |ḡ|: a magnitude below the value would make a tolerance tighter than roundoff."""
     args = dict(data.draw(strat.examples_for(function)).args)
-    values, mags = dict(_leaves(_call(function, args))), dict(_leaves(ref.magnitude(function, args)))
+    values, mags = dict(leaves(_call(function, args))), dict(leaves(ref.magnitude(function, args)))
     assert values.keys() == mags.keys() and all(np.all(mags[k] >= np.abs(v)) for k, v in values.items())
     cotangent = data.draw(strategies.cotangents(function, _call(function, args)))
-    grads, bounds = dict(_leaves(ref.vjp(function, args, cotangent))), dict(_leaves(ref.vjp_magnitude(
+    grads, bounds = dict(leaves(ref.vjp(function, args, cotangent))), dict(leaves(ref.vjp_magnitude(
         function, args, cotangent)))
     assert grads.keys() == bounds.keys()
     for path, grad in grads.items():

@@ -1,11 +1,9 @@
 """Extreme values at the edges of the stated domains (`vaespec.spec.domains`), on the CPU in float64
 and float32, for the float64 reference and the Torch functional ops: log σ² = ±80 and −150,
 large |μ|, subnormal inputs, empty reductions, and the DomainError just outside each domain.
-Every tolerance is the policy's (`checking.function_tolerance`); exact values come from the oracle."""
+Every tolerance is the policy's (`tolerance.tolerance`); exact values come from the oracle."""
 
 from __future__ import annotations
-
-import types
 
 import mpmath
 import numpy as np
@@ -15,7 +13,7 @@ import torch.distributions as dist
 from vaespec import reference as ref
 from vaespec.impl import functional as tf
 from vaespec.proofs_tests import oracle
-from vaespec.proofs_tests.checking import function_bound, function_tolerance
+from vaespec.proofs_tests.tolerance import function_bound, tolerance
 from vaespec.proofs_tests.compare import round_to
 from vaespec.reference import ACTIVATION_FUNCTIONS, vjp_magnitude
 from vaespec.spec.conventions import PRESETS
@@ -30,10 +28,6 @@ SMALLEST_SUBNORMAL = 2.0**-1074
 
 def _t(array, dtype, grad=False):
     return torch.tensor(np.asarray(array), dtype=getattr(torch, dtype), requires_grad=grad)
-
-
-def _backend(dtype):
-    return types.SimpleNamespace(dtype=dtype)
 
 
 def _exact_kl(mu, lv):
@@ -51,7 +45,7 @@ def test_kl_at_log_variance_edges_is_finite_and_accurate(dtype, log_var):
     # the reference's own target: REFERENCE_ULPS ulps of a sum of two terms, sum_ulps(1) (an ulp ≤ 2u|x|)
     assert float(ref.kl_divergence(mu, lv, SUM)) == pytest.approx(exact, rel=sum_ulps(1) * 2 * 2.0**-53)
     got = tf.kl_divergence(_t(mu, dtype), _t(lv, dtype), SUM).item()
-    tol = float(function_tolerance(_backend(dtype), "kl_divergence", {"mu": mu, "log_var": lv, "convention": SUM}))
+    tol = float(tolerance(dtype, "kl_divergence", {"mu": mu, "log_var": lv, "convention": SUM}))
     assert np.isfinite(got) and abs(got - exact) <= tol, (got, exact, tol)
 
 
@@ -62,7 +56,7 @@ def test_kl_gradient_at_log_variance_edges(dtype, log_var):
     tf.kl_divergence(mu_t, lv_t, SUM).backward()
     args = {"mu": np.array([[0.5]]), "log_var": np.array([[log_var]]), "convention": SUM}
     want = ref.kl_divergence_vjp(args["mu"], args["log_var"], SUM)
-    b = function_bound(dtype, "kl_divergence_vjp", args)
+    b = function_bound(dtype, "kl_divergence", args, vjp=True)
     mags = vjp_magnitude("kl_divergence", args, 1.0)
     for name, grad in (("mu", mu_t.grad), ("log_var", lv_t.grad)):
         tol = 2 * b.rel * mags[name] + b.floor
@@ -90,7 +84,7 @@ def test_reparameterize_at_log_variance_edges(dtype, log_var):
     mu, lv, eps = np.array([[1.0, -2.0]]), np.array([[log_var, log_var]]), np.array([[0.75, -1.25]])
     got = tf.reparameterize(_t(mu, dtype), _t(lv, dtype), _t(eps, dtype)).double().numpy()
     want = ref.reparameterize(mu, lv, eps)
-    tol = function_tolerance(_backend(dtype), "reparameterize", {"mu": mu, "log_var": lv, "eps": eps})
+    tol = tolerance(dtype, "reparameterize", {"mu": mu, "log_var": lv, "eps": eps})
     assert np.all(np.isfinite(got)) and np.all(np.abs(got - want) <= tol)
 
 
@@ -101,10 +95,10 @@ def test_large_mean_inside_the_domain(dtype, mu_value):
     assert float(ref.kl_divergence(mu, lv, SUM)) == pytest.approx(exact, rel=sum_ulps(1) * 2 * 2.0**-53)
     got = tf.kl_divergence(_t(round_to(dtype, mu), dtype), _t(lv, dtype), SUM).item()
     args = {"mu": round_to(dtype, mu), "log_var": lv, "convention": SUM}
-    assert abs(got - _exact_kl(args["mu"], lv)) <= float(function_tolerance(_backend(dtype), "kl_divergence", args))
+    assert abs(got - _exact_kl(args["mu"], lv)) <= float(tolerance(dtype, "kl_divergence", args))
     rep = {"mu": round_to(dtype, mu), "log_var": lv, "eps": np.ones((1, 2))}
     z = tf.reparameterize(*(_t(rep[k], dtype) for k in ("mu", "log_var", "eps"))).double().numpy()
-    tol = function_tolerance(_backend(dtype), "reparameterize", rep)
+    tol = tolerance(dtype, "reparameterize", rep)
     assert np.all(np.isfinite(z)) and np.all(np.abs(z - ref.reparameterize(**rep)) <= tol)
 
 
@@ -119,8 +113,7 @@ def test_subnormal_inputs_float32():
     lv = torch.tensor([[tiny, -tiny]], dtype=torch.float32)
     args = {"mu": mu.double().numpy(), "log_var": lv.double().numpy(), "convention": SUM}
     got = tf.kl_divergence(mu, lv, SUM).item()
-    assert abs(got - _exact_kl(args["mu"], args["log_var"])) <= function_tolerance(_backend("float32"),
-                                                                                    "kl_divergence", args)
+    assert abs(got - _exact_kl(args["mu"], args["log_var"])) <= tolerance("float32", "kl_divergence", args)
 
 
 def test_subnormal_inputs_float64_reference():

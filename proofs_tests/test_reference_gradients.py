@@ -1,26 +1,8 @@
 """The reference's hand-written VJPs against central finite differences, in float64.
 
-**Check.** For a contract function f, cotangent ȳ and a random direction v over every
-differentiable input (the whole params mapping and each differentiable array):
-
-    ⟨vjp(f, x, ȳ), v⟩  ≈  ⟨ȳ, f(x + h v) − f(x − h v)⟩ / 2h
-
-**Tolerance (derived, not tuned).** A central difference errs by truncation
-h²·|f'''|/6 and by rounding u·M/h, with u = 2⁻⁵² and M the magnitude of the computed
-values (`vaespec.reference.magnitude`: the computation done on absolute values,
-which bounds the cancellation). With h = u^(1/3) ≈ 6·10⁻⁶ both are ≈ u^(2/3) ≈ 4·10⁻¹¹
-relative to the size of the terms. We allow RTOL = 10⁻⁶ relative to
-S = |fd| + |⟨vjp, v⟩| + Σ|grad|·|v| + Σ|ȳ|·M±: a 10⁴× margin over u^(2/3), because the
-third derivatives of these small nets are O(1)–O(100) and the rounding chain is up
-to ~30 operations long. M± is taken at the perturbed points, where f is evaluated
-(at x̂ ≈ x the loss is ~0 at x but ~h² at x ± hv). A wrong gradient (a dropped term,
-a wrong factor) errs by O(1) relative to S, so the margin costs no power.
-
-**Exact steps.** x ± hv would be rounded when formed, leaving x off the midpoint by
-u·|x| — a second-order error f''·u|x|·|v| that dominates where the gradient is 0.
-So each input is first rounded to a power-of-two grid q fine enough (|x|/q < 2⁵²)
-that x ± s, with the step s = hv also on the grid, are exact floats: the difference
-is exactly centred and v = s/h is exactly the direction taken.
+The check, its tolerance (derived, not tuned) and its exact steps are `vaespec.proofs_tests.finite_differences`
+(the one checker of every chapter's VJPs): ⟨vjp(f, x, ȳ), v⟩ ≈ ⟨ȳ, f(x + hv) − f(x − hv)⟩ / 2h along a random
+direction v over every differentiable input, within RTOL = 10⁻⁶ of the size of the terms.
 
 **Kinks.** relu and leaky_relu have a kink at 0 and elu a jump in f'' there: a finite
 difference straddling the kink errs by O(1) (relu, leaky_relu) or O(h) ≈ 1.5·10⁻⁶
@@ -41,16 +23,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vaespec.proofs_tests.finite_differences import KINKED, RTOL, SMOOTH, H, U, direction, elementwise_derivative
+from vaespec.proofs_tests.finite_differences import directional_check as directional_check_at
 from vaespec.proofs_tests.strategies import architectures, cotangents, examples_for, network_examples
 from vaespec.reference import ACTIVATION_FUNCTIONS, ReferenceBackend, gradients, init_params, magnitude, vjp
 from vaespec.spec.architecture import ACTIVATIONS, ELU_ALPHA, LEAKY_RELU_SLOPE, Architecture
 from vaespec.spec.contract import FUNCTIONS, VAE_FUNCTIONS, call
 
-U = np.finfo(np.float64).eps            # 2⁻⁵²
-H = U ** (1.0 / 3.0)                    # ≈ 6.06e-6: balances truncation and rounding
-RTOL = 1e-6                             # 1e4 × u^(2/3) ≈ 3.7e-11, see the module docstring
-KINKED = ("relu", "leaky_relu", "elu")
-SMOOTH = tuple(a for a in ACTIVATIONS if a not in KINKED)
 BACKEND = ReferenceBackend()
 
 
@@ -61,70 +40,11 @@ def _strategy(function: str):
     return architectures(activations=SMOOTH).flatmap(lambda arch: network_examples(arch=arch))
 
 
-def _pair(outputs, cotangent) -> float:
-    """⟨ȳ, y⟩ summed over the output structure (a tuple for encode)."""
-    if isinstance(outputs, tuple):
-        return float(sum(np.sum(o * c) for o, c in zip(outputs, cotangent)))
-    return float(np.sum(np.asarray(outputs) * np.asarray(cotangent)))
-
-
-def _on_grid(a, raw):
-    """(a′, s): `a` rounded to a power-of-two grid q and the step s ≈ h·raw on that grid.
-
-    Every y = a′ ± s has |y| < 2·big ≤ 2^e with q = 2^(e−52), so y/q is an integer below
-    2⁵³ and y is an exact float: a′ is exactly the midpoint of a′ + s and a′ − s.
-    """
-    big = float(np.max(np.abs(a)) + H * np.max(np.abs(raw)))
-    q = 2.0 ** (np.frexp(2.0 * big)[1] - 52)
-    return np.round(a / q) * q, np.round(H * raw / q) * q
-
-
-def _map(fn, tree, *others):
-    if isinstance(tree, dict):
-        return {k: fn(v, *(o[k] for o in others)) for k, v in tree.items()}
-    return fn(tree, *others)
-
-
-def _leaves(tree):
-    if isinstance(tree, dict):
-        for key in sorted(tree):
-            yield from _leaves(tree[key])
-    else:
-        yield np.asarray(tree, dtype=np.float64)
-
-
 def directional_check(function: str, args, cotangent, seed: int):
-    """(fd, ⟨vjp, v⟩, tolerance) for one random direction."""
-    names = FUNCTIONS[function].differentiable
-    rng = np.random.default_rng(seed)
-    raw = {n: _map(lambda p: rng.standard_normal(p.shape), args[n]) for n in names}
-    gridded = {n: _map(_on_grid, args[n], raw[n]) for n in names}
-    args = {**args, **{n: _map(lambda pair: pair[0], gridded[n]) for n in names}}
-    step = {n: _map(lambda pair: pair[1], gridded[n]) for n in names}
-    taken = {n: _map(lambda s: s / H, step[n]) for n in names}
-    plus = {**args, **{n: _map(np.add, args[n], step[n]) for n in names}}
-    minus = {**args, **{n: _map(np.subtract, args[n], step[n]) for n in names}}
-    fd = (_pair(call(BACKEND, function, plus), cotangent) - _pair(call(BACKEND, function, minus), cotangent)) / (2 * H)
-
-    grads = vjp(function, args, cotangent)
-    assert sorted(grads) == sorted(names), f"{function}: vjp returned {sorted(grads)}, expected {sorted(names)}"
-    if "params" in names:
-        assert sorted(grads["params"]) == sorted(args["params"]), f"{function}: params gradient names differ"
-    for n in names:
-        for g, v in zip(_leaves(grads[n]), _leaves(taken[n])):
-            assert g.shape == v.shape, f"{function}: gradient of {n} has shape {g.shape}, expected {v.shape}"
-    g_leaves = [g for n in names for g in _leaves(grads[n])]
-    v_leaves = [v for n in names for v in _leaves(taken[n])]
-    dot = float(sum(np.sum(g * v) for g, v in zip(g_leaves, v_leaves)))
-    abs_dot = float(sum(np.sum(np.abs(g) * np.abs(v)) for g, v in zip(g_leaves, v_leaves)))
-    ct = cotangent if isinstance(cotangent, tuple) else (cotangent,)
-    rounding_scale = 0.0
-    for point in (plus, minus):
-        m = magnitude(function, point)
-        m = m if isinstance(m, tuple) else (m,)
-        rounding_scale += 0.5 * float(sum(np.sum(np.abs(c) * np.abs(mm)) for c, mm in zip(ct, m)))
-    tolerance = RTOL * (abs(fd) + abs(dot) + abs_dot + rounding_scale)
-    return fd, dot, tolerance
+    """(fd, ⟨vjp, v⟩, tolerance) for one random direction (`finite_differences`)."""
+    step = direction(args, FUNCTIONS[function].differentiable, seed)
+    return directional_check_at(step, lambda p: call(BACKEND, function, p), vjp(function, step.base, cotangent),
+                                cotangent, lambda p: magnitude(function, p))
 
 
 @pytest.mark.parametrize("function", sorted(VAE_FUNCTIONS))  # other chapters: test_reference_vq, …
@@ -170,9 +90,7 @@ def test_activation_derivative_matches_central_differences(name):
     act = ACTIVATION_FUNCTIONS[name]
     # Kinked activations: stay 1e-3 ≫ h away from 0 so no difference straddles the kink.
     y = GRID[np.abs(GRID) > 1e-3] if name in KINKED else GRID
-    step = H * np.maximum(1.0, np.abs(y))
-    plus, minus = y + step, y - step
-    fd = (act.value(plus) - act.value(minus)) / (plus - minus)
+    fd = elementwise_derivative(act.value, y, H * np.maximum(1.0, np.abs(y)))
     # Truncation h²|f'''|/6 with |f'''| ≤ 2 here, rounding u·|f|/h: ≈ 4e-11·(1 + |f|); 1e4 margin.
     tolerance = RTOL * (1.0 + np.abs(act.value(y)))
     error = np.abs(fd - act.derivative(y))

@@ -33,7 +33,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from vaespec.proofs_tests import strategies, strategies_vq
-from vaespec.proofs_tests.test_reference_gradients import RTOL, SMOOTH, H, _leaves, _map, _on_grid, _pair
+from vaespec.proofs_tests.finite_differences import SMOOTH, direction
+from vaespec.proofs_tests.finite_differences import directional_check as directional_check_at
 from vaespec.reference import ReferenceBackend, vae, vjp, vq, vq_gradients
 from vaespec.reference.init import init_codebook, init_params
 from vaespec.reference.magnitude import magnitude
@@ -104,16 +105,8 @@ def _policy_bound(function, args):
 
 def directional_check(function: str, args, cotangent, seed: int):
     """(fd, ⟨vjp, v⟩, tolerance) for one random direction v over every differentiable argument."""
-    names = FUNCTIONS[function].differentiable
-    rng = np.random.default_rng(seed)
-    raw = {n: _map(lambda p: rng.standard_normal(p.shape), args[n]) for n in names}
-    gridded = {n: _map(_on_grid, args[n], raw[n]) for n in names}
-    base = {**args, **{n: _map(lambda pair: pair[0], gridded[n]) for n in names}}
-    step = {n: _map(lambda pair: pair[1], gridded[n]) for n in names}
-    taken = {n: _map(lambda s: s / H, step[n]) for n in names}
-    plus = {**base, **{n: _map(np.add, base[n], step[n]) for n in names}}
-    minus = {**base, **{n: _map(np.subtract, base[n], step[n]) for n in names}}
-
+    step = direction(args, FUNCTIONS[function].differentiable, seed)
+    base = step.base
     f = _surrogate(function, base)
     k = None if function == "vq_encode" else vq.quantize(_encoding(base), base["codebook"],
                                                           indices=base.get("indices"))[1]
@@ -124,25 +117,8 @@ def directional_check(function: str, args, cotangent, seed: int):
     tol_value = _policy_bound(function, base).tolerance(_float_magnitude(function, at_choice(base)))
     difference = np.abs(np.asarray(f(base)) - call_reference(function, base))
     assert np.all(difference <= tol_value), f"{function}: the surrogate differs from the function at the base"
-
-    fd = (_pair(f(plus), cotangent) - _pair(f(minus), cotangent)) / (2 * H)
-    grads = vjp(function, base, cotangent)
-    assert sorted(grads) == sorted(names), f"{function}: vjp returned {sorted(grads)}, expected {sorted(names)}"
-    if "params" in names:
-        assert sorted(grads["params"]) == sorted(args["params"]), f"{function}: params gradient names differ"
-    for n in names:
-        for g, v in zip(_leaves(grads[n]), _leaves(taken[n])):
-            assert g.shape == v.shape, f"{function}: gradient of {n} has shape {g.shape}, expected {v.shape}"
-    g_leaves = [g for n in names for g in _leaves(grads[n])]
-    v_leaves = [v for n in names for v in _leaves(taken[n])]
-    dot = float(sum(np.sum(g * v) for g, v in zip(g_leaves, v_leaves)))
-    abs_dot = float(sum(np.sum(np.abs(g) * np.abs(v)) for g, v in zip(g_leaves, v_leaves)))
-    rounding_scale = 0.0
-    for point in (plus, minus):
-        m = _float_magnitude(function, at_choice(point))
-        rounding_scale += 0.5 * float(np.sum(np.abs(np.asarray(cotangent)) * np.abs(m)))
-    tolerance = RTOL * (abs(fd) + abs(dot) + abs_dot + rounding_scale)
-    return fd, dot, tolerance
+    return directional_check_at(step, f, vjp(function, base, cotangent), cotangent,
+                                lambda point: _float_magnitude(function, at_choice(point)))
 
 
 def call_reference(function, args):

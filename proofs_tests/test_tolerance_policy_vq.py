@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from vaespec.proofs_tests import strategies, strategies_vq
 from vaespec.proofs_tests.checking_vq import reference
-from vaespec.proofs_tests.compare import _leaves
+from vaespec.proofs_tests.compare import leaves
 from vaespec.reference import magnitude, vjp, vjp_magnitude
 from vaespec.spec.contract import FUNCTIONS
 
@@ -60,8 +60,8 @@ def test_vjp_magnitude_bounds_gradient(function, data):
     args, indices = _draw(function, data)
     output = np.asarray(_float_outputs(function, reference(function, args, indices))[0])
     cotangent = data.draw(strategies.cotangents(function, output))
-    grads = dict(_leaves(vjp(function, _with(args, indices), cotangent)))
-    mags = dict(_leaves(vjp_magnitude(function, _with(args, indices), cotangent)))
+    grads = dict(leaves(vjp(function, _with(args, indices), cotangent)))
+    mags = dict(leaves(vjp_magnitude(function, _with(args, indices), cotangent)))
     assert grads.keys() <= mags.keys(), (function, sorted(grads), sorted(mags))
     for path, grad in grads.items():
         assert np.all(mags[path] >= np.abs(grad) * (1 - 1e-12)), (function, path, grad, mags[path])

@@ -15,6 +15,7 @@ from vaespec.proofs_tests.ports.independent import IndependentPort
 from vaespec.proofs_tests.ports.numpy_port import NumpyPort
 from vaespec.proofs_tests.registry import CONTROLS
 from vaespec.proofs_tests.vectors import Vectors, VectorsError, schema_errors, verify
+from vaespec.proofs_tests.tolerance import tolerance
 from vaespec.proofs_tests.vectors_cases import case_dtypes
 from vaespec.proofs_tests.vectors_export import clear_margins, export, variants
 from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS, narrower
@@ -26,7 +27,6 @@ from vaespec.spec.conventions import PRESETS
 # Controls whose bug no fixed input of a contract function can show (the laws catch them).
 INVISIBLE = {
     "KeyIgnored": "reparameterize_key is an optional method, not a contract function",
-    "L1Distance": "on the vectors' clear margins L1 and L2 pick the same codes",
     "LogMeanExpWithoutMaxShift": "the vectors' log-weights are moderate; the bug shows only under large shifts",
 }
 
@@ -161,37 +161,19 @@ def test_manifest_matches_its_schema_and_jsonschema_agrees(exported):
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(broken))
 
 
-def _suite_tolerance(dtype, case, args):
-    """The tolerance the suite's `<function>_matches_reference` check computes, by its own helpers."""
-    from types import SimpleNamespace
-
-    from vaespec.proofs_tests import laws_estimators
-    from vaespec.proofs_tests.checking import function_tolerance
-    from vaespec.proofs_tests.checking_vq import vq_tolerance
-
-    backend = SimpleNamespace(dtype=dtype)
-    if case["chapter"] == "vae":
-        return function_tolerance(backend, case["function"], args)
-    if case["chapter"] == "vq":
-        return vq_tolerance(dtype, case["function"], args, None)
-    if case["chapter"] == "bayes":
-        from vaespec.proofs_tests import laws_bayes
-        return laws_bayes.tolerance(backend, case["function"], args)
-    return laws_estimators.tolerance(backend, case["function"], args)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_recorded_rule_is_the_suites_tolerance(exported, dtype):
     directory, manifest = exported
     loaded, compared = Vectors(directory), 0
     for case in manifest["cases"]:
         entries = [(o.name, case["outputs"][o.name]) for o in FUNCTIONS[case["function"]].outputs]
-        if case["function"] == "codebook_health" or any(e["tolerance"]["rule"] != "bound" for _, e in entries):
-            continue  # exact rules, and perplexity's own bound (laws_vq_codebook), are stated separately
-        args = loaded.args(case)
-        suite = _suite_tolerance(dtype, case, args)
-        suite = suite if isinstance(suite, tuple) else (suite,)
+        if all(e["tolerance"]["rule"] != "bound" for _, e in entries):
+            continue  # exact rules are stated separately
+        suite = tolerance(dtype, case["function"], loaded.args(case))  # the one the laws call
+        suite = suite if len(entries) > 1 else (suite,)
         for (name, entry), expected in zip(entries, suite):
+            if entry["tolerance"]["rule"] != "bound":
+                continue
             np.testing.assert_allclose(loaded.expected(entry, dtype)[1], expected, rtol=1e-12, err_msg=case["id"])
             compared += 1
     assert compared >= 40

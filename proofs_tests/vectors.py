@@ -40,7 +40,7 @@ from vaespec.spec.files import json_depth, read_inside
 from vaespec.spec.keys import Key
 from vaespec.spec.tolerances import UNIT_ROUNDOFF
 
-FORMAT = "vaespec-vectors/1"
+FORMAT = "vaespec-vectors/2"  # 2: each function's draws seeded by its name (vectors_export.function_seed)
 MANIFEST = "manifest.json"
 DIGEST = MANIFEST + ".sha256"  # `sha256sum` format: "<hex>  manifest.json"
 MAX_MANIFEST_BYTES = 64 << 20  # an export of every function is under 1 MB

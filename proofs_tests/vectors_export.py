@@ -29,6 +29,7 @@ from vaespec.spec.keys import Key
 from vaespec.spec.tolerances import distance_bound
 
 from .vectors import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError
+from .tolerance import exact, function_bound, magnitude, vjp_magnitude
 from .vectors_cases import case_dtypes, is_special, special_inputs, special_variants
 
 BATCH = 4
@@ -68,10 +69,17 @@ def _array(name: str, shape, rng, arg, variant: dict) -> np.ndarray:
     return exact_everywhere(values)
 
 
+def function_seed(function: str) -> int:
+    """The seed of `function`'s own draws: the first 8 bytes of sha256(name), big-endian. A function's inputs
+    depend only on its name, the export's seed and the case, so adding a function changes no other's files."""
+    return int.from_bytes(hashlib.sha256(function.encode("utf-8")).digest()[:8], "big")
+
+
 def variants(function: str) -> list[dict]:
     """The cases of `function`: each convention preset, each flag value and `ACTIVATION_CASES` activations,
-    cycled together (not a product); network functions take turns through the activations, so that
-    every activation appears in several functions while each function stays at a few cases."""
+    cycled together (not a product); each network function starts at its own place in the list of
+    activations (`function_seed`), so that every activation appears in several functions while each
+    function stays at a few cases."""
     spec = FUNCTIONS[function]
     axes = {a.name: [True, False] for a in spec.args if a.kind == "flag"}
     axes.update({a.name: list(_choices(a.kind)) for a in spec.args if a.kind in CHOICE_KINDS})
@@ -80,8 +88,8 @@ def variants(function: str) -> list[dict]:
     count = max([ACTIVATION_CASES if _takes_arch(function) else 1] + [len(v) for v in axes.values()])
     cases = [{k: v[i % len(v)] for k, v in axes.items()} for i in range(count)]
     if _takes_arch(function):
-        turn = [f for f in FUNCTIONS if _takes_arch(f)].index(function) * ACTIVATION_CASES
         names = sorted(ACTIVATIONS)
+        turn = function_seed(function) % len(names)  # by name: another function's cases never shift
         for i, case in enumerate(cases):
             case["activation"] = names[(turn + i) % len(names)]
     return cases + special_variants(function)  # kinks, formula switches, ties, precision (vectors_cases)
@@ -177,7 +185,7 @@ def _encoded(function: str, args) -> np.ndarray | None:
 def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
     """Draw a case (redrawing, deterministically, until any nearest-code choice is clear)."""
     for attempt in range(2000):
-        rng = np.random.default_rng([seed, sorted(FUNCTIONS).index(function), index, attempt])
+        rng = np.random.default_rng([seed, function_seed(function), index, attempt])
         args = draw_inputs(function, variant, index, rng)
         if is_special(variant):
             if special_inputs(args, variant, rng):
@@ -200,70 +208,32 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- tolerances
-def _chapter_rules(function: str):
-    """`(bound, magnitude, vjp_magnitude)` of `function`'s chapter, as its law checks use them:
-    `bound(dtype, function or "<function>_vjp", args) -> Bound`."""
-    from vaespec.reference.magnitude import magnitude, vjp_magnitude
-
-    chapter = FUNCTIONS[function].chapter
-    if chapter == "vae":
-        from .checking import function_bound
-        return function_bound, magnitude, vjp_magnitude
-    if chapter == "vq":
-        from .checking_vq import vq_bound
-        return vq_bound, magnitude, vjp_magnitude
-    if chapter == "estimators":  # as laws_estimators: the chapter's chain lengths and magnitudes
-        from vaespec.reference import estimators_magnitude as est
-        from vaespec.spec.estimators import chain_length
-        from vaespec.spec.tolerances import bound
-        return (lambda dtype, name, args: bound(dtype, *chain_length(name, args))), est.magnitude, est.vjp_magnitude
-    if chapter == "bayes":  # as laws_bayes: the chapter's chain lengths and normwise magnitudes
-        from vaespec.reference import bayes as bay
-        from vaespec.spec.bayes import chain_length as bayes_chain
-        from vaespec.spec.tolerances import bound
-        return (lambda dtype, name, args: bound(dtype, *bayes_chain(name, args))), bay.magnitude, bay.vjp_magnitude
-    raise Unsupported(f"{function}: no tolerance rule for chapter {chapter!r} in the vectors yet")
-
-
-def _bound_rule(bound_of, magnitude) -> dict:
-    """The suite's entrywise rule `2·rel·M + floor` (`compare.tolerance_from`), per dtype."""
-    bounds = {dtype: bound_of(dtype) for dtype in DTYPES}
+def _bound_rule(function: str, args, magnitude, vjp: bool = False) -> dict:
+    """The suite's entrywise rule `2·rel·M + floor` (`tolerance.tolerance`), per dtype."""
+    bounds = {dtype: function_bound(dtype, function, args, vjp=vjp) for dtype in DTYPES}
     return {"rule": "bound", "magnitude": np.asarray(magnitude, dtype=np.float64),
             "rel": {d: 2 * b.rel for d, b in bounds.items()}, "floor": {d: b.floor for d, b in bounds.items()}}
 
 
 def value_tolerances(function: str, args) -> tuple:
     """One rule per output of `function` at `args`, as the suite's `<function>_matches_reference` applies it:
-    integers and keys exact; the float outputs of an "exact" law (draws, copied rows) exact once rounded to
-    the dtype; the others the policy's bound × the reference's magnitude."""
-    from vaespec.spec.laws import LAWS
-    from vaespec.spec.tolerances import bound
-
+    integers and keys exact; the float outputs of an exact function (draws, copied rows: `tolerance.exact`)
+    exact once rounded to the dtype; the others the policy's bound × the reference's magnitude."""
     outputs = FUNCTIONS[function].outputs
-    exact = LAWS[f"{function}_matches_reference"].tolerance == "exact"
-    if function == "embedding_lookup":  # copied table rows: laws_estimators compares them with tolerance 0
-        return tuple({"rule": "exact"} for _ in outputs)
-    if exact or all(o.kind != "float" for o in outputs):
+    if exact(function) or all(o.kind != "float" for o in outputs):
         return tuple({"rule": "exact_in_dtype" if o.kind == "float" else "exact"} for o in outputs)
-    if function == "codebook_health":  # perplexity, as laws_vq_codebook: K terms p log p, then exp; M = K
-        codes = args["num_embeddings"]
-        perplexity = _bound_rule(lambda d: bound(d, codes + 6, 6), float(codes))
-        return tuple(perplexity if o.kind == "float" else {"rule": "exact"} for o in outputs)
-    bound_of, magnitude, _ = _chapter_rules(function)
     mags = magnitude(function, args)
-    floats = iter(mags if isinstance(mags, tuple) else (mags,))
-    return tuple(_bound_rule(lambda d: bound_of(d, function, args), next(floats)) if o.kind == "float"
-                 else {"rule": "exact"} for o in outputs)
+    mags = mags if len(outputs) > 1 else (mags,)
+    return tuple(_bound_rule(function, args, m) if o.kind == "float" else {"rule": "exact"}
+                 for o, m in zip(outputs, mags))
 
 
 def gradient_tolerances(function: str, args, cotangent) -> dict:
     """Rules shaped like the vjp's result, as `<function>_gradient_matches_reference` applies them."""
-    bound_of, _, vjp_magnitude = _chapter_rules(function)
-
     def rules(m):
         if isinstance(m, dict):
             return {k: rules(v) for k, v in m.items()}
-        return _bound_rule(lambda d: bound_of(d, f"{function}_vjp", args), m)
+        return _bound_rule(function, args, m, vjp=True)
     return rules(vjp_magnitude(function, args, cotangent))
 
 
@@ -400,8 +370,7 @@ def _case(writer: _Writer, function: str, index: int, variant: dict, seed: int) 
     rules = value_tolerances(function, args)
     floats = [o.name for o in spec.outputs if o.kind == "float"]
     if spec.differentiable:  # everything is computed before anything is written
-        cotangent = _cotangent(function, outputs, np.random.default_rng([seed, sorted(FUNCTIONS).index(function),
-                                                                          index, 10**6]))
+        cotangent = _cotangent(function, outputs, np.random.default_rng([seed, function_seed(function), index, 10**6]))
         grads, g_rules = reference.vjp(function, args, cotangent), gradient_tolerances(function, args, cotangent)
     case = {"id": case_id, "chapter": spec.chapter, "function": function, "variant": variant,
             **({"dtypes": case_dtypes(variant)} if "precision" in variant else {}),  # held only there

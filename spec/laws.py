@@ -23,8 +23,8 @@ from . import vq as _vq
 from .contract import FUNCTIONS
 from .signature import Law
 
-# Integer-valued results and key-driven draws must agree exactly.
-_EXACT = {"init_codebook", "reset_dead_codes"}
+# Integer-valued results, key-driven draws and copied rows (one table row per index) must agree exactly.
+_EXACT = {"init_codebook", "reset_dead_codes", "embedding_lookup"}
 
 _LAWS: list[Law] = [
     Law("forward_eq_decode_reparameterize", "forward(x, ε) = decode(reparameterize(encode(x), ε))",

@@ -11,11 +11,11 @@ form ½Σ(lv + ε² − z²).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch.distributions import Bernoulli, LowRankMultivariateNormal, Normal
 
+from .bodies import Bodies
 from .independent_vae import decode, encode, reparameterize
 
 
@@ -47,11 +47,10 @@ def _log_weights(a):
     return log_lik + prior - posterior
 
 
-BAYES: dict[str, Callable[[dict], tuple]] = {
-    "linear_gaussian_log_evidence": _evidence,
-    "linear_gaussian_posterior": _posterior,
-    # the estimators the Bayesian laws evaluate the exact evidence against
-    "log_importance_weights": lambda a: (_log_weights(a),),
-    "elbo": lambda a: (_log_weights(a).mean(0),),
-    "iwae_bound": lambda a: (torch.logsumexp(_log_weights(a), 0) - math.log(a["eps"].shape[0]),),
-}
+BAYES = Bodies()
+BAYES.add("linear_gaussian_log_evidence", _evidence)
+BAYES.add("linear_gaussian_posterior", _posterior)
+# the estimators the Bayesian laws evaluate the exact evidence against
+BAYES.add("log_importance_weights", lambda a: (_log_weights(a),))
+BAYES.add("elbo", lambda a: (_log_weights(a).mean(0),))
+BAYES.add("iwae_bound", lambda a: (torch.logsumexp(_log_weights(a), 0) - math.log(a["eps"].shape[0]),))

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 from torch.distributions.transforms import AffineTransform
 
+from .bodies import Bodies
+
 ACTIVATIONS: dict[str, Callable] = {
     "relu": F.relu,
     "gelu": F.gelu,  # exact erf form (approximate="none")
@@ -86,14 +88,13 @@ def _loss(a):
 
 
 # name -> (arguments by contract name) -> tuple of outputs in FUNCTIONS order
-VAE: dict[str, Callable[[dict], tuple]] = {
-    "encode": lambda a: encode(a["arch"], a["params"], a["x"]),
-    "decode": lambda a: (decode(a["arch"], a["params"], a["z"]),),
-    "reparameterize": lambda a: (reparameterize(a["mu"], a["log_var"], a["eps"]),),
-    "sample_latent": lambda a: (_sample(a)[2],),
-    "forward": lambda a: (decode(a["arch"], a["params"], _sample(a)[2]),),
-    "generate": lambda a: (decode(a["arch"], a["params"], a["eps"]),),  # reparameterize(0, 0, ε) = ε exactly
-    "reconstruction_loss": lambda a: (reconstruction_loss(a["x_hat"], a["x"], a["convention"]),),
-    "kl_divergence": lambda a: (kl_divergence_(a["mu"], a["log_var"], a["convention"]),),
-    "loss": _loss,
-}
+VAE = Bodies()
+VAE.add("encode", lambda a: encode(a["arch"], a["params"], a["x"]))
+VAE.add("decode", lambda a: (decode(a["arch"], a["params"], a["z"]),))
+VAE.add("reparameterize", lambda a: (reparameterize(a["mu"], a["log_var"], a["eps"]),))
+VAE.add("sample_latent", lambda a: (_sample(a)[2],))
+VAE.add("forward", lambda a: (decode(a["arch"], a["params"], _sample(a)[2]),))
+VAE.add("generate", lambda a: (decode(a["arch"], a["params"], a["eps"]),))  # reparameterize(0, 0, ε) = ε exactly
+VAE.add("reconstruction_loss", lambda a: (reconstruction_loss(a["x_hat"], a["x"], a["convention"]),))
+VAE.add("kl_divergence", lambda a: (kl_divergence_(a["mu"], a["log_var"], a["convention"]),))
+VAE.add("loss", _loss)

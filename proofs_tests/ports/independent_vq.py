@@ -11,13 +11,12 @@ for a deterministic argmin). Random draws come from the statement's key stream
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 from vaespec.spec.keys import normal, randint
 
+from .bodies import Bodies
 from .independent_vae import decode, dense, hidden, reconstruction_loss
 
 
@@ -102,18 +101,17 @@ def reset_dead_codes(codebook, usage, z_e, key):
     return new, new_key
 
 
-VQ: dict[str, Callable[[dict], tuple]] = {
-    "vq_encode": lambda a: (vq_encode(a["arch"], a["params"], a["x"]),),
-    "quantize": lambda a: quantize(a["z_e"], a["codebook"]),
-    "codebook_loss": lambda a: (codebook_loss(a["z_e"], a["codebook"]),),
-    "commitment_loss": lambda a: (commitment_loss(a["z_e"], a["codebook"]),),
-    "vq_forward": lambda a: vq_forward(a["arch"], a["params"], a["codebook"], a["x"]),
-    "vq_loss": lambda a: (vq_loss(a["arch"], a["params"], a["codebook"], a["x"], a["commitment_weight"],
-                                  a["convention"]),),
-    "init_codebook": lambda a: (init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"], a["like"]),),
-    "laplace_smooth": lambda a: (laplace_smooth(a["counts"], a["epsilon"]),),
-    "ema_update": lambda a: ema_update(a["codebook"], a["ema_counts"], a["ema_sums"], a["ema_step"], a["z_e"],
-                                       a["decay"], a["epsilon"], a["training"]),
-    "codebook_health": lambda a: codebook_health(a["indices"], a["num_embeddings"], a["like"]),
-    "reset_dead_codes": lambda a: reset_dead_codes(a["codebook"], a["usage"], a["z_e"], a["key"]),
-}
+VQ = Bodies()
+VQ.add("vq_encode", lambda a: (vq_encode(a["arch"], a["params"], a["x"]),))
+VQ.add("quantize", lambda a: quantize(a["z_e"], a["codebook"]))
+VQ.add("codebook_loss", lambda a: (codebook_loss(a["z_e"], a["codebook"]),))
+VQ.add("commitment_loss", lambda a: (commitment_loss(a["z_e"], a["codebook"]),))
+VQ.add("vq_forward", lambda a: vq_forward(a["arch"], a["params"], a["codebook"], a["x"]))
+VQ.add("vq_loss", lambda a: (vq_loss(a["arch"], a["params"], a["codebook"], a["x"], a["commitment_weight"],
+                                     a["convention"]),))
+VQ.add("init_codebook", lambda a: (init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"], a["like"]),))
+VQ.add("laplace_smooth", lambda a: (laplace_smooth(a["counts"], a["epsilon"]),))
+VQ.add("ema_update", lambda a: ema_update(a["codebook"], a["ema_counts"], a["ema_sums"], a["ema_step"], a["z_e"],
+                                          a["decay"], a["epsilon"], a["training"]))
+VQ.add("codebook_health", lambda a: codebook_health(a["indices"], a["num_embeddings"], a["like"]))
+VQ.add("reset_dead_codes", lambda a: reset_dead_codes(a["codebook"], a["usage"], a["z_e"], a["key"]))

@@ -25,6 +25,7 @@ from vaespec.spec.conventions import get_convention
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import normal, randint
 
+from .bodies import Bodies
 from .numpy_autodiff import Tape, Var
 
 CHAPTERS = ("vae", "vq")
@@ -156,6 +157,11 @@ class NumpyPort:
         z_q, k = self._quantize(t, self._vq_encode(t, a), a["codebook"])
         return self._decode(t, a["arch"], a["params"], z_q), k
 
+    def _loss(self, t, a):
+        x_hat = self._decode(t, a["arch"], a["params"], self._sample(t, a)[2])
+        return t.add(self._reconstruction(t, x_hat, a["x"], a["convention"]),
+                     t.scale(self._kl(t, *self._encode(t, a), a["convention"]), a["beta"]))
+
     def _vq_loss(self, t, a):
         z_e = self._vq_encode(t, a)
         z_q, _ = self._quantize(t, z_e, a["codebook"])
@@ -163,26 +169,23 @@ class NumpyPort:
         total = t.add(recon, self._aux(t, z_e, a["codebook"], True))
         return t.add(total, t.scale(self._aux(t, z_e, a["codebook"], False), a["commitment_weight"]))
 
-    # ------------------------------------------------------------------------- dispatch
-    _BODIES = {
-        "encode": lambda s, t, a: s._encode(t, a),
-        "decode": lambda s, t, a: (s._decode(t, a["arch"], a["params"], a["z"]),),
-        "reparameterize": lambda s, t, a: (s._reparameterize(t, a["mu"], a["log_var"], a["eps"]),),
-        "sample_latent": lambda s, t, a: (s._sample(t, a)[2],),
-        "forward": lambda s, t, a: (s._decode(t, a["arch"], a["params"], s._sample(t, a)[2]),),
-        "generate": lambda s, t, a: (s._decode(t, a["arch"], a["params"], a["eps"]),),
-        "reconstruction_loss": lambda s, t, a: (s._reconstruction(t, a["x_hat"], a["x"], a["convention"]),),
-        "kl_divergence": lambda s, t, a: (s._kl(t, a["mu"], a["log_var"], a["convention"]),),
-        "loss": lambda s, t, a: (t.add(s._reconstruction(t, s._decode(t, a["arch"], a["params"], s._sample(t, a)[2]),
-                                                         a["x"], a["convention"]),
-                                       t.scale(s._kl(t, *s._encode(t, a), a["convention"]), a["beta"])),),
-        "vq_encode": lambda s, t, a: (s._vq_encode(t, a),),
-        "quantize": lambda s, t, a: s._quantize(t, a["z_e"], a["codebook"]),
-        "codebook_loss": lambda s, t, a: (s._aux(t, a["z_e"], a["codebook"], True),),
-        "commitment_loss": lambda s, t, a: (s._aux(t, a["z_e"], a["codebook"], False),),
-        "vq_forward": lambda s, t, a: s._vq_forward(t, a),
-        "vq_loss": lambda s, t, a: (s._vq_loss(t, a),),
-    }
+    # ------------------------------------------------------------------------- bodies, by contract name
+    _BODIES = Bodies()
+    _BODIES.add("encode", lambda s, t, a: s._encode(t, a))
+    _BODIES.add("decode", lambda s, t, a: (s._decode(t, a["arch"], a["params"], a["z"]),))
+    _BODIES.add("reparameterize", lambda s, t, a: (s._reparameterize(t, a["mu"], a["log_var"], a["eps"]),))
+    _BODIES.add("sample_latent", lambda s, t, a: (s._sample(t, a)[2],))
+    _BODIES.add("forward", lambda s, t, a: (s._decode(t, a["arch"], a["params"], s._sample(t, a)[2]),))
+    _BODIES.add("generate", lambda s, t, a: (s._decode(t, a["arch"], a["params"], a["eps"]),))
+    _BODIES.add("reconstruction_loss", lambda s, t, a: (s._reconstruction(t, a["x_hat"], a["x"], a["convention"]),))
+    _BODIES.add("kl_divergence", lambda s, t, a: (s._kl(t, a["mu"], a["log_var"], a["convention"]),))
+    _BODIES.add("loss", lambda s, t, a: (s._loss(t, a),))
+    _BODIES.add("vq_encode", lambda s, t, a: (s._vq_encode(t, a),))
+    _BODIES.add("quantize", lambda s, t, a: s._quantize(t, a["z_e"], a["codebook"]))
+    _BODIES.add("codebook_loss", lambda s, t, a: (s._aux(t, a["z_e"], a["codebook"], True),))
+    _BODIES.add("commitment_loss", lambda s, t, a: (s._aux(t, a["z_e"], a["codebook"], False),))
+    _BODIES.add("vq_forward", lambda s, t, a: s._vq_forward(t, a))
+    _BODIES.add("vq_loss", lambda s, t, a: (s._vq_loss(t, a),))
 
     def _inputs(self, function: str, args: Mapping[str, Any]):
         """Checked arguments, arrays as leaves of a fresh tape (read with the tape's DAZ rule)."""

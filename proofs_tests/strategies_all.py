@@ -1,0 +1,34 @@
+"""The strategy of any contract function, whatever its chapter: the chapters' `BUILDERS` together.
+
+    from vaespec.proofs_tests.strategies_all import examples_for
+    @given(examples_for("quantize"))
+    def test_my_quantizer(ex): ...
+
+A function is served by the first builder of its chapter whose fields hold all of its arguments
+(`strategies.Builder`, `strategies.pick`): a new function whose arguments an existing builder draws
+needs no edit here; one with new arguments needs a builder (`has_strategy` says which lack one).
+"""
+
+from __future__ import annotations
+
+from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.errors import ConfigError
+
+from . import strategies, strategies_bayes, strategies_estimators, strategies_vq
+from .strategies import pick
+
+BUILDERS = (*strategies.BUILDERS, *strategies_vq.BUILDERS, *strategies_estimators.BUILDERS, *strategies_bayes.BUILDERS)
+
+
+def examples_for(function: str, **kwargs):
+    """The examples of contract function `function` (any chapter): only its own arguments where the builder can."""
+    return pick(BUILDERS, function, **kwargs)
+
+
+def has_strategy(function: str) -> bool:
+    """Whether some builder draws every argument of `function`."""
+    try:
+        pick(BUILDERS, function)
+    except ConfigError:
+        return False
+    return function in FUNCTIONS
