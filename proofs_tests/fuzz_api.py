@@ -58,7 +58,7 @@ BAD = ("unnamed", "foreign", "non-finite", "accepted-bad", "timeout", "baseline-
 # Public modules without an `__all__`, by category; their public functions (defined there) are called.
 MODULES = {
     "keys": ["vaespec.spec.keys"],
-    "tolerances": ["vaespec.spec.tolerances"],
+    "tolerances": ["vaespec.spec.tolerances", "vaespec.spec.numerics"],
     "domains": ["vaespec.spec.domains"],
     "spec": ["vaespec.spec.contract", "vaespec.spec.shapes", "vaespec.spec.init", "vaespec.spec.estimators",
              "vaespec.spec.vq", "vaespec.spec.conventions", "vaespec.spec.architecture", "vaespec.spec.errors"],
@@ -92,7 +92,8 @@ BY_DESIGN = {("contract_likelihood", "decoder_log_var"): {"wrong rank"},  # any 
              # a mapping of arguments may hold more than the function's (one pool of examples for many)
              **{(f, "args"): {"a non-str key", "an extra key"} for f in ("magnitudes", "check_domain", "call", "vjp",
                                                                           "magnitude", "vjp_magnitude", "chain_length",
-                                                                          "validate_args", "validate_vjp", "validate")},
+                                                                          "validate_args", "validate_vjp", "validate",
+                                                                          "function_bound")},
              ("as_real_array", "value"): {"a list", "a torch tensor", "int dtype"},  # any real array-like
              **{("vaespec.impl.estimators.log_mean_exp", p): labels  # any axis of any rank
                 for p, labels in (("log_weights", {"wrong rank"}), ("dim", {"-1"}))}}

@@ -116,9 +116,9 @@ def _fixtures(tmp: str) -> tuple[str, str, str]:
     manifest = json.load(open(os.path.join(full, "manifest.json")))
     keep = [next(c for c in manifest["cases"] if c["function"] == f)  # one case of each chapter
             for f in ("kl_divergence", "quantize", "log_mean_exp")]
-    from .vectors import _array_entries
+    from .vectors_manifest import array_entries
 
-    used = {e["file"] for e in _array_entries(keep)}
+    used = {e["file"] for e in array_entries(keep)}
     for relative in used:
         os.makedirs(os.path.dirname(os.path.join(mini, relative)), exist_ok=True)
         shutil.copyfile(os.path.join(full, relative), os.path.join(mini, relative))

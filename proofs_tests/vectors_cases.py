@@ -15,12 +15,20 @@ from __future__ import annotations
 import numpy as np
 from vaespec.spec.dtypes import PRECISION_ORDER
 
+from .compare import round_to
 from .strategies import KINKED, SWITCHING
-from .vectors import DTYPES
+from .vectors_manifest import DTYPES
 
+FP16_TINY, FP16_MAX = 2.0**-14, 65504.0
 REGIME_FUNCTIONS = ("encode", "decode")
 TIE_FUNCTIONS = ("quantize", "codebook_loss")
 PRECISION_FUNCTIONS = ("quantize",)
+
+
+def exact_everywhere(values: np.ndarray) -> np.ndarray:
+    """`values` rounded to bfloat16 with |v| < 2⁻¹⁴ set to 0: then exact in all four dtypes."""
+    rounded = round_to("bfloat16", np.asarray(values, dtype=np.float64))
+    return np.where(np.abs(rounded) < FP16_TINY, 0.0, np.clip(rounded, -FP16_MAX, FP16_MAX))
 
 
 def special_variants(function: str) -> list[dict]:
@@ -62,7 +70,6 @@ def _regime(args, variant: dict, rng) -> None:
     """The network in the `kinks` or `reach` regime of the strategies (`strategies.regime_params`), exact everywhere;
     with integer inputs and the first hidden layer's pre-activations pinned to 0 at the first row for `kinks`."""
     from .strategies import pin_kinks, regime_params
-    from .vectors_export import exact_everywhere
 
     arch = args["arch"]
     args["params"] = {k: exact_everywhere(v) for k, v in

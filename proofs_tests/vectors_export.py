@@ -28,9 +28,9 @@ from vaespec.spec.conventions import PRESETS
 from vaespec.spec.keys import Key
 from vaespec.spec.tolerances import distance_bound
 
-from .vectors import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError
 from .tolerance import exact, function_bound, magnitude, vjp_magnitude
-from .vectors_cases import case_dtypes, is_special, special_inputs, special_variants
+from .vectors_cases import case_dtypes, exact_everywhere, is_special, special_inputs, special_variants
+from .vectors_manifest import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError, check_files, read_manifest
 
 BATCH = 4
 SIZES = {"input": 5, "output": 5, "latent": 3, "embedding": 3, "codes": 6, "batch": BATCH, "particles": 3,
@@ -39,19 +39,10 @@ HIDDEN = {"encoder_sizes": (6, 4), "decoder_sizes": (4, 6)}
 # Scalars by argument name: values exact in every dtype (the defaults 0.99 and 1e-5 are not).
 SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": (0.9375,), "epsilon": (2.0**-12,),
            "noise_log_var": (-0.5, 1.0, 0.25)}
-FP16_TINY, FP16_MAX = 2.0**-14, 65504.0
 ACTIVATION_CASES = 3
 
 
 # ----------------------------------------------------------------------------- inputs
-def exact_everywhere(values: np.ndarray) -> np.ndarray:
-    """`values` rounded to bfloat16 with |v| < 2⁻¹⁴ set to 0: then exact in all four dtypes."""
-    from .compare import round_to
-
-    rounded = round_to("bfloat16", np.asarray(values, dtype=np.float64))
-    return np.where(np.abs(rounded) < FP16_TINY, 0.0, np.clip(rounded, -FP16_MAX, FP16_MAX))
-
-
 def _array(name: str, shape, rng, arg, variant: dict) -> np.ndarray:
     if name == "x" and "likelihood" in variant:  # data a Bernoulli likelihood accepts too
         values = rng.uniform(0.0, 1.0, shape)
@@ -314,8 +305,6 @@ def _clear(root: Path) -> None:
     an edited file, a manifest that is not a vaespec export's — and `root` is refused, untouched."""
     from vaespec.spec.files import check_output_dir
 
-    from .vectors import DIGEST, read_manifest
-
     check_output_dir("vectors export", root, VectorsError)
     if not root.exists():
         try:
@@ -344,8 +333,6 @@ def _clear(root: Path) -> None:
     if odd or present - listed:
         raise VectorsError(f"{root}: holds entries that are not part of the previous export: "
                            f"{sorted(set(odd) | (present - listed))[:5]}; nothing was removed")
-    from .vectors import check_files
-
     try:
         check_files(root, {**old, "files": {k: v for k, v in old["files"].items() if k in present}})
     except VectorsError as error:

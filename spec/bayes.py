@@ -37,10 +37,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
+import math
+
 import numpy as np
 
+from .errors import ConfigError, DomainError, ShapeError, show
+from .numerics import MAX_FINITE, UNIT_ROUNDOFF
 from .shapes import Float
-from .signature import Arg, FunctionSpec, Law, Output
+from .signature import Arg, Domain, FunctionSpec, Law, Output, split_vjp
+from .validation import validate_in
 
 PRIOR_SCALE = 1.0  # s: θ_i ~ N(0, s²), quivers' `parameter_prior_scale=1.0`
 EVIDENCE_KINDS = {
@@ -58,13 +63,40 @@ NOISE_LOG_VAR = Arg("noise_log_var", "scalar", domain="|log σ²| ≤ 20: the is
 
 _C = "bayes"
 _ARGS = (X, WEIGHT, BIAS, NOISE_LOG_VAR)
+
+
+def _low_rank(function: str, checked: Mapping[str, Any]) -> None:
+    """At most as many latent as observed dimensions (L ≤ D): the model is a low-rank Gaussian."""
+    output, latent = checked["weight"].shape
+    if latent > output:
+        raise ShapeError(f"weight: expected [output, latent] with latent ≤ output (a low-rank Gaussian), got shape "
+                         f"{checked['weight'].shape}")
+
+
+def _chain(sizes):
+    """Forming WᵀW (or W Wᵀ) and Wᵀr (dot products of length D), a Cholesky or LU solve (≤ 3 max(D, L)
+    roundings along a chain), the quadratic form's sum over D and the log-determinant's over L, and 10
+    elementwise ops; a gradient doubles it and adds the batch sum (the default `vjp_chain`)."""
+    output, latent = sizes["output"], sizes["latent"]
+    return 2 * output + 3 * max(output, latent) + latent + 10, 10
+
+
+def _domain_rule(args, dtype, name):
+    check_domain(args, dtype)
+
+
+# x [batch, D], W [D, L] and b [D] enter through Gram matrices and solves: not elementwise operands.
+DOMAIN = Domain(("weight", "x", "bias", "noise_log_var"), _domain_rule, broadcast=False)
+
 _fns = (
     FunctionSpec("linear_gaussian_log_evidence", _ARGS, (Output("log_evidence", ("batch",)),),
                  "log p(x) = log N(x; b, W Wᵀ + σ² I) = −½(D log 2π + (D − L) log σ² + log det M "
-                 "+ (‖r‖² − rᵀ W M⁻¹ Wᵀ r)/σ²), r = x − b, M = WᵀW + σ² I  (exact: z integrated out)", _C),
+                 "+ (‖r‖² − rᵀ W M⁻¹ Wᵀ r)/σ²), r = x − b, M = WᵀW + σ² I  (exact: z integrated out)", _C,
+                 rules=(_low_rank,), domain=DOMAIN, chain=_chain),
     FunctionSpec("linear_gaussian_posterior", _ARGS,
                  (Output("mean", ("batch", "latent")), Output("covariance", ("latent", "latent"))),
-                 "p(z | x) = N(M⁻¹ Wᵀ (x − b), σ² M⁻¹), M = WᵀW + σ² I  (exact)", _C),
+                 "p(z | x) = N(M⁻¹ Wᵀ (x − b), σ² M⁻¹), M = WᵀW + σ² I  (exact)", _C,
+                 rules=(_low_rank,), domain=DOMAIN, chain=_chain),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
@@ -108,18 +140,10 @@ LAWS: dict[str, Law] = {law.name: law for law in _laws}
 
 
 def validate(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
-    """`vaespec.spec.contract.validate_args` plus this chapter's rule: at most as many latent as
-    observed dimensions (L ≤ D: the model is a low-rank Gaussian). Returns the checked arguments."""
-    from .contract import validate_args
-    from .errors import ShapeError
-
-    checked = validate_args(function, args, dtype)
-    output, latent = checked["weight"].shape
-    if latent > output:
-        raise ShapeError(f"weight: expected [output, latent] with latent ≤ output (a low-rank Gaussian), got shape "
-                         f"{checked['weight'].shape}")
-    check_domain(checked, dtype)
-    return checked
+    """The contract's boundary checks (`vaespec.spec.contract.validate_args`) for one of this chapter's
+    functions, with its rule (at most as many latent as observed dimensions, L ≤ D) and its domain
+    (`check_domain`) from the declarations. Returns the checked arguments."""
+    return validate_in(FUNCTIONS, function, args, dtype)
 
 
 def check_domain(args: Mapping[str, Any], dtype: str = "float64") -> None:
@@ -133,12 +157,6 @@ def check_domain(args: Mapping[str, Any], dtype: str = "float64") -> None:
       (Accuracy and Stability, Thm 10.7) for a Cholesky factorisation of a D×D SPD matrix to succeed in
       floating point, so every backend can factor the covariance it forms.
     """
-    import math
-
-    from .domains import MAX_FINITE
-    from .errors import DomainError
-    from .tolerances import UNIT_ROUNDOFF
-
     weight, x, bias = (np.asarray(args[k], dtype=np.float64) for k in ("weight", "x", "bias"))
     lv = float(args["noise_log_var"])
     with np.errstate(over="ignore", invalid="ignore"):
@@ -163,15 +181,13 @@ def check_domain(args: Mapping[str, Any], dtype: str = "float64") -> None:
 
 
 def chain_length(function: str, args: Mapping[str, Any]) -> tuple[int, int]:
-    """(n, n_ops) of the longest rounding chain: forming WᵀW (or W Wᵀ) and Wᵀr (dot products of
-    length D), a Cholesky or LU solve (≤ 3 max(D, L) roundings along a chain), the quadratic form's
-    sum over D and the log-determinant's over L, and 10 elementwise ops; a gradient doubles it
-    and adds the batch sum (as `vaespec.spec.tolerances.chain_length`)."""
-    output, latent = np.shape(args["weight"])
-    n, ops = 2 * output + 3 * max(output, latent) + latent + 10, 10
-    if function.endswith("_vjp"):
-        return 2 * n + int(np.shape(args["x"])[0]), 2 * ops + 1
-    return n, ops
+    """(n, n_ops) of the longest rounding chain of `function` (or `<function>_vjp`) at `args`: the
+    declaration's (`_chain` above; `vaespec.spec.tolerances.function_bound` is the bound of any function)."""
+    base, vjp = split_vjp(function) if isinstance(function, str) else (function, False)
+    if not isinstance(base, str) or base not in FUNCTIONS:
+        raise ConfigError(f"function: expected a bayes function (or <function>_vjp), one of {sorted(FUNCTIONS)}, "
+                          f"got {show(function)}")
+    return FUNCTIONS[base].rounding_chain(args, vjp=vjp)
 
 
 @runtime_checkable

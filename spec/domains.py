@@ -33,130 +33,56 @@ reference and both backends raise `DomainError` when a result or gradient is not
 **The laws' draw range** `LOG_VAR_DOMAIN[T]` (|ℓ| ≤ 80, or 6 for float16) lies inside every
 domain above for the strategies' sizes (n ≤ 30 terms, |μ| ≤ 5, |ε| ≤ 4); `test_extremes.py`
 checks it. Empty reductions are outside every domain: a zero-sized dimension is a `ShapeError`.
+
+**Where each rule is stated.** Beside its function's declaration: `FunctionSpec.domain` (a
+`vaespec.spec.signature.Domain`: the operands it reads, M, the message outside) in the chapter
+modules `vae`, `vq`, `estimators` and `bayes` (the Bayesian chapter's conditioning rule,
+`vaespec.spec.bayes.check_domain`). This module looks them up by name.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping
 
 import numpy as np
 
-from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
-from .shapes import check_array, check_scalar
+from .errors import ConfigError, DomainError, show
+from .functions import FUNCTIONS
+from .numerics import MAX_FINITE, check_dtype, log_var_limits
+from .signature import Domain
 
-LOG_2PI = 1.8378770664093456  # the nearest double to log 2π (as vaespec.spec.estimators.LOG_2PI)
-LOG_2 = math.log(2.0)
+__all__ = ["CHECKED", "MAX_FINITE", "check_domain", "check_dtype", "check_result", "domain_rows", "log_var_limits",
+           "magnitudes"]
 
-# Largest finite value per dtype (bfloat16 keeps float32's exponent with 8 significand bits).
-MAX_FINITE: dict[str, float] = {
-    "float64": float(np.finfo(np.float64).max),
-    "float32": float(np.finfo(np.float32).max),
-    "bfloat16": 3.3895313892515355e38,
-    "float16": 65504.0,
-}
-
-# The functions whose domain is checked on their inputs (the rest: on the reference's result).
-CHECKED = ("reparameterize", "kl_divergence", "reconstruction_loss", "gaussian_log_likelihood",
-           "bernoulli_log_likelihood", "quantize", "codebook_loss", "commitment_loss", "ema_update")
-_DISTANCES = ("quantize", "codebook_loss", "commitment_loss", "ema_update")
-
-# The arguments each checked function's magnitude reads.
-_OPERANDS = {"reparameterize": ("mu", "log_var", "eps"), "kl_divergence": ("mu", "log_var"),
-             "reconstruction_loss": ("x_hat", "x"), "gaussian_log_likelihood": ("x_hat", "x", "log_var"),
-             "bernoulli_log_likelihood": ("logits", "x"),
-             **{f: ("z_e", "codebook") for f in _DISTANCES}}
+# The functions whose domain is checked on their inputs (the rest: on the reference's result), and those
+# whose domain is a magnitude bound M ≤ MAX (`magnitudes`).
+CHECKED = tuple(f for f, spec in FUNCTIONS.items() if spec.domain is not None)
+_MEASURED = tuple(f for f, spec in FUNCTIONS.items() if spec.domain is not None and spec.domain.magnitude is not None)
 
 
-def check_dtype(dtype) -> str:
-    """`dtype` if it names a dtype with a stated domain (a key of `MAX_FINITE`), else `ConfigError`."""
-    if not isinstance(dtype, str) or dtype not in MAX_FINITE:
-        raise ConfigError(f"dtype: expected one of {sorted(MAX_FINITE)}, got {show(dtype)}")
-    return dtype
-
-
-_dtype = check_dtype
-
-
-def _operands(function, args: Mapping) -> dict[str, np.ndarray]:
-    """The float64 operands of `function`'s magnitude from `args`: real, finite numbers or float arrays
-    (broadcastable to each other, as the torch likelihoods allow leading axes and a scalar log σ²)."""
-    if not isinstance(function, str) or function not in _OPERANDS:
-        raise ConfigError(f"function: expected one of {list(_OPERANDS)} (the functions checked on their inputs), "
+def _measured(function) -> Domain:
+    if not isinstance(function, str) or function not in _MEASURED:
+        raise ConfigError(f"function: expected one of {list(_MEASURED)} (the functions checked on their inputs), "
                           f"got {show(function)}")
-    if not isinstance(args, Mapping):
-        raise DTypeError(f"args: expected a mapping from argument name to array, got {describe(args)}")
-    out = {}
-    for name in _OPERANDS[function]:
-        if name not in args:
-            raise ConfigError(f"args: {function}'s domain reads {list(_OPERANDS[function])}; missing {name!r}")
-        value = args[name]
-        if not isinstance(value, np.ndarray):
-            value = check_scalar(name, value)
-        out[name] = check_array(name, value, tuple(f"axis{i}" for i in range(np.ndim(value))))
-    try:
-        if function not in _DISTANCES:  # z_e [B, D] and the codebook [K, D] are not elementwise operands
-            np.broadcast_shapes(*(v.shape for v in out.values()))
-    except ValueError:
-        raise ShapeError(f"args: {function}'s arguments {list(out)} do not broadcast: shapes "
-                         f"{[v.shape for v in out.values()]}") from None
-    return out
+    return FUNCTIONS[function].domain
 
 
 def magnitudes(function: str, args: Mapping) -> np.ndarray | float:
     """The magnitude `check_domain` compares with MAX_FINITE: elementwise for `reparameterize`, the
-    whole sum (before any mean) for the losses, per row (last axis summed) for the likelihoods.
-    Computed in float64 (an overflow there is +inf)."""
-    operands = _operands(function, args)  # checks `function` and that `args` is a mapping first
-    a = {**args, **operands}
-    with np.errstate(over="ignore", invalid="ignore"):
-        if function == "reparameterize":
-            return np.abs(a["mu"]) + np.exp(0.5 * a["log_var"]) * np.abs(a["eps"])
-        if function == "kl_divergence":
-            mu, lv = a["mu"], a["log_var"]
-            return float(np.sum(np.exp(lv) + np.abs(lv) + mu * mu + 1.0))
-        if function == "reconstruction_loss":
-            scale = max(1.0, getattr(a.get("convention"), "reconstruction_scale", 1.0))
-            return float(scale * np.sum((np.abs(a["x_hat"]) + np.abs(a["x"])) ** 2))
-        if function == "gaussian_log_likelihood":
-            lv = a["log_var"]
-            w = np.exp(-lv)  # e^{−ℓ} itself is an intermediate: it must be finite even where x = x̂
-            terms = LOG_2PI + np.abs(lv) + (np.abs(a["x_hat"]) + np.abs(a["x"])) ** 2 * w + w
-            return np.max(0.5 * np.sum(np.broadcast_to(terms, np.broadcast_shapes(*(v.shape for v in
-                                                          (a["x_hat"], a["x"], lv)))), axis=-1))
-        if function in _DISTANCES:  # every squared distance, and the aux losses' sums, stay below it
-            z, e = a["z_e"], a["codebook"]
-            if z.ndim != 2 or e.ndim != 2:
-                raise ShapeError(f"z_e, codebook: expected [batch, embedding] and [codes, embedding], got shapes "
-                                 f"{z.shape} and {e.shape}")
-            return float(np.max((np.sqrt(np.sum(z * z, axis=1)) + np.sqrt(np.max(np.sum(e * e, axis=1)))) ** 2))
-        logits = a["logits"]
-        return np.max(np.sum(np.abs(a["x"]) * np.abs(logits) + np.abs(logits) + LOG_2, axis=-1))
-
-
-def log_var_limits(dtype: str, terms: int = 1) -> tuple[float, float]:
-    """(low, high): the log-variance range in which `terms` KL terms stay within `dtype` (μ = 0).
-
-    From n (e^ℓ + |ℓ| + 1) ≤ MAX with t = MAX/n: high solves e^h = t − h − 1, i.e.
-    h = log t + log1p(−(h + 1)/t) (one fixed-point step from log t is exact to rounding), and
-    low = −(t − 1), no lower than −MAX (every finite value). `terms` is an integer ≥ 1.
-    """
-    limit = MAX_FINITE[_dtype(dtype)]
-    if isinstance(terms, bool) or not isinstance(terms, (int, np.integer)) or not 1 <= terms <= 2**53:
-        raise ConfigError(f"terms: expected an integer in [1, 2**53] (the number of KL terms), got {show(terms)}")
-    log_top = math.log(limit) - math.log(terms)
-    top = math.exp(log_top) if log_top < math.log(limit) else math.inf
-    high = log_top + math.log1p(-(log_top + 1.0) / top)
-    return max(-(top - 1.0), -limit), high
+    whole sum (before any mean) for the losses, per row (last axis summed) for the likelihoods, the
+    largest squared distance for the VQ functions. Computed in float64 (an overflow there is +inf);
+    `FunctionSpec.domain.magnitude` of the function's declaration."""
+    domain = _measured(function)  # checks `function` first, then that `args` is a mapping
+    return Domain.measure(domain.magnitude, domain.read(function, args))
 
 
 def check_domain(function: str, args: Mapping, dtype: str = "float64", names: Mapping[str, str] | None = None) -> None:
     """Raise `DomainError` when `args` lie outside `function`'s domain in `dtype` (see the module doc).
 
     **Arguments**
-    - `function`: a contract function name; only those in `CHECKED` have input-side checks (any
-      other name in the contract passes; a name outside it is a `ConfigError`).
+    - `function`: a contract function name; only those in `CHECKED` (a declared `FunctionSpec.domain`)
+      have input-side checks (any other name in the contract passes; a name outside it is a `ConfigError`).
     - `args`: its arguments (float arrays or numbers; checked here too, since this is public).
     - `dtype`: the dtype the function is evaluated in ("float64" for the reference).
     - `names`: how the caller names the contract's arguments in its messages (e.g. `vaespec.impl.loss`
@@ -164,62 +90,12 @@ def check_domain(function: str, args: Mapping, dtype: str = "float64", names: Ma
 
     **Raises** `DomainError` naming the offending argument, the limit and the value.
     """
-    from .contract import FUNCTIONS
-
-    limit = MAX_FINITE[_dtype(dtype)]
-    if function in _DISTANCES and dtype in ("bfloat16", "float16"):
-        limit = MAX_FINITE["float32"]  # narrow backends choose codes from float32 distances (spec/vq.py)
+    check_dtype(dtype)
     if not isinstance(function, str) or function not in FUNCTIONS:
         raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {show(function)}")
-    if function not in CHECKED:
-        return
-    operands = _operands(function, args)  # checks that `args` is a mapping first
-    args = {**args, **operands}
-    n = (lambda key: names.get(key, key)) if names else (lambda key: key)
-    m = magnitudes(function, args)
-    if function == "reparameterize":
-        if np.all(m <= limit):
-            return
-        b = tuple(int(i) for i in np.argwhere(~(m <= limit))[0])
-        mu, lv, eps = (np.broadcast_to(args[k], m.shape) for k in ("mu", "log_var", "eps"))
-        raise DomainError(
-            f"{n('log_var')}: |mu| + e^(log_var/2)·|eps| must stay ≤ {limit:.4g} ({dtype}'s largest value) so z is "
-            f"finite; got {n('log_var')} = {float(lv[b]):.6g}, {n('mu')} = {float(mu[b]):.6g}, "
-            f"{n('eps')} = {float(eps[b]):.6g} at index {b}")
-    if m <= limit:
-        return
-    if function == "kl_divergence":
-        mu, lv = args["mu"], args["log_var"]
-        low, high = log_var_limits(dtype, max(mu.size, 1))
-        name, got = (n("log_var"), f"log_var in [{float(lv.min()):.6g}, {float(lv.max()):.6g}]") \
-            if (lv.max() > high or lv.min() < low) else (n("mu"), f"max |μ| = {float(np.abs(mu).max()):.6g}")
-        raise DomainError(
-            f"{name}: the KL's magnitude Σ(e^log_var + |log_var| + μ² + 1) must stay ≤ {limit:.4g} ({dtype}'s "
-            f"largest value); for {mu.size} terms that means {low:.4g} ≤ log_var ≤ {high:.4g} and smaller μ; "
-            f"got {got} (magnitude {m:.4g})")
-    if function == "gaussian_log_likelihood":
-        lv = args["log_var"]
-        raise DomainError(
-            f"{n('log_var')}: the Gaussian's magnitude ½Σ_d(log 2π + |ℓ| + (|x̂| + |x|)²·e^(−ℓ) + e^(−ℓ)) must stay ≤ "
-            f"{limit:.4g} ({dtype}'s largest value), so ℓ ≥ −{math.log(limit):.4g} at the very least and larger "
-            f"where x̂, x are large; got log_var in [{float(np.min(lv)):.6g}, {float(np.max(lv)):.6g}], "
-            f"max |{n('x_hat')}| = {float(np.abs(args['x_hat']).max()):.6g}, max |{n('x')}| = "
-            f"{float(np.abs(args['x']).max()):.6g} (magnitude {m:.4g})")
-    if function in _DISTANCES:
-        raise DomainError(
-            f"{n('z_e')}: the squared distances' magnitude max_b(‖z_e[b]‖ + max_k ‖e_k‖)² must stay ≤ {limit:.4g} (the "
-            f"largest value of the dtype distances are computed in) so every ‖z_e − e_k‖² is finite; got max |z_e| = "
-            f"{float(np.abs(args['z_e']).max()):.6g}, max |{n('codebook')}| = {float(np.abs(args['codebook']).max()):.6g} "
-            f"(magnitude {m:.4g})")
-    if function == "bernoulli_log_likelihood":
-        raise DomainError(
-            f"{n('logits')}: the Bernoulli's magnitude Σ_d(|x|·|l| + |l| + log 2) must stay ≤ {limit:.4g} ({dtype}'s "
-            f"largest value); got max |{n('logits')}| = {float(np.abs(args['logits']).max()):.6g} (magnitude {m:.4g})")
-    raise DomainError(
-        f"{n('x_hat')}: the reconstruction's magnitude max(scale, 1)·Σ(|x̂| + |x|)² must stay ≤ {limit:.4g} ({dtype}'s "
-        f"largest value); got max |{n('x_hat')}| = {float(np.abs(args['x_hat']).max()):.6g}, max |{n('x')}| = "
-        f"{float(np.abs(args['x']).max()):.6g} "
-        f"(magnitude {m:.4g} over {args['x'].size} terms)")
+    domain = FUNCTIONS[function].domain
+    if domain is not None:
+        domain.check(function, args, dtype, names)
 
 
 def check_result(function: str, result, dtype: str = "float64", what: str = "result"):
@@ -237,7 +113,6 @@ def check_result(function: str, result, dtype: str = "float64", what: str = "res
             check_result(function, value, dtype, what)
         elif isinstance(value, (np.ndarray, np.floating, float)) and np.asarray(value).dtype.kind == "f" \
                 and not np.all(np.isfinite(value)):
-            from .contract import FUNCTIONS
             spec = FUNCTIONS.get(function)
             names = [a.name for a in spec.args if a.kind in ("array", "params", "scalar")] if spec else []
             names += ["cotangent"] if what == "gradient" else []

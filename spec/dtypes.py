@@ -43,7 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tolerances import TINY, UNIT_ROUNDOFF
+from .functions import FUNCTIONS
+from .numerics import TINY, UNIT_ROUNDOFF
 
 __all__ = ["FORMATS", "FORMULA_SWITCHES", "KINKS", "PRECISION_ORDER", "SUBNORMALS", "TINY", "equal_in_dtype", "flush",
            "flushes_subnormals", "narrower", "round_to", "through_float32"]
@@ -70,8 +71,8 @@ KINKS: dict[str, str] = {
     "elu": "elu′(0) = 1 (α·e⁰ = 1: with α = 1 both one-sided derivatives agree; elu″ jumps from 1 to 0)",
     "softplus": "softplus′(0) = σ(0) = ½: softplus is smooth; a formula with max(y, 0) and |y| has kinks at 0 "
                 "that must cancel (clamp_min′(0) = 1 with |·|′(0) = 0 would give 1)",
-    "quantize": "at an exact tie the lowest index is chosen, and every gradient through the choice (the codebook "
-                "loss's, the EMA's assignment) goes to that code only",
+    # and each contract function's own (its declaration's `kink`: quantize's ties)
+    **{name: spec.kink for name, spec in FUNCTIONS.items() if spec.kink},
 }
 
 # activation -> ((pre-activation y, why a library switches there), ...), signed: the side of 0 where the switch

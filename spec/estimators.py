@@ -24,19 +24,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
+import math
+
 import numpy as np
 
 from .architecture import Architecture
+from .chains import REPARAMETERIZE, backward, decoder, encoder, total
+from .errors import ConfigError, DomainError, show
 from .shapes import Float, Int
-from .signature import Arg, FunctionSpec, Law, Output
-from .tolerances import chain_length as _vae_chain_length
+from .signature import Arg, Domain, FunctionSpec, Law, Output, split_vjp
+from .vae import output_matches_input
+from .validation import check_args, validate_in
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 # The nearest double to log 2π; math.log(2 * math.pi) rounds 2π first and lands one ulp below it
 # (found by proofs_tests/proofs `reference_constants`).
 LOG_2PI = 1.8378770664093456
 
-ARCH = Arg("arch", "arch")
+ARCH = Arg("arch", "arch", types=(Architecture,))
 PARAMS = Arg("params", "params", differentiable=True)
 X = Arg("x", "array", ("batch", "input"), True,
         "finite reals; with the bernoulli likelihood 0 ≤ x ≤ 1 (binary data or probabilities)")
@@ -51,30 +56,115 @@ EPS = Arg("eps", "array", ("particles", "batch", "latent"), False, "finite reals
 DECODER_LOG_VAR = Arg("decoder_log_var", "array", ("output",), True,
                       "finite reals: the Gaussian decoder's log σ² per feature, fixed or learned "
                       "(read only by the gaussian likelihood)")
-LIKELIHOOD = Arg("likelihood", "likelihood", domain="'gaussian' or 'bernoulli'")
+LIKELIHOOD = Arg("likelihood", "likelihood", domain="'gaussian' or 'bernoulli'", choices=LIKELIHOODS)
 TABLE = Arg("table", "array", ("categories", "embedding"), True, "finite reals, one row per category")
 CATEGORY = Arg("indices", "index", ("batch",), domain="0 ≤ index < categories", bound="categories")
+
+LOG_2 = math.log(2.0)
+
+
+# ----------------------------------------------------------------------------- domains (vaespec.spec.domains)
+def _gaussian_magnitude(a):
+    """per row ½Σ_d (log 2π + |ℓ| + (|x̂| + |x|)²·e^{−ℓ} + e^{−ℓ}), the largest row; e^{−ℓ} itself is an
+    intermediate: it must be finite even where x = x̂."""
+    lv = a["log_var"]
+    w = np.exp(-lv)
+    terms = LOG_2PI + np.abs(lv) + (np.abs(a["x_hat"]) + np.abs(a["x"])) ** 2 * w + w
+    return np.max(0.5 * np.sum(np.broadcast_to(terms, np.broadcast_shapes(*(v.shape for v in
+                                                  (a["x_hat"], a["x"], lv)))), axis=-1))
+
+
+def _gaussian_refuse(a, m, limit, dtype, n):
+    lv = a["log_var"]
+    raise DomainError(
+        f"{n('log_var')}: the Gaussian's magnitude ½Σ_d(log 2π + |ℓ| + (|x̂| + |x|)²·e^(−ℓ) + e^(−ℓ)) must stay ≤ "
+        f"{limit:.4g} ({dtype}'s largest value), so ℓ ≥ −{math.log(limit):.4g} at the very least and larger "
+        f"where x̂, x are large; got log_var in [{float(np.min(lv)):.6g}, {float(np.max(lv)):.6g}], "
+        f"max |{n('x_hat')}| = {float(np.abs(a['x_hat']).max()):.6g}, max |{n('x')}| = "
+        f"{float(np.abs(a['x']).max()):.6g} (magnitude {m:.4g})")
+
+
+def _bernoulli_magnitude(a):
+    """per row Σ_d (|x|·|l| + |l| + log 2), the largest row."""
+    logits = a["logits"]
+    return np.max(np.sum(np.abs(a["x"]) * np.abs(logits) + np.abs(logits) + LOG_2, axis=-1))
+
+
+def _bernoulli_refuse(a, m, limit, dtype, n):
+    raise DomainError(
+        f"{n('logits')}: the Bernoulli's magnitude Σ_d(|x|·|l| + |l| + log 2) must stay ≤ {limit:.4g} ({dtype}'s "
+        f"largest value); got max |{n('logits')}| = {float(np.abs(a['logits']).max()):.6g} (magnitude {m:.4g})")
+
+
+GAUSSIAN_DOMAIN = Domain.bounded(("x_hat", "x", "log_var"), _gaussian_magnitude, _gaussian_refuse)
+BERNOULLI_DOMAIN = Domain.bounded(("logits", "x"), _bernoulli_magnitude, _bernoulli_refuse)
+
+
+def _bernoulli_target(function: str, checked: Mapping[str, Any]) -> None:
+    """With the Bernoulli likelihood the target x lies in [0, 1]."""
+    if checked["likelihood"] == "bernoulli" and (checked["x"].min() < 0.0 or checked["x"].max() > 1.0):
+        raise DomainError(f"x: expected values in [0, 1] for the Bernoulli likelihood, got values in "
+                          f"[{checked['x'].min()}, {checked['x'].max()}]")
+
+
+# ----------------------------------------------------------------------------- chains
+# Likelihoods: the feature reduction plus 8 elementwise ops (subtract, square, exp, multiply, add ℓ and
+# log 2π, halve; softplus's max, abs, exp, log1p). log_mean_exp: the particle sum plus max, subtract, exp,
+# log, add, subtract log K. The network estimators: forward's chain, the likelihood, the latent terms (a
+# sum over the latent plus 6 ops), then the particle reduction; their gradients sum the weight gradients
+# over particles × batch.
+def _likelihood_chain(s):
+    return s["output"] + 8, 8
+
+
+def _log_weights_chain(s):
+    arch = s["arch"]
+    return total(encoder(arch), REPARAMETERIZE, decoder(arch), (arch.output_size + 8 + arch.latent_size + 6 + 1, 15))
+
+
+def _network_vjp(chain):
+    return lambda s: backward(chain(s), s["particles"] * s["batch"])
+
+
+def _elbo_chain(s):
+    return total(_log_weights_chain(s), (s["particles"] + 1, 1))
+
+
+def _iwae_chain(s):
+    return total(_log_weights_chain(s), (s["particles"] + 6, 6))
+
+
+def _network(name, output, formula, chain):
+    """A network estimator: the same arguments and rules, its particle reduction `chain`."""
+    return FunctionSpec(name, _NETWORK, (output,), formula, "estimators",
+                        rules=(_bernoulli_target, output_matches_input("scores x̂ against x")),
+                        chain=chain, vjp_chain=_network_vjp(chain))
+
 
 _NETWORK = (ARCH, PARAMS, X, EPS, DECODER_LOG_VAR, LIKELIHOOD)
 _fns = (
     FunctionSpec("gaussian_log_likelihood", (X_HAT, TARGET, LOG_VAR), (Output("log_prob", ("batch",)),),
-                 "log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})", "estimators"),
+                 "log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})", "estimators",
+                 domain=GAUSSIAN_DOMAIN, chain=_likelihood_chain),
     FunctionSpec("bernoulli_log_likelihood", (LOGITS, BINARY_TARGET), (Output("log_prob", ("batch",)),),
-                 "log Bern(x; σ(l)) = Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d)", "estimators"),
+                 "log Bern(x; σ(l)) = Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d)", "estimators",
+                 domain=BERNOULLI_DOMAIN, chain=_likelihood_chain),
     FunctionSpec("log_mean_exp", (LOG_WEIGHTS,), (Output("estimate", ("batch",)),),
-                 "log (1/K Σ_k e^{w_k}) = m + log Σ_k e^{w_k − m} − log K, m = max_k w_k", "estimators"),
-    FunctionSpec("log_importance_weights", _NETWORK, (Output("log_weights", ("particles", "batch")),),
-                 "log w_k = ℓ(decode(z_k), x) + ½ Σ_j (lv_j + ε_kj² − z_kj²), z_k = μ + e^{½lv} ⊙ ε_k, "
-                 "(μ, lv) = encode(x)", "estimators"),
-    FunctionSpec("elbo", _NETWORK, (Output("elbo", ("batch",)),),
-                 "elbo = (1/K) Σ_k log w_k  (Monte-Carlo ELBO with K particles)", "estimators"),
-    FunctionSpec("iwae_bound", _NETWORK, (Output("bound", ("batch",)),),
-                 "iwae = log_mean_exp_k(log w_k)  (importance-weighted bound; estimates log p(x))", "estimators"),
+                 "log (1/K Σ_k e^{w_k}) = m + log Σ_k e^{w_k − m} − log K, m = max_k w_k", "estimators",
+                 chain=lambda s: (s["particles"] + 6, 6)),
+    _network("log_importance_weights", Output("log_weights", ("particles", "batch")),
+             "log w_k = ℓ(decode(z_k), x) + ½ Σ_j (lv_j + ε_kj² − z_kj²), z_k = μ + e^{½lv} ⊙ ε_k, "
+             "(μ, lv) = encode(x)", _log_weights_chain),
+    _network("elbo", Output("elbo", ("batch",)),
+             "elbo = (1/K) Σ_k log w_k  (Monte-Carlo ELBO with K particles)", _elbo_chain),
+    _network("iwae_bound", Output("bound", ("batch",)),
+             "iwae = log_mean_exp_k(log w_k)  (importance-weighted bound; estimates log p(x))", _iwae_chain),
     FunctionSpec("reconstruct", (ARCH, PARAMS, X), (Output("x_hat", ("batch", "output")),),
                  "reconstruct(x) = decode(μ(x)) = forward(x, 0)  (quivers' encoder >> decoder at the posterior "
-                 "mean)", "estimators"),
+                 "mean)", "estimators", chain=lambda s: total(decoder(s["arch"]), encoder(s["arch"]))),
     FunctionSpec("embedding_lookup", (TABLE, CATEGORY), (Output("embedded", ("batch", "embedding")),),
-                 "embedded[b] = table[indices[b]] = one_hot(indices)[b] · table", "estimators"),
+                 "embedded[b] = table[indices[b]] = one_hot(indices)[b] · table", "estimators",
+                 chain=lambda s: (1, 1)),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
@@ -134,78 +224,22 @@ LAWS: dict[str, Law] = {law.name: law for law in _laws}
 
 
 def validate(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
-    """`vaespec.spec.contract.validate_args` (which applies this chapter's `_chapter_rules`); kept by this name
-    for the chapter's callers. Returns the checked arguments."""
-    from .contract import validate_args
-
-    return validate_args(function, args, dtype)
-
-
-def _chapter_rules(function: str, checked: Mapping[str, Any]) -> None:
-    """The chapter's own rules on already-checked arguments, applied by `validate_args`: a Bernoulli target
-    lies in [0, 1]; the network estimators compare x̂ with x, so `arch.output_size` must equal
-    `arch.input_size`. (`likelihood` is one of `LIKELIHOODS`: checked with the argument kinds.)"""
-    from .errors import ConfigError, DomainError
-
-    bernoulli = function == "bernoulli_log_likelihood" or checked.get("likelihood") == "bernoulli"
-    if bernoulli and (checked["x"].min() < 0.0 or checked["x"].max() > 1.0):
-        raise DomainError(f"x: expected values in [0, 1] for the Bernoulli likelihood, got values in "
-                          f"[{checked['x'].min()}, {checked['x'].max()}]")
-    if "likelihood" in checked and checked["arch"].output_size != checked["arch"].input_size:
-        arch = checked["arch"]
-        raise ConfigError(f"arch: {function} scores x̂ against x, so output_size must equal input_size; got "
-                          f"output_size={arch.output_size}, input_size={arch.input_size}")
+    """The contract's boundary checks (`vaespec.spec.contract.validate_args`, which reads the declarations'
+    rules: a Bernoulli target in [0, 1], output_size = input_size for the network estimators) for one of
+    this chapter's functions. Returns the checked arguments."""
+    return validate_in(FUNCTIONS, function, args, dtype)
 
 
 def chain_length(function: str, args: Mapping[str, Any]) -> tuple[int, int]:
-    """(n, n_ops) of the longest rounding chain of `function` (or `<function>_vjp`) at `args`.
-
-    Likelihoods: the feature reduction plus 8 elementwise ops (subtract, square, exp, multiply,
-    add ℓ and log 2π, halve; softplus's max, abs, exp, log1p). `log_mean_exp`: the particle sum
-    plus max, subtract, exp, log, add, subtract log K. The network estimators: `forward`'s chain,
-    the likelihood, the latent terms (a sum over the latent plus 6 ops), then the particle
-    reduction. A gradient adds the backward chain and the sum over particles × batch of the
-    weight gradients (as `vaespec.spec.tolerances.chain_length`).
-    """
-    from .contract import validate_args
-    from .errors import ConfigError, show
-
-    if not isinstance(function, str) or function.removesuffix("_vjp") not in FUNCTIONS:
+    """(n, n_ops) of the longest rounding chain of `function` (or `<function>_vjp`) at `args`, checked first:
+    the declaration's chain (`FunctionSpec.chain`, `vjp_chain`; the rules are stated beside them above).
+    `vaespec.spec.tolerances.function_bound` is the bound of any chapter's function."""
+    base, vjp = split_vjp(function) if isinstance(function, str) else (function, False)
+    if not isinstance(base, str) or base not in FUNCTIONS:
         raise ConfigError(f"function: expected an estimators function (or <function>_vjp), one of "
                           f"{sorted(FUNCTIONS)}, got {show(function)}")
-    if not function.endswith("_vjp"):
-        args = validate_args(function, args)
-    if function.endswith("_vjp"):
-        n, ops = chain_length(function[: -len("_vjp")], args)
-        rows = np.shape(args["eps"])[0] * np.shape(args["eps"])[1] if "eps" in args else _batch(args)
-        return 2 * n + rows, 2 * ops + 1
-    if function in ("gaussian_log_likelihood", "bernoulli_log_likelihood"):
-        return np.shape(args["x"])[1] + 8, 8
-    if function == "log_mean_exp":
-        return np.shape(args["log_weights"])[0] + 6, 6
-    if function == "embedding_lookup":
-        return 1, 1
-    arch = args["arch"]
-    if function == "reconstruct":
-        return _vae_chain_length("generate", arch, 1)[0] + _vae_chain_length("encode", arch, 1)[0], \
-            _vae_chain_length("generate", arch, 1)[1] + _vae_chain_length("encode", arch, 1)[1]
-    particles, batch = np.shape(args["eps"])[:2]
-    n, ops = _vae_chain_length("forward", arch, batch)
-    n, ops = n + arch.output_size + 8 + arch.latent_size + 6 + 1, ops + 8 + 6 + 1
-    if function == "log_importance_weights":
-        return n, ops
-    if function == "elbo":
-        return n + particles + 1, ops + 1
-    if function == "iwae_bound":
-        return n + particles + 6, ops + 6
-    raise ValueError(f"function: {function!r} is not in the estimators chapter")
-
-
-def _batch(args: Mapping[str, Any]) -> int:
-    for name in ("x", "x_hat", "logits", "indices"):
-        if name in args:
-            return int(np.shape(args[name])[0])
-    return int(np.shape(args["log_weights"])[1])
+    spec = FUNCTIONS[base]
+    return spec.rounding_chain(check_args(spec, args)[0], vjp=vjp)
 
 
 @runtime_checkable

@@ -15,16 +15,11 @@ Tolerance classes:
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from . import bayes as _bayes
 from . import estimators as _estimators
 from . import vq as _vq
-from .contract import FUNCTIONS
+from .functions import FUNCTIONS
 from .signature import Law
-
-# Integer-valued results, key-driven draws and copied rows (one table row per index) must agree exactly.
-_EXACT = {"init_codebook", "reset_dead_codes", "embedding_lookup"}
 
 _LAWS: list[Law] = [
     Law("forward_eq_decode_reparameterize", "forward(x, ε) = decode(reparameterize(encode(x), ε))",
@@ -80,37 +75,21 @@ _LAWS.extend(_vq.LAWS.values())
 _LAWS.extend(_estimators.LAWS.values())
 _LAWS.extend(_bayes.LAWS.values())
 
-# Agreement with the float64 reference, for every function of every chapter. Functions with a
-# discrete choice (quantize's index) are compared at the backend's own choices, which
-# `quantize_nearest_code_within_bound` checks against the near-tie criterion.
-_DISCRETE = {"quantize", "codebook_loss", "commitment_loss", "vq_forward", "vq_loss", "ema_update"}
+# Agreement with the float64 reference, for every function of every chapter, as its declaration says:
+# exact for integer results and key-driven draws (`FunctionSpec.exact`); a function with a discrete
+# choice (quantize's index, `FunctionSpec.discrete`) is compared at the backend's own choices, which
+# `quantize_nearest_code_within_bound` checks against the near-tie criterion; each law rests on the
+# symbolic proofs (`vaespec.proofs_tests.proofs`) its declaration names.
 for _fn, _spec in FUNCTIONS.items():
-    _at = " at the backend's own code choices" if _fn in _DISCRETE else ""
+    _at = " at the backend's own code choices" if _spec.discrete else ""
     _LAWS.append(Law(f"{_fn}_matches_reference", f"{_fn} equals the float64 reference{_at} ({_spec.formula})",
-                     (_fn,), "the strategies' domain", "exact" if _fn in _EXACT else "roundoff", _spec.chapter))
+                     (_fn,), "the strategies' domain", "exact" if _spec.exact else "roundoff", _spec.chapter,
+                     proofs=_spec.proofs))
 for _fn, _spec in FUNCTIONS.items():
     if _spec.differentiable:
         _LAWS.append(Law(f"{_fn}_gradient_matches_reference",
                          f"the vector-Jacobian product of {_fn} with respect to {', '.join(_spec.differentiable)} "
-                         f"equals the reference's hand-written backward pass{' at the backend’s own code choices' if _fn in _DISCRETE else ''}",
-                         (_fn,), "the strategies' domain", "roundoff", _spec.chapter))
-
-# The symbolic proofs (`vaespec.proofs_tests.proofs`) the VAE chapter's generated laws rest on.
-_NETWORK = ("dense_layer_vjp", "activation_derivatives")
-_FORMS = ("logistic_forms", "gelu_erfc_form", "first_order_corrections", "reference_constants")
-_GENERATED_PROOFS = {
-    **{f"{fn}_matches_reference": _FORMS for fn in ("encode", "decode", "generate", "sample_latent", "forward")},
-    "kl_divergence_matches_reference": ("kl_closed_form", "kl_log_variance_form", "kl_reference_series"),
-    "loss_matches_reference": ("kl_log_variance_form", "kl_reference_series", *_FORMS),
-    **{f"{fn}_gradient_matches_reference": _NETWORK for fn in ("encode", "decode", "generate")},
-    **{f"{fn}_gradient_matches_reference": (*_NETWORK, "reparameterize_gradients")
-       for fn in ("sample_latent", "forward")},
-    "reparameterize_gradient_matches_reference": ("reparameterize_gradients",),
-    "reconstruction_loss_gradient_matches_reference": ("reconstruction_gradients",),
-    "kl_divergence_gradient_matches_reference": ("kl_gradients",),
-    "loss_gradient_matches_reference": ("network_loss_vjp", "kl_gradients", "reconstruction_gradients",
-                                        "reparameterize_gradients", *_NETWORK),
-}
-_LAWS = [replace(law, proofs=_GENERATED_PROOFS[law.name]) if law.name in _GENERATED_PROOFS else law for law in _LAWS]
+                         f"equals the reference's hand-written backward pass{' at the backend’s own code choices' if _spec.discrete else ''}",
+                         (_fn,), "the strategies' domain", "roundoff", _spec.chapter, proofs=_spec.gradient_proofs))
 
 LAWS: dict[str, Law] = {law.name: law for law in _LAWS}

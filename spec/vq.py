@@ -26,10 +26,15 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .architecture import VQArchitecture
+from .chains import STRAIGHT_THROUGH, CodebookChain, NetworkChain, decoder, encoder, total
 from .conventions import Convention
+from .errors import DomainError, ShapeError
 from .keys import Key
+from .numerics import MAX_FINITE, NARROW, distance_bound
 from .shapes import Float, Int
-from .signature import Arg, FunctionSpec, Law, Output
+from .signature import Arg, Domain, FunctionSpec, Law, Output
+from .vae import output_matches_input
+from .validation import check_args
 
 DEFAULT_COMMITMENT_WEIGHT = 0.25
 DEFAULT_DECAY = 0.99
@@ -47,7 +52,6 @@ NEAR_TIE_CRITERION = (
 )
 
 
-
 def acceptable_codes(dtype: str, z_e: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """The near-tie criterion as a mask: `[b, k]` is True iff index k is acceptable for row b.
 
@@ -60,18 +64,16 @@ def acceptable_codes(dtype: str, z_e: np.ndarray, codebook: np.ndarray) -> np.nd
     direct squared distances and `τ` = `vaespec.spec.tolerances.distance_bound`. A row with a single
     True entry is *unambiguous*: every conforming backend must pick exactly that code.
     """
-    from .contract import validate_args
-    from .tolerances import distance_bound
-
-    checked = validate_args("quantize", {"z_e": z_e, "codebook": codebook}, dtype)  # shapes, finiteness, domain
+    checked = check_args(FUNCTIONS["quantize"], {"z_e": z_e, "codebook": codebook}, dtype)[0]  # shapes, domain
     z, e = checked["z_e"], checked["codebook"]
     d = ((z[:, None, :] - e[None, :, :]) ** 2).sum(axis=2)
     tau = distance_bound(dtype, z.shape[1], np.linalg.norm(z, axis=1)[:, None], np.linalg.norm(e, axis=1)[None, :])
     return d - tau <= (d + tau).min(axis=1, keepdims=True)
 
 
-ARCH = Arg("arch", "arch")
+ARCH = Arg("arch", "arch", types=(VQArchitecture,))
 PARAMS = Arg("params", "params", differentiable=True)
+ENCODER_PARAMS = Arg("params", "params", differentiable=True, layout="encoder")
 X = Arg("x", "array", ("batch", "input"), True)
 Z_E = Arg("z_e", "array", ("batch", "embedding"), True)
 CODEBOOK = Arg("codebook", "array", ("codes", "embedding"), True, "finite reals, K ≥ 1 rows")
@@ -86,32 +88,92 @@ KEY = Arg("key", "key", domain="a Key or an integer seed in [0, 2⁶⁴)")
 EMA_COUNTS = Arg("ema_counts", "array", ("codes",), domain="≥ 0 (biased moving average of counts)", low=0.0)
 EMA_SUMS = Arg("ema_sums", "array", ("codes", "embedding"), domain="finite (biased moving average of sums)")
 EMA_STEP = Arg("ema_step", "count", domain="integer ≥ 0: updates applied so far")
-DECAY = Arg("decay", "scalar", domain="0 ≤ decay < 1 (default 0.99)", low=0.0, high=1.0)
+# decay = 1 is outside: 1 − decayᵗ = 0, and the debiasing divides by it
+DECAY = Arg("decay", "scalar", domain="0 ≤ decay < 1 (default 0.99)", low=0.0, high=1.0, exclusive_high=True)
 EPSILON = Arg("epsilon", "scalar", domain="ε ≥ 0 (default 1e-5)", low=0.0)
 TRAINING = Arg("training", "flag", domain="True or False")
 COUNTS = Arg("counts", "array", ("codes",), domain="≥ 0, not all 0", low=0.0)
 USAGE = Arg("usage", "index", ("codes",), domain="≥ 0 (codebook_health's usage)")
 
+
+# ----------------------------------------------------------------------------- domains and chains
+def _distances_magnitude(a):
+    """max_b (‖z_e[b]‖ + max_k ‖e_k‖)²: every squared distance, and the aux losses' sums, stay below it."""
+    z, e = a["z_e"], a["codebook"]
+    if z.ndim != 2 or e.ndim != 2:
+        raise ShapeError(f"z_e, codebook: expected [batch, embedding] and [codes, embedding], got shapes "
+                         f"{z.shape} and {e.shape}")
+    return float(np.max((np.sqrt(np.sum(z * z, axis=1)) + np.sqrt(np.max(np.sum(e * e, axis=1)))) ** 2))
+
+
+def _distances_refuse(a, m, limit, dtype, n):
+    raise DomainError(
+        f"{n('z_e')}: the squared distances' magnitude max_b(‖z_e[b]‖ + max_k ‖e_k‖)² must stay ≤ {limit:.4g} (the "
+        f"largest value of the dtype distances are computed in) so every ‖z_e − e_k‖² is finite; got max |z_e| = "
+        f"{float(np.abs(a['z_e']).max()):.6g}, max |{n('codebook')}| = {float(np.abs(a['codebook']).max()):.6g} "
+        f"(magnitude {m:.4g})")
+
+
+def _distances_limit(dtype: str) -> float:
+    """Narrow backends choose codes from float32 distances (the module doc), so float32's largest value."""
+    return MAX_FINITE["float32" if dtype in NARROW else dtype]
+
+
+# z_e [B, D] and the codebook [K, D] are not elementwise operands: no broadcast.
+DISTANCES = Domain.bounded(("z_e", "codebook"), _distances_magnitude, _distances_refuse, broadcast=False,
+                           limit=_distances_limit)
+
+
+def _positive_total(function: str, checked: Mapping[str, Any]) -> None:
+    if not np.sum(checked["counts"]) > 0:
+        raise DomainError("counts: expected a positive total (Laplace smoothing rescales to Σ N), got Σ N = 0")
+
+
+def _vq_loss_chain(arch, batch):
+    """vq_forward, then the reconstruction's feature and batch reductions, the two aux losses (each a mean over
+    batch × embedding plus 4 ops) and 8 elementwise ops: 12 rounded results besides the network's."""
+    aux = arch.embedding_dim * batch + 4
+    return total(encoder(arch), STRAIGHT_THROUGH, decoder(arch), (arch.output_size + batch + 2 * aux + 8, 12))
+
+
+# quantize: the straight-through z_e + (e − z_e), 2 roundings (its index is judged by the near-tie criterion);
+# its VJP passes the upstream gradient: the same chain.
+_QUANTIZE = CodebookChain(lambda batch, dim, codes: STRAIGHT_THROUGH)
+# The auxiliary losses: a mean over batch × dim of squared differences (4 elementwise ops); gradients 2 more.
+_AUX = CodebookChain(lambda batch, dim, codes: (batch * dim + 4, 6))
+_AUX_VJP = CodebookChain(lambda batch, dim, codes: (batch * dim + 6, 8))
+
 _fns = (
-    FunctionSpec("vq_encode", (ARCH, PARAMS, X), (Output("z_e", ("batch", "embedding")),),
-                 "z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb", "vq"),
+    FunctionSpec("vq_encode", (ARCH, ENCODER_PARAMS, X), (Output("z_e", ("batch", "embedding")),),
+                 "z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb", "vq",
+                 chain=NetworkChain(lambda arch, batch: encoder(arch))),
     FunctionSpec("quantize", (Z_E, CODEBOOK),
                  (Output("z_q", ("batch", "embedding")), Output("indices", ("batch",), "int")),
                  "k(b) = argmin_k ‖z_e[b] − e_k‖² (lowest index on ties); z_q = z_e + sg(e_k − z_e) "
-                 "(value e_k, gradient to z_e is the upstream gradient, none to the codebook)", "vq"),
+                 "(value e_k, gradient to z_e is the upstream gradient, none to the codebook)", "vq",
+                 domain=DISTANCES, chain=_QUANTIZE, vjp_chain=_QUANTIZE, discrete=True,
+                 kink="at an exact tie the lowest index is chosen, and every gradient through the choice (the "
+                      "codebook loss's, the EMA's assignment) goes to that code only"),
     FunctionSpec("codebook_loss", (Z_E, CODEBOOK), (Output("loss", ()),),
-                 "L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²  (gradient to the codebook only)", "vq"),
+                 "L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²  (gradient to the codebook only)", "vq",
+                 domain=DISTANCES, chain=_AUX, vjp_chain=_AUX_VJP, discrete=True),
     FunctionSpec("commitment_loss", (Z_E, CODEBOOK), (Output("loss", ()),),
-                 "L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²  (gradient to z_e only)", "vq"),
+                 "L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²  (gradient to z_e only)", "vq",
+                 domain=DISTANCES, chain=_AUX, vjp_chain=_AUX_VJP, discrete=True),
     FunctionSpec("vq_forward", (ARCH, PARAMS, CODEBOOK, X),
                  (Output("x_hat", ("batch", "output")), Output("indices", ("batch",), "int")),
-                 "vq_forward(x) = (decode(z_q), k) with (z_q, k) = quantize(vq_encode(x), C)", "vq"),
+                 "vq_forward(x) = (decode(z_q), k) with (z_q, k) = quantize(vq_encode(x), C)", "vq",
+                 chain=NetworkChain(lambda arch, batch: total(encoder(arch), STRAIGHT_THROUGH, decoder(arch))),
+                 discrete=True),
     FunctionSpec("vq_loss", (ARCH, PARAMS, CODEBOOK, X, COMMITMENT_WEIGHT, CONVENTION), (Output("loss", ()),),
-                 "loss = R(vq_forward(x), x) + L_cb(z_e, C) + w · L_commit(z_e, C), z_e = vq_encode(x)", "vq"),
+                 "loss = R(vq_forward(x), x) + L_cb(z_e, C) + w · L_commit(z_e, C), z_e = vq_encode(x)", "vq",
+                 rules=(output_matches_input("compares x̂ with x"),), chain=NetworkChain(_vq_loss_chain),
+                 discrete=True),
     FunctionSpec("init_codebook", (NUM_EMBEDDINGS, EMBEDDING_DIM, KEY), (Output("codebook", ("codes", "embedding")),),
-                 "C = normal(key, (K, D))[0] ~ N(0, 1), default key 42", "vq"),
+                 "C = normal(key, (K, D))[0] ~ N(0, 1), default key 42", "vq", exact=True),
     FunctionSpec("laplace_smooth", (COUNTS, EPSILON), (Output("smoothed", ("codes",)),),
-                 "Ñ_k = (N_k + ε) / (Σ_j N_j + K·ε) · Σ_j N_j  (with ε = the EMA's epsilon argument)", "vq"),
+                 "Ñ_k = (N_k + ε) / (Σ_j N_j + K·ε) · Σ_j N_j  (with ε = the EMA's epsilon argument)", "vq",
+                 rules=(_positive_total,), chain=CodebookChain(lambda batch, dim, codes: (codes + 4, 4))),
     FunctionSpec("ema_update",
                  (FROZEN_CODEBOOK, EMA_COUNTS, EMA_SUMS, EMA_STEP, FROZEN_Z_E, DECAY, EPSILON, TRAINING),
                  (Output("codebook", ("codes", "embedding")), Output("ema_counts", ("codes",)),
@@ -119,15 +181,20 @@ _fns = (
                  "if not training: unchanged. Else with k = quantize indices, n_k = #{b: k(b) = k}, "
                  "s_k = Σ_{b: k(b)=k} z_e[b], t = step + 1: counts′ = γ·counts + (1−γ)·n, sums′ = γ·sums + (1−γ)·s, "
                  "N̂ = counts′/(1 − γᵗ), Ŝ = sums′/(1 − γᵗ) (debiased), Ñ = laplace_smooth(N̂, ε), "
-                 "e′_k = Ŝ_k / Ñ_k where Ñ_k > 0, else e_k unchanged", "vq"),
+                 "e′_k = Ŝ_k / Ñ_k where Ñ_k > 0, else e_k unchanged", "vq",
+                 # the per-code sum over the batch, the moving average, debiasing, smoothing (a sum over codes)
+                 # and the division: batch + codes + 10 roundings
+                 domain=DISTANCES, chain=CodebookChain(lambda batch, dim, codes: (batch + codes + 10, 10)),
+                 discrete=True),
     FunctionSpec("codebook_health", (INDICES, NUM_EMBEDDINGS),
                  (Output("usage", ("codes",), "int"), Output("perplexity", ()), Output("dead_codes", (), "int")),
                  "usage_k = #{b: k(b) = k}; p = usage / B; perplexity = exp(−Σ_k p_k log p_k) (0 log 0 = 0); "
-                 "dead_codes = #{k: usage_k = 0}", "vq"),
+                 "dead_codes = #{k: usage_k = 0}", "vq",
+                 chain=lambda sizes: (sizes["codes"] + 6, 6)),  # the perplexity: K terms p log p, then exp
     FunctionSpec("reset_dead_codes", (FROZEN_CODEBOOK, USAGE, FROZEN_Z_E, KEY),
                  (Output("codebook", ("codes", "embedding")), Output("key", (), "key")),
                  "(j, key′) = randint(key, B, (#dead,)); the dead rows (usage 0), in increasing index order, "
-                 "become z_e[j₀], z_e[j₁], …; live rows are unchanged", "vq"),
+                 "become z_e[j₀], z_e[j₁], …; live rows are unchanged", "vq", exact=True),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 

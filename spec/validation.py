@@ -1,0 +1,135 @@
+"""Arguments checked against a function's declaration (a `FunctionSpec`), with no per-function code.
+
+`vaespec.spec.contract.validate_args` / `validate_vjp` (every chapter, by name) and the chapters'
+own helpers (`vaespec.spec.estimators.validate`, `vaespec.spec.vq.acceptable_codes`, …) call these;
+what is checked for each argument kind is stated in `validate_args`'s docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .architecture import VQArchitecture
+from .conventions import get_convention
+from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
+from .keys import MAX_DRAW, as_key
+from .numerics import check_dtype
+from .shapes import as_real_array, check_array, check_params, check_scalar
+from .signature import FunctionSpec
+
+
+def validate_in(functions: Mapping[str, FunctionSpec], function: str, args: Mapping[str, Any],
+                dtype: str = "float64") -> dict[str, Any]:
+    """`check_args` for `function`, a name in `functions` (else `ConfigError` listing them); the checked arguments."""
+    return check_args(named(functions, function), args, dtype)[0]
+
+
+def named(functions: Mapping[str, FunctionSpec], function: str) -> FunctionSpec:
+    """The declaration of `function` in `functions`, else `ConfigError` listing their names."""
+    if not isinstance(function, str) or function not in functions:
+        raise ConfigError(f"function: expected one of {sorted(functions)}, got {show(function)}")
+    return functions[function]
+
+
+def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64"
+               ) -> tuple[dict[str, Any], dict[str, int]]:
+    """`args` checked and converted against `spec` in `dtype`, and the dimension sizes they bind.
+
+    Order: the mapping and `dtype`; missing arguments; `arch` (its type, and the sizes it binds);
+    sizes; each argument by kind; the declaration's `rules`; its numeric `domain` in `dtype`.
+    Keys of `args` that are not arguments of `spec` pass through unchanged.
+    """
+    function = spec.name
+    if not isinstance(args, Mapping):
+        raise DTypeError(f"args: expected a mapping from argument name to value for {function}, got {describe(args)}")
+    check_dtype(dtype)
+    missing = [a.name for a in spec.args if a.name not in args]
+    if missing:
+        raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
+    checked, bindings = dict(args), {}
+    arch = None
+    for arg in spec.args:
+        if arg.kind == "arch":
+            arch = args[arg.name]
+            if not isinstance(arch, arg.types):
+                names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in arg.types)
+                raise DTypeError(f"arch: expected a {names} (for {function}), got {describe(arch)}")
+            bindings = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
+            if isinstance(arch, VQArchitecture):
+                bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
+    for arg in spec.args:  # sizes first: they bind the dimensions the arrays are checked against
+        if arg.kind == "size":
+            value = args[arg.name]
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_DRAW:
+                raise ConfigError(f"{arg.name}: expected a positive integer ≤ {MAX_DRAW} ({arg.domain}), got {show(value)}")
+            checked[arg.name] = bindings[arg.dims[0]] = int(value)
+    for arg in spec.args:
+        value = args[arg.name]
+        if arg.kind == "array":
+            value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
+            if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
+                raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), got values "
+                                  f"in [{value.min()}, {value.max()}]")
+            if arg.low > -np.inf and np.any(value < arg.low):
+                raise DomainError(f"{arg.name}: expected values ≥ {arg.low} ({arg.domain}), got min {value.min()}")
+        elif arg.kind == "index":
+            value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings, kind="int")
+            high = bindings.get(arg.bound)
+            if value.size and (value.min() < 0 or (high is not None and value.max() >= high)):
+                raise DomainError(f"{arg.name}: expected integers in [0, {high}) ({arg.domain}), got values in "
+                                  f"[{value.min()}, {value.max()}]")
+        elif arg.kind == "params":
+            checked[arg.name] = check_params("params", value, arch.parameter_shapes(arg.layout),
+                                             allowed=arch.parameter_shapes("all"))
+        elif arg.kind == "scalar":
+            checked[arg.name] = check_scalar(arg.name, value, low=arg.low, high=arg.high)
+            if arg.exclusive_high and checked[arg.name] >= arg.high:
+                raise DomainError(f"{arg.name}: expected {arg.low:g} ≤ {arg.name} < {arg.high:g}, got {checked[arg.name]}")
+        elif arg.kind == "convention":
+            checked[arg.name] = get_convention(value)
+        elif arg.kind == "flag":
+            if not isinstance(value, (bool, np.bool_)):
+                raise DTypeError(f"{arg.name}: expected True or False, got {describe(value)}")
+            checked[arg.name] = bool(value)
+        elif arg.kind == "count":
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < 2**63:
+                raise DomainError(f"{arg.name}: expected an integer in [0, 2**63) ({arg.domain}), got {show(value)}")
+            checked[arg.name] = int(value)
+        elif arg.kind == "key":
+            checked[arg.name] = as_key(value)
+        elif arg.kind == "likelihood":
+            if not isinstance(value, str) or value not in arg.choices:
+                raise ConfigError(f"{arg.name}: expected one of {arg.choices}, got {show(value)}")
+    for rule in spec.rules:
+        rule(function, checked)
+    if spec.domain is not None:
+        spec.domain.check(function, checked, dtype)
+    return checked, bindings
+
+
+def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, int]) -> tuple[Any, ...]:
+    """One float64 cotangent per float output of `spec` (see `vaespec.spec.contract.validate_vjp`), each an
+    array of the output's named shape at `bindings` or, for a 0-d output, a finite real number."""
+    function = spec.name
+    outputs = [o for o in spec.outputs if o.kind == "float"]
+    if len(outputs) > 1:
+        if not isinstance(cotangent, (tuple, list)):
+            raise DTypeError(f"cotangent: expected a tuple of {len(outputs)} arrays for {function}'s outputs "
+                             f"{[o.name for o in outputs]}, got {describe(cotangent)}")
+        given = tuple(cotangent)
+    else:
+        given = (cotangent,)
+    if len(given) != len(outputs):
+        raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s outputs "
+                         f"{[o.name for o in outputs]}, got {len(given)}")
+    result = []
+    for out, value in zip(outputs, given):
+        name = f"d_{out.name} (cotangent)"  # the cotangent of output `y` is named d_y in every message
+        if out.dims == ():
+            result.append(check_scalar(name, value))
+        else:
+            result.append(as_real_array(name, value, out.dims, dict(bindings)))
+    return tuple(result)
