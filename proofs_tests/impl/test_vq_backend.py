@@ -13,10 +13,9 @@ from vaespec.proofs_tests.checking_vq import (
     reference,
     reference_vjp,
     unambiguous,
-    vq_tolerance,
-    vq_vjp_tolerance,
 )
 from vaespec.proofs_tests.compare import assert_within, round_to
+from vaespec.proofs_tests.tolerance import tolerance as suite_tolerance
 from vaespec.spec.architecture import VQArchitecture
 from vaespec.spec.contract import call
 from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError
@@ -153,7 +152,7 @@ def test_fixed_examples_match_the_reference(function, dtype, seed, device):
         assert actual[1] == pytest.approx(float(expected[1]), rel=64 * np.finfo(dtype).eps)
         return
     floats = [i for i, o in enumerate(FUNCTIONS[function].outputs) if o.kind == "float"]
-    tolerance = _outputs(vq_tolerance(dtype, function, args, indices))
+    tolerance = _outputs(suite_tolerance(dtype, function, args, indices=indices))
     for i in floats:
         assert_within(function, _outputs(actual)[i], _outputs(expected)[i], tolerance[i])
     for i in set(range(len(_outputs(actual)))) - set(floats):
@@ -169,7 +168,7 @@ def test_fixed_example_gradients_match_the_reference(function, dtype, device):
     cotangent = round_to(dtype, _cotangent(function, args))
     actual = backend.vjp(function, args, cotangent)
     expected = reference_vjp(function, args, cotangent, indices)
-    assert_within(f"{function} vjp", actual, expected, vq_vjp_tolerance(dtype, function, args, cotangent, indices))
+    assert_within(f"{function} vjp", actual, expected, suite_tolerance(dtype, function, args, cotangent=cotangent, indices=indices))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
