@@ -21,7 +21,7 @@ from vaespec.spec import tolerances as policy
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError, show
 from vaespec.spec.laws import LAWS
-from vaespec.spec.tolerances import Bound, bound
+from vaespec.spec.tolerances import Bound
 
 from .compare import tolerance_from
 
@@ -34,59 +34,16 @@ def _spec(function: str):
 
 def function_bound(dtype: str, function: str, args: Mapping[str, Any], *, vjp: bool = False) -> Bound:
     """The policy's bound for one evaluation of `function` (its vjp if `vjp`) at `args` in `dtype`:
-    `vaespec.spec.tolerances.function_bound` where the spec provides it, else `bound(dtype, n, n_ops)`
-    of `function_chain` (the same numbers)."""
+    `vaespec.spec.tolerances.function_bound` of the chain the FunctionSpec declares. `args` are what a
+    backend received (already checked at its boundary) or, for the docs tables, only the arrays and the
+    architecture the chain's sizes are read from."""
     _spec(function)
-    declared = getattr(policy, "function_bound", None)
-    if declared is not None:
-        return declared(dtype, function, args, vjp=vjp)
-    return bound(dtype, *function_chain(function, args, vjp=vjp))
+    return policy.function_bound(dtype, function, args, vjp=vjp, validate=False)
 
 
 def function_chain(function: str, args: Mapping[str, Any], *, vjp: bool = False) -> tuple[int, int]:
-    """(n, n_ops) of the longest rounding chain of `function` (its vjp if `vjp`) at `args`: the FunctionSpec's
-    declared `chain` / `vjp_chain` where it has them, else `_chain_until_spec`."""
-    spec = _spec(function)
-    declared = getattr(spec, "vjp_chain" if vjp else "chain", None)
-    if callable(declared):
-        return declared(args)
-    return _chain_until_spec(function, args, vjp)
-
-
-def _chain_until_spec(function: str, args: Mapping[str, Any], vjp: bool) -> tuple[int, int]:
-    """TO BE REPLACED at the merge of issue 11 by each FunctionSpec's declared `chain` (and
-    `vaespec.spec.tolerances.function_bound`). Today's rule, from the chapters' chain-length helpers:
-
-    - estimators, bayes: the chapter's `chain_length(name, args)`;
-    - VQ network functions (an `arch`): `chain_length(name, arch, batch)`; the other VQ functions
-      `vq_chain_length(name, batch, D, K)`, and a function of indices alone (codebook_health's
-      perplexity: a sum over the K codes, then exp) K + 6 roundings, 6 of them op results;
-    - VAE: a scalar loss on direct inputs (no `arch`) reduces over its first array's shape
-      (`reduction_length`; its vjp 2 more ops); the rest `chain_length(name, arch or None, batch)`.
-    """
-    from vaespec.spec import bayes, estimators
-
-    spec = FUNCTIONS[function]
-    name = f"{function}_vjp" if vjp else function
-    kinds = {a.name: a.kind for a in spec.args}
-    arrays = [args[a.name] for a in spec.args if a.kind == "array"]
-    if spec.chapter == "estimators":
-        return estimators.chain_length(name, args)
-    if spec.chapter == "bayes":
-        return bayes.chain_length(name, args)
-    if spec.chapter == "vq":
-        if "arch" in kinds:
-            return policy.chain_length(name, args["arch"], args["x"].shape[0])
-        if "codebook" not in kinds and "counts" not in kinds:
-            return args["num_embeddings"] + 6, 6
-        batch = args["z_e"].shape[0] if "z_e" in kinds else 1
-        codes = next(args[k].shape[0] for k in ("codebook", "counts") if k in kinds)
-        dim = args["codebook"].shape[1] if "codebook" in kinds else 1
-        return policy.vq_chain_length(name, batch, dim, codes)
-    if "arch" not in kinds and spec.scalar_output:
-        n, ops = policy.reduction_length(*arrays[0].shape)
-        return (n + 2, ops + 2) if vjp else (n, ops)
-    return policy.chain_length(name, args.get("arch"), arrays[0].shape[0])
+    """(n, n_ops) of the longest rounding chain of `function` (its vjp if `vjp`) at `args`, as declared."""
+    return tuple(_spec(function).rounding_chain(args, vjp=vjp))
 
 
 def with_choices(args: Mapping[str, Any], indices) -> Mapping[str, Any]:

@@ -164,7 +164,7 @@ _fns = (
                  "mean)", "estimators", chain=lambda s: total(decoder(s["arch"]), encoder(s["arch"]))),
     FunctionSpec("embedding_lookup", (TABLE, CATEGORY), (Output("embedded", ("batch", "embedding")),),
                  "embedded[b] = table[indices[b]] = one_hot(indices)[b] · table", "estimators",
-                 chain=lambda s: (1, 1)),
+                 chain=lambda s: (1, 1), exact=True),  # copied rows: exact in every dtype
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
