@@ -1,8 +1,12 @@
 """Named dimensions and shape-typed annotations.
 
-`Float[np.ndarray, "batch latent"]` reads exactly as in jaxtyping, but this module
-depends on numpy alone (the spec layer's rule), and the checks raise vaespec errors
-that name the argument. The dimension names used across vaespec:
+`Float[np.ndarray, "batch latent"]` and `Int[np.ndarray, " batch"]` are jaxtyping's own
+annotations (re-exported here): type checkers read them as `Annotated[np.ndarray, ...]`, and
+beartype or typeguard can check the shapes at run time through jaxtyping. The contract's
+boundary does not rely on that: `check_array` checks dtype, shape, the dimension bindings
+across arguments and finiteness, and raises vaespec errors that name the argument. A single
+dimension is written with a leading space (" batch", jaxtyping's advice) so linters do not
+read the string as a forward reference. The dimension names used across vaespec:
 
 | name      | meaning                                   |
 |-----------|-------------------------------------------|
@@ -21,37 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
 
 import numpy as np
+from jaxtyping import Float as Float  # `X as X`: re-exported (PEP 484), the shape annotations
+from jaxtyping import Int as Int
 
 from .errors import DomainError, DTypeError, ShapeError, describe, show
-
-
-@dataclass(frozen=True)
-class ArrayType:
-    """An annotation: array kind ("float" or "int") with named dimensions."""
-
-    kind: str
-    container: object
-    dims: tuple[str, ...]
-
-    def __repr__(self) -> str:
-        name = getattr(self.container, "__name__", str(self.container))
-        return f'{self.kind.capitalize()}[{name}, "{" ".join(self.dims)}"]'
-
-
-class _Subscriptable:
-    def __init__(self, kind: str):
-        self.kind = kind
-
-    def __getitem__(self, item) -> ArrayType:
-        container, dims = item
-        return ArrayType(self.kind, container, tuple(dims.split()))
-
-
-Float = _Subscriptable("float")
-Int = _Subscriptable("int")
 
 
 def _plain_array(name: str, value, expected: str = "") -> np.ndarray:
