@@ -33,7 +33,7 @@ from jaxtyping import Int as Int
 from .errors import DomainError, DTypeError, ShapeError, describe, show
 
 
-def _plain_array(name: str, value, expected: str = "") -> np.ndarray:
+def _plain_array(name: str, value: object, expected: str = "") -> np.ndarray:
     """`value` as a plain `numpy.ndarray`, refusing the two subclasses whose meaning differs.
 
     - a masked array (`numpy.ma`): its mask would hide entries (a NaN under the mask passes a
@@ -54,7 +54,7 @@ def _plain_array(name: str, value, expected: str = "") -> np.ndarray:
 
 def check_array(
     name: str,
-    value,
+    value: object,
     dims: tuple[str, ...] | str,
     bindings: MutableMapping[str, int] | None = None,
     *,
@@ -120,7 +120,7 @@ def check_array(
     return value
 
 
-def as_real_array(name: str, value, dims: tuple[str, ...], bindings: MutableMapping[str, int] | None = None
+def as_real_array(name: str, value: object, dims: tuple[str, ...], bindings: MutableMapping[str, int] | None = None
                   ) -> np.ndarray:
     """A real array-like (a number, nested lists, an integer or float array) as a checked float64 array.
 
@@ -144,7 +144,7 @@ def as_real_array(name: str, value, dims: tuple[str, ...], bindings: MutableMapp
     return check_array(name, value, dims, bindings)
 
 
-def check_scalar(name: str, value, *, low: float = -math.inf, high: float = math.inf) -> float:
+def check_scalar(name: str, value: object, *, low: float = -math.inf, high: float = math.inf) -> float:
     """Check a real scalar option (such as β) lies in [low, high] and is finite; return it as a float.
 
     Python and numpy ints and floats and 0-d float/int arrays are accepted (not bools, strings,
@@ -167,7 +167,7 @@ def check_scalar(name: str, value, *, low: float = -math.inf, high: float = math
 
 def check_params(
     name: str,
-    params,
+    params: object,
     shapes: Mapping[str, tuple[int, ...]],
     *,
     allowed: Mapping[str, tuple[int, ...]] | None = None,
