@@ -79,8 +79,9 @@ def main(argv=None) -> int:
     if max(report.machine["load_before"][0], report.machine["load_after"][0]) > cores:
         advice = ("CPU-clock figures are less affected, wall times (CUDA, compile, suite) are inflated"
                   if args.clock == "cpu" else "wall times are inflated and noisy (try --clock cpu --threads 1)")
-        report.notes.append(f"warning: load average above {cores} during the run ({report.machine['load_before'][0]:.1f}"
-                            f" → {report.machine['load_after'][0]:.1f}): other processes shared the cores; {advice}")
+        before, after = report.machine["load_before"][0], report.machine["load_after"][0]
+        report.notes.append(f"warning: load average above {cores} during the run ({before:.1f} → {after:.1f}): "
+                            f"other processes shared the cores; {advice}")
     print(render(report))
     if args.json:
         with open(args.json, "w") as handle:

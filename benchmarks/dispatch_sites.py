@@ -46,9 +46,9 @@ def sites(path: Path, names: set[str]) -> list[int]:
     tree = ast.parse(path.read_text(), str(path))
     lines = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and any(_named(n, names) for n in (node.left, *node.comparators)):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.Dict) and any(k is not None and _named(k, names) for k in node.keys):
+        compared = isinstance(node, ast.Compare) and any(_named(n, names) for n in (node.left, *node.comparators))
+        keyed = isinstance(node, ast.Dict) and any(k is not None and _named(k, names) for k in node.keys)
+        if compared or keyed:
             lines.append(node.lineno)
         elif isinstance(node, ast.match_case) and isinstance(node.pattern, ast.MatchValue) and \
                 _named(node.pattern.value, names):

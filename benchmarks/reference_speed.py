@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from vaespec import reference as ref
 from vaespec.impl import TorchBackend, build, loss, reparameterize
 from vaespec.spec.architecture import Architecture

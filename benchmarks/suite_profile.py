@@ -7,8 +7,9 @@ For each law it times `run_laws` (what `vaespec check` spends on the law: its ex
 for every backend), and for each law × backend the part spent inside that backend's checks
 (`Check.run`: the backend, the reference, the comparison); a row's total is the law's time shared
 evenly over the backends it checks, and the rest is Hypothesis drawing examples, the engine, and
-the copies of each example handed to each backend. Totals are given per backend and per law family. `--cprofile N` also prints the N
-functions with the most cumulative time (one profiled pass over the selected rows).
+the copies of each example handed to each backend. Totals are given per backend and per law family.
+`--cprofile N` also prints the N functions with the most cumulative time (one profiled pass over the
+selected rows).
 """
 
 from __future__ import annotations
@@ -105,8 +106,9 @@ def main(argv=None) -> int:
     total = sum(r["total"] for r in rows)
     inside = sum(r["check"] for r in rows)
     print(f"{len(laws)} laws × {len(backends)} backends, profile {args.profile}, {args.clock} clock, torch threads "
-          f"{torch.get_num_threads()}: {elapsed:.1f} s; inside the checks {inside:.1f} s ({inside / max(total, 1e-9):.0%}), "
-          f"Hypothesis (drawing, filtering, engine) {total - inside:.1f} s ({1 - inside / total:.0%})")
+          f"{torch.get_num_threads()}: {elapsed:.1f} s; inside the checks {inside:.1f} s "
+          f"({inside / max(total, 1e-9):.0%}), Hypothesis (drawing, filtering, engine) {total - inside:.1f} s "
+          f"({1 - inside / total:.0%})")
     by = defaultdict(lambda: [0.0, 0.0, 0])
     for r in rows:
         for key in (("backend", r["backend"]), ("family", _family(r["law"]))):

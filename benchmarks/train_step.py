@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from vaespec.impl import build, kl_divergence, loss, reparameterize, reparameterize_with_key
 
 from .report import Report, Row
@@ -148,7 +149,10 @@ def _floor(shape, x, device):
               (s["decoder"][1], s["input_size"])]
     batch = x.shape[0]
     g = torch.Generator(device).manual_seed(0)
-    rand = lambda *size: torch.randn(*size, device=device, generator=g)
+
+    def rand(*size: int) -> torch.Tensor:
+        return torch.randn(*size, device=device, generator=g)
+
     weights = [rand(fan_out, fan_in) for fan_in, fan_out in layers]
     inputs = [rand(batch, fan_in) for fan_in, _ in layers]
     grads_out = [rand(batch, fan_out) for _, fan_out in layers]

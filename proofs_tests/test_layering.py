@@ -1,6 +1,6 @@
 """Layer import rules, enforced by parsing every module of spec/, reference/ and impl/.
 
-    spec       stdlib, numpy, vaespec.spec
+    spec       stdlib, numpy, jaxtyping (the shape annotations), vaespec.spec
     reference  stdlib, numpy, vaespec.spec, vaespec.reference
     impl       stdlib, numpy, torch, vaespec.spec, vaespec.impl
 
@@ -29,7 +29,7 @@ ROOTS = {name: Path(module.__file__).parent
          for name, module in (("spec", vaespec.spec), ("reference", vaespec.reference), ("impl", vaespec.impl))}
 
 ALLOWED = {
-    "spec": ("numpy", "vaespec.spec"),
+    "spec": ("numpy", "jaxtyping", "vaespec.spec"),
     "reference": ("numpy", "vaespec.spec", "vaespec.reference"),
     "impl": ("numpy", "torch", "vaespec.spec", "vaespec.impl"),
 }

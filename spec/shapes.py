@@ -1,8 +1,12 @@
 """Named dimensions and shape-typed annotations.
 
-`Float[np.ndarray, "batch latent"]` reads exactly as in jaxtyping, but this module
-depends on numpy alone (the spec layer's rule), and the checks raise vaespec errors
-that name the argument. The dimension names used across vaespec:
+`Float[np.ndarray, "batch latent"]` and `Int[np.ndarray, " batch"]` are jaxtyping's own
+annotations (re-exported here): type checkers read them as `Annotated[np.ndarray, ...]`, and
+beartype or typeguard can check the shapes at run time through jaxtyping. The contract's
+boundary does not rely on that: `check_array` checks dtype, shape, the dimension bindings
+across arguments and finiteness, and raises vaespec errors that name the argument. A single
+dimension is written with a leading space (" batch", jaxtyping's advice) so linters do not
+read the string as a forward reference. The dimension names used across vaespec:
 
 | name      | meaning                                   |
 |-----------|-------------------------------------------|
@@ -21,40 +25,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass
 
 import numpy as np
+from jaxtyping import Float as Float  # `X as X`: re-exported (PEP 484), the shape annotations
+from jaxtyping import Int as Int
 
 from .errors import DomainError, DTypeError, ShapeError, describe, show
 
 
-@dataclass(frozen=True)
-class ArrayType:
-    """An annotation: array kind ("float" or "int") with named dimensions."""
-
-    kind: str
-    container: object
-    dims: tuple[str, ...]
-
-    def __repr__(self) -> str:
-        name = getattr(self.container, "__name__", str(self.container))
-        return f'{self.kind.capitalize()}[{name}, "{" ".join(self.dims)}"]'
-
-
-class _Subscriptable:
-    def __init__(self, kind: str):
-        self.kind = kind
-
-    def __getitem__(self, item) -> ArrayType:
-        container, dims = item
-        return ArrayType(self.kind, container, tuple(dims.split()))
-
-
-Float = _Subscriptable("float")
-Int = _Subscriptable("int")
-
-
-def _plain_array(name: str, value, expected: str = "") -> np.ndarray:
+def _plain_array(name: str, value: object, expected: str = "") -> np.ndarray:
     """`value` as a plain `numpy.ndarray`, refusing the two subclasses whose meaning differs.
 
     - a masked array (`numpy.ma`): its mask would hide entries (a NaN under the mask passes a
@@ -75,7 +54,7 @@ def _plain_array(name: str, value, expected: str = "") -> np.ndarray:
 
 def check_array(
     name: str,
-    value,
+    value: object,
     dims: tuple[str, ...] | str,
     bindings: MutableMapping[str, int] | None = None,
     *,
@@ -141,7 +120,7 @@ def check_array(
     return value
 
 
-def as_real_array(name: str, value, dims: tuple[str, ...], bindings: MutableMapping[str, int] | None = None
+def as_real_array(name: str, value: object, dims: tuple[str, ...], bindings: MutableMapping[str, int] | None = None
                   ) -> np.ndarray:
     """A real array-like (a number, nested lists, an integer or float array) as a checked float64 array.
 
@@ -165,7 +144,7 @@ def as_real_array(name: str, value, dims: tuple[str, ...], bindings: MutableMapp
     return check_array(name, value, dims, bindings)
 
 
-def check_scalar(name: str, value, *, low: float = -math.inf, high: float = math.inf) -> float:
+def check_scalar(name: str, value: object, *, low: float = -math.inf, high: float = math.inf) -> float:
     """Check a real scalar option (such as β) lies in [low, high] and is finite; return it as a float.
 
     Python and numpy ints and floats and 0-d float/int arrays are accepted (not bools, strings,
@@ -188,7 +167,7 @@ def check_scalar(name: str, value, *, low: float = -math.inf, high: float = math
 
 def check_params(
     name: str,
-    params,
+    params: object,
     shapes: Mapping[str, tuple[int, ...]],
     *,
     allowed: Mapping[str, tuple[int, ...]] | None = None,
