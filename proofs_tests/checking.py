@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from vaespec.reference.backend import ReferenceBackend
-from vaespec.reference.magnitude import magnitude
+from vaespec.reference import magnitude
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.tolerances import LOG_VAR_DOMAIN, Bound, bound, chain_length, reduction_length
 

@@ -10,8 +10,7 @@ mistaken for a wrong loss or gradient.
 from __future__ import annotations
 
 import numpy as np
-from vaespec.reference import gradients, vq
-from vaespec.reference.magnitude import magnitude, vjp_magnitude
+from vaespec.reference import REFERENCE, magnitude, vjp, vjp_magnitude, vq
 from vaespec.spec.tolerances import Bound, bound, chain_length, vq_chain_length
 from vaespec.spec.vq import acceptable_codes
 
@@ -96,12 +95,12 @@ def reference(function: str, args, indices):
 
     positional = [args[a.name] for a in FUNCTIONS[function].args]
     if indices is None:
-        return getattr(vq, function)(*positional)
-    return getattr(vq, function)(*positional, indices=indices)
+        return REFERENCE[function].forward(*positional)
+    return REFERENCE[function].forward(*positional, indices=indices)
 
 
 def reference_vjp(function: str, args, cotangent, indices):
-    return gradients.vjp(function, _with(args, indices), cotangent)
+    return vjp(function, _with(args, indices), cotangent)
 
 
 def _with(args, indices):

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 from hypothesis import strategies as st
+from vaespec import reference
 from vaespec.reference import bayes as ref
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.bayes import FUNCTIONS, GAP_PARTICLES, MAX_CHECKS, RATE_PARTICLES, REPLICATIONS, chain_length
@@ -33,7 +34,7 @@ SEED = 20261201
 
 def tolerance(backend, function: str, args, sides: int = 2):
     """Entrywise tolerance of `function`'s outputs at `args` on `backend`'s dtype."""
-    return tolerance_from(bound(backend.dtype, *chain_length(function, args)), ref.magnitude(function, args), sides)
+    return tolerance_from(bound(backend.dtype, *chain_length(function, args)), reference.magnitude(function, args), sides)
 
 
 def _args(example, backend):
@@ -225,10 +226,10 @@ def _gradient_matches_reference(function: str):
         a = _args(example, backend)
         outputs = getattr(ref, function)(*a.values())
         cotangent = round_to(backend.dtype, draw(strategies.cotangents(function, outputs)))
-        expected = ref.vjp(function, a, cotangent)
+        expected = reference.vjp(function, a, cotangent)
         actual = backend.vjp(function, a, cotangent)
         tol = tolerance_from(bound(backend.dtype, *chain_length(f"{function}_vjp", a)),
-                             ref.vjp_magnitude(function, a, cotangent))
+                             reference.vjp_magnitude(function, a, cotangent))
         ctx = context(function, a, backend) + f"\n# gradient: backend.vjp({function!r}, args, {cotangent!r})"
         return assert_within(f"vjp({function})", actual, expected, tol, context=ctx)
     return run

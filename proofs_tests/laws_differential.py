@@ -10,7 +10,7 @@ backward chain.
 
 from __future__ import annotations
 
-from vaespec.reference.magnitude import vjp_magnitude
+from vaespec.reference import vjp_magnitude
 from vaespec.spec.contract import FUNCTIONS, call
 
 from . import strategies

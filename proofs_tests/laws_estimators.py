@@ -4,7 +4,7 @@ Identities are evaluated with the backend's own functions on both sides (as `law
 `<function>_matches_reference` and `<function>_gradient_matches_reference` compare with the float64
 reference (`vaespec.reference.estimators`). Every bound is the policy's: the chapter's chain
 lengths (`vaespec.spec.estimators.chain_length`) times the reference's magnitudes
-(`vaespec.reference.estimators_magnitude`). The statistical law uses a fixed seed and the
+(`vaespec.reference.magnitude`). The statistical law uses a fixed seed and the
 policy's z for `FALSE_ALARM_RATE` (Bonferroni over `MAX_CHECKS` examples × the particle counts).
 """
 
@@ -15,7 +15,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 from vaespec.reference import estimators as ref
-from vaespec.reference.estimators_magnitude import magnitude, vjp_magnitude
+from vaespec.reference import magnitude, vjp, vjp_magnitude
 from vaespec.spec.estimators import FUNCTIONS, IWAE_PARTICLES, IWAE_REPLICATIONS, chain_length
 from vaespec.spec.tolerances import bound, statistical_z
 
@@ -240,7 +240,7 @@ def _gradient_matches_reference(function: str):
         args = _args(function, example, backend)
         outputs = getattr(ref, function)(*(args[p.name] for p in FUNCTIONS[function].args))
         cotangent = as_input(backend.dtype, draw(strategies.cotangents(function, outputs)))
-        expected = ref.vjp(function, args, cotangent)
+        expected = vjp(function, args, cotangent)
         actual = backend.vjp(function, args, cotangent)
         tol = tolerance_from(bound(backend.dtype, *chain_length(f"{function}_vjp", args)),
                              vjp_magnitude(function, args, cotangent))

@@ -13,7 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from vaespec.reference import gradients, vae
+from vaespec.reference import losses, vae
+from vaespec.reference import vjp as reference_vjp
 from vaespec.reference.activations import ACTIVATION_FUNCTIONS, Activation
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.architecture import LEAKY_RELU_SLOPE
@@ -51,7 +52,7 @@ class KLSignFlipped(NegativeControl):
     caught_by = "kl_nonnegative"
 
     def kl_divergence(self, mu, log_var, convention):
-        return -vae.kl_divergence(mu, log_var, convention)
+        return -losses.kl_divergence(mu, log_var, convention)
 
 
 class KLWithoutMinusOne(NegativeControl):
@@ -61,7 +62,7 @@ class KLWithoutMinusOne(NegativeControl):
     def kl_divergence(self, mu, log_var, convention):
         c = get_convention(convention)
         per = 0.5 * (np.exp(log_var) + mu * mu - log_var)
-        return np.asarray(vae._reduce(vae._reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction))
+        return np.asarray(losses.reduce(losses.reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction))
 
 
 class KLLogVarReadAsLogSigma(NegativeControl):
@@ -69,7 +70,7 @@ class KLLogVarReadAsLogSigma(NegativeControl):
     caught_by = "kl_eq_monte_carlo"
 
     def kl_divergence(self, mu, log_var, convention):
-        return vae.kl_divergence(mu, 2 * log_var, convention)
+        return losses.kl_divergence(mu, 2 * log_var, convention)
 
 
 class KLLatentReductionSwapped(NegativeControl):
@@ -81,7 +82,7 @@ class KLLatentReductionSwapped(NegativeControl):
         swapped = Convention(c.name, c.reconstruction_feature_reduction, c.reconstruction_batch_reduction,
                              c.reconstruction_scale, "mean" if c.kl_latent_reduction == "sum" else "sum",
                              c.kl_batch_reduction)
-        return vae.kl_divergence(mu, log_var, swapped)
+        return losses.kl_divergence(mu, log_var, swapped)
 
 
 class ReconstructionSummedOverBatch(NegativeControl):
@@ -92,7 +93,7 @@ class ReconstructionSummedOverBatch(NegativeControl):
         c = get_convention(convention)
         summed = Convention(c.name, c.reconstruction_feature_reduction, "sum", c.reconstruction_scale,
                             c.kl_latent_reduction, c.kl_batch_reduction)
-        return vae.reconstruction_loss(x_hat, x, summed)
+        return losses.reconstruction_loss(x_hat, x, summed)
 
 
 class DecoderFedMu(NegativeControl):
@@ -159,7 +160,7 @@ class KLGradientMissingHalf(NegativeControl):
     caught_by = "kl_divergence_gradient_matches_reference"
 
     def vjp(self, function, args, cotangent):
-        grads = gradients.vjp(function, args, cotangent)
+        grads = reference_vjp(function, args, cotangent)
         if function == "kl_divergence":
             grads["log_var"] = 2 * grads["log_var"]
         return grads
@@ -171,13 +172,14 @@ class LatentDetachedInLoss(NegativeControl):
 
     def vjp(self, function, args, cotangent):
         if function != "loss":
-            return gradients.vjp(function, args, cotangent)
+            return reference_vjp(function, args, cotangent)
         a = dict(args)
-        full = gradients.loss_vjp(a["arch"], a["params"], a["x"], a["eps"], a["beta"], a["convention"], cotangent)
+        full = reference_vjp("loss", a, cotangent)
         # The decoder keeps its gradient; the encoder gets only the KL's, as if z were detached.
         mu, log_var = vae.encode(a["arch"], a["params"], a["x"])
-        kl = gradients.kl_divergence_vjp(mu, log_var, a["convention"], a["beta"] * float(cotangent))
-        encoder = gradients.encode_vjp(a["arch"], a["params"], a["x"], kl["mu"], kl["log_var"])
+        kl = reference_vjp("kl_divergence", {"mu": mu, "log_var": log_var, "convention": a["convention"]},
+                           a["beta"] * float(cotangent))
+        encoder = reference_vjp("encode", a, (kl["mu"], kl["log_var"]))
         params = {k: (full["params"][k] if k.startswith("decoder") else encoder["params"][k]) for k in full["params"]}
         return {"params": params, "x": full["x"]}
 

@@ -10,8 +10,8 @@ shows the failing law.
 from __future__ import annotations
 
 import numpy as np
+from vaespec.reference import vjp as reference_vjp
 from vaespec.reference import vq
-from vaespec.reference.gradients import vjp as reference_vjp
 
 from .negative_controls import NegativeControl
 

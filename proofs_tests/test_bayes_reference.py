@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vaespec import reference
 from vaespec.proofs_tests import strategies
 from vaespec.proofs_tests import strategies_bayes as strat
 from vaespec.proofs_tests.compare import _leaves
@@ -50,7 +51,7 @@ def _central(function, args, name, cotangent):
 def test_vjp_matches_central_differences(function, data):
     args = dict(data.draw(strat.examples_for(function)).args)
     cotangent = data.draw(strategies.cotangents(function, _call(function, args)))
-    grads = ref.vjp(function, args, cotangent)
+    grads = reference.vjp(function, args, cotangent)
     assert set(grads) == set(FUNCTIONS[function].differentiable)
     for name, grad in grads.items():
         numeric = _central(function, args, name, cotangent)
@@ -87,10 +88,10 @@ def test_bayes_rule_log_p_x_given_z_plus_log_p_z_minus_log_posterior_is_the_evid
 def test_magnitudes_bound_values_and_gradients(function, data):
     """M ≥ |f| and M̄ ≥ |ḡ|: a magnitude below the value would make a tolerance tighter than roundoff."""
     args = dict(data.draw(strat.examples_for(function)).args)
-    values, mags = dict(_leaves(_call(function, args))), dict(_leaves(ref.magnitude(function, args)))
+    values, mags = dict(_leaves(_call(function, args))), dict(_leaves(reference.magnitude(function, args)))
     assert values.keys() == mags.keys() and all(np.all(mags[k] >= np.abs(v)) for k, v in values.items())
     cotangent = data.draw(strategies.cotangents(function, _call(function, args)))
-    grads, bounds = dict(_leaves(ref.vjp(function, args, cotangent))), dict(_leaves(ref.vjp_magnitude(
+    grads, bounds = dict(_leaves(reference.vjp(function, args, cotangent))), dict(_leaves(reference.vjp_magnitude(
         function, args, cotangent)))
     assert grads.keys() == bounds.keys()
     for path, grad in grads.items():

@@ -203,7 +203,7 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
 def _chapter_rules(function: str):
     """`(bound, magnitude, vjp_magnitude)` of `function`'s chapter, as its law checks use them:
     `bound(dtype, function or "<function>_vjp", args) -> Bound`."""
-    from vaespec.reference.magnitude import magnitude, vjp_magnitude
+    from vaespec.reference import magnitude, vjp_magnitude
 
     chapter = FUNCTIONS[function].chapter
     if chapter == "vae":
@@ -213,15 +213,13 @@ def _chapter_rules(function: str):
         from .checking_vq import vq_bound
         return vq_bound, magnitude, vjp_magnitude
     if chapter == "estimators":  # as laws_estimators: the chapter's chain lengths and magnitudes
-        from vaespec.reference import estimators_magnitude as est
         from vaespec.spec.estimators import chain_length
         from vaespec.spec.tolerances import bound
-        return (lambda dtype, name, args: bound(dtype, *chain_length(name, args))), est.magnitude, est.vjp_magnitude
+        return (lambda dtype, name, args: bound(dtype, *chain_length(name, args))), magnitude, vjp_magnitude
     if chapter == "bayes":  # as laws_bayes: the chapter's chain lengths and normwise magnitudes
-        from vaespec.reference import bayes as bay
         from vaespec.spec.bayes import chain_length as bayes_chain
         from vaespec.spec.tolerances import bound
-        return (lambda dtype, name, args: bound(dtype, *bayes_chain(name, args))), bay.magnitude, bay.vjp_magnitude
+        return (lambda dtype, name, args: bound(dtype, *bayes_chain(name, args))), magnitude, vjp_magnitude
     raise Unsupported(f"{function}: no tolerance rule for chapter {chapter!r} in the vectors yet")
 
 
