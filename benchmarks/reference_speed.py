@@ -3,7 +3,7 @@ with Edifice's default shapes (784 → 256 → 128 → 32 and back), so differen
 
 Cases, each one loss evaluation and its gradient with respect to every parameter and x:
 
-- `reference (float64)`: `reference.loss(...)` then `reference.gradients.vjp("loss", args, 1.0)`.
+- `reference (float64)`: `reference.loss(...)` then `reference.vjp("loss", args, 1.0)`.
 - `reference vjp only`: the vjp alone (it recomputes the forward it needs).
 - `torch float64`, `torch float32` (modules): prebuilt `Encoder`/`Decoder`, the loss forward and
   `torch.autograd.grad` with respect to the parameters and x: the raw cost on the device.

@@ -202,6 +202,14 @@ def _cotangent(function: str, pool: dict):
     return values if len(values) > 1 else values[0]
 
 
+def _registered_part(name: str) -> str | None:
+    """The contract function whose reference VJP or magnitude `name` is (`encode_vjp` → encode), else None."""
+    for part in ("_vjp_magnitude", "_vjp", "_magnitude"):
+        if name.endswith(part) and name[: -len(part)] in FUNCTIONS:
+            return name[: -len(part)]
+    return None
+
+
 # ----------------------------------------------------------------------------- running
 def _valid_kwargs(target: Target, valid: dict) -> dict | None:
     """The valid call: each parameter from the pool (a parameter with a default may be left out); None if a
@@ -209,6 +217,10 @@ def _valid_kwargs(target: Target, valid: dict) -> dict | None:
     pool, kwargs = valid[target.pool], {}
     special = overrides(pool)
     pool = {**pool, **special.get(target.name, special.get(target.name.rsplit(".", 1)[-1], {}))}
+    function = _registered_part(target.name.rsplit(".", 1)[-1])
+    if function is not None:  # the reference's `f_vjp(args, cotangent)`, `f_magnitude(args)`: f's own arguments
+        pool = {**pool, "args": {a.name: pool[a.name] for a in FUNCTIONS[function].args if a.name in pool},
+                "cotangent": _cotangent(function, pool)}
     for p in target.params:
         name = p if isinstance(p, str) else p.name
         if name == "cotangent" and hasattr(target.fn, "cotangent_of"):

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from vaespec.reference import vae
+from vaespec.reference import losses, vae
 from vaespec.reference.activations import ACTIVATION_FUNCTIONS, Activation
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.architecture import LEAKY_RELU_SLOPE
@@ -79,7 +79,7 @@ class KLSignFlipped(NegativeControl):
     caught_by = "kl_nonnegative"
 
     def kl_divergence(self, mu, log_var, convention):
-        return -vae.kl_divergence(mu, log_var, convention)
+        return -losses.kl_divergence(mu, log_var, convention)
 
 
 class KLWithoutMinusOne(NegativeControl):
@@ -89,7 +89,7 @@ class KLWithoutMinusOne(NegativeControl):
     def kl_divergence(self, mu, log_var, convention):
         c = get_convention(convention)
         per = 0.5 * (np.exp(log_var) + mu * mu - log_var)
-        return np.asarray(_reduce(_reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction))
+        return np.asarray(losses.reduce(losses.reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction))
 
 
 class KLLogVarReadAsLogSigma(NegativeControl):
@@ -97,7 +97,7 @@ class KLLogVarReadAsLogSigma(NegativeControl):
     caught_by = "kl_eq_monte_carlo"
 
     def kl_divergence(self, mu, log_var, convention):
-        return vae.kl_divergence(mu, 2 * log_var, convention)
+        return losses.kl_divergence(mu, 2 * log_var, convention)
 
 
 class KLLatentReductionSwapped(NegativeControl):
@@ -109,7 +109,7 @@ class KLLatentReductionSwapped(NegativeControl):
         swapped = Convention(c.name, c.reconstruction_feature_reduction, c.reconstruction_batch_reduction,
                              c.reconstruction_scale, "mean" if c.kl_latent_reduction == "sum" else "sum",
                              c.kl_batch_reduction)
-        return vae.kl_divergence(mu, log_var, swapped)
+        return losses.kl_divergence(mu, log_var, swapped)
 
 
 class ReconstructionSummedOverBatch(NegativeControl):
@@ -120,7 +120,7 @@ class ReconstructionSummedOverBatch(NegativeControl):
         c = get_convention(convention)
         summed = Convention(c.name, c.reconstruction_feature_reduction, "sum", c.reconstruction_scale,
                             c.kl_latent_reduction, c.kl_batch_reduction)
-        return vae.reconstruction_loss(x_hat, x, summed)
+        return losses.reconstruction_loss(x_hat, x, summed)
 
 
 class DecoderFedMu(NegativeControl):

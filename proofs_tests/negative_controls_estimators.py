@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from vaespec.reference import estimators as ref
+from vaespec.reference import vae
 
 from .negative_controls import NegativeControl
 
@@ -58,7 +59,7 @@ class LogWeightsWithoutPrior(_EstimatorsControl):
 
     def log_importance_weights(self, arch, params, x, eps, decoder_log_var, likelihood):
         log_w = ref.log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood)
-        mu, log_var = ref.vae.encode(arch, params, x)
+        mu, log_var = vae.encode(arch, params, x)
         z = mu + np.exp(0.5 * log_var) * eps
         return log_w + 0.5 * np.sum(z ** 2, axis=-1)  # adds back the −½Σz² that log p(z) contributes
 
@@ -85,8 +86,8 @@ class ReconstructSamples(_EstimatorsControl):
     _rng = np.random.default_rng()
 
     def reconstruct(self, arch, params, x):
-        mu, log_var = ref.vae.encode(arch, params, x)
-        return ref.vae.decode(arch, params, mu + np.exp(0.5 * log_var) * self._rng.standard_normal(mu.shape))
+        mu, log_var = vae.encode(arch, params, x)
+        return vae.decode(arch, params, mu + np.exp(0.5 * log_var) * self._rng.standard_normal(mu.shape))
 
 
 class EmbeddingGradientOverwrites(_EstimatorsControl):

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 from vaespec.reference import kl_divergence, reconstruction_loss
-from vaespec.reference.activations import _INV_SQRT2, ACTIVATION_FUNCTIONS
+from vaespec.reference.activations import ACTIVATION_FUNCTIONS, INV_SQRT2
+from vaespec.reference.elementwise import gaussian_log_density, squared_difference, standard_normal_kl
 from vaespec.reference.estimators import gaussian_log_likelihood
-from vaespec.reference.gradients import _kl_backward
-from vaespec.reference.vae import _kl_per_coordinate, gaussian_log_density, reparameterize, squared_difference
+from vaespec.reference.losses import kl_backward
+from vaespec.reference.vae import reparameterize
 from vaespec.reference.vq import squared_distances
 from vaespec.spec.conventions import PRESETS, get_convention
 from vaespec.spec.tolerances import PRIMITIVE_ULPS, REFERENCE_ULPS, sum_ulps
@@ -99,7 +100,7 @@ _EXACT_ACTIVATIONS: dict[str, tuple[Callable, Callable, Callable | None]] = {
 def _erfc_excess(y):
     """Absolute error of the C library's erfc beyond PRIMITIVE_ULPS at the argument the reference's
     Φ(y) passes it (t = fl(−y · fl(1/√2))), as a fraction of erfc(t)."""
-    t = float(np.float64(-y) * _INV_SQRT2[0])
+    t = float(np.float64(-y) * INV_SQRT2[0])
     exact = mpmath.erfc(mpf(t))
     return max(mpf(0), abs(mpf(math.erfc(t)) - exact) - PRIMITIVE_ULPS * ulp(exact)) / exact
 
@@ -208,11 +209,11 @@ _SUM = get_convention("sum")
 
 def _elementwise_targets() -> list[Target]:
     return [
-        Target("kl_per_coordinate", "elementwise", _kl_per_coordinate,
+        Target("kl_per_coordinate", "elementwise", standard_normal_kl,
                lambda mu, lv: (_expm1_minus_identity(lv) + mu * mu) / 2, _kl_sample,
                domain="|μ| ≤ 1e150, |lv| ≤ 700 (float64's log-variance domain)"),
         Target("kl_divergence_vjp (∂/∂lv)", "elementwise",
-               lambda lv: _kl_backward(np.zeros((1, lv.size)), lv[None, :], _SUM, 1.0)[1][0],
+               lambda lv: kl_backward(np.zeros((1, lv.size)), lv[None, :], _SUM, 1.0)[1][0],
                lambda lv: mpmath.expm1(lv) / 2, lambda rng, n: (_signed_logs(rng, n, -300, math.log10(700.0)),),
                domain="|lv| ≤ 700"),
         Target("reparameterize", "elementwise",

@@ -27,6 +27,7 @@ pyro = pytest.importorskip("pyro", reason="the bayes extra (pip install 'vaespec
 from pyro.infer import MCMC, NUTS, SVI, Trace_ELBO  # noqa: E402
 from pyro.infer.autoguide import AutoNormal  # noqa: E402
 from pyro.ops.stats import effective_sample_size  # noqa: E402
+from vaespec import reference  # noqa: E402
 from vaespec.impl.bayes import model as bm  # noqa: E402
 from vaespec.reference import bayes as ref  # noqa: E402
 from vaespec.spec.bayes import PRIOR_SCALE  # noqa: E402
@@ -70,7 +71,7 @@ def _evidence_tolerance(x, theta):
     args = {"x": x, "weight": theta[bm.KERNEL].T, "bias": theta[bm.BIAS], "noise_log_var": NOISE_LOG_VAR}
     from vaespec.spec.bayes import chain_length
 
-    per_row = 2 * bound("float64", *chain_length("linear_gaussian_log_evidence", args)).rel * ref.magnitude(
+    per_row = 2 * bound("float64", *chain_length("linear_gaussian_log_evidence", args)).rel * reference.magnitude(
         "linear_gaussian_log_evidence", args)
     return float(np.sum(per_row)) + _roundoff(ref.linear_gaussian_log_evidence(**args))
 

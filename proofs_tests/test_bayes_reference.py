@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vaespec import reference
 from vaespec.proofs_tests import strategies
 from vaespec.proofs_tests import strategies_bayes as strat
 from vaespec.proofs_tests.compare import leaves
 from vaespec.proofs_tests.finite_differences import direction, directional_check
-from vaespec.reference import bayes as ref
+from vaespec.reference import bayes as ref_bayes
 from vaespec.spec.bayes import FUNCTIONS
 from vaespec.spec.errors import DomainError, ShapeError
 from vaespec.spec.tolerances import bound
@@ -23,7 +24,7 @@ from vaespec.spec.tolerances import bound
 
 
 def _call(function, args):
-    return getattr(ref, function)(*(args[a.name] for a in FUNCTIONS[function].args))
+    return getattr(ref_bayes, function)(*(args[a.name] for a in FUNCTIONS[function].args))
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
@@ -34,8 +35,8 @@ def test_vjp_matches_central_differences(function, data):
     args = dict(data.draw(strat.examples_for(function)).args)
     cotangent = data.draw(strategies.cotangents(function, _call(function, args)))
     step = direction(args, FUNCTIONS[function].differentiable, data.draw(st.integers(0, 2**32 - 1)))
-    fd, dot, tolerance = directional_check(step, lambda p: _call(function, p), ref.vjp(function, step.base, cotangent),
-                                           cotangent, lambda p: ref.magnitude(function, p))
+    fd, dot, tolerance = directional_check(step, lambda p: _call(function, p), reference.vjp(function, step.base, cotangent),
+                                           cotangent, lambda p: reference.magnitude(function, p))
     assert abs(fd - dot) <= tolerance, (f"{function}: ⟨vjp, v⟩ = {dot!r} but the central difference gives {fd!r}; "
                                         f"|difference| = {abs(fd - dot):.3e} > tolerance {tolerance:.3e}")
 
@@ -53,8 +54,8 @@ def test_bayes_rule_log_p_x_given_z_plus_log_p_z_minus_log_posterior_is_the_evid
     a = example.args
     w, b, lv = a["weight"], a["bias"], a["noise_log_var"]
     output, latent = w.shape
-    evidence = ref.linear_gaussian_log_evidence(**a)
-    mean, cov = ref.linear_gaussian_posterior(**a)
+    evidence = ref_bayes.linear_gaussian_log_evidence(**a)
+    mean, cov = ref_bayes.linear_gaussian_posterior(**a)
     z = z[:latent]
     for n, x in enumerate(a["x"]):
         terms = (_log_normal(x, w @ z + b, math.exp(lv) * np.eye(output)), _log_normal(z, 0 * z, np.eye(latent)),
@@ -69,10 +70,10 @@ def test_bayes_rule_log_p_x_given_z_plus_log_p_z_minus_log_posterior_is_the_evid
 def test_magnitudes_bound_values_and_gradients(function, data):
     """M ≥ |f| and M̄ ≥ |ḡ|: a magnitude below the value would make a tolerance tighter than roundoff."""
     args = dict(data.draw(strat.examples_for(function)).args)
-    values, mags = dict(leaves(_call(function, args))), dict(leaves(ref.magnitude(function, args)))
+    values, mags = dict(leaves(_call(function, args))), dict(leaves(reference.magnitude(function, args)))
     assert values.keys() == mags.keys() and all(np.all(mags[k] >= np.abs(v)) for k, v in values.items())
     cotangent = data.draw(strategies.cotangents(function, _call(function, args)))
-    grads, bounds = dict(leaves(ref.vjp(function, args, cotangent))), dict(leaves(ref.vjp_magnitude(
+    grads, bounds = dict(leaves(reference.vjp(function, args, cotangent))), dict(leaves(reference.vjp_magnitude(
         function, args, cotangent)))
     assert grads.keys() == bounds.keys()
     for path, grad in grads.items():
@@ -82,10 +83,10 @@ def test_magnitudes_bound_values_and_gradients(function, data):
 def test_errors_name_the_argument():
     x, w, b = np.zeros((2, 3)), np.ones((3, 2)), np.zeros(3)
     with pytest.raises(ShapeError, match="weight"):
-        ref.linear_gaussian_log_evidence(x, np.ones((3, 4)), b, 0.0)  # latent > output
+        ref_bayes.linear_gaussian_log_evidence(x, np.ones((3, 4)), b, 0.0)  # latent > output
     with pytest.raises(ShapeError, match="bias"):
-        ref.linear_gaussian_posterior(x, w, np.zeros(4), 0.0)
+        ref_bayes.linear_gaussian_posterior(x, w, np.zeros(4), 0.0)
     with pytest.raises(DomainError, match="noise_log_var"):
-        ref.linear_gaussian_log_evidence(x, w, b, 25.0)
+        ref_bayes.linear_gaussian_log_evidence(x, w, b, 25.0)
     with pytest.raises(ValueError, match="noise_log_var"):
-        ref.linear_gaussian_log_evidence(x, w, b, float("nan"))
+        ref_bayes.linear_gaussian_log_evidence(x, w, b, float("nan"))

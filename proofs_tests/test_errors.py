@@ -57,13 +57,23 @@ SIGNATURES = {
 
 
 def caller(function, **changes):
-    """A thunk calling reference.<function> on BASE with `changes` applied (a value, or `del`)."""
+    """A thunk calling reference.<function> on BASE with `changes` applied (a value, or `del`); a `<f>_vjp`
+    takes `(args, cotangent)`, the cotangent entries (`d_…`) gathered in order (a tuple when several)."""
     def thunk():
         kwargs = {name: BASE[name] for name in SIGNATURES[function]}
         for name, value in changes.items():
             kwargs[name] = value(kwargs[name]) if callable(value) and name != "arch" else value
+        if function.endswith("_vjp"):
+            cotangent = tuple(v for k, v in kwargs.items() if k.startswith("d_"))
+            args = {k: v for k, v in kwargs.items() if not k.startswith("d_")}
+            return getattr(reference, function)(args, cotangent if len(cotangent) > 1 else cotangent[0])
         return getattr(reference, function)(**kwargs)
     return thunk
+
+
+def named(arg):
+    """How a message names `arg`: cotangents as `d_… (cotangent)` (`validate_vjp`)."""
+    return re.escape(arg) + (r" \(cotangent\)" if arg.startswith("d_") else "")
 
 
 def with_value(index, value):
@@ -93,7 +103,7 @@ def array_cases(function):
     args = SIGNATURES[function]
     arrays = [a for a in args if a in DIMS]
     for position, arg in enumerate(arrays):
-        shape, a = BASE[arg].shape, re.escape(arg)
+        shape, a = BASE[arg].shape, named(arg)
         size_dim = "output" if "x_hat" in args else DIMS[arg][1]  # x is the target beside x_hat
         yield f"{arg} wrong rank", caller(function, **{arg: lambda v: v[None]}), ShapeError, \
             rf"^{a}: .*rank 2.*got shape \(1, {shape[0]}, {shape[1]}\)"
@@ -151,9 +161,9 @@ def other_cases(function):
             r"^convention: expected a Convention or one of \[.*'elbo'.*\], got 'bogus'"
     for scalar in ("d_loss", "d_kl"):
         if scalar in args:
-            yield f"NaN {scalar}", caller(function, **{scalar: math.nan}), DomainError, rf"^{scalar}: .*got nan$"
+            yield f"NaN {scalar}", caller(function, **{scalar: math.nan}), DomainError, rf"^{named(scalar)}: .*got nan$"
             yield f"array {scalar}", caller(function, **{scalar: np.ones(2)}), DTypeError, \
-                rf"^{scalar}: expected a real number, got ndarray of shape \(2,\)"
+                rf"^{named(scalar)}: expected a real number, got ndarray of shape \(2,\)"
 
 
 def architecture(**kwargs):

@@ -108,7 +108,7 @@ def layer_files():
 def test_every_layer_folder_is_found_and_parsed():
     files = {(layer, path.relative_to(ROOTS[layer]).as_posix()) for layer, path in layer_files()}
     for expected in [("spec", "contract.py"), ("spec", "errors.py"), ("reference", "vae.py"),
-                     ("reference", "gradients.py"), ("impl", "backend.py"), ("impl", "__init__.py")]:
+                     ("reference", "registry.py"), ("impl", "backend.py"), ("impl", "__init__.py")]:
         assert expected in files, f"{expected} not found under {ROOTS}"
 
 

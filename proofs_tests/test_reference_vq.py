@@ -35,9 +35,8 @@ from hypothesis import strategies as st
 from vaespec.proofs_tests import strategies, strategies_vq
 from vaespec.proofs_tests.finite_differences import SMOOTH, direction
 from vaespec.proofs_tests.finite_differences import directional_check as directional_check_at
-from vaespec.reference import ReferenceBackend, vae, vjp, vq, vq_gradients
+from vaespec.reference import REFERENCE, ReferenceBackend, losses, magnitude, vae, vjp, vq, vq_network
 from vaespec.reference.init import init_codebook, init_params
-from vaespec.reference.magnitude import magnitude
 from vaespec.spec.architecture import VQArchitecture
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError
@@ -57,7 +56,7 @@ def _args(function, example, indices):
 
 
 def _encoding(args):
-    return vq.vq_encode(args["arch"], args["params"], args["x"]) if "x" in args else args["z_e"]
+    return vq_network.vq_encode(args["arch"], args["params"], args["x"]) if "x" in args else args["z_e"]
 
 
 def _margin(z_e, codebook) -> float:
@@ -72,7 +71,7 @@ def _surrogate(function, base):
     """`function` with its stopped operands fixed at `base`: a map from a point to the output."""
     idx = base.get("indices")
     if function == "vq_encode":
-        return lambda p: vq.vq_encode(p["arch"], p["params"], p["x"])
+        return lambda p: vq_network.vq_encode(p["arch"], p["params"], p["x"])
     if function == "codebook_loss":
         return lambda p: vq.codebook_loss(base["z_e"], p["codebook"], indices=idx)
     if function == "commitment_loss":
@@ -83,11 +82,11 @@ def _surrogate(function, base):
         return lambda p: p["z_e"] + (z_q0 - z_e0)
 
     def x_hat(p):
-        return vae.decode(p["arch"], p["params"], vq.vq_encode(p["arch"], p["params"], p["x"]) + (z_q0 - z_e0))
+        return vae.decode(p["arch"], p["params"], vq_network.vq_encode(p["arch"], p["params"], p["x"]) + (z_q0 - z_e0))
 
     if function == "vq_forward":
         return x_hat
-    return lambda p: (vae.reconstruction_loss(x_hat(p), p["x"], p["convention"])
+    return lambda p: (losses.reconstruction_loss(x_hat(p), p["x"], p["convention"])
                       + vq.codebook_loss(z_e0, p["codebook"], indices=idx)
                       + p["commitment_weight"] * vq.commitment_loss(_encoding(p), base["codebook"], indices=idx))
 
@@ -125,8 +124,8 @@ def call_reference(function, args):
     """The reference's float output of `function` at `args` (conditioned on `args["indices"]` if present)."""
     positional = [args[a.name] for a in FUNCTIONS[function].args]
     if function == "vq_encode":
-        return vq.vq_encode(*positional)
-    out = getattr(vq, function)(*positional, indices=args.get("indices"))
+        return vq_network.vq_encode(*positional)
+    out = REFERENCE[function].forward(*positional, indices=args.get("indices"))
     return out[0] if isinstance(out, tuple) else out
 
 
@@ -164,12 +163,12 @@ def _control_args():
 
 def _edifice_codebook_loss(args, cotangent=1.0):
     # Edifice's bug: the straight-through output fed to the codebook loss sends its gradient to the encoder.
-    right = vq_gradients.codebook_loss_vjp(args, cotangent)
+    right = vq.codebook_loss_vjp(args, cotangent)
     return {"z_e": -right["codebook"][vq.nearest_code(args["z_e"], args["codebook"])], "codebook": 0 * right["codebook"]}
 
 
 def _no_straight_through(args, cotangent):
-    right = vq_gradients.quantize_vjp(args, cotangent)
+    right = vq.quantize_vjp(args, cotangent)
     return {"z_e": 0 * right["z_e"], "codebook": right["codebook"]}
 
 
@@ -181,7 +180,7 @@ def test_directional_check_detects_a_wrong_gradient(monkeypatch, function, wrong
     ct = 1.0 if function != "quantize" else np.random.default_rng(0).standard_normal((4, 2))
     fd, dot, tolerance = directional_check(function, args, ct, seed=11)
     assert abs(fd - dot) <= tolerance
-    monkeypatch.setitem(vq_gradients.VJPS, function, wrong)
+    monkeypatch.setitem(REFERENCE, function, dataclasses.replace(REFERENCE[function], vjp=wrong))
     fd, dot, tolerance = directional_check(function, args, ct, seed=11)
     assert abs(fd - dot) > tolerance
 
@@ -201,14 +200,14 @@ def test_two_code_codebook_by_hand():
     assert float(vq.codebook_loss(Z3, C2)) == pytest.approx(2.5 / 6, rel=4 * 2.0**-53)
     assert float(vq.commitment_loss(Z3, C2)) == pytest.approx(2.5 / 6, rel=4 * 2.0**-53)
     # d/dz_e = 2/6 (z_e − e_k); the codebook gets minus its per-code sums.
-    g_commit = vq_gradients.commitment_loss_vjp({"z_e": Z3, "codebook": C2}, 1.0)
+    g_commit = vq.commitment_loss_vjp({"z_e": Z3, "codebook": C2}, 1.0)
     np.testing.assert_allclose(g_commit["z_e"], [[1 / 6, 0.0], [-1 / 6, 1 / 3], [1 / 3, 0.0]], rtol=4 * 2.0**-53)
     assert not g_commit["codebook"].any()
-    g_cb = vq_gradients.codebook_loss_vjp({"z_e": Z3, "codebook": C2}, 1.0)
+    g_cb = vq.codebook_loss_vjp({"z_e": Z3, "codebook": C2}, 1.0)
     np.testing.assert_allclose(g_cb["codebook"], [[-0.5, 0.0], [1 / 6, -1 / 3]], rtol=4 * 2.0**-53)
     assert not g_cb["z_e"].any()
     ct = np.array([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.25]])
-    g_q = vq_gradients.quantize_vjp({"z_e": Z3, "codebook": C2}, ct)
+    g_q = vq.quantize_vjp({"z_e": Z3, "codebook": C2}, ct)
     assert g_q["z_e"].tolist() == ct.tolist() and not g_q["codebook"].any()  # straight-through, exactly
 
 
@@ -389,7 +388,7 @@ ERRORS = [
     ("init_codebook without rows", lambda: init_codebook(0, 2), ConfigError, "num_embeddings"),
     ("quantize cotangent shape", lambda: vjp("quantize", {"z_e": _Z, "codebook": C2}, np.zeros((3, 3))), ShapeError,
      "d_z_q"),
-    ("codebook rows ≠ num_embeddings", lambda: vq.vq_forward(_ARCH, init_params(_ARCH, 0), init_codebook(4, 2),
+    ("codebook rows ≠ num_embeddings", lambda: vq_network.vq_forward(_ARCH, init_params(_ARCH, 0), init_codebook(4, 2),
                                                              np.zeros((2, 3))), ShapeError, "codebook"),
     ("vjp indices out of range", lambda: vjp("codebook_loss", {"z_e": _Z, "codebook": C2, "indices": np.array([0, 0, 5])},
                                              1.0), DomainError, "indices"),

@@ -55,10 +55,6 @@ def magnitude(function: str, args: Mapping[str, Any], *, indices=None):
     """The reference's magnitude M of `function` at `args` (at the code choices `indices`), like its outputs."""
     spec = _spec(function)
     args = with_choices(args, indices)
-    # Until the reference registry (issue 11) serves every chapter from `vaespec.reference.magnitude`, the
-    # bayes chapter's magnitudes are its own module's. TO BE REPLACED at the merge.
-    if spec.chapter == "bayes":
-        return reference.bayes.magnitude(function, args)
     if function == "codebook_health":  # TO BE SETTLED at the merge: today's laws and vectors take M = K
         return _codebook_health_magnitude(args)
     return reference.magnitude(function, args)
@@ -77,8 +73,6 @@ def vjp_magnitude(function: str, args: Mapping[str, Any], cotangent, *, indices=
     """The reference's magnitude M̄ of `vjp(function, args, cotangent)` (at the choices `indices`), like its result."""
     spec = _spec(function)
     args = with_choices(args, indices)
-    if spec.chapter == "bayes":  # as `magnitude`: until the reference registry
-        return reference.bayes.vjp_magnitude(function, args, cotangent)
     return reference.vjp_magnitude(function, args, cotangent)
 
 

@@ -29,10 +29,10 @@ from vaespec.spec.architecture import ELU_ALPHA, LEAKY_RELU_SLOPE, check_activat
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 _erfc = np.frompyfunc(math.erfc, 1, 1)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 # 1/√2 and 1/√(2π) as unevaluated sums hi + lo (hi the nearest double, lo the next 53 bits).
-_INV_SQRT2 = (0.7071067811865476, -4.833646656726457e-17)
-_INV_SQRT_2PI_LO = -2.49232720227773e-17
+INV_SQRT2 = (0.7071067811865476, -4.833646656726457e-17)
+INV_SQRT_2PI_LO = -2.49232720227773e-17
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _VELTKAMP = 134217729.0  # 2^27 + 1: splits a double into two 26-bit halves
 
@@ -131,8 +131,8 @@ def _normal_cdf_parts(y):
     would be amplified 2t² times by erfc), and erfc(t + t_lo) ≈ erfc(t) − t_lo·(2/√π)e^{−t²}."""
     y = np.asarray(y, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        t, t_e = two_prod(-y, _INV_SQRT2[0])
-        t_lo = np.where(np.abs(y) < 1e300, t_e - y * _INV_SQRT2[1], 0.0)
+        t, t_e = two_prod(-y, INV_SQRT2[0])
+        t_lo = np.where(np.abs(y) < 1e300, t_e - y * INV_SQRT2[1], 0.0)
         return _erfc(t).astype(np.float64), -t_lo * _TWO_OVER_SQRT_PI * np.exp(-t * t)
 
 
@@ -154,8 +154,8 @@ def _normal_pdf_parts(y):
         h_lo = np.where(np.abs(y) < 1e150, h_lo, 0.0)
         # e^{−(h + h_lo)/2}/√(2π) = e^{−h/2} · (c + c_lo)(1 − h_lo/2) to first order in h_lo
         e = np.exp(-0.5 * h)
-        p, p_e = two_prod(e, _INV_SQRT_2PI)
-        return p, p_e + e * (_INV_SQRT_2PI_LO - 0.5 * h_lo * _INV_SQRT_2PI)
+        p, p_e = two_prod(e, INV_SQRT_2PI)
+        return p, p_e + e * (INV_SQRT_2PI_LO - 0.5 * h_lo * INV_SQRT_2PI)
 
 
 def normal_pdf(y: np.ndarray) -> np.ndarray:
@@ -201,7 +201,7 @@ def _same(m):
     return m
 
 
-def _softplus(y):
+def softplus(y):
     """log(1 + e^y) = max(y, 0) + log1p(exp(−|y|)): never overflows, never cancels."""
     with np.errstate(under="ignore"):
         return np.maximum(y, 0.0) + np.log1p(np.exp(-np.abs(y)))
@@ -211,7 +211,7 @@ ACTIVATION_FUNCTIONS: dict[str, Activation] = {
     a.name: a
     for a in (
         Activation("relu", lambda y: np.maximum(y, 0.0), lambda y: (y > 0).astype(np.float64), _same),
-        Activation("gelu", _gelu, _gelu_derivative, _same, 2 * _INV_SQRT_2PI),
+        Activation("gelu", _gelu, _gelu_derivative, _same, 2 * INV_SQRT_2PI),
         Activation("silu", _silu, _silu_derivative, _same, 0.5),
         Activation("tanh", np.tanh, _tanh_derivative, _same, 4 / (3 * math.sqrt(3))),
         Activation("sigmoid", sigmoid, _sigmoid_derivative, np.ones_like, math.sqrt(3) / 18),
@@ -219,7 +219,7 @@ ACTIVATION_FUNCTIONS: dict[str, Activation] = {
                    lambda y: np.where(y > 0, 1.0, ELU_ALPHA * np.exp(np.minimum(y, 0.0))), _same, ELU_ALPHA),
         Activation("leaky_relu", lambda y: np.where(y > 0, y, LEAKY_RELU_SLOPE * y),
                    lambda y: np.where(y > 0, 1.0, LEAKY_RELU_SLOPE), _same),
-        Activation("softplus", _softplus, sigmoid, lambda m: m + math.log(2.0), 0.25),
+        Activation("softplus", softplus, sigmoid, lambda m: m + math.log(2.0), 0.25),
         Activation("identity", lambda y: y, np.ones_like, _same),
     )
 }

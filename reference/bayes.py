@@ -1,5 +1,5 @@
-"""The Bayesian chapter in float64 NumPy: the linear-Gaussian evidence and posterior, their
-hand-written VJPs, the magnitudes the tolerance policy scales, and the parameter-space log joint.
+"""The Bayesian chapter in float64 NumPy: the linear-Gaussian evidence and posterior, each with its
+hand-written VJP, magnitude and VJP magnitude side by side, and the parameter-space log joint.
 
 With r = x − b, σ² = e^ℓ, M = WᵀW + σ² I_L, y = M⁻¹Wᵀr (the posterior mean) and
 α = C⁻¹r = (r − W y)/σ² (Woodbury, C = W Wᵀ + σ² I_D):
@@ -22,11 +22,12 @@ the evidence's terms are bounded for either form (Woodbury's L×L or the direct 
 from __future__ import annotations
 
 import numpy as np
-from vaespec.spec.bayes import FUNCTIONS, PRIOR_SCALE, validate
+from vaespec.spec.bayes import PRIOR_SCALE, validate
+from vaespec.spec.contract import validate_vjp
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.estimators import LOG_2PI
 
-from . import gradients
+from .function import ReferenceFunction
 
 
 def _tape(x, weight, bias, noise_log_var):
@@ -46,79 +47,8 @@ def _log_evidence(t, output):
     return -0.5 * (output * LOG_2PI + t["log_det_c"] + np.sum(t["r"] * t["alpha"], axis=1))
 
 
-def linear_gaussian_log_evidence(x, weight, bias, noise_log_var):
-    """The exact evidence of the linear-Gaussian VAE: `log N(x; b, W Wᵀ + σ² I)` per row.
-
-    **Arguments** `x` [batch, output]; `weight` W [output, latent] (L ≤ D); `bias` b [output];
-    `noise_log_var` log σ² (a float). **Returns** [batch]:
-    `−½(D log 2π + (D − L) log σ² + log det M + (‖r‖² − rᵀ W M⁻¹ Wᵀ r)/σ²)`, r = x − b, M = WᵀW + σ²I.
-    """
-    a = validate("linear_gaussian_log_evidence", {"x": x, "weight": weight, "bias": bias,
-                                                  "noise_log_var": noise_log_var})
-    return _log_evidence(_tape(a["x"], a["weight"], a["bias"], a["noise_log_var"]), a["weight"].shape[0])
-
-
-def linear_gaussian_posterior(x, weight, bias, noise_log_var):
-    """The exact posterior of the linear-Gaussian VAE: `p(z | x) = N(M⁻¹Wᵀ(x − b), σ² M⁻¹)`.
-
-    **Arguments** as `linear_gaussian_log_evidence`. **Returns** `(mean [batch, latent],
-    covariance [latent, latent])` (the covariance does not depend on x).
-    """
-    a = validate("linear_gaussian_posterior", {"x": x, "weight": weight, "bias": bias,
-                                               "noise_log_var": noise_log_var})
-    t = _tape(a["x"], a["weight"], a["bias"], a["noise_log_var"])
-    return t["y"], t["var"] * t["m_inv"]
-
-
-def log_joint(params, x, noise_log_var, prior_scale=PRIOR_SCALE):
-    """`log p(θ, X) = Σ_i log N(θ_i; 0, s²) + Σ_n linear_gaussian_log_evidence(x_n)`: the Bayesian
-    model's parameter-space log density ("exact" evidence) at θ = `params`, the decoder layout
-    `{"decoder_output.kernel": Wᵀ [latent, output], "decoder_output.bias": b}`. Returns a float."""
-    if sorted(params) != ["decoder_output.bias", "decoder_output.kernel"]:
-        raise ConfigError(f"params: expected the linear decoder's layout ['decoder_output.bias', "
-                          f"'decoder_output.kernel'], got {sorted(params)}")
-    log_prior = sum(float(np.sum(-0.5 * (v / prior_scale) ** 2 - np.log(prior_scale) - 0.5 * LOG_2PI))
-                    for v in params.values())
-    evidence = linear_gaussian_log_evidence(x, params["decoder_output.kernel"].T, params["decoder_output.bias"],
-                                            noise_log_var)
-    return log_prior + float(np.sum(evidence))
-
-
-# ----------------------------------------------------------------------------- VJPs
-def _vjp(function, args, cotangent):
-    a = validate(function, args)
-    x, w = a["x"], a["weight"]
-    t = _tape(x, w, a["bias"], a["noise_log_var"])
-    batch, latent = x.shape[0], w.shape[1]
-    if function == "linear_gaussian_log_evidence":
-        d = gradients._cotangent("d_log_evidence", cotangent, ("batch",), {"batch": batch})
-        alpha = t["alpha"]
-        d_x = -d[:, None] * alpha
-        d_w = -float(np.sum(d)) * (w @ t["m_inv"]) + (d[:, None] * alpha).T @ (alpha @ w)
-        return {"x": d_x, "weight": d_w, "bias": -d_x.sum(axis=0)}
-    if not isinstance(cotangent, tuple) or len(cotangent) != 2:
-        raise ConfigError(f"cotangent: expected (d_mean, d_covariance) for {function}, got {type(cotangent).__name__}")
-    d_mean = gradients._cotangent("d_mean", cotangent[0], ("batch", "latent"), {"batch": batch, "latent": latent})
-    d_cov = gradients._cotangent("d_covariance", cotangent[1], ("latent", "latent"), {"latent": latent})
-    g = d_mean @ t["m_inv"]
-    h = t["m_inv"] @ d_cov @ t["m_inv"]
-    d_x = g @ w.T
-    d_w = (t["r"] - t["y"] @ w.T).T @ g - w @ (g.T @ t["y"]) - t["var"] * w @ (h + h.T)
-    return {"x": d_x, "weight": d_w, "bias": -d_x.sum(axis=0)}
-
-
-def vjp(function: str, args, cotangent):
-    """VJP of a bayes-chapter `function` at `args`: `{"x", "weight", "bias": gradient}`."""
-    if function not in FUNCTIONS:
-        raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {function!r}")
-    missing = [p.name for p in FUNCTIONS[function].args if p.name not in args]
-    if missing:
-        raise ConfigError(f"args: {function} needs {[p.name for p in FUNCTIONS[function].args]}; missing {missing}")
-    return _vjp(function, dict(args), cotangent)
-
-
-# ----------------------------------------------------------------------------- magnitudes
 def _sizes(args):
+    """The norms both magnitudes are built from, at the checked `args` (with the tape)."""
     x, w, b = args["x"], args["weight"], args["bias"]
     t = _tape(x, w, b, args["noise_log_var"])
     output, latent = w.shape
@@ -138,44 +68,132 @@ def _sizes(args):
             "f": 1.0 + n_m_inv * n_m}
 
 
-def magnitude(function: str, args):
-    """Error scale of `function`'s output at `args` (structured like it): normwise, broadcast."""
-    s = _sizes(args)
+
+def _vjp_args(function, args, cotangent):
+    """(checked args, tape, cotangents): the chapter's checks (`vaespec.spec.bayes.validate`: the contract's,
+    L ≤ D, the domain) first, then the cotangent's (`validate_vjp`)."""
+    a = validate(function, args)
+    _, cotangents = validate_vjp(function, a, cotangent)
+    return a, _tape(a["x"], a["weight"], a["bias"], a["noise_log_var"]), cotangents
+
+
+# ----------------------------------------------------------------------------- linear_gaussian_log_evidence
+def linear_gaussian_log_evidence(x, weight, bias, noise_log_var):
+    """The exact evidence of the linear-Gaussian VAE: `log N(x; b, W Wᵀ + σ² I)` per row.
+
+    **Arguments** `x` [batch, output]; `weight` W [output, latent] (L ≤ D); `bias` b [output];
+    `noise_log_var` log σ² (a float). **Returns** [batch]:
+    `−½(D log 2π + (D − L) log σ² + log det M + (‖r‖² − rᵀ W M⁻¹ Wᵀ r)/σ²)`, r = x − b, M = WᵀW + σ²I.
+    """
+    a = validate("linear_gaussian_log_evidence", {"x": x, "weight": weight, "bias": bias,
+                                                  "noise_log_var": noise_log_var})
+    return _log_evidence(_tape(a["x"], a["weight"], a["bias"], a["noise_log_var"]), a["weight"].shape[0])
+
+
+def linear_gaussian_log_evidence_vjp(args, cotangent) -> dict:
+    """`x̄ = −ȳ α`, `b̄ = Σ_n ȳ_n α_n`, `W̄ = −(Σ_n ȳ_n) W M⁻¹ + Σ_n ȳ_n α_n α_nᵀ W`."""
+    a, t, (d,) = _vjp_args("linear_gaussian_log_evidence", args, cotangent)
+    w, alpha = a["weight"], t["alpha"]
+    d_x = -d[:, None] * alpha
+    d_w = -float(np.sum(d)) * (w @ t["m_inv"]) + (d[:, None] * alpha).T @ (alpha @ w)
+    return {"x": d_x, "weight": d_w, "bias": -d_x.sum(axis=0)}
+
+
+def linear_gaussian_log_evidence_magnitude(args):
+    """½ (the log-determinant's terms + the quadratic form's), normwise, per row."""
+    a = validate("linear_gaussian_log_evidence", args)
+    s = _sizes(a)
     output, latent, var = s["output"], s["latent"], s["var"]
-    if function == "linear_gaussian_log_evidence":
-        log_det = (output * (LOG_2PI + abs(float(args["noise_log_var"]))) + abs(np.linalg.slogdet(s["m"])[1])
-                   + latent * s["f"] + output * s["n_c"] / var)
-        quad = ((s["n_r"] ** 2 + 2 * s["n_r"] * s["n_w"] * s["n_y"] + s["n_y"] ** 2 * s["n_m"]) * s["f"] / var
-                + s["n_alpha"] ** 2 * s["n_c"] + s["n_r"] * s["m_alpha"])
-        return 0.5 * (log_det + quad)
-    if function == "linear_gaussian_posterior":
-        mean = np.broadcast_to(s["m_y"][:, None], s["y"].shape).copy()
-        cov = var * s["n_m_inv"] ** 2 * s["n_m"] + np.abs(var * s["m_inv"])
-        return mean, np.broadcast_to(cov, (latent, latent)).copy()
-    raise KeyError(function)
+    log_det = (output * (LOG_2PI + abs(float(a["noise_log_var"]))) + abs(np.linalg.slogdet(s["m"])[1])
+               + latent * s["f"] + output * s["n_c"] / var)
+    quad = ((s["n_r"] ** 2 + 2 * s["n_r"] * s["n_w"] * s["n_y"] + s["n_y"] ** 2 * s["n_m"]) * s["f"] / var
+            + s["n_alpha"] ** 2 * s["n_c"] + s["n_r"] * s["m_alpha"])
+    return 0.5 * (log_det + quad)
 
 
-def vjp_magnitude(function: str, args, cotangent):
-    """Error scale of `vjp(function, args, cotangent)`: normwise, broadcast like the gradients."""
-    s = _sizes(args)
-    w = args["weight"]
+def linear_gaussian_log_evidence_vjp_magnitude(args, cotangent) -> dict:
+    a, _, (ct,) = _vjp_args("linear_gaussian_log_evidence", args, cotangent)
+    s = _sizes(a)
+    w = a["weight"]
     f, n_w, n_m_inv = s["f"], s["n_w"], s["n_m_inv"]
-    if function == "linear_gaussian_log_evidence":
-        ct = np.abs(np.asarray(cotangent, dtype=np.float64))
-        d_x = (ct * s["m_alpha"])[:, None] * np.ones_like(args["x"])
-        d_w = float(np.sum(ct)) * n_w * n_m_inv * f + float(np.sum(ct * (2 * s["m_alpha"] + s["n_alpha"]) * s["n_alpha"]
-                                                                     * n_w))
-        return {"x": d_x, "weight": np.full(w.shape, d_w), "bias": np.full(w.shape[0], float(np.sum(d_x[:, 0])))}
-    d_mean, d_cov = (np.asarray(c, dtype=np.float64) for c in cotangent)
+    ct = np.abs(np.asarray(ct, dtype=np.float64))
+    d_x = (ct * s["m_alpha"])[:, None] * np.ones_like(a["x"])
+    d_w = float(np.sum(ct)) * n_w * n_m_inv * f + float(np.sum(ct * (2 * s["m_alpha"] + s["n_alpha"]) * s["n_alpha"]
+                                                                 * n_w))
+    return {"x": d_x, "weight": np.full(w.shape, d_w), "bias": np.full(w.shape[0], float(np.sum(d_x[:, 0])))}
+
+
+LINEAR_GAUSSIAN_LOG_EVIDENCE = ReferenceFunction(
+    "linear_gaussian_log_evidence", linear_gaussian_log_evidence, linear_gaussian_log_evidence_magnitude,
+    linear_gaussian_log_evidence_vjp, linear_gaussian_log_evidence_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- linear_gaussian_posterior
+def linear_gaussian_posterior(x, weight, bias, noise_log_var):
+    """The exact posterior of the linear-Gaussian VAE: `p(z | x) = N(M⁻¹Wᵀ(x − b), σ² M⁻¹)`.
+
+    **Arguments** as `linear_gaussian_log_evidence`. **Returns** `(mean [batch, latent],
+    covariance [latent, latent])` (the covariance does not depend on x).
+    """
+    a = validate("linear_gaussian_posterior", {"x": x, "weight": weight, "bias": bias,
+                                               "noise_log_var": noise_log_var})
+    t = _tape(a["x"], a["weight"], a["bias"], a["noise_log_var"])
+    return t["y"], t["var"] * t["m_inv"]
+
+
+def linear_gaussian_posterior_vjp(args, cotangent) -> dict:
+    """With g = M⁻¹ m̄, H = M⁻¹ S̄ M⁻¹: `x̄ = W g`, `b̄ = −Σ_n x̄_n`,
+    `W̄ = Σ_n (r_n − W y_n) g_nᵀ − W g_n y_nᵀ − σ² W (H + Hᵀ)`."""
+    a, t, (d_mean, d_cov) = _vjp_args("linear_gaussian_posterior", args, cotangent)
+    w = a["weight"]
+    g = d_mean @ t["m_inv"]
+    h = t["m_inv"] @ d_cov @ t["m_inv"]
+    d_x = g @ w.T
+    d_w = (t["r"] - t["y"] @ w.T).T @ g - w @ (g.T @ t["y"]) - t["var"] * w @ (h + h.T)
+    return {"x": d_x, "weight": d_w, "bias": -d_x.sum(axis=0)}
+
+
+def linear_gaussian_posterior_magnitude(args):
+    """The solve's normwise error in the mean, per row; σ²‖M⁻¹‖²‖M‖ + |σ² M⁻¹| for the covariance."""
+    a = validate("linear_gaussian_posterior", args)
+    s = _sizes(a)
+    latent, var = s["latent"], s["var"]
+    mean = np.broadcast_to(s["m_y"][:, None], s["y"].shape).copy()
+    cov = var * s["n_m_inv"] ** 2 * s["n_m"] + np.abs(var * s["m_inv"])
+    return mean, np.broadcast_to(cov, (latent, latent)).copy()
+
+
+def linear_gaussian_posterior_vjp_magnitude(args, cotangent) -> dict:
+    a, _, cotangents = _vjp_args("linear_gaussian_posterior", args, cotangent)
+    s = _sizes(a)
+    w = a["weight"]
+    f, n_w, n_m_inv = s["f"], s["n_w"], s["n_m_inv"]
+    d_mean, d_cov = (np.asarray(c, dtype=np.float64) for c in cotangents)
     n_g = n_m_inv * np.sum(np.abs(d_mean), axis=1) * f
-    d_x = (n_w * n_g)[:, None] * np.ones_like(args["x"])
+    d_x = (n_w * n_g)[:, None] * np.ones_like(a["x"])
     n_h = n_m_inv ** 2 * np.sum(np.abs(d_cov)) * f
     d_w = float(np.sum((s["n_r"] + 2 * n_w * (s["n_y"] + s["m_y"])) * n_g)) + 2 * s["var"] * n_w * n_h
     return {"x": d_x, "weight": np.full(w.shape, d_w), "bias": np.full(w.shape[0], float(np.sum(d_x[:, 0])))}
 
 
-class BayesReferenceMethods:
-    """The Bayesian chapter's functions as backend methods (mixed into `ReferenceBackend`)."""
+LINEAR_GAUSSIAN_POSTERIOR = ReferenceFunction(
+    "linear_gaussian_posterior", linear_gaussian_posterior, linear_gaussian_posterior_magnitude,
+    linear_gaussian_posterior_vjp, linear_gaussian_posterior_vjp_magnitude)
 
-    linear_gaussian_log_evidence = staticmethod(linear_gaussian_log_evidence)
-    linear_gaussian_posterior = staticmethod(linear_gaussian_posterior)
+
+# ----------------------------------------------------------------------------- the model's log density
+def log_joint(params, x, noise_log_var, prior_scale=PRIOR_SCALE):
+    """`log p(θ, X) = Σ_i log N(θ_i; 0, s²) + Σ_n linear_gaussian_log_evidence(x_n)`: the Bayesian
+    model's parameter-space log density ("exact" evidence) at θ = `params`, the decoder layout
+    `{"decoder_output.kernel": Wᵀ [latent, output], "decoder_output.bias": b}`. Returns a float."""
+    if sorted(params) != ["decoder_output.bias", "decoder_output.kernel"]:
+        raise ConfigError(f"params: expected the linear decoder's layout ['decoder_output.bias', "
+                          f"'decoder_output.kernel'], got {sorted(params)}")
+    log_prior = sum(float(np.sum(-0.5 * (v / prior_scale) ** 2 - np.log(prior_scale) - 0.5 * LOG_2PI))
+                    for v in params.values())
+    evidence = linear_gaussian_log_evidence(x, params["decoder_output.kernel"].T, params["decoder_output.bias"],
+                                            noise_log_var)
+    return log_prior + float(np.sum(evidence))
+
+
+REFERENCE_FUNCTIONS = (LINEAR_GAUSSIAN_LOG_EVIDENCE, LINEAR_GAUSSIAN_POSTERIOR)

@@ -1,4 +1,5 @@
-"""The estimators chapter in float64 NumPy: likelihoods, ELBO, IWAE, reconstruct, embedding lookup.
+"""The estimators chapter in float64: likelihoods, ELBO, IWAE, reconstruct, embedding lookup, each
+function's forward, VJP, magnitude and VJP magnitude side by side.
 
 Formulas (`vaespec.spec.estimators`, docs/estimators.md):
 
@@ -9,7 +10,7 @@ Formulas (`vaespec.spec.estimators`, docs/estimators.md):
     elbo = mean_k log w_k;  iwae_bound = log_mean_exp_k log w_k
     reconstruct(x) = decode(μ(x));  embedding_lookup(T, i) = T[i]
 
-and their hand-written vector-Jacobian products (`vjp`):
+and their hand-written vector-Jacobian products:
 
     gaussian:     x̂̄ = ȳ (x − x̂) e^{−ℓ},  x̄ = −x̂̄,  ℓ̄ = ½ ȳ ((x − x̂)² e^{−ℓ} − 1)
     bernoulli:    l̄ = ȳ (x − σ(l)),  x̄ = ȳ l
@@ -17,92 +18,141 @@ and their hand-written vector-Jacobian products (`vjp`):
     log weights:  z̄_k = decode_vjp(ℓ̄_x̂) − ȳ_k z_k;  μ̄ = Σ_k z̄_k;  lv̄ = Σ_k (z̄_k ½σε_k + ½ ȳ_k)
     elbo:         ȳ_k = ȳ / K;  iwae: ȳ_k = ȳ · softmax_k(log w)
     embedding:    T̄ = one_hot(i)ᵀ · ȳ  (repeated indices accumulate)
+
+**Magnitudes** (the tolerance policy's M): each computation redone on absolute values, with every
+error-propagating derivative replaced by its absolute value. With r = x − x̂ and M_x̂ the
+decoder's magnitude (upstream error of x̂):
+
+    gaussian          ½ Σ_d (log 2π + |ℓ| + (|r| + M_x̂)² e^{−ℓ})
+    bernoulli         Σ_d ((|x| + 1)(|l| + M_l) + log 2)  (|x − σ(l)| ≤ |x| + 1 carries δl)
+    log_mean_exp      max_k M_w + 2 max_k |w| + log K + 1  (w − m rounds at |w| + |m|; softmax-weighted δw)
+    log weights       the likelihood at x̂ = decode(z) plus ½ Σ_j (M_lv + ε² + 2 M_z²)
+    elbo              mean_k of the log-weight magnitudes; iwae: log_mean_exp's rule on them
+    reconstruct       the decoder's magnitude at the encoder's μ magnitude
+    embedding_lookup  |table[i]|  (a copy)
+
+Gradients: gaussian x̂̄ = |ȳ|(|r| + M_x̂)e^{−ℓ}, ℓ̄ = |ȳ|·½(1 + (|r| + M_x̂)² e^{−ℓ}); bernoulli
+l̄ = |ȳ|(|x| + 1 + ¼ M_l), x̄ = |ȳ|(|l| + M_l); log_mean_exp w̄_k = |ȳ| p_k (1 + |w_k| + |m| + log K
++ 2 max_j M_w,j): exp(w_k − m) errs by |w_k − m|·u, and p_k by the forward error of the weights it
+is computed from; the network backward runs `network`'s rules on magnitudes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from vaespec.spec.contract import validate_vjp
-from vaespec.spec.errors import ConfigError, show
-from vaespec.spec.estimators import FUNCTIONS, validate
+from vaespec.spec.contract import validate_args, validate_vjp
 
-from . import gradients, vae
+from . import importance, network
 from .activations import sigmoid
+from .boundary import finite, finite_gradients, zero_gradients
+from .function import ReferenceFunction
+from .vae import decode, encode
 
 
-def _softplus(y):
-    return np.maximum(y, 0.0) + np.log1p(np.exp(-np.abs(y)))
+def _abs(cotangent):
+    return np.abs(np.asarray(cotangent, dtype=np.float64))
 
 
-# ----------------------------------------------------------------------------- forward
-def _gaussian(x_hat, x, log_var):
-    # The accurate elementwise density (≤ 2 ulps of its magnitude; the one-line formula errs by ~3).
-    return np.sum(vae.gaussian_log_density(x, x_hat, log_var), axis=-1)
-
-
-def _bernoulli(logits, x):
-    return np.sum(x * logits - _softplus(logits), axis=-1)
-
-
-def _log_mean_exp(w):
-    m = w.max(axis=0)
-    return m + np.log(np.exp(w - m).sum(axis=0)) - np.log(w.shape[0])
-
-
-def _softmax(w):
-    e = np.exp(w - w.max(axis=0))
-    return e / e.sum(axis=0)
-
-
-def _network(arch, params, x, eps, decoder_log_var, likelihood, function="log_importance_weights"):
-    """Everything the log-weights and their VJP need: (log w [K, B], tape); log w is refused if not finite."""
-    particles, batch, latent = eps.shape
-    mu, log_var, _ = vae._encode(arch, params, x)  # checked below as this function's intermediates, by its name
-    with np.errstate(over="ignore", invalid="ignore"):
-        sigma = np.exp(0.5 * log_var)
-        z = mu + sigma * eps
-        vae._finite(function, (mu, log_var, z))
-        x_hat = vae._decode(arch, params, z.reshape(particles * batch, latent))[0].reshape(particles, batch, -1)
-        vae._finite(function, x_hat)
-    if likelihood == "gaussian":
-        ll = _gaussian(x_hat, x, np.broadcast_to(decoder_log_var, x_hat.shape))
-    else:
-        ll = _bernoulli(x_hat, x)
-    with np.errstate(over="ignore", invalid="ignore"):
-        log_w = ll + 0.5 * np.sum(log_var + eps ** 2 - z ** 2, axis=-1)
-    vae._finite(function, log_w)
-    return log_w, {"mu": mu, "log_var": log_var, "sigma": sigma, "z": z, "x_hat": x_hat}
-
-
+# ----------------------------------------------------------------------------- gaussian_log_likelihood
 def gaussian_log_likelihood(x_hat, x, log_var):
     """Diagonal Gaussian decoder: `log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})`.
 
     **Arguments** `x_hat`, `x`, `log_var`: [batch, output] (ℓ fixed or learned, per entry).
     **Returns** [batch] log-densities.
     """
-    a = validate("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
-    return vae._finite("gaussian_log_likelihood", _gaussian(a["x_hat"], a["x"], a["log_var"]))
+    a = validate_args("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
+    return finite("gaussian_log_likelihood", importance.gaussian(a["x_hat"], a["x"], a["log_var"]))
 
 
+def gaussian_log_likelihood_vjp(args, cotangent) -> dict:
+    a, (d,) = validate_vjp("gaussian_log_likelihood", args, cotangent)
+    d_x_hat, d_x, d_lv = importance.gaussian_backward(a["x_hat"], a["x"], a["log_var"], d)
+    return finite_gradients("gaussian_log_likelihood", {"x_hat": d_x_hat, "x": d_x, "log_var": d_lv})
+
+
+def gaussian_log_likelihood_magnitude(args):
+    a = validate_args("gaussian_log_likelihood", args)
+    return importance.gaussian_magnitude(a["x"] - a["x_hat"], 0.0, a["log_var"])
+
+
+def gaussian_log_likelihood_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("gaussian_log_likelihood", args, cotangent)
+    ct = _abs(ct)
+    r, inv_var = np.abs(a["x"] - a["x_hat"]), np.exp(-a["log_var"])
+    d = ct[:, None] * r * inv_var
+    return {"x_hat": d, "x": d, "log_var": ct[:, None] * 0.5 * (1.0 + r ** 2 * inv_var)}
+
+
+GAUSSIAN_LOG_LIKELIHOOD = ReferenceFunction("gaussian_log_likelihood", gaussian_log_likelihood,
+                                            gaussian_log_likelihood_magnitude, gaussian_log_likelihood_vjp,
+                                            gaussian_log_likelihood_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- bernoulli_log_likelihood
 def bernoulli_log_likelihood(logits, x):
     """Bernoulli decoder with logits: `Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d)`.
 
     **Arguments** `logits` [batch, output]; `x` [batch, output] in [0, 1].
     **Returns** [batch] log-probabilities (≤ 0).
     """
-    a = validate("bernoulli_log_likelihood", {"logits": logits, "x": x})
-    return vae._finite("bernoulli_log_likelihood", _bernoulli(a["logits"], a["x"]))
+    a = validate_args("bernoulli_log_likelihood", {"logits": logits, "x": x})
+    return finite("bernoulli_log_likelihood", importance.bernoulli(a["logits"], a["x"]))
 
 
+def bernoulli_log_likelihood_vjp(args, cotangent) -> dict:
+    a, (d,) = validate_vjp("bernoulli_log_likelihood", args, cotangent)
+    d_logits, d_x = importance.bernoulli_backward(a["logits"], a["x"], d)
+    return finite_gradients("bernoulli_log_likelihood", {"logits": d_logits, "x": d_x})
+
+
+def bernoulli_log_likelihood_magnitude(args):
+    a = validate_args("bernoulli_log_likelihood", args)
+    return importance.bernoulli_magnitude(a["logits"], 0.0, a["x"])
+
+
+def bernoulli_log_likelihood_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("bernoulli_log_likelihood", args, cotangent)
+    ct = _abs(ct)
+    return {"logits": ct[:, None] * (np.abs(a["x"]) + sigmoid(np.abs(a["logits"]))),
+            "x": ct[:, None] * np.abs(a["logits"])}
+
+
+BERNOULLI_LOG_LIKELIHOOD = ReferenceFunction("bernoulli_log_likelihood", bernoulli_log_likelihood,
+                                             bernoulli_log_likelihood_magnitude, bernoulli_log_likelihood_vjp,
+                                             bernoulli_log_likelihood_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- log_mean_exp
 def log_mean_exp(log_weights):
     """`log (1/K Σ_k e^{w_k}) = m + log Σ_k e^{w_k − m} − log K`, m = max_k w_k (no overflow).
 
     **Arguments** `log_weights` [particles, batch]. **Returns** [batch].
     """
-    a = validate("log_mean_exp", {"log_weights": log_weights})
-    return vae._finite("log_mean_exp", _log_mean_exp(a["log_weights"]))
+    a = validate_args("log_mean_exp", {"log_weights": log_weights})
+    return finite("log_mean_exp", importance.log_mean_exp(a["log_weights"]))
 
 
+def log_mean_exp_vjp(args, cotangent) -> dict:
+    a, (d,) = validate_vjp("log_mean_exp", args, cotangent)
+    return finite_gradients("log_mean_exp", {"log_weights": d * importance.softmax(a["log_weights"])})
+
+
+def log_mean_exp_magnitude(args):
+    w = validate_args("log_mean_exp", args)["log_weights"]
+    return importance.log_mean_exp_magnitude(w, np.abs(w))
+
+
+def log_mean_exp_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("log_mean_exp", args, cotangent)
+    w = a["log_weights"]
+    return {"log_weights": importance.log_mean_exp_backward_magnitude(w, np.abs(w), _abs(ct))}
+
+
+LOG_MEAN_EXP = ReferenceFunction("log_mean_exp", log_mean_exp, log_mean_exp_magnitude, log_mean_exp_vjp,
+                                 log_mean_exp_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- the network estimators
 def log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood):
     """`log w_k = ℓ(decode(z_k), x) + ½ Σ_j (lv_j + ε_kj² − z_kj²)`, z_k = μ + e^{½lv} ⊙ ε_k.
 
@@ -111,15 +161,27 @@ def log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood):
     "gaussian" or "bernoulli" (x̂ are then logits).
     **Returns** [particles, batch].
     """
-    a = validate("log_importance_weights", {"arch": arch, "params": params, "x": x, "eps": eps,
-                                                "decoder_log_var": decoder_log_var, "likelihood": likelihood})
-    return _network(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"])[0]
+    return importance.checked_weights("log_importance_weights", {"arch": arch, "params": params, "x": x, "eps": eps,
+                                                   "decoder_log_var": decoder_log_var, "likelihood": likelihood})[1]
 
 
-def _checked_network(function, arch, params, x, eps, decoder_log_var, likelihood):
-    a = validate(function, {"arch": arch, "params": params, "x": x, "eps": eps, "decoder_log_var": decoder_log_var,
-                            "likelihood": likelihood})
-    return _network(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"], function)[0]
+def log_importance_weights_vjp(args, cotangent) -> dict:
+    a, (d_log_w,) = validate_vjp("log_importance_weights", args, cotangent)
+    return importance.weights_backward(a, d_log_w, "log_importance_weights")
+
+
+def log_importance_weights_magnitude(args):
+    return importance.weights_magnitude(validate_args("log_importance_weights", args))[1]
+
+
+def log_importance_weights_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("log_importance_weights", args, cotangent)
+    return importance.weights_backward_magnitude(a, importance.weights_magnitude(a)[2], _abs(ct))
+
+
+LOG_IMPORTANCE_WEIGHTS = ReferenceFunction("log_importance_weights", log_importance_weights,
+                                           log_importance_weights_magnitude, log_importance_weights_vjp,
+                                           log_importance_weights_vjp_magnitude)
 
 
 def elbo(arch, params, x, eps, decoder_log_var, likelihood):
@@ -127,7 +189,30 @@ def elbo(arch, params, x, eps, decoder_log_var, likelihood):
 
     **Returns** [batch].
     """
-    return vae._finite("elbo", _checked_network("elbo", arch, params, x, eps, decoder_log_var, likelihood).mean(axis=0))
+    _, log_w = importance.checked_weights("elbo", {"arch": arch, "params": params, "x": x, "eps": eps,
+                                     "decoder_log_var": decoder_log_var, "likelihood": likelihood})
+    return finite("elbo", log_w.mean(axis=0))
+
+
+def elbo_vjp(args, cotangent) -> dict:
+    """The log-weights' VJP for ȳ_k = ȳ / K."""
+    a, (d,) = validate_vjp("elbo", args, cotangent)
+    particles, batch = a["eps"].shape[:2]
+    return importance.weights_backward(a, np.broadcast_to(d / particles, (particles, batch)), "elbo")
+
+
+def elbo_magnitude(args):
+    return importance.weights_magnitude(validate_args("elbo", args))[1].mean(axis=0)
+
+
+def elbo_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("elbo", args, cotangent)
+    particles, batch = a["eps"].shape[:2]
+    return importance.weights_backward_magnitude(a, importance.weights_magnitude(a)[2],
+                                       np.broadcast_to(_abs(ct) / particles, (particles, batch)))
+
+
+ELBO = ReferenceFunction("elbo", elbo, elbo_magnitude, elbo_vjp, elbo_vjp_magnitude)
 
 
 def iwae_bound(arch, params, x, eps, decoder_log_var, likelihood):
@@ -135,149 +220,109 @@ def iwae_bound(arch, params, x, eps, decoder_log_var, likelihood):
 
     **Returns** [batch]; with many particles, the importance-sampled estimate of log p(x).
     """
-    return vae._finite("iwae_bound", _log_mean_exp(_checked_network("iwae_bound", arch, params, x, eps, decoder_log_var,
-                                                                     likelihood)))
+    _, log_w = importance.checked_weights("iwae_bound", {"arch": arch, "params": params, "x": x, "eps": eps,
+                                           "decoder_log_var": decoder_log_var, "likelihood": likelihood})
+    return finite("iwae_bound", importance.log_mean_exp(log_w))
 
 
+def iwae_bound_vjp(args, cotangent) -> dict:
+    """The log-weights' VJP for ȳ_k = ȳ · softmax_k(log w)."""
+    a, (d,) = validate_vjp("iwae_bound", args, cotangent)
+    log_w = importance.weights(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"], "iwae_bound")[0]
+    return importance.weights_backward(a, d * importance.softmax(log_w), "iwae_bound")
+
+
+def iwae_bound_magnitude(args):
+    log_w, m_w, _ = importance.weights_magnitude(validate_args("iwae_bound", args))
+    return importance.log_mean_exp_magnitude(log_w, m_w)
+
+
+def iwae_bound_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("iwae_bound", args, cotangent)
+    log_w, m_w, t = importance.weights_magnitude(a)
+    return importance.weights_backward_magnitude(a, t, importance.log_mean_exp_backward_magnitude(log_w, m_w, _abs(ct)))
+
+
+IWAE_BOUND = ReferenceFunction("iwae_bound", iwae_bound, iwae_bound_magnitude, iwae_bound_vjp,
+                               iwae_bound_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- reconstruct
 def reconstruct(arch, params, x):
     """The reconstruction path (quivers' encoder >> decoder) at the posterior mean: `decode(μ(x))`.
 
     **Returns** [batch, output].
     """
-    a = validate("reconstruct", {"arch": arch, "params": params, "x": x})
-    return vae._finite("reconstruct", vae.decode(arch, a["params"], vae.encode(arch, a["params"], a["x"])[0]))
+    a = validate_args("reconstruct", {"arch": arch, "params": params, "x": x})
+    return finite("reconstruct", decode(arch, a["params"], encode(arch, a["params"], a["x"])[0]))
 
 
+def reconstruct_vjp(args, cotangent) -> dict:
+    """decode's VJP at μ, then encode's with lv̄ = 0."""
+    a, (d_x_hat,) = validate_vjp("reconstruct", args, cotangent)
+    arch, params, x = a["arch"], a["params"], a["x"]
+    grads = zero_gradients(params)
+    decode(arch, params, encode(arch, params, x)[0])  # the forward's domain is the VJP's
+    d_mu = network.backward(network.decoder(arch), params, encode(arch, params, x)[0], (d_x_hat,), grads)
+    d_x = network.backward(network.encoder(arch), params, x, (d_mu, np.zeros_like(d_mu)), grads)
+    return finite_gradients("reconstruct", {"params": grads, "x": d_x})
+
+
+def reconstruct_magnitude(args):
+    a = validate_args("reconstruct", args)
+    arch, params = a["arch"], a["params"]
+    m_mu = network.magnitude(network.encoder(arch), params, np.abs(a["x"]))[0]
+    return network.magnitude(network.decoder(arch), params, m_mu)[0]
+
+
+def reconstruct_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("reconstruct", args, cotangent)
+    arch, params, x = a["arch"], a["params"], a["x"]
+    grads = zero_gradients(params)
+    mu = encode(arch, params, x)[0]
+    m_mu = network.magnitude(network.encoder(arch), params, np.abs(x))[0]
+    d_mu = network.magnitude_backward(network.decoder(arch), params, mu, m_mu, (_abs(ct),), grads)
+    dx = network.magnitude_backward(network.encoder(arch), params, x, np.abs(x), (d_mu, 0.0 * d_mu), grads)
+    return {"params": grads, "x": dx}
+
+
+RECONSTRUCT = ReferenceFunction("reconstruct", reconstruct, reconstruct_magnitude, reconstruct_vjp,
+                                reconstruct_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- embedding_lookup
 def embedding_lookup(table, indices):
     """The first layer of a discrete-input encoder: `table[indices] = one_hot(indices) · table`.
 
     **Arguments** `table` [categories, embedding]; `indices` [batch] integers in [0, categories).
     **Returns** [batch, embedding].
     """
-    a = validate("embedding_lookup", {"table": table, "indices": indices})
+    a = validate_args("embedding_lookup", {"table": table, "indices": indices})
     return a["table"][a["indices"]]
 
 
-# ----------------------------------------------------------------------------- VJPs
-def _cotangent(name, value, dims, shape):
-    """A cotangent of the output's named shape (`gradients._cotangent`'s checks and messages)."""
-    return gradients._cotangent(name, value, dims, dict(zip(dims, shape)))
+def embedding_lookup_vjp(args, cotangent) -> dict:
+    """`T̄ = one_hot(i)ᵀ · ȳ`: repeated indices accumulate."""
+    a, (d,) = validate_vjp("embedding_lookup", args, cotangent)
+    d_table = np.zeros_like(a["table"])
+    np.add.at(d_table, a["indices"], d)
+    return finite_gradients("embedding_lookup", {"table": d_table})
 
 
-def _gaussian_backward(x_hat, x, log_var, d):
-    scaled = (x - x_hat) * np.exp(-log_var)
-    d_x_hat = d[..., None] * scaled
-    return d_x_hat, -d_x_hat, d[..., None] * 0.5 * ((x - x_hat) * scaled - 1.0)
+def embedding_lookup_magnitude(args):
+    a = validate_args("embedding_lookup", args)
+    return np.abs(a["table"][a["indices"]])
 
 
-def _bernoulli_backward(logits, x, d):
-    return d[..., None] * (x - sigmoid(logits)), d[..., None] * logits
+def embedding_lookup_vjp_magnitude(args, cotangent) -> dict:
+    a, (ct,) = validate_vjp("embedding_lookup", args, cotangent)
+    d_table = np.zeros_like(a["table"])
+    np.add.at(d_table, a["indices"], _abs(ct))
+    return {"table": d_table}
 
 
-def _network_backward(arch, params, x, eps, decoder_log_var, likelihood, d_log_w, function):
-    """VJP of `log_importance_weights` for the cotangent `d_log_w` [K, B]."""
-    particles, batch, latent = eps.shape
-    _, t = _network(arch, params, x, eps, decoder_log_var, likelihood, function)
-    if likelihood == "gaussian":
-        d_x_hat, d_x, d_lv = _gaussian_backward(t["x_hat"], x, np.broadcast_to(decoder_log_var, t["x_hat"].shape),
-                                                d_log_w)
-        d_decoder_log_var = d_lv.sum(axis=(0, 1))
-    else:
-        d_x_hat, d_x = _bernoulli_backward(t["x_hat"], x, d_log_w)
-        d_decoder_log_var = np.zeros_like(decoder_log_var)
-    grads = gradients._zeros(params)
-    z_flat = t["z"].reshape(particles * batch, latent)
-    d_z = gradients._decode_backward(arch, params, z_flat, d_x_hat.reshape(particles * batch, -1), grads)
-    d_z = d_z.reshape(particles, batch, latent) - d_log_w[..., None] * t["z"]
-    d_mu = d_z.sum(axis=0)
-    d_log_var = (d_z * 0.5 * t["sigma"] * eps).sum(axis=0) + 0.5 * d_log_w.sum(axis=0)[:, None]
-    d_x_encoder = gradients._encode_backward(arch, params, x, d_mu, d_log_var, grads)
-    return {"params": grads, "x": d_x_encoder + d_x.sum(axis=0), "decoder_log_var": d_decoder_log_var}
+EMBEDDING_LOOKUP = ReferenceFunction("embedding_lookup", embedding_lookup, embedding_lookup_magnitude,
+                                     embedding_lookup_vjp, embedding_lookup_vjp_magnitude)
 
-
-def _network_vjp(function, a, cotangent):
-    a = validate(function, a)
-    arch, params, x, eps, dlv, lik = (a[k] for k in ("arch", "params", "x", "eps", "decoder_log_var", "likelihood"))
-    particles, batch = eps.shape[:2]
-    if function == "log_importance_weights":
-        d_log_w = _cotangent("d_log_weights", cotangent, ("particles", "batch"), (particles, batch))
-    else:
-        d = _cotangent(f"d_{function}", cotangent, ("batch",), (batch,))
-        if function == "elbo":
-            d_log_w = np.broadcast_to(d / particles, (particles, batch))
-        else:
-            d_log_w = d * _softmax(_network(arch, params, x, eps, dlv, lik, function)[0])
-    return vae._finite(function, _network_backward(arch, params, x, eps, dlv, lik, d_log_w, function), "gradient")
-
-
-def _gaussian_vjp(a, cotangent):
-    a = validate("gaussian_log_likelihood", a)
-    d = _cotangent("d_log_prob", cotangent, ("batch",), (a["x"].shape[0],))
-    d_x_hat, d_x, d_lv = _gaussian_backward(a["x_hat"], a["x"], a["log_var"], d)
-    return vae._finite("gaussian_log_likelihood", {"x_hat": d_x_hat, "x": d_x, "log_var": d_lv}, "gradient")
-
-
-def _bernoulli_vjp(a, cotangent):
-    a = validate("bernoulli_log_likelihood", a)
-    d = _cotangent("d_log_prob", cotangent, ("batch",), (a["x"].shape[0],))
-    d_logits, d_x = _bernoulli_backward(a["logits"], a["x"], d)
-    return vae._finite("bernoulli_log_likelihood", {"logits": d_logits, "x": d_x}, "gradient")
-
-
-def _log_mean_exp_vjp(a, cotangent):
-    w = validate("log_mean_exp", a)["log_weights"]
-    return vae._finite("log_mean_exp", {"log_weights": _cotangent("d_estimate", cotangent, ("batch",), (w.shape[1],))
-                                        * _softmax(w)}, "gradient")
-
-
-def _reconstruct_vjp(a, cotangent):
-    a = validate("reconstruct", a)
-    arch, params, x = a["arch"], a["params"], a["x"]
-    d_x_hat = _cotangent("d_x_hat", cotangent, ("batch", "output"), (x.shape[0], arch.output_size))
-    grads = gradients._zeros(params)
-    vae.decode(arch, params, vae.encode(arch, params, x)[0])  # the forward's domain is the VJP's
-    d_mu = gradients._decode_backward(arch, params, vae.encode(arch, params, x)[0], d_x_hat, grads)
-    d_x = gradients._encode_backward(arch, params, x, d_mu, np.zeros_like(d_mu), grads)
-    return vae._finite("reconstruct", {"params": grads, "x": d_x}, "gradient")
-
-
-def _embedding_vjp(a, cotangent):
-    a = validate("embedding_lookup", a)
-    table, indices = a["table"], a["indices"]
-    d = _cotangent("d_embedded", cotangent, ("batch", "embedding"), (indices.shape[0], table.shape[1]))
-    d_table = np.zeros_like(table)
-    np.add.at(d_table, indices, d)  # repeated indices accumulate
-    return vae._finite("embedding_lookup", {"table": d_table}, "gradient")
-
-
-_VJPS = {
-    "gaussian_log_likelihood": _gaussian_vjp,
-    "bernoulli_log_likelihood": _bernoulli_vjp,
-    "log_mean_exp": _log_mean_exp_vjp,
-    "log_importance_weights": lambda a, ct: _network_vjp("log_importance_weights", a, ct),
-    "elbo": lambda a, ct: _network_vjp("elbo", a, ct),
-    "iwae_bound": lambda a, ct: _network_vjp("iwae_bound", a, ct),
-    "reconstruct": _reconstruct_vjp,
-    "embedding_lookup": _embedding_vjp,
-}
-
-
-def vjp(function: str, args, cotangent):
-    """VJP of an estimators-chapter `function` at `args` (contract names): `{differentiable arg: gradient}`."""
-    if not isinstance(function, str) or function not in _VJPS:
-        raise ConfigError(f"function: expected one of {sorted(_VJPS)}, got {show(function)}")
-    args, cotangents = validate_vjp(function, args, cotangent)
-    return _VJPS[function](args, cotangents[0])
-
-
-class EstimatorsReferenceMethods:
-    """The estimators chapter's functions as backend methods (mixed into `ReferenceBackend`)."""
-
-    gaussian_log_likelihood = staticmethod(gaussian_log_likelihood)
-    bernoulli_log_likelihood = staticmethod(bernoulli_log_likelihood)
-    log_mean_exp = staticmethod(log_mean_exp)
-    log_importance_weights = staticmethod(log_importance_weights)
-    elbo = staticmethod(elbo)
-    iwae_bound = staticmethod(iwae_bound)
-    reconstruct = staticmethod(reconstruct)
-    embedding_lookup = staticmethod(embedding_lookup)
+REFERENCE_FUNCTIONS = (GAUSSIAN_LOG_LIKELIHOOD, BERNOULLI_LOG_LIKELIHOOD, LOG_MEAN_EXP, LOG_IMPORTANCE_WEIGHTS, ELBO,
+                       IWAE_BOUND, RECONSTRUCT, EMBEDDING_LOOKUP)

@@ -1,6 +1,7 @@
-"""The VAE contract in float64 NumPy: every function (VJPs in gradients.py, error magnitudes in magnitude.py).
+"""The VAE's network functions in float64: each one's forward, VJP, magnitude and VJP magnitude, side by side.
 
-This module *is* the executable spec. Formulas (see docs/math.md):
+This module *is* the executable spec (docs/math.md); the loss terms are `losses`, the dense
+stacks `network`:
 
     encode(x)            = (h·W_μ + b_μ, h·W_lv + b_lv),  h = act(…act(x·W₀ + b₀)…)
     decode(z)            = act(…act(z·V₀ + c₀)…)·V_out + c_out
@@ -8,240 +9,360 @@ This module *is* the executable spec. Formulas (see docs/math.md):
     sample_latent(x, ε)  = reparameterize(encode(x), ε)
     forward(x, ε)        = decode(sample_latent(x, ε))
     generate(ε)          = decode(ε)
-    reconstruction_loss  = reduce_b(scale · reduce_d((x̂ − x)²))
-    kl_divergence        = reduce_b(reduce_j(½(expm1(lv) − lv + μ²)))
     loss                 = reconstruction_loss(forward(x, ε), x) + β · kl_divergence(encode(x))
 
-Every public function validates its inputs (named shapes, finite values) and raises a
-vaespec error naming the argument.
+The VJPs (`<f>_vjp(args, cotangent)`, `{arg: ȳ · ∂f/∂arg}` per differentiable argument, parameter
+gradients over the whole layout passed) chain `network.backward` with the reparameterization's
+`μ̄ = z̄, lv̄ = z̄ ⊙ ½ exp(½ lv) ⊙ ε`; they are checked against central finite differences in
+proofs_tests/test_reference_gradients.py. The magnitudes (`<f>_magnitude`, `<f>_vjp_magnitude`)
+redo each computation on absolute values (`network`'s rules) and carry the propagated error of
+log σ² into z: `δz ≈ δμ + ½σ|ε|δlv`.
+
+Every function validates its inputs (`validate_args`, `validate_vjp`: named shapes, finite values,
+β ≥ 0) and raises a vaespec error naming the argument; none returns Inf or NaN.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from vaespec.spec.architecture import Architecture
-from vaespec.spec.contract import validate_args
-from vaespec.spec.conventions import Convention
-from vaespec.spec.domains import check_result
+from vaespec.spec.contract import validate_args, validate_vjp
+from vaespec.spec.conventions import Convention, get_convention
 from vaespec.spec.shapes import Float
 
-from . import mlp
-from .activations import get_activation, two_prod, two_sum
+from . import network
+from .boundary import finite, finite_gradients, zero_gradients
+from .elementwise import reparameterized
+from .function import ReferenceFunction
+from .losses import (
+    kl,
+    kl_backward,
+    kl_magnitude,
+    reconstruction,
+    reconstruction_backward,
+    reconstruction_backward_magnitude,
+    reconstruction_magnitude,
+    scales,
+)
 
 
-# ----------------------------------------------------------------------------- checks
-def _valid(function: str, **args) -> dict:
-    """The contract's boundary checks (`validate_args`): shapes against `arch`, finiteness, β ≥ 0. Returns the
-    arguments as float64 arrays (float16/float32 widened), which every function computes on."""
-    return validate_args(function, args)
+def _abs(cotangent):
+    """|ȳ| as the magnitudes propagate it (a tuple of them for several outputs)."""
+    return tuple(np.abs(c) for c in cotangent) if isinstance(cotangent, tuple) else np.abs(np.asarray(cotangent, float))
 
 
-def _finite(function: str, result, what: str = "result"):
-    """A network function's domain is where its magnitude stays within float64 (spec/domains.py); the
-    spec cannot evaluate that magnitude, so the reference checks the result instead
-    (`vaespec.spec.domains.check_result`). Every public function of the reference passes its outputs
-    (and every VJP its gradients) through here: the reference never returns Inf or NaN."""
-    return check_result(function, result, "float64", what)
+def _one(cotangents):
+    return cotangents if len(cotangents) > 1 else cotangents[0]
 
 
-def _reduce(values: np.ndarray, axis: int, how: str) -> np.ndarray:
-    return values.sum(axis=axis) if how == "sum" else values.mean(axis=axis)
-
-
-def _reduce_scale(size: int, how: str) -> float:
-    """d reduce / d element: 1 for sum, 1/size for mean."""
-    return 1.0 if how == "sum" else 1.0 / size
-
-
-# ----------------------------------------------------------------------------- forward
-def _encode(arch, params, x):
-    act = get_activation(arch.activation)
-    names = [n for n, _, _ in arch.encoder_layers()]
-    h, tape = mlp.hidden_forward(params, names, act, x)
-    return mlp.dense(params, "mu", h), mlp.dense(params, "log_var", h), (h, tape)
-
-
-def _decode(arch, params, z):
-    act = get_activation(arch.activation)
-    names = [n for n, _, _ in arch.decoder_layers()]
-    h, tape = mlp.hidden_forward(params, names, act, z)
-    return mlp.dense(params, "decoder_output", h), (h, tape)
-
-
+# ----------------------------------------------------------------------------- encode
 def encode(arch: Architecture, params, x: Float[np.ndarray, "batch input"]
            ) -> tuple[Float[np.ndarray, "batch latent"], Float[np.ndarray, "batch latent"]]:
     """Encoder: `(μ, log σ²) = (h·W_μ + b_μ, h·W_lv + b_lv)`, `h` the hidden stack of `x`."""
-    a = _valid("encode", arch=arch, params=params, x=x)
-    mu, log_var, _ = _encode(arch, a["params"], a["x"])
-    return _finite("encode", (mu, log_var))
+    a = validate_args("encode", {"arch": arch, "params": params, "x": x})
+    return finite("encode", network.apply(network.encoder(arch), a["params"], a["x"]))
 
 
+def encode_vjp(args, cotangent) -> dict:
+    """`{"params", "x"}` for the cotangent `(μ̄, lv̄)`: the encoder's backward pass from both heads."""
+    a, (d_mu, d_log_var) = validate_vjp("encode", args, cotangent)
+    arch, params, x = a["arch"], a["params"], a["x"]
+    encode(arch, params, x)  # the forward's domain (its result finite) is the VJP's too
+    grads = zero_gradients(params)
+    dx = network.backward(network.encoder(arch), params, x, (d_mu, d_log_var), grads)
+    return finite_gradients("encode", {"params": grads, "x": dx})
+
+
+def encode_magnitude(args):
+    """`(M_μ, M_lv)`: the encoder on |x|, |W|, |b|."""
+    a = validate_args("encode", args)
+    return network.magnitude(network.encoder(a["arch"]), a["params"], np.abs(a["x"]))
+
+
+def encode_vjp_magnitude(args, cotangent) -> dict:
+    a, cts = validate_vjp("encode", args, cotangent)
+    d_mu, d_lv = _abs(_one(cts))
+    grads = zero_gradients(a["params"])
+    dx = network.magnitude_backward(network.encoder(a["arch"]), a["params"], a["x"], np.abs(a["x"]), (d_mu, d_lv),
+                                    grads)
+    return {"params": grads, "x": dx}
+
+
+ENCODE = ReferenceFunction("encode", encode, encode_magnitude, encode_vjp, encode_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- decode
 def decode(arch: Architecture, params, z: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Decoder: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation)."""
-    a = _valid("decode", arch=arch, params=params, z=z)
-    return _finite("decode", _decode(arch, a["params"], a["z"])[0])
+    a = validate_args("decode", {"arch": arch, "params": params, "z": z})
+    return finite("decode", network.apply(network.decoder(arch), a["params"], a["z"])[0])
 
 
-def _reparameterize(mu, log_var, eps):
-    """μ + σ·ε with σ·ε carried exactly (two_prod) into the sum, rounded once: within exp's error
-    plus ½ ulp of the magnitude |μ| + σ|ε| (the sum itself cancels when μ ≈ −σε)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        p, p_e = two_prod(np.exp(0.5 * log_var), eps)
-        s, s_e = two_sum(mu, p)
-        value = s + (s_e + p_e)
-    return np.where(np.isfinite(value), value, mu + p)
+def decode_vjp(args, cotangent) -> dict:
+    """`{"params", "z"}` for the cotangent x̂̄: the decoder's backward pass."""
+    a, (d_x_hat,) = validate_vjp("decode", args, cotangent)
+    arch, params, z = a["arch"], a["params"], a["z"]
+    decode(arch, params, z)
+    grads = zero_gradients(params)
+    dz = network.backward(network.decoder(arch), params, z, (d_x_hat,), grads)
+    return finite_gradients("decode", {"params": grads, "z": dz})
 
 
-def squared_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(a − b)², with a − b carried exactly (two_sum) into the square, rounded once (≤ ½ ulp + 2⁻¹⁰⁴)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        d, d_e = two_sum(a, -b)
-        p, p_e = two_prod(d, d)
-        value = p + (p_e + 2.0 * d * d_e)
-    return np.where(np.isfinite(value), value, d * d)
+def decode_magnitude(args):
+    a = validate_args("decode", args)
+    return network.magnitude(network.decoder(a["arch"]), a["params"], np.abs(a["z"]))[0]
 
 
+def decode_vjp_magnitude(args, cotangent) -> dict:
+    a, cts = validate_vjp("decode", args, cotangent)
+    grads = zero_gradients(a["params"])
+    dz = network.magnitude_backward(network.decoder(a["arch"]), a["params"], a["z"], np.abs(a["z"]),
+                                    (_abs(_one(cts)),), grads)
+    return {"params": grads, "z": dz}
+
+
+DECODE = ReferenceFunction("decode", decode, decode_magnitude, decode_vjp, decode_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- reparameterize
 def reparameterize(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
                    eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
     """Reparameterization: `z = μ + exp(½ log σ²) ⊙ ε`."""
-    a = _valid("reparameterize", mu=mu, log_var=log_var, eps=eps)
-    return _finite("reparameterize", _reparameterize(a["mu"], a["log_var"], a["eps"]))
+    a = validate_args("reparameterize", {"mu": mu, "log_var": log_var, "eps": eps})
+    return finite("reparameterize", reparameterized(a["mu"], a["log_var"], a["eps"]))
+
+
+def reparameterize_backward(log_var, eps, d_z):
+    """(μ̄, lv̄) = (z̄, z̄ ⊙ ½ exp(½ lv) ⊙ ε)."""
+    return d_z, d_z * 0.5 * np.exp(0.5 * log_var) * eps
+
+
+def reparameterize_backward_magnitude(log_var, m_lv, eps, d_z):
+    """μ̄ = z̄ (exact); lv̄ = z̄·½σε, with σ erring by ½σ·δlv (`m_lv` the magnitude of lv)."""
+    return d_z, d_z * 0.5 * np.exp(0.5 * log_var) * np.abs(eps) * (1.0 + 0.5 * m_lv)
+
+
+def reparameterize_vjp(args, cotangent) -> dict:
+    """`{"mu": z̄, "log_var": z̄ ⊙ ½ exp(½ lv) ⊙ ε}`."""
+    a, (d_z,) = validate_vjp("reparameterize", args, cotangent)
+    d_mu, d_log_var = reparameterize_backward(a["log_var"], a["eps"], d_z)
+    return finite_gradients("reparameterize", {"mu": d_mu, "log_var": d_log_var})
+
+
+def reparameterize_magnitude(args):
+    """`|μ| + σ|ε|(1 + ½|lv|)`: exp(½ lv) errs at ½|lv| relative."""
+    a = validate_args("reparameterize", args)
+    return np.abs(a["mu"]) + np.exp(0.5 * a["log_var"]) * np.abs(a["eps"]) * (1.0 + 0.5 * np.abs(a["log_var"]))
+
+
+def reparameterize_vjp_magnitude(args, cotangent) -> dict:
+    a, cts = validate_vjp("reparameterize", args, cotangent)
+    d_mu, d_lv = reparameterize_backward_magnitude(a["log_var"], np.abs(a["log_var"]), a["eps"], _abs(_one(cts)))
+    return {"mu": d_mu, "log_var": d_lv}
+
+
+REPARAMETERIZE = ReferenceFunction("reparameterize", reparameterize, reparameterize_magnitude, reparameterize_vjp,
+                                   reparameterize_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- sample_latent
+def latent_magnitude(arch, params, x, eps):
+    """`(M_z, (M_μ, M_lv))` of sample_latent, carrying the propagated error of log σ²: δz ≈ δμ + ½σ|ε|δlv."""
+    m_mu, m_lv = network.magnitude(network.encoder(arch), params, np.abs(x))
+    _, log_var = encode(arch, params, x)
+    sigma_eps = np.exp(0.5 * log_var) * np.abs(eps)
+    return m_mu + sigma_eps * (1.0 + 0.5 * m_lv), (m_mu, m_lv)
 
 
 def sample_latent(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
                   eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
     """`sample_latent(x, ε) = reparameterize(μ(x), log σ²(x), ε)`."""
-    a = _valid("sample_latent", arch=arch, params=params, x=x, eps=eps)
-    mu, log_var, _ = _encode(arch, a["params"], a["x"])
-    return _finite("sample_latent", _reparameterize(mu, log_var, a["eps"]))
+    a = validate_args("sample_latent", {"arch": arch, "params": params, "x": x, "eps": eps})
+    mu, log_var = network.apply(network.encoder(arch), a["params"], a["x"])
+    return finite("sample_latent", reparameterized(mu, log_var, a["eps"]))
 
 
+def sample_latent_vjp(args, cotangent) -> dict:
+    """`{"params", "x"}` for z̄: the reparameterization's backward, then the encoder's."""
+    a, (d_z,) = validate_vjp("sample_latent", args, cotangent)
+    arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
+    sample_latent(arch, params, x, eps)
+    log_var = encode(arch, params, x)[1]
+    d_mu, d_log_var = reparameterize_backward(log_var, eps, d_z)
+    grads = zero_gradients(params)
+    dx = network.backward(network.encoder(arch), params, x, (d_mu, d_log_var), grads)
+    return finite_gradients("sample_latent", {"params": grads, "x": dx})
+
+
+def sample_latent_magnitude(args):
+    a = validate_args("sample_latent", args)
+    return latent_magnitude(a["arch"], a["params"], a["x"], a["eps"])[0]
+
+
+def sample_latent_vjp_magnitude(args, cotangent) -> dict:
+    a, cts = validate_vjp("sample_latent", args, cotangent)
+    arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
+    grads = zero_gradients(params)
+    _, log_var = encode(arch, params, x)
+    _, (_, m_lv) = latent_magnitude(arch, params, x, eps)
+    d_mu, d_lv = reparameterize_backward_magnitude(log_var, m_lv, eps, _abs(_one(cts)))
+    dx = network.magnitude_backward(network.encoder(arch), params, x, np.abs(x), (d_mu, d_lv), grads)
+    return {"params": grads, "x": dx}
+
+
+SAMPLE_LATENT = ReferenceFunction("sample_latent", sample_latent, sample_latent_magnitude, sample_latent_vjp,
+                                  sample_latent_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- forward
 def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
             eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """`forward(x, ε) = decode(reparameterize(encode(x), ε))`."""
-    a = _valid("forward", arch=arch, params=params, x=x, eps=eps)
-    mu, log_var, _ = _encode(arch, a["params"], a["x"])
-    return _finite("forward", _decode(arch, a["params"], _reparameterize(mu, log_var, a["eps"]))[0])
+    a = validate_args("forward", {"arch": arch, "params": params, "x": x, "eps": eps})
+    mu, log_var = network.apply(network.encoder(arch), a["params"], a["x"])
+    return finite("forward", network.apply(network.decoder(arch), a["params"], reparameterized(mu, log_var, a["eps"]))[0])
 
 
+def forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_extra=0.0):
+    """(parameter gradients, x̄) of forward for x̂̄, plus extra cotangents on (μ, lv) (the KL's in `loss`)."""
+    grads = zero_gradients(params)
+    mu, log_var = encode(arch, params, x)
+    z = mu + np.exp(0.5 * log_var) * eps
+    dz = network.backward(network.decoder(arch), params, z, (d_x_hat,), grads)
+    d_mu, d_log_var = reparameterize_backward(log_var, eps, dz)
+    dx = network.backward(network.encoder(arch), params, x, (d_mu + d_mu_extra, d_log_var + d_log_var_extra), grads)
+    return grads, dx
+
+
+def forward_vjp(args, cotangent) -> dict:
+    """`{"params", "x"}` for x̂̄: decoder, reparameterization and encoder backward."""
+    a, (d_x_hat,) = validate_vjp("forward", args, cotangent)
+    arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
+    forward(arch, params, x, eps)
+    grads, dx = forward_backward(arch, params, x, eps, d_x_hat)
+    return finite_gradients("forward", {"params": grads, "x": dx})
+
+
+def forward_magnitude(args):
+    """The decoder's magnitude at sample_latent's: M(x̂) = decoder on M_z."""
+    a = validate_args("forward", args)
+    m_z = latent_magnitude(a["arch"], a["params"], a["x"], a["eps"])[0]
+    return network.magnitude(network.decoder(a["arch"]), a["params"], m_z)[0]
+
+
+def _network_backward_magnitude(arch, params, x, eps, latent, d_x_hat, d_mu_kl, d_lv_kl):
+    """forward's backward pass on magnitudes from x̂̄'s magnitude, plus loss's KL terms on (μ, lv):
+    (parameter gradients, x̄); `latent` = (μ, lv, M_z, M_lv) at x."""
+    mu, log_var, m_z, m_lv = latent
+    grads = zero_gradients(params)
+    z = mu + np.exp(0.5 * log_var) * eps
+    d_z = network.magnitude_backward(network.decoder(arch), params, z, m_z, (d_x_hat,), grads)
+    d_mu, d_lv = reparameterize_backward_magnitude(log_var, m_lv, eps, d_z)
+    dx = network.magnitude_backward(network.encoder(arch), params, x, np.abs(x), (d_mu + d_mu_kl, d_lv + d_lv_kl),
+                                    grads)
+    return grads, dx
+
+
+def forward_vjp_magnitude(args, cotangent) -> dict:
+    a, cts = validate_vjp("forward", args, cotangent)
+    arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
+    mu, log_var = encode(arch, params, x)
+    m_z, (_, m_lv) = latent_magnitude(arch, params, x, eps)
+    grads, dx = _network_backward_magnitude(arch, params, x, eps, (mu, log_var, m_z, m_lv), _abs(_one(cts)), 0.0, 0.0)
+    return {"params": grads, "x": dx + 0.0}  # + 0.0 turns −0 entries into +0, as the loss's sum does
+
+
+FORWARD = ReferenceFunction("forward", forward, forward_magnitude, forward_vjp, forward_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- generate
 def generate(arch: Architecture, params, eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Prior path: `generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)`, p(z) = N(0, I)."""
-    a = _valid("generate", arch=arch, params=params, eps=eps)
-    return _finite("generate", _decode(arch, a["params"], a["eps"])[0])
+    a = validate_args("generate", {"arch": arch, "params": params, "eps": eps})
+    return finite("generate", network.apply(network.decoder(arch), a["params"], a["eps"])[0])
 
 
-def _reconstruction(x_hat, x, c: Convention):
-    per_example = c.reconstruction_scale * _reduce(squared_difference(x_hat, x), 1, c.reconstruction_feature_reduction)
-    return _reduce(per_example, 0, c.reconstruction_batch_reduction)
+def generate_vjp(args, cotangent) -> dict:
+    """`{"params"}` for x̂̄: the decoder's backward pass at z = ε (ε is noise, not differentiated)."""
+    a, (d_x_hat,) = validate_vjp("generate", args, cotangent)
+    arch, params, eps = a["arch"], a["params"], a["eps"]
+    generate(arch, params, eps)
+    grads = zero_gradients(params)
+    network.backward(network.decoder(arch), params, eps, (d_x_hat,), grads)
+    return finite_gradients("generate", {"params": grads})
 
 
-def reconstruction_loss(x_hat: Float[np.ndarray, "batch output"], x: Float[np.ndarray, "batch output"],
-                        convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
-    """`R = reduce_b(scale · reduce_d((x̂ − x)²))` with the convention's reductions and scale."""
-    a = _valid("reconstruction_loss", x_hat=x_hat, x=x, convention=convention)
-    return _finite("reconstruction_loss", np.asarray(_reconstruction(a["x_hat"], a["x"], a["convention"])))
+def generate_magnitude(args):
+    a = validate_args("generate", args)
+    return network.magnitude(network.decoder(a["arch"]), a["params"], np.abs(a["eps"]))[0]
 
 
-# 1/(k + 3)! for k = 1…30, and 1/6 as two words: the series e^x − 1 − x = x²·(½ + x·(⅙ + x·r(x))),
-# r(x) = Σ_k x^{k−1}/(k + 3)!, whose truncation after k = 30 is below 2⁻⁷⁵ relative for −1 ≤ x ≤ 3.
-_SERIES = tuple(1.0 / math.factorial(k + 3) for k in range(1, 31))
-_SIXTH = (1.0 / 6.0, 9.25185853854297e-18)  # ⅙ = hi + lo to 2⁻¹⁰⁶
+def generate_vjp_magnitude(args, cotangent) -> dict:
+    a, cts = validate_vjp("generate", args, cotangent)
+    grads = zero_gradients(a["params"])
+    network.magnitude_backward(network.decoder(a["arch"]), a["params"], a["eps"], np.abs(a["eps"]),
+                               (_abs(_one(cts)),), grads)
+    return {"params": grads}
 
 
-def _expm1_minus_identity(x):
-    """g(x) = e^x − 1 − x ≥ 0 as hi + lo, without the cancellation of expm1(x) − x near 0.
-
-    - x ≤ −1: g = e^x + (−1 − x), a sum of two nonnegative terms (−1 − x exact as a two_sum);
-    - x > 3: expm1(x) − x, where expm1(x) < 1.2·g, so expm1's error is barely amplified;
-    - otherwise: the series x²·(½ + x·(⅙ + x·r(x))), x² exact as a two_prod, the two outer
-      Horner steps in two words (their rounding would otherwise be most of the error), r by Horner.
-    """
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        a, a_lo = two_sum(-1.0, -x)
-        low_hi, low_e = two_sum(a, np.exp(np.minimum(x, 0.0)))
-        high_hi, high_lo = two_sum(np.expm1(x), -x)
-        r = np.zeros_like(x)
-        for c in reversed(_SERIES):
-            r = r * x + c
-        t, t_e = two_prod(x, r)
-        q, q_e = two_sum(_SIXTH[0], t)
-        q_lo = q_e + t_e + _SIXTH[1]
-        t, t_e = two_prod(x, q)
-        p, p_e = two_sum(0.5, t)
-        p_lo = p_e + t_e + x * q_lo
-        x2, x2_e = two_prod(x, x)
-        mid_hi, mid_e = two_prod(x2, p)
-        mid_lo = mid_e + x2 * p_lo + x2_e * p
-    return (np.where(x <= -1.0, low_hi, np.where(x > 3.0, high_hi, mid_hi)),
-            np.where(x <= -1.0, low_e + a_lo, np.where(x > 3.0, high_lo, mid_lo)))
+GENERATE = ReferenceFunction("generate", generate, generate_magnitude, generate_vjp, generate_vjp_magnitude)
 
 
-def _kl_per_coordinate(mu, log_var):
-    """½(g(lv) + μ²), g = e^lv − 1 − lv, both terms ≥ 0 and summed in two words, rounded once."""
-    g, g_lo = _expm1_minus_identity(log_var)
-    with np.errstate(over="ignore", invalid="ignore"):
-        m, m_lo = two_prod(mu, mu)
-        s, s_e = two_sum(g, m)
-        value = 0.5 * (s + (s_e + g_lo + m_lo))
-    return np.where(np.isfinite(value), value, 0.5 * (g + m))
-
-
-def kl_per_coordinate(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"]
-                      ) -> Float[np.ndarray, "batch latent"]:
-    """`KL(N(μ, σ²) ‖ N(0, 1)) = ½(σ² + μ² − 1 − log σ²) = ½(g(lv) + μ²)`, `g(x) = e^x − 1 − x`.
-
-    Within 2 ulps of the exact value at the float64 inputs (docs/numerics.md): `g` is evaluated
-    without the cancellation of `exp(lv) − 1 − lv` (or of `expm1(lv) − lv`) near lv = 0.
-    """
-    a = _valid("kl_divergence", mu=mu, log_var=log_var, convention=None)  # same inputs, same checks
-    return _finite("kl_divergence", _kl_per_coordinate(a["mu"], a["log_var"]))
-
-
-def _kl(mu, log_var, c: Convention):
-    return _reduce(_reduce(_kl_per_coordinate(mu, log_var), 1, c.kl_latent_reduction), 0, c.kl_batch_reduction)
-
-
-def kl_divergence(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarray, "batch latent"],
-                  convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
-    """`KL = reduce_b(reduce_j(½(exp(lv) + μ² − 1 − lv)))` with the convention's reductions."""
-    a = _valid("kl_divergence", mu=mu, log_var=log_var, convention=convention)
-    return _finite("kl_divergence", np.asarray(_kl(a["mu"], a["log_var"], a["convention"])))
-
-
-# log 2π = hi + lo to 2⁻¹⁰⁶ (hi is the nearest double; math.log(2 * math.pi) is one ulp below it)
-_LOG_2PI = (1.8378770664093456, -7.756588316134483e-17)
-
-
-def gaussian_log_density(x: np.ndarray, mean: np.ndarray, log_var: np.ndarray) -> np.ndarray:
-    """Elementwise `log N(x; mean, e^ℓ) = −½(log 2π + ℓ + (x − mean)² e^{−ℓ})`.
-
-    The terms cancel for some inputs (ℓ ≈ −log 2π − (x − mean)²e^{−ℓ}), so the accuracy is
-    stated in ulps of the magnitude ½(log 2π + |ℓ| + (x − mean)² e^{−ℓ}): within 2, because
-    x − mean and its square are carried exactly (two_sum, two_prod) and the three terms summed
-    in two words; only exp's own rounding and the final one remain. The naive one-line formula
-    errs by up to ~3 ulps of the magnitude.
-
-    **Arguments** `x`, `mean`, `log_var`: broadcastable float64 arrays (ℓ = log σ²).
-    **Returns** the log-densities, shaped like the broadcast inputs.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):
-        r, r_e = two_sum(x, -mean)
-        r2, r2_e = two_prod(r, r)
-        w = np.exp(-log_var)
-        q, q_e = two_prod(r2, w)
-        s, s_e = two_sum(_LOG_2PI[0], log_var)
-        t, t_e = two_sum(s, q)
-        value = -0.5 * (t + (t_e + s_e + q_e + (r2_e + 2.0 * r * r_e) * w + _LOG_2PI[1]))
-    return np.where(np.isfinite(value), value, -0.5 * (_LOG_2PI[0] + log_var + r * r * w))
-
-
+# ----------------------------------------------------------------------------- loss
 def loss(arch: Architecture, params, x: Float[np.ndarray, "batch input"], eps: Float[np.ndarray, "batch latent"],
          beta: float = 1.0, convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """β-VAE objective: `loss = R(forward(x, ε), x) + β · KL(encode(x))`."""
-    checked = _valid("loss", arch=arch, params=params, x=x, eps=eps, beta=beta, convention=convention)
+    checked = validate_args("loss", {"arch": arch, "params": params, "x": x, "eps": eps, "beta": beta,
+                                     "convention": convention})
     beta, c, params, x, eps = (checked[k] for k in ("beta", "convention", "params", "x", "eps"))
-    mu, log_var, _ = _encode(arch, params, x)
-    x_hat = _decode(arch, params, _reparameterize(mu, log_var, eps))[0]
-    return _finite("loss", np.asarray(_reconstruction(x_hat, x, c) + beta * _kl(mu, log_var, c)))
+    mu, log_var = network.apply(network.encoder(arch), params, x)
+    x_hat = network.apply(network.decoder(arch), params, reparameterized(mu, log_var, eps))[0]
+    return finite("loss", np.asarray(reconstruction(x_hat, x, c) + beta * kl(mu, log_var, c)))
+
+
+def loss_vjp(args, cotangent) -> dict:
+    """`{"params", "x"}` for ȳ: forward's backward pass from R's x̂̄, with the KL's (μ̄, lv̄) (weighted by β)
+    joining at the encoder's heads and R's direct x̄ = −x̂̄ added to x's gradient."""
+    a, (d_loss,) = validate_vjp("loss", args, cotangent)
+    arch, params, x, eps, beta, c = (a[k] for k in ("arch", "params", "x", "eps", "beta", "convention"))
+    loss(arch, params, x, eps, beta, c)
+    mu, log_var = encode(arch, params, x)
+    x_hat = forward(arch, params, x, eps)
+    d_x_hat, d_x_direct = reconstruction_backward(x_hat, x, c, d_loss)
+    d_mu_kl, d_log_var_kl = kl_backward(mu, log_var, c, beta * d_loss)
+    grads, dx = forward_backward(arch, params, x, eps, d_x_hat, d_mu_kl, d_log_var_kl)
+    return finite_gradients("loss", {"params": grads, "x": dx + d_x_direct})
+
+
+def loss_magnitude(args):
+    """R's magnitude at x̂ = forward(x, ε) with M_x̂ the decoder's at M_z, plus β · KL's with (M_μ, M_lv)."""
+    a = validate_args("loss", args)
+    arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
+    c = get_convention(a.get("convention"))
+    m_z, (m_mu, m_lv) = latent_magnitude(arch, params, x, eps)
+    mu, log_var = encode(arch, params, x)
+    x_hat = forward(arch, params, x, eps)
+    m_x_hat = network.magnitude(network.decoder(arch), params, m_z)[0]
+    return reconstruction_magnitude(x_hat, m_x_hat, x, c) + a["beta"] * kl_magnitude(mu, log_var, m_mu, m_lv, c)
+
+
+def loss_vjp_magnitude(args, cotangent) -> dict:
+    a, cts = validate_vjp("loss", args, cotangent)
+    arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
+    ct = _abs(_one(cts))
+    mu, log_var = encode(arch, params, x)
+    m_z, (m_mu, m_lv) = latent_magnitude(arch, params, x, eps)
+    c = get_convention(a["convention"])
+    x_hat = forward(arch, params, x, eps)
+    m_x_hat = network.magnitude(network.decoder(arch), params, m_z)[0]
+    d_x_hat = reconstruction_backward_magnitude(c, x_hat.shape, ct, np.abs(x_hat - x) + m_x_hat)
+    s = a["beta"] * ct * scales(mu.shape, c.kl_latent_reduction, c.kl_batch_reduction)
+    d_mu_kl = s * (np.abs(mu) + m_mu)
+    d_lv_kl = s * 0.5 * (np.exp(log_var) * (1.0 + m_lv) + 1.0)
+    grads, dx = _network_backward_magnitude(arch, params, x, eps, (mu, log_var, m_z, m_lv), d_x_hat, d_mu_kl, d_lv_kl)
+    return {"params": grads, "x": dx + d_x_hat}  # R's direct x̄ has x̂̄'s magnitude
+
+
+LOSS = ReferenceFunction("loss", loss, loss_magnitude, loss_vjp, loss_vjp_magnitude)
+
+REFERENCE_FUNCTIONS = (ENCODE, DECODE, REPARAMETERIZE, SAMPLE_LATENT, FORWARD, GENERATE, LOSS)

@@ -1,83 +1,55 @@
-"""The VQ-VAE chapter in float64 NumPy (VJPs in vq_gradients.py, error magnitudes in vq_magnitude.py).
+"""The VQ-VAE's quantizer and codebook in float64: each function's forward, VJP, magnitude and VJP
+magnitude side by side (the network functions vq_encode, vq_forward and vq_loss: `vq_network`).
 
 The executable form of `vaespec.spec.vq`. Notation: `z_e` [B, D], codebook C [K, D] with rows
-e_k, `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on exact ties), `z_q[b] = e_{k(b)}`:
+e_k, `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on exact ties), `z_q[b] = e_{k(b)}`,
+`g = 2/(B·D) · (z_e − e_k)` the derivative of mean_{b,d} (z_e − e_k)² in z_e:
 
-    squared_distances    d[b, k] = Σ_d (z_e[b, d] − e_k[d])²       (direct differences)
-    quantize             (z_q, k) = (C[k], k)                       (exactly the rows: no rounding)
-    codebook_loss        mean_{b,d} (sg(z_e) − e_k)²
-    commitment_loss      mean_{b,d} (z_e − sg(e_k))²
-    vq_encode(x)         act(…act(x·W₀ + b₀)…)·W_emb + b_emb
-    vq_forward(x)        (decode(C[k]), k),  k = nearest codes of vq_encode(x)
-    vq_loss              R(x̂, x) + codebook_loss + w · commitment_loss
-    laplace_smooth       Ñ = (N + ε)/(ΣN + Kε) · ΣN
-    ema_update           sonnet's VectorQuantizerEMA step (debiased, Laplace-smoothed)
-    codebook_health      usage, perplexity exp(−Σ p log p), dead codes
-    reset_dead_codes     dead rows ← z_e[randint(key, B, (#dead,))]
+    function          value                                   VJP (the spec's stop-gradients)
+    squared_distances d[b, k] = Σ_d (z_e[b, d] − e_k[d])²      (direct differences; not a contract function)
+    quantize          (z_q, k) = (C[k], k), exactly the rows     z̄_e = z̄_q (straight-through), C̄ = 0
+    codebook_loss     mean_{b,d} (sg(z_e) − e_k)²                z̄_e = 0, C̄_k = −ȳ Σ_{b: k(b) = k} g[b]
+    commitment_loss   mean_{b,d} (z_e − sg(e_k))²                z̄_e = ȳ g, C̄ = 0
+    laplace_smooth    Ñ = (N + ε)/(ΣN + Kε) · ΣN
+    ema_update        sonnet's VectorQuantizerEMA step (debiased, Laplace-smoothed)
+    codebook_health   usage, perplexity exp(−Σ p log p), dead codes
+    init_codebook     the spec's deterministic initialisation (`vaespec.spec.init`)
+    reset_dead_codes  dead rows ← z_e[randint(key, B, (#dead,))]
 
-**Conditioning on choices.** The discrete index is the one place a correct backend may
-differ from the reference (the spec's near-tie criterion), so every function that picks
-codes takes a keyword `indices`: given, the reference is evaluated at those choices
-instead of its own argmin (validated: integers in [0, K), shape [B]). It is not a
-contract argument; backends are called without it.
+Magnitudes (integer outputs, keys: 0): quantize |z_e| + |e_k| (the straight-through sum
+z_e + (e_k − z_e) rounds at that size); the auxiliary losses mean (|z_e| + |e_k|)², their
+gradient 2/(B·D)·(|z_e| + |e_k|); laplace_smooth the value itself (every operand is ≥ 0);
+ema_update counts′ (≥ 0), γ|sums| + (1−γ)·Σ|z_e|, e′ that over (1 − γᵗ)·Ñ and |e| for kept rows;
+codebook_health perplexity · (H + 2), H the entropy (each p log p errs at |p log p| + p, exp adds
+1); init_codebook and reset_dead_codes |the returned codebook| (rows are copied, never computed).
 
-Every public function validates its inputs with the contract's `validate_args` and raises
-a vaespec error naming the argument.
+**EMA debiasing.** 1 − γᵗ cancels for γ near 1 (condition (1 + γᵗ)/(1 − γᵗ)), but Ŝ and N̂ are
+divided by the same computed value, so its error cancels in e′ = Ŝ/Ñ up to the ε-smoothing's
+share K·ε/(ΣN̂ + K·ε) of Ñ; the magnitudes therefore carry no condition factor.
+
+**Conditioning on choices.** The discrete index is the one place a correct backend may differ
+from the reference (the spec's near-tie criterion), so every function that picks codes takes a
+keyword `indices` (and its VJP and magnitudes an `args["indices"]`): given, the reference is
+evaluated at those choices instead of its own argmin (validated: integers in [0, K), shape [B]).
+It is not a contract argument; backends are called without it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from vaespec.spec.architecture import VQArchitecture
-from vaespec.spec.contract import validate_args
-from vaespec.spec.conventions import Convention
-from vaespec.spec.errors import DomainError
+from vaespec.spec.contract import validate_args, validate_vjp
 from vaespec.spec.init import init_codebook
 from vaespec.spec.keys import Key, randint
-from vaespec.spec.shapes import Float, Int, check_array
-from vaespec.spec.vq import DEFAULT_COMMITMENT_WEIGHT, DEFAULT_DECAY, DEFAULT_EPSILON
+from vaespec.spec.shapes import Float, Int
+from vaespec.spec.vq import DEFAULT_DECAY, DEFAULT_EPSILON
 
-from . import mlp, vae
-from .activations import get_activation
+from .boundary import finite, finite_gradients
+from .function import ReferenceFunction
+from .vq_codes import aux, aux_gradient, choose, distances, laplace, scatter
 
 # Single dimensions are written " batch" (leading space, jaxtyping's advice) so linters do not read a name.
-# Rows of z_e per block of the distance computation: bounds the [rows, K, D] temporary at ~32 MB.
-_BLOCK_ELEMENTS = 4_000_000
-
 
 # ----------------------------------------------------------------------------- choices
-def _distances(z_e, codebook):
-    blocks = []
-    rows = max(1, _BLOCK_ELEMENTS // max(1, codebook.size))
-    with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, z_e.shape[0], rows):
-            diff = z_e[start:start + rows, None, :] - codebook[None, :, :]
-            blocks.append((diff * diff).sum(axis=2))
-    d = np.concatenate(blocks, axis=0)
-    if not np.all(np.isfinite(d)):  # an argmin over Inf would pick a code silently (vq_forward's z_e is computed)
-        raise DomainError(f"z_e (given, or vq_encode(x) from x and params): the squared distances to the codebook "
-                          f"overflow float64 (max |z_e| = "
-                          f"{float(np.abs(z_e).max()):.6g}, max |codebook| = {float(np.abs(codebook).max()):.6g}), "
-                          f"so the inputs lie outside the VQ functions' float64 domain (spec/domains.py)")
-    return d
-
-
-def _nearest(z_e, codebook):
-    return np.argmin(_distances(z_e, codebook), axis=1).astype(np.int64)  # argmin: first minimum on ties
-
-
-def _choose(z_e, codebook, indices):
-    """The given `indices` (validated against z_e's batch and the codebook's K), else the nearest codes."""
-    if indices is None:
-        return _nearest(z_e, codebook)
-    k = codebook.shape[0]
-    check_array("indices", indices, ("batch",), {"batch": z_e.shape[0]}, kind="int")
-    if indices.min() < 0 or indices.max() >= k:
-        raise DomainError(f"indices: expected integers in [0, {k}) (codebook rows), got values in "
-                          f"[{indices.min()}, {indices.max()}]")
-    return indices.astype(np.int64)
-
-
 def squared_distances(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
                       ) -> Float[np.ndarray, "batch codes"]:
     """`d[b, k] = Σ_d (z_e[b, d] − e_k[d])²` by direct float64 differences.
@@ -88,7 +60,7 @@ def squared_distances(z_e: Float[np.ndarray, "batch embedding"], codebook: Float
     **Returns** float64 [B, K].
     """
     a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
-    return _distances(a["z_e"], a["codebook"])
+    return distances(a["z_e"], a["codebook"])
 
 
 def nearest_code(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
@@ -99,46 +71,82 @@ def nearest_code(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.n
     **Returns** int64 [B].
     """
     a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
-    return _nearest(a["z_e"], a["codebook"])
+    return choose(a["z_e"], a["codebook"], None)
 
 
-# ----------------------------------------------------------------------------- network
-def _vq_encode(arch, params, x):
-    act = get_activation(arch.activation)
-    h, _ = mlp.hidden_forward(params, [n for n, _, _ in arch.encoder_layers()], act, x)
-    return mlp.dense(params, "encoder_to_embedding", h)
-
-
-def vq_encode(arch: VQArchitecture, params, x: Float[np.ndarray, "batch input"]
-              ) -> Float[np.ndarray, "batch embedding"]:
-    """Encoder: `z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb` (`encoder_to_embedding` is linear).
-
-    **Arguments** `arch` (a `VQArchitecture`), `params` (at least the encoder's layout), `x` [B, input].
-    **Returns** `z_e` float64 [B, embedding].
-    """
-    a = validate_args("vq_encode", {"arch": arch, "params": params, "x": x})
-    return vae._finite("vq_encode", _vq_encode(arch, a["params"], a["x"]))
-
-
+# ----------------------------------------------------------------------------- quantize
 def quantize(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
              indices=None) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, " batch"]]:
     """`(z_q, k)` with `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on ties) and `z_q = C[k]`.
 
     The value of the straight-through `z_e + sg(e_k − z_e)` is e_k; the reference returns the row
-    exactly (a backend's value differs by its rounding of the sum). Gradient: `vq_gradients`.
+    exactly (a backend's value differs by its rounding of the sum).
 
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
     **Returns** `(z_q` float64 [B, D], `indices` int64 [B]).
     """
     a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
     z_e, codebook = a["z_e"], a["codebook"]
-    k = _choose(z_e, codebook, indices)
+    k = choose(z_e, codebook, indices)
     return codebook[k], k  # fancy indexing copies
 
 
-def _aux(z_e, codebook, k):
-    diff = z_e - codebook[k]
-    return np.asarray(np.mean(diff * diff))
+def quantize_vjp(args, cotangent) -> dict:
+    """Straight-through: `{"z_e": z̄_q, "codebook": 0}` for the cotangent z̄_q [B, embedding]."""
+    a, (d_z_q,) = validate_vjp("quantize", args, cotangent)
+    z_e, codebook = a["z_e"], a["codebook"]
+    choose(z_e, codebook, a.get("indices"))  # the value does not depend on it; bad indices are still named
+    return {"z_e": np.array(d_z_q, dtype=np.float64), "codebook": np.zeros_like(codebook, dtype=np.float64)}
+
+
+def quantize_magnitude(args):
+    """`(|z_e| + |e_k|, 0)`."""
+    a = validate_args("quantize", args)
+    z_e, codebook = a["z_e"], a["codebook"]
+    k = choose(z_e, codebook, a.get("indices"))
+    return np.abs(z_e) + np.abs(codebook[k]), np.zeros(z_e.shape[0])
+
+
+def quantize_vjp_magnitude(args, cotangent) -> dict:
+    """`{"z_e": |z̄_q|, "codebook": 0}`: the straight-through copy is exact."""
+    a, (ct,) = validate_vjp("quantize", args, cotangent)
+    z_e, codebook = a["z_e"], a["codebook"]
+    choose(z_e, codebook, a.get("indices"))
+    return {"z_e": np.abs(np.asarray(ct, dtype=np.float64)) * np.ones_like(z_e),
+            "codebook": np.zeros_like(codebook, dtype=np.float64)}
+
+
+QUANTIZE = ReferenceFunction("quantize", quantize, quantize_magnitude, quantize_vjp, quantize_vjp_magnitude)
+
+
+# ----------------------------------------------------------------------------- the auxiliary losses
+def _aux_forward(function, z_e, codebook, indices):
+    a = validate_args(function, {"z_e": z_e, "codebook": codebook})
+    z_e, codebook = a["z_e"], a["codebook"]
+    return finite(function, aux(z_e, codebook, choose(z_e, codebook, indices)))
+
+
+def _aux_vjp(function, args, cotangent):
+    """(z_e, C, k, g·ȳ) of an auxiliary loss's VJP."""
+    a, (d_loss,) = validate_vjp(function, args, cotangent)
+    z_e, codebook = a["z_e"], a["codebook"]
+    k = choose(z_e, codebook, a.get("indices"))
+    return z_e, codebook, k, aux_gradient(z_e, codebook, k, d_loss)
+
+
+def _aux_magnitude(function, args):
+    a = validate_args(function, args)
+    z_e, codebook = a["z_e"], a["codebook"]
+    m = np.abs(z_e) + np.abs(codebook[choose(z_e, codebook, a.get("indices"))])
+    return np.asarray(np.mean(m * m))
+
+
+def _aux_vjp_magnitude(function, args, cotangent):
+    """(z_e, C, k, |ȳ| · 2/(B·D) · (|z_e| + |e_k|))."""
+    a, (ct,) = validate_vjp(function, args, cotangent)
+    z_e, codebook = a["z_e"], a["codebook"]
+    k = choose(z_e, codebook, a.get("indices"))
+    return z_e, codebook, k, np.abs(np.asarray(ct, dtype=np.float64)) * (2.0 / z_e.size) * (np.abs(z_e) + np.abs(codebook[k]))
 
 
 def codebook_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
@@ -148,9 +156,27 @@ def codebook_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
     **Returns** a float64 0-d array.
     """
-    a = validate_args("codebook_loss", {"z_e": z_e, "codebook": codebook})
-    z_e, codebook = a["z_e"], a["codebook"]
-    return vae._finite("codebook_loss", _aux(z_e, codebook, _choose(z_e, codebook, indices)))
+    return _aux_forward("codebook_loss", z_e, codebook, indices)
+
+
+def codebook_loss_vjp(args, cotangent) -> dict:
+    """`{"z_e": 0, "codebook": −Σ_{b: k(b)=k} ȳ · 2/(B·D) · (z_e[b] − e_k)}` (z_e is stopped)."""
+    z_e, codebook, k, g = _aux_vjp("codebook_loss", args, cotangent)
+    return finite_gradients("codebook_loss", {"z_e": np.zeros_like(z_e, dtype=np.float64),
+                                              "codebook": scatter(codebook, k, -g)})
+
+
+def codebook_loss_magnitude(args):
+    return _aux_magnitude("codebook_loss", args)
+
+
+def codebook_loss_vjp_magnitude(args, cotangent) -> dict:
+    z_e, codebook, k, g = _aux_vjp_magnitude("codebook_loss", args, cotangent)
+    return {"z_e": np.zeros_like(z_e, dtype=np.float64), "codebook": scatter(codebook, k, g)}
+
+
+CODEBOOK_LOSS = ReferenceFunction("codebook_loss", codebook_loss, codebook_loss_magnitude, codebook_loss_vjp,
+                                  codebook_loss_vjp_magnitude)
 
 
 def commitment_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
@@ -160,61 +186,29 @@ def commitment_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[n
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
     **Returns** a float64 0-d array.
     """
-    a = validate_args("commitment_loss", {"z_e": z_e, "codebook": codebook})
-    z_e, codebook = a["z_e"], a["codebook"]
-    return vae._finite("commitment_loss", _aux(z_e, codebook, _choose(z_e, codebook, indices)))
+    return _aux_forward("commitment_loss", z_e, codebook, indices)
 
 
-def _forward(arch, params, codebook, x, indices):
-    """(x̂, k, z_e) of vq_forward."""
-    z_e = _vq_encode(arch, params, x)
-    k = _choose(z_e, codebook, indices)
-    return vae._decode(arch, params, codebook[k])[0], k, z_e
+def commitment_loss_vjp(args, cotangent) -> dict:
+    """`{"z_e": ȳ · 2/(B·D) · (z_e − e_k), "codebook": 0}` (the codebook is stopped)."""
+    _, codebook, _, g = _aux_vjp("commitment_loss", args, cotangent)
+    return finite_gradients("commitment_loss", {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)})
 
 
-def vq_forward(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes embedding"],
-               x: Float[np.ndarray, "batch input"], *, indices=None
-               ) -> tuple[Float[np.ndarray, "batch output"], Int[np.ndarray, " batch"]]:
-    """`vq_forward(x) = (decode(C[k]), k)`, k the nearest codes of `z_e = vq_encode(x)`.
-
-    `decode` is the VAE chapter's decoder (`latent_size` = `embedding_dim`).
-
-    **Arguments** `arch`, `params` (the whole layout), `codebook` [K, D] (K = arch.num_embeddings),
-    `x` [B, input]; `indices` (keyword, int [B]): use these codes.
-    **Returns** `(x̂` float64 [B, output], `indices` int64 [B]).
-    """
-    a = validate_args("vq_forward", {"arch": arch, "params": params, "codebook": codebook, "x": x})
-    x_hat, k, _ = _forward(arch, a["params"], a["codebook"], a["x"], indices)
-    return vae._finite("vq_forward", (x_hat, k))
+def commitment_loss_magnitude(args):
+    return _aux_magnitude("commitment_loss", args)
 
 
-def vq_loss(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes embedding"],
-            x: Float[np.ndarray, "batch input"], commitment_weight: float = DEFAULT_COMMITMENT_WEIGHT,
-            convention: Convention | str | None = None, *, indices=None) -> Float[np.ndarray, ""]:
-    """`loss = R(x̂, x) + L_cb(z_e, C) + w · L_commit(z_e, C)`, `(x̂, k) = vq_forward(x)`, `z_e = vq_encode(x)`.
+def commitment_loss_vjp_magnitude(args, cotangent) -> dict:
+    _, codebook, _, g = _aux_vjp_magnitude("commitment_loss", args, cotangent)
+    return {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)}
 
-    `R` is the VAE's `reconstruction_loss` under `convention`; the auxiliary losses are means
-    over B × D whatever the convention.
 
-    **Arguments** `arch`, `params`, `codebook`, `x` as `vq_forward`; `commitment_weight` w ≥ 0;
-    `convention` a preset name or `Convention`; `indices` (keyword, int [B]): use these codes.
-    **Returns** a float64 0-d array.
-    """
-    checked = validate_args("vq_loss", {"arch": arch, "params": params, "codebook": codebook, "x": x,
-                                        "commitment_weight": commitment_weight, "convention": convention})
-    params, codebook, x = checked["params"], checked["codebook"], checked["x"]
-    x_hat, k, z_e = _forward(arch, params, codebook, x, indices)
-    aux = _aux(z_e, codebook, k)
-    return vae._finite("vq_loss", np.asarray(vae._reconstruction(x_hat, x, checked["convention"]) + aux
-                                             + checked["commitment_weight"] * aux))
+COMMITMENT_LOSS = ReferenceFunction("commitment_loss", commitment_loss, commitment_loss_magnitude,
+                                    commitment_loss_vjp, commitment_loss_vjp_magnitude)
 
 
 # ----------------------------------------------------------------------------- EMA codebook
-def _laplace(counts, epsilon):
-    total = counts.sum()
-    return (counts + epsilon) / (total + counts.shape[0] * epsilon) * total
-
-
 def laplace_smooth(counts: Float[np.ndarray, " codes"], epsilon: float) -> Float[np.ndarray, " codes"]:
     """`Ñ_k = (N_k + ε) / (Σ_j N_j + K·ε) · Σ_j N_j`: every count > 0 when ε > 0, the total kept.
 
@@ -222,7 +216,15 @@ def laplace_smooth(counts: Float[np.ndarray, " codes"], epsilon: float) -> Float
     **Returns** float64 [K].
     """
     checked = validate_args("laplace_smooth", {"counts": counts, "epsilon": epsilon})
-    return vae._finite("laplace_smooth", _laplace(checked["counts"], checked["epsilon"]))
+    return finite("laplace_smooth", laplace(checked["counts"], checked["epsilon"]))
+
+
+def laplace_smooth_magnitude(args):
+    a = validate_args("laplace_smooth", args)
+    return laplace(np.abs(a["counts"]), float(a["epsilon"]))
+
+
+LAPLACE_SMOOTH = ReferenceFunction("laplace_smooth", laplace_smooth, laplace_smooth_magnitude)
 
 
 def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float[np.ndarray, " codes"],
@@ -247,7 +249,7 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
                                            "ema_step": ema_step, "z_e": z_e, "decay": decay, "epsilon": epsilon,
                                            "training": training})
     codebook, ema_counts, ema_sums, z_e = (checked[k] for k in ("codebook", "ema_counts", "ema_sums", "z_e"))
-    k = _choose(z_e, codebook, indices)  # validated in eval mode too: the same inputs are refused either way
+    k = choose(z_e, codebook, indices)  # validated in eval mode too: the same inputs are refused either way
     step, gamma, eps = checked["ema_step"], checked["decay"], checked["epsilon"]
     if not checked["training"]:
         return codebook.copy(), ema_counts.copy(), ema_sums.copy(), step
@@ -258,12 +260,36 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     counts = gamma * ema_counts + (1.0 - gamma) * n
     sums = gamma * ema_sums + (1.0 - gamma) * s
     debias = 1.0 - gamma ** (step + 1)
-    smoothed = _laplace(counts / debias, eps)  # Σ counts′ ≥ (1 − γ)·B > 0: the smoothing is defined
+    smoothed = laplace(counts / debias, eps)  # Σ counts′ ≥ (1 − γ)·B > 0: the smoothing is defined
     used = smoothed > 0
     new = codebook.copy()
     with np.errstate(over="ignore", invalid="ignore"):
         new[used] = (sums[used] / debias) / smoothed[used, None]
-    return vae._finite("ema_update", (new, counts, sums, step + 1))
+    return finite("ema_update", (new, counts, sums, step + 1))
+
+
+def ema_update_magnitude(args):
+    """The step redone on |·| (the module docstring's rules); eval mode: the inputs' own sizes."""
+    a = validate_args("ema_update", args)
+    codebook, counts, sums, z_e = a["codebook"], a["ema_counts"], a["ema_sums"], a["z_e"]
+    if not a["training"]:
+        return np.abs(codebook), np.abs(counts), np.abs(sums), 0.0
+    gamma, t = float(a["decay"]), int(a["ema_step"]) + 1
+    k = choose(z_e, codebook, a.get("indices"))
+    n = np.bincount(k, minlength=codebook.shape[0]).astype(np.float64)
+    s_abs = np.zeros_like(codebook, dtype=np.float64)
+    np.add.at(s_abs, k, np.abs(z_e))
+    m_counts = gamma * np.abs(counts) + (1.0 - gamma) * n
+    m_sums = gamma * np.abs(sums) + (1.0 - gamma) * s_abs
+    debias = 1.0 - gamma**t
+    smoothed = laplace(m_counts / debias, float(a["epsilon"]))
+    used = smoothed > 0
+    m_codebook = np.abs(codebook).astype(np.float64)
+    m_codebook[used] = m_sums[used] / debias / smoothed[used, None]
+    return m_codebook, m_counts, m_sums, 0.0
+
+
+EMA_UPDATE = ReferenceFunction("ema_update", ema_update, ema_update_magnitude)
 
 
 # ----------------------------------------------------------------------------- codebook health
@@ -279,6 +305,15 @@ def codebook_health(indices: Int[np.ndarray, " batch"], num_embeddings: int):
     usage = np.bincount(indices.astype(np.int64), minlength=checked["num_embeddings"]).astype(np.int64)
     p = usage[usage > 0] / indices.shape[0]
     return usage, np.asarray(np.exp(-np.sum(p * np.log(p)))), int(np.sum(usage == 0))
+
+
+def codebook_health_magnitude(args):
+    a = validate_args("codebook_health", args)
+    _, perplexity, _ = codebook_health(a["indices"], a["num_embeddings"])
+    return np.zeros(a["num_embeddings"]), perplexity * (np.log(perplexity) + 2.0), 0.0
+
+
+CODEBOOK_HEALTH = ReferenceFunction("codebook_health", codebook_health, codebook_health_magnitude)
 
 
 def reset_dead_codes(codebook: Float[np.ndarray, "codes embedding"], usage: Int[np.ndarray, " codes"],
@@ -302,18 +337,24 @@ def reset_dead_codes(codebook: Float[np.ndarray, "codes embedding"], usage: Int[
     return new, new_key
 
 
-# ----------------------------------------------------------------------------- backend
-class VQReferenceMethods:
-    """The VQ chapter's functions as `VQBackend` methods (mixed into `ReferenceBackend`)."""
+def reset_dead_codes_magnitude(args):
+    a = validate_args("reset_dead_codes", args)
+    return np.abs(reset_dead_codes(a["codebook"], a["usage"], a["z_e"], a["key"])[0]), 0.0
 
-    vq_encode = staticmethod(vq_encode)
-    quantize = staticmethod(quantize)
-    codebook_loss = staticmethod(codebook_loss)
-    commitment_loss = staticmethod(commitment_loss)
-    vq_forward = staticmethod(vq_forward)
-    vq_loss = staticmethod(vq_loss)
-    init_codebook = staticmethod(init_codebook)
-    laplace_smooth = staticmethod(laplace_smooth)
-    ema_update = staticmethod(ema_update)
-    codebook_health = staticmethod(codebook_health)
-    reset_dead_codes = staticmethod(reset_dead_codes)
+
+RESET_DEAD_CODES = ReferenceFunction("reset_dead_codes", reset_dead_codes, reset_dead_codes_magnitude)
+
+
+# ----------------------------------------------------------------------------- init_codebook
+def init_codebook_magnitude(args):
+    """|the drawn codebook|: its rows are drawn in float64 and only cast."""
+    a = validate_args("init_codebook", args)
+    return np.abs(init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"]))
+
+
+INIT_CODEBOOK = ReferenceFunction("init_codebook", init_codebook, init_codebook_magnitude)
+
+REFERENCE_FUNCTIONS = (QUANTIZE, CODEBOOK_LOSS, COMMITMENT_LOSS, INIT_CODEBOOK, LAPLACE_SMOOTH, EMA_UPDATE, CODEBOOK_HEALTH,
+                       RESET_DEAD_CODES)
+
+

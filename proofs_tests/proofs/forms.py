@@ -79,10 +79,10 @@ def kl_reference_series():
 def reference_constants():
     """The two-word constants in the reference: 1/√2, 1/√(2π), log 2π and ⅙ as hi + lo, each hi the
     nearest double and hi + lo within 2⁻¹⁰⁶ relative of the exact value."""
-    from vaespec.reference import activations, vae
-    pairs = {"1/sqrt(2)": (1 / sp.sqrt(2), activations._INV_SQRT2),
-             "1/sqrt(2 pi)": (1 / sp.sqrt(2 * sp.pi), (activations._INV_SQRT_2PI, activations._INV_SQRT_2PI_LO)),
-             "log(2 pi)": (sp.log(2 * sp.pi), vae._LOG_2PI), "1/6": (sp.Rational(1, 6), vae._SIXTH)}
+    from vaespec.reference import activations, elementwise
+    pairs = {"1/sqrt(2)": (1 / sp.sqrt(2), activations.INV_SQRT2),
+             "1/sqrt(2 pi)": (1 / sp.sqrt(2 * sp.pi), (activations.INV_SQRT_2PI, activations.INV_SQRT_2PI_LO)),
+             "log(2 pi)": (sp.log(2 * sp.pi), elementwise.LOG_2PI), "1/6": (sp.Rational(1, 6), elementwise.SIXTH)}
     for name, (value, (hi, lo)) in pairs.items():
         exact = sp.N(value, 60)
         assert float(exact) == hi, name

@@ -1,5 +1,5 @@
-"""Every gradient formula the reference's backward passes use (reference/gradients.py, mlp.py,
-activations.py), derived by SymPy's differentiation of the forward formula and compared."""
+"""Every gradient formula the reference's backward passes use (reference/vae.py, losses.py,
+network.py, activations.py), derived by SymPy's differentiation of the forward formula and compared."""
 
 from __future__ import annotations
 
