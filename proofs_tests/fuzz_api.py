@@ -94,6 +94,10 @@ BY_DESIGN = {("contract_likelihood", "decoder_log_var"): {"wrong rank"},  # any 
                                                                           "magnitude", "vjp_magnitude", "chain_length",
                                                                           "validate_args", "validate_vjp", "validate",
                                                                           "function_bound")},
+             # the reference's per-function VJPs and magnitudes take such a mapping too (`f_vjp(args, cotangent)`)
+             **{(f + part, "args"): {"a non-str key", "an extra key"} for f in FUNCTIONS
+                for part in ("_vjp", "_magnitude", "_vjp_magnitude")},
+             ("init_codebook_magnitude", "args"): {"a non-str key", "an extra key", "a NaN entry"},  # no array to NaN
              ("as_real_array", "value"): {"a list", "a torch tensor", "int dtype"},  # any real array-like
              **{("vaespec.impl.estimators.log_mean_exp", p): labels  # any axis of any rank
                 for p, labels in (("log_weights", {"wrong rank"}), ("dim", {"-1"}))}}
