@@ -305,3 +305,28 @@ def test_function_bound_names_bad_arguments():
         function_bound("float32", "laplace_smooth", {"counts": np.ones(3), "epsilon": 1e-5}, vjp=True)
     with pytest.raises(DTypeError, match="vjp: expected True or False"):
         function_bound("float32", "kl_divergence", args, vjp="yes")
+
+
+def test_a_new_declaration_is_all_the_spec_needs(monkeypatch):
+    """A function added to FUNCTIONS (here a scaled KL, declared as the VAE chapter's are) is validated, has
+    its domain checked and gets its bound with no other edit in spec/: they read the declaration only."""
+    from vaespec.spec import vae
+    from vaespec.spec.contract import validate_args, validate_vjp
+    from vaespec.spec.domains import check_domain, magnitudes
+    from vaespec.spec.errors import DomainError
+    from vaespec.spec.signature import FunctionSpec, Output
+
+    spec = FunctionSpec("scaled_kl", (vae.MU, vae.LOG_VAR, vae.BETA, vae.CONVENTION), (Output("kl", ()),),
+                        "β · KL(μ, lv)", domain=vae.KL_DOMAIN, chain=lambda s: reduction_length(s["batch"],
+                                                                                               s["latent"]))
+    monkeypatch.setitem(FUNCTIONS, "scaled_kl", spec)
+    args = {"mu": np.zeros((3, 2)), "log_var": np.zeros((3, 2)), "beta": 2.0, "convention": "elbo"}
+    assert validate_args("scaled_kl", args)["beta"] == 2.0
+    assert validate_vjp("scaled_kl", args, 1.0)[1] == (1.0,)
+    assert function_bound("float32", "scaled_kl", args) == bound("float32", 9, 6)
+    assert function_bound("float32", "scaled_kl", args, vjp=True) == bound("float32", 2 * 9 + 3, 13)
+    assert magnitudes("scaled_kl", args) == 12.0
+    with pytest.raises(DomainError, match="log_var: the KL's magnitude"):
+        check_domain("scaled_kl", {**args, "log_var": np.full((3, 2), 90.0)}, "float32")
+    with pytest.raises(DomainError, match="beta: expected a finite number"):
+        validate_args("scaled_kl", {**args, "beta": -1.0})

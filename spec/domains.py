@@ -55,17 +55,18 @@ from .signature import Domain
 __all__ = ["CHECKED", "MAX_FINITE", "check_domain", "check_dtype", "check_result", "domain_rows", "log_var_limits",
            "magnitudes"]
 
-# The functions whose domain is checked on their inputs (the rest: on the reference's result), and those
-# whose domain is a magnitude bound M ≤ MAX (`magnitudes`).
+# The functions whose domain is checked on their inputs (the rest: on the reference's result).
 CHECKED = tuple(f for f, spec in FUNCTIONS.items() if spec.domain is not None)
-_MEASURED = tuple(f for f, spec in FUNCTIONS.items() if spec.domain is not None and spec.domain.magnitude is not None)
 
 
 def _measured(function) -> Domain:
-    if not isinstance(function, str) or function not in _MEASURED:
-        raise ConfigError(f"function: expected one of {list(_MEASURED)} (the functions checked on their inputs), "
+    """The declared domain of `function` if it is a magnitude bound M ≤ MAX, else `ConfigError` listing those."""
+    spec = FUNCTIONS.get(function) if isinstance(function, str) else None
+    if spec is None or spec.domain is None or spec.domain.magnitude is None:
+        measured = [f for f, s in FUNCTIONS.items() if s.domain is not None and s.domain.magnitude is not None]
+        raise ConfigError(f"function: expected one of {measured} (the functions checked on their inputs), "
                           f"got {show(function)}")
-    return FUNCTIONS[function].domain
+    return spec.domain
 
 
 def magnitudes(function: str, args: Mapping) -> np.ndarray | float:
