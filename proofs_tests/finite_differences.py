@@ -116,7 +116,8 @@ def directional_check(step: Direction, f: Callable, grads: Mapping[str, Any], co
         raise AssertionError(f"vjp returned {sorted(grads)}, expected {sorted(step.names)}")
     for n in step.names:
         if isinstance(step.taken[n], Mapping) and sorted(grads[n]) != sorted(step.taken[n]):
-            raise AssertionError(f"the gradient of {n} has entries {sorted(grads[n])}, expected {sorted(step.taken[n])}")
+            raise AssertionError(f"the gradient of {n} has entries {sorted(grads[n])}, expected "
+                                 f"{sorted(step.taken[n])}")
         for g, v in zip(tree_leaves(grads[n]), tree_leaves(step.taken[n])):
             if g.shape != v.shape:
                 raise AssertionError(f"the gradient of {n} has shape {g.shape}, expected {v.shape}")
@@ -130,7 +131,8 @@ def directional_check(step: Direction, f: Callable, grads: Mapping[str, Any], co
     for point in (step.plus, step.minus):
         m = magnitude(point)
         m = m if isinstance(m, tuple) else (m,)
-        rounding_scale += 0.5 * float(sum(np.sum(np.abs(np.asarray(c)) * np.abs(np.asarray(mm))) for c, mm in zip(ct, m)))
+        rounding_scale += 0.5 * float(sum(np.sum(np.abs(np.asarray(c)) * np.abs(np.asarray(mm)))
+                                          for c, mm in zip(ct, m)))
     return fd, dot, RTOL * (abs(fd) + abs(dot) + abs_dot + rounding_scale)
 
 

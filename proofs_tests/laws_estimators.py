@@ -93,7 +93,8 @@ def log_mean_exp_shift_invariant(backend, example, draw):
     shifted = as_input(backend.dtype, w + shift)
     moved = float(np.max(np.abs(shifted - (w + shift))))  # the shifted inputs' own rounding moves the result ≤ this
     lhs = backend.log_mean_exp(shifted) - shift
-    tol = tolerance(backend.dtype, "log_mean_exp", a) + tolerance(backend.dtype, "log_mean_exp", {"log_weights": shifted}) + moved
+    tol = (tolerance(backend.dtype, "log_mean_exp", a)
+           + tolerance(backend.dtype, "log_mean_exp", {"log_weights": shifted}) + moved)
     return assert_within("log_mean_exp", lhs, backend.log_mean_exp(w), tol,
                          context=context("log_mean_exp", {"log_weights": shifted}, backend) + f"\n# shift c = {shift!r}")
 
@@ -169,8 +170,8 @@ def iwae_bound_ge_mean_of_half_bounds(backend, example, draw):
                                                             strategies.MAX_ABS_EPS)))
     whole = {**a, "eps": np.concatenate([a["eps"], second])}
     halves = 0.5 * (_call(backend, "iwae_bound", a) + _call(backend, "iwae_bound", whole, eps=second))
-    tol = tolerance(backend.dtype, "iwae_bound", whole) + 0.5 * (tolerance(backend.dtype, "iwae_bound", a)
-                                                           + tolerance(backend.dtype, "iwae_bound", {**a, "eps": second}))
+    tol = tolerance(backend.dtype, "iwae_bound", whole) + 0.5 * (
+        tolerance(backend.dtype, "iwae_bound", a) + tolerance(backend.dtype, "iwae_bound", {**a, "eps": second}))
     return _order("mean of the halves' iwae_bound ≤ iwae_bound of all 2K particles", halves,
                   _call(backend, "iwae_bound", whole), tol, context("iwae_bound", whole, backend))
 
@@ -187,7 +188,8 @@ def iwae_bound_monotone_in_particles(backend, example, draw):
     for k in IWAE_PARTICLES:
         few, many = ({**replicated, "eps": noise[:m]} for m in (k, 2 * k))
         diff = _call(backend, "iwae_bound", many) - _call(backend, "iwae_bound", few)
-        roundoff = float(np.mean(tolerance(backend.dtype, "iwae_bound", many) + tolerance(backend.dtype, "iwae_bound", few)))
+        roundoff = float(np.mean(tolerance(backend.dtype, "iwae_bound", many)
+                                 + tolerance(backend.dtype, "iwae_bound", few)))
         allowed = z_crit * float(np.std(diff, ddof=1)) / math.sqrt(n) + roundoff
         shortfall = -float(np.mean(diff))
         if shortfall > allowed:

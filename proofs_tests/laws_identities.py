@@ -27,7 +27,8 @@ def forward_eq_decode_reparameterize(backend, example, draw):
     lhs = backend.forward(a["arch"], a["params"], a["x"], a["eps"])
     mu, log_var = backend.encode(a["arch"], a["params"], a["x"])
     rhs = backend.decode(a["arch"], a["params"], backend.reparameterize(mu, log_var, a["eps"]))
-    return assert_within("forward", lhs, rhs, tolerance(backend.dtype, "forward", a), context=context("forward", a, backend))
+    return assert_within("forward", lhs, rhs, tolerance(backend.dtype, "forward", a),
+                         context=context("forward", a, backend))
 
 
 def sample_latent_eq_reparameterize_encode(backend, example, draw):
@@ -157,7 +158,8 @@ def reductions_consistent_under_batch_splitting(backend, example, draw):
     worst = assert_within(
         "reconstruction_loss", backend.reconstruction_loss(x_hat, x, c),
         _combine(c.reconstruction_batch_reduction, [backend.reconstruction_loss(x_hat[s], x[s], c) for s in parts], sizes),
-        tolerance(backend.dtype, "reconstruction_loss", r_args), context=context("reconstruction_loss", r_args, backend))
+        tolerance(backend.dtype, "reconstruction_loss", r_args),
+        context=context("reconstruction_loss", r_args, backend))
     worst = max(worst, assert_within(
         "kl_divergence", backend.kl_divergence(mu, log_var, c),
         _combine(c.kl_batch_reduction, [backend.kl_divergence(mu[s], log_var[s], c) for s in parts], sizes),

@@ -1,8 +1,8 @@
 """Laws of quantization and the VQ losses (spec chapter `vaespec.spec.vq`), checked on a backend.
 
 Discrete choices are judged by the near-tie criterion; value comparisons use the policy's
-bounds (`tolerance.tolerance`: the policy's bound × the reference's magnitudes); stop-gradient and straight-through laws are
-exact, because IEEE arithmetic makes them so (a zero is a zero, a copied cotangent is a copy).
+bounds (`tolerance.tolerance`: the policy's bound × the reference's magnitudes); stop-gradient and
+straight-through laws are exact, because IEEE arithmetic makes them so (a zero is a zero, a copied cotangent is a copy).
 """
 
 from __future__ import annotations
@@ -149,7 +149,8 @@ def codebook_loss_eq_commitment_loss(backend, example, draw):
     indices = backend_choices(backend, "codebook_loss", a, ctx)
     lhs = backend.codebook_loss(a["z_e"], a["codebook"])
     rhs = backend.commitment_loss(a["z_e"], a["codebook"])
-    return assert_within("codebook_loss", lhs, rhs, tolerance(backend.dtype, "codebook_loss", a, indices=indices), context=ctx)
+    return assert_within("codebook_loss", lhs, rhs, tolerance(backend.dtype, "codebook_loss", a, indices=indices),
+                         context=ctx)
 
 
 def _scalar_cotangent(backend, draw):

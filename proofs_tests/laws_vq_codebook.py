@@ -112,8 +112,8 @@ def init_codebook_deterministic_given_key(backend, example, draw):
     a = _args("init_codebook", example, backend)
     ctx = vq_context("init_codebook", a, backend)
     first = backend.init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"])
-    assert_exact("init_codebook (same key twice)", backend.init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"]),
-           first, ctx)
+    assert_exact("init_codebook (same key twice)",
+                 backend.init_codebook(a["num_embeddings"], a["embedding_dim"], a["key"]), first, ctx)
     expected = normal(as_key(a["key"]), (a["num_embeddings"], a["embedding_dim"]))[0]
     assert_exact_in_dtype("init_codebook vs normal(key, (K, D))", first, expected, backend, ctx)
     other = backend.init_codebook(a["num_embeddings"], a["embedding_dim"], (a["key"] + 1) % 2**64)

@@ -75,14 +75,14 @@ def _pdf(y):
     return mpmath.exp(-y * y / 2) / mpmath.sqrt(2 * mpmath.pi)
 
 
-def _expm1_minus_identity(x):  # e^x − 1 − x, by its series where expm1(x) − x would cancel digits
+def expm1_minus_identity(x):  # e^x − 1 − x, by its series where expm1(x) − x would cancel digits
     if abs(x) < mpf("1e-3"):
         return mpmath.fsum(x ** k / mpmath.factorial(k) for k in range(2, 40))
     return mpmath.expm1(x) - x
 
 
 _LEAKY = mpf("0.01")  # the spec's slope 0.01, not its nearest double
-_EXACT_ACTIVATIONS: dict[str, tuple[Callable, Callable, Callable | None]] = {
+EXACT_ACTIVATIONS: dict[str, tuple[Callable, Callable, Callable | None]] = {
     # name: (value, derivative, magnitude of the derivative's sum where it has a zero)
     "relu": (lambda y: max(y, 0), lambda y: mpf(1 if y > 0 else 0), None),
     "gelu": (lambda y: y * _cdf(y), lambda y: _cdf(y) + y * _pdf(y), lambda y: _cdf(y) + abs(y) * _pdf(y)),
@@ -151,7 +151,7 @@ _ACTIVATION_RANGE = {"gelu": (-37.0, 40.0), "silu": (-700.0, 700.0), "sigmoid": 
 
 def _activation_targets() -> list[Target]:
     targets = []
-    for name, (value, derivative, derivative_magnitude) in _EXACT_ACTIVATIONS.items():
+    for name, (value, derivative, derivative_magnitude) in EXACT_ACTIVATIONS.items():
         act = ACTIVATION_FUNCTIONS[name]
         low, high = _ACTIVATION_RANGE.get(name, (-1e6, 1e6))
         domain = f"{low:g} ≤ y ≤ {high:g}"
@@ -210,7 +210,7 @@ _SUM = get_convention("sum")
 def _elementwise_targets() -> list[Target]:
     return [
         Target("kl_per_coordinate", "elementwise", standard_normal_kl,
-               lambda mu, lv: (_expm1_minus_identity(lv) + mu * mu) / 2, _kl_sample,
+               lambda mu, lv: (expm1_minus_identity(lv) + mu * mu) / 2, _kl_sample,
                domain="|μ| ≤ 1e150, |lv| ≤ 700 (float64's log-variance domain)"),
         Target("kl_divergence_vjp (∂/∂lv)", "elementwise",
                lambda lv: kl_backward(np.zeros((1, lv.size)), lv[None, :], _SUM, 1.0)[1][0],
@@ -268,7 +268,7 @@ def _reduction_targets() -> list[Target]:
         return [mpmath.fsum(per) / (x.shape[0] if c.reconstruction_batch_reduction == "mean" else 1)]
 
     def kl_exact(mu, lv, c):
-        rows = [mpmath.fsum((_expm1_minus_identity(mpf(b)) + mpf(a) ** 2) / 2 for a, b in zip(ra, rb))
+        rows = [mpmath.fsum((expm1_minus_identity(mpf(b)) + mpf(a) ** 2) / 2 for a, b in zip(ra, rb))
                 / (mu.shape[1] if c.kl_latent_reduction == "mean" else 1) for ra, rb in zip(mu, lv)]
         return [mpmath.fsum(rows) / (mu.shape[0] if c.kl_batch_reduction == "mean" else 1)]
 

@@ -116,7 +116,7 @@ def test_bad_input_names_the_argument(function, change, error, words):
 def test_directional_check_detects_a_wrong_gradient():
     """A 1% error in one entry of a log-likelihood's gradient fails the same check the VJPs pass."""
     rng = np.random.default_rng(5)
-    args = {"x_hat": rng.standard_normal((3, 4)), "x": rng.standard_normal((3, 4)), "log_var": rng.standard_normal((3, 4))}
+    args = {name: rng.standard_normal((3, 4)) for name in ("x_hat", "x", "log_var")}
     cotangent = rng.standard_normal(3)
     step = direction(args, FUNCTIONS["gaussian_log_likelihood"].differentiable, seed=3)
     grads = vjp("gaussian_log_likelihood", step.base, cotangent)

@@ -44,8 +44,8 @@ def test_every_proof_is_in_the_numerics_page():
 # ----------------------------------------------------------------------------- the proofs can fail
 def test_a_wrong_derivative_is_rejected(monkeypatch):
     import sympy as sp
-    wrong = dict(gradients._ACTIVATIONS, tanh=(sp.tanh, lambda t: 1 - sp.tanh(t)))
-    monkeypatch.setattr(gradients, "_ACTIVATIONS", wrong)
+    wrong = dict(gradients.ACTIVATIONS, tanh=(sp.tanh, lambda t: 1 - sp.tanh(t)))
+    monkeypatch.setattr(gradients, "ACTIVATIONS", wrong)
     with pytest.raises(AssertionError, match="tanh"):
         PROOFS["activation_derivatives"].run()
 

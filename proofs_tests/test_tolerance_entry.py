@@ -93,8 +93,8 @@ def test_entry_point_gives_the_numbers_of_before(function, data):
     args = {a.name: example.args[a.name] for a in spec.args}
     cotangent = None
     if spec.differentiable:
-        cotangent = data.draw(strategies.cotangents(function, _float_outputs(function, call(REFERENCE, function, args))),
-                              label="cotangent")
+        outputs = _float_outputs(function, call(REFERENCE, function, args))
+        cotangent = data.draw(strategies.cotangents(function, outputs), label="cotangent")
         cotangent = cotangent if isinstance(cotangent, tuple) or np.ndim(cotangent) else float(cotangent)
     for dtype in UNIT_ROUNDOFF:
         if not exact(function):

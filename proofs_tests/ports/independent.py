@@ -12,10 +12,12 @@ the suite accepts correct implementations it was not written against:
   scale-based formula ½(σ² + μ² − 1 − log σ²), not the log-variance form of the spec;
 - softplus is `logaddexp(x, 0)`; gradients come from `torch.func.vjp`;
 - the VQ chapter quantizes with `torch.cdist` (direct differences) and has its own EMA code;
+- the estimators chapter is `torch.distributions` log densities and `torch.logsumexp`
+  (`independent_estimators.py`);
 - the Bayesian chapter's evidence is `LowRankMultivariateNormal` (`independent_bayes.py`).
 
-The chapters' functions are in `independent_vae.py`, `independent_vq.py` and `independent_bayes.py`; this module is
-the backend around them.
+The chapters' functions are in `independent_vae.py`, `independent_vq.py`, `independent_estimators.py` and
+`independent_bayes.py`; this module is the backend around them.
 
 It imports the statement (`vaespec.spec`) and never `vaespec.reference` or
 `vaespec.impl`. It declares the chapters it implements in `CHAPTERS`.
@@ -35,14 +37,15 @@ from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import normal
 
 from .independent_bayes import BAYES
+from .independent_estimators import ESTIMATORS
 from .independent_vae import VAE
 from .independent_vq import VQ
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # name -> (arguments by contract name, tensors on the port's device) -> outputs in FUNCTIONS order
-BODIES: dict[str, Callable[[dict], tuple]] = {**VAE, **VQ, **BAYES}
-CHAPTERS: tuple[str, ...] = ("vae", "vq", "bayes")  # "bayes" in float64/float32 (torch has no narrow solve)
+BODIES: dict[str, Callable[[dict], tuple]] = {**VAE, **VQ, **ESTIMATORS, **BAYES}
+CHAPTERS: tuple[str, ...] = ("vae", "vq", "estimators", "bayes")  # "bayes" in float64/float32 (no narrow solve)
 
 
 # ----------------------------------------------------------------------------- the backend

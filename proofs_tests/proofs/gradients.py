@@ -86,7 +86,7 @@ def _phi(t):
 
 
 # name: (act(y) as the spec states it, act′(y) as the reference evaluates it); both sides of a kink
-_ACTIVATIONS = {
+ACTIVATIONS = {
     "relu": (lambda t: sp.Max(t, 0), lambda t: sp.Piecewise((1, t > 0), (0, True))),
     "gelu": (lambda t: t * (1 + sp.erf(t / sp.sqrt(2))) / 2,
              lambda t: _phi(t) + t * sp.exp(-t**2 / 2) / sp.sqrt(2 * sp.pi)),
@@ -106,11 +106,11 @@ def activation_derivatives():
     """For every activation, d act/dy (SymPy) equals the derivative the reference evaluates, on both
     sides of 0 (tanh′ as 4σ′(2y) and σ′ as e^{−|y|}/(1 + e^{−|y|})², gelu′ = Φ + yφ with Φ via erfc).
     At a kink the value is a convention, not a derivative: relu′(0) = 0, leaky_relu′(0) = 0.01."""
-    for name, (value, derivative) in _ACTIVATIONS.items():
+    for name, (value, derivative) in ACTIVATIONS.items():
         for side in (yp, yn):
             difference = sp.diff(value(side), side) - derivative(side)
             assert _zero(difference.rewrite(sp.erf)) or _zero(difference.rewrite(sp.exp)), (name, side, difference)
-    return tuple(sp.Eq(sp.Derivative(sp.Function(n)(y), y), d(y)) for n, (_, d) in _ACTIVATIONS.items())
+    return tuple(sp.Eq(sp.Derivative(sp.Function(n)(y), y), d(y)) for n, (_, d) in ACTIVATIONS.items())
 
 
 def network_loss_vjp(target_path: bool = True):
