@@ -288,14 +288,14 @@ def forged_cases(rng, tmp, mini, run):
         if rng.random() < 0.6:  # a wrong structure with a valid checksum
             bad = _changed(rng, state)
             if isinstance(bad, dict) and _finite(bad):
-                bad["sha256"] = hashlib.sha256(checkpoint._canonical(bad)).hexdigest()
+                bad["sha256"] = hashlib.sha256(checkpoint.canonical_json(bad)).hexdigest()
             open(os.path.join(ck, "state.json"), "w").write(_dumps(bad))
         else:  # a payload damaged in its header and re-recorded: only the parser can refuse it
             raw = bytearray(open(os.path.join(ck, "tensors.safetensors"), "rb").read())
             raw[rng.randrange(min(len(raw), 300))] ^= 1 << rng.randrange(8)
             open(os.path.join(ck, "tensors.safetensors"), "wb").write(bytes(raw))
             signed = {**state, "tensors": {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}}
-            signed["sha256"] = hashlib.sha256(checkpoint._canonical(signed)).hexdigest()
+            signed["sha256"] = hashlib.sha256(checkpoint.canonical_json(signed)).hexdigest()
             open(os.path.join(ck, "state.json"), "w").write(json.dumps(signed))
         yield ["train", "--resume", "--out", out, "--epochs", "3", "--progress", "never"], [ck, out], []
 

@@ -62,7 +62,7 @@ def _resume(capsys, data, out, epochs=3) -> tuple[int, str, str]:
 
 def _resign(ck_dir, state: dict) -> None:
     """Rewrite state.json with a valid checksum: only its structure checks can refuse it."""
-    state = {**state, "sha256": hashlib.sha256(checkpoint._canonical(state)).hexdigest()}
+    state = {**state, "sha256": hashlib.sha256(checkpoint.canonical_json(state)).hexdigest()}
     (ck_dir / "state.json").write_text(json.dumps(state))
 
 
@@ -223,7 +223,7 @@ def _corruptions(state: dict):
     """(label, state.json bytes) of structurally wrong states, each re-signed so the checksum passes."""
     def signed(value) -> bytes:
         if isinstance(value, dict):
-            value = {**value, "sha256": hashlib.sha256(checkpoint._canonical(value)).hexdigest()}
+            value = {**value, "sha256": hashlib.sha256(checkpoint.canonical_json(value)).hexdigest()}
         return json.dumps(value).encode()
     yield "invalid UTF-8", b'{"format": "\xff\xfe"}'
     yield "NaN", signed(state).replace(b'"epoch": 2', b'"epoch": NaN')

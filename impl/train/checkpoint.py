@@ -73,7 +73,8 @@ def _non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
     return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
-def _canonical(state: dict) -> bytes:
+def canonical_json(state: dict) -> bytes:
+    """The bytes `state.json`'s "sha256" digests: the state without that key, as sorted, compact JSON."""
     return json.dumps({k: v for k, v in state.items() if k != "sha256"}, sort_keys=True, separators=(",", ":"),
                       allow_nan=False).encode("utf-8")
 
@@ -151,7 +152,7 @@ def save(directory: str, model, likelihood, optimizer, state: dict) -> None:
               for g in optimizer.state_dict()["param_groups"]]
     body = {"format": FORMAT, **state, "optimizer_param_groups": groups,
             "tensors": {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}}
-    body["sha256"] = hashlib.sha256(_canonical(body)).hexdigest()
+    body["sha256"] = hashlib.sha256(canonical_json(body)).hexdigest()
     parent = os.path.dirname(directory)
     staging = os.path.join(parent, f"{_staging_prefix(directory)}{uuid.uuid4().hex}")
     check_target(directory)
@@ -248,7 +249,7 @@ def read_state(directory: str) -> dict:
     if json_depth(state, MAX_DEPTH) > MAX_DEPTH:
         raise CheckpointError(f"resume: {path!r} is nested deeper than {MAX_DEPTH} levels")
     try:
-        actual = hashlib.sha256(_canonical(state)).hexdigest()
+        actual = hashlib.sha256(canonical_json(state)).hexdigest()
     except ValueError:  # NaN or Inf in the JSON
         actual = "(not canonical JSON)"
     if state.get("sha256") != actual:
