@@ -17,9 +17,9 @@ import time
 
 def main(argv=None) -> int:
     from vaespec.impl.backend import TorchBackend
-    from vaespec.proofs_tests import runner
-    from vaespec.proofs_tests.profiles import profile_settings
-    from vaespec.proofs_tests.registry import CONTROLS
+    from vaespec.proofs_tests.check import runner
+    from vaespec.proofs_tests.laws.registry import CONTROLS
+    from vaespec.proofs_tests.strategies.profiles import profile_settings
 
     path = (argv or sys.argv[1:] or ["controls.json"])[0]
     settings, torch64 = profile_settings("ci"), TorchBackend("cpu", "float64")

@@ -26,7 +26,7 @@ FULL = {"vaespec check": [sys.executable, "-m", "vaespec.proofs_tests.cli", "che
 TOY = {"vaespec check": [sys.executable, "-m", "vaespec.proofs_tests.cli", "check", "--law", "kl_nonnegative",
                          "--backend", "vaespec.reference.backend:ReferenceBackend", "--profile", "dev"],
        "CI pytest run": [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
-                         "proofs_tests/test_layering.py::test_every_layer_folder_is_found_and_parsed"]}
+                         "proofs_tests/selftests/test_layering.py::test_every_layer_folder_is_found_and_parsed"]}
 
 
 def _timed(command: list[str], threads: int) -> tuple[float, int, str]:

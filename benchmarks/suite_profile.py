@@ -42,7 +42,7 @@ def profile(laws: list[str], backends: list, settings) -> list[dict]:
     """Time `run_laws` (as `vaespec check` runs a law: examples drawn once for every backend) for each law;
     one row per law × backend with the time inside that backend's checks, the law's total shared out
     evenly over its checked backends."""
-    from vaespec.proofs_tests import runner
+    from vaespec.proofs_tests.check import runner
 
     rows = []
     for law in laws:
@@ -88,8 +88,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads or cores)
     _now["clock"] = time.process_time if args.clock == "cpu" else time.perf_counter
 
-    from vaespec.proofs_tests.backends import default_backends
-    from vaespec.proofs_tests.profiles import profile_settings
+    from vaespec.proofs_tests.check.backends import default_backends
+    from vaespec.proofs_tests.strategies.profiles import profile_settings
     from vaespec.spec.laws import LAWS
 
     laws = [law for law in LAWS if not args.law or any(s in law for s in args.law)]

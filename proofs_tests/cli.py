@@ -25,15 +25,15 @@ from vaespec.spec.errors import ConfigError, VaespecError
 from vaespec.spec.laws import LAWS
 from vaespec.spec.signature import CHAPTERS
 
-from .profiles import PROFILES, profile_settings
+from .strategies.profiles import PROFILES, profile_settings
 
 # name -> (module, help); each module provides configure(parser) and run(args).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": (__name__, "check every law against a backend"),
     "train": ("vaespec.impl.train.cli", "train a VAE or VQ-VAE on the bundled digits or your .npy/.npz"),
     "bayes": ("vaespec.impl.bayes.cli", "SVI and NUTS over the linear decoder's parameters (exact evidence, Pyro)"),
-    "fidelity": ("vaespec.proofs_tests.fidelity", "measure the float64 reference against a 60-digit oracle, in ulps"),
-    "vectors": ("vaespec.proofs_tests.vectors", "export golden vectors, or verify them and a backend against them"),
+    "fidelity": ("vaespec.proofs_tests.check.fidelity", "measure the float64 reference against a 60-digit oracle, in ulps"),
+    "vectors": ("vaespec.proofs_tests.vectors.verify", "export golden vectors, or verify them and a backend against them"),
 }
 
 
@@ -110,13 +110,13 @@ def _selects(value: str, law: str) -> bool:
 def _results(laws, backends, args, settings):
     """Yield (law, [LawResult per backend]) in the order laws finish."""
     if args.jobs > 1 and len(laws) > 1:
-        from .parallel import run_parallel
+        from .check.parallel import run_parallel
 
         options = dict(specs=args.backend, no_reference=args.no_reference, dtypes=args.dtype, devices=args.device,
                        profile=args.profile, fixed_shapes=args.fixed_shapes, limit=args.call_limit)
         yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends))
         return
-    from .runner import run_laws
+    from .check.runner import run_laws
 
     for law in laws:
         yield law, run_laws(law, backends, settings)
@@ -125,9 +125,9 @@ def _results(laws, backends, args, settings):
 def run(args) -> int:
     from vaespec.spec.files import check_output_file
 
-    from . import check_output as out
-    from .guard import DEFAULT_LIMIT
-    from .parallel import select_backends
+    from .check import output as out
+    from .check.guard import DEFAULT_LIMIT
+    from .check.parallel import select_backends
 
     if args.json:  # before any law runs: a results file that cannot be written would lose them all
         check_output_file("--json", args.json)
@@ -137,7 +137,7 @@ def run(args) -> int:
     if args.call_timeout is not None and not args.backend:
         raise ConfigError("--call-timeout: limits the calls into a --backend; the default backends are vaespec's own")
     if args.fixed_shapes:
-        from . import sizes
+        from .strategies import sizes
 
         sizes.use_fixed_shapes(True)
     pairs = select_backends(args.backend, args.no_reference, args.dtype, args.device, limit)

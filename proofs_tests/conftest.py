@@ -6,9 +6,10 @@ import os
 
 import pytest
 from hypothesis import settings
-from vaespec.proofs_tests import profiles  # noqa: F401  (registers the vaespec-* profiles)
-from vaespec.proofs_tests.backends import label
+
+from vaespec.proofs_tests.check.backends import label
 from vaespec.proofs_tests.plugin import selected_backends
+from vaespec.proofs_tests.strategies import profiles  # noqa: F401  (registers the vaespec-* profiles)
 
 
 def pytest_configure(config):
@@ -27,11 +28,11 @@ def pytest_configure(config):
 def pytest_collection(session):
     # Every declared function has its reference entry, Torch body, strategy, port body and docs entry, or the
     # run stops here naming what lacks (`completeness`): a gap found at collection, not as a KeyError in a law.
-    from vaespec.proofs_tests import completeness
+    from vaespec.proofs_tests.laws import completeness
 
     problems = completeness.missing()
     if problems:
-        raise pytest.UsageError("incomplete contract functions (vaespec.proofs_tests.completeness):\n  "
+        raise pytest.UsageError("incomplete contract functions (vaespec.proofs_tests.laws.completeness):\n  "
                                 + "\n  ".join(problems))
 
 
@@ -64,10 +65,10 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def law_results(request):
     """`result(law, backend)`: the LawResult of `law` on `backend`. The first test of a law runs
-    `runner.run_laws` over every backend a selected, unskipped test of that law runs on (so the
+    `check.runner.run_laws` over every backend a selected, unskipped test of that law runs on (so the
     examples are drawn once for all), the others take their row from it. An xdist worker not
     grouped by law (`--dist load`) runs each test alone instead: its peers may hold the other rows."""
-    from vaespec.proofs_tests.runner import run_law, run_laws
+    from vaespec.proofs_tests.check.runner import run_law, run_laws
 
     config = request.config
     shared = not hasattr(config, "workerinput") or config.getoption("dist", default="no") == "loadgroup"

@@ -1,12 +1,12 @@
 """Generate the tables of docs/tolerances.md from the policy (`vaespec.spec.tolerances`, through the suite's one
-entry point `vaespec.proofs_tests.tolerance`: the numbers the laws use), and
+entry point `vaespec.proofs_tests.laws.tolerance`: the numbers the laws use), and
 docs/numerics.md's list of symbolic proofs from `vaespec.proofs_tests.proofs.PROOFS` and the laws citing them.
 
     python -m vaespec.proofs_tests.docs_tolerances          # rewrites the generated blocks of both pages
     python -m vaespec.proofs_tests.docs_tolerances --check  # exit 1 if either page is stale
 
 Only the blocks between the markers are generated; the prose around them is written by hand.
-`test_tolerance_policy.py` and `test_proofs.py` fail when a block differs from `render()` /
+`selftests/test_tolerance_policy.py` and `selftests/test_proofs.py` fail when a block differs from `render()` /
 `render_proofs()`.
 """
 
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import VAE_FUNCTIONS
 from vaespec.spec.domains import MAX_FINITE, log_var_limits
@@ -31,7 +32,7 @@ from vaespec.spec.tolerances import (
     sum_ulps,
 )
 
-from .tolerance import function_bound, function_chain
+from .laws.tolerance import function_bound, function_chain
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 TARGET = DOCS / "tolerances.md"

@@ -2,7 +2,7 @@
 
 Each `Target` pairs a float64 function of the reference with its exact value, written from the
 spec's formula (docs/math.md) in a form that mpmath evaluates without cancellation — so at 60
-significant digits the oracle is exact to far below one float64 ulp (`test_oracle.py` checks it
+significant digits the oracle is exact to far below one float64 ulp (`selftests/test_oracle.py` checks it
 against a second evaluation at twice the digits). `measure(target, samples)` reports the
 reference's worst error in **ulps**:
 
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import mpmath
 import numpy as np
+
 from vaespec.reference import kl_divergence, reconstruction_loss
 from vaespec.reference.activations import ACTIVATION_FUNCTIONS, INV_SQRT2
 from vaespec.reference.elementwise import gaussian_log_density, squared_difference, standard_normal_kl

@@ -57,7 +57,7 @@ def pytest_addoption(parser):
 
 def selected_backends(config) -> list:
     """The backends named with --vaespec-backend, or the defaults when none is named."""
-    from .backends import default_backends, load_backends
+    from .check.backends import default_backends, load_backends
 
     specs = config.getoption("--vaespec-backend", default=[]) or []
     if not specs:
@@ -208,7 +208,7 @@ class _Report:
 
 def pytest_configure(config):
     if config.getoption("--vaespec-fixed-shapes", default=False):
-        from . import sizes
+        from .strategies import sizes
 
         sizes.use_fixed_shapes(True)
     entries = [e for kind in ("skip", "xfail") for path in config.getoption(f"--vaespec-{kind}", default=[]) or []

@@ -1,11 +1,12 @@
 """Every registered law, against every selected backend (reference, Torch on each device × dtype,
 or the backends named with --vaespec-backend). Each law's examples are drawn once for all its
-backends (conftest.py's `law_results`, `runner.run_laws`): the verdicts are those of one
+backends (conftest.py's `law_results`, `check.runner.run_laws`): the verdicts are those of one
 backend checked alone."""
 
 from __future__ import annotations
 
 import pytest
+
 from vaespec.spec.laws import LAWS
 
 

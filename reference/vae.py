@@ -14,7 +14,7 @@ stacks `network`:
 The VJPs (`<f>_vjp(args, cotangent)`, `{arg: ȳ · ∂f/∂arg}` per differentiable argument, parameter
 gradients over the whole layout passed) chain `network.backward` with the reparameterization's
 `μ̄ = z̄, lv̄ = z̄ ⊙ ½ exp(½ lv) ⊙ ε`; they are checked against central finite differences in
-proofs_tests/test_reference_gradients.py. The magnitudes (`<f>_magnitude`, `<f>_vjp_magnitude`)
+proofs_tests/selftests/test_reference_gradients.py. The magnitudes (`<f>_magnitude`, `<f>_vjp_magnitude`)
 redo each computation on absolute values (`network`'s rules) and carry the propagated error of
 log σ² into z: `δz ≈ δμ + ½σ|ε|δlv`.
 
@@ -25,6 +25,7 @@ Every function validates its inputs (`validate_args`, `validate_vjp`: named shap
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import validate_args, validate_vjp
 from vaespec.spec.conventions import Convention, get_convention

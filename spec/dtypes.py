@@ -19,7 +19,7 @@ IEEE gradual underflow, which torch and numpy keep). The policy, for every dtype
 - *inputs*: the laws round each input to the backend's dtype and then set values below that
   dtype's smallest normal `TINY[T]` to zero (`flush`), for every backend, so no law's answer
   depends on whether a backend flushes its operands; subnormal inputs are tested only by the
-  tests that are about them (`proofs_tests/test_extremes.py`, for `vaespec.impl`);
+  tests that are about them (`proofs_tests/selftests/test_extremes.py`, for `vaespec.impl`);
 - *results*: the roundoff bounds carry a floor `SAFETY·n·TINY[T]` that absorbs every result
   flushed to zero (`vaespec.spec.tolerances`); exact laws compare with `flush(T, expected)` for a
   backend that declares flushing;

@@ -39,7 +39,7 @@ TINY: dict[str, float] = {
 
 SAFETY = 4.0
 
-# Per-law, per-run false-alarm rate for statistical laws (derivation: proofs_tests/laws_statistical.py).
+# Per-law, per-run false-alarm rate for statistical laws (derivation: proofs_tests/laws/statistical.py).
 FALSE_ALARM_RATE = 1e-6
 
 NARROW = ("float16", "bfloat16")

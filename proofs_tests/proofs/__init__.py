@@ -3,7 +3,7 @@
 Each proof is a function that derives its identity with SymPy, asserts it, and returns it (an
 `Eq`, or a tuple of them). `PROOFS` registers them by name; a law cites the proofs it rests on
 (`vaespec.spec.laws.LAWS[name].proofs`), docs/laws.md prints the citations and docs/numerics.md
-lists every proof with what it supports. `proofs_tests/test_proofs.py` runs every one.
+lists every proof with what it supports. `proofs_tests/selftests/test_proofs.py` runs every one.
 
     from vaespec.proofs_tests.proofs import PROOFS
     PROOFS["kl_closed_form"].run()     # derives ½(σ² + μ² − 1 − log σ²) from the KL integral

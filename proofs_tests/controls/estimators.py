@@ -1,0 +1,112 @@
+"""Deliberately wrong estimators: each is the reference with one realistic bug, rejected by `caught_by`.
+
+The bugs are ones seen in ELBO/IWAE code: a log-sum-exp without the max shift, log σ read as
+log σ², logits fed to a BCE that expects probabilities, the prior dropped from the log-weights,
+an IWAE that averages the log-weights, a first-particle-only bound, a reconstruction path that
+samples, an embedding gradient that overwrites repeated rows. `vaespec check --backend
+vaespec.proofs_tests.controls.estimators:<Name>` shows the failing law.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vaespec.reference import estimators as ref
+from vaespec.reference import vae
+
+from .vae import NegativeControl
+
+
+class _EstimatorsControl(NegativeControl):
+    chapters = ("vae", "estimators")
+
+
+class LogMeanExpWithoutMaxShift(_EstimatorsControl):
+    bug = "log_mean_exp = log(mean(exp(w))): overflows to inf (or underflows to −inf) once |w| ≳ 709"
+    caught_by = "log_mean_exp_shift_invariant"
+
+    def log_mean_exp(self, log_weights):
+        with np.errstate(over="ignore", divide="ignore"):
+            return np.log(np.mean(np.exp(log_weights), axis=0))
+
+
+class LogSumExpWithoutLogK(_EstimatorsControl):
+    bug = "log_mean_exp = logsumexp(w): the − log K is missing, so the 'mean' exceeds the largest weight"
+    caught_by = "log_mean_exp_between_mean_and_max"
+
+    def log_mean_exp(self, log_weights):
+        return ref.log_mean_exp(log_weights) + np.log(log_weights.shape[0])
+
+
+class GaussianLogVarReadAsLogSigma(_EstimatorsControl):
+    bug = "the Gaussian likelihood takes its log-variance argument for log σ (σ² = e^{2ℓ})"
+    caught_by = "gaussian_nll_eq_scaled_reconstruction_loss"
+
+    def gaussian_log_likelihood(self, x_hat, x, log_var):
+        return ref.gaussian_log_likelihood(x_hat, x, 2.0 * log_var)
+
+
+class BernoulliLogitsAsProbabilities(_EstimatorsControl):
+    bug = "the decoder's logits are squashed twice: BCE-with-logits applied to σ(l)"
+    caught_by = "bernoulli_log_prob_eq_neg_bce_with_logits"
+
+    def bernoulli_log_likelihood(self, logits, x):
+        return ref.bernoulli_log_likelihood(1.0 / (1.0 + np.exp(-logits)), x)
+
+
+class LogWeightsWithoutPrior(_EstimatorsControl):
+    bug = "log w = log p(x | z) − log q(z | x): the prior's log N(z; 0, I) is dropped"
+    caught_by = "log_weights_eq_likelihood_add_log_prior_sub_log_posterior"
+
+    def log_importance_weights(self, arch, params, x, eps, decoder_log_var, likelihood):
+        log_w = ref.log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood)
+        mu, log_var = vae.encode(arch, params, x)
+        z = mu + np.exp(0.5 * log_var) * eps
+        return log_w + 0.5 * np.sum(z ** 2, axis=-1)  # adds back the −½Σz² that log p(z) contributes
+
+
+class IWAEMeanMinusLogK(_EstimatorsControl):
+    bug = "iwae_bound = mean_k log w_k − log K: the ELBO with IWAE's normalisation, decreasing with K"
+    caught_by = "iwae_bound_monotone_in_particles"
+
+    def iwae_bound(self, arch, params, x, eps, decoder_log_var, likelihood):
+        return ref.elbo(arch, params, x, eps, decoder_log_var, likelihood) - np.log(eps.shape[0])
+
+
+class IWAEFirstParticleOnly(_EstimatorsControl):
+    bug = "iwae_bound returns log w of the first particle: the other K − 1 particles are drawn and ignored"
+    caught_by = "iwae_bound_ge_mean_of_half_bounds"
+
+    def iwae_bound(self, arch, params, x, eps, decoder_log_var, likelihood):
+        return ref.log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood)[0]
+
+
+class ReconstructSamples(_EstimatorsControl):
+    bug = "reconstruct decodes a sample μ + σ·ε (ε from a hidden generator) instead of the posterior mean"
+    caught_by = "reconstruct_eq_decode_encoder_mean"
+    _rng = np.random.default_rng()
+
+    def reconstruct(self, arch, params, x):
+        mu, log_var = vae.encode(arch, params, x)
+        return vae.decode(arch, params, mu + np.exp(0.5 * log_var) * self._rng.standard_normal(mu.shape))
+
+
+class EmbeddingGradientOverwrites(_EstimatorsControl):
+    bug = "the table's gradient is scattered by assignment: a row looked up twice keeps only the last cotangent"
+    caught_by = "embedding_lookup_gradient_matches_reference"
+
+    def embedding_lookup_vjp(self, args, cotangent):
+        d_table = np.zeros_like(args["table"])
+        d_table[args["indices"]] = cotangent
+        return {"table": d_table}
+
+
+class EmbeddingOffByOne(_EstimatorsControl):
+    bug = "categories are 1-based in the lookup: category i reads row i − 1 (row −1 for category 0)"
+    caught_by = "embedding_lookup_eq_one_hot_matmul"
+
+    def embedding_lookup(self, table, indices):
+        return table[indices - 1]
+
+
+CONTROLS: dict[str, type[NegativeControl]] = {cls.__name__: cls for cls in _EstimatorsControl.__subclasses__()}

@@ -1,0 +1,35 @@
+"""Every law in `vaespec.spec.laws.LAWS` mapped to its check (the two must match exactly), and every
+negative control of every chapter."""
+
+from __future__ import annotations
+
+from vaespec.spec.laws import LAWS
+
+from . import bayes as laws_bayes
+from . import differential as laws_differential
+from . import estimators as laws_estimators
+from . import identities as laws_identities
+from . import statistical as laws_statistical
+from . import vq as laws_vq
+from . import vq_codebook as laws_vq_codebook
+from .checking import Check
+
+CHECKS: dict[str, Check] = {**laws_identities.CHECKS, **laws_statistical.CHECKS, **laws_differential.CHECKS,
+                            **laws_vq.CHECKS, **laws_vq_codebook.CHECKS, **laws_estimators.CHECKS, **laws_bayes.CHECKS}
+
+_missing = sorted(set(LAWS) - set(CHECKS))
+_unregistered = sorted(set(CHECKS) - set(LAWS))
+if _missing or _unregistered:  # a law without a check, or a check without a statement, is a bug
+    raise RuntimeError(f"laws without checks: {_missing}; checks without laws: {_unregistered}")
+
+
+def _controls():
+    from ..controls import bayes as negative_controls_bayes
+    from ..controls import estimators as negative_controls_estimators
+    from ..controls import vae as negative_controls
+    from ..controls import vq as negative_controls_vq
+    return {**negative_controls.CONTROLS, **negative_controls_vq.CONTROLS, **negative_controls_estimators.CONTROLS,
+            **negative_controls_bayes.CONTROLS}
+
+
+CONTROLS = _controls()

@@ -1,0 +1,163 @@
+"""The pytest plugin: inert unless asked; skip/xfail files (prefix match, stale-entry warnings); the JSON
+report and JUnit properties; and the real suite run end to end against the independent port."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+# A stand-in for vaespec's own test_law: parametrized by `law` and `backend`, reporting through
+# `record_law_result`, with outcomes fixed by the law's name so the plugin alone is under test.
+FAKE_SUITE = '''
+import pytest
+from types import SimpleNamespace
+
+BACKENDS = [SimpleNamespace(name="port", device="cpu", dtype=d) for d in ("float64", "float32")]
+LAWS = ["kl_nonnegative", "kl_additive_over_latent", "loss_monotone_in_beta", "quantize_idempotent"]
+
+@pytest.fixture
+def record_law_result():
+    return lambda result: None
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: f"{b.name}-{b.device}-{b.dtype}")
+@pytest.mark.parametrize("law", LAWS)
+def test_law(law, backend, record_law_result):
+    verdict = "FAIL" if law.startswith("quantize") and backend.dtype == "float32" else "pass"
+    record_law_result({"law": law, "examples": 3, "worst_ratio": 2.5 if verdict == "FAIL" else 0.25,
+                       "verdict": verdict, "message": "worst entry …" if verdict == "FAIL" else ""})
+    assert verdict == "pass"
+
+def test_unrelated():
+    assert True
+'''
+
+BROKEN_SUITE = '''
+import pytest
+from types import SimpleNamespace
+
+@pytest.fixture
+def record_law_result():
+    raise RuntimeError("no law runner today")
+
+@pytest.mark.parametrize("backend", [SimpleNamespace(name="port", device="cpu", dtype="float32")])
+@pytest.mark.parametrize("law", ["kl_nonnegative"])
+def test_law(law, backend, record_law_result):
+    pass
+'''
+
+
+@pytest.fixture
+def fake(pytester):
+    pytester.makepyfile(test_fake=FAKE_SUITE)
+    return pytester
+
+
+def test_inert_when_not_asked(pytester):
+    pytester.makepyfile(test_other="def test_one():\n    assert 1 + 1 == 2\n")
+    loaded = pytester.runpytest("-rA")
+    assert "vaespec-" in loaded.stdout.str()  # the entry point loaded the plugin …
+    without = pytester.runpytest("-rA", "-p", "no:vaespec")
+    loaded.assert_outcomes(passed=1)
+    without.assert_outcomes(passed=1)  # … and it changed nothing
+    body = [line for line in loaded.stdout.lines if not line.startswith(("plugins:", "rootdir:", "platform"))]
+    assert not [line for line in body if "vaespec" in line.lower()], body
+    assert not list(Path(pytester.path).glob("*.json")), "no report without --vaespec-report"
+
+
+def test_inert_registers_no_hooks_without_options(pytester):
+    pytester.makepyfile(test_other="def test_plugins(request):\n"
+                        "    pm = request.config.pluginmanager\n"
+                        "    assert pm.get_plugin('vaespec-report') is None\n"
+                        "    assert pm.get_plugin('vaespec-expectations') is None\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_skip_and_xfail_files_match_prefixes_and_warn_on_stale_entries(fake):
+    fake.makefile(".txt", skip="# slow laws\nkl_\n\nno_such_law   # stale\n")
+    fake.makefile(".txt", xfail="quantize_idempotent[port-cpu-float32]\nloss_[port-gpu]\n")
+    result = fake.runpytest("--vaespec-skip", "skip.txt",
+                            "--vaespec-xfail", "xfail.txt", "-rsx")
+    result.assert_outcomes(passed=4, skipped=4, xfailed=1)  # the one failing law is the xfailed one
+    out = result.stdout.str()
+    assert "skip.txt:4: 'no_such_law' matches no law" in out
+    assert "xfail.txt:2: [port-gpu] matches no selected backend" in out
+    assert "listed in skip.txt:2" in out and "listed in xfail.txt:1" in out
+
+
+def test_malformed_or_missing_files_are_usage_errors(fake):
+    fake.makefile(".txt", bad="kl_[port\n")
+    result = fake.runpytest("--vaespec-skip", "bad.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "bad.txt:1: expected 'law_prefix' or 'law_prefix[backend_prefix]', got 'kl_[port'" in result.stderr.str()
+    result = fake.runpytest("--vaespec-xfail", "absent.txt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--vaespec-xfail absent.txt: cannot read the file" in result.stderr.str()
+
+
+def test_json_report_and_junit_properties(fake):
+    fake.makefile(".txt", xfail="kl_additive\n")
+    result = fake.runpytest("--vaespec-xfail", "xfail.txt",
+                            "--vaespec-report", "report.json", "--junitxml", "report.xml")
+    result.assert_outcomes(passed=6, xpassed=2, failed=1)
+    rows = json.loads((fake.path / "report.json").read_text())["results"]
+    assert len(rows) == 8  # law tests only
+    by = {(r["law"], r["dtype"]): r for r in rows}
+    assert by[("quantize_idempotent", "float32")] | {"message": ""} == {
+        "law": "quantize_idempotent", "backend": "port", "device": "cpu", "dtype": "float32", "examples": 3,
+        "worst_ratio": 2.5, "verdict": "FAIL", "message": "", "outcome": "failed"}
+    assert by[("kl_additive_over_latent", "float64")]["verdict"] == "xpass"
+    assert by[("kl_nonnegative", "float64")]["worst_ratio"] == 0.25
+    cases = ET.parse(fake.path / "report.xml").getroot().iter("testcase")
+    props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in cases}
+    assert props["test_law[quantize_idempotent-port-cpu-float32]"]["vaespec_verdict"] == "FAIL"
+    assert props["test_law[quantize_idempotent-port-cpu-float32]"]["vaespec_worst_ratio"] == "2.5"
+    assert props["test_unrelated"] == {}
+
+
+def test_xdist_workers_merge_into_one_report(fake):
+    """`-n 2`: every worker's rows reach the controller's one report, in collection order, as a serial run."""
+    fake.makefile(".txt", xfail="kl_additive\n")
+    options = ["--vaespec-xfail", "xfail.txt", "-p", "no:randomly"]
+    fake.runpytest_subprocess(*options, "--vaespec-report", "serial.json").assert_outcomes(passed=6, xpassed=2, failed=1)
+    fake.runpytest_subprocess(*options, "-n", "2", "--dist", "loadgroup", "--vaespec-report", "parallel.json"
+                              ).assert_outcomes(passed=6, xpassed=2, failed=1)
+    serial = json.loads((fake.path / "serial.json").read_text())["results"]
+    assert len(serial) == 8 and json.loads((fake.path / "parallel.json").read_text())["results"] == serial
+
+
+def test_real_suite_against_the_independent_port(tmp_path):
+    """The documented command, on a few laws: the real conftest, the real test_law, the real port."""
+    (tmp_path / "known.txt").write_text("kl_eq_monte_carlo[independent-cpu-bfloat16]\nkl_zero\n")
+    env = {**os.environ, "VAESPEC_PROFILE": "dev"}
+    command = [sys.executable, "-m", "pytest", "--pyargs", "vaespec.proofs_tests.test_laws", "-q",
+               "-k", "kl_ or quantize_output",
+               "--vaespec-backend", "vaespec.proofs_tests.ports.independent:backends",
+               "--vaespec-xfail", str(tmp_path / "known.txt"), "--vaespec-report", str(tmp_path / "report.json")]
+    done = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads((tmp_path / "report.json").read_text())["results"]
+    verdicts = {(r["law"], r["dtype"]): r["verdict"] for r in rows}
+    assert {r["backend"] for r in rows} == {"independent"}
+    assert verdicts[("kl_nonnegative", "float32")] == "pass"
+    assert verdicts[("kl_eq_monte_carlo", "bfloat16")] == "xpass"  # listed, but the port passes it
+    assert verdicts[("kl_zero_iff_standard_normal", "float64")] == "xpass"
+    assert verdicts[("quantize_output_is_codebook_row", "bfloat16")] == "pass"
+    # n/a rows (a chapter the backend does not declare in that dtype, e.g. "bayes" in bfloat16) check nothing
+    assert all(r["worst_ratio"] is not None and r["examples"] > 0 for r in rows if r["verdict"] != "n/a")
+
+
+def test_report_keeps_law_tests_that_broke_before_the_runner(pytester):
+    pytester.makepyfile(test_broken=BROKEN_SUITE)
+    pytester.runpytest("--vaespec-report", "report.json").assert_outcomes(errors=1)
+    (row,) = json.loads((pytester.path / "report.json").read_text())["results"]
+    assert row["verdict"] == "ERROR" and "no law runner today" in row["message"]

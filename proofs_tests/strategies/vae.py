@@ -1,0 +1,287 @@
+"""Hypothesis strategies for valid contract inputs, exported for users' own suites.
+
+    from vaespec.proofs_tests.strategies.vae import network_examples
+    @given(network_examples())
+    def test_my_port(ex): ...
+
+Magnitudes are bounded so every value stays in the float32 domain (|log σ²| ≤ 20
+keeps exp(log σ²) < 5·10⁸); subnormals are excluded (their relative error is
+unbounded; proofs_tests/selftests/test_extremes.py tests them and the domain edges). Parameters come from an integer seed
+(`vaespec.reference.init_params`), so shrinking acts on the seed and the sizes.
+Hypothesis never seeds torch: all noise here is an explicit array.
+
+Networks come in three regimes (`REGIMES`, `regime_params`): `seeded` (init_params as drawn),
+`kinks` (weights and inputs small multiples of powers of two, so pre-activations are exactly 0
+often and each kink of `vaespec.spec.dtypes.KINKS` is hit exactly) and `reach` (each hidden
+layer's biases on both sides of the pre-activations where implementations switch formulas,
+`vaespec.spec.dtypes.FORMULA_SWITCHES`, and the layer reading it scaled down so that the rest of
+the network stays in range).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from vaespec.reference.init import init_params
+from vaespec.spec.architecture import ACTIVATIONS, Architecture
+from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.conventions import PRESETS, get_convention
+from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
+from vaespec.spec.errors import ConfigError
+
+from . import sizes
+
+MAX_ABS_X = 3.0
+MAX_ABS_EPS = 4.0
+MAX_ABS_MU = 5.0
+MAX_ABS_LOG_VAR = 20.0
+
+
+def floats(low: float, high: float):
+    """Finite float64 values in [low, high], no subnormals."""
+    return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64)
+
+
+def arrays(shape, low: float, high: float):
+    """float64 arrays of `shape` with elements in [low, high]."""
+    return hnp.arrays(np.float64, shape, elements=floats(low, high))
+
+
+def conventions():
+    """Every named convention preset."""
+    return st.sampled_from(sorted(PRESETS)).map(get_convention)
+
+
+def betas(high: float = 10.0):
+    """β ∈ {0} ∪ [0, high]: zero is drawn on purpose (β = 0 is a law)."""
+    return st.one_of(st.just(0.0), floats(0.0, high))
+
+
+@st.composite
+def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: int = 6, max_latent: int = 4,
+                  activations=tuple(ACTIVATIONS), min_layers: int = 0):
+    """Small dense VAE architectures over every activation (output_size = input_size)."""
+    widths = sizes.layer_widths(max_layers, max_width, min_layers)
+    return Architecture(
+        input_size=draw(sizes.size(1, max_features)),
+        latent_size=draw(sizes.size(1, max_latent)),
+        encoder_sizes=tuple(draw(widths)),
+        decoder_sizes=tuple(draw(widths)),
+        activation=draw(uniform_choice(activations)),
+    )
+
+
+def uniform_choice(options):
+    """One of `options`, each about equally often (a wide integer modulo the count: Hypothesis's own
+    `sampled_from` favours some options by a factor of 4 or more in a run), shrinking to the first."""
+    options = tuple(options)
+    return st.integers(0, 2**16 - 1).map(lambda i: options[i % len(options)])
+
+
+REGIMES = ("seeded", "kinks", "reach")
+KINKED = tuple(a for a in ACTIVATIONS if a in KINKS)  # relu, elu, leaky_relu, softplus
+SWITCHING = tuple(a for a in ACTIVATIONS if FORMULA_SWITCHES[a])
+SMALL_INTEGERS = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
+def regime_activations(regime: str) -> tuple[str, ...]:
+    """The activations a regime is about: those with kinks, those with formula switches, or all."""
+    return {"kinks": KINKED, "reach": SWITCHING}.get(regime, tuple(ACTIVATIONS))
+
+
+def _stacks(arch):
+    """(hidden layer names, then the layers that read the last one) for the encoder and the decoder."""
+    return [([n for n, _, _ in arch.encoder_layers()], list(arch.HEADS)),
+            ([n for n, _, _ in arch.decoder_layers()], ["decoder_output"])]
+
+
+def regime_params(arch, regime: str, seed: int) -> dict[str, np.ndarray]:
+    """Parameters of `arch` for one of `REGIMES`, deterministic in `seed`.
+
+    - `seeded`: `init_params(arch, seed)`.
+    - `kinks`: every entry in {−1, 0, 1}·2^−⌊log₂ fan_in⌋ (biases mostly 0): with inputs in {−2, …, 2} each
+      pre-activation is a short sum of dyadic numbers, computed exactly in every dtype (bfloat16 included),
+      and 0 often.
+    - `reach`: each hidden layer's biases are y_s ± o, y_s a (signed) formula switch of the activation
+      (`FORMULA_SWITCHES`; the first, the commonest library threshold, half the time) and o ∈ [0.5, 4], so the
+      pre-activations straddle every switch; each unit's outgoing weights (the next layer's kernel row) are
+      divided by its |bias|, so the next pre-activations stay moderate and every unit's error stays visible.
+    """
+    params = init_params(arch, seed)
+    rng = np.random.default_rng(seed)
+    if regime == "kinks":
+        for name, value in params.items():
+            fan_in = params[name.replace(".bias", ".kernel")].shape[0]
+            steps = rng.integers(-1, 2, value.shape) * (name.endswith(".kernel") | (rng.random(value.shape) < 0.25))
+            params[name] = steps * 2.0 ** -math.floor(math.log2(fan_in))
+    elif regime == "reach":
+        points = np.array([y for y, _ in FORMULA_SWITCHES[arch.activation]] or [30.0])
+        weights = np.full(len(points), 0.5 / max(len(points) - 1, 1))
+        weights[0] = 0.5 if len(points) > 1 else 1.0  # the first switch is the commonest library threshold
+        for hidden, readers in _stacks(arch):
+            for i, name in enumerate(hidden):
+                width = params[f"{name}.bias"].shape[0]
+                offset = rng.choice([-1.0, 1.0], width) * rng.uniform(0.5, 4.0, width)  # either side of the switch
+                bias = rng.choice(points, width, p=weights) + offset
+                params[f"{name}.bias"] = bias
+                for reader in hidden[i + 1:i + 2] or readers:  # each unit's outgoing weights over its own reach
+                    params[f"{reader}.kernel"] = params[f"{reader}.kernel"] / np.abs(bias)[:, None]
+    elif regime != "seeded":
+        raise ConfigError(f"regime: expected one of {list(REGIMES)}, got {regime!r}")
+    return params
+
+
+def pin_kinks(arch, params, stack: str, inputs: np.ndarray) -> None:
+    """Set the biases of `stack`'s first hidden layer so that its pre-activations at the first row of `inputs`
+    are exactly 0 (b_u = −x₀·W_u: dyadic sums, exact in every dtype): every kink is met at that row (and, for
+    relu, the next layer's too, where its biases are 0); the other rows stay generic integers."""
+    layers = arch.encoder_layers() if stack == "encoder" else arch.decoder_layers()
+    if not layers or inputs.shape[0] == 0:
+        return
+    name = layers[0][0]
+    kernel = params[f"{name}.kernel"]
+    params[f"{name}.bias"] = -(inputs[0] @ kernel)
+
+
+def integer_arrays(shape):
+    """float64 arrays of `shape` with entries in {−2, −1, 0, 1, 2} (the `kinks` regime's inputs)."""
+    return hnp.arrays(np.float64, shape, elements=st.sampled_from(SMALL_INTEGERS))
+
+
+@dataclass
+class Example:
+    """One drawn input: `args` named as in the contract (`FUNCTIONS`), plus extras for laws."""
+
+    args: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def batch(self) -> int:
+        for name in ("x", "mu", "eps", "x_hat", "z"):
+            if name in self.args:
+                return self.args[name].shape[0]
+        raise KeyError("no batched argument")
+
+
+NETWORK_FIELDS = ("x", "z", "eps", "beta", "convention")
+LATENT_FIELDS = ("mu", "log_var", "eps", "convention")
+
+
+def _fields(fields, allowed: tuple[str, ...], strategy: str) -> tuple[str, ...]:
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ConfigError(f"fields: {strategy} draws some of {list(allowed)}, got unknown {unknown}")
+    return tuple(fields)
+
+
+@st.composite
+def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fields=NETWORK_FIELDS):
+    """(arch, params, x, z, eps, beta, convention) for the network functions.
+
+    `fields`: which of `NETWORK_FIELDS` to draw (arch and params always are); `examples_for` draws
+    only the function's own arguments, since each array costs the engine a draw per element.
+    The regime (`REGIMES`) is drawn first and kept in `extra["regime"]`: it chooses the activations
+    (`regime_activations`), the parameters (`regime_params`) and, for `kinks`, integer inputs with the
+    first hidden layer pinned to its kink (`pin_kinks`).
+    """
+    fields = _fields(fields, NETWORK_FIELDS, "network_examples")
+    regime = draw(uniform_choice(REGIMES))
+    if arch is None:
+        arch = draw(architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded")))
+    batch = draw(sizes.size(min_batch, max_batch))
+    args = {"arch": arch, "params": regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))}
+    if regime == "kinks":
+        latent, x = integer_arrays((batch, arch.latent_size)), integer_arrays((batch, arch.input_size))
+    else:
+        latent, x = arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS), arrays(
+            (batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X)
+    strategies = {"x": x, "z": latent, "eps": latent, "beta": betas(), "convention": conventions()}
+    args.update((name, draw(strategies[name])) for name in NETWORK_FIELDS if name in fields)
+    if regime == "kinks":
+        inputs = next((n for n in ("x", "z", "eps") if n in args), None)
+        if inputs:
+            pin_kinks(arch, args["params"], "encoder" if inputs == "x" else "decoder", args[inputs])
+    return Example(args, {"regime": regime})
+
+
+@st.composite
+def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: int = 5,
+                    max_abs_mu: float = MAX_ABS_MU, max_abs_log_var: float = MAX_ABS_LOG_VAR, fields=LATENT_FIELDS):
+    """(mu, log_var, eps, convention) for reparameterize and kl_divergence; `fields` as `network_examples`."""
+    fields = _fields(fields, LATENT_FIELDS, "latent_examples")
+    batch = draw(sizes.size(min_batch, max_batch))
+    latent = draw(sizes.size(1, max_latent))
+    strategies = {"mu": arrays((batch, latent), -max_abs_mu, max_abs_mu),
+                  "log_var": arrays((batch, latent), -max_abs_log_var, max_abs_log_var),
+                  "eps": arrays((batch, latent), -MAX_ABS_EPS, MAX_ABS_EPS), "convention": conventions()}
+    return Example({name: draw(strategies[name]) for name in LATENT_FIELDS if name in fields})
+
+
+@st.composite
+def reconstruction_examples(draw, min_batch: int = 1, max_batch: int = 6, max_features: int = 8):
+    """(x_hat, x, convention) for reconstruction_loss."""
+    batch = draw(sizes.size(min_batch, max_batch))
+    features = draw(sizes.size(1, max_features))
+    return Example({
+        "x_hat": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
+        "x": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
+        "convention": draw(conventions()),
+    })
+
+
+@dataclass(frozen=True)
+class Builder:
+    """A strategy that draws a group of contract arguments together (shared sizes, related values).
+
+    It serves a function of `chapter` whose arguments are all among `fields` (argument names: the
+    Arg metadata decides, never the function's name); `make(own, **kwargs)` is the strategy, given the
+    names of the function's own arguments, so a builder that draws only what is asked for can."""
+
+    chapter: str
+    fields: tuple[str, ...]
+    make: Callable[..., Any]
+
+    def serves(self, spec) -> bool:
+        return spec.chapter == self.chapter and {a.name for a in spec.args} <= set(self.fields)
+
+
+def pick(builders, function: str, **kwargs):
+    """The strategy of the first of `builders` that serves contract function `function`; a ConfigError if none."""
+    if not isinstance(function, str) or function not in FUNCTIONS:
+        raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {function!r}")
+    spec = FUNCTIONS[function]
+    own = tuple(a.name for a in spec.args)
+    for builder in builders:
+        if builder.serves(spec):
+            return builder.make(own, **kwargs)
+    raise ConfigError(f"function: no strategy of the {spec.chapter} chapter draws {function}'s arguments {list(own)}")
+
+
+BUILDERS = (  # in order: the first that serves a function draws its examples
+    Builder("vae", ("arch", "params", *NETWORK_FIELDS),
+            lambda own, **kw: network_examples(**{"fields": [n for n in own if n in NETWORK_FIELDS], **kw})),
+    Builder("vae", LATENT_FIELDS, lambda own, **kw: latent_examples(**{"fields": list(own), **kw})),
+    Builder("vae", ("x_hat", "x", "convention"), lambda own, **kw: reconstruction_examples(**kw)),
+)
+
+
+def examples_for(function: str, **kwargs):
+    """The strategy whose examples carry the arguments of VAE-chapter function `function` (only those,
+    unless `fields` is given): the first of `BUILDERS` whose fields hold them all
+    (`vaespec.proofs_tests.strategies.chapters.examples_for`: any chapter)."""
+    return pick(BUILDERS, function, **kwargs)
+
+
+def cotangents(function: str, outputs):
+    """A cotangent strategy shaped like `outputs` (entries in [−1, 1]; scalars include 1)."""
+    if isinstance(outputs, tuple):
+        return st.tuples(*(arrays(o.shape, -1.0, 1.0) for o in outputs))
+    if np.ndim(outputs) == 0:
+        return st.one_of(st.just(1.0), floats(-2.0, 2.0))
+    return arrays(np.shape(outputs), -1.0, 1.0)
