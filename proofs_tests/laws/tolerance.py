@@ -52,8 +52,8 @@ def with_choices(args: Mapping[str, Any], indices) -> Mapping[str, Any]:
 
 
 # Outputs whose magnitude the laws state themselves, by output name: a perplexity exp(H) ≤ K has been compared
-# at M = K (laws and vectors alike), not at the reference's perplexity·(H + 2) (`vaespec.reference.vq_magnitude`).
-# TO BE SETTLED at the merge of issue 11 (the reference's magnitude, or the declaration's).
+# at M = K (laws and vectors alike), not at the reference's perplexity·(H + 2) (`codebook_health_magnitude` in
+# vaespec.reference.vq). Neither is larger everywhere; which one the policy states is open (issue 11's note).
 STATED_MAGNITUDES = {"perplexity": lambda args: float(args["num_embeddings"])}
 
 
