@@ -13,16 +13,31 @@
 This layer imports only torch, numpy, the standard library and `vaespec.spec`.
 """
 
+from vaespec.spec.init import init_params
+
 from .backend import TorchBackend, available_backends
 from .builder import build, build_decoder, build_encoder
 from .convert import from_params, load_params, to_params
 from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
-from vaespec.spec.init import init_params
 from .keys import normal_like, reparameterize_with_key
 from .modules import Decoder, Encoder
 
 __all__ = [
-    "build", "build_encoder", "build_decoder", "Encoder", "Decoder", "TorchBackend", "available_backends",
-    "reparameterize", "reparameterize_with_key", "normal_like", "kl_divergence", "reconstruction_loss", "loss",
-    "to_params", "load_params", "from_params", "init_params",
+    "Decoder",
+    "Encoder",
+    "TorchBackend",
+    "available_backends",
+    "build",
+    "build_decoder",
+    "build_encoder",
+    "from_params",
+    "init_params",
+    "kl_divergence",
+    "load_params",
+    "loss",
+    "normal_like",
+    "reconstruction_loss",
+    "reparameterize",
+    "reparameterize_with_key",
+    "to_params",
 ]

@@ -8,7 +8,7 @@ leaky_relu'(0) = 0.01, and softplus'(0) = σ(0) = ½ (see `softplus`).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import Tensor
+
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import FUNCTIONS, Params, validate_args, validate_vjp
 from vaespec.spec.domains import check_result

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.signature import FunctionSpec
 

@@ -17,12 +17,12 @@ import torch
 
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.errors import ConfigError
+from vaespec.spec.init import init_params
 from vaespec.spec.keys import Key
 
 from ._checks import reject_unknown_options, require_option
 from ._dtypes import torch_device, torch_dtype
 from .convert import load_params
-from vaespec.spec.init import init_params
 from .modules import Decoder, Encoder
 
 

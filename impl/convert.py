@@ -10,12 +10,13 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
 from vaespec.spec.shapes import check_params
 
 from ._dtypes import to_numpy, torch_device, torch_dtype
-from .modules import Decoder, Encoder, DenseStack
+from .modules import Decoder, DenseStack, Encoder
 
 
 def _given(encoder, decoder) -> list[DenseStack]:

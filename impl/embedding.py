@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from vaespec.spec.init import init_params

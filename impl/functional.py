@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
 from vaespec.spec.conventions import Convention, get_convention
 
 from ._checks import check_beta, check_contract_domain, check_tensors

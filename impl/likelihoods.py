@@ -20,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from vaespec.spec.errors import ConfigError, DomainError, ShapeError, show
 from vaespec.spec.keys import MAX_DRAW
 from vaespec.spec.shapes import check_scalar

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+
 from vaespec.spec.architecture import VQArchitecture
 from vaespec.spec.errors import DTypeError, describe
 from vaespec.spec.init import init_params

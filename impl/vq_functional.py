@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
+
 from vaespec.spec.conventions import Convention, get_convention
 from vaespec.spec.errors import DomainError, DTypeError, ShapeError, describe, show
 from vaespec.spec.init import init_codebook as _spec_init_codebook

@@ -15,14 +15,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import Tensor, nn
+
 from vaespec.spec.architecture import VQArchitecture
+from vaespec.spec.contract import validate_args
 from vaespec.spec.conventions import Convention
 from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe, show
 from vaespec.spec.keys import Key
-from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT, DEFAULT_DECAY, DEFAULT_EPSILON
-
-from vaespec.spec.contract import validate_args
 from vaespec.spec.shapes import check_scalar
+from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT, DEFAULT_DECAY, DEFAULT_EPSILON
 
 from ._dtypes import torch_device, torch_dtype
 from .functional import reconstruction_loss

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from vaespec.spec.architecture import ELU_ALPHA, LEAKY_RELU_SLOPE, check_activation
 
 _erf = np.frompyfunc(math.erf, 1, 1)

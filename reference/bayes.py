@@ -22,6 +22,7 @@ the evidence's terms are bounded for either form (Woodbury's L×L or the direct 
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.bayes import PRIOR_SCALE, validate
 from vaespec.spec.contract import validate_vjp
 from vaespec.spec.errors import ConfigError

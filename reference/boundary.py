@@ -9,6 +9,7 @@ results instead: it never returns Inf or NaN.
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.domains import check_result
 
 

@@ -40,6 +40,7 @@ is computed from; the network backward runs `network`'s rules on magnitudes.
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.contract import validate_args, validate_vjp
 
 from . import importance, network

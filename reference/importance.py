@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from vaespec.spec.contract import validate_args
 from vaespec.spec.estimators import LOG_2PI
 

@@ -23,6 +23,7 @@ autograd backend actually cancels.
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.contract import validate_args, validate_vjp
 from vaespec.spec.conventions import Convention, get_convention
 from vaespec.spec.shapes import Float

@@ -37,6 +37,7 @@ It is not a contract argument; backends are called without it.
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.contract import validate_args, validate_vjp
 from vaespec.spec.init import init_codebook
 from vaespec.spec.keys import Key, randint

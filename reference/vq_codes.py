@@ -11,6 +11,7 @@ codebook rows, the auxiliary losses' value and gradient, and Laplace smoothing, 
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.errors import DomainError
 from vaespec.spec.shapes import check_array
 

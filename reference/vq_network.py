@@ -14,6 +14,7 @@ output plus (1 + w) · mean (M(z_e) + |e_k|)². Functions that pick codes take `
 from __future__ import annotations
 
 import numpy as np
+
 from vaespec.spec.architecture import VQArchitecture
 from vaespec.spec.contract import validate_args, validate_vjp
 from vaespec.spec.conventions import Convention, get_convention

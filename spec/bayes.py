@@ -34,10 +34,9 @@ log p(x) itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
-
-import math
 
 import numpy as np
 

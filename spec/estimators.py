@@ -21,10 +21,9 @@ result by c exactly in real arithmetic and never overflows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
-
-import math
 
 import numpy as np
 

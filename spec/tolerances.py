@@ -62,8 +62,23 @@ from .architecture import Architecture, VQArchitecture
 from .chains import CodebookChain, NetworkChain, check_count
 from .errors import ConfigError, DTypeError, describe, show
 from .functions import FUNCTIONS
-from .numerics import (FALSE_ALARM_RATE, NARROW, PRIMITIVE_ULPS, REFERENCE_ULPS, SAFETY, TINY, UNIT_ROUNDOFF, Bound,
-                       bound, check_dtype, distance_bound, gamma, reduction_length, statistical_z, sum_ulps)
+from .numerics import (
+    FALSE_ALARM_RATE,
+    NARROW,
+    PRIMITIVE_ULPS,
+    REFERENCE_ULPS,
+    SAFETY,
+    TINY,
+    UNIT_ROUNDOFF,
+    Bound,
+    bound,
+    check_dtype,
+    distance_bound,
+    gamma,
+    reduction_length,
+    statistical_z,
+    sum_ulps,
+)
 from .signature import split_vjp
 from .validation import check_args, named
 

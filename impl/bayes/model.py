@@ -24,6 +24,7 @@ import math
 
 import torch
 from torch import Tensor
+
 from vaespec.spec.bayes import PRIOR_SCALE
 
 from ..evidence import linear_gaussian_log_evidence, log_normal_prior

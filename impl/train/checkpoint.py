@@ -33,6 +33,7 @@ import stat
 import uuid
 
 import torch
+
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.files import json_depth, read_inside
 

@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+
 from vaespec.spec.errors import ConfigError, DomainError, ShapeError
 
 DIGITS = "digits"

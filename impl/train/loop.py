@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 import torch
+
 from vaespec.spec.errors import ConfigError, VaespecError
 from vaespec.spec.files import check_output_dir
 

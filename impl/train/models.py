@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
+
 from vaespec.impl.builder import build
 from vaespec.impl.estimators import elbo, generate, iwae_bound, reconstruct
 from vaespec.impl.functional import kl_divergence, reconstruction_loss

@@ -79,7 +79,7 @@ def load_backends(spec: str) -> list:
         obj = importlib.import_module(module_name)
     except ImportError as error:
         raise ConfigError(f"--backend: cannot import module {module_name!r} ({error})") from error
-    except BaseException as error:  # noqa: BLE001  (the module's own code: SystemExit included)
+    except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
             raise
         raise ConfigError(f"--backend {spec}: importing {module_name!r} raised {type(error).__name__}: "
@@ -95,7 +95,7 @@ def load_backends(spec: str) -> list:
         return [check_backend(b, f"--backend {spec}") for b in backends]
     except ConfigError as error:
         raise error if str(error).startswith("--backend") else ConfigError(f"--backend {spec}: {error}") from None
-    except BaseException as error:  # noqa: BLE001  (building the backend runs user code)
+    except BaseException as error:
         if isinstance(error, KeyboardInterrupt):
             raise
         raise ConfigError(f"--backend {spec}: building the backend raised {type(error).__name__}: "

@@ -3,8 +3,9 @@ the backend's choices, exact comparisons, and the repro context. Tolerances: `la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

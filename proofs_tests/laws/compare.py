@@ -7,7 +7,8 @@ helper, and a failure message is enough to reproduce the failure by hand.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -98,10 +99,10 @@ class LazyText:
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
 
-    def __add__(self, other) -> "LazyText":
+    def __add__(self, other) -> LazyText:
         return LazyText(lambda: str(self) + str(other))
 
-    def __radd__(self, other) -> "LazyText":
+    def __radd__(self, other) -> LazyText:
         return LazyText(lambda: str(other) + str(self))
 
 

@@ -14,7 +14,8 @@ vectors (`vectors.export`) and the docs tables (`docs_tolerances`) take their nu
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from vaespec import reference
 from vaespec.spec import tolerances as policy

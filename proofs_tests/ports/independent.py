@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from vaespec.spec.contract import FUNCTIONS, validate_args
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import normal

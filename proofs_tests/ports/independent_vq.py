@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
+
 from vaespec.spec.keys import normal, randint
 
 from .bodies import Bodies

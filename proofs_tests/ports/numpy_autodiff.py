@@ -17,7 +17,7 @@ import numpy as np
 class Var:
     """A value on a tape and the (parent, pullback) pairs that produced it."""
 
-    __slots__ = ("value", "parents")
+    __slots__ = ("parents", "value")
 
     def __init__(self, value: np.ndarray, parents: tuple = ()):
         self.value, self.parents = value, parents

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import erfc
+
 from vaespec.spec.architecture import ELU_ALPHA, LEAKY_RELU_SLOPE
 from vaespec.spec.contract import FUNCTIONS, validate_args
 from vaespec.spec.conventions import get_convention

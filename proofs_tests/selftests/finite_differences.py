@@ -27,10 +27,12 @@ the grid, are exact floats: the difference is exactly centred and v = s/h is exa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
+
 from vaespec.spec.architecture import ACTIVATIONS
 
 U = np.finfo(np.float64).eps            # 2⁻⁵²

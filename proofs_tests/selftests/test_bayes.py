@@ -27,6 +27,7 @@ pyro = pytest.importorskip("pyro", reason="the bayes extra (pip install 'vaespec
 from pyro.infer import MCMC, NUTS, SVI, Trace_ELBO  # noqa: E402
 from pyro.infer.autoguide import AutoNormal  # noqa: E402
 from pyro.ops.stats import effective_sample_size  # noqa: E402
+
 from vaespec import reference  # noqa: E402
 from vaespec.impl.bayes import model as bm  # noqa: E402
 from vaespec.reference import bayes as ref  # noqa: E402
@@ -175,6 +176,7 @@ def _tiny(tmp_path, name, **over):
 
 def test_bayes_command_writes_safetensors_and_json_and_is_deterministic(tmp_path):
     from safetensors.torch import load_file
+
     from vaespec.impl.bayes.run import bayes
 
     reports = [bayes(_tiny(tmp_path, name), progress=False) for name in ("a", "b")]

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import vaespec.proofs_tests
 
 ROOT = Path(vaespec.proofs_tests.__file__).resolve().parents[1]

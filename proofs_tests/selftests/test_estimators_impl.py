@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from vaespec.impl import build
 from vaespec.impl.embedding import EmbeddingEncoder, embedding_lookup
 from vaespec.impl.estimators import elbo, generate, iwae_bound, log_importance_weights, log_mean_exp, reconstruct

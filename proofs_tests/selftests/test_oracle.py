@@ -9,6 +9,7 @@ import math
 import mpmath
 import numpy as np
 import pytest
+
 from vaespec.proofs_tests import oracle
 from vaespec.spec.tolerances import REFERENCE_ULPS, sum_ulps
 

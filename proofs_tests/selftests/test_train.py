@@ -19,6 +19,7 @@ pytest.importorskip("safetensors")
 pytest.importorskip("matplotlib")
 
 from safetensors.torch import load_file
+
 from vaespec.impl.train import (
     DataError,
     TrainConfig,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from vaespec.spec.init import init_params
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.init import init_params
 
 # CUDA cases exist everywhere and skip where there is no GPU, so a GPU run exercises them.
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]

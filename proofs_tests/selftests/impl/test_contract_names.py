@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 import vaespec.impl
 from vaespec.spec.contract import FUNCTIONS
 

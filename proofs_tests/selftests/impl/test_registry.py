@@ -6,6 +6,7 @@ import inspect
 
 import numpy as np
 import pytest
+
 from vaespec.impl import TorchBackend
 from vaespec.impl.bodies import Bodies, Inputs, TorchFunction
 from vaespec.impl.registry import CHAPTERS, TORCH, gather, missing, torch_function

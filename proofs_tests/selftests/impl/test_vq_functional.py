@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
+
 from vaespec.impl.functional import reconstruction_loss
 from vaespec.impl.vq import (
     codebook_health,

@@ -8,6 +8,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+
 from vaespec.impl.vq import (
     VQVAE,
     Decoder,
