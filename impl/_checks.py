@@ -49,8 +49,9 @@ def check_tensor(name: str, value, dims: tuple[str, ...], bindings: Bindings, li
     shape = tuple(value.shape)
     pairs = split_shape(dims, shape)
     if pairs is None:
-        variadic = any(d.startswith("*") for d in dims)
-        raise ShapeError(f"{name}: expected rank {'at least ' if variadic else ''}{len(dims) - variadic} {expected}, "
+        variadic = any(d.startswith(("*", "+")) for d in dims)
+        least = len(dims) - any(d.startswith("*") for d in dims)  # "*": zero or more axes, "+": one or more
+        raise ShapeError(f"{name}: expected rank {'at least ' if variadic else ''}{least} {expected}, "
                          f"got shape {shape}")
     clashes = [d for d, size, _ in pairs if d in bindings and bindings[d][0] != size]
     if clashes:

@@ -18,15 +18,17 @@ read the string as a forward reference. The dimension names used across vaespec:
 | `samples` | Monte-Carlo samples                        |
 | `in`/`out`| fan-in and fan-out of a dense layer        |
 | `*positions` | zero or more spatial or sequence axes (VQ) |
+| `+event`  | the axes of one example, ≥ 1 (x [batch, *event]) |
 
 A scalar is written with the empty string: `Float[np.ndarray, ""]`.
 
 **Variadic dimensions.** A name starting with `*` (`POSITIONS = "*positions"`, jaxtyping's spelling)
-matches zero or more axes; it binds the tuple of their sizes, and every array naming it must have
-the same tuple. So `("batch", "*positions", "embedding")` is `[B, D]`, `[B, T, D]` or `[B, H, W, D]`,
+matches zero or more axes, one starting with `+` (`EVENT = "+event"`, written `*event` in the docs)
+one or more; it binds the tuple of their sizes, and every array naming it must have the same tuple. So `("batch", "*positions", "embedding")` is `[B, D]`, `[B, T, D]` or `[B, H, W, D]`,
 and `("batch", "*positions")` of the same call is `[B]`, `[B, T]` or `[B, H, W]`. At most one
 variadic name per shape. `bind_shape(dims, shape)` and `shape_of(dims, sizes)` convert between a
-shape and the sizes of its named dimensions; `shape_of` reads an absent variadic as `()`.
+shape and the sizes of its named dimensions; `shape_of` reads an absent `*` variadic as `()` and an
+absent `+event` as `(output,)`.
 """
 
 from __future__ import annotations
@@ -41,14 +43,19 @@ from jaxtyping import Int as Int
 from .errors import DomainError, DTypeError, ShapeError, describe, show
 
 POSITIONS = "*positions"
+# The event axes of one example, one or more: x [batch, *event] (an image [batch, channels, height, width]);
+# [batch, D] is (D,). Declared "+event": "+" is a variadic of at least one axis.
+EVENT = "+event"
+# An absent variadic in `shape_of`: "*" ones are (), "+event" is the dense network's (output,).
+_DEFAULT_VARIADIC = {EVENT: "output"}
 
 # dimension name -> size; a variadic name ("*positions") -> the tuple of its axes' sizes
 Size = int | tuple[int, ...]
 
 
 def _variadic(dims: tuple[str, ...]) -> int | None:
-    """The axis of the one variadic name in `dims` (a name starting with "*"), or None."""
-    found = [i for i, d in enumerate(dims) if d.startswith("*")]
+    """The axis of the one variadic name in `dims` (a name starting with "*" or "+"), or None."""
+    found = [i for i, d in enumerate(dims) if d.startswith(("*", "+"))]
     if len(found) > 1:
         raise ShapeError(f"dims: at most one variadic dimension per shape, got {dims}")
     return found[0] if found else None
@@ -63,7 +70,7 @@ def split_shape(dims: tuple[str, ...], shape: tuple[int, ...]) -> list[tuple[str
             return None
         return [(d, int(n), (i,)) for i, (d, n) in enumerate(zip(dims, shape))]
     after = len(dims) - v - 1
-    if len(shape) < len(dims) - 1:
+    if len(shape) < len(dims) - (not dims[v].startswith("+")):
         return None
     stop = len(shape) - after
     out: list[tuple[str, Size, tuple[int, ...]]] = [(d, int(shape[i]), (i,)) for i, d in enumerate(dims[:v])]
@@ -79,11 +86,13 @@ def bind_shape(dims: tuple[str, ...], shape: tuple[int, ...]) -> dict[str, Size]
 
 
 def shape_of(dims: tuple[str, ...], sizes: Mapping[str, Size]) -> tuple[int, ...]:
-    """The shape named by `dims` at `sizes` (a variadic name expands to its tuple, `()` when absent)."""
+    """The shape named by `dims` at `sizes` (a variadic name expands to its tuple; when absent, a "*" one is
+    `()` and "+event" is `(sizes["output"],)`)."""
     shape: list[int] = []
     for d in dims:
-        if d.startswith("*"):
-            shape.extend(sizes.get(d, ()))  # type: ignore[arg-type]
+        if d.startswith(("*", "+")):
+            default = (sizes[_DEFAULT_VARIADIC[d]],) if d in _DEFAULT_VARIADIC else ()
+            shape.extend(sizes.get(d, default))  # type: ignore[arg-type]
         else:
             shape.append(int(sizes[d]))  # type: ignore[arg-type]
     return tuple(shape)
@@ -155,7 +164,8 @@ def check_array(
         raise DTypeError(f"{name}: expected an integer array [{expected}], got dtype {value.dtype}")
     pairs = split_shape(dims, value.shape)
     if pairs is None:
-        rank = f"at least {len(dims) - 1}" if _variadic(dims) is not None else str(len(dims))
+        v = _variadic(dims)
+        rank = str(len(dims)) if v is None else f"at least {len(dims) - dims[v].startswith('*')}"
         raise ShapeError(
             f"{name}: expected rank {rank} [{expected}], got shape {value.shape}"
         )

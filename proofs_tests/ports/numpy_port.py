@@ -118,8 +118,8 @@ class NumpyPort:
 
     def _reconstruction(self, t, x_hat, x, c):
         c = get_convention(c)
-        diff = t.sub(x_hat, x)
-        per = self._reduce(t, t.mul(diff, diff), c.reconstruction_feature_reduction, 1)
+        diff = t.sub(t.reshape(x_hat, (x_hat.value.shape[0], -1)), t.reshape(x, (x.value.shape[0], -1)))
+        per = self._reduce(t, t.mul(diff, diff), c.reconstruction_feature_reduction, 1)  # all event entries
         return self._reduce(t, t.scale(per, c.reconstruction_scale), c.reconstruction_batch_reduction, 0)
 
     def _kl(self, t, mu, log_var, c):

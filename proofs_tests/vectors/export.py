@@ -121,7 +121,7 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
     sizes = dict(SIZES, **({"latent": arch.latent_size} if arch else {}))
     if "positions" in variant:
         sizes["*positions"] = tuple(variant["positions"])
-    unknown = sorted({d for a in spec.args for d in a.dims if d not in sizes and not d.startswith("*")})
+    unknown = sorted({d for a in spec.args for d in a.dims if d not in sizes and not d.startswith(("*", "+"))})
     if unknown:
         raise Unsupported(f"{function}: dimensions {unknown} have no size in the vectors yet")
     for arg in spec.args:
