@@ -73,9 +73,13 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             try:
                 value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
             except ShapeError as error:  # a channels-first z_e checked before it makes the codebook look wrong
+                earlier = [a for a in spec.args[: spec.args.index(arg)] if a.kind == "array"
+                           and isinstance(checked.get(a.name), np.ndarray)]
                 notes = [channels_first_note(a.name, a.dims, np.shape(checked[a.name]), arg.dims, np.shape(value))
-                         for a in spec.args if a.kind == "array" and isinstance(checked.get(a.name), np.ndarray)
-                         and a.name != arg.name]
+                         for a in earlier]
+                # a variadic size is fixed by the whole shape of the array that bound it: name that array
+                notes += [f" (bound by {a.name}, shape {np.shape(checked[a.name])})" for a in earlier
+                          if any(d.startswith(("*", "+")) and d in arg.dims for d in a.dims)]
                 if not any(notes):
                     raise
                 raise ShapeError(f"{error}{''.join(notes)}") from None
