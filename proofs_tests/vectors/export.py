@@ -42,6 +42,7 @@ HIDDEN = {"encoder_sizes": (6, 4), "decoder_sizes": (4, 6)}
 SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": (0.9375,), "epsilon": (2.0**-12,),
            "noise_log_var": (-0.5, 1.0, 0.25)}
 ACTIVATION_CASES = 3
+EVENT_CASE = (2, 2, 3)  # reconstruction_loss on images x [batch, channels, height, width]: [4, 2, 2, 3]
 POSITIONS_CASE = (2, 3)  # the spatial case of the functions of z_e [batch, *positions, embedding]: [4, 2, 3, 3]
 
 
@@ -90,6 +91,8 @@ def variants(function: str) -> list[dict]:
     cases += special_variants(function)  # kinks, formula switches, ties, precision (vectors.cases)
     if any(d.startswith("*") for a in spec.args for d in a.dims):  # z_e [B, *positions, D]: the first case on an
         cases.append({**first, "positions": list(POSITIONS_CASE)})  # image's; last, so the others keep their index
+    if any(d.startswith("+") for a in spec.args for d in a.dims):  # x [B, *event]: an image's event, with a
+        cases.append({**first, "preset": "edifice", "event": list(EVENT_CASE)})  # feature mean (edifice's)
     return cases
 
 
@@ -121,6 +124,8 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
     sizes = dict(SIZES, **({"latent": arch.latent_size} if arch else {}))
     if "positions" in variant:
         sizes["*positions"] = tuple(variant["positions"])
+    if "event" in variant:
+        sizes["+event"] = tuple(variant["event"])
     unknown = sorted({d for a in spec.args for d in a.dims if d not in sizes and not d.startswith(("*", "+"))})
     if unknown:
         raise Unsupported(f"{function}: dimensions {unknown} have no size in the vectors yet")
