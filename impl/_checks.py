@@ -55,7 +55,8 @@ def check_tensor(name: str, value, dims: tuple[str, ...], bindings: Bindings, li
         raise ShapeError(f"{name}: expected shape {expected} = {want} to match {sources}, got {shape}")
     for axis, (dim, size) in enumerate(zip(dims, shape)):
         if size == 0:
-            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, got shape {shape}")
+            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, "
+                             f"got shape {shape}")
         bindings.setdefault(dim, (size, name))
     if like is not None and value.dtype != like.dtype:
         raise DTypeError(f"{name}: expected dtype {like.dtype} to match the first tensor argument, got {value.dtype}")

@@ -45,7 +45,8 @@ def torch_device(value, option: str = "device", *, meta: bool = False) -> torch.
         if not torch.cuda.is_available():
             raise ConfigError(f"{option}: CUDA is not available on this machine, got {show(value)}")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"{option}: this machine has {torch.cuda.device_count()} CUDA device(s), got {show(value)}")
+            raise ConfigError(f"{option}: this machine has {torch.cuda.device_count()} CUDA device(s), got "
+                              f"{show(value)}")
     elif device.type != "cpu" and not (meta and device.type == "meta"):
         raise ConfigError(f"{option}: expected 'cpu' or 'cuda' (the devices vaespec runs on), got {show(value)}")
     return device

@@ -53,7 +53,8 @@ def embedding_lookup(table: Tensor, indices: Tensor, *, validate: bool = True) -
         _check_indices(indices, table.shape[0], ("batch",) if isinstance(indices, Tensor) and indices.dim() == 1
                        else ("batch", "fields"))
         if indices.device != table.device:
-            raise DTypeError(f"indices: expected a tensor on {table.device} to match table, got one on {indices.device}")
+            raise DTypeError(f"indices: expected a tensor on {table.device} to match table, got one on "
+                             f"{indices.device}")
     return F.embedding(indices, table)
 
 

@@ -127,7 +127,8 @@ def load_params(params: Mapping[str, np.ndarray], model: VQVAE, codebook: np.nda
     - `model`: a `VQVAE`.
     - `codebook`: a finite float array `[num_embeddings, embedding_dim]`, or None to keep the model's.
 
-    **Raises** `ShapeError` (missing, unexpected or mis-shaped names, wrong codebook shape), `DTypeError`, `DomainError`.
+    **Raises** `ShapeError` (missing, unexpected or mis-shaped names, wrong codebook shape), `DTypeError`,
+    `DomainError`.
     """
     _check_model(model)
     if codebook is not None:  # checked before anything is copied, so a bad codebook changes nothing

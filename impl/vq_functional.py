@@ -300,8 +300,9 @@ def reset_dead_codes(codebook: Tensor, usage: Tensor, z_e: Tensor, key: Key | in
         _check_z_e_codebook(z_e, codebook)
         if not isinstance(usage, Tensor) or usage.dtype != torch.int64 or tuple(usage.shape) != (codebook.shape[0],) \
                 or usage.device != codebook.device:
-            raise DTypeError(f"usage: expected an int64 tensor of shape [{codebook.shape[0]}] on {codebook.device}, got "
-                             f"{describe(usage)}{'' if not isinstance(usage, Tensor) else ' on ' + str(usage.device)}")
+            raise DTypeError(f"usage: expected an int64 tensor of shape [{codebook.shape[0]}] on "
+                             f"{codebook.device}, got {describe(usage)}"
+                             f"{'' if not isinstance(usage, Tensor) else ' on ' + str(usage.device)}")
         if bool((usage < 0).any()):
             raise DomainError(f"usage: expected counts ≥ 0, got min {int(usage.min())}")
     dead = torch.nonzero(usage == 0).squeeze(1)  # increasing index order

@@ -229,7 +229,8 @@ def iwae_bound(arch, params, x, eps, decoder_log_var, likelihood):
 def iwae_bound_vjp(args, cotangent) -> dict:
     """The log-weights' VJP for ȳ_k = ȳ · softmax_k(log w)."""
     a, (d,) = validate_vjp("iwae_bound", args, cotangent)
-    log_w = importance.weights(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"], "iwae_bound")[0]
+    log_w = importance.weights(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"],
+                               "iwae_bound")[0]
     return importance.weights_backward(a, d * importance.softmax(log_w), "iwae_bound")
 
 

@@ -37,9 +37,11 @@ class ReferenceFunction:
 
     def __post_init__(self):
         if self.name not in FUNCTIONS:
-            raise ConfigError(f"name: expected a contract function (vaespec.spec.contract.FUNCTIONS), got {show(self.name)}")
+            raise ConfigError("name: expected a contract function (vaespec.spec.contract.FUNCTIONS), got "
+                              f"{show(self.name)}")
         differentiable = bool(FUNCTIONS[self.name].differentiable)
         for part in ("vjp", "vjp_magnitude"):
             if (getattr(self, part) is not None) != differentiable:
-                raise ConfigError(f"{part}: {self.name} {'has' if differentiable else 'has no'} differentiable argument, "
+                raise ConfigError(f"{part}: {self.name} {'has' if differentiable else 'has no'} differentiable "
+                                  "argument, "
                                   f"so its reference {'needs' if differentiable else 'takes no'} {part}")

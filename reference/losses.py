@@ -125,7 +125,8 @@ def kl_backward(mu, log_var, c: Convention, d_kl):
 
 def kl_magnitude(mu, log_var, m_mu, m_lv, c: Convention):
     """KL's magnitude when μ and lv carry the upstream magnitudes `m_mu`, `m_lv` (0 for given ones)."""
-    per = 0.5 * (np.exp(log_var) + np.abs(log_var) + mu * mu) + np.abs(mu) * m_mu + 0.5 * np.abs(np.expm1(log_var)) * m_lv
+    per = (0.5 * (np.exp(log_var) + np.abs(log_var) + mu * mu) + np.abs(mu) * m_mu
+           + 0.5 * np.abs(np.expm1(log_var)) * m_lv)
     return reduce(reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction)
 
 

@@ -221,7 +221,8 @@ def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
     """`forward(x, ε) = decode(reparameterize(encode(x), ε))`."""
     a = validate_args("forward", {"arch": arch, "params": params, "x": x, "eps": eps})
     mu, log_var = network.apply(network.encoder(arch), a["params"], a["x"])
-    return finite("forward", network.apply(network.decoder(arch), a["params"], reparameterized(mu, log_var, a["eps"]))[0])
+    return finite("forward",
+                  network.apply(network.decoder(arch), a["params"], reparameterized(mu, log_var, a["eps"]))[0])
 
 
 def forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_extra=0.0):

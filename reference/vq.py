@@ -147,7 +147,8 @@ def _aux_vjp_magnitude(function, args, cotangent):
     a, (ct,) = validate_vjp(function, args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
     k = choose(z_e, codebook, a.get("indices"))
-    return z_e, codebook, k, np.abs(np.asarray(ct, dtype=np.float64)) * (2.0 / z_e.size) * (np.abs(z_e) + np.abs(codebook[k]))
+    return z_e, codebook, k, (np.abs(np.asarray(ct, dtype=np.float64)) * (2.0 / z_e.size)
+                              * (np.abs(z_e) + np.abs(codebook[k])))
 
 
 def codebook_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
@@ -355,7 +356,7 @@ def init_codebook_magnitude(args):
 
 INIT_CODEBOOK = ReferenceFunction("init_codebook", init_codebook, init_codebook_magnitude)
 
-REFERENCE_FUNCTIONS = (QUANTIZE, CODEBOOK_LOSS, COMMITMENT_LOSS, INIT_CODEBOOK, LAPLACE_SMOOTH, EMA_UPDATE, CODEBOOK_HEALTH,
-                       RESET_DEAD_CODES)
+REFERENCE_FUNCTIONS = (QUANTIZE, CODEBOOK_LOSS, COMMITMENT_LOSS, INIT_CODEBOOK, LAPLACE_SMOOTH, EMA_UPDATE,
+                       CODEBOOK_HEALTH, RESET_DEAD_CODES)
 
 

@@ -58,7 +58,8 @@ def _check_size(arch) -> None:
     count = sum(fan_in * fan_out + fan_out for _, fan_in, fan_out in arch.dense_layers())
     if count > MAX_PARAMETERS:
         sizes = {k: v for k, v in arch.to_dict().items() if isinstance(v, int)}
-        sizes.update({f"{k}[{i}]": v for k in ("encoder_sizes", "decoder_sizes") for i, v in enumerate(getattr(arch, k))})
+        sizes.update({f"{k}[{i}]": v for k in ("encoder_sizes", "decoder_sizes")
+                      for i, v in enumerate(getattr(arch, k))})
         largest = max(sizes, key=sizes.get)  # name the option that blew the count up
         raise ConfigError(f"{largest}: the architecture would have {show(count)} parameters, more than the "
                           f"{MAX_PARAMETERS} vaespec allows; got {largest} = {show(sizes[largest])}")

@@ -6,14 +6,16 @@ replaced by its absolute value, sums taken before a mean divides them; docs/tole
 M bounds every intermediate of the computation, so inside the domain nothing overflows, and
 the tolerance policy's bound applies. For the functions on direct inputs this reads:
 
-| function | M (elementwise or summed) | so, per element |
+| function | M (elementwise, summed, or per row) | so, per element |
 |---|---|---|
 | `reparameterize` | \\|μ\\| + e^{ℓ/2}\\|ε\\| | ℓ ≤ 2 log(MAX/\\|ε\\|) |
-| `kl_divergence` | Σ_bj (e^ℓ + \\|ℓ\\| + μ² + 1) | ℓ ≤ log(MAX/n), \\|μ\\| ≤ √(MAX/n), ℓ ≥ −MAX/n for n = B·L terms |
-| `reconstruction_loss` | max(s, 1) · Σ_bd (\\|x̂\\| + \\|x\\|)² | \\|x̂\\| + \\|x\\| ≤ √(MAX/(max(s, 1)·n)) for n = B·D′ terms |
-| `gaussian_log_likelihood` | per row ½Σ_d (log 2π + \\|ℓ\\| + (\\|x̂\\| + \\|x\\|)²·e^{−ℓ} + e^{−ℓ}) | ℓ ≥ −log MAX at least |
-| `bernoulli_log_likelihood` | per row Σ_d (\\|x\\|·\\|l\\| + \\|l\\| + log 2) | \\|l\\| ≤ MAX/(2D) |
-| `quantize`, the aux losses, `ema_update` | max_b (‖z_e[b]‖ + max_k ‖e_k‖)² (float32's MAX for narrow dtypes) | ‖z_e‖ + ‖e‖ ≤ √MAX |
+| `kl_divergence` | Σ_bj (e^ℓ + \\|ℓ\\| + μ² + 1) | ℓ ≤ log(MAX/n), \\|μ\\| ≤ √(MAX/n), ℓ ≥ −MAX/n (n = B·L) |
+| `reconstruction_loss` | max(s, 1) · Σ_bd (\\|x̂\\| + \\|x\\|)² | \\|x̂\\| + \\|x\\| ≤ √(MAX/(max(s, 1)·n)) (n = B·D′) |
+| `gaussian_log_likelihood` | ½Σ_d (log 2π + \\|ℓ\\| + (\\|x̂\\| + \\|x\\|)²·e^{−ℓ} + e^{−ℓ}) | ℓ ≥ −log MAX at least |
+| `bernoulli_log_likelihood` | Σ_d (\\|x\\|·\\|l\\| + \\|l\\| + log 2) | \\|l\\| ≤ MAX/(2D) |
+| `quantize`, the aux losses, `ema_update` | max_b (‖z_e[b]‖ + max_k ‖e_k‖)² | ‖z_e‖ + ‖e‖ ≤ √MAX |
+
+(In the last row MAX is float32's for the dtypes narrower than float32.)
 
 There is no lower limit on ℓ beyond the size of the −ℓ/2 term: σ² = e^ℓ may underflow to 0 and
 the KL stays finite, because it never forms log σ² from σ² (torch.distributions' scale-based KL

@@ -61,7 +61,8 @@ PRECISION_ORDER: tuple[str, ...] = tuple(sorted(UNIT_ROUNDOFF, key=UNIT_ROUNDOFF
 
 SUBNORMALS: dict[str, str] = {
     dtype: f"inputs below {TINY[dtype]:.4g} are zeroed before any law sees them; results may be flushed by "
-           f"a backend that declares flushes_subnormals (roundoff floors absorb it; exact laws flush the expected value)"
+           "a backend that declares flushes_subnormals (roundoff floors absorb it; exact laws flush the expected "
+           "value)"
     for dtype in FORMATS
 }
 

@@ -43,6 +43,6 @@ def describe(value) -> str:
         shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
         if shape is not None:
             return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
-    except Exception:  # noqa: BLE001 - a foreign object whose shape is not a sequence
+    except Exception:  # noqa: BLE001, S110 - a foreign object whose shape is not a sequence
         pass
     return f"{type(value).__name__} {show(value)}"

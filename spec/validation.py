@@ -64,15 +64,16 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
         if arg.kind == "size":
             value = args[arg.name]
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_DRAW:
-                raise ConfigError(f"{arg.name}: expected a positive integer ≤ {MAX_DRAW} ({arg.domain}), got {show(value)}")
+                raise ConfigError(f"{arg.name}: expected a positive integer ≤ {MAX_DRAW} ({arg.domain}), got "
+                                  f"{show(value)}")
             checked[arg.name] = bindings[arg.dims[0]] = int(value)
     for arg in spec.args:
         value = args[arg.name]
         if arg.kind == "array":
             value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
             if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
-                raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), got values "
-                                  f"in [{value.min()}, {value.max()}]")
+                raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), "
+                                  f"got values in [{value.min()}, {value.max()}]")
             if arg.low > -np.inf and np.any(value < arg.low):
                 raise DomainError(f"{arg.name}: expected values ≥ {arg.low} ({arg.domain}), got min {value.min()}")
         elif arg.kind == "index":
@@ -87,7 +88,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
         elif arg.kind == "scalar":
             checked[arg.name] = check_scalar(arg.name, value, low=arg.low, high=arg.high)
             if arg.exclusive_high and checked[arg.name] >= arg.high:
-                raise DomainError(f"{arg.name}: expected {arg.low:g} ≤ {arg.name} < {arg.high:g}, got {checked[arg.name]}")
+                raise DomainError(f"{arg.name}: expected {arg.low:g} ≤ {arg.name} < {arg.high:g}, got "
+                                  f"{checked[arg.name]}")
         elif arg.kind == "convention":
             checked[arg.name] = get_convention(value)
         elif arg.kind == "flag":
@@ -100,9 +102,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             checked[arg.name] = int(value)
         elif arg.kind == "key":
             checked[arg.name] = as_key(value)
-        elif arg.kind == "likelihood":
-            if not isinstance(value, str) or value not in arg.choices:
-                raise ConfigError(f"{arg.name}: expected one of {arg.choices}, got {show(value)}")
+        elif arg.kind == "likelihood" and (not isinstance(value, str) or value not in arg.choices):
+            raise ConfigError(f"{arg.name}: expected one of {arg.choices}, got {show(value)}")
     for rule in spec.rules:
         rule(function, checked)
     if spec.domain is not None:

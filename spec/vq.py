@@ -201,7 +201,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 # The laws of this chapter; `<function>_matches_reference` and `<function>_gradient_matches_reference`
 # are added for every function by `vaespec.spec.laws`.
 _laws = (
-    Law("quantize_nearest_code_within_bound", "every chosen index satisfies the near-tie criterion: " + NEAR_TIE_CRITERION,
+    Law("quantize_nearest_code_within_bound", "every chosen index satisfies the near-tie "
+                                              "criterion: " + NEAR_TIE_CRITERION,
         ("quantize",), "finite z_e and codebook, K ≥ 1", "criterion", "vq"),
     Law("quantize_output_is_codebook_row", "z_q[b] = codebook[indices[b]] (up to the straight-through rounding "
         "z_e + (e − z_e), at most 2 roundings of |z_e| + |e|)", ("quantize",), "any input", "roundoff", "vq"),
@@ -232,8 +233,8 @@ _laws = (
     Law("vq_forward_eq_decode_quantize_encode", "vq_forward(x) = (decode(z_q), k) with (z_q, k) = "
         "quantize(vq_encode(x), C)", ("vq_forward", "decode", "quantize", "vq_encode"), "any architecture",
         "roundoff", "vq"),
-    Law("vq_loss_eq_reconstruction_add_codebook_add_commitment", "vq_loss = R(vq_forward(x), x) + codebook_loss(z_e, C) "
-        "+ w · commitment_loss(z_e, C), z_e = vq_encode(x)",
+    Law("vq_loss_eq_reconstruction_add_codebook_add_commitment",
+        "vq_loss = R(vq_forward(x), x) + codebook_loss(z_e, C) + w · commitment_loss(z_e, C), z_e = vq_encode(x)",
         ("vq_loss", "reconstruction_loss", "codebook_loss", "commitment_loss", "vq_forward", "vq_encode"),
         "w ≥ 0, every convention preset", "roundoff", "vq"),
     Law("ema_kmeans_step", "with ε = 0, an EMA update with decay 0 (any state), or from a fresh state (any decay), "
@@ -243,7 +244,8 @@ _laws = (
     Law("ema_eval_mode_leaves_codebook_unchanged", "ema_update(…, training=False) returns the codebook and the "
         "EMA state unchanged", ("ema_update",), "any state", "exact", "vq"),
     Law("laplace_smoothing_preserves_total_count", "Σ_k laplace_smooth(N, ε)_k = Σ_k N_k, and every smoothed "
-        "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε = 0 or ε ≥ 1e-5 (smaller ε underflows in narrow arithmetic)",
+        "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε = 0 or ε ≥ 1e-5 (smaller ε underflows in "
+                                                        "narrow arithmetic)",
         "roundoff", "vq"),
     Law("codebook_health_usage_sums_to_batch", "Σ usage = B, usage_k = #{b: indices[b] = k}, dead_codes = "
         "#{k: usage_k = 0}", ("codebook_health",), "any indices", "exact", "vq"),

@@ -272,7 +272,8 @@ def load(directory: str, model, likelihood, optimizer, device) -> dict:
         raise CheckpointError(f"resume: {path!r}: {STATE} records {record['bytes']} bytes, over {MAX_TENSORS_BYTES}")
     payload = _read(locate(directory), TENSORS, record["bytes"])
     if len(payload) != record["bytes"] or hashlib.sha256(payload).hexdigest() != record["sha256"]:
-        raise CheckpointError(f"resume: {path!r}: {len(payload)} bytes with sha256 {hashlib.sha256(payload).hexdigest()}"
+        raise CheckpointError(f"resume: {path!r}: {len(payload)} bytes with sha256 "
+                              f"{hashlib.sha256(payload).hexdigest()}"
                               f"; {STATE} records {record['bytes']} bytes, {record['sha256'][:64]} (corrupt)")
     try:
         tensors = {k: v.to(device) for k, v in _safetensors().load(payload).items()}

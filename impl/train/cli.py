@@ -71,7 +71,8 @@ def _options(args) -> dict:
              "encoder_sizes": "encoder_sizes", "decoder_sizes": "decoder_sizes", "activation": "activation",
              "embedding_dim": "embedding_dim", "num_embeddings": "num_embeddings",
              "commitment_weight": "commitment_weight", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
-             "seed": "seed", "device": "device", "threads": "threads", "image_shape": "image_shape", "eval_particles": "eval_particles",
+             "seed": "seed", "device": "device", "threads": "threads", "image_shape": "image_shape",
+             "eval_particles": "eval_particles",
              "iwae_particles": "iwae_particles"}
     given = {option: getattr(args, attr) for attr, option in names.items() if getattr(args, attr) is not None}
     given.update({k: True for k, flag in (("ema", args.ema),) if flag})

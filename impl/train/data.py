@@ -72,10 +72,11 @@ def _npy_array(stream, size: int, source: str) -> np.ndarray:
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001  (numpy's header parser raises ValueError, tokenize errors, …)
-        raise DataError(f"data: cannot read {source}: it has no valid .npy header ({type(error).__name__}: {str(error)[:200]})") from None
+        raise DataError(f"data: cannot read {source}: it has no valid .npy header ({type(error).__name__}: "
+                        f"{str(error)[:200]})") from None
     if dtype.hasobject:
-        raise DataError(f"data: {source} holds Python objects ({dtype}), which need unpickling; vaespec never unpickles: save a numeric "
-                        "array with numpy.save / numpy.savez")
+        raise DataError(f"data: {source} holds Python objects ({dtype}), which need unpickling; vaespec never "
+                        "unpickles: save a numeric array with numpy.save / numpy.savez")
     need = int(np.prod(shape, dtype=object)) * dtype.itemsize
     held = size - stream.tell()
     if need != held or need > MAX_DATA_BYTES:

@@ -71,7 +71,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     """
     # Both settings are global; they are restored on the way out, so a library call leaves no trace.
     threads = torch.get_num_threads()
-    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
     check_output_dir("--out", cfg.out)
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -175,7 +176,8 @@ def _plots(cfg: TrainConfig, model, data, x_test, history) -> dict[str, str]:
     what = "VQ-VAE" if cfg.model == "vq" else "VAE"
     plots.loss_curves(files["loss_curves"], history["step_losses"], history["epochs"],
                       f"{_describe(cfg)}: training loss" + (" (−ELBO, nats)" if cfg.model == "vae" else ""))
-    plots.image_rows(files["reconstructions"], [("held-out", data.test[show]), ("reconstructed", arrays["recon"][show])],
+    plots.image_rows(files["reconstructions"],
+                     [("held-out", data.test[show]), ("reconstructed", arrays["recon"][show])],
                      shape, f"{what}: held-out examples and reconstruct(x) = decode(" +
                      ("nearest code)" if cfg.model == "vq" else "μ(x))"))
     plots.image_grid(files["samples"], arrays["samples"], shape,

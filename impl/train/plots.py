@@ -96,7 +96,9 @@ def project_2d(points: np.ndarray, others: np.ndarray | None = None):
         return pad(points), None if others is None else pad(others), "z"
     mean = points.mean(axis=0)
     _, _, vt = np.linalg.svd(points - mean, full_matrices=False)
-    project = lambda a: (a - mean) @ vt[:2].T
+
+    def project(a):
+        return (a - mean) @ vt[:2].T
     return project(points), None if others is None else project(others), "first two principal components"
 
 

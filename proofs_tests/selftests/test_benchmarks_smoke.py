@@ -19,7 +19,8 @@ import vaespec.proofs_tests
 ROOT = Path(vaespec.proofs_tests.__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not (ROOT / "benchmarks" / "__main__.py").is_file(),
-                                reason=f"no benchmarks folder under {ROOT}: vaespec is installed without its source tree")
+                                reason=f"no benchmarks folder under {ROOT}: vaespec is installed without its "
+                                       "source tree")
 
 # (benchmark, ratio) pairs issue 7 asks for, written out here rather than read from the benchmark code.
 EXPECTED = {
