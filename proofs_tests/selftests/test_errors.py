@@ -240,3 +240,14 @@ def test_missing_architecture_size_is_a_python_type_error_naming_it():
 def test_error_hierarchy(error, bases):
     assert all(issubclass(error, base) for base in bases)
     assert issubclass(VaespecError, Exception) and not issubclass(VaespecError, (ValueError, TypeError))
+
+
+def test_a_params_argument_without_an_arch_argument_is_a_declaration_error():
+    # The layout of `params` comes from the declaration's `arch` argument; one without it is refused by name
+    # (it used to fail with AttributeError on None).
+    from vaespec.spec.signature import Arg, FunctionSpec, Output
+    from vaespec.spec.validation import check_args
+
+    spec = FunctionSpec("no_arch", (Arg("params", "params"),), (Output("y", ()),), "y = 0")
+    with pytest.raises(ConfigError, match=r"^params: no_arch declares a params argument but no arch argument"):
+        check_args(spec, {"params": {}})
