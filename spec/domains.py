@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from typing import TypeVar
 
 import numpy as np
 
@@ -54,6 +55,8 @@ from .functions import FUNCTIONS
 from .numerics import MAX_FINITE, check_dtype, log_var_limits
 from .signature import Domain
 
+T = TypeVar("T")
+
 __all__ = ["CHECKED", "MAX_FINITE", "check_domain", "check_dtype", "check_result", "domain_rows", "log_var_limits",
            "magnitudes"]
 
@@ -61,7 +64,7 @@ __all__ = ["CHECKED", "MAX_FINITE", "check_domain", "check_dtype", "check_result
 CHECKED = tuple(f for f, spec in FUNCTIONS.items() if spec.domain is not None)
 
 
-def _measured(function) -> Domain:
+def _measured(function: object) -> Domain:
     """The declared domain of `function` if it is a magnitude bound M ≤ MAX, else `ConfigError` listing those."""
     spec = FUNCTIONS.get(function) if isinstance(function, str) else None
     if spec is None or spec.domain is None or spec.domain.magnitude is None:
@@ -77,6 +80,7 @@ def magnitudes(function: str, args: Mapping) -> np.ndarray | float:
     largest squared distance for the VQ functions. Computed in float64 (an overflow there is +inf);
     `FunctionSpec.domain.magnitude` of the function's declaration."""
     domain = _measured(function)  # checks `function` first, then that `args` is a mapping
+    assert domain.magnitude is not None  # _measured refuses a domain without one
     return Domain.measure(domain.magnitude, domain.read(function, args))
 
 
@@ -101,7 +105,7 @@ def check_domain(function: str, args: Mapping, dtype: str = "float64", names: Ma
         domain.check(function, args, dtype, names)
 
 
-def check_result(function: str, result, dtype: str = "float64", what: str = "result"):
+def check_result(function: str, result: T, dtype: str = "float64", what: str = "result") -> T:
     """Return `result` (an array, a tuple or a dict of them, nested) if every float entry is finite, else raise
     `DomainError` naming `function`'s inputs: the network functions' domain is where every intermediate stays
     within `dtype`, which the spec cannot evaluate without the reference, so it is checked on the result
