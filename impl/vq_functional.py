@@ -57,7 +57,7 @@ def _check_z_e_codebook(z_e: Tensor, codebook: Tensor) -> None:
     check_contract_domain("quantize", {"z_e": z_e, "codebook": codebook})
 
 
-def _check_indices(name: str, indices, length: int | None, high: int, like: Tensor | None = None) -> None:
+def _check_indices(name: str, indices: object, length: int | None, high: int, like: Tensor | None = None) -> None:
     """`indices` must be a non-empty int64 tensor of shape [length] (any length when None) with values in [0, high)."""
     want = f"[{'batch' if length is None else length}]"
     if not isinstance(indices, Tensor):
@@ -214,7 +214,7 @@ def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tenso
 
 
 def init_codebook(num_embeddings: int, embedding_dim: int, key: Key | int = DEFAULT_CODEBOOK_SEED, *,
-                  device=None, dtype=None) -> Tensor:
+                  device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> Tensor:
     """C ~ N(0, 1) of shape [K, D], exactly `vaespec.spec.init.init_codebook(K, D, key)` cast to `dtype`.
 
     Drawn in float64 on the host from the key (`vaespec.spec.keys.normal`), so one key gives one

@@ -24,7 +24,7 @@ from .keys import MAX_DRAW, Key, as_key, normal
 from .vq import DEFAULT_CODEBOOK_SEED
 
 
-def init_params(arch: Architecture, seed: int | Key) -> dict[str, np.ndarray]:
+def init_params(arch: Architecture | VQArchitecture, seed: int | Key) -> dict[str, np.ndarray]:
     """Float64 parameters for every layer of `arch`, deterministic in `seed`.
 
     **Arguments**

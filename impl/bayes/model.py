@@ -21,6 +21,7 @@ program's log-probability becomes the likelihood term.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,7 +44,7 @@ def import_pyro():
     return pyro, dist
 
 
-def _prior(dist, shape, scale, like: Tensor):
+def _prior(dist: Any, shape: tuple[int, ...], scale: float, like: Tensor):
     zero = torch.zeros((), dtype=like.dtype, device=like.device)
     return dist.Normal(zero, zero + scale).expand(list(shape)).to_event(len(shape))
 

@@ -65,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 _RESUMABLE = ("epochs", "lr", "device", "threads")
 
 
-def _options(args) -> dict:
+def _options(args: argparse.Namespace) -> dict:
     names = {"data": "data", "model": "model", "likelihood": "likelihood", "objective": "objective",
              "particles": "particles", "beta": "beta", "latent_size": "latent_size",
              "encoder_sizes": "encoder_sizes", "decoder_sizes": "decoder_sizes", "activation": "activation",
@@ -80,7 +80,7 @@ def _options(args) -> dict:
     return given
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from vaespec.spec.errors import ConfigError
 
     from . import checkpoint

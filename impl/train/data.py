@@ -14,6 +14,7 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def _digits():
 MAX_DATA_BYTES = 8 << 30  # one array; far above any data set this command trains on
 
 
-def _npy_array(stream, size: int, source: str) -> np.ndarray:
+def _npy_array(stream: IO[bytes], size: int, source: str) -> np.ndarray:
     """One .npy array from `stream` of `size` bytes, after checking that its header's shape × dtype is what
     the stream holds (a header may declare 10¹² rows) and that it needs no unpickling."""
     fmt = np.lib.format
@@ -121,7 +122,7 @@ def _read_file(path: str):
                         f"{str(error)[:200]})") from None
 
 
-def _as_matrix(source: str, raw, labels):
+def _as_matrix(source: str, raw: object, labels: object):
     array = np.asarray(raw)
     if array.dtype.kind not in "fiub":
         raise DataError(f"data: {source} holds dtype {array.dtype}; expected numbers")

@@ -58,7 +58,7 @@ def loss_curves(path, step_losses, epochs, title):
     plt.close(fig)
 
 
-def image_rows(path, rows: list[tuple[str, np.ndarray]], image_shape, title):
+def image_rows(path: str, rows: list[tuple[str, np.ndarray]], image_shape: tuple[int, ...] | None, title: str):
     """A grid with one labelled row per `(label, examples [n, features])`."""
     plt = pyplot()
     n = rows[0][1].shape[0]
@@ -73,7 +73,7 @@ def image_rows(path, rows: list[tuple[str, np.ndarray]], image_shape, title):
     plt.close(fig)
 
 
-def image_grid(path, examples: np.ndarray, image_shape, title, columns: int = 8):
+def image_grid(path: str, examples: np.ndarray, image_shape: tuple[int, ...] | None, title: str, columns: int = 8):
     plt = pyplot()
     rows = int(np.ceil(examples.shape[0] / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), dpi=100, squeeze=False)
