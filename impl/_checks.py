@@ -82,7 +82,7 @@ def check_tensors(args: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]
             first = value
 
 
-def check_beta(beta: object, name: str = "beta"):
+def check_beta(beta: object, name: str = "beta") -> float | torch.Tensor:
     """β must be a finite real number ≥ 0 (a Python or numpy number, a 0-d array or a one-element tensor);
     returns it as a float, or as the tensor given (which may carry a gradient)."""
     if isinstance(beta, torch.Tensor):

@@ -37,6 +37,7 @@ from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
 from .bodies import Inputs
 from .convert import from_params, load_params
 from .keys import reparameterize_with_key
+from .modules import Decoder, Encoder
 from .registry import torch_function
 
 _DEFAULT_DTYPES = ("float64", "float32")
@@ -108,7 +109,8 @@ class TorchBackend:
         return entry.body(Inputs(FUNCTIONS[function], args, tensor=self._tensor, modules=self._modules,
                                  device=self._device, dtype=self._dtype, leaves=leaves))
 
-    def _modules(self, arch: Architecture, params: Params, part: str = "all"):
+    def _modules(self, arch: Architecture, params: Params, part: str = "all"
+                 ) -> tuple[Encoder | None, Decoder | None]:
         """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
         architecture and part: new parameter values are copied into the kept modules (`load_params`),
         which skips the allocation and layer set-up of a rebuild. Values are compared by a digest, so
@@ -133,7 +135,7 @@ class TorchBackend:
             entry[0] = values
         return entry[1]
 
-    def _call(self, function: str, **args):
+    def _call(self, function: str, **args: object) -> Any:
         with torch.no_grad():
             outputs = self._evaluate(function, args)
         result = tuple(_export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))

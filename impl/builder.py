@@ -42,7 +42,7 @@ def _make(arch: Architecture, parts: tuple[type, ...], dtype: torch.dtype | str 
 def build(input_size: int | None = None, latent_size: int = 32, encoder_sizes: tuple[int, ...] = (256, 128),
           decoder_sizes: tuple[int, ...] = (128, 256), activation: str = "relu", *, output_size: int | None = None,
           dtype: torch.dtype | str | None = None, device: torch.device | str | None = None,
-          key: Key | int | None = None, **unknown) -> tuple[Encoder, Decoder]:
+          key: Key | int | None = None, **unknown: object) -> tuple[Encoder, Decoder]:
     """Build a dense VAE as `(encoder, decoder)`.
 
     **Arguments**
@@ -68,7 +68,7 @@ def build(input_size: int | None = None, latent_size: int = 32, encoder_sizes: t
 def build_encoder(input_size: int | None = None, latent_size: int = 32, encoder_sizes: tuple[int, ...] = (256, 128),
                   activation: str = "relu", *, dtype: torch.dtype | str | None = None,
                   device: torch.device | str | None = None, key: Key | int | None = None,
-                  **unknown) -> Encoder:
+                  **unknown: object) -> Encoder:
     """Build the encoder alone; the options are `build`'s encoder options.
 
     With `key`, the parameters equal those of `build(..., key=key)`'s encoder.
@@ -82,7 +82,7 @@ def build_encoder(input_size: int | None = None, latent_size: int = 32, encoder_
 def build_decoder(input_size: int | None = None, latent_size: int = 32, decoder_sizes: tuple[int, ...] = (128, 256),
                   activation: str = "relu", *, output_size: int | None = None, dtype: torch.dtype | str | None = None,
                   device: torch.device | str | None = None,
-                  key: Key | int | None = None, **unknown) -> Decoder:
+                  key: Key | int | None = None, **unknown: object) -> Decoder:
     """Build the decoder alone; its output width is `output_size`, else `input_size`.
 
     With `key`, the draws follow `init_params` of an architecture with the default

@@ -57,7 +57,7 @@ def _tensor(name: str, value: object, rank: int | None = None, like: Tensor | No
     return value
 
 
-def _run(name: str, module: Callable[..., Any], inputs: dict):
+def _run(name: str, module: Callable[..., Any], inputs: dict) -> Any:
     """`module(*inputs)`, a failure inside it reported naming the module and its inputs (a mismatched module,
     likelihood or input shape)."""
     try:

@@ -37,7 +37,8 @@ _PARTS = {"encoder": VQEncoder, "decoder": Decoder}
 
 
 def _quantizer(arch: VQArchitecture, ema: bool, decay: float, epsilon: float, key: Key | int,
-               dtype: torch.dtype | str | None, device: torch.device | str | None):
+               dtype: torch.dtype | str | None, device: torch.device | str | None
+               ) -> VectorQuantizer | VectorQuantizerEMA:
     if ema:
         return VectorQuantizerEMA(arch.num_embeddings, arch.embedding_dim, decay, epsilon, key,
                                   dtype=dtype, device=device)
@@ -50,7 +51,7 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
           output_size: int | None = None, ema: bool = False, decay: float = DEFAULT_DECAY,
           epsilon: float = DEFAULT_EPSILON, key: Key | int | None = None, device: torch.device | str | None = None,
           dtype: torch.dtype | str | None = None,
-          **unknown) -> VQVAE:
+          **unknown: object) -> VQVAE:
     """Build a dense VQ-VAE.
 
     **Arguments**

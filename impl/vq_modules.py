@@ -83,7 +83,7 @@ class VQEncoder(DenseStack):
         return self.encoder_to_embedding(self._hidden(x))
 
 
-def check_ema_options(ema, decay, epsilon) -> None:
+def check_ema_options(ema: object, decay: object, epsilon: object) -> None:
     """`ema` a bool, `decay` in [0, 1) (1 − decayᵗ is the debiasing divisor), `epsilon` finite and ≥ 0."""
     if not isinstance(ema, bool):
         raise ConfigError(f"ema: expected True or False, got {show(ema)}")

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .config import BayesConfig
 from .model import BIAS, KERNEL, linear_gaussian_model, predictive
@@ -31,7 +32,7 @@ from .model import BIAS, KERNEL, linear_gaussian_model, predictive
 IDENTIFIED = ("decoder_output.bias", "W Wᵀ diagonal")
 
 
-def _data(cfg: BayesConfig):
+def _data(cfg: BayesConfig) -> tuple[Tensor, tuple[int, int] | None, str, dict[str, Tensor] | None]:
     """(x [N, D] float64, image_shape or None, description, θ* for synthetic data or None)."""
     if cfg.data == "digits":
         from vaespec.impl.train.data import load_dataset
@@ -53,7 +54,7 @@ def _data(cfg: BayesConfig):
     return x, None, f"synthetic: {cfg.examples} draws of x = W z + b + σν at θ* ~ prior", theta
 
 
-def _progress(enabled: bool, label: str, done: int, total: int, value: float | None = None):
+def _progress(enabled: bool, label: str, done: int, total: int, value: float | None = None) -> None:
     if enabled:
         tail = "" if value is None else f" ELBO {value:.2f}"
         sys.stderr.write(f"\r{label} {done}/{total}{tail}\033[K")
@@ -62,7 +63,8 @@ def _progress(enabled: bool, label: str, done: int, total: int, value: float | N
         sys.stderr.flush()
 
 
-def fit_svi(model: Callable[..., Any], args: tuple, cfg: BayesConfig, progress: bool = False):
+def fit_svi(model: Callable[..., Any], args: tuple, cfg: BayesConfig, progress: bool = False
+            ) -> tuple[Any, np.ndarray]:
     """SVI with `AutoNormal` and `Trace_ELBO(cfg.particles)`, `cfg.steps` Adam steps at `cfg.lr`.
     Returns (guide, ELBO per step: −loss, an estimate of the lower bound on log p(X))."""
     import pyro
@@ -83,7 +85,8 @@ def fit_svi(model: Callable[..., Any], args: tuple, cfg: BayesConfig, progress: 
     return guide, np.asarray(curve)
 
 
-def run_nuts(model: Callable[..., Any], args: tuple, guide, cfg: BayesConfig, progress: bool = False):
+def run_nuts(model: Callable[..., Any], args: tuple, guide: Any, cfg: BayesConfig, progress: bool = False
+             ) -> tuple[dict[str, Tensor], list[dict[str, float]], list[int], list[float]]:
     """`cfg.chains` NUTS chains, one after another. Returns (samples {site: [chains, samples, …]},
     per chain: the acceptance statistics (`mean_accept_prob`, the mean Metropolis acceptance probability
     of the trees over the samples, which warmup adapts the step size towards `target_accept`; `moved`,

@@ -92,7 +92,7 @@ def _npy_array(stream: IO[bytes], size: int, source: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
-def _read_file(path: str):
+def _read_file(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     from vaespec.spec.files import open_regular
 
     if not os.path.lexists(path):
@@ -122,7 +122,8 @@ def _read_file(path: str):
                         f"{str(error)[:200]})") from None
 
 
-def _as_matrix(source: str, raw: object, labels: object):
+def _as_matrix(source: str, raw: object, labels: object
+               ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]:
     array = np.asarray(raw)
     if array.dtype.kind not in "fiub":
         raise DataError(f"data: {source} holds dtype {array.dtype}; expected numbers")
