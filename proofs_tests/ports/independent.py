@@ -130,8 +130,8 @@ class IndependentPort:
         outputs, pullback = torch.func.vjp(body, *(inputs[n] for n in names))
         given = tuple(cotangent) if len(floats) > 1 else (cotangent,)
         if len(given) != len(outputs):
-            raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s float outputs, got "
-                             f"{len(given)}")
+            raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s float outputs, "
+                             f"got {len(given)}")
         tangents = tuple(self._tensor(np.asarray(c, dtype=np.float64)) for c in given)
         for out, tangent in zip(outputs, tangents):
             if tangent.shape != out.shape:

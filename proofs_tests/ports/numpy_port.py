@@ -215,8 +215,8 @@ class NumpyPort:
         floats = [o for o in self._BODIES[function](self, t, a) if isinstance(o, Var)]
         given = tuple(cotangent) if len(floats) > 1 else (cotangent,)
         if len(given) != len(floats):
-            raise ShapeError(f"cotangent: expected {len(floats)} arrays for {function}'s float outputs, got "
-                             f"{len(given)}")
+            raise ShapeError(f"cotangent: expected {len(floats)} arrays for {function}'s float outputs, "
+                             f"got {len(given)}")
         for out, c in zip(floats, given):
             if np.shape(c) != out.value.shape:
                 raise ShapeError(f"cotangent: expected shape {out.value.shape} for {function}, got {np.shape(c)}")
