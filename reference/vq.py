@@ -37,6 +37,9 @@ It is not a contract argument; backends are called without it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from vaespec.spec.contract import validate_args, validate_vjp
@@ -79,7 +82,7 @@ def nearest_code(z_e: Float[np.ndarray, "batch *positions embedding"], codebook:
 
 # ----------------------------------------------------------------------------- quantize
 def quantize(z_e: Float[np.ndarray, "batch *positions embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
-             indices=None
+             indices: np.ndarray | None = None
              ) -> tuple[Float[np.ndarray, "batch *positions embedding"], Int[np.ndarray, " batch *positions"]]:
     """`(z_q, k)` with `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on ties) and `z_q = C[k]`.
 
@@ -95,7 +98,7 @@ def quantize(z_e: Float[np.ndarray, "batch *positions embedding"], codebook: Flo
     return codebook[k], k  # fancy indexing copies
 
 
-def quantize_vjp(args, cotangent) -> dict:
+def quantize_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """Straight-through: `{"z_e": z̄_q, "codebook": 0}` for the cotangent z̄_q [B, embedding]."""
     a, (d_z_q,) = validate_vjp("quantize", args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
@@ -111,7 +114,7 @@ def quantize_magnitude(args):
     return np.abs(z_e) + np.abs(codebook[k]), np.zeros(k.shape)
 
 
-def quantize_vjp_magnitude(args, cotangent) -> dict:
+def quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"z_e": |z̄_q|, "codebook": 0}`: the straight-through copy is exact."""
     a, (ct,) = validate_vjp("quantize", args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
@@ -150,11 +153,13 @@ def _aux_vjp_magnitude(function, args, cotangent):
     a, (ct,) = validate_vjp(function, args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
     k = choose(z_e, codebook, a.get("indices"))
-    return z_e, codebook, k, np.abs(np.asarray(ct, dtype=np.float64)) * (2.0 / z_e.size) * (np.abs(z_e) + np.abs(codebook[k]))
+    return z_e, codebook, k, (np.abs(np.asarray(ct, dtype=np.float64)) * (2.0 / z_e.size)
+                              * (np.abs(z_e) + np.abs(codebook[k])))
 
 
 def codebook_loss(z_e: Float[np.ndarray, "batch *positions embedding"],
-                  codebook: Float[np.ndarray, "codes embedding"], *, indices=None) -> Float[np.ndarray, ""]:
+                  codebook: Float[np.ndarray, "codes embedding"], *,
+                  indices: np.ndarray | None = None) -> Float[np.ndarray, ""]:
     """`L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²`: the value of the squared error, gradient to the codebook only.
 
     **Arguments** `z_e` [B, *P, D], `codebook` [K, D]; `indices` (keyword, int [B, *P]): use these codes.
@@ -163,7 +168,7 @@ def codebook_loss(z_e: Float[np.ndarray, "batch *positions embedding"],
     return _aux_forward("codebook_loss", z_e, codebook, indices)
 
 
-def codebook_loss_vjp(args, cotangent) -> dict:
+def codebook_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"z_e": 0, "codebook": −Σ_{b: k(b)=k} ȳ · 2/(N·D) · (z_e[b] − e_k)}` (z_e is stopped)."""
     z_e, codebook, k, g = _aux_vjp("codebook_loss", args, cotangent)
     return finite_gradients("codebook_loss", {"z_e": np.zeros_like(z_e, dtype=np.float64),
@@ -174,7 +179,7 @@ def codebook_loss_magnitude(args):
     return _aux_magnitude("codebook_loss", args)
 
 
-def codebook_loss_vjp_magnitude(args, cotangent) -> dict:
+def codebook_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     z_e, codebook, k, g = _aux_vjp_magnitude("codebook_loss", args, cotangent)
     return {"z_e": np.zeros_like(z_e, dtype=np.float64), "codebook": scatter(codebook, k, g)}
 
@@ -184,7 +189,8 @@ CODEBOOK_LOSS = ReferenceFunction("codebook_loss", codebook_loss, codebook_loss_
 
 
 def commitment_loss(z_e: Float[np.ndarray, "batch *positions embedding"],
-                    codebook: Float[np.ndarray, "codes embedding"], *, indices=None) -> Float[np.ndarray, ""]:
+                    codebook: Float[np.ndarray, "codes embedding"], *,
+                    indices: np.ndarray | None = None) -> Float[np.ndarray, ""]:
     """`L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²`: the same value as `codebook_loss`, gradient to z_e only.
 
     **Arguments** `z_e` [B, *P, D], `codebook` [K, D]; `indices` (keyword, int [B, *P]): use these codes.
@@ -193,7 +199,7 @@ def commitment_loss(z_e: Float[np.ndarray, "batch *positions embedding"],
     return _aux_forward("commitment_loss", z_e, codebook, indices)
 
 
-def commitment_loss_vjp(args, cotangent) -> dict:
+def commitment_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"z_e": ȳ · 2/(N·D) · (z_e − e_k), "codebook": 0}` (the codebook is stopped)."""
     _, codebook, _, g = _aux_vjp("commitment_loss", args, cotangent)
     return finite_gradients("commitment_loss", {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)})
@@ -203,7 +209,7 @@ def commitment_loss_magnitude(args):
     return _aux_magnitude("commitment_loss", args)
 
 
-def commitment_loss_vjp_magnitude(args, cotangent) -> dict:
+def commitment_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     _, codebook, _, g = _aux_vjp_magnitude("commitment_loss", args, cotangent)
     return {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)}
 
@@ -234,7 +240,8 @@ LAPLACE_SMOOTH = ReferenceFunction("laplace_smooth", laplace_smooth, laplace_smo
 def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float[np.ndarray, " codes"],
                ema_sums: Float[np.ndarray, "codes embedding"], ema_step: int,
                z_e: Float[np.ndarray, "batch *positions embedding"],
-               decay: float = DEFAULT_DECAY, epsilon: float = DEFAULT_EPSILON, training: bool = True, *, indices=None):
+               decay: float = DEFAULT_DECAY, epsilon: float = DEFAULT_EPSILON, training: bool = True, *,
+               indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One EMA codebook step (sonnet's `VectorQuantizerEMA`; γ = decay, t = step + 1):
 
         n_k = #{b: k(b) = k},  s_k = Σ_{b: k(b) = k} z_e[b]
@@ -298,7 +305,8 @@ EMA_UPDATE = ReferenceFunction("ema_update", ema_update, ema_update_magnitude)
 
 
 # ----------------------------------------------------------------------------- codebook health
-def codebook_health(indices: Int[np.ndarray, " batch *positions"], num_embeddings: int):
+def codebook_health(indices: Int[np.ndarray, " batch *positions"], num_embeddings: int
+                    ) -> tuple[Int[np.ndarray, " codes"], np.ndarray, int]:
     """`usage_k = #{b: k(b) = k}` over all N = B·∏P indices, `perplexity = exp(−Σ_k p_k log p_k)` with
     `p = usage / N` (0 log 0 = 0), `dead_codes = #{k: usage_k = 0}`.
 
@@ -322,7 +330,7 @@ CODEBOOK_HEALTH = ReferenceFunction("codebook_health", codebook_health, codebook
 
 
 def reset_dead_codes(codebook: Float[np.ndarray, "codes embedding"], usage: Int[np.ndarray, " codes"],
-                     z_e: Float[np.ndarray, "batch *positions embedding"], key: Key | int):
+                     z_e: Float[np.ndarray, "batch *positions embedding"], key: Key | int) -> tuple[np.ndarray, Key]:
     """Dead rows (usage 0), in increasing index order, become `Z[j₀], Z[j₁], …` of the N = B·∏P vectors
     `Z = z_e.reshape(N, D)`, with `(j, key′) = randint(key, N, (#dead,))`; live rows are unchanged.
 
@@ -360,7 +368,7 @@ def init_codebook_magnitude(args):
 
 INIT_CODEBOOK = ReferenceFunction("init_codebook", init_codebook, init_codebook_magnitude)
 
-REFERENCE_FUNCTIONS = (QUANTIZE, CODEBOOK_LOSS, COMMITMENT_LOSS, INIT_CODEBOOK, LAPLACE_SMOOTH, EMA_UPDATE, CODEBOOK_HEALTH,
-                       RESET_DEAD_CODES)
+REFERENCE_FUNCTIONS = (QUANTIZE, CODEBOOK_LOSS, COMMITMENT_LOSS, INIT_CODEBOOK, LAPLACE_SMOOTH, EMA_UPDATE,
+                       CODEBOOK_HEALTH, RESET_DEAD_CODES)
 
 

@@ -42,7 +42,7 @@ def rows(z_e: np.ndarray) -> np.ndarray:
     return z_e.reshape(-1, z_e.shape[-1])
 
 
-def choose(z_e: np.ndarray, codebook: np.ndarray, indices) -> np.ndarray:
+def choose(z_e: np.ndarray, codebook: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
     """The given `indices` [batch, *positions] (validated against z_e's leading axes and the codebook's K), else
     the nearest code of every vector of z_e [batch, *positions, D]."""
     if indices is None:

@@ -24,8 +24,9 @@ A scalar is written with the empty string: `Float[np.ndarray, ""]`.
 
 **Variadic dimensions.** A name starting with `*` (`POSITIONS = "*positions"`, jaxtyping's spelling)
 matches zero or more axes, one starting with `+` (`EVENT = "+event"`, written `*event` in the docs)
-one or more; it binds the tuple of their sizes, and every array naming it must have the same tuple. So `("batch", "*positions", "embedding")` is `[B, D]`, `[B, T, D]` or `[B, H, W, D]`,
-and `("batch", "*positions")` of the same call is `[B]`, `[B, T]` or `[B, H, W]`. At most one
+one or more; it binds the tuple of their sizes, and every array naming it must have the same tuple.
+So `("batch", "*positions", "embedding")` is `[B, D]`, `[B, T, D]` or `[B, H, W, D]`, and
+`("batch", "*positions")` of the same call is `[B]`, `[B, T]` or `[B, H, W]`. At most one
 variadic name per shape. `bind_shape(dims, shape)` and `shape_of(dims, sizes)` convert between a
 shape and the sizes of its named dimensions; `shape_of` reads an absent `*` variadic as `()` and an
 absent `+event` as `(output,)`.

@@ -37,7 +37,8 @@ def check_indices(function: str, indices, shape, codes: int, ctx: str) -> np.nda
         raise LawViolation(f"{function}: indices must have shape {shape} (z_e's [batch, *positions]), got "
                            f"{indices.shape}\n{ctx}")
     if indices.size and (indices.min() < 0 or indices.max() >= codes):
-        raise LawViolation(f"{function}: indices must lie in [0, {codes}), got [{indices.min()}, {indices.max()}]\n{ctx}")
+        raise LawViolation(f"{function}: indices must lie in [0, {codes}), got [{indices.min()}, "
+                           f"{indices.max()}]\n{ctx}")
     return indices.astype(np.int64)
 
 
