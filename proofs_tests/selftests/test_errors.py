@@ -105,8 +105,14 @@ def array_cases(function):
     for position, arg in enumerate(arrays):
         shape, a = BASE[arg].shape, named(arg)
         size_dim = "output" if "x_hat" in args else DIMS[arg][1]  # x is the target beside x_hat
-        yield f"{arg} wrong rank", caller(function, **{arg: lambda v: v[None]}), ShapeError, \
-            rf"^{a}: .*rank 2.*got shape \(1, {shape[0]}, {shape[1]}\)"
+        # reconstruction_loss compares whole examples x̂, x [batch, *event] (declared "+event"): any rank ≥ 2
+        event = "x_hat" in args
+        if event:
+            yield f"{arg} wrong rank", caller(function, **{arg: lambda v: v[0]}), ShapeError, \
+                rf"^{a}: .*rank at least 2.*got shape \({shape[1]},\)"
+        else:
+            yield f"{arg} wrong rank", caller(function, **{arg: lambda v: v[None]}), ShapeError, \
+                rf"^{a}: .*rank 2.*got shape \(1, {shape[0]}, {shape[1]}\)"
         yield f"{arg} NaN", caller(function, **{arg: with_value((1, 0), math.nan)}), DomainError, \
             rf"^{a}: expected finite values, got nan at index \(1, 0\)"
         yield f"{arg} Inf", caller(function, **{arg: with_value((0, 1), -math.inf)}), DomainError, \
@@ -119,8 +125,11 @@ def array_cases(function):
             yield f"{arg} int dtype", caller(function, **{arg: lambda v: v.astype(np.int64)}), DTypeError, \
                 rf"^{a}: expected a floating-point array.*got dtype int64"
             yield f"{arg} list", caller(function, **{arg: lambda v: v.tolist()}), DTypeError, \
-                rf"^{a}: expected a numpy array \[batch \w+\], got list"
-        if position > 0 or "arch" in args:  # a size already bound by arch or an earlier argument
+                rf"^{a}: expected a numpy array \[batch [+]?\w+\], got list"
+        if (position > 0 or "arch" in args) and event:  # the event's sizes, bound by x̂
+            yield f"{arg} {size_dim} mismatch", caller(function, **{arg: grow(1)}), ShapeError, \
+                rf"^{a}: dimension '\+event' \(axis 1\) must be \({shape[1]},\) .*got \({shape[1] + 1},\)"
+        elif position > 0 or "arch" in args:  # a size already bound by arch or an earlier argument
             yield f"{arg} {size_dim} mismatch", caller(function, **{arg: grow(1)}), ShapeError, \
                 rf"^{a}: dimension '{size_dim}' \(axis 1\) must be {shape[1]} .*got {shape[1] + 1}"
         if position > 0:

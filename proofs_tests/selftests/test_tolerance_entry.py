@@ -47,7 +47,8 @@ def _before(dtype, function, args):
         dim = args["codebook"].shape[1] if "codebook" in args else 1
         return bound(dtype, *vq_chain_length(function, batch, dim, codes))
     if base == "reconstruction_loss":
-        n, ops = reduction_length(*args["x_hat"].shape)
+        x_hat = args["x_hat"]  # [batch, *event]: the features are its ∏event entries per example
+        n, ops = reduction_length(x_hat.shape[0], x_hat.size // x_hat.shape[0])
     elif base == "kl_divergence":
         n, ops = reduction_length(*args["mu"].shape)
     else:
