@@ -253,7 +253,8 @@ _laws = (
         "the result is a function of the key (same key, same codebook)", ("reset_dead_codes",), "any usage",
         "exact", "vq"),
     Law("init_codebook_deterministic_given_key", "init_codebook(K, D, key) is the same array on every call and "
-        "equals normal(key, (K, D))[0]; different keys give different codebooks", ("init_codebook",),
+        "different keys give different codebooks; on vaespec's key stream (a backend declaring key_stream = "
+        "'vaespec') it equals normal(key, (K, D))[0]", ("init_codebook",),
         "K, D ≥ 1", "exact", "vq"),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}

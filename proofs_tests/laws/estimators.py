@@ -20,7 +20,7 @@ from vaespec.spec.tolerances import statistical_z
 from ..strategies import estimators as strat
 from ..strategies import vae as strategies
 from .checking import Check, context, function_args
-from .compare import LawViolation, as_input, assert_within
+from .compare import LawViolation, as_input, assert_within, literal
 from .tolerance import tolerance
 
 SEED = 20261122
@@ -29,7 +29,7 @@ _MAX_SHIFT = 1e4
 
 
 def _args(function, example, backend):
-    return function_args(function, example, backend.dtype)
+    return function_args(function, example, backend)
 
 
 def _order(what: str, smaller, larger, tol, ctx: str) -> float:
@@ -73,7 +73,7 @@ def gaussian_nll_eq_scaled_reconstruction_loss(backend, example, draw):
                     * tolerance(backend.dtype, "gaussian_log_likelihood", args)))
     return assert_within("reconstruction_loss", actual, expected, tol,
                          context=context("reconstruction_loss", r_args, backend)
-                         + f"\n# with gaussian_log_likelihood(x_hat, x, full({float(level)!r})) = {log_prob!r}")
+                         + f"\n# with gaussian_log_likelihood(x_hat, x, full({float(level)!r})) = {literal(log_prob)}")
 
 
 def bernoulli_log_prob_eq_neg_bce_with_logits(backend, example, draw):

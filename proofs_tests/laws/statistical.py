@@ -52,7 +52,7 @@ def _noise(dtype: str, latent: int) -> np.ndarray:
 
 
 def _row(backend, example):
-    a = function_args("reparameterize", example, backend.dtype)
+    a = function_args("reparameterize", example, backend)
     return a["mu"][:1], a["log_var"][:1], a
 
 

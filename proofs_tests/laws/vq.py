@@ -22,12 +22,12 @@ from .checking_vq import (
     unambiguous,
     vq_context,
 )
-from .compare import LawViolation, as_input, assert_within, tolerance_from
+from .compare import LawViolation, as_input, assert_within, literal, tolerance_from
 from .tolerance import tolerance
 
 
 def _args(function, example, backend):
-    return function_args(function, example, backend.dtype)
+    return function_args(function, example, backend)
 
 
 def _straight_through_tolerance(dtype, z_e, rows):
@@ -121,7 +121,7 @@ def quantize_translation_invariance(backend, example, draw):
 def quantize_straight_through_gradient(backend, example, draw):
     a = _args("quantize", example, backend)
     cotangent = as_input(backend.dtype, draw(strategies.arrays(a["z_e"].shape, -1.0, 1.0)))
-    ctx = vq_context("quantize", a, backend) + f"\n# backend.vjp('quantize', args, {cotangent!r})"
+    ctx = vq_context("quantize", a, backend) + f"\n# backend.vjp('quantize', args, {literal(cotangent)})"
     grads = backend.vjp("quantize", a, cotangent)
     assert_within("vjp(quantize)['z_e']", grads["z_e"], cotangent, 0.0, context=ctx)
     assert_within("vjp(quantize)['codebook']", grads["codebook"], np.zeros_like(a["codebook"]), 0.0, context=ctx)

@@ -1,0 +1,115 @@
+"""The float64 reference under the variants a backend declares (`laws.declared.VARIANTS`).
+
+    value(function, args, indices, {"ema_debias": False})        # like the reference's outputs
+    gradient(function, args, cotangent, indices, {...})          # like its vjp
+
+Each variant is the reference with one stated change; a function a variant does not concern is the
+reference itself. Tolerances never change: they stay the reference's (`laws.tolerance`).
+
+- `ema_debias = False`: `ema_update` without 1/(1 − γᵗ): Ñ = laplace_smooth(counts′, ε), e′_k = sums′_k / Ñ_k
+  (the VQ-VAE paper's EMA, vector-quantize-pytorch). The stored state and the step are unchanged.
+- `gaussian_constant = False`: every Gaussian log-density without −½·D·log 2π (D features): +½·D·log 2π on
+  `gaussian_log_likelihood`, and on `log_importance_weights`, `elbo`, `iwae_bound` for the Gaussian likelihood.
+  Gradients are unchanged.
+- `vq_codebook_term = False`, `vq_codebook_weight = c`: vq_loss = R + c·codebook_loss + w·commitment_loss (c = 0
+  without the term): the value moves by (c − 1)·codebook_loss, the codebook's gradient (which only the
+  codebook term gives) is scaled by c.
+- `unit_decoder_variance = True`: the log-variance argument is 0 (`declared.adapt_args`) and its gradient 0.
+- `ema_epsilon`, `bernoulli_binary_targets`: fix arguments only (`declared.adapt_args`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from vaespec.reference import vq as reference_vq
+from vaespec.spec.contract import FUNCTIONS
+
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _plain(function: str, args, indices):
+    from .checking import plain_reference
+
+    return plain_reference(function, args, indices)
+
+
+def _plain_vjp(function: str, args, cotangent, indices):
+    from .checking import REFERENCE
+    from .tolerance import with_choices
+
+    return REFERENCE.vjp(function, with_choices(args, indices), cotangent)
+
+
+def ema_without_debiasing(args, indices):
+    """`ema_update` with the biased averages used as they are (no 1/(1 − γᵗ))."""
+    if not args["training"]:
+        return _plain("ema_update", args, indices)
+    codebook, z_e, gamma = np.asarray(args["codebook"]), np.asarray(args["z_e"]), float(args["decay"])
+    k = reference_vq.nearest_code(z_e, codebook) if indices is None else np.asarray(indices)
+    n = np.bincount(k, minlength=codebook.shape[0]).astype(np.float64)
+    s = np.zeros_like(codebook, dtype=np.float64)
+    np.add.at(s, k, z_e)
+    counts = gamma * np.asarray(args["ema_counts"]) + (1.0 - gamma) * n
+    sums = gamma * np.asarray(args["ema_sums"]) + (1.0 - gamma) * s
+    smoothed = reference_vq.laplace_smooth(counts, float(args["epsilon"]))
+    new = codebook.astype(np.float64).copy()
+    used = smoothed > 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        new[used] = sums[used] / smoothed[used, None]
+    return new, counts, sums, int(args["ema_step"]) + 1
+
+
+def _gaussian_constant_dropped(function: str, args, outputs):
+    """`outputs` + ½·D·log 2π where `function` computes a Gaussian log-density, else `outputs`."""
+    if function != "gaussian_log_likelihood" and args.get("likelihood") != "gaussian":
+        return outputs
+    features = np.shape(args["x"])[-1]
+    return np.asarray(outputs, dtype=np.float64) + features * HALF_LOG_2PI
+
+
+def _codebook_weight(chosen: dict[str, Any]) -> float:
+    if chosen.get("vq_codebook_term", True) is False:
+        return 0.0
+    return float(chosen.get("vq_codebook_weight", 1.0))
+
+
+def value(function: str, args, indices, chosen: dict[str, Any]):
+    """The reference's outputs of `function` at `args` (choices `indices`) under the variants `chosen`."""
+    if function == "ema_update" and chosen.get("ema_debias", True) is False:
+        outputs = ema_without_debiasing(args, indices)
+    else:
+        outputs = _plain(function, args, indices)
+    if chosen.get("gaussian_constant", True) is False:
+        outputs = _gaussian_constant_dropped(function, args, outputs)
+    if function == "vq_loss" and _codebook_weight(chosen) != 1.0:
+        from .checking import REFERENCE
+
+        z_e = REFERENCE.vq_encode(args["arch"], args["params"], args["x"])
+        if indices is None:
+            indices = reference_vq.nearest_code(z_e, args["codebook"])
+        codebook_term = REFERENCE.codebook_loss(z_e, args["codebook"], indices=indices)
+        outputs = np.float64(outputs) + (_codebook_weight(chosen) - 1.0) * np.float64(codebook_term)
+    return outputs
+
+
+def gradient(function: str, args, cotangent, indices, chosen: dict[str, Any]):
+    """The reference's vjp of `function` at `args` under the variants `chosen` (see the module docstring)."""
+    grads = dict(_plain_vjp(function, args, cotangent, indices))
+    if function == "vq_loss" and _codebook_weight(chosen) != 1.0:
+        grads["codebook"] = _codebook_weight(chosen) * np.asarray(grads["codebook"])
+    if chosen.get("unit_decoder_variance"):
+        for name in ("decoder_log_var",) + (("log_var",) if function == "gaussian_log_likelihood" else ()):
+            if name in grads:
+                grads[name] = np.zeros_like(grads[name])
+    return grads
+
+
+def concerns(function: str) -> bool:
+    """Whether some variant changes `function`'s expected value or gradient."""
+    from .declared import VARIANTS
+
+    return function in FUNCTIONS and any(function in v.functions for v in VARIANTS.values())
