@@ -119,7 +119,7 @@ def _with_diagnosis(violation: LawViolation) -> str:
         return text
     try:
         line = diagnose()
-    except Exception as error:  # noqa: BLE001  (a diagnosis never changes a verdict)
+    except Exception as error:  # noqa: BLE001  (a diagnosis never changes a verdict, whatever it raises)
         line = f"diagnosis: not available ({type(error).__name__}: {str(error)[:200]})"
     first, sep, rest = text.partition("\n")
     return first + "\n" + line + sep + rest

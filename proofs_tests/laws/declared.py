@@ -3,13 +3,16 @@
 A library is checked fairly only for what it claims. Every attribute is optional; a backend that
 declares none of them (vaespec's own) is checked as before.
 
-| attribute | type | meaning |
-|---|---|---|
-| `provides` | iterable of function names | the contract functions it implements; the other functions of its chapters are lacking |
-| `lacks` | iterable of function names | functions of its chapters it does not implement (instead of `provides`) |
-| `conventions` | iterable of preset names or `Convention`s | the loss conventions it computes; the laws draw only these |
-| `variants` | mapping name → value | the field's variants it implements (`VARIANTS`), where they differ from vaespec's |
-| `key_stream` | `"vaespec"` or anything else / absent | whether its keyed draws follow vaespec's Philox stream (`vaespec.spec.keys`) |
+- `provides` (iterable of function names): the contract functions it implements; the other functions of
+  its chapters are lacking.
+- `lacks` (iterable of function names): the functions of its chapters it does not implement (instead of
+  `provides`).
+- `conventions` (iterable of preset names or `Convention`s): the loss conventions it computes; the laws
+  hand it only these.
+- `variants` (mapping name → value): the field's variants it implements (`VARIANTS`) where they differ
+  from vaespec's choice.
+- `key_stream` (`"vaespec"`, or absent): whether its keyed draws follow vaespec's Philox stream
+  (`vaespec.spec.keys`).
 
 A law that needs a function the backend lacks is `n/a` ("backend does not provide f"). Drawn
 conventions are mapped onto the declared ones (a preset it supports stays; any other becomes one of
@@ -143,8 +146,8 @@ def convention_for(backend, drawn: Convention, fields: tuple[str, ...] = ()) -> 
         return drawn
     fitting = [c for c in own if all(getattr(c, f) == getattr(drawn, f) for f in fields)]
     if not fitting:
-        raise NotApplicable(f"the law needs a convention with {', '.join(f'{f} = {getattr(drawn, f)!r}' for f in fields)}"
-                            f"; the backend declares {[c.name for c in own]}")
+        needs = ", ".join(f"{f} = {getattr(drawn, f)!r}" for f in fields)
+        raise NotApplicable(f"the law needs a convention with {needs}; the backend declares {[c.name for c in own]}")
     order = sorted(PRESETS)
     position = order.index(drawn.name) if drawn.name in order else 0
     return fitting[position % len(fitting)]
@@ -166,14 +169,15 @@ def variants(backend) -> dict[str, Any]:
                               f"{sorted(VARIANTS)}")
         v = VARIANTS[name]
         ok = isinstance(value, bool) if v.kind is bool else (
-            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)))
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                              and math.isfinite(value)))
         if not ok:
             raise ConfigError(f"variants[{name!r}]: expected a {v.kind.__name__}, got {value!r}")
         if value == v.default:
             continue
         if not v.supported:
-            raise ConfigError(f"variants[{name!r}] = {value!r}: {v.says(value)} is a variant vaespec names but does not "
-                              "yet check; remove the declaration and list the laws it fails in a --xfail file")
+            raise ConfigError(f"variants[{name!r}] = {value!r}: {v.says(value)} is a variant vaespec names but does "
+                              "not yet check; remove the declaration and list the laws it fails in a --xfail file")
         chosen[name] = value
     if "ema_epsilon" in chosen and chosen["ema_epsilon"] < 0:
         raise ConfigError(f"variants['ema_epsilon']: expected ε ≥ 0, got {chosen['ema_epsilon']!r}")

@@ -55,7 +55,8 @@ def _candidates(function: str, args, chosen: dict, gradient: bool):
     if any(a.kind == "convention" for a in spec.args) and convention is not None:
         for preset in PRESETS.values():
             if preset != convention:
-                yield f"under the convention {preset.name!r} (not {convention.name!r})", {"convention": preset}, chosen
+                yield (f"the reference under the convention {preset.name!r} (not {convention.name!r})",
+                       {"convention": preset}, chosen)
     for v in declared.VARIANTS.values():
         if not v.supported or v.kind is not bool or v.name in _INPUT_VARIANTS or function not in v.functions:
             continue

@@ -19,6 +19,7 @@ from vaespec.spec.tolerances import statistical_z
 
 from ..strategies import estimators as strat
 from ..strategies import vae as strategies
+from . import declared, variants
 from .checking import Check, context, function_args
 from .compare import LawViolation, as_input, assert_within, literal
 from .tolerance import tolerance
@@ -56,11 +57,15 @@ def _softplus(y):
 def gaussian_nll_eq_scaled_reconstruction_loss(backend, example, draw):
     a = _args("gaussian_log_likelihood", example, backend)
     level = as_input(backend.dtype, np.asarray(draw(strategies.floats(-strat.MAX_ABS_LOG_VAR, strat.MAX_ABS_LOG_VAR))))
-    c = draw(strategies.conventions())
+    c = declared.convention_for(backend, draw(strategies.conventions()))
     x_hat, x = a["x_hat"], a["x"]
-    args = {"x_hat": x_hat, "x": x, "log_var": np.full_like(x, float(level))}
+    args = declared.adapt_args(backend, "gaussian_log_likelihood",
+                               {"x_hat": x_hat, "x": x, "log_var": np.full_like(x, float(level))})
+    level = float(args["log_var"].flat[0]) if args["log_var"].size else float(level)  # a declared unit variance: 0
     log_prob = backend.gaussian_log_likelihood(x_hat, x, args["log_var"])
     features, var = x.shape[1], math.exp(float(level))
+    if declared.variants(backend).get("gaussian_constant", True) is False:  # put the declared-away constant back
+        log_prob = np.asarray(log_prob, dtype=np.float64) - features * variants.HALF_LOG_2PI
     per_example = 2.0 * var * (-log_prob - 0.5 * features * math.log(2 * math.pi * var))
     feature_scale = 1.0 if c.reconstruction_feature_reduction == "sum" else 1.0 / features
     reduce = np.sum if c.reconstruction_batch_reduction == "sum" else np.mean

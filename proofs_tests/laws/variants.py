@@ -77,6 +77,13 @@ def _codebook_weight(chosen: dict[str, Any]) -> float:
     return float(chosen.get("vq_codebook_weight", 1.0))
 
 
+def codebook_weight(backend) -> float:
+    """The codebook term's weight in `backend`'s vq_loss (1 unless it declares `vq_codebook_term`/`_weight`)."""
+    from .declared import variants
+
+    return _codebook_weight(variants(backend))
+
+
 def value(function: str, args, indices, chosen: dict[str, Any]):
     """The reference's outputs of `function` at `args` (choices `indices`) under the variants `chosen`."""
     if function == "ema_update" and chosen.get("ema_debias", True) is False:
