@@ -12,6 +12,9 @@ Options:
   `[independent-cpu-bfloat16]` one backend label, `name-device-dtype`). An entry that matches
   no law, or whose backend part matches no selected backend, is stale: a warning names it.
   xfail is not strict: a law that passes after all shows as XPASS (and `xpass` in the report).
+  The parser is `check.expectations` (`vaespec check --skip/--xfail` reads the same files).
+- A law that is n/a for a backend (a chapter or function it does not declare, `laws.declared`) is
+  skipped with its reason, so pytest's summary does not count it as passed; the report keeps `n/a`.
 - `--vaespec-fixed-shapes`: every size drawn from a small fixed set (docs/porting.md).
 - `--vaespec-report FILE`: a JSON report, one row per law × backend × device × dtype with the
   verdict (`pass`, `FAIL`, `ERROR`, `n/a`, `skipped`, `xfail`, `xpass`), the worst error ÷

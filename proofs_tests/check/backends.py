@@ -59,7 +59,7 @@ def check_backend(backend, origin: str = "backend"):
     if missing:
         raise ConfigError(f"{origin}: {backend!r} declares chapters {chapters(backend)} but lacks {missing}; "
                           "a backend that implements only some functions of a chapter declares them "
-                          "(`provides = (...)` or `lacks = (...)`, docs/porting.md §3.4)")
+                          "(`provides = (...)` or `lacks = (...)`, docs/porting.md §3.6)")
     return backend
 
 

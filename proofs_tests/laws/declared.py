@@ -21,7 +21,7 @@ A variant changes what the reference computes as expected (`laws.variants`), or 
 the backend and the reference alike; it never changes a tolerance. The stream-exact laws
 (`STREAM_LAWS`) hold only for a backend that declares `key_stream = "vaespec"`; the property laws of
 keyed functions (determinism given the key, live codes kept, reset rows drawn from the batch) hold for
-any generator. docs/porting.md §3.4 explains each.
+any generator. docs/porting.md §3.6 explains each.
 """
 
 from __future__ import annotations
