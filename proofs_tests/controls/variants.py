@@ -81,6 +81,26 @@ class TorchWithoutCodebookTerm(TorchBackend):
         return grads
 
 
+class TorchSingleTerm(TorchBackend):
+    """vq_loss = R + w·‖z_e − e‖² without stop-gradients (vector-quantize-pytorch's learnable codebook)."""
+
+    name = "torch-single-term"
+    bug = "vq_loss is R + w·‖z_e − e‖², one term pulling encoder and codebook alike"
+    caught_by = "vq_loss_gradient_matches_reference"
+    variant: ClassVar[dict] = {"vq_single_term": True}
+
+    def vq_loss(self, arch, params, codebook, x, commitment_weight, convention):
+        z_e = self.vq_encode(arch, params, x)
+        return float(super().vq_loss(arch, params, codebook, x, commitment_weight, convention)) \
+            - float(self.codebook_loss(z_e, codebook))
+
+    def vjp(self, function, args, cotangent):
+        grads = super().vjp(function, args, cotangent)
+        if function == "vq_loss":
+            grads = {**grads, "codebook": float(args["commitment_weight"]) * np.asarray(grads["codebook"])}
+        return grads
+
+
 SSE = Convention("sse", "sum", "mean", 1.0, "sum", "mean", "SSE per example at scale 1, KL summed; batch means")
 
 
@@ -109,7 +129,8 @@ class TorchOnlySSE(TorchBackend):
         return super().vjp(function, {**args, "convention": SSE} if "convention" in args else args, cotangent)
 
 
-WRONG = (TorchWithoutEMADebiasing, TorchWithoutGaussianConstant, TorchWithoutCodebookTerm, TorchOnlySSE)
+WRONG = (TorchWithoutEMADebiasing, TorchWithoutGaussianConstant, TorchWithoutCodebookTerm, TorchSingleTerm,
+         TorchOnlySSE)
 
 
 def declared(cls):

@@ -77,6 +77,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "the Laplace-smoothed counts stored back as the EMA state", supported=False),
     Variant("vq_codebook_term", True, bool, ("vq_loss",), "the codebook term ‖sg(z_e) − e‖² in vq_loss"),
     Variant("vq_codebook_weight", 1.0, float, ("vq_loss",), "the codebook term's weight in vq_loss"),
+    Variant("vq_single_term", False, bool, ("vq_loss",),
+            "vq_loss = R + w·‖z_e − e‖² as one term without stop-gradients (both sides pulled by w)"),
     Variant("gaussian_constant", True, bool, ("gaussian_log_likelihood", *_LIKELIHOOD_NETWORK),
             "the Gaussian log-likelihood's constant −½·D·log 2π"),
     Variant("unit_decoder_variance", False, bool, ("gaussian_log_likelihood", *_LIKELIHOOD_NETWORK),

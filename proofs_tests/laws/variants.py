@@ -14,6 +14,8 @@ reference itself. Tolerances never change: they stay the reference's (`laws.tole
 - `vq_codebook_term = False`, `vq_codebook_weight = c`: vq_loss = R + c·codebook_loss + w·commitment_loss (c = 0
   without the term): the value moves by (c − 1)·codebook_loss, the codebook's gradient (which only the
   codebook term gives) is scaled by c.
+- `vq_single_term = True`: vq_loss = R + w·‖z_e − e‖² without stop-gradients (vector-quantize-pytorch's
+  learnable codebook): the value R + w·commitment_loss (no separate codebook term), the codebook's gradient × w.
 - `unit_decoder_variance = True`: the log-variance argument is 0 (`declared.adapt_args`) and its gradient 0.
 - `ema_epsilon`, `bernoulli_binary_targets`: fix arguments only (`declared.adapt_args`).
 """
@@ -72,9 +74,17 @@ def _gaussian_constant_dropped(function: str, args, outputs):
 
 
 def _codebook_weight(chosen: dict[str, Any]) -> float:
-    if chosen.get("vq_codebook_term", True) is False:
+    """The weight of the codebook term in vq_loss's value."""
+    if chosen.get("vq_codebook_term", True) is False or chosen.get("vq_single_term", False):
         return 0.0
     return float(chosen.get("vq_codebook_weight", 1.0))
+
+
+def _codebook_gradient_weight(chosen: dict[str, Any], args) -> float:
+    """The factor on the codebook's gradient of vq_loss (which only the codebook term gives)."""
+    if chosen.get("vq_single_term", False):
+        return float(args["commitment_weight"])
+    return _codebook_weight(chosen)
 
 
 def codebook_weight(backend) -> float:
@@ -106,8 +116,8 @@ def value(function: str, args, indices, chosen: dict[str, Any]):
 def gradient(function: str, args, cotangent, indices, chosen: dict[str, Any]):
     """The reference's vjp of `function` at `args` under the variants `chosen` (see the module docstring)."""
     grads = dict(_plain_vjp(function, args, cotangent, indices))
-    if function == "vq_loss" and _codebook_weight(chosen) != 1.0:
-        grads["codebook"] = _codebook_weight(chosen) * np.asarray(grads["codebook"])
+    if function == "vq_loss" and _codebook_gradient_weight(chosen, args) != 1.0:
+        grads["codebook"] = _codebook_gradient_weight(chosen, args) * np.asarray(grads["codebook"])
     if chosen.get("unit_decoder_variance"):
         for name in ("decoder_log_var",) + (("log_var",) if function == "gaussian_log_likelihood" else ()):
             if name in grads:

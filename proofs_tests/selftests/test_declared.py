@@ -24,6 +24,7 @@ DIAGNOSES = {
     wrong.TorchWithoutGaussianConstant: "diagnosis: matches the reference without the Gaussian log-likelihood's "
                                         "constant −½·D·log 2π",
     wrong.TorchWithoutCodebookTerm: "diagnosis: matches the reference without the codebook term",
+    wrong.TorchSingleTerm: "diagnosis: matches the reference with vq_loss = R + w·‖z_e − e‖² as one term",
     wrong.TorchOnlySSE: "diagnosis: matches ",
 }
 
@@ -38,6 +39,8 @@ HOLDS = {
                                          "iwae_bound_matches_reference"),
     wrong.TorchWithoutCodebookTerm: ("vq_loss_matches_reference", "vq_loss_gradient_matches_reference",
                                      "vq_loss_eq_reconstruction_add_codebook_add_commitment"),
+    wrong.TorchSingleTerm: ("vq_loss_matches_reference", "vq_loss_gradient_matches_reference",
+                            "vq_loss_eq_reconstruction_add_codebook_add_commitment"),
     wrong.TorchOnlySSE: ("reconstruction_loss_matches_reference", "kl_divergence_matches_reference",
                          "loss_matches_reference", "loss_gradient_matches_reference",
                          "loss_eq_reconstruction_add_kl", "reductions_consistent_under_batch_splitting",
