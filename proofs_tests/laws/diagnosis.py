@@ -48,12 +48,13 @@ def _floats(function: str, outputs):
     return one_or_tuple(split_outputs(function, outputs)[0])
 
 
-def _candidates(function: str, args, chosen: dict, gradient: bool):
+def _candidates(function: str, args, chosen: dict, gradient: bool, backend=None):
     """(description, {**args changes}, variants) for every alternative of the reference, cheapest first."""
     spec = FUNCTIONS[function]
     convention = args.get("convention")
     if any(a.kind == "convention" for a in spec.args) and convention is not None:
-        for preset in PRESETS.values():
+        own = declared.conventions(backend) if backend is not None else None
+        for preset in dict.fromkeys([*PRESETS.values(), *(own or ())]):
             if preset != convention:
                 yield (f"the reference under the convention {preset.name!r} (not {convention.name!r})",
                        {"convention": preset}, chosen)
@@ -97,7 +98,7 @@ def _diagnose(function: str, backend, args, actual, tol, evaluate, gradient: boo
             f"diagnosis: matches {description} " + ("(exactly)" if distance == 0 else f"(to {distance:.2g})")
 
     tol_now = [tol]
-    for description, changes, variants in _candidates(function, args, chosen, gradient):
+    for description, changes, variants in _candidates(function, args, chosen, gradient, backend):
         found = attempt(description, lambda c=changes, v=variants: evaluate({**args, **c}, v))
         if found:
             return found
