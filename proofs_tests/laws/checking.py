@@ -11,7 +11,7 @@ import numpy as np
 
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec import dtypes
-from vaespec.spec.contract import FUNCTIONS, call
+from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import describe
 from vaespec.spec.keys import Key, as_key
 from vaespec.spec.tolerances import LOG_VAR_DOMAIN
@@ -19,6 +19,7 @@ from vaespec.spec.tolerances import LOG_VAR_DOMAIN
 from . import declared, variants
 from .compare import LawViolation, LazyText, as_input, repro, round_to
 from .tolerance import with_choices
+from .variants import plain_reference
 
 REFERENCE = ReferenceBackend()
 
@@ -65,13 +66,6 @@ def reference_at(function: str, args, indices=None, backend=None):
     if chosen:
         return variants.value(function, args, indices, chosen)
     return plain_reference(function, args, indices)
-
-
-def plain_reference(function: str, args, indices=None):
-    """The float64 reference of `function` at `args` (at the choices `indices`), as vaespec states it."""
-    if indices is None:
-        return call(REFERENCE, function, args)
-    return getattr(REFERENCE, function)(*(args[a.name] for a in FUNCTIONS[function].args), indices=indices)
 
 
 def reference_vjp_at(function: str, args, cotangent, indices=None, backend=None):

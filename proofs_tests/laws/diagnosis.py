@@ -132,14 +132,15 @@ class _Evaluate:
 def values(backend, function: str, args, indices, actual_f: tuple) -> str:
     """The diagnosis line for a failed `<function>_matches_reference` (`actual_f`: the backend's float outputs)."""
     from . import variants
-    from .checking import one_or_tuple, plain_reference
+    from .checking import one_or_tuple
     from .tolerance import tolerance
 
     outputs = FUNCTIONS[function].outputs
     floats = [i for i, o in enumerate(outputs) if o.kind == "float"]
 
     def fn(a, chosen):
-        result = variants.value(function, a, indices, chosen) if chosen else plain_reference(function, a, indices)
+        result = variants.value(function, a, indices, chosen) if chosen else \
+            variants.plain_reference(function, a, indices)
         return _floats(function, result)
 
     tol = tolerance(backend.dtype, function, args, indices=indices)

@@ -28,21 +28,26 @@ from typing import Any
 import numpy as np
 
 from vaespec.reference import vq as reference_vq
-from vaespec.spec.contract import FUNCTIONS
+from vaespec.reference.backend import ReferenceBackend
+from vaespec.spec.contract import FUNCTIONS, call
+
+from .tolerance import with_choices
 
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+REFERENCE = ReferenceBackend()
 
 
-def _plain(function: str, args, indices):
-    from .checking import plain_reference
+def plain_reference(function: str, args, indices=None):
+    """The float64 reference of `function` at `args` (at the choices `indices`), as vaespec states it."""
+    if indices is None:
+        return call(REFERENCE, function, args)
+    return getattr(REFERENCE, function)(*(args[a.name] for a in FUNCTIONS[function].args), indices=indices)
 
-    return plain_reference(function, args, indices)
+
+_plain = plain_reference
 
 
 def _plain_vjp(function: str, args, cotangent, indices):
-    from .checking import REFERENCE
-    from .tolerance import with_choices
-
     return REFERENCE.vjp(function, with_choices(args, indices), cotangent)
 
 
@@ -103,8 +108,6 @@ def value(function: str, args, indices, chosen: dict[str, Any]):
     if chosen.get("gaussian_constant", True) is False:
         outputs = _gaussian_constant_dropped(function, args, outputs)
     if function == "vq_loss" and _codebook_weight(chosen) != 1.0:
-        from .checking import REFERENCE
-
         z_e = REFERENCE.vq_encode(args["arch"], args["params"], args["x"])
         if indices is None:
             indices = reference_vq.nearest_code(z_e, args["codebook"])
