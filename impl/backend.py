@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -36,6 +37,7 @@ from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
 from .bodies import Inputs
 from .convert import from_params, load_params
 from .keys import reparameterize_with_key
+from .modules import Decoder, Encoder
 from .registry import torch_function
 
 _DEFAULT_DTYPES = ("float64", "float32")
@@ -53,7 +55,7 @@ def supported(device: torch.device, dtype: torch.dtype) -> bool:
     return dtype == torch.float16 and device.type == "cuda"
 
 
-def _export(value, kind: str):
+def _export(value: Tensor | Key, kind: str) -> Any:
     """One output across the boundary: float64 numpy, int64 numpy (an int when 0-d), or a Key as is."""
     if isinstance(value, Key):
         return value
@@ -78,7 +80,7 @@ class TorchBackend:
     """
 
     name = "torch"
-    chapters = ("vae", "vq", "estimators", "bayes")
+    chapters: tuple[str, ...] = ("vae", "vq", "estimators", "bayes")
     key_stream = "vaespec"  # init_codebook, reset_dead_codes and reparameterize_key draw from vaespec.spec.keys
 
     def __init__(self, device="cpu", dtype=torch.float64):
@@ -92,7 +94,7 @@ class TorchBackend:
     def __repr__(self) -> str:
         return f"TorchBackend(device={self.device!r}, dtype={self.dtype!r})"
 
-    def _tensor(self, array) -> Tensor:
+    def _tensor(self, array: npt.ArrayLike) -> Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float64), dtype=self._dtype, device=self._device)
 
     def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None, *,
@@ -108,7 +110,8 @@ class TorchBackend:
         return entry.body(Inputs(FUNCTIONS[function], args, tensor=self._tensor, modules=self._modules,
                                  device=self._device, dtype=self._dtype, leaves=leaves))
 
-    def _modules(self, arch: Architecture, params: Params, part: str = "all"):
+    def _modules(self, arch: Architecture, params: Params, part: str = "all"
+                 ) -> tuple[Encoder | None, Decoder | None]:
         """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
         architecture and part: new parameter values are copied into the kept modules (`load_params`),
         which skips the allocation and layer set-up of a rebuild. Values are compared by a digest, so
@@ -133,7 +136,7 @@ class TorchBackend:
             entry[0] = values
         return entry[1]
 
-    def _call(self, function: str, **args):
+    def _call(self, function: str, **args: object) -> Any:
         with torch.no_grad():
             outputs = self._evaluate(function, args)
         result = tuple(_export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
@@ -177,7 +180,7 @@ class TorchBackend:
         outputs = tuple(o for o, spec in zip(outputs, FUNCTIONS[function].outputs) if spec.kind == "float")
         check_result(function, tuple(to_numpy(o) for o in outputs), self.dtype)  # the forward's domain is the VJP's
         cotangents = self._cotangents(function, outputs, cotangents)
-        flat = [(name, None, leaf) for name, leaf in leaves.items() if name != "params"]
+        flat: list[tuple[str, str, Tensor]] = [(name, "", leaf) for name, leaf in leaves.items() if name != "params"]
         flat += [("params", key, leaf) for key, leaf in leaves.get("params", {}).items()]
         grads = torch.autograd.grad(outputs, [leaf for _, _, leaf in flat], cotangents, allow_unused=True)
         result: dict[str, Any] = {}
@@ -232,7 +235,8 @@ def available_devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def available_backends(devices=None, dtypes=None) -> list[TorchBackend]:
+def available_backends(devices: Sequence[str | torch.device] | None = None,
+                       dtypes: Sequence[str | torch.dtype] | None = None) -> list[TorchBackend]:
     """A backend for every supported device × dtype pair.
 
     **Arguments**
@@ -242,9 +246,9 @@ def available_backends(devices=None, dtypes=None) -> list[TorchBackend]:
 
     **Returns** the backends, device-major.
     """
-    devices = [torch_device(d, "devices") for d in (available_devices() if devices is None else devices)]
-    dtypes = [torch_dtype(d, "dtypes") for d in (_DEFAULT_DTYPES if dtypes is None else dtypes)]
-    for dtype in dtypes:
-        if not any(supported(device, dtype) for device in devices):
-            raise ConfigError(f"dtypes: {dtype_name(dtype)} is not supported on any of {[str(d) for d in devices]}")
-    return [TorchBackend(device, dtype) for device in devices for dtype in dtypes if supported(device, dtype)]
+    on = [torch_device(d, "devices") for d in (available_devices() if devices is None else devices)]
+    dts = [torch_dtype(d, "dtypes") for d in (_DEFAULT_DTYPES if dtypes is None else dtypes)]
+    for dtype in dts:
+        if not any(supported(device, dtype) for device in on):
+            raise ConfigError(f"dtypes: {dtype_name(dtype)} is not supported on any of {[str(d) for d in on]}")
+    return [TorchBackend(device, dtype) for device in on for dtype in dts if supported(device, dtype)]

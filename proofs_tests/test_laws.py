@@ -16,6 +16,7 @@ def test_law(law, backend, record_law_result, law_results):
     record_law_result(result.to_dict())
     if result.verdict == "n/a":  # not asked of this backend: pytest counts it skipped, with the reason
         pytest.skip(f"n/a: {result.message}")
-    assert result.passed, f"{law} [{result.verdict}] on {backend.name}/{backend.device}/{backend.dtype}:\n{result.message}"
+    assert result.passed, \
+        f"{law} [{result.verdict}] on {backend.name}/{backend.device}/{backend.dtype}:\n{result.message}"
     if result.verdict == "pass":
         assert result.examples > 0, f"{law}: no example was checked"

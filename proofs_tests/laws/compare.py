@@ -157,12 +157,13 @@ def repro(function: str, args: Mapping[str, Any], backend) -> str:
              "from vaespec.spec.conventions import Convention, get_convention",
              "from vaespec.reference import ReferenceBackend", *imports,
              "np.set_printoptions(precision=17)",
-             f"backend = {build}  # {getattr(backend, 'name', backend)!s} on {getattr(backend, 'device', '?')}, "
-             f"{getattr(backend, 'dtype', '?')}",
+             (f"backend = {build}  # {getattr(backend, 'name', backend)!s} on {getattr(backend, 'device', '?')}, "
+              f"{getattr(backend, 'dtype', '?')}"),
              "args = {"]
     lines += [f"    {k!r}: {_literal(v)}," for k, v in args.items()]
     # Positional, in the contract's order (args is built from FUNCTIONS[function].args).
-    lines += ["}", f"print(backend.{function}(*args.values()))", f"print(ReferenceBackend().{function}(*args.values()))"]
+    lines += ["}", f"print(backend.{function}(*args.values()))",
+              f"print(ReferenceBackend().{function}(*args.values()))"]
     return "\n".join(lines)
 
 
