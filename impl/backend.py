@@ -55,8 +55,11 @@ def supported(device: torch.device, dtype: torch.dtype) -> bool:
     return dtype == torch.float16 and device.type == "cuda"
 
 
-def _export(value: Tensor | Key, kind: str) -> Any:
-    """One output across the boundary: float64 numpy, int64 numpy (an int when 0-d), or a Key as is."""
+def export(value: Tensor | Key, kind: str) -> Any:
+    """One output across the boundary: float64 numpy, int64 numpy (an int when 0-d), or a Key as is.
+
+    **Arguments** `value`: a tensor (or a `Key`); `kind`: the contract output's kind ("float", "int", "key").
+    **Returns** the float64 / int64 numpy array (an int for a 0-d integer), or the `Key`."""
     if isinstance(value, Key):
         return value
     if kind == "int":
@@ -139,7 +142,7 @@ class TorchBackend:
     def _call(self, function: str, **args: object) -> Any:
         with torch.no_grad():
             outputs = self._evaluate(function, args)
-        result = tuple(_export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
+        result = tuple(export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
         check_result(function, result, self.dtype)  # never Inf or NaN across the boundary (spec/domains.py)
         return result if len(result) > 1 else result[0]
 
@@ -196,18 +199,26 @@ class TorchBackend:
                             self.dtype, "gradient")
 
     def _cotangents(self, function: str, outputs: tuple[Tensor, ...], given: tuple) -> tuple[Tensor, ...]:
-        """The cotangents `validate_vjp` checked, as tensors matching `outputs`."""
-        spec_outputs = [o for o in FUNCTIONS[function].outputs if o.kind == "float"]
-        tensors = tuple(self._tensor(c) for c in given)
-        for out, tangent, spec in zip(outputs, tensors, spec_outputs):
-            if tangent.shape != out.shape:
-                raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}'s output "
-                                 f"{spec.name!r}, got {tuple(tangent.shape)}")
-        return tensors
+        return cotangent_tensors(function, outputs, given, self._tensor)
 
 
-def _contract_method(spec: FunctionSpec) -> Callable[..., Any]:
-    """`TorchBackend.<function>(*args)`: the contract function with its arguments in `FUNCTIONS` order."""
+def cotangent_tensors(function: str, outputs: tuple[Tensor, ...], given: tuple,
+                      tensor: Callable[[Any], Tensor]) -> tuple[Tensor, ...]:
+    """The cotangents `validate_vjp` checked (`given`), as tensors (`tensor(array)`) matching the float
+    `outputs` of `function`; a `ShapeError` naming the output whose shape differs."""
+    spec_outputs = [o for o in FUNCTIONS[function].outputs if o.kind == "float"]
+    tensors = tuple(tensor(c) for c in given)
+    for out, tangent, spec in zip(outputs, tensors, spec_outputs):
+        if tangent.shape != out.shape:
+            raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}'s output "
+                             f"{spec.name!r}, got {tuple(tangent.shape)}")
+    return tensors
+
+
+def contract_method(spec: FunctionSpec, owner: str = "TorchBackend",
+                    computed_by: str = "its Torch body (`vaespec.impl.registry.TORCH`)") -> Callable[..., Any]:
+    """`<owner>.<function>(*args)`: the contract function with its arguments in `FUNCTIONS` order, calling
+    `self._call(function, **args)`; `computed_by` completes its docstring."""
     names = tuple(arg.name for arg in spec.args)
     signature = inspect.Signature([inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
                                    for name in ("self", *names)])
@@ -216,18 +227,18 @@ def _contract_method(spec: FunctionSpec) -> Callable[..., Any]:
         bound = signature.bind(self, *args, **kwargs)  # a TypeError for a wrong call, as a written method
         return self._call(spec.name, **{name: bound.arguments[name] for name in names})
 
-    method.__name__, method.__qualname__ = spec.name, f"TorchBackend.{spec.name}"
+    method.__name__, method.__qualname__ = spec.name, f"{owner}.{spec.name}"
     method.__signature__ = signature  # type: ignore[attr-defined]
     method.__doc__ = (f"`{spec.name}({', '.join(names)})`: {spec.formula}\n\nThe contract function "
-                      f"(`FUNCTIONS[{spec.name!r}]`, chapter {spec.chapter!r}) computed by its Torch body "
-                      f"(`vaespec.impl.registry.TORCH`); float64 numpy in and out.")
+                      f"(`FUNCTIONS[{spec.name!r}]`, chapter {spec.chapter!r}) computed by {computed_by}; "
+                      f"float64 numpy in and out.")
     return method
 
 
 for _function, _spec in FUNCTIONS.items():
     if _function in vars(TorchBackend):
         raise ConfigError(f"{_function}: the contract function's name is already a TorchBackend attribute")
-    setattr(TorchBackend, _function, _contract_method(_spec))
+    setattr(TorchBackend, _function, contract_method(_spec))
 
 
 def available_devices() -> list[str]:
