@@ -4,7 +4,8 @@ A library is checked fairly only for what it claims. Every attribute is optional
 declares none of them (vaespec's own) is checked as before.
 
 - `provides` (iterable of function names): the contract functions it implements; the other functions of
-  its chapters are lacking.
+  its chapters are lacking (`vaespec.impl.adapters.AutogradBackend` makes it from its bodies, and gives
+  reasons in `not_provided`, which the n/a message quotes).
 - `lacks` (iterable of function names): the functions of its chapters it does not implement (instead of
   `provides`).
 - `conventions` (iterable of preset names or `Convention`s): the loss conventions it computes; the laws
@@ -235,7 +236,9 @@ def not_applicable(law: str, backend) -> str | None:
     """Why `law` cannot be asked of `backend` given what it declares, or None."""
     missing = [f for f in law_needs(law) if f in lacking(backend)]
     if missing:
-        return f"backend does not provide {', '.join(missing)}"
+        reasons = getattr(backend, "not_provided", None) or {}  # an adapter's reasons (vaespec.impl.adapters)
+        said = [f"{f} ({reasons[f]})" if isinstance(reasons, Mapping) and reasons.get(f) else f for f in missing]
+        return f"backend does not provide {', '.join(said)}"
     if law in STREAM_LAWS and not key_stream(backend):
         return ("compares with vaespec's key stream, which the backend does not declare (key_stream = 'vaespec'); "
                 "its draws are checked by the property laws")

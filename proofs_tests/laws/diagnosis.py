@@ -8,6 +8,8 @@ from vaespec or a common slip produces (`KINDS`, in this order):
 2. each variant of `laws.declared.VARIANTS` that concerns the function, turned the other way (EMA debiasing,
    the Gaussian constant ½·D·log 2π, the codebook term of vq_loss), the codebook term weighted by the
    commitment weight w, and a Laplace ε of 0, 1e-5, 1e-6 or 1e-3 for `ema_update`;
+2b. for `ema_update`, its averages computed as torch's `lerp_` does in the backend's dtype (a form that cancels
+   at small decay, `laws.variants.ema_as_lerp`);
 3. a float32 computation (inputs and arithmetic in float32, the float32 tolerance) for a float64 backend;
 4. slips: twice, half, or minus the reference.
 
@@ -29,7 +31,8 @@ from . import declared
 from .compare import LawViolation, as_input, assert_within, leaves
 
 KINDS = ("convention presets", "declared variants turned the other way", "a codebook term weighted by w",
-         "Laplace ε in {0, 1e-5, 1e-6, 1e-3}", "float32 arithmetic", "×2, ×½ and sign slips")
+         "Laplace ε in {0, 1e-5, 1e-6, 1e-3}", "an EMA as torch's lerp", "float32 arithmetic",
+         "×2, ×½ and sign slips")
 EPSILONS = (0.0, 1e-5, 1e-6, 1e-3)
 _INPUT_VARIANTS = ("ema_epsilon", "unit_decoder_variance", "bernoulli_binary_targets")  # fix arguments only
 
@@ -83,9 +86,8 @@ def _close(function: str, actual, expected, tol) -> float | None:
     return max((float(np.max(np.abs(a[k] - e[k]), initial=0.0)) for k in e), default=0.0)
 
 
-def _diagnose(function: str, backend, args, actual, tol, evaluate, gradient: bool) -> str:
+def _diagnose(function: str, backend, args, actual, tol, evaluate, gradient: bool, extra=()) -> str:
     chosen = declared.variants(backend)
-    tried = []
 
     def attempt(description, make):
         try:
@@ -93,13 +95,16 @@ def _diagnose(function: str, backend, args, actual, tol, evaluate, gradient: boo
         except Exception:  # noqa: BLE001  (a candidate the reference refuses is no match)
             return None
         distance = _close(function, actual, expected, tol_now[0])
-        tried.append(description)
         return None if distance is None else \
             f"diagnosis: matches {description} " + ("(exactly)" if distance == 0 else f"(to {distance:.2g})")
 
     tol_now = [tol]
     for description, changes, variants in _candidates(function, args, chosen, gradient, backend):
         found = attempt(description, lambda c=changes, v=variants: evaluate({**args, **c}, v))
+        if found:
+            return found
+    for description, make in extra:
+        found = attempt(description, make)
         if found:
             return found
     if backend.dtype == "float64":
@@ -146,7 +151,13 @@ def values(backend, function: str, args, indices, actual_f: tuple) -> str:
     tol = tolerance(backend.dtype, function, args, indices=indices)
     tol_f = one_or_tuple(tuple(tol[i] for i in floats) if len(outputs) > 1 else (tol,))
     evaluate = _Evaluate(fn, indices=indices)
-    return _diagnose(function, backend, args, one_or_tuple(actual_f), tol_f, evaluate, gradient=False)
+    extra = []
+    if function == "ema_update":
+        chosen = declared.variants(backend)
+        extra.append(((f"the reference with its averages as torch's lerp, old + (1 − γ)·(new − old), in "
+                       f"{backend.dtype} (a rounding that cancels at small γ, beyond the policy's bound)"),
+                      lambda: _floats(function, variants.ema_as_lerp(args, indices, chosen, backend.dtype))))
+    return _diagnose(function, backend, args, one_or_tuple(actual_f), tol_f, evaluate, gradient=False, extra=extra)
 
 
 def gradients(backend, function: str, args, cotangent, indices, actual) -> str:

@@ -70,6 +70,41 @@ def ema_without_debiasing(args, indices):
     return new, counts, sums, int(args["ema_step"]) + 1
 
 
+def ema_as_lerp(args, indices, chosen: dict[str, Any], dtype: str):
+    """`ema_update` (under the variants `chosen`) with its averages computed as torch's `lerp_` computes them in
+    `dtype`: old + w·(new − old) for w = 1 − γ < ½, else new − (new − old)·(1 − w), each operation rounded (w
+    itself rounded to `dtype`). A diagnosis candidate, not a variant: at small γ the form cancels, by up to
+    ulp(1)/γ relative, beyond the policy's bound for the stated formula."""
+    from vaespec.spec import dtypes
+
+    if not args["training"]:
+        return _plain("ema_update", args, indices)
+
+    def r(a):
+        return dtypes.round_to(dtype, np.asarray(a, dtype=np.float64))
+
+    codebook, z_e = np.asarray(args["codebook"], dtype=np.float64), np.asarray(args["z_e"], dtype=np.float64)
+    k = reference_vq.nearest_code(z_e, codebook) if indices is None else np.asarray(indices)
+    n = np.bincount(k, minlength=codebook.shape[0]).astype(np.float64)
+    s = np.zeros_like(codebook)
+    np.add.at(s, k, z_e)
+    w = float(r(1.0 - float(args["decay"])))
+
+    def lerp(old, new):
+        d = r(new - old)
+        return r(old + r(w * d)) if w < 0.5 else r(new - r(d * float(r(1.0 - w))))
+
+    counts, sums = lerp(np.asarray(args["ema_counts"], dtype=np.float64), n), lerp(np.asarray(args["ema_sums"]), r(s))
+    step = int(args["ema_step"]) + 1
+    debias = 1.0 if chosen.get("ema_debias", True) is False else 1.0 - float(args["decay"]) ** step
+    smoothed = reference_vq.laplace_smooth(counts / debias, float(args["epsilon"]))
+    new = codebook.copy()
+    used = smoothed > 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        new[used] = sums[used] / debias / smoothed[used, None]
+    return new, counts, sums, step
+
+
 def _gaussian_constant_dropped(function: str, args, outputs):
     """`outputs` + ½·D·log 2π where `function` computes a Gaussian log-density, else `outputs`."""
     if function != "gaussian_log_likelihood" and args.get("likelihood") != "gaussian":
