@@ -47,7 +47,7 @@ def quantize_output_is_codebook_row(backend, example, draw):
     a = _args("quantize", example, backend)
     ctx = vq_context("quantize", a, backend)
     z_q, indices = backend.quantize(a["z_e"], a["codebook"])
-    indices = check_indices("quantize", indices, a["z_e"].shape[0], a["codebook"].shape[0], ctx)
+    indices = check_indices("quantize", indices, a["z_e"].shape[:-1], a["codebook"].shape[0], ctx)
     rows = a["codebook"][indices]
     return assert_within("quantize", z_q, rows, _straight_through_tolerance(backend.dtype, a["z_e"], rows), context=ctx)
 
@@ -105,7 +105,7 @@ def quantize_codebook_permutation_equivariance(backend, example, draw):
 
 def quantize_translation_invariance(backend, example, draw):
     a = _args("quantize", example, backend)
-    shift = as_input(backend.dtype, draw(strategies.arrays((a["z_e"].shape[1],), -10.0, 10.0)))
+    shift = as_input(backend.dtype, draw(strategies.arrays((a["z_e"].shape[-1],), -10.0, 10.0)))
     moved = {"z_e": as_input(backend.dtype, a["z_e"] + shift),
              "codebook": as_input(backend.dtype, a["codebook"] + shift)}
     ctx = vq_context("quantize", moved, backend) + f"\n# translation: {shift.tolist()}"
