@@ -283,7 +283,8 @@ _laws = (
         "of indices.reshape(N): usage and dead codes exactly, the perplexity within its bound",
         ("codebook_health",), "positions = () or 1–2 position axes", "roundoff", "vq"),
     Law("init_codebook_deterministic_given_key", "init_codebook(K, D, key) is the same array on every call and "
-        "equals normal(key, (K, D))[0]; different keys give different codebooks", ("init_codebook",),
+        "different keys give different codebooks; on vaespec's key stream (a backend declaring key_stream = "
+        "'vaespec') it equals normal(key, (K, D))[0]", ("init_codebook",),
         "K, D ≥ 1", "exact", "vq"),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}

@@ -82,6 +82,7 @@ class NumpyPort:
 
     device = "cpu"
     chapters = CHAPTERS
+    key_stream = "vaespec"  # init_codebook and reset_dead_codes draw from vaespec.spec.keys (docs/porting.md §3.6)
 
     def __init__(self, dtype: str = "float64", ftz: bool = False):
         if dtype not in ("float32", "float64"):

@@ -135,6 +135,9 @@ class VQPEma(VQPBackend):
     config = "ema"
     not_provided: ClassVar[dict[str, str]] = {
         **_NOT_PROVIDED, "codebook_loss": "the EMA configuration learns its codebook by the update, with no loss"}
+    # Its EMA lerps cluster_size and embed_avg and never divides by 1 − decayᵗ (laws.declared.VARIANTS): the
+    # suite's reference for ema_update is then the undebiased one (docs/porting.md §3.6).
+    variants: ClassVar[dict[str, Any]] = {"ema_debias": False}
 
     def torch_ema_update(self, codebook, ema_counts, ema_sums, ema_step, z_e, decay, epsilon, training):
         vq = self.layer(*codebook.shape, decay=float(decay), eps=float(epsilon))
