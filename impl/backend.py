@@ -78,7 +78,7 @@ class TorchBackend:
     """
 
     name = "torch"
-    chapters = ("vae", "vq", "estimators", "bayes")
+    chapters = ("vae", "vq", "estimators", "bayes", "quantizers")
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)

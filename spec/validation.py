@@ -81,6 +81,9 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             if value.size and (value.min() < 0 or (high is not None and value.max() >= high)):
                 raise DomainError(f"{arg.name}: expected integers in [0, {high}) ({arg.domain}), got values in "
                                   f"[{value.min()}, {value.max()}]")
+            if value.size and (value.min() < arg.low or value.max() > arg.high):  # an index's own stated range
+                raise DomainError(f"{arg.name}: expected integers in [{arg.low:g}, {arg.high:g}] ({arg.domain}), got "
+                                  f"values in [{value.min()}, {value.max()}]")
         elif arg.kind == "params":
             checked[arg.name] = check_params("params", value, arch.parameter_shapes(arg.layout),
                                              allowed=arch.parameter_shapes("all"))

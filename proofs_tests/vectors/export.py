@@ -35,7 +35,8 @@ from .manifest import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsErro
 
 BATCH = 4
 SIZES = {"input": 5, "output": 5, "latent": 3, "embedding": 3, "codes": 6, "batch": BATCH, "particles": 3,
-         "categories": 5}
+         "categories": 5, "dim": 3}
+LEVEL_SPAN = 7  # an index argument with a stated range [low, high] (FSQ's levels) draws from [low, low + 7]
 HIDDEN = {"encoder_sizes": (6, 4), "decoder_sizes": (4, 6)}
 # Scalars by argument name: values exact in every dtype (the defaults 0.99 and 1e-5 are not).
 SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": (0.9375,), "epsilon": (2.0**-12,),
@@ -124,6 +125,10 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
             args[arg.name] = {k: exact_everywhere(v) for k, v in raw.items()}
         elif arg.kind == "array":
             args[arg.name] = _array(arg.name, tuple(sizes[d] for d in arg.dims), rng, arg, variant)
+        elif arg.kind == "index" and arg.low > -np.inf and arg.high < np.inf:  # a stated range (FSQ's levels)
+            values = rng.integers(int(arg.low), int(min(arg.high, arg.low + LEVEL_SPAN)) + 1,
+                                  tuple(sizes[d] for d in arg.dims))
+            args[arg.name] = values.astype(np.int64)
         elif arg.kind == "index":
             high = sizes[arg.bound] if arg.bound else BATCH
             values = rng.integers(0, high, tuple(sizes[d] for d in arg.dims))

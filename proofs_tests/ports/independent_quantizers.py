@@ -1,0 +1,33 @@
+"""The independent port's quantizers chapter, written from the statement (docs/quantizers.md) apart from
+`vaespec.impl.quantizers_bodies` and the reference: FSQ's constants are computed per level in Python
+floats (the shift as ½ log((h + o)/(h − o)), not atanh), then applied as one tensor of constants.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .bodies import Bodies
+
+
+def _constants(levels, like):
+    """(half_l, offset, shift) per coordinate as tensors like `like`, from Python floats."""
+    half, offsets, shifts = [], [], []
+    for level in levels.tolist():
+        h = (level - 1) * 1.001 / 2
+        o = 0.5 if level % 2 == 0 else 0.0
+        half.append(h)
+        offsets.append(o)
+        shifts.append(0.5 * math.log((h + o) / (h - o)))
+    return tuple(torch.tensor(v, dtype=torch.float64).to(like) for v in (half, offsets, shifts))
+
+
+def _bound(z, levels):
+    h, o, s = _constants(levels, z)
+    return h * torch.tanh(z + s) - o
+
+
+QUANTIZERS = Bodies()
+QUANTIZERS.add("fsq_bound", lambda a: (_bound(a["z"], a["levels"]),))

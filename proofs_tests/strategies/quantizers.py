@@ -1,0 +1,74 @@
+"""Hypothesis strategies for the quantizers chapter (`vaespec.spec.quantizers`), drawn from the Arg metadata.
+
+One builder serves every function of the chapter: it draws the sizes and the levels first, then each
+argument the function declares, by its kind and name:
+
+- `z` [batch, dim] ("array"): per entry, a uniform value in [−4, 4], exactly 0, a large value (±8),
+  or a point on or next to a rounding boundary of FSQ — z* = atanh((k + ½ + offset)/half_l) − shift,
+  where fsq_bound(z*) = k + ½ — moved by 0 or ±10⁻¹², ±10⁻⁶, ±10⁻³: the inputs where a backend's
+  rounding of the bound may differ from the reference's, and LFQ's sign change at 0.
+- `levels` [dim] ("index" with a stated range): from the Arg's `low` (2) to `max_level` (9) levels per coordinate.
+- an "index" argument bounded by `codebook_size`: integers in [0, ∏ L).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from vaespec.spec.quantizers import LEVELS, fsq_constants
+
+from . import sizes
+from .vae import Builder, Example, floats
+
+MAX_ABS_Z = 4.0
+NUDGES = (0.0, 1e-12, -1e-12, 1e-6, -1e-6, 1e-3, -1e-3)
+
+
+def boundaries(level: int) -> np.ndarray:
+    """The z at which fsq_bound(z) = k + ½ for each rounding boundary k + ½ inside the bound's range."""
+    h, o, s, _ = (np.asarray(c, dtype=np.float64).item() for c in fsq_constants([level]))
+    ks = np.arange(-(level // 2), (level + 1) // 2 - 1) + 0.5
+    return np.arctanh((ks + o) / h) - s
+
+
+@st.composite
+def z_entries(draw, level: int) -> float:
+    """One entry of z for a coordinate with `level` levels (see the module doc)."""
+    kind = draw(st.sampled_from(("uniform", "uniform", "boundary", "boundary", "zero", "large")))
+    if kind == "uniform":
+        return draw(floats(-MAX_ABS_Z, MAX_ABS_Z))
+    if kind == "zero":
+        return draw(st.sampled_from((0.0, 1e-12, -1e-12, 1e-6, -1e-6)))
+    if kind == "large":
+        return draw(st.sampled_from((-8.0, 8.0)))
+    points = boundaries(level)
+    if points.size == 0:
+        return 0.0
+    return float(draw(st.sampled_from(list(points)))) + draw(st.sampled_from(NUDGES))
+
+
+@st.composite
+def quantizer_examples(draw, own=(), max_batch: int = 6, max_dim: int = 4, max_level: int = 9):
+    """The arguments `own` of a quantizers-chapter function, drawn together (sizes and levels shared)."""
+    dim = draw(sizes.size(1, max_dim))
+    low = int(LEVELS.low)
+    levels = np.array(draw(st.lists(st.integers(low, max_level), min_size=dim, max_size=dim)), dtype=np.int64)
+    batch = draw(sizes.size(1, max_batch))
+    args: dict = {}
+    for name in own:
+        if name == "levels":
+            args[name] = levels
+        elif name == "z":
+            args[name] = np.array([[draw(z_entries(int(level))) for level in levels] for _ in range(batch)],
+                                  dtype=np.float64).reshape(batch, dim)
+        elif name == "indices":
+            size = int(np.prod(levels))
+            args[name] = np.array(draw(st.lists(st.integers(0, size - 1), min_size=batch, max_size=batch)),
+                                  dtype=np.int64)
+        else:
+            raise KeyError(name)
+    return Example(args)
+
+
+BUILDERS = (Builder("quantizers", ("z", "levels", "indices"), lambda own, **kw: quantizer_examples(own=own, **kw)),)

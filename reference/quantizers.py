@@ -1,0 +1,76 @@
+"""The quantizers chapter in float64 (`vaespec.spec.quantizers`, docs/quantizers.md): each function's
+forward, hand-written VJP, magnitude and VJP magnitude side by side.
+
+FSQ, per coordinate with the constants of `vaespec.spec.quantizers.fsq_constants` (h = half_l,
+o = offset, s = shift) and t = tanh(z + s):
+
+    fsq_bound(z) = t·h − o                     z̄ = ȳ · h · (1 − t²)
+
+**Magnitudes.** The bound rounds z + s (at |z| + |s|, carried by the derivative h(1 − t²)), the
+tanh (at |t|), the product (at h|t|) and the offset's subtraction (at h|t| + o), and the
+constants once each (h at h|t|, s at |s|, carried like z):
+M = h(1 − t²)(|z| + 2|s|) + 2h|t| + o. Its gradient ȳh(1 − t²) errs through t (δt ≤ u(|t| +
+(1 − t²)(|z| + 2|s|))) and the cancellation in 1 − t² (at 1 + t²):
+M̄ = |ȳ| h (2|t|(|t| + (1 − t²)(|z| + 2|s|)) + 1 + t²).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from vaespec.spec.contract import validate_args, validate_vjp
+from vaespec.spec.quantizers import fsq_constants
+
+from .boundary import finite, finite_gradients
+from .function import ReferenceFunction
+
+
+def _parts(a: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    h, o, s, _ = fsq_constants(a["levels"])
+    return h, o, s, np.tanh(a["z"] + s)
+
+
+# ----------------------------------------------------------------------------- fsq_bound
+def fsq_bound(z: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """FSQ's bounding function (vector-quantize-pytorch 1.32.0, `FSQ.bound` before its rounding):
+
+        bound(z)_d = tanh(z_d + shift_d) · half_l_d − offset_d
+
+    with half_l = (L − 1)(1 + 10⁻³)/2, offset = ½ if L is even else 0, shift = atanh(offset / half_l)
+    (`vaespec.spec.quantizers.fsq_constants`). It maps the reals into (−half_l − offset, half_l − offset),
+    so rounding gives L values, and 0 to 0.
+
+    **Arguments** `z` [batch, dim]; `levels` [dim], integers L_d ≥ 2.
+    **Returns** [batch, dim].
+    """
+    a = validate_args("fsq_bound", {"z": z, "levels": levels})
+    h, o, _, t = _parts(a)
+    return finite("fsq_bound", t * h - o)
+
+
+def fsq_bound_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
+    """z̄ = ȳ · half_l · (1 − tanh²(z + shift))."""
+    a, (d,) = validate_vjp("fsq_bound", args, cotangent)
+    h, _, _, t = _parts(a)
+    return finite_gradients("fsq_bound", {"z": d * h * (1.0 - t * t)})
+
+
+def fsq_bound_magnitude(args: Mapping[str, Any]) -> np.ndarray:
+    a = validate_args("fsq_bound", args)
+    h, o, s, t = _parts(a)
+    return h * (1.0 - t * t) * (np.abs(a["z"]) + 2.0 * np.abs(s)) + 2.0 * h * np.abs(t) + o
+
+
+def fsq_bound_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
+    a, (d,) = validate_vjp("fsq_bound", args, cotangent)
+    h, _, s, t = _parts(a)
+    carried = np.abs(t) + (1.0 - t * t) * (np.abs(a["z"]) + 2.0 * np.abs(s))
+    return {"z": np.abs(d) * h * (2.0 * np.abs(t) * carried + 1.0 + t * t)}
+
+
+FSQ_BOUND = ReferenceFunction("fsq_bound", fsq_bound, fsq_bound_magnitude, fsq_bound_vjp, fsq_bound_vjp_magnitude)
+
+REFERENCE_FUNCTIONS = (FSQ_BOUND,)

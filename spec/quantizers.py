@@ -1,0 +1,103 @@
+"""The quantizers chapter: the successors of the VQ-VAE's nearest-code quantizer that image and audio
+tokenizers use — finite scalar quantization (FSQ, Mentzer et al. 2023), lookup-free quantization
+(LFQ, MAGVIT-v2) and residual VQ (SoundStream, EnCodec) — stated as vector-quantize-pytorch 1.32.0
+(`FSQ`, `LFQ`, `ResidualVQ`) computes them, with every convention written out (docs/quantizers.md).
+
+**Shapes.** Every function acts on rows `z` [batch, dim]: FSQ elementwise, LFQ per row. A spatial
+input [batch, *positions, dim] (vqp's `b ... d` after moving channels last) is the same computation
+on its rows flattened to [batch·positions, dim]; the losses are means over all rows (vqp's mean over
+`(b n)`), so they are the same numbers too.
+
+**FSQ.** Per coordinate d with L = L_d levels (L ≥ 2), with vqp's constants
+
+    half_l = (L − 1)(1 + ε)/2,  ε = 1e−3;   offset = ½ if L is even else 0;   shift = atanh(offset / half_l)
+    fsq_bound(z)    = tanh(z + shift) · half_l − offset
+
+(vector-quantize-pytorch 1.32.0, `FSQ.bound`'s `bounded_z`). The paper's appendix A.1 code
+differs: half_l = (L − 1)(1 − ε)/2 and shift = tan(offset / half_l); with vqp's atanh the bound
+maps 0 to 0 exactly (in real arithmetic), with the paper's tan it does not. The constants are
+computed in float64 and rounded once to the backend's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import DomainError
+from .shapes import Float, Int
+from .signature import Arg, FunctionSpec, Law, Output
+
+FSQ_EPS = 1e-3
+MAX_LEVEL = 2**8  # each L_d ≤ 256: its codes and the rounding grid are exact in every dtype (bfloat16's 8 bits)
+MAX_CODEBOOK = 2**24  # ∏ L_d ≤ 2²⁴: every index is an integer exact in float32 (vqp sums its indices in float)
+
+_C = "quantizers"
+
+Z = Arg("z", "array", ("batch", "dim"), True, "finite reals")
+LEVELS = Arg("levels", "index", ("dim",), domain=f"integers 2 ≤ L_d ≤ {MAX_LEVEL}, ∏_d L_d ≤ 2²⁴", low=2,
+              high=MAX_LEVEL)
+
+
+# ----------------------------------------------------------------------------- rules
+def _levels_valid(function: str, checked: Mapping[str, Any]) -> None:
+    """∏ L_d ≤ MAX_CODEBOOK (each L_d in [2, MAX_LEVEL] is the Arg's own bound, checked by `check_args`)."""
+    levels = checked["levels"]
+    if float(np.prod(levels.astype(np.float64))) > MAX_CODEBOOK:
+        raise DomainError(f"levels: expected ∏ L_d ≤ 2**24 (an implicit codebook whose indices are exact in float32), "
+                          f"got ∏ L_d = {int(np.prod(levels.astype(object)))}")
+
+
+# ----------------------------------------------------------------------------- the constants, in float64
+def fsq_constants(levels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`(half_l, offset, shift, half_width)` per coordinate, float64 (half_width an integer array).
+
+    **Arguments** `levels` [dim]: the integers L_d ≥ 2.
+
+    **Returns** half_l = (L − 1)(1 + 10⁻³)/2, offset = ½ for even L else 0, shift = atanh(offset / half_l)
+    (vector-quantize-pytorch 1.32.0, `FSQ.bound`), half_width = L // 2 (`FSQ.bound`'s divisor). The
+    statement's constants: a backend rounds them once to its dtype.
+    """
+    levels = np.asarray(levels, dtype=np.int64)
+    half_l = (levels - 1) * (1.0 + FSQ_EPS) / 2.0
+    offset = np.where(levels % 2 == 0, 0.5, 0.0)
+    return half_l, offset, np.arctanh(offset / half_l), levels // 2
+
+
+# ----------------------------------------------------------------------------- chains
+# fsq_bound: the two constants rounded to the dtype, then add shift, tanh, multiply, subtract offset.
+_BOUND: tuple[int, int] = (6, 6)
+
+
+_fns = (
+    FunctionSpec("fsq_bound", (Z, LEVELS), (Output("bounded", ("batch", "dim")),),
+                 "bound(z)_d = tanh(z_d + shift_d) · half_l_d − offset_d, half_l = (L − 1)(1 + 10⁻³)/2, "
+                 "offset = ½ [L even], shift = atanh(offset / half_l)  (vector-quantize-pytorch 1.32.0)", _C,
+                 rules=(_levels_valid,), chain=lambda s: _BOUND, vjp_chain=lambda s: (_BOUND[0] + 4, _BOUND[1] + 4)),
+)
+FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
+
+_laws = (
+    Law("fsq_bound_rounds_into_levels",
+        "for every z, round(fsq_bound(z)_d) ∈ [−⌊L_d/2⌋, ⌈L_d/2⌉ − 1]: the bounded value lies strictly inside "
+        "(−⌊L/2⌋ − ½, ⌈L/2⌉ − ½), so rounding gives exactly L_d values (checked as an inequality on the "
+        "bounded value, with the policy's roundoff)", ("fsq_bound",), "any z, 2 ≤ L ≤ 16", "order", _C),
+)
+LAWS: dict[str, Law] = {law.name: law for law in _laws}
+
+
+@runtime_checkable
+class QuantizersBackend(Protocol):
+    """What a backend declaring the `quantizers` chapter provides: float64 numpy in and out, integer
+    levels and indices as int64 arrays, `vjp(function, args, cotangent)` for the differentiable functions."""
+
+    name: str
+    device: str
+    dtype: str
+
+    def fsq_bound(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
+                  ) -> Float[np.ndarray, "batch dim"]: ...
+
+    def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...
