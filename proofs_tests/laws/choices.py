@@ -21,16 +21,35 @@ from . import checking_vq
 from .checking_vq import makes_choices
 
 Chooser = Callable[[Any, str, Any, Any], Any]
+# clear(function, args) -> bool: every conforming backend, in every dtype, must make the reference's choices at
+# args (the golden vectors redraw a case until it is; VQ's cases are placed by the exporter itself).
+Clear = Callable[[str, Any], bool]
 
 CHOOSERS: dict[str, Chooser] = {"vq": checking_vq.backend_choices}
+CLEAR: dict[str, Clear] = {}
 
 
-def register(chapter: str, chooser: Chooser) -> Chooser:
-    """Register `chooser` as the judge of `chapter`'s discrete choices (once per chapter)."""
+def register(chapter: str, chooser: Chooser, clear: Clear | None = None) -> Chooser:
+    """Register `chooser` as the judge of `chapter`'s discrete choices (once per chapter), and `clear`, the
+    test that no dtype's rounding may choose otherwise at given arguments."""
     if chapter in CHOOSERS and CHOOSERS[chapter] is not chooser:
         raise ConfigError(f"chapter: {chapter!r} already has a chooser ({CHOOSERS[chapter].__qualname__})")
     CHOOSERS[chapter] = chooser
+    if clear is not None:
+        CLEAR[chapter] = clear
     return chooser
+
+
+def clear(function: str, args) -> bool:
+    """Whether every dtype must make the reference's choices for `function` at `args` (True when it makes
+    none, or its chapter states no test)."""
+    if not makes_choices(function):
+        return True
+    chapter = FUNCTIONS[function].chapter
+    if chapter not in CLEAR:
+        from . import registry  # noqa: F401  (importing every chapter's laws registers their tests)
+    test = CLEAR.get(chapter)
+    return True if test is None else bool(test(function, args))
 
 
 def backend_choices(backend, function: str, args, ctx):
