@@ -1,7 +1,7 @@
 """The quantizers chapter's float64 reference: every hand-written VJP against central differences
 (`selftests.finite_differences`), the magnitudes bound the values and gradients, and closed forms at chosen
-points. A function with a straight-through gradient is differentiated through its declared surrogate: the
-function whose derivative the straight-through estimator passes (`SURROGATES`)."""
+points. A function with a straight-through gradient is differentiated through the surrogate its reference entry
+declares (`ReferenceFunction.surrogate`): the function whose derivative the straight-through estimator passes."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from vaespec.proofs_tests.laws.compare import leaves
 from vaespec.proofs_tests.strategies import vae as strategies
 from vaespec.proofs_tests.strategies.chapters import examples_for
+from vaespec.reference import REFERENCE as REGISTERED
 from vaespec.reference import magnitude, vjp, vjp_magnitude
 from vaespec.reference import quantizers as ref
 from vaespec.reference.backend import ReferenceBackend
@@ -24,8 +25,6 @@ CHAPTER = sorted(f for f, spec in FUNCTIONS.items() if spec.chapter == "quantize
 DIFFERENTIABLE = [f for f in CHAPTER if FUNCTIONS[f].differentiable]
 REFERENCE = ReferenceBackend()
 
-# The smooth function whose derivative a straight-through gradient is (value at `args`, float outputs only).
-SURROGATES: dict = {}
 
 
 def _floats(function, value):
@@ -36,8 +35,10 @@ def _floats(function, value):
 
 
 def _f(function):
-    if function in SURROGATES:
-        return SURROGATES[function]
+    """What the VJP differentiates: the forward, or a straight-through function's declared surrogate."""
+    surrogate = REGISTERED[function].surrogate
+    if surrogate is not None:
+        return surrogate
     return lambda args: _floats(function, call(REFERENCE, function, args))
 
 
