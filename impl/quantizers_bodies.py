@@ -4,7 +4,8 @@ Each op takes tensors in any float dtype and computes in that dtype; the quantiz
 half_l, offset and shift) are computed in float64 from the integer levels and rounded once to the
 dtype, as the statement says. Autograd differentiates the same code (`TorchBackend.vjp`).
 
-    fsq_bound(z, L) = tanh(z + shift) · half_l − offset
+    fsq_bound(z, L)    = tanh(z + shift) · half_l − offset
+    fsq_quantize(z, L) = round_ste(fsq_bound(z, L)) / (L // 2),  round_ste(b) = b + (round(b) − b).detach()
 """
 
 from __future__ import annotations
@@ -40,3 +41,26 @@ def fsq_bound(z: Tensor, levels: Tensor) -> Tensor:
 @BODIES.register("fsq_bound")
 def _fsq_bound(inputs: Inputs) -> Outputs:
     return (fsq_bound(inputs.tensors["z"], inputs.tensors["levels"]),)
+
+
+def round_ste(b: Tensor) -> Tensor:
+    """`b + (round(b) − b).detach()`: the value round(b) (half to even), the gradient of b (straight-through)."""
+    return b + (torch.round(b) - b).detach()
+
+
+def fsq_quantize(z: Tensor, levels: Tensor) -> Tensor:
+    """FSQ's quantizer (vector-quantize-pytorch 1.32.0 `FSQ.bound`): `round_ste(fsq_bound(z)) / (L // 2)`.
+
+    A bfloat16 or float16 `z` is bounded and rounded in float32 (vqp's `force_quantization_f32`), the
+    result rounded back to its dtype.
+
+    **Arguments** `z` [..., dim] float; `levels` [dim] integers L_d ≥ 2. **Returns** like `z`, on the grid.
+    """
+    work = z.float() if z.dtype in (torch.bfloat16, torch.float16) else z
+    half_width = torch.div(levels, 2, rounding_mode="floor").to(work.dtype)
+    return (round_ste(fsq_bound(work, levels)) / half_width).to(z.dtype)
+
+
+@BODIES.register("fsq_quantize")
+def _fsq_quantize(inputs: Inputs) -> Outputs:
+    return (fsq_quantize(inputs.tensors["z"], inputs.tensors["levels"]),)

@@ -5,6 +5,7 @@ FSQ, per coordinate with the constants of `vaespec.spec.quantizers.fsq_constants
 o = offset, s = shift) and t = tanh(z + s):
 
     fsq_bound(z) = t·h − o                     z̄ = ȳ · h · (1 − t²)
+    fsq_quantize(z) = round(t·h − o)/⌊L/2⌋     z̄ = ȳ/⌊L/2⌋ · h · (1 − t²)   (straight-through)
 
 **Magnitudes.** The bound rounds z + s (at |z| + |s|, carried by the derivative h(1 − t²)), the
 tanh (at |t|), the product (at h|t|) and the offset's subtraction (at h|t| + o), and the
@@ -73,4 +74,60 @@ def fsq_bound_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
 
 FSQ_BOUND = ReferenceFunction("fsq_bound", fsq_bound, fsq_bound_magnitude, fsq_bound_vjp, fsq_bound_vjp_magnitude)
 
-REFERENCE_FUNCTIONS = (FSQ_BOUND,)
+
+# ----------------------------------------------------------------------------- fsq_quantize
+def _levels_at(a: Mapping[str, Any], indices: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(b, k): the float64 bound and the levels k = round(b) (half to even), or the given choices `indices`."""
+    h, o, _, t = _parts(a)
+    b = t * h - o
+    k = np.round(b) if indices is None else np.asarray(indices, dtype=np.float64).reshape(b.shape)
+    return b, k
+
+
+def fsq_quantize(z: np.ndarray, levels: np.ndarray, *, indices: Any = None) -> np.ndarray:
+    """FSQ's quantizer (vector-quantize-pytorch 1.32.0, `FSQ.bound` with its rounding):
+
+        z_q = round_ste(fsq_bound(z)) / ⌊L/2⌋,    round_ste(b) = b + sg(round(b) − b)
+
+    whose value is k/⌊L/2⌋ with k = round(b), half to even (torch.round's rule); on the grid
+    {−⌊L/2⌋, …, ⌈L/2⌉ − 1}/⌊L/2⌋ ⊂ [−1, 1].
+
+    **Arguments** `z` [batch, dim]; `levels` [dim]; `indices` (keyword): the levels k [batch, dim] a backend
+    chose, to evaluate at (the laws' conditioning; `vaespec.spec.quantizers.FSQ_ROUNDING_CRITERION`).
+    **Returns** [batch, dim].
+    """
+    a = validate_args("fsq_quantize", {"z": z, "levels": levels})
+    _, k = _levels_at(a, indices)
+    return finite("fsq_quantize", k / (a["levels"] // 2))
+
+
+def fsq_quantize_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
+    """Straight-through: z̄ = ȳ / ⌊L/2⌋ · half_l · (1 − tanh²(z + shift)), whatever the levels chosen."""
+    a, (d,) = validate_vjp("fsq_quantize", args, cotangent)
+    h, _, _, t = _parts(a)
+    return finite_gradients("fsq_quantize", {"z": d / (a["levels"] // 2) * h * (1.0 - t * t)})
+
+
+def fsq_quantize_magnitude(args: Mapping[str, Any]) -> np.ndarray:
+    """b + (k − b) rounds twice at |b| + |k|, the division once at |k|: ((|b| + |k|) + |k|)/⌊L/2⌋."""
+    a = validate_args("fsq_quantize", args)
+    b, k = _levels_at(a, args.get("indices"))
+    return (np.abs(b) + 2.0 * np.abs(k)) / (a["levels"] // 2)
+
+
+def fsq_quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
+    """fsq_bound's M̄ at the cotangent ȳ/⌊L/2⌋ (its division one more rounding, at the same size)."""
+    a, (d,) = validate_vjp("fsq_quantize", args, cotangent)
+    return fsq_bound_vjp_magnitude({"z": a["z"], "levels": a["levels"]}, d / (a["levels"] // 2))
+
+
+def fsq_quantize_surrogate(args: Mapping[str, Any]) -> np.ndarray:
+    """What the straight-through VJP differentiates: fsq_bound(z) / ⌊L/2⌋ (sg(round(b) − b) held constant)."""
+    a = validate_args("fsq_quantize", args)
+    return fsq_bound(a["z"], a["levels"]) / (a["levels"] // 2)
+
+
+FSQ_QUANTIZE = ReferenceFunction("fsq_quantize", fsq_quantize, fsq_quantize_magnitude, fsq_quantize_vjp,
+                                 fsq_quantize_vjp_magnitude, fsq_quantize_surrogate)
+
+REFERENCE_FUNCTIONS = (FSQ_BOUND, FSQ_QUANTIZE)

@@ -16,7 +16,8 @@ on its rows flattened to [batch·positions, dim]; the losses are means over all 
 (vector-quantize-pytorch 1.32.0, `FSQ.bound`'s `bounded_z`). The paper's appendix A.1 code
 differs: half_l = (L − 1)(1 − ε)/2 and shift = tan(offset / half_l); with vqp's atanh the bound
 maps 0 to 0 exactly (in real arithmetic), with the paper's tan it does not. The constants are
-computed in float64 and rounded once to the backend's dtype.
+computed in float64 and rounded once to the backend's dtype. A bfloat16 or float16 backend bounds and
+rounds in float32 (vqp's `force_quantization_f32`, default on) and rounds the quantized value to its dtype.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import DomainError
+from .numerics import NARROW
 from .shapes import Float, Int
 from .signature import Arg, FunctionSpec, Law, Output
 
@@ -66,16 +68,43 @@ def fsq_constants(levels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return half_l, offset, np.arctanh(offset / half_l), levels // 2
 
 
+def choice_dtype(dtype: str) -> str:
+    """The dtype FSQ's levels are chosen in by a backend computing in `dtype`: float32 for the narrow dtypes
+    (vqp's `force_quantization_f32`, as VQ's codes come from float32 distances), else `dtype` itself."""
+    return "float32" if dtype in NARROW else dtype
+
+
 # ----------------------------------------------------------------------------- chains
 # fsq_bound: the two constants rounded to the dtype, then add shift, tanh, multiply, subtract offset.
 _BOUND: tuple[int, int] = (6, 6)
 
+
+# fsq_quantize: the straight-through b + sg(k − b) (2 roundings) and the division by half_width (1); its VJP
+# divides the cotangent by half_width, then runs fsq_bound's.
+_QUANTIZE: tuple[int, int] = (3, 3)
+
+FSQ_ROUNDING_CRITERION = (
+    "A backend's level k_d = z_q,d · ⌊L_d/2⌋ for entry d is acceptable iff it is one of the L_d levels and "
+    "|b_d − k_d| ≤ ½ + τ_d, with b = fsq_bound(z) in float64 and τ the policy's tolerance of fsq_bound in the "
+    "dtype levels are chosen in (`tolerance(choice_dtype(dtype), 'fsq_bound', args)`: float32 for a bfloat16 or "
+    "float16 backend, which bounds and rounds in float32 as vqp's force_quantization_f32 does, else its own "
+    "dtype): some rounding of the bound within its error makes k the nearest integer. Away from the boundaries "
+    "k + ½ (margin > τ) exactly one level is acceptable. At an exact half, round half to even (torch.round, "
+    "numpy.round, jnp.round)."
+)
 
 _fns = (
     FunctionSpec("fsq_bound", (Z, LEVELS), (Output("bounded", ("batch", "dim")),),
                  "bound(z)_d = tanh(z_d + shift_d) · half_l_d − offset_d, half_l = (L − 1)(1 + 10⁻³)/2, "
                  "offset = ½ [L even], shift = atanh(offset / half_l)  (vector-quantize-pytorch 1.32.0)", _C,
                  rules=(_levels_valid,), chain=lambda s: _BOUND, vjp_chain=lambda s: (_BOUND[0] + 4, _BOUND[1] + 4)),
+    FunctionSpec("fsq_quantize", (Z, LEVELS), (Output("z_q", ("batch", "dim")),),
+                 "z_q,d = round_ste(fsq_bound(z)_d) / ⌊L_d/2⌋, round_ste(b) = b + sg(round(b) − b) (round half to "
+                 "even; value k/⌊L/2⌋ on the grid, gradient the bound's derivative / ⌊L/2⌋)", _C,
+                 rules=(_levels_valid,), chain=lambda s: _QUANTIZE,
+                 vjp_chain=lambda s: (_BOUND[0] + 5, _BOUND[1] + 5), discrete=True,
+                 kink="at a rounding boundary either neighbouring level is acceptable (FSQ_ROUNDING_CRITERION); the "
+                      "straight-through gradient is the bound's derivative on both sides"),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
@@ -99,5 +128,8 @@ class QuantizersBackend(Protocol):
 
     def fsq_bound(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
                   ) -> Float[np.ndarray, "batch dim"]: ...
+
+    def fsq_quantize(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
+                     ) -> Float[np.ndarray, "batch dim"]: ...
 
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...

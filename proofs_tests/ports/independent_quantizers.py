@@ -1,6 +1,8 @@
 """The independent port's quantizers chapter, written from the statement (docs/quantizers.md) apart from
 `vaespec.impl.quantizers_bodies` and the reference: FSQ's constants are computed per level in Python
-floats (the shift as ½ log((h + o)/(h − o)), not atanh), then applied as one tensor of constants.
+floats (the shift as ½ log((h + o)/(h − o)), not atanh), then applied as one tensor of constants; the
+straight-through rounding is b − sg(b) + round(sg(b)), whose value is the rounded level exactly, in
+float32 at least (narrow inputs are promoted, as the statement says).
 """
 
 from __future__ import annotations
@@ -29,5 +31,12 @@ def _bound(z, levels):
     return h * torch.tanh(z + s) - o
 
 
+def _quantize(z, levels):
+    b = _bound(z.to(torch.promote_types(z.dtype, torch.float32)), levels)
+    level = b - b.detach() + torch.round(b.detach())
+    return (level / (levels // 2).to(b.dtype)).to(z.dtype)
+
+
 QUANTIZERS = Bodies()
 QUANTIZERS.add("fsq_bound", lambda a: (_bound(a["z"], a["levels"]),))
+QUANTIZERS.add("fsq_quantize", lambda a: (_quantize(a["z"], a["levels"]),))
