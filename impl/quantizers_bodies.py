@@ -56,7 +56,7 @@ def fsq_quantize(z: Tensor, levels: Tensor) -> Tensor:
 
     **Arguments** `z` [..., dim] float; `levels` [dim] integers L_d ≥ 2. **Returns** like `z`, on the grid.
     """
-    work = z.float() if z.dtype in (torch.bfloat16, torch.float16) else z
+    work = _work(z)
     half_width = torch.div(levels, 2, rounding_mode="floor").to(work.dtype)
     return (round_ste(fsq_bound(work, levels)) / half_width).to(z.dtype)
 
@@ -64,3 +64,46 @@ def fsq_quantize(z: Tensor, levels: Tensor) -> Tensor:
 @BODIES.register("fsq_quantize")
 def _fsq_quantize(inputs: Inputs) -> Outputs:
     return (fsq_quantize(inputs.tensors["z"], inputs.tensors["levels"]),)
+
+
+def _work(z: Tensor) -> Tensor:
+    """The dtype levels are chosen in: float32 for a bfloat16/float16 `z` (vqp's `force_quantization_f32`)."""
+    return z.float() if z.dtype in (torch.bfloat16, torch.float16) else z
+
+
+def fsq_basis(levels: Tensor) -> Tensor:
+    """cumprod([1, L_0, …, L_{D−2}]) as int64: coordinate 0 is the least significant digit (vqp's `_basis`)."""
+    levels = levels.to(torch.int64)
+    return torch.cumprod(torch.cat([torch.ones_like(levels[:1]), levels[:-1]]), dim=0)
+
+
+def fsq_indices(z: Tensor, levels: Tensor) -> Tensor:
+    """int64 [...]: Σ_d (round(fsq_bound(z)_d) + L_d // 2) · basis_d, the implicit codebook's row of each z."""
+    levels = levels.to(torch.int64)
+    k = torch.round(fsq_bound(_work(z), levels)).to(torch.int64)
+    return ((k + torch.div(levels, 2, rounding_mode="floor")) * fsq_basis(levels)).sum(-1)
+
+
+def fsq_indices_to_codes(indices: Tensor, levels: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """[..., dim] in `dtype`: ((index // basis_d) mod L_d − L_d // 2) / (L_d // 2), computed in integers first."""
+    levels = levels.to(torch.int64)
+    half = torch.div(levels, 2, rounding_mode="floor")
+    q = torch.remainder(torch.div(indices.to(torch.int64)[..., None], fsq_basis(levels), rounding_mode="floor"), levels)
+    return (q - half).to(dtype) / half.to(dtype)
+
+
+@BODIES.register("fsq_indices")
+def _fsq_indices(inputs: Inputs) -> Outputs:
+    return (fsq_indices(inputs.tensors["z"], inputs.tensors["levels"]),)
+
+
+@BODIES.register("fsq_indices_to_codes")
+def _fsq_indices_to_codes(inputs: Inputs) -> Outputs:
+    return (fsq_indices_to_codes(inputs.tensors["indices"], inputs.tensors["levels"], inputs.dtype),)
+
+
+@BODIES.register("fsq_implicit_codebook")
+def _fsq_implicit_codebook(inputs: Inputs) -> Outputs:
+    levels = inputs.tensors["levels"]
+    size = int(torch.prod(levels.to(torch.int64)))
+    return (fsq_indices_to_codes(torch.arange(size, device=inputs.device), levels, inputs.dtype),)

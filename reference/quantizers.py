@@ -6,6 +6,8 @@ o = offset, s = shift) and t = tanh(z + s):
 
     fsq_bound(z) = t·h − o                     z̄ = ȳ · h · (1 − t²)
     fsq_quantize(z) = round(t·h − o)/⌊L/2⌋     z̄ = ȳ/⌊L/2⌋ · h · (1 − t²)   (straight-through)
+    fsq_indices(z) = Σ_d (k_d + ⌊L_d/2⌋) basis_d,  basis = cumprod([1] + L[:-1])  (exact; no gradient)
+    fsq_indices_to_codes(i)_d = ((⌊i / basis_d⌋ mod L_d) − ⌊L_d/2⌋)/⌊L_d/2⌋;  the implicit codebook its rows
 
 **Magnitudes.** The bound rounds z + s (at |z| + |s|, carried by the derivative h(1 − t²)), the
 tanh (at |t|), the product (at h|t|) and the offset's subtraction (at h|t| + o), and the
@@ -17,13 +19,13 @@ M̄ = |ȳ| h (2|t|(|t| + (1 − t²)(|z| + 2|s|)) + 1 + t²).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from vaespec.spec.contract import validate_args, validate_vjp
-from vaespec.spec.quantizers import fsq_constants
+from vaespec.spec.contract import FUNCTIONS, validate_args, validate_vjp
+from vaespec.spec.quantizers import fsq_basis, fsq_constants
 
 from .boundary import finite, finite_gradients
 from .function import ReferenceFunction
@@ -130,4 +132,60 @@ def fsq_quantize_surrogate(args: Mapping[str, Any]) -> np.ndarray:
 FSQ_QUANTIZE = ReferenceFunction("fsq_quantize", fsq_quantize, fsq_quantize_magnitude, fsq_quantize_vjp,
                                  fsq_quantize_vjp_magnitude, fsq_quantize_surrogate)
 
-REFERENCE_FUNCTIONS = (FSQ_BOUND, FSQ_QUANTIZE)
+
+
+# ----------------------------------------------------------------------------- codes and indices
+def fsq_indices(z: np.ndarray, levels: np.ndarray, *, indices: Any = None) -> np.ndarray:
+    """The implicit codebook's index of each quantized row (vqp's `FSQ.forward` indices, `codes_to_indices`):
+
+        index(b) = Σ_d q_d · basis_d,   q_d = round(fsq_bound(z)_d) + ⌊L_d/2⌋ ∈ [0, L_d),
+        basis = cumprod([1, L_0, …, L_{D−2}])            (coordinate 0 is the least significant digit)
+
+    **Arguments** `z` [batch, dim]; `levels` [dim]; `indices` (keyword): the levels k [batch, dim] a backend
+    chose (as `fsq_quantize`'s), to evaluate at. **Returns** int64 [batch].
+    """
+    a = validate_args("fsq_indices", {"z": z, "levels": levels})
+    _, k = _levels_at(a, indices)
+    q = k.astype(np.int64) + a["levels"] // 2
+    return q @ fsq_basis(a["levels"])
+
+
+def fsq_indices_to_codes(indices: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The rows of the implicit codebook (vqp's `indices_to_codes` without a projection):
+
+        codes_d = (q_d − ⌊L_d/2⌋) / ⌊L_d/2⌋,   q_d = ⌊index / basis_d⌋ mod L_d
+
+    **Arguments** `indices` [batch] in [0, ∏ L); `levels` [dim]. **Returns** [batch, dim] on the grid.
+    """
+    a = validate_args("fsq_indices_to_codes", {"indices": indices, "levels": levels})
+    lv = a["levels"]
+    q = (a["indices"][:, None] // fsq_basis(lv)[None, :]) % lv[None, :]
+    return (q - lv // 2) / (lv // 2)
+
+
+def fsq_implicit_codebook(levels: np.ndarray) -> np.ndarray:
+    """FSQ's implicit codebook: row i = `fsq_indices_to_codes(i)` for i = 0 … ∏ L − 1.
+
+    **Arguments** `levels` [dim]. **Returns** [∏ L, dim].
+    """
+    lv = validate_args("fsq_implicit_codebook", {"levels": levels})["levels"]
+    return fsq_indices_to_codes(np.arange(int(np.prod(lv)), dtype=np.int64), lv)
+
+
+def _exact(function: str, forward: Callable[..., np.ndarray]) -> Callable[[Mapping[str, Any]], np.ndarray]:
+    """The magnitude of an exact function (integers, quotients rounded once): 0, shaped like its output."""
+    names = tuple(arg.name for arg in FUNCTIONS[function].args)
+
+    def magnitude(args: Mapping[str, Any]) -> np.ndarray:
+        a = validate_args(function, args)
+        return np.zeros(np.shape(forward(*(a[n] for n in names))))
+    return magnitude
+
+
+FSQ_INDICES = ReferenceFunction("fsq_indices", fsq_indices, _exact("fsq_indices", fsq_indices))
+FSQ_INDICES_TO_CODES = ReferenceFunction("fsq_indices_to_codes", fsq_indices_to_codes,
+                                         _exact("fsq_indices_to_codes", fsq_indices_to_codes))
+FSQ_IMPLICIT_CODEBOOK = ReferenceFunction("fsq_implicit_codebook", fsq_implicit_codebook,
+                                          _exact("fsq_implicit_codebook", fsq_implicit_codebook))
+
+REFERENCE_FUNCTIONS = (FSQ_BOUND, FSQ_QUANTIZE, FSQ_INDICES, FSQ_INDICES_TO_CODES, FSQ_IMPLICIT_CODEBOOK)

@@ -39,6 +39,8 @@ MAX_CODEBOOK = 2**24  # ∏ L_d ≤ 2²⁴: every index is an integer exact in f
 _C = "quantizers"
 
 Z = Arg("z", "array", ("batch", "dim"), True, "finite reals")
+Z_NO_GRADIENT = Arg("z", "array", ("batch", "dim"), False, "finite reals")  # for integer results
+FSQ_INDICES = Arg("indices", "index", ("batch",), domain="0 ≤ index < ∏_d L_d (the implicit codebook's rows)")
 LEVELS = Arg("levels", "index", ("dim",), domain=f"integers 2 ≤ L_d ≤ {MAX_LEVEL}, ∏_d L_d ≤ 2²⁴", low=2,
               high=MAX_LEVEL)
 
@@ -50,6 +52,14 @@ def _levels_valid(function: str, checked: Mapping[str, Any]) -> None:
     if float(np.prod(levels.astype(np.float64))) > MAX_CODEBOOK:
         raise DomainError(f"levels: expected ∏ L_d ≤ 2**24 (an implicit codebook whose indices are exact in float32), "
                           f"got ∏ L_d = {int(np.prod(levels.astype(object)))}")
+
+
+def _indices_in_codebook(function: str, checked: Mapping[str, Any]) -> None:
+    """Every index < ∏ L_d."""
+    size, indices = int(np.prod(checked["levels"].astype(object))), checked["indices"]
+    if indices.size and indices.max() >= size:
+        raise DomainError(f"indices: expected integers in [0, {size}) (∏ levels = {size} rows of the implicit "
+                          f"codebook), got values in [{indices.min()}, {indices.max()}]")
 
 
 # ----------------------------------------------------------------------------- the constants, in float64
@@ -66,6 +76,13 @@ def fsq_constants(levels: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     half_l = (levels - 1) * (1.0 + FSQ_EPS) / 2.0
     offset = np.where(levels % 2 == 0, 0.5, 0.0)
     return half_l, offset, np.arctanh(offset / half_l), levels // 2
+
+
+def fsq_basis(levels: Any) -> np.ndarray:
+    """The mixed-radix basis (vqp's `_basis`): cumprod([1, L_0, …, L_{D−2}]), so coordinate 0 is the least
+    significant digit: index = Σ_d q_d · basis_d with q_d = k_d + ⌊L_d/2⌋ ∈ [0, L_d)."""
+    levels = np.asarray(levels, dtype=np.int64)
+    return np.cumprod(np.concatenate(([1], levels[:-1]))).astype(np.int64)
 
 
 def choice_dtype(dtype: str) -> str:
@@ -105,14 +122,45 @@ _fns = (
                  vjp_chain=lambda s: (_BOUND[0] + 5, _BOUND[1] + 5), discrete=True,
                  kink="at a rounding boundary either neighbouring level is acceptable (FSQ_ROUNDING_CRITERION); the "
                       "straight-through gradient is the bound's derivative on both sides"),
+    FunctionSpec("fsq_indices", (Z_NO_GRADIENT, LEVELS), (Output("indices", ("batch",), "int"),),
+                 "index(b) = Σ_d q_d · basis_d, q_d = round(fsq_bound(z)_d) + ⌊L_d/2⌋ ∈ [0, L_d), "
+                 "basis = cumprod([1, L_0, …, L_{D−2}])  (vqp's codes_to_indices: coordinate 0 least significant)",
+                 _C, rules=(_levels_valid,), exact=True, discrete=True),
+    FunctionSpec("fsq_indices_to_codes", (FSQ_INDICES, LEVELS), (Output("codes", ("batch", "dim")),),
+                 "codes_d = (q_d − ⌊L_d/2⌋) / ⌊L_d/2⌋, q_d = ⌊index / basis_d⌋ mod L_d  (vqp's indices_to_codes, "
+                 "without a projection)", _C, rules=(_levels_valid, _indices_in_codebook), exact=True),
+    FunctionSpec("fsq_implicit_codebook", (LEVELS,), (Output("codebook", ("codebook_size", "dim")),),
+                 "row i = fsq_indices_to_codes(i) for i = 0 … ∏_d L_d − 1  (vqp's implicit_codebook)", _C,
+                 rules=(_levels_valid,), exact=True),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
-_laws = (
+_laws: tuple[Law, ...] = (
     Law("fsq_bound_rounds_into_levels",
         "for every z, round(fsq_bound(z)_d) ∈ [−⌊L_d/2⌋, ⌈L_d/2⌉ − 1]: the bounded value lies strictly inside "
         "(−⌊L/2⌋ − ½, ⌈L/2⌉ − ½), so rounding gives exactly L_d values (checked as an inequality on the "
         "bounded value, with the policy's roundoff)", ("fsq_bound",), "any z, 2 ≤ L ≤ 16", "order", _C),
+)
+_laws += (
+    Law("fsq_quantize_output_on_grid",
+        "fsq_quantize(z)_d · ⌊L_d/2⌋ is an integer in [−⌊L_d/2⌋, ⌈L_d/2⌉ − 1] (up to z_q's own rounding: the "
+        "policy's tolerance of fsq_quantize, times ⌊L/2⌋)", ("fsq_quantize",), "any z, 2 ≤ L ≤ 9", "roundoff", _C),
+    Law("fsq_quantize_idempotent_on_grid_points",
+        "quantizing the bound's preimage of a grid point returns it: with z′_d = atanh((z_q,d·⌊L_d/2⌋ + offset_d) "
+        "/ half_l_d) − shift_d for z_q = fsq_quantize(z), fsq_quantize(z′) = z_q (the preimage lies mid-cell, "
+        "½ from either boundary, so every dtype must round it back)", ("fsq_quantize",), "any z, 2 ≤ L ≤ 9",
+        "roundoff", _C),
+    Law("fsq_codes_indices_codes_round_trip",
+        "for every index i ∈ [0, ∏L): fsq_indices(z_i) = i and fsq_quantize(z_i) = fsq_indices_to_codes(i), with "
+        "z_i the bound's preimage of row i of the codebook; so the indices cover [0, ∏L) and codes → indices → "
+        "codes is the identity (basis = cumprod([1] + L[:-1]), vqp's order)",
+        ("fsq_indices", "fsq_quantize", "fsq_indices_to_codes"), "2 ≤ L ≤ 9, ∏L ≤ 6561", "roundoff", _C),
+    Law("fsq_straight_through_gradient_eq_bound_derivative",
+        "vjp(fsq_quantize, z, ȳ) = vjp(fsq_bound, z, ȳ / ⌊L/2⌋): rounding passes the gradient through unchanged",
+        ("fsq_quantize", "fsq_bound"), "any z", "roundoff", _C),
+    Law("fsq_implicit_codebook_has_distinct_rows",
+        "fsq_implicit_codebook(L) has ∏_d L_d rows, all distinct, each on the grid, and row i = "
+        "fsq_indices_to_codes(i)", ("fsq_implicit_codebook", "fsq_indices_to_codes"), "2 ≤ L ≤ 9", "exact", _C),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}
 
@@ -131,5 +179,13 @@ class QuantizersBackend(Protocol):
 
     def fsq_quantize(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
                      ) -> Float[np.ndarray, "batch dim"]: ...
+
+    def fsq_indices(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
+                    ) -> Int[np.ndarray, " batch"]: ...
+
+    def fsq_indices_to_codes(self, indices: Int[np.ndarray, " batch"], levels: Int[np.ndarray, " dim"]
+                             ) -> Float[np.ndarray, "batch dim"]: ...
+
+    def fsq_implicit_codebook(self, levels: Int[np.ndarray, " dim"]) -> Float[np.ndarray, "codebook_size dim"]: ...
 
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...

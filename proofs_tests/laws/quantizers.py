@@ -10,12 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from vaespec.reference import quantizers as ref
-from vaespec.spec.quantizers import choice_dtype
+from vaespec.spec import dtypes
+from vaespec.spec.quantizers import choice_dtype, fsq_constants
 
+from ..strategies import vae as strategies
 from ..strategies.chapters import examples_for
 from . import choices
 from .checking import Check, context, function_args
-from .compare import LawViolation
+from .compare import LawViolation, as_input, assert_within
 from .tolerance import tolerance
 
 
@@ -97,6 +99,115 @@ def fsq_bound_rounds_into_levels(backend, example, draw):
                _order_entries("fsq_bound(z) < ⌈L/2⌉ − ½", bounded, np.broadcast_to(high, bounded.shape), tol, ctx))
 
 
-_LAWS = {"fsq_bound_rounds_into_levels": ("fsq_bound", fsq_bound_rounds_into_levels)}
+def _grid_levels(z_q, levels):
+    """(k, off): k = rint(z_q · ⌊L/2⌋) and |z_q · ⌊L/2⌋ − k|."""
+    scaled = np.asarray(z_q, dtype=np.float64) * (levels // 2)
+    k = np.rint(scaled)
+    return k, np.abs(scaled - k)
+
+
+def _in_levels(function, k, levels, ctx):
+    if k.size and (np.any(k < -(levels // 2)) or np.any(k > (levels + 1) // 2 - 1)):
+        raise LawViolation(f"{function}: levels {np.unique(k).tolist()} outside [−⌊L/2⌋, ⌈L/2⌉ − 1] for L = "
+                           f"{levels.tolist()}\n{ctx}")
+
+
+def fsq_quantize_output_on_grid(backend, example, draw):
+    a = function_args("fsq_quantize", example, backend.dtype)
+    levels, ctx = a["levels"], context("fsq_quantize", a, backend)
+    z_q = backend.fsq_quantize(a["z"], levels)
+    k, off = _grid_levels(z_q, levels)
+    _in_levels("fsq_quantize", k, levels, ctx)
+    tol = tolerance(backend.dtype, "fsq_quantize", a, indices=k) * (levels // 2)
+    return assert_within("fsq_quantize · ⌊L/2⌋ (distance to the nearest integer)", off, np.zeros_like(off), tol,
+                         context=ctx)
+
+
+def preimage(k, levels) -> np.ndarray:
+    """The z at which fsq_bound(z) = k exactly (real arithmetic): atanh((k + offset)/half_l) − shift, mid-cell."""
+    h, o, s, _ = fsq_constants(levels)
+    return np.arctanh((k + o) / h) - s
+
+
+def fsq_quantize_idempotent_on_grid_points(backend, example, draw):
+    a = function_args("fsq_quantize", example, backend.dtype)
+    levels = a["levels"]
+    k, _ = _grid_levels(backend.fsq_quantize(a["z"], levels), levels)
+    _in_levels("fsq_quantize", k, levels, context("fsq_quantize", a, backend))
+    again = {"z": as_input(backend.dtype, preimage(k, levels)), "levels": levels}
+    expected = ref.fsq_quantize(again["z"], levels, indices=k)
+    return assert_within("fsq_quantize(preimage(z_q))", backend.fsq_quantize(again["z"], levels), expected,
+                         tolerance(backend.dtype, "fsq_quantize", again, indices=k),
+                         context=context("fsq_quantize", again, backend) + f"\n# the grid levels k = {k.tolist()}")
+
+
+def fsq_codes_indices_codes_round_trip(backend, example, draw):
+    levels = np.asarray(example.args["levels"], dtype=np.int64)
+    size = int(np.prod(levels))  # ≤ 9⁴ in the strategies: every row is checked
+    every = np.arange(size, dtype=np.int64)
+    codes = np.asarray(backend.fsq_indices_to_codes(every, levels), dtype=np.float64)
+    ctx = context("fsq_indices_to_codes", {"indices": every, "levels": levels}, backend)
+    if codes.shape != (size, levels.size):
+        raise LawViolation(f"fsq_indices_to_codes: shape {codes.shape}, expected {(size, levels.size)}\n{ctx}")
+    k, _ = _grid_levels(codes, levels)
+    _in_levels("fsq_indices_to_codes", k, levels, ctx)
+    z = {"z": as_input(backend.dtype, preimage(k, levels)), "levels": levels}
+    ctx = context("fsq_indices", z, backend) + "\n# z: the bound's preimage of every codebook row"
+    got = np.asarray(backend.fsq_indices(z["z"], levels))
+    if got.shape != every.shape or not np.array_equal(got, every):
+        bad = int(np.flatnonzero(got.reshape(-1)[:size] != every[: got.size])[0]) if got.shape == every.shape else 0
+        raise LawViolation(f"fsq_indices(preimage(fsq_indices_to_codes(i))) ≠ i: at i = {bad} got "
+                           f"{got.reshape(-1)[bad] if got.size else got!r} (levels {levels.tolist()}; basis must be "
+                           f"cumprod([1] + L[:-1]), coordinate 0 least significant)\n{ctx}")
+    return assert_within("fsq_quantize(preimage(row i)) = row i", backend.fsq_quantize(z["z"], levels),
+                         ref.fsq_quantize(z["z"], levels, indices=k),
+                         tolerance(backend.dtype, "fsq_quantize", z, indices=k), context=ctx)
+
+
+def fsq_straight_through_gradient_eq_bound_derivative(backend, example, draw):
+    a = function_args("fsq_quantize", example, backend.dtype)
+    levels, ctx = a["levels"], context("fsq_quantize", a, backend)
+    cotangent = as_input(backend.dtype, draw(strategies.arrays(a["z"].shape, -1.0, 1.0)))
+    through_bound = as_input(backend.dtype, cotangent / (levels // 2))  # ȳ / ⌊L/2⌋, as the bound's cotangent
+    moved = np.abs(through_bound - cotangent / (levels // 2))  # that rounding, carried by the bound's derivative
+    h = fsq_constants(levels)[0]
+    actual = backend.vjp("fsq_quantize", a, cotangent)["z"]
+    expected = backend.vjp("fsq_bound", a, through_bound)["z"]
+    tol = (tolerance(backend.dtype, "fsq_quantize", a, cotangent=cotangent)["z"]
+           + tolerance(backend.dtype, "fsq_bound", a, cotangent=through_bound)["z"] + moved * h)
+    return assert_within("vjp(fsq_quantize) = vjp(fsq_bound, ȳ/⌊L/2⌋)", actual, expected, tol,
+                         context=ctx + f"\n# cotangent ȳ = {cotangent.tolist()}")
+
+
+def fsq_implicit_codebook_has_distinct_rows(backend, example, draw):
+    levels = np.asarray(example.args["levels"], dtype=np.int64)
+    size = int(np.prod(levels))
+    ctx = context("fsq_implicit_codebook", {"levels": levels}, backend)
+    book = np.asarray(backend.fsq_implicit_codebook(levels), dtype=np.float64)
+    if book.shape != (size, levels.size):
+        raise LawViolation(f"fsq_implicit_codebook: shape {book.shape}, expected ∏L × D = {(size, levels.size)}\n{ctx}")
+    if len(np.unique(book, axis=0)) != size:
+        raise LawViolation(f"fsq_implicit_codebook: {size - len(np.unique(book, axis=0))} repeated rows\n{ctx}")
+    k, _ = _grid_levels(book, levels)
+    _in_levels("fsq_implicit_codebook", k, levels, ctx)
+    on_grid = dtypes.equal_in_dtype(backend.dtype, book, k / (levels // 2))
+    if not np.all(on_grid):
+        raise LawViolation(f"fsq_implicit_codebook: entries off the grid k/⌊L/2⌋ (rounded to {backend.dtype}): "
+                           f"{book[~on_grid][:4].tolist()}\n{ctx}")
+    rows = np.asarray(backend.fsq_indices_to_codes(np.arange(size, dtype=np.int64), levels), dtype=np.float64)
+    if rows.shape != book.shape or not np.array_equal(rows, book):
+        raise LawViolation(f"fsq_implicit_codebook differs from fsq_indices_to_codes(arange(∏L))\n{ctx}")
+    return 0.0
+
+
+_LAWS = {
+    "fsq_bound_rounds_into_levels": ("fsq_bound", fsq_bound_rounds_into_levels),
+    "fsq_quantize_output_on_grid": ("fsq_quantize", fsq_quantize_output_on_grid),
+    "fsq_quantize_idempotent_on_grid_points": ("fsq_quantize", fsq_quantize_idempotent_on_grid_points),
+    "fsq_codes_indices_codes_round_trip": ("fsq_implicit_codebook", fsq_codes_indices_codes_round_trip),
+    "fsq_straight_through_gradient_eq_bound_derivative": ("fsq_quantize",
+                                                          fsq_straight_through_gradient_eq_bound_derivative),
+    "fsq_implicit_codebook_has_distinct_rows": ("fsq_implicit_codebook", fsq_implicit_codebook_has_distinct_rows),
+}
 
 CHECKS: dict[str, Check] = {name: Check(name, examples_for(function), run) for name, (function, run) in _LAWS.items()}

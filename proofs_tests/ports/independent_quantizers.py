@@ -37,6 +37,38 @@ def _quantize(z, levels):
     return (level / (levels // 2).to(b.dtype)).to(z.dtype)
 
 
+def _digits(z, levels):
+    """q_d = round(bound) + L // 2 ∈ [0, L), from the float32-or-wider bound."""
+    b = _bound(z.to(torch.promote_types(z.dtype, torch.float32)), levels)
+    return torch.round(b).long() + levels // 2
+
+
+def _index(q, levels):
+    """Horner's scheme from the most significant digit (the last coordinate) down: q_0 + L_0(q_1 + L_1(…))."""
+    index = torch.zeros(q.shape[:-1], dtype=torch.int64, device=q.device)
+    for d in reversed(range(q.shape[-1])):
+        index = index * levels[d] + q[..., d]
+    return index
+
+
+def _codes(index, levels, like):
+    """Repeated divmod, least significant digit first; then (q − L//2) / (L//2) in the port's dtype."""
+    digits, rest = [], index.long()
+    for level in levels.tolist():
+        digits.append(rest % level)
+        rest = rest // level
+    q = torch.stack(digits, -1)
+    half = (levels // 2).to(like.dtype)
+    return (q.to(like.dtype) - half) / half
+
+
+def _codebook(levels, like):
+    return _codes(torch.arange(int(torch.prod(levels)), device=levels.device), levels, like)
+
+
 QUANTIZERS = Bodies()
 QUANTIZERS.add("fsq_bound", lambda a: (_bound(a["z"], a["levels"]),))
 QUANTIZERS.add("fsq_quantize", lambda a: (_quantize(a["z"], a["levels"]),))
+QUANTIZERS.add("fsq_indices", lambda a: (_index(_digits(a["z"], a["levels"]), a["levels"]),))
+QUANTIZERS.add("fsq_indices_to_codes", lambda a: (_codes(a["indices"], a["levels"], a["like"]),))
+QUANTIZERS.add("fsq_implicit_codebook", lambda a: (_codebook(a["levels"], a["like"]),))

@@ -1,0 +1,68 @@
+"""Deliberately wrong quantizers: each is the reference with one realistic bug, rejected by `caught_by`.
+
+The bugs are ones a port of vector-quantize-pytorch's FSQ, LFQ or ResidualVQ makes: FSQ's half-step offset
+for even levels dropped, the mixed-radix digits read most-significant-first, the straight-through gradient
+lost, floor for round. `vaespec check --backend vaespec.proofs_tests.controls.quantizers:<Name>` shows the
+failing law.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vaespec.reference import quantizers as ref
+from vaespec.spec.quantizers import fsq_constants
+
+from .vae import NegativeControl
+
+
+class _QuantizersControl(NegativeControl):
+    chapters = ("quantizers",)
+
+
+def _bound_without_offset(z, levels):
+    half_l = fsq_constants(levels)[0]
+    return np.tanh(z) * half_l  # offset = shift = 0 for every L
+
+
+class FSQEvenLevelsWithoutOffset(_QuantizersControl):
+    bug = "FSQ's bound is tanh(z)·half_l for every L: the half-step offset (and its shift) for even L is missing, " \
+          "so an even L rounds to L + 1 values"
+    caught_by = "fsq_bound_rounds_into_levels"
+
+    def fsq_bound(self, z, levels):
+        return _bound_without_offset(z, levels)
+
+    def fsq_quantize(self, z, levels):
+        return np.round(_bound_without_offset(z, levels)) / (levels // 2)
+
+
+class FSQIndicesReversedRadix(_QuantizersControl):
+    bug = "fsq_indices reads the digits most-significant-first (basis = cumprod of the reversed levels, coordinate " \
+          "0 the most significant) while fsq_indices_to_codes keeps vqp's order: indices no longer round-trip"
+    caught_by = "fsq_codes_indices_codes_round_trip"
+
+    def fsq_indices(self, z, levels):
+        q = np.round(ref.fsq_bound(z, levels)).astype(np.int64) + levels // 2
+        reversed_basis = np.cumprod(np.concatenate(([1], levels[::-1][:-1])))[::-1]
+        return q @ reversed_basis
+
+
+class FSQWithoutStraightThrough(_QuantizersControl):
+    bug = "fsq_quantize's gradient is that of round(): zero everywhere (no straight-through estimator)"
+    caught_by = "fsq_straight_through_gradient_eq_bound_derivative"
+
+    def fsq_quantize_vjp(self, args, cotangent):
+        return {"z": np.zeros_like(np.asarray(args["z"], dtype=np.float64))}
+
+
+class FSQFloorForRound(_QuantizersControl):
+    bug = "fsq_quantize rounds the bound down (floor) instead of to the nearest level"
+    caught_by = "fsq_quantize_matches_reference"
+
+    def fsq_quantize(self, z, levels):
+        return np.floor(ref.fsq_bound(z, levels)) / (levels // 2)
+
+
+CONTROLS = {cls.__name__: cls for cls in (FSQEvenLevelsWithoutOffset, FSQIndicesReversedRadix,
+                                          FSQWithoutStraightThrough, FSQFloorForRound)}
