@@ -107,3 +107,69 @@ def _fsq_implicit_codebook(inputs: Inputs) -> Outputs:
     levels = inputs.tensors["levels"]
     size = int(torch.prod(levels.to(torch.int64)))
     return (fsq_indices_to_codes(torch.arange(size, device=inputs.device), levels, inputs.dtype),)
+
+
+# ----------------------------------------------------------------------------- LFQ
+def lfq_mask(dim: int, device: torch.device | str = "cpu") -> Tensor:
+    """int64 [d]: 2^(d−1), …, 2, 1 (vqp's `mask`): coordinate 0 is the most significant bit."""
+    return 2 ** torch.arange(dim - 1, -1, -1, device=device, dtype=torch.int64)
+
+
+def lfq_codes(dim: int, like: Tensor) -> Tensor:
+    """[2^d, d] like `like`: row k the code of index k (+1 where bit (d−1−i) of k is set, else −1)."""
+    mask = lfq_mask(dim, like.device)
+    bits = (torch.arange(2**dim, device=like.device)[:, None] & mask) != 0
+    return torch.where(bits, 1.0, -1.0).to(like.dtype)
+
+
+def lfq_quantize(z: Tensor) -> tuple[Tensor, Tensor]:
+    """LFQ (vqp 1.32.0, codebook_scale 1): `q = where(z > 0, 1, −1)`, `z_q = z + (q − z).detach()`, index
+    `Σ_i [z_i > 0] 2^(d−1−i)`. A narrow `z` is quantized in float32 (vqp's force_quantization_f32)."""
+    work = _work(z)
+    q = torch.where(work > 0, 1.0, -1.0).to(work.dtype)
+    indices = ((work > 0).to(torch.int64) * lfq_mask(z.shape[-1], z.device)).sum(-1)
+    return (work + (q - work).detach()).to(z.dtype), indices
+
+
+def lfq_entropy_loss(z: Tensor, inv_temperature: float, diversity_gamma: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(per-sample entropy, codebook entropy, per_sample − γ·codebook) of p = softmax(2·inv_temperature · z Cᵀ)
+    over the 2^d codes (vqp's entropy aux loss; here 0 log 0 = 0 and log p from log_softmax)."""
+    work = _work(z)
+    log_p = torch.log_softmax(2 * inv_temperature * work @ lfq_codes(z.shape[-1], work).T, dim=-1)
+    p = log_p.exp()
+    per_sample = -(p * log_p).sum(-1).mean()
+    p_bar = p.mean(0)
+    positive = p_bar > 0
+    codebook = -torch.where(positive, p_bar * torch.log(torch.where(positive, p_bar, 1.0)), 0.0).sum()
+    loss = per_sample - diversity_gamma * codebook
+    return per_sample.to(z.dtype), codebook.to(z.dtype), loss.to(z.dtype)
+
+
+def lfq_commitment_loss(z: Tensor) -> Tensor:
+    """`mean (z − sg(q))²`, q the sign code (vqp's `F.mse_loss(original_input, quantized.detach())`)."""
+    work = _work(z)
+    q = torch.where(work > 0, 1.0, -1.0).to(work.dtype)
+    return ((work - q.detach()) ** 2).mean().to(z.dtype)
+
+
+@BODIES.register("lfq_quantize")
+def _lfq_quantize(inputs: Inputs) -> Outputs:
+    return lfq_quantize(inputs.tensors["z"])
+
+
+@BODIES.register("lfq_indices_to_codes")
+def _lfq_indices_to_codes(inputs: Inputs) -> Outputs:
+    dim = inputs.args["codebook_dim"]
+    bits = (inputs.tensors["indices"][:, None] & lfq_mask(dim, inputs.device)) != 0
+    return (torch.where(bits, 1.0, -1.0).to(inputs.dtype),)
+
+
+@BODIES.register("lfq_entropy_loss")
+def _lfq_entropy_loss(inputs: Inputs) -> Outputs:
+    args = inputs.args
+    return lfq_entropy_loss(inputs.tensors["z"], args["inv_temperature"], args["diversity_gamma"])
+
+
+@BODIES.register("lfq_commitment_loss")
+def _lfq_commitment_loss(inputs: Inputs) -> Outputs:
+    return (lfq_commitment_loss(inputs.tensors["z"]),)

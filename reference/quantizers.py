@@ -27,8 +27,10 @@ import numpy as np
 from vaespec.spec.contract import FUNCTIONS, validate_args, validate_vjp
 from vaespec.spec.quantizers import fsq_basis, fsq_constants
 
+from . import quantizers_lfq as lfq_losses
 from .boundary import finite, finite_gradients
 from .function import ReferenceFunction
+from .quantizers_lfq import lfq_codes
 
 
 def _parts(a: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -123,8 +125,9 @@ def fsq_quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
     return fsq_bound_vjp_magnitude({"z": a["z"], "levels": a["levels"]}, d / (a["levels"] // 2))
 
 
-def fsq_quantize_surrogate(args: Mapping[str, Any]) -> np.ndarray:
-    """What the straight-through VJP differentiates: fsq_bound(z) / ⌊L/2⌋ (sg(round(b) − b) held constant)."""
+def fsq_quantize_surrogate(args: Mapping[str, Any], base: Mapping[str, Any]) -> np.ndarray:
+    """What the straight-through VJP differentiates: fsq_bound(z) / ⌊L/2⌋ (sg(round(b) − b) held at `base`: a
+    constant, left out)."""
     a = validate_args("fsq_quantize", args)
     return fsq_bound(a["z"], a["levels"]) / (a["levels"] // 2)
 
@@ -188,4 +191,58 @@ FSQ_INDICES_TO_CODES = ReferenceFunction("fsq_indices_to_codes", fsq_indices_to_
 FSQ_IMPLICIT_CODEBOOK = ReferenceFunction("fsq_implicit_codebook", fsq_implicit_codebook,
                                           _exact("fsq_implicit_codebook", fsq_implicit_codebook))
 
-REFERENCE_FUNCTIONS = (FSQ_BOUND, FSQ_QUANTIZE, FSQ_INDICES, FSQ_INDICES_TO_CODES, FSQ_IMPLICIT_CODEBOOK)
+
+
+# ----------------------------------------------------------------------------- LFQ
+def lfq_quantize(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lookup-free quantization (vector-quantize-pytorch 1.32.0 `LFQ`, codebook_scale 1):
+
+        q_i = +1 if z_i > 0 else −1   (so z_i = 0 ↦ −1),   z_q = z + sg(q − z),
+        index = Σ_i [z_i > 0] · 2^(d−1−i)                  (coordinate 0 the most significant bit)
+
+    **Arguments** `z` [batch, dim]. **Returns** (z_q [batch, dim] with value q, indices int64 [batch]).
+    """
+    a = validate_args("lfq_quantize", {"z": z})
+    bits = a["z"] > 0
+    mask = 2 ** np.arange(bits.shape[1] - 1, -1, -1, dtype=np.int64)
+    return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ mask
+
+
+def lfq_quantize_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
+    """Straight-through: z̄ = ȳ."""
+    _, (d, *_) = validate_vjp("lfq_quantize", args, cotangent)
+    return finite_gradients("lfq_quantize", {"z": np.array(d, dtype=np.float64)})
+
+
+def lfq_quantize_magnitude(args: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """z + (q − z) rounds twice at |z| + 1; the index is exact."""
+    z = validate_args("lfq_quantize", args)["z"]
+    return np.abs(z) + 1.0, np.zeros(z.shape[0])
+
+
+def lfq_quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
+    _, (d, *_) = validate_vjp("lfq_quantize", args, cotangent)
+    return {"z": np.abs(d)}
+
+
+def lfq_quantize_surrogate(args: Mapping[str, Any], base: Mapping[str, Any]) -> np.ndarray:
+    """What the straight-through VJP differentiates: z itself (sg(q − z) held at `base`: a constant, left out)."""
+    return np.array(validate_args("lfq_quantize", args)["z"], dtype=np.float64)
+
+
+def lfq_indices_to_codes(indices: np.ndarray, codebook_dim: int) -> np.ndarray:
+    """The hypercube vertex of each index: c_i = +1 if bit (d−1−i) is set else −1 (vqp's `indices_to_codes`).
+
+    **Arguments** `indices` [batch] in [0, 2^d); `codebook_dim` d. **Returns** [batch, d].
+    """
+    a = validate_args("lfq_indices_to_codes", {"indices": indices, "codebook_dim": codebook_dim})
+    return lfq_codes(a["codebook_dim"])[a["indices"]]
+
+
+LFQ_QUANTIZE = ReferenceFunction("lfq_quantize", lfq_quantize, lfq_quantize_magnitude, lfq_quantize_vjp,
+                                 lfq_quantize_vjp_magnitude, lfq_quantize_surrogate)
+LFQ_INDICES_TO_CODES = ReferenceFunction("lfq_indices_to_codes", lfq_indices_to_codes,
+                                         _exact("lfq_indices_to_codes", lfq_indices_to_codes))
+
+REFERENCE_FUNCTIONS = (FSQ_BOUND, FSQ_QUANTIZE, FSQ_INDICES, FSQ_INDICES_TO_CODES, FSQ_IMPLICIT_CODEBOOK,
+                       LFQ_QUANTIZE, LFQ_INDICES_TO_CODES, *lfq_losses.REFERENCE_FUNCTIONS)

@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .chains import STRAIGHT_THROUGH
 from .errors import DomainError
 from .numerics import NARROW
 from .shapes import Float, Int
@@ -45,6 +46,13 @@ LEVELS = Arg("levels", "index", ("dim",), domain=f"integers 2 ≤ L_d ≤ {MAX_L
               high=MAX_LEVEL)
 
 
+LFQ_INDICES = Arg("indices", "index", ("batch",), domain="0 ≤ index < 2^dim (the hypercube's vertices)")
+CODEBOOK_DIM = Arg("codebook_dim", "size", ("dim",), domain="d ≥ 1: the code's bits")
+INV_TEMPERATURE = Arg("inv_temperature", "scalar", domain="1/τ > 0 (vqp's default 100)", low=1e-6)
+DIVERSITY_GAMMA = Arg("diversity_gamma", "scalar", domain="γ ≥ 0 (vqp's default 1)", low=0.0)
+MAX_LFQ_DIM = 16  # 2^16 codes: the entropy's softmax runs over every code
+
+
 # ----------------------------------------------------------------------------- rules
 def _levels_valid(function: str, checked: Mapping[str, Any]) -> None:
     """∏ L_d ≤ MAX_CODEBOOK (each L_d in [2, MAX_LEVEL] is the Arg's own bound, checked by `check_args`)."""
@@ -60,6 +68,18 @@ def _indices_in_codebook(function: str, checked: Mapping[str, Any]) -> None:
     if indices.size and indices.max() >= size:
         raise DomainError(f"indices: expected integers in [0, {size}) (∏ levels = {size} rows of the implicit "
                           f"codebook), got values in [{indices.min()}, {indices.max()}]")
+
+
+def _lfq_dim(function: str, checked: Mapping[str, Any]) -> None:
+    """d ≤ MAX_LFQ_DIM, and (with indices) every index < 2^d."""
+    dim = checked["codebook_dim"] if "codebook_dim" in checked else np.shape(checked["z"])[-1]
+    if dim > MAX_LFQ_DIM:
+        raise DomainError(f"{'codebook_dim' if 'codebook_dim' in checked else 'z'}: expected at most {MAX_LFQ_DIM} "
+                          f"bits (2^d codes), got d = {dim}")
+    indices = checked.get("indices")
+    if indices is not None and np.size(indices) and np.max(indices) >= 2**dim:
+        raise DomainError(f"indices: expected integers in [0, 2**{dim}) (the hypercube's {2**dim} vertices), got "
+                          f"values in [{np.min(indices)}, {np.max(indices)}]")
 
 
 # ----------------------------------------------------------------------------- the constants, in float64
@@ -96,6 +116,20 @@ def choice_dtype(dtype: str) -> str:
 _BOUND: tuple[int, int] = (6, 6)
 
 
+def _entropy_chain(s: Mapping[str, Any]) -> tuple[int, int]:
+    """The logits (a dot product of d, times 2/τ), the softmax over K = 2^d codes (max, subtract, exp, sum, divide),
+    the entropies (log-softmax, product, the sum over K) and the means over the batch (B), then the loss: 2K + B + d
+    + 16 roundings, 16 of them rounded op results."""
+    codes = 2 ** int(s["dim"])
+    return 2 * codes + s["batch"] + s["dim"] + 16, 16
+
+
+def _entropy_vjp_chain(s: Mapping[str, Any]) -> tuple[int, int]:
+    """The forward, the backward through the entropies and the softmax (a sum over K), and z̄ = 2/τ Cᵀ l̄ (K)."""
+    n, ops = _entropy_chain(s)
+    return n + 2 * 2 ** int(s["dim"]) + 8, ops + 8
+
+
 # fsq_quantize: the straight-through b + sg(k − b) (2 roundings) and the division by half_width (1); its VJP
 # divides the cotangent by half_width, then runs fsq_bound's.
 _QUANTIZE: tuple[int, int] = (3, 3)
@@ -129,6 +163,23 @@ _fns = (
     FunctionSpec("fsq_indices_to_codes", (FSQ_INDICES, LEVELS), (Output("codes", ("batch", "dim")),),
                  "codes_d = (q_d − ⌊L_d/2⌋) / ⌊L_d/2⌋, q_d = ⌊index / basis_d⌋ mod L_d  (vqp's indices_to_codes, "
                  "without a projection)", _C, rules=(_levels_valid, _indices_in_codebook), exact=True),
+    FunctionSpec("lfq_quantize", (Z,), (Output("z_q", ("batch", "dim")), Output("indices", ("batch",), "int")),
+                 "z_q = z + sg(q − z), q_i = +1 if z_i > 0 else −1 (0 ↦ −1); index = Σ_i [z_i > 0] · 2^(d−1−i) "
+                 "(vqp's mask 2^(d−1) … 1: coordinate 0 the most significant bit)", _C,
+                 rules=(_lfq_dim,), chain=lambda s: STRAIGHT_THROUGH, vjp_chain=lambda s: STRAIGHT_THROUGH,
+                 kink="at z_i = 0 the code is −1 (vqp's z > 0 test); the straight-through gradient is 1 everywhere"),
+    FunctionSpec("lfq_indices_to_codes", (LFQ_INDICES, CODEBOOK_DIM), (Output("codes", ("batch", "dim")),),
+                 "codes_i = +1 if bit (d−1−i) of index is set else −1  (vqp's indices_to_codes, codebook_scale 1)",
+                 _C, rules=(_lfq_dim,), exact=True),
+    FunctionSpec("lfq_entropy_loss", (Z, INV_TEMPERATURE, DIVERSITY_GAMMA),
+                 (Output("per_sample_entropy", ()), Output("codebook_entropy", ()), Output("loss", ())),
+                 "p_n = softmax_c(2/τ · z_n·c) over the 2^d codes c ∈ {−1, +1}^d; per_sample = mean_n H(p_n), "
+                 "codebook = H(mean_n p_n), loss = per_sample − γ · codebook  (H(p) = −Σ p log p, 0 log 0 = 0)", _C,
+                 rules=(_lfq_dim,), chain=_entropy_chain, vjp_chain=_entropy_vjp_chain),
+    FunctionSpec("lfq_commitment_loss", (Z,), (Output("loss", ()),),
+                 "L = mean_{b,i} (z − sg(q))², q = lfq_quantize(z)'s code  (gradient 2(z − q)/(B·d))", _C,
+                 rules=(_lfq_dim,), chain=lambda s: (s["batch"] * s["dim"] + 4, 5),
+                 vjp_chain=lambda s: (s["batch"] * s["dim"] + 7, 8)),
     FunctionSpec("fsq_implicit_codebook", (LEVELS,), (Output("codebook", ("codebook_size", "dim")),),
                  "row i = fsq_indices_to_codes(i) for i = 0 … ∏_d L_d − 1  (vqp's implicit_codebook)", _C,
                  rules=(_levels_valid,), exact=True),
@@ -162,6 +213,30 @@ _laws += (
         "fsq_implicit_codebook(L) has ∏_d L_d rows, all distinct, each on the grid, and row i = "
         "fsq_indices_to_codes(i)", ("fsq_implicit_codebook", "fsq_indices_to_codes"), "2 ≤ L ≤ 9", "exact", _C),
 )
+_laws += (
+    Law("lfq_quantize_output_on_hypercube",
+        "lfq_quantize(z) is on {−1, +1}^d: z_q,i = +1 where z_i > 0 and −1 where z_i ≤ 0 (0 ↦ −1), up to the "
+        "straight-through sum's rounding", ("lfq_quantize",), "any z, including exact zeros", "roundoff", _C),
+    Law("lfq_indices_codes_round_trip",
+        "lfq_indices_to_codes(indices) = sign codes of lfq_quantize(z), and quantizing those codes returns the same "
+        "indices; index = Σ_i [z_i > 0]·2^(d−1−i) (coordinate 0 the most significant bit, vqp's mask)",
+        ("lfq_quantize", "lfq_indices_to_codes"), "any z", "exact", _C),
+    Law("lfq_entropies_between_zero_and_dim_log_two",
+        "0 ≤ per_sample_entropy ≤ d·log 2 and 0 ≤ codebook_entropy ≤ d·log 2 (entropies of distributions over 2^d "
+        "codes)", ("lfq_entropy_loss",), "any z, 1/τ > 0", "order", _C),
+    Law("lfq_codebook_entropy_ge_per_sample_entropy",
+        "codebook_entropy = H(mean_n p_n) ≥ mean_n H(p_n) = per_sample_entropy (entropy is concave)",
+        ("lfq_entropy_loss",), "any z, 1/τ > 0", "order", _C),
+    Law("lfq_entropy_loss_eq_per_sample_sub_gamma_codebook",
+        "loss = per_sample_entropy − γ · codebook_entropy, γ = diversity_gamma (vqp's entropy_aux_loss before its "
+        "entropy_loss_weight)", ("lfq_entropy_loss",), "γ ≥ 0", "roundoff", _C),
+    Law("lfq_per_sample_entropy_eq_sum_of_bit_entropies",
+        "per_sample_entropy = mean_n Σ_i h(σ(4 z_ni / τ)), h the binary entropy: over the hypercube the softmax of "
+        "2/τ·z·c factorises into independent bits with P(c_i = +1) = σ(4 z_i / τ)", ("lfq_entropy_loss",),
+        "any z, 1/τ > 0", "roundoff", _C),
+    Law("lfq_straight_through_gradient", "the vjp of lfq_quantize gives z exactly the upstream gradient of z_q",
+        ("lfq_quantize",), "any z", "exact", _C),
+)
 LAWS: dict[str, Law] = {law.name: law for law in _laws}
 
 
@@ -187,5 +262,16 @@ class QuantizersBackend(Protocol):
                              ) -> Float[np.ndarray, "batch dim"]: ...
 
     def fsq_implicit_codebook(self, levels: Int[np.ndarray, " dim"]) -> Float[np.ndarray, "codebook_size dim"]: ...
+
+    def lfq_quantize(self, z: Float[np.ndarray, "batch dim"]
+                     ) -> tuple[Float[np.ndarray, "batch dim"], Int[np.ndarray, " batch"]]: ...
+
+    def lfq_indices_to_codes(self, indices: Int[np.ndarray, " batch"], codebook_dim: int
+                             ) -> Float[np.ndarray, "batch dim"]: ...
+
+    def lfq_entropy_loss(self, z: Float[np.ndarray, "batch dim"], inv_temperature: float, diversity_gamma: float
+                         ) -> tuple[float, float, float]: ...
+
+    def lfq_commitment_loss(self, z: Float[np.ndarray, "batch dim"]) -> float: ...
 
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from vaespec.reference import quantizers as ref
+from vaespec.reference import quantizers_lfq as ref_lfq
 from vaespec.spec.quantizers import fsq_constants
 
 from .vae import NegativeControl
@@ -64,5 +65,36 @@ class FSQFloorForRound(_QuantizersControl):
         return np.floor(ref.fsq_bound(z, levels)) / (levels // 2)
 
 
+class LFQBitOrderReversed(_QuantizersControl):
+    bug = "lfq_quantize's index reads coordinate 0 as the least significant bit (mask 1, 2, …, 2^(d−1)) while " \
+          "lfq_indices_to_codes keeps vqp's most-significant-first mask"
+    caught_by = "lfq_indices_codes_round_trip"
+
+    def lfq_quantize(self, z):
+        z_q, _ = ref.lfq_quantize(z)
+        bits = (np.asarray(z) > 0).astype(np.int64)
+        return z_q, bits @ (2 ** np.arange(bits.shape[1], dtype=np.int64))
+
+
+class LFQEntropySignsSwapped(_QuantizersControl):
+    bug = "the entropy aux loss is γ·codebook − per_sample: both signs swapped (it would spread each sample's " \
+          "code distribution and collapse the batch's)"
+    caught_by = "lfq_entropy_loss_eq_per_sample_sub_gamma_codebook"
+
+    def lfq_entropy_loss(self, z, inv_temperature, diversity_gamma):
+        per_sample, codebook, _ = ref_lfq.lfq_entropy_loss(z, inv_temperature, diversity_gamma)
+        return per_sample, codebook, diversity_gamma * codebook - per_sample
+
+
+class LFQZeroMapsToPlusOne(_QuantizersControl):
+    bug = "lfq_quantize tests z ≥ 0: an exact 0 becomes +1 (vqp's z > 0 sends it to −1)"
+    caught_by = "lfq_quantize_output_on_hypercube"
+
+    def lfq_quantize(self, z):
+        bits = np.asarray(z) >= 0
+        return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ (2 ** np.arange(bits.shape[1] - 1, -1, -1))
+
+
 CONTROLS = {cls.__name__: cls for cls in (FSQEvenLevelsWithoutOffset, FSQIndicesReversedRadix,
-                                          FSQWithoutStraightThrough, FSQFloorForRound)}
+                                          FSQWithoutStraightThrough, FSQFloorForRound, LFQBitOrderReversed,
+                                          LFQEntropySignsSwapped, LFQZeroMapsToPlusOne)}

@@ -7,6 +7,8 @@ the policy's (`laws.tolerance.tolerance`): the functions' declared chains times 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from vaespec.reference import quantizers as ref
@@ -200,7 +202,99 @@ def fsq_implicit_codebook_has_distinct_rows(backend, example, draw):
     return 0.0
 
 
+# ----------------------------------------------------------------------------- LFQ
+def lfq_quantize_output_on_hypercube(backend, example, draw):
+    a = function_args("lfq_quantize", example, backend.dtype)
+    z, ctx = a["z"], context("lfq_quantize", a, backend)
+    z_q, _ = backend.lfq_quantize(z)
+    expected = np.where(z > 0, 1.0, -1.0)  # 0 ↦ −1
+    tol = tolerance(backend.dtype, "lfq_quantize", a)[0]
+    return assert_within("lfq_quantize (z_q = +1 where z > 0, −1 where z ≤ 0)", np.asarray(z_q), expected, tol,
+                         context=ctx)
+
+
+def lfq_indices_codes_round_trip(backend, example, draw):
+    a = function_args("lfq_quantize", example, backend.dtype)
+    z, ctx = a["z"], context("lfq_quantize", a, backend)
+    _, indices = backend.lfq_quantize(z)
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu" or indices.shape != (z.shape[0],):
+        raise LawViolation(f"lfq_quantize: indices must be integers of shape ({z.shape[0]},), got {indices.dtype} "
+                           f"{indices.shape}\n{ctx}")
+    codes = np.asarray(backend.lfq_indices_to_codes(indices.astype(np.int64), z.shape[1]))
+    signs = np.where(z > 0, 1.0, -1.0)
+    if codes.shape != signs.shape or not np.array_equal(codes, signs):
+        raise LawViolation(f"lfq_indices_to_codes(lfq_quantize(z).indices) = {codes.tolist()} ≠ the sign codes "
+                           f"{signs.tolist()} (index = Σ_i [z_i > 0]·2^(d−1−i), coordinate 0 the most significant "
+                           f"bit)\n{ctx}")
+    _, again = backend.lfq_quantize(codes)
+    if not np.array_equal(np.asarray(again), indices):
+        raise LawViolation(f"lfq_quantize(codes).indices = {np.asarray(again).tolist()} ≠ {indices.tolist()}\n{ctx}")
+    return 0.0
+
+
+def _entropies(backend, example):
+    a = function_args("lfq_entropy_loss", example, backend.dtype)
+    values = backend.lfq_entropy_loss(a["z"], a["inv_temperature"], a["diversity_gamma"])
+    return a, tuple(float(v) for v in values), tolerance(backend.dtype, "lfq_entropy_loss", a), \
+        context("lfq_entropy_loss", a, backend)
+
+
+def lfq_entropies_between_zero_and_dim_log_two(backend, example, draw):
+    a, (per_sample, codebook, _), tol, ctx = _entropies(backend, example)
+    top = a["z"].shape[1] * math.log(2.0)
+    return max(_order_entries("0 ≤ per_sample_entropy", 0.0, per_sample, tol[0], ctx),
+               _order_entries("per_sample_entropy ≤ d log 2", per_sample, top, tol[0], ctx),
+               _order_entries("0 ≤ codebook_entropy", 0.0, codebook, tol[1], ctx),
+               _order_entries("codebook_entropy ≤ d log 2", codebook, top, tol[1], ctx))
+
+
+def lfq_codebook_entropy_ge_per_sample_entropy(backend, example, draw):
+    _, (per_sample, codebook, _), tol, ctx = _entropies(backend, example)
+    return _order_entries("per_sample_entropy ≤ codebook_entropy", per_sample, codebook, tol[0] + tol[1], ctx)
+
+
+def lfq_entropy_loss_eq_per_sample_sub_gamma_codebook(backend, example, draw):
+    a, (per_sample, codebook, loss), tol, ctx = _entropies(backend, example)
+    gamma = float(a["diversity_gamma"])
+    return assert_within("lfq_entropy_loss: loss = per_sample − γ·codebook", loss, per_sample - gamma * codebook,
+                         tol[2] + tol[0] + gamma * tol[1], context=ctx)
+
+
+def _binary_entropy_of_logit(x):
+    """h(σ(x)) = softplus(x) − x·σ(x), stable for large |x|."""
+    softplus = np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+    sigmoid = np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
+    return softplus - x * sigmoid
+
+
+def lfq_per_sample_entropy_eq_sum_of_bit_entropies(backend, example, draw):
+    a, (per_sample, _, _), tol, ctx = _entropies(backend, example)
+    bits = _binary_entropy_of_logit(4.0 * float(a["inv_temperature"]) * a["z"])
+    return assert_within("lfq_entropy_loss: per_sample = mean_n Σ_i h(σ(4 z_i/τ))", per_sample,
+                         float(bits.sum(axis=1).mean()), tol[0], context=ctx)
+
+
+def lfq_straight_through_gradient(backend, example, draw):
+    a = function_args("lfq_quantize", example, backend.dtype)
+    cotangent = as_input(backend.dtype, draw(strategies.arrays(a["z"].shape, -1.0, 1.0)))
+    got = np.asarray(backend.vjp("lfq_quantize", a, cotangent)["z"])
+    if got.shape != cotangent.shape or not np.array_equal(got, cotangent):
+        raise LawViolation(f"vjp(lfq_quantize): z̄ = {got.tolist()}, expected the upstream gradient "
+                           f"{cotangent.tolist()} exactly\n{context('lfq_quantize', a, backend)}")
+    return 0.0
+
+
 _LAWS = {
+    "lfq_quantize_output_on_hypercube": ("lfq_quantize", lfq_quantize_output_on_hypercube),
+    "lfq_indices_codes_round_trip": ("lfq_quantize", lfq_indices_codes_round_trip),
+    "lfq_entropies_between_zero_and_dim_log_two": ("lfq_entropy_loss", lfq_entropies_between_zero_and_dim_log_two),
+    "lfq_codebook_entropy_ge_per_sample_entropy": ("lfq_entropy_loss", lfq_codebook_entropy_ge_per_sample_entropy),
+    "lfq_entropy_loss_eq_per_sample_sub_gamma_codebook": ("lfq_entropy_loss",
+                                                          lfq_entropy_loss_eq_per_sample_sub_gamma_codebook),
+    "lfq_per_sample_entropy_eq_sum_of_bit_entropies": ("lfq_entropy_loss",
+                                                       lfq_per_sample_entropy_eq_sum_of_bit_entropies),
+    "lfq_straight_through_gradient": ("lfq_quantize", lfq_straight_through_gradient),
     "fsq_bound_rounds_into_levels": ("fsq_bound", fsq_bound_rounds_into_levels),
     "fsq_quantize_output_on_grid": ("fsq_quantize", fsq_quantize_output_on_grid),
     "fsq_quantize_idempotent_on_grid_points": ("fsq_quantize", fsq_quantize_idempotent_on_grid_points),

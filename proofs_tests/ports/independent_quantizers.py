@@ -72,3 +72,47 @@ QUANTIZERS.add("fsq_quantize", lambda a: (_quantize(a["z"], a["levels"]),))
 QUANTIZERS.add("fsq_indices", lambda a: (_index(_digits(a["z"], a["levels"]), a["levels"]),))
 QUANTIZERS.add("fsq_indices_to_codes", lambda a: (_codes(a["indices"], a["levels"], a["like"]),))
 QUANTIZERS.add("fsq_implicit_codebook", lambda a: (_codebook(a["levels"], a["like"]),))
+
+
+# ----------------------------------------------------------------------------- LFQ: bits, and the factorised softmax
+def _wide(z):
+    return z.to(torch.promote_types(z.dtype, torch.float32))
+
+
+def _lfq(z):
+    w = _wide(z)
+    bits = w > 0
+    code = 2 * bits.to(w.dtype) - 1
+    index = torch.zeros(z.shape[:-1], dtype=torch.int64, device=z.device)
+    for i in range(z.shape[-1]):  # most significant bit first
+        index = 2 * index + bits[..., i].long()
+    return (w - w.detach() + code).to(z.dtype), index
+
+
+def _lfq_codes(indices, dim, like):
+    bits = [(indices >> (dim - 1 - i)) & 1 for i in range(dim)]
+    return (2 * torch.stack(bits, -1).to(like.dtype) - 1) if dim else like.new_zeros(indices.shape + (0,))
+
+
+def _entropies(z, inv_temperature, gamma):
+    """Per-bit Bernoulli(σ(4 z_i / τ)) entropies for the per-sample term; the code probabilities as products of
+    the bits' for the codebook term (`torch.distributions.Categorical`)."""
+    w = _wide(z)
+    scaled = 4 * inv_temperature * w
+    per_sample = torch.distributions.Bernoulli(logits=scaled).entropy().sum(-1).mean()
+    dim = z.shape[-1]
+    signs = _lfq_codes(torch.arange(2**dim, device=z.device), dim, w)  # [K, d]
+    log_p = torch.nn.functional.logsigmoid(signs[None, :, :] * scaled[:, None, :]).sum(-1)  # [N, K]
+    codebook = torch.distributions.Categorical(probs=log_p.exp().mean(0)).entropy()
+    return per_sample.to(z.dtype), codebook.to(z.dtype), (per_sample - gamma * codebook).to(z.dtype)
+
+
+def _commitment(z):
+    w = _wide(z)
+    return torch.nn.functional.mse_loss(w, (2 * (w > 0).to(w.dtype) - 1).detach()).to(z.dtype)
+
+
+QUANTIZERS.add("lfq_quantize", lambda a: _lfq(a["z"]))
+QUANTIZERS.add("lfq_indices_to_codes", lambda a: (_lfq_codes(a["indices"], a["codebook_dim"], a["like"]),))
+QUANTIZERS.add("lfq_entropy_loss", lambda a: _entropies(a["z"], a["inv_temperature"], a["diversity_gamma"]))
+QUANTIZERS.add("lfq_commitment_loss", lambda a: (_commitment(a["z"]),))

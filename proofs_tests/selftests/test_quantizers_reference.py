@@ -16,6 +16,7 @@ from vaespec.proofs_tests.strategies.chapters import examples_for
 from vaespec.reference import REFERENCE as REGISTERED
 from vaespec.reference import magnitude, vjp, vjp_magnitude
 from vaespec.reference import quantizers as ref
+from vaespec.reference import quantizers_lfq as lfq_losses
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.contract import FUNCTIONS, call
 
@@ -34,18 +35,20 @@ def _floats(function, value):
     return floats[0] if len(floats) == 1 else floats
 
 
-def _f(function):
-    """What the VJP differentiates: the forward, or a straight-through function's declared surrogate."""
+def _f(function, base):
+    """What the VJP differentiates: the forward, or a straight-through function's declared surrogate (its
+    stop-gradients' operands evaluated at `base`)."""
     surrogate = REGISTERED[function].surrogate
     if surrogate is not None:
-        return surrogate
+        return lambda args: surrogate(args, base)
     return lambda args: _floats(function, call(REFERENCE, function, args))
 
 
 def fd_ratio(function, args, cotangent, seed) -> float:
     """|central difference − ⟨vjp, v⟩| ÷ its tolerance along a random direction (≤ 1 passes)."""
     step = direction(args, FUNCTIONS[function].differentiable, seed)
-    fd, dot, tolerance = directional_check(step, _f(function), vjp(function, step.base, cotangent), cotangent,
+    grads = vjp(function, step.base, cotangent)
+    fd, dot, tolerance = directional_check(step, _f(function, step.base), grads, cotangent,
                                            lambda p: _floats(function, magnitude(function, p)))
     return abs(fd - dot) / tolerance if tolerance > 0 else (0.0 if fd == dot else np.inf)
 
@@ -55,7 +58,7 @@ def fd_ratio(function, args, cotangent, seed) -> float:
 @given(data=st.data())
 def test_vjp_matches_central_differences(function, data):
     args = {a.name: v for a, v in zip(FUNCTIONS[function].args, data.draw(examples_for(function)).args.values())}
-    value = _f(function)(args)
+    value = _f(function, args)(args)
     cotangent = data.draw(strategies.cotangents(function, value))
     ratio = fd_ratio(function, args, cotangent, data.draw(st.integers(0, 2**32 - 1)))
     assert ratio <= 1.0, f"{function}: the central difference and ⟨vjp, v⟩ differ by {ratio:.3g}× the tolerance"
@@ -86,3 +89,17 @@ def test_fsq_bound_closed_forms():
     offset = np.array([0.5, 0.0, 0.5, 0.0, 0.5])
     assert np.allclose(big, [-half_l - offset, half_l - offset], rtol=0, atol=1e-15)
     assert np.array_equal(np.round(big), [[-1, -1, -2, -2, -4], [0, 1, 1, 2, 3]])  # L levels: −⌊L/2⌋ … ⌈L/2⌉−1
+
+
+def test_lfq_closed_forms():
+    z_q, indices = ref.lfq_quantize(np.array([[0.0, -0.0, 1e-300], [2.0, -1.0, 0.5]]))
+    assert z_q.tolist() == [[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0]]  # z > 0 ↦ +1, 0 and −0 ↦ −1
+    assert indices.tolist() == [1, 5]  # coordinate 0 the most significant bit: [+, −, +] = 0b101
+    assert ref.lfq_indices_to_codes(np.array([5, 0]), 3).tolist() == [[1, -1, 1], [-1, -1, -1]]
+    per_sample, codebook, loss = lfq_losses.lfq_entropy_loss(np.zeros((2, 3)), 100.0, 1.0)
+    assert per_sample == pytest.approx(3 * np.log(2), rel=1e-15) and codebook == pytest.approx(3 * np.log(2))
+    assert loss == pytest.approx(0.0, abs=1e-15)
+    # Two confident rows on different codes: per-sample entropy ≈ 0, codebook entropy ≈ log 2.
+    per_sample, codebook, _ = lfq_losses.lfq_entropy_loss(np.array([[3.0], [-3.0]]), 100.0, 1.0)
+    assert per_sample < 1e-200 and codebook == pytest.approx(np.log(2), rel=1e-15)
+    assert lfq_losses.lfq_commitment_loss(np.array([[0.0, 2.0]])) == pytest.approx(1.0)  # (0 + 1)², (2 − 1)²

@@ -8,7 +8,8 @@ argument the function declares, by its kind and name:
   where fsq_bound(z*) = k + ½ — moved by 0 or ±10⁻¹², ±10⁻⁶, ±10⁻³: the inputs where a backend's
   rounding of the bound may differ from the reference's, and LFQ's sign change at 0.
 - `levels` [dim] ("index" with a stated range): from the Arg's `low` (2) to `max_level` (9) levels per coordinate.
-- an "index" argument bounded by `codebook_size`: integers in [0, ∏ L).
+- `indices`: integers in [0, ∏ L) beside `levels` (FSQ), in [0, 2^dim) otherwise (LFQ); `codebook_dim` = dim;
+- `inv_temperature`: vqp's default 100, or in [0.01, 10]; `diversity_gamma`: 1, or in [0, 2].
 """
 
 from __future__ import annotations
@@ -62,13 +63,20 @@ def quantizer_examples(draw, own=(), max_batch: int = 6, max_dim: int = 4, max_l
         elif name == "z":
             args[name] = np.array([[draw(z_entries(int(level))) for level in levels] for _ in range(batch)],
                                   dtype=np.float64).reshape(batch, dim)
-        elif name == "indices":
-            size = int(np.prod(levels))
+        elif name == "indices":  # FSQ's: rows of the implicit codebook; LFQ's: vertices of the hypercube
+            size = int(np.prod(levels)) if "levels" in own else 2**dim
             args[name] = np.array(draw(st.lists(st.integers(0, size - 1), min_size=batch, max_size=batch)),
                                   dtype=np.int64)
+        elif name == "codebook_dim":
+            args[name] = dim
+        elif name == "inv_temperature":  # vqp's default 100 (confident, entropies near 0) and a range around 1
+            args[name] = draw(st.one_of(st.just(100.0), floats(0.01, 10.0)))
+        elif name == "diversity_gamma":
+            args[name] = draw(st.one_of(st.just(1.0), floats(0.0, 2.0)))
         else:
             raise KeyError(name)
     return Example(args)
 
 
-BUILDERS = (Builder("quantizers", ("z", "levels", "indices"), lambda own, **kw: quantizer_examples(own=own, **kw)),)
+FIELDS = ("z", "levels", "indices", "codebook_dim", "inv_temperature", "diversity_gamma")
+BUILDERS = (Builder("quantizers", FIELDS, lambda own, **kw: quantizer_examples(own=own, **kw)),)
