@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .bodies import Bodies, Inputs, Outputs
+from .vq_functional import nearest_code
 
 BODIES = Bodies("quantizers")
 _FSQ_EPS = 1e-3
@@ -173,3 +174,46 @@ def _lfq_entropy_loss(inputs: Inputs) -> Outputs:
 @BODIES.register("lfq_commitment_loss")
 def _lfq_commitment_loss(inputs: Inputs) -> Outputs:
     return (lfq_commitment_loss(inputs.tensors["z"]),)
+
+
+# ----------------------------------------------------------------------------- residual VQ
+def rvq_stages(z_e: Tensor, codebooks: Tensor, num_stages: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(indices [B, S] int64, −1 after n; the chosen codes [n, B, D]; the residuals [n, B, D]), computed in float32
+    for a narrow z_e; each stage by the VQ chapter's `nearest_code` (lowest index on exact ties)."""
+    work, books = _work(z_e).detach(), codebooks.to(_work(z_e).dtype)
+    indices = torch.full((z_e.shape[0], codebooks.shape[0]), -1, dtype=torch.int64, device=z_e.device)
+    residual, codes, residuals = work, [], []
+    for s in range(num_stages):
+        k = nearest_code(residual, books[s], validate=False)
+        indices[:, s] = k
+        residuals.append(residual)
+        codes.append(books[s][k])
+        residual = residual - codes[-1]
+    return indices, torch.stack(codes), torch.stack(residuals)
+
+
+def rvq_quantize(z_e: Tensor, codebooks: Tensor, num_stages: int) -> tuple[Tensor, Tensor]:
+    """Residual VQ: `z_q = z_e + sg(Σ_s e_s − z_e)` (straight-through once) and the stages' indices."""
+    indices, codes, _ = rvq_stages(z_e, codebooks, num_stages)
+    return z_e + (codes.sum(0).to(z_e.dtype) - z_e).detach(), indices
+
+
+def rvq_commitment_loss(z_e: Tensor, codebooks: Tensor, num_stages: int) -> Tensor:
+    """[S]: mean (r_s − sg(e_s))² per used stage (0 after n), r_s = z_e − Σ_{t<s} sg(e_t): the gradient reaches z_e
+    through every stage's residual."""
+    _, codes, _ = rvq_stages(z_e, codebooks, num_stages)
+    work = _work(z_e)
+    before = torch.cumsum(torch.cat([torch.zeros_like(codes[:1]), codes[:-1]]), 0)  # Σ_{t<s} e_t, no gradient
+    per_stage = ((work[None] - before - codes) ** 2).mean(dim=(1, 2))
+    losses = torch.zeros(codebooks.shape[0], dtype=work.dtype, device=z_e.device)
+    return torch.cat([per_stage, losses[num_stages:]]).to(z_e.dtype)
+
+
+@BODIES.register("rvq_quantize")
+def _rvq_quantize(inputs: Inputs) -> Outputs:
+    return rvq_quantize(inputs.tensors["z_e"], inputs.tensors["codebooks"], inputs.args["num_stages"])
+
+
+@BODIES.register("rvq_commitment_loss")
+def _rvq_commitment_loss(inputs: Inputs) -> Outputs:
+    return (rvq_commitment_loss(inputs.tensors["z_e"], inputs.tensors["codebooks"], inputs.args["num_stages"]),)

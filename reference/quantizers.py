@@ -28,6 +28,7 @@ from vaespec.spec.contract import FUNCTIONS, validate_args, validate_vjp
 from vaespec.spec.quantizers import fsq_basis, fsq_constants
 
 from . import quantizers_lfq as lfq_losses
+from . import quantizers_rvq as rvq
 from .boundary import finite, finite_gradients
 from .function import ReferenceFunction
 from .quantizers_lfq import lfq_codes
@@ -245,4 +246,5 @@ LFQ_INDICES_TO_CODES = ReferenceFunction("lfq_indices_to_codes", lfq_indices_to_
                                          _exact("lfq_indices_to_codes", lfq_indices_to_codes))
 
 REFERENCE_FUNCTIONS = (FSQ_BOUND, FSQ_QUANTIZE, FSQ_INDICES, FSQ_INDICES_TO_CODES, FSQ_IMPLICIT_CODEBOOK,
-                       LFQ_QUANTIZE, LFQ_INDICES_TO_CODES, *lfq_losses.REFERENCE_FUNCTIONS)
+                       LFQ_QUANTIZE, LFQ_INDICES_TO_CODES, *lfq_losses.REFERENCE_FUNCTIONS,
+                       *rvq.REFERENCE_FUNCTIONS)

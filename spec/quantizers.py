@@ -27,6 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from . import quantizers_rvq as rvq
 from .chains import STRAIGHT_THROUGH
 from .errors import DomainError
 from .numerics import NARROW
@@ -184,7 +185,7 @@ _fns = (
                  "row i = fsq_indices_to_codes(i) for i = 0 … ∏_d L_d − 1  (vqp's implicit_codebook)", _C,
                  rules=(_levels_valid,), exact=True),
 )
-FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
+FUNCTIONS: dict[str, FunctionSpec] = {**{f.name: f for f in _fns}, **rvq.FUNCTIONS}
 
 _laws: tuple[Law, ...] = (
     Law("fsq_bound_rounds_into_levels",
@@ -237,7 +238,7 @@ _laws += (
     Law("lfq_straight_through_gradient", "the vjp of lfq_quantize gives z exactly the upstream gradient of z_q",
         ("lfq_quantize",), "any z", "exact", _C),
 )
-LAWS: dict[str, Law] = {law.name: law for law in _laws}
+LAWS: dict[str, Law] = {**{law.name: law for law in _laws}, **rvq.LAWS}
 
 
 @runtime_checkable
@@ -273,5 +274,13 @@ class QuantizersBackend(Protocol):
                          ) -> tuple[float, float, float]: ...
 
     def lfq_commitment_loss(self, z: Float[np.ndarray, "batch dim"]) -> float: ...
+
+    def rvq_quantize(self, z_e: Float[np.ndarray, "batch embedding"],
+                     codebooks: Float[np.ndarray, "stages codes embedding"], num_stages: int
+                     ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, "batch stages"]]: ...
+
+    def rvq_commitment_loss(self, z_e: Float[np.ndarray, "batch embedding"],
+                            codebooks: Float[np.ndarray, "stages codes embedding"], num_stages: int
+                            ) -> Float[np.ndarray, " stages"]: ...
 
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...

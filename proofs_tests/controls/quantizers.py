@@ -2,8 +2,9 @@
 
 The bugs are ones a port of vector-quantize-pytorch's FSQ, LFQ or ResidualVQ makes: FSQ's half-step offset
 for even levels dropped, the mixed-radix digits read most-significant-first, the straight-through gradient
-lost, floor for round. `vaespec check --backend vaespec.proofs_tests.controls.quantizers:<Name>` shows the
-failing law.
+lost, floor for round; LFQ's bit order reversed, its entropy terms' signs swapped, 0 sent to +1; residual VQ
+quantizing the input at every stage, a straight-through per stage, quantizer dropout ignored.
+`vaespec check --backend vaespec.proofs_tests.controls.quantizers:<Name>` shows the failing law.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 
 from vaespec.reference import quantizers as ref
 from vaespec.reference import quantizers_lfq as ref_lfq
+from vaespec.reference import quantizers_rvq as ref_rvq
 from vaespec.spec.quantizers import fsq_constants
 
 from .vae import NegativeControl
@@ -95,6 +97,32 @@ class LFQZeroMapsToPlusOne(_QuantizersControl):
         return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ (2 ** np.arange(bits.shape[1] - 1, -1, -1))
 
 
-CONTROLS = {cls.__name__: cls for cls in (FSQEvenLevelsWithoutOffset, FSQIndicesReversedRadix,
-                                          FSQWithoutStraightThrough, FSQFloorForRound, LFQBitOrderReversed,
-                                          LFQEntropySignsSwapped, LFQZeroMapsToPlusOne)}
+class RVQQuantizesInputAtEveryStage(_QuantizersControl):
+    bug = "every stage quantizes the input z_e instead of the running residual (the residual update is lost)"
+    caught_by = "rvq_stage_choice_nearest_code_of_residual"
+
+    def rvq_quantize(self, z_e, codebooks, num_stages):
+        k = np.full((z_e.shape[0], codebooks.shape[0]), -1, dtype=np.int64)
+        for s in range(num_stages):
+            k[:, s] = ((z_e[:, None, :] - codebooks[s][None]) ** 2).sum(-1).argmin(1)
+        return ref_rvq.rvq_quantize(z_e, codebooks, num_stages, indices=np.where(k < 0, 0, k))[0], k
+
+
+class RVQStraightThroughPerStage(_QuantizersControl):
+    bug = "each stage has its own straight-through (z_q,s = r_s + sg(e_s − r_s), residuals stopped), so z_e receives " \
+          "n times the upstream gradient"
+    caught_by = "rvq_straight_through_gradient"
+
+    def rvq_quantize_vjp(self, args, cotangent):
+        return {"z_e": int(args["num_stages"]) * np.asarray(cotangent, dtype=np.float64)}
+
+
+class RVQIgnoresNumStages(_QuantizersControl):
+    bug = "quantizer dropout's num_stages is ignored: every stage is used"
+    caught_by = "rvq_first_stages_eq_fewer_stage_quantizer"
+
+    def rvq_quantize(self, z_e, codebooks, num_stages):
+        return ref_rvq.rvq_quantize(z_e, codebooks, codebooks.shape[0])
+
+
+CONTROLS = {cls.__name__: cls for cls in _QuantizersControl.__subclasses__()}

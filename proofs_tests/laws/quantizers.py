@@ -17,7 +17,7 @@ from vaespec.spec.quantizers import choice_dtype, fsq_constants
 
 from ..strategies import vae as strategies
 from ..strategies.chapters import examples_for
-from . import choices
+from . import choices, quantizers_rvq
 from .checking import Check, context, function_args
 from .compare import LawViolation, as_input, assert_within
 from .tolerance import tolerance
@@ -86,7 +86,18 @@ def fsq_clear(function: str, args, slack: float = 2.0) -> bool:
     return bool(np.all(np.abs(np.abs(b - np.round(b)) - 0.5) > slack * tau))
 
 
-choices.register("quantizers", fsq_choices, fsq_clear)
+def quantizer_choices(backend, function: str, args, ctx):
+    """The chapter's chooser: residual VQ's stage indices (`quantizers_rvq`), else FSQ's levels."""
+    if "codebooks" in args:
+        return quantizers_rvq.rvq_choices(backend, function, args, ctx)
+    return fsq_choices(backend, function, args, ctx)
+
+
+def quantizer_clear(function: str, args) -> bool:
+    return quantizers_rvq.rvq_clear(function, args) if "codebooks" in args else fsq_clear(function, args)
+
+
+choices.register("quantizers", quantizer_choices, quantizer_clear)
 
 
 # ----------------------------------------------------------------------------- FSQ
@@ -305,3 +316,4 @@ _LAWS = {
 }
 
 CHECKS: dict[str, Check] = {name: Check(name, examples_for(function), run) for name, (function, run) in _LAWS.items()}
+CHECKS.update(quantizers_rvq.CHECKS)

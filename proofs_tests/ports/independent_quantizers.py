@@ -116,3 +116,38 @@ QUANTIZERS.add("lfq_quantize", lambda a: _lfq(a["z"]))
 QUANTIZERS.add("lfq_indices_to_codes", lambda a: (_lfq_codes(a["indices"], a["codebook_dim"], a["like"]),))
 QUANTIZERS.add("lfq_entropy_loss", lambda a: _entropies(a["z"], a["inv_temperature"], a["diversity_gamma"]))
 QUANTIZERS.add("lfq_commitment_loss", lambda a: (_commitment(a["z"]),))
+
+
+# ----------------------------------------------------------------------------- residual VQ: torch.cdist per stage
+def _rvq(z_e, codebooks, n):
+    """Residuals and choices by `torch.cdist` (direct differences), in float32 at least; argmin's first minimum."""
+    w = _wide(z_e).detach()
+    books = codebooks.to(w.dtype)
+    chosen = torch.full((z_e.shape[0], codebooks.shape[0]), -1, dtype=torch.int64, device=z_e.device)
+    total, residual, pieces = torch.zeros_like(w), w, []
+    for s in range(n):
+        k = torch.cdist(residual, books[s]).argmin(-1)
+        chosen[:, s] = k
+        pieces.append((total, books[s][k]))  # (the earlier codes' sum, this stage's code)
+        total = total + books[s][k]
+        residual = w - total
+    return chosen, total, pieces
+
+
+def _rvq_quantize(a):
+    chosen, total, _ = _rvq(a["z_e"], a["codebooks"], a["num_stages"])
+    z = a["z_e"]
+    return z - z.detach() + total.to(z.dtype), chosen
+
+
+def _rvq_commitment(a):
+    z = a["z_e"]
+    _, _, pieces = _rvq(z, a["codebooks"], a["num_stages"])
+    w = _wide(z)
+    losses = [torch.nn.functional.mse_loss(w - before, code) for before, code in pieces]
+    losses += [w.new_zeros(())] * (a["codebooks"].shape[0] - len(pieces))
+    return torch.stack(losses).to(z.dtype)
+
+
+QUANTIZERS.add("rvq_quantize", lambda a: _rvq_quantize(a))
+QUANTIZERS.add("rvq_commitment_loss", lambda a: (_rvq_commitment(a),))

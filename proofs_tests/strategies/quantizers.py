@@ -10,6 +10,8 @@ argument the function declares, by its kind and name:
 - `levels` [dim] ("index" with a stated range): from the Arg's `low` (2) to `max_level` (9) levels per coordinate.
 - `indices`: integers in [0, ∏ L) beside `levels` (FSQ), in [0, 2^dim) otherwise (LFQ); `codebook_dim` = dim;
 - `inv_temperature`: vqp's default 100, or in [0.01, 10]; `diversity_gamma`: 1, or in [0, 2].
+
+Residual VQ's arguments (`z_e`, `codebooks`, `num_stages`) are drawn together by `rvq_examples`.
 """
 
 from __future__ import annotations
@@ -80,3 +82,26 @@ def quantizer_examples(draw, own=(), max_batch: int = 6, max_dim: int = 4, max_l
 
 FIELDS = ("z", "levels", "indices", "codebook_dim", "inv_temperature", "diversity_gamma")
 BUILDERS = (Builder("quantizers", FIELDS, lambda own, **kw: quantizer_examples(own=own, **kw)),)
+
+
+@st.composite
+def rvq_examples(draw, own=(), max_batch: int = 5, max_dim: int = 4, max_codes: int = 6, max_stages: int = 4):
+    """Residual VQ: S stages of K codes with the stage scale halving (as trained residual codebooks shrink), z_e
+    near sums of one code per stage (so later stages have residuals to quantize) or uniform; exact ties by
+    duplicated rows, and n from 1 to S."""
+    stages, codes = draw(sizes.size(1, max_stages)), draw(sizes.size(1, max_codes))
+    dim, batch = draw(sizes.size(1, max_dim)), draw(sizes.size(1, max_batch))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    books = rng.standard_normal((stages, codes, dim)) * (0.5 ** np.arange(stages))[:, None, None]
+    if codes > 1 and draw(st.booleans()):
+        books[:, -1] = books[:, 0]  # duplicated rows: exact ties go to the lowest index
+    picks = rng.integers(0, codes, (batch, stages))
+    near = books[np.arange(stages)[None, :], picks].sum(axis=1) + 0.1 * rng.standard_normal((batch, dim))
+    z_e = near if draw(st.booleans()) else rng.uniform(-2.0, 2.0, (batch, dim))
+    values = {"z_e": z_e, "codebooks": books, "num_stages": draw(st.integers(1, stages))}
+    return Example({name: values[name] for name in own})
+
+
+RVQ_FIELDS = ("z_e", "codebooks", "num_stages")
+BUILDERS = (*BUILDERS, Builder("quantizers", RVQ_FIELDS, lambda own, **kw: rvq_examples(own=own, **kw)))

@@ -36,7 +36,7 @@ from .manifest import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsErro
 
 BATCH = 4
 SIZES = {"input": 5, "output": 5, "latent": 3, "embedding": 3, "codes": 6, "batch": BATCH, "particles": 3,
-         "categories": 5, "dim": 3}
+         "categories": 5, "dim": 3, "stages": 3}
 LEVEL_SPAN = 7  # an index argument with a stated range [low, high] (FSQ's levels) draws from [low, low + 7]
 HIDDEN = {"encoder_sizes": (6, 4), "decoder_sizes": (4, 6)}
 # Scalars by argument name: values exact in every dtype (the defaults 0.99 and 1e-5 are not).
