@@ -5,8 +5,9 @@ A function makes choices when its reference can be conditioned on them (a keywor
 laws (`laws.differential`) then ask `backend_choices`, which hands the function to its chapter's chooser:
 `chooser(backend, function, args, ctx) -> choices` reads the backend's choices, judges them by the
 chapter's stated criterion (raising `LawViolation`) and returns them for the reference to be evaluated
-at. A chapter's laws module registers its chooser once (`register`, on import; `laws.registry` imports
-every chapter's); a new function of the chapter needs no entry.
+at. A chapter with discrete choices has one entry in `CHOOSERS` (and `CLEAR`), naming its chooser module
+(`checking_<chapter>`, which must not import the laws, so the imports stay acyclic); a new function of the
+chapter needs no entry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError
 
-from . import checking_vq
+from . import checking_quantizers, checking_vq
 from .checking_vq import makes_choices
 
 Chooser = Callable[[Any, str, Any, Any], Any]
@@ -25,19 +26,8 @@ Chooser = Callable[[Any, str, Any, Any], Any]
 # args (the golden vectors redraw a case until it is; VQ's cases are placed by the exporter itself).
 Clear = Callable[[str, Any], bool]
 
-CHOOSERS: dict[str, Chooser] = {"vq": checking_vq.backend_choices}
-CLEAR: dict[str, Clear] = {}
-
-
-def register(chapter: str, chooser: Chooser, clear: Clear | None = None) -> Chooser:
-    """Register `chooser` as the judge of `chapter`'s discrete choices (once per chapter), and `clear`, the
-    test that no dtype's rounding may choose otherwise at given arguments."""
-    if chapter in CHOOSERS and CHOOSERS[chapter] is not chooser:
-        raise ConfigError(f"chapter: {chapter!r} already has a chooser ({CHOOSERS[chapter].__qualname__})")
-    CHOOSERS[chapter] = chooser
-    if clear is not None:
-        CLEAR[chapter] = clear
-    return chooser
+CHOOSERS: dict[str, Chooser] = {"vq": checking_vq.backend_choices, "quantizers": checking_quantizers.choices}
+CLEAR: dict[str, Clear] = {"quantizers": checking_quantizers.clear}
 
 
 def clear(function: str, args) -> bool:
@@ -45,10 +35,7 @@ def clear(function: str, args) -> bool:
     none, or its chapter states no test)."""
     if not makes_choices(function):
         return True
-    chapter = FUNCTIONS[function].chapter
-    if chapter not in CLEAR:
-        from . import registry  # noqa: F401  (importing every chapter's laws registers their tests)
-    test = CLEAR.get(chapter)
+    test = CLEAR.get(FUNCTIONS[function].chapter)
     return True if test is None else bool(test(function, args))
 
 
@@ -58,8 +45,6 @@ def backend_choices(backend, function: str, args, ctx):
         return None
     chapter = FUNCTIONS[function].chapter
     if chapter not in CHOOSERS:
-        from . import registry  # noqa: F401  (importing every chapter's laws registers their choosers)
-    if chapter not in CHOOSERS:
-        raise ConfigError(f"{function}: its reference takes choices (indices=…), but the {chapter!r} chapter registers "
+        raise ConfigError(f"{function}: its reference takes choices (indices=…), but the {chapter!r} chapter has "
                           f"no chooser in vaespec.proofs_tests.laws.choices.CHOOSERS")
     return CHOOSERS[chapter](backend, function, args, ctx)

@@ -1,101 +1,16 @@
-"""Residual VQ's law checks (`vaespec.spec.quantizers_rvq`), and the judge of its stages' choices.
-
-Each stage's index is judged by the VQ chapter's near-tie criterion on its residual, computed in float64 at the
-backend's own earlier choices, with the residual's rounding added to the bound (`RVQ_CHOICE`); the reference is
-then evaluated at the backend's indices, as for every discrete function (`laws.choices`).
-"""
+"""Residual VQ's law checks (`vaespec.spec.quantizers_rvq`). Its stages' choices are judged by
+`laws.checking_quantizers.judge_stages` (the VQ chapter's near-tie criterion on each residual)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from vaespec.reference import quantizers_rvq as ref
-from vaespec.reference.vq import squared_distances
-from vaespec.spec.numerics import NARROW, SAFETY, bound
-from vaespec.spec.tolerances import distance_bound
-
 from ..strategies import vae as strategies
 from ..strategies.chapters import examples_for
 from .checking import Check, context, function_args
+from .checking_quantizers import judge_stages, rvq_choices
 from .compare import LawViolation, as_input, assert_within
 from .tolerance import tolerance
-
-
-def _choice_dtype(dtype: str) -> str:
-    return "float32" if dtype in NARROW else dtype
-
-
-def _slack(dtype: str, z_e, codes_so_far, residual, codebook) -> np.ndarray:
-    """τ [batch, codes] of RVQ_CHOICE: the distance bound plus the residual's own error ρ, carried."""
-    dim = z_e.shape[1]
-    sizes = np.linalg.norm(z_e, axis=1) + sum((np.linalg.norm(c, axis=1) for c in codes_so_far), np.zeros(len(z_e)))
-    steps = 2 * len(codes_so_far) + 2
-    rho = (SAFETY * bound(dtype, steps, steps).rel * sizes)[:, None]
-    r_norm, e_norm = np.linalg.norm(residual, axis=1)[:, None], np.linalg.norm(codebook, axis=1)[None, :]
-    return distance_bound(dtype, dim, r_norm + rho, e_norm) + 2 * rho * (r_norm + e_norm) + rho ** 2
-
-
-def judge_stages(function: str, dtype: str, args, indices, ctx) -> float:
-    """Raise LawViolation unless every used stage's index is acceptable for its residual; the worst ratio
-    (d_j − min d) / (τ_j + τ_min) (≤ 1 when all hold); dropped stages must be −1."""
-    z_e, books = (np.asarray(args[k], dtype=np.float64) for k in ("z_e", "codebooks"))
-    n = int(args["num_stages"])
-    indices = np.asarray(indices)
-    batch, stages = z_e.shape[0], books.shape[0]
-    if indices.dtype.kind not in "iu" or indices.shape != (batch, stages):
-        raise LawViolation(f"{function}: indices must be integers [batch, stages] = {(batch, stages)}, got "
-                           f"{indices.dtype} {indices.shape}\n{ctx}")
-    if np.any(indices[:, n:] != -1):
-        raise LawViolation(f"{function}: the stages after num_stages = {n} must be −1, got "
-                           f"{indices[:, n:].tolist()}\n{ctx}")
-    worst, residual, chosen = 0.0, z_e, []
-    rows = np.arange(batch)
-    for s in range(n):
-        k = indices[:, s]
-        if np.any(k < 0) or np.any(k >= books.shape[1]):
-            raise LawViolation(f"{function}: stage {s} indices {k.tolist()} outside [0, {books.shape[1]})\n{ctx}")
-        d = squared_distances(residual, books[s])
-        tau = _slack(_choice_dtype(dtype), z_e, chosen, residual, books[s])
-        best = d.argmin(axis=1)
-        ok = d[rows, k] - tau[rows, k] <= (d + tau).min(axis=1)
-        excess, scale = d[rows, k] - d[rows, best], tau[rows, k] + tau[rows, best]
-        ratio = np.where(excess <= 0, 0.0, excess / np.where(scale > 0, scale, np.inf))
-        if not np.all(ok):
-            b = int(np.flatnonzero(~ok)[0])
-            raise LawViolation(f"{function}: stage {s}, row {b} chose code {int(k[b])} at squared distance "
-                               f"{d[b, k[b]]!r} from its residual, but code {int(best[b])} is at {d[b, best[b]]!r}: "
-                               f"beyond the near-tie bound {scale[b]:.3e} ({dtype})\n{ctx}",
-                               ratio=max(float(ratio[b]), 1 + 1e-12))
-        worst = max(worst, float(ratio.max(initial=0.0)))
-        chosen.append(books[s][k])
-        residual = residual - books[s][k]
-    return worst
-
-
-def rvq_choices(backend, function: str, args, ctx):
-    _, indices = backend.rvq_quantize(args["z_e"], args["codebooks"], args["num_stages"])
-    judge_stages(function, backend.dtype, args, indices, ctx)
-    return np.asarray(indices).astype(np.int64)
-
-
-def rvq_clear(function: str, args, slack: float = 2.0) -> bool:
-    """Every stage's nearest code beats the runner-up by more than `slack` × the float32 bound (narrow backends
-    choose in float32 too)."""
-    z_e, books, n = args["z_e"], args["codebooks"], int(args["num_stages"])
-    residual, chosen = z_e, []
-    for s in range(n):
-        if books.shape[1] > 1:
-            d = squared_distances(residual, books[s])
-            tau = _slack("float32", z_e, chosen, residual, books[s])
-            order = np.argsort(d, axis=1, kind="stable")[:, :2]
-            rows = np.arange(len(z_e))
-            if not np.all(d[rows, order[:, 1]] - d[rows, order[:, 0]] > slack * (tau[rows, order[:, 0]]
-                                                                                  + tau[rows, order[:, 1]])):
-                return False
-        k = squared_distances(residual, books[s]).argmin(axis=1)
-        chosen.append(books[s][k])
-        residual = residual - books[s][k]
-    return True
 
 
 def _rvq(backend, example):
@@ -166,4 +81,3 @@ _LAWS = {
     "rvq_straight_through_gradient": rvq_straight_through_gradient,
 }
 CHECKS: dict[str, Check] = {name: Check(name, examples_for("rvq_quantize"), run) for name, run in _LAWS.items()}
-__all__ = ["CHECKS", "judge_stages", "ref", "rvq_choices", "rvq_clear"]
