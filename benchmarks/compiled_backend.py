@@ -2,12 +2,12 @@
 through `torch.compile(dynamic=False)`, so, like JAX's `jit` or XLA, it compiles once per architecture and
 input shape (the recompile limit is lifted, so it never falls back to eager after a few shapes).
 
-    vaespec check --backend benchmarks.compiled_backend:backend --chapter vae --law _matches_reference
-    vaespec check --backend benchmarks.compiled_backend:backend --chapter vae --law _matches_reference --fixed-shapes
+    vaespec check -j 1 --backend benchmarks.compiled_backend:backend --chapter vae --law _matches_reference \
+        [--fixed-shapes]
 
-Run from the source tree (the `benchmarks` folder is not installed). On exit it prints how many graphs
-were compiled (`torch._dynamo`'s counters) to stderr; `benchmarks.compiled_backend:traced` counts them
-without generating code.
+Run from the source tree with `PYTHONPATH=.` (the `benchmarks` folder is not installed). On exit it prints
+how many graphs this process compiled (`torch._dynamo`'s counters) to stderr, hence `-j 1`;
+`benchmarks.compiled_backend:traced` counts them without generating code.
 """
 
 from __future__ import annotations

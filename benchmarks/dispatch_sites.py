@@ -5,7 +5,9 @@
 
 A site is, outside vaespec's own unit tests: a comparison (`==`, `!=`, `in`, `not in`) against a
 string literal naming a contract function (or a tuple/list/set of them), a `match` case on such a
-literal, a dict literal keyed by one, or a `.startswith/.endswith/.removesuffix/.removeprefix`
+literal, a dict literal most of whose keys name functions (a table keyed on function names; a dict of
+options whose keys happen to include one, such as `vaespec bayes`'s evidence kinds "exact", "elbo",
+"iwae", is not dispatch on a function name), or a `.startswith/.endswith/.removesuffix/.removeprefix`
 test on a function-name suffix such as "_vjp". Subscripts (`FUNCTIONS["encode"]`) and calls that
 name a function (`backend.vjp("loss", …)`) are uses, not dispatch, and are not counted.
 """
@@ -42,12 +44,18 @@ def _named(node, names) -> bool:
     return False
 
 
+def _keyed_by_functions(node: ast.Dict, names: set[str]) -> bool:
+    """A dict literal more than half of whose keys are string literals naming functions."""
+    keys = [k for k in node.keys if k is not None]
+    return 2 * sum(_named(k, names) for k in keys) > len(keys)
+
+
 def sites(path: Path, names: set[str]) -> list[int]:
     tree = ast.parse(path.read_text(), str(path))
     lines = []
     for node in ast.walk(tree):
         compared = isinstance(node, ast.Compare) and any(_named(n, names) for n in (node.left, *node.comparators))
-        keyed = isinstance(node, ast.Dict) and any(k is not None and _named(k, names) for k in node.keys)
+        keyed = isinstance(node, ast.Dict) and _keyed_by_functions(node, names)
         if compared or keyed:
             lines.append(node.lineno)
         elif isinstance(node, ast.match_case) and isinstance(node.pattern, ast.MatchValue) and \

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
 
@@ -21,11 +22,13 @@ from vaespec.spec.shapes import check_scalar
 
 from ._dtypes import dtype_name, to_numpy
 
+T = TypeVar("T")
+
 # dimension name -> (size, name of the argument that fixed it)
 Bindings = dict[str, tuple[int, str]]
 
 
-def check_tensor(name: str, value, dims: tuple[str, ...], bindings: Bindings, like: torch.Tensor | None = None
+def check_tensor(name: str, value: object, dims: tuple[str, ...], bindings: Bindings, like: torch.Tensor | None = None
                  ) -> torch.Tensor:
     """Check `value` is a finite floating tensor of the named shape, binding new dimension sizes.
 
@@ -55,7 +58,8 @@ def check_tensor(name: str, value, dims: tuple[str, ...], bindings: Bindings, li
         raise ShapeError(f"{name}: expected shape {expected} = {want} to match {sources}, got {shape}")
     for axis, (dim, size) in enumerate(zip(dims, shape)):
         if size == 0:
-            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, got shape {shape}")
+            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, "
+                             f"got shape {shape}")
         bindings.setdefault(dim, (size, name))
     if like is not None and value.dtype != like.dtype:
         raise DTypeError(f"{name}: expected dtype {like.dtype} to match the first tensor argument, got {value.dtype}")
@@ -78,7 +82,7 @@ def check_tensors(args: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]
             first = value
 
 
-def check_beta(beta, name: str = "beta"):
+def check_beta(beta: object, name: str = "beta") -> float | torch.Tensor:
     """β must be a finite real number ≥ 0 (a Python or numpy number, a 0-d array or a one-element tensor);
     returns it as a float, or as the tensor given (which may carry a gradient)."""
     if isinstance(beta, torch.Tensor):
@@ -94,7 +98,7 @@ def check_contract_domain(function: str, tensors: Mapping[str, torch.Tensor], co
                           names: Mapping[str, str] | None = None) -> None:
     """The spec's domain check for contract `function` (`vaespec.spec.domains.check_domain`) on `tensors`,
     in their dtype, evaluated in float64 on the host; `names`: how the caller names the contract's arguments."""
-    args = {name: to_numpy(t) for name, t in tensors.items()}
+    args: dict[str, Any] = {name: to_numpy(t) for name, t in tensors.items()}
     if convention is not None:
         args["convention"] = convention
     check_domain(function, args, dtype_name(next(iter(tensors.values())).dtype), names)
@@ -109,7 +113,8 @@ def reject_unknown_options(builder: Callable, unknown: Mapping) -> None:
                           f"valid options are {valid}")
 
 
-def require_option(option: str, value, what: str) -> None:
-    """A builder option without a default (`what` says what it is) must be given."""
+def require_option(option: str, value: T | None, what: str) -> T:
+    """A builder option without a default (`what` says what it is) must be given: `value`, else `ConfigError`."""
     if value is None:
         raise ConfigError(f"{option}: required ({what}), got None")
+    return value

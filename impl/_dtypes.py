@@ -16,7 +16,7 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
-def torch_dtype(value, option: str = "dtype") -> torch.dtype:
+def torch_dtype(value: object, option: str = "dtype") -> torch.dtype:
     """Resolve a torch float dtype or its name ("float32", "torch.float32") to a torch dtype."""
     if isinstance(value, torch.dtype) and value in DTYPES.values():
         return value
@@ -30,7 +30,7 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def torch_device(value, option: str = "device", *, meta: bool = False) -> torch.device:
+def torch_device(value: object, option: str = "device", *, meta: bool = False) -> torch.device:
     """Resolve a device name or torch.device to one vaespec computes on: the CPU, or a CUDA device that
     exists on this machine ("cuda", "cuda:1" when there are two). Any other type torch knows ("meta",
     "xpu", "mps", …) is a `ConfigError` here rather than a `NotImplementedError` later. `meta=True`
@@ -45,7 +45,8 @@ def torch_device(value, option: str = "device", *, meta: bool = False) -> torch.
         if not torch.cuda.is_available():
             raise ConfigError(f"{option}: CUDA is not available on this machine, got {show(value)}")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"{option}: this machine has {torch.cuda.device_count()} CUDA device(s), got {show(value)}")
+            raise ConfigError(f"{option}: this machine has {torch.cuda.device_count()} CUDA device(s), got "
+                              f"{show(value)}")
     elif device.type != "cpu" and not (meta and device.type == "meta"):
         raise ConfigError(f"{option}: expected 'cpu' or 'cuda' (the devices vaespec runs on), got {show(value)}")
     return device

@@ -17,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
@@ -36,6 +37,7 @@ from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
 from .bodies import Inputs
 from .convert import from_params, load_params
 from .keys import reparameterize_with_key
+from .modules import Decoder, Encoder
 from .registry import torch_function
 
 _DEFAULT_DTYPES = ("float64", "float32")
@@ -53,8 +55,11 @@ def supported(device: torch.device, dtype: torch.dtype) -> bool:
     return dtype == torch.float16 and device.type == "cuda"
 
 
-def _export(value, kind: str):
-    """One output across the boundary: float64 numpy, int64 numpy (an int when 0-d), or a Key as is."""
+def export(value: Tensor | Key, kind: str) -> Any:
+    """One output across the boundary: float64 numpy, int64 numpy (an int when 0-d), or a Key as is.
+
+    **Arguments** `value`: a tensor (or a `Key`); `kind`: the contract output's kind ("float", "int", "key").
+    **Returns** the float64 / int64 numpy array (an int for a 0-d integer), or the `Key`."""
     if isinstance(value, Key):
         return value
     if kind == "int":
@@ -78,7 +83,7 @@ class TorchBackend:
     """
 
     name = "torch"
-    chapters = ("vae", "vq", "estimators", "bayes", "quantizers")
+    chapters: tuple[str, ...] = ("vae", "vq", "estimators", "bayes", "quantizers")
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)
@@ -91,7 +96,7 @@ class TorchBackend:
     def __repr__(self) -> str:
         return f"TorchBackend(device={self.device!r}, dtype={self.dtype!r})"
 
-    def _tensor(self, array) -> Tensor:
+    def _tensor(self, array: npt.ArrayLike) -> Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float64), dtype=self._dtype, device=self._device)
 
     def _evaluate(self, function: str, args: Mapping[str, Any], leaves: dict | None = None, *,
@@ -107,7 +112,8 @@ class TorchBackend:
         return entry.body(Inputs(FUNCTIONS[function], args, tensor=self._tensor, modules=self._modules,
                                  device=self._device, dtype=self._dtype, leaves=leaves))
 
-    def _modules(self, arch: Architecture, params: Params, part: str = "all"):
+    def _modules(self, arch: Architecture, params: Params, part: str = "all"
+                 ) -> tuple[Encoder | None, Decoder | None]:
         """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
         architecture and part: new parameter values are copied into the kept modules (`load_params`),
         which skips the allocation and layer set-up of a rebuild. Values are compared by a digest, so
@@ -132,10 +138,10 @@ class TorchBackend:
             entry[0] = values
         return entry[1]
 
-    def _call(self, function: str, **args):
+    def _call(self, function: str, **args: object) -> Any:
         with torch.no_grad():
             outputs = self._evaluate(function, args)
-        result = tuple(_export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
+        result = tuple(export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
         check_result(function, result, self.dtype)  # never Inf or NaN across the boundary (spec/domains.py)
         return result if len(result) > 1 else result[0]
 
@@ -176,7 +182,7 @@ class TorchBackend:
         outputs = tuple(o for o, spec in zip(outputs, FUNCTIONS[function].outputs) if spec.kind == "float")
         check_result(function, tuple(to_numpy(o) for o in outputs), self.dtype)  # the forward's domain is the VJP's
         cotangents = self._cotangents(function, outputs, cotangents)
-        flat = [(name, None, leaf) for name, leaf in leaves.items() if name != "params"]
+        flat: list[tuple[str, str, Tensor]] = [(name, "", leaf) for name, leaf in leaves.items() if name != "params"]
         flat += [("params", key, leaf) for key, leaf in leaves.get("params", {}).items()]
         grads = torch.autograd.grad(outputs, [leaf for _, _, leaf in flat], cotangents, allow_unused=True)
         result: dict[str, Any] = {}
@@ -192,18 +198,26 @@ class TorchBackend:
                             self.dtype, "gradient")
 
     def _cotangents(self, function: str, outputs: tuple[Tensor, ...], given: tuple) -> tuple[Tensor, ...]:
-        """The cotangents `validate_vjp` checked, as tensors matching `outputs`."""
-        spec_outputs = [o for o in FUNCTIONS[function].outputs if o.kind == "float"]
-        tensors = tuple(self._tensor(c) for c in given)
-        for out, tangent, spec in zip(outputs, tensors, spec_outputs):
-            if tangent.shape != out.shape:
-                raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}'s output "
-                                 f"{spec.name!r}, got {tuple(tangent.shape)}")
-        return tensors
+        return cotangent_tensors(function, outputs, given, self._tensor)
 
 
-def _contract_method(spec: FunctionSpec) -> Callable[..., Any]:
-    """`TorchBackend.<function>(*args)`: the contract function with its arguments in `FUNCTIONS` order."""
+def cotangent_tensors(function: str, outputs: tuple[Tensor, ...], given: tuple,
+                      tensor: Callable[[Any], Tensor]) -> tuple[Tensor, ...]:
+    """The cotangents `validate_vjp` checked (`given`), as tensors (`tensor(array)`) matching the float
+    `outputs` of `function`; a `ShapeError` naming the output whose shape differs."""
+    spec_outputs = [o for o in FUNCTIONS[function].outputs if o.kind == "float"]
+    tensors = tuple(tensor(c) for c in given)
+    for out, tangent, spec in zip(outputs, tensors, spec_outputs):
+        if tangent.shape != out.shape:
+            raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}'s output "
+                             f"{spec.name!r}, got {tuple(tangent.shape)}")
+    return tensors
+
+
+def contract_method(spec: FunctionSpec, owner: str = "TorchBackend",
+                    computed_by: str = "its Torch body (`vaespec.impl.registry.TORCH`)") -> Callable[..., Any]:
+    """`<owner>.<function>(*args)`: the contract function with its arguments in `FUNCTIONS` order, calling
+    `self._call(function, **args)`; `computed_by` completes its docstring."""
     names = tuple(arg.name for arg in spec.args)
     signature = inspect.Signature([inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
                                    for name in ("self", *names)])
@@ -212,18 +226,18 @@ def _contract_method(spec: FunctionSpec) -> Callable[..., Any]:
         bound = signature.bind(self, *args, **kwargs)  # a TypeError for a wrong call, as a written method
         return self._call(spec.name, **{name: bound.arguments[name] for name in names})
 
-    method.__name__, method.__qualname__ = spec.name, f"TorchBackend.{spec.name}"
+    method.__name__, method.__qualname__ = spec.name, f"{owner}.{spec.name}"
     method.__signature__ = signature  # type: ignore[attr-defined]
     method.__doc__ = (f"`{spec.name}({', '.join(names)})`: {spec.formula}\n\nThe contract function "
-                      f"(`FUNCTIONS[{spec.name!r}]`, chapter {spec.chapter!r}) computed by its Torch body "
-                      f"(`vaespec.impl.registry.TORCH`); float64 numpy in and out.")
+                      f"(`FUNCTIONS[{spec.name!r}]`, chapter {spec.chapter!r}) computed by {computed_by}; "
+                      f"float64 numpy in and out.")
     return method
 
 
 for _function, _spec in FUNCTIONS.items():
     if _function in vars(TorchBackend):
         raise ConfigError(f"{_function}: the contract function's name is already a TorchBackend attribute")
-    setattr(TorchBackend, _function, _contract_method(_spec))
+    setattr(TorchBackend, _function, contract_method(_spec))
 
 
 def available_devices() -> list[str]:
@@ -231,7 +245,8 @@ def available_devices() -> list[str]:
     return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def available_backends(devices=None, dtypes=None) -> list[TorchBackend]:
+def available_backends(devices: Sequence[str | torch.device] | None = None,
+                       dtypes: Sequence[str | torch.dtype] | None = None) -> list[TorchBackend]:
     """A backend for every supported device × dtype pair.
 
     **Arguments**
@@ -241,9 +256,9 @@ def available_backends(devices=None, dtypes=None) -> list[TorchBackend]:
 
     **Returns** the backends, device-major.
     """
-    devices = [torch_device(d, "devices") for d in (available_devices() if devices is None else devices)]
-    dtypes = [torch_dtype(d, "dtypes") for d in (_DEFAULT_DTYPES if dtypes is None else dtypes)]
-    for dtype in dtypes:
-        if not any(supported(device, dtype) for device in devices):
-            raise ConfigError(f"dtypes: {dtype_name(dtype)} is not supported on any of {[str(d) for d in devices]}")
-    return [TorchBackend(device, dtype) for device in devices for dtype in dtypes if supported(device, dtype)]
+    on = [torch_device(d, "devices") for d in (available_devices() if devices is None else devices)]
+    dts = [torch_dtype(d, "dtypes") for d in (_DEFAULT_DTYPES if dtypes is None else dtypes)]
+    for dtype in dts:
+        if not any(supported(device, dtype) for device in on):
+            raise ConfigError(f"dtypes: {dtype_name(dtype)} is not supported on any of {[str(d) for d in on]}")
+    return [TorchBackend(device, dtype) for device in on for dtype in dts if supported(device, dtype)]

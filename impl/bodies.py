@@ -28,10 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.signature import FunctionSpec
+
+from .modules import DenseStack
 
 Outputs = tuple[Any, ...]  # tensors, in the order of FUNCTIONS[name].outputs (a Key output as is)
 Body = Callable[["Inputs"], Outputs]
@@ -73,7 +75,7 @@ class Inputs:
         self.record_params(*(module for module in (encoder, decoder) if module is not None))
         return encoder, decoder
 
-    def record_params(self, *modules: nn.Module) -> None:
+    def record_params(self, *modules: DenseStack) -> None:
         """When the call records leaves: the `"params"` leaves are the dense layers of `modules` (each with
         `dense_layers()`), `"<layer>.kernel"` → the `nn.Linear` weight `[out, in]` (`vjp` transposes it to
         the spec's `[in, out]`), `"<layer>.bias"` → its bias."""

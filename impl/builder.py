@@ -26,7 +26,8 @@ from .convert import load_params
 from .modules import Decoder, Encoder
 
 
-def _make(arch: Architecture, parts: tuple[type, ...], dtype, device, key) -> list:
+def _make(arch: Architecture, parts: tuple[type, ...], dtype: torch.dtype | str | None,
+          device: torch.device | str | None, key: Key | int | None) -> list:
     dtype = None if dtype is None else torch_dtype(dtype)
     device = None if device is None else torch_device(device)
     if key is None:
@@ -38,9 +39,10 @@ def _make(arch: Architecture, parts: tuple[type, ...], dtype, device, key) -> li
     return modules
 
 
-def build(input_size: int | None = None, latent_size: int = 32, encoder_sizes=(256, 128),
-          decoder_sizes=(128, 256), activation: str = "relu", *, output_size: int | None = None,
-          dtype=None, device=None, key: Key | int | None = None, **unknown) -> tuple[Encoder, Decoder]:
+def build(input_size: int | None = None, latent_size: int = 32, encoder_sizes: tuple[int, ...] = (256, 128),
+          decoder_sizes: tuple[int, ...] = (128, 256), activation: str = "relu", *, output_size: int | None = None,
+          dtype: torch.dtype | str | None = None, device: torch.device | str | None = None,
+          key: Key | int | None = None, **unknown: object) -> tuple[Encoder, Decoder]:
     """Build a dense VAE as `(encoder, decoder)`.
 
     **Arguments**
@@ -57,28 +59,30 @@ def build(input_size: int | None = None, latent_size: int = 32, encoder_sizes=(2
     **Raises** `ConfigError` for a missing `input_size`, an unknown option, a bad size or activation.
     """
     reject_unknown_options(build, unknown)
-    require_option("input_size", input_size, "the number of observed features")
+    input_size = require_option("input_size", input_size, "the number of observed features")
     arch = Architecture(input_size, latent_size, encoder_sizes, decoder_sizes, activation, output_size)
     encoder, decoder = _make(arch, (Encoder, Decoder), dtype, device, key)
     return encoder, decoder
 
 
-def build_encoder(input_size: int | None = None, latent_size: int = 32, encoder_sizes=(256, 128),
-                  activation: str = "relu", *, dtype=None, device=None, key: Key | int | None = None,
-                  **unknown) -> Encoder:
+def build_encoder(input_size: int | None = None, latent_size: int = 32, encoder_sizes: tuple[int, ...] = (256, 128),
+                  activation: str = "relu", *, dtype: torch.dtype | str | None = None,
+                  device: torch.device | str | None = None, key: Key | int | None = None,
+                  **unknown: object) -> Encoder:
     """Build the encoder alone; the options are `build`'s encoder options.
 
     With `key`, the parameters equal those of `build(..., key=key)`'s encoder.
     """
     reject_unknown_options(build_encoder, unknown)
-    require_option("input_size", input_size, "the number of observed features")
+    input_size = require_option("input_size", input_size, "the number of observed features")
     arch = Architecture(input_size, latent_size, encoder_sizes, activation=activation)
     return _make(arch, (Encoder,), dtype, device, key)[0]
 
 
-def build_decoder(input_size: int | None = None, latent_size: int = 32, decoder_sizes=(128, 256),
-                  activation: str = "relu", *, output_size: int | None = None, dtype=None, device=None,
-                  key: Key | int | None = None, **unknown) -> Decoder:
+def build_decoder(input_size: int | None = None, latent_size: int = 32, decoder_sizes: tuple[int, ...] = (128, 256),
+                  activation: str = "relu", *, output_size: int | None = None, dtype: torch.dtype | str | None = None,
+                  device: torch.device | str | None = None,
+                  key: Key | int | None = None, **unknown: object) -> Decoder:
     """Build the decoder alone; its output width is `output_size`, else `input_size`.
 
     With `key`, the draws follow `init_params` of an architecture with the default
@@ -87,8 +91,9 @@ def build_decoder(input_size: int | None = None, latent_size: int = 32, decoder_
     when that build uses the default `encoder_sizes`.
     """
     reject_unknown_options(build_decoder, unknown)
-    if output_size is None and input_size is None:
+    width = input_size if input_size is not None else output_size
+    if width is None:
         raise ConfigError("output_size: required (or input_size), the decoder's output width; got neither")
-    arch = Architecture(input_size if input_size is not None else output_size, latent_size,
+    arch = Architecture(width, latent_size,
                         decoder_sizes=decoder_sizes, activation=activation, output_size=output_size)
     return _make(arch, (Decoder,), dtype, device, key)[0]

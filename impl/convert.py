@@ -6,7 +6,7 @@ The spec stores `"<layer>.kernel"` as `[in, out]` (y = x·W + b); `nn.Linear` st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -19,12 +19,12 @@ from ._dtypes import to_numpy, torch_device, torch_dtype
 from .modules import Decoder, DenseStack, Encoder
 
 
-def _given(encoder, decoder) -> list[DenseStack]:
+def _given(encoder: object, decoder: object) -> list[DenseStack]:
     """The modules passed, type-checked; at least one is required."""
     for name, module, cls in (("encoder", encoder, Encoder), ("decoder", decoder, Decoder)):
         if module is not None and not isinstance(module, cls):
             raise DTypeError(f"{name}: expected a vaespec.impl {cls.__name__}, got {describe(module)}")
-    modules = [m for m in (encoder, decoder) if m is not None]
+    modules = [m for m in (encoder, decoder) if isinstance(m, DenseStack)]  # the non-None ones, checked above
     if not modules:
         raise ConfigError("encoder, decoder: expected at least one module, got neither")
     return modules
@@ -63,7 +63,7 @@ def load_params(params: Mapping[str, np.ndarray], encoder: Encoder | None = None
     load_layers(params, _given(encoder, decoder))
 
 
-def load_layers(params: Mapping[str, np.ndarray], modules) -> None:
+def load_layers(params: Mapping[str, np.ndarray], modules: Sequence[DenseStack]) -> None:
     """Copy the flat layout into `modules` (each with `.arch`, `.part`, `.dense_layers()`), checked first.
 
     Shared by the VAE's and the VQ-VAE's converters: a name outside every module's layout, a
@@ -85,7 +85,8 @@ def load_layers(params: Mapping[str, np.ndarray], modules) -> None:
                 linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
 
 
-def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype=torch.float32, device="cpu", *,
+def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype: torch.dtype | str | None = torch.float32,
+                device: torch.device | str | None = "cpu", *,
                 part: str = "all") -> tuple[Encoder | None, Decoder | None]:
     """New modules for `arch` holding `params`.
 
@@ -104,7 +105,7 @@ def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype=torc
     if part not in ("all", "encoder", "decoder"):
         raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
     dtype, device = torch_dtype(dtype), torch_device(device)
-    made = {name: cls(arch, dtype=dtype, device="meta").to_empty(device=device)
-            for name, cls in (("encoder", Encoder), ("decoder", Decoder)) if part in ("all", name)}
-    load_params(params, **made)
-    return made.get("encoder"), made.get("decoder")
+    encoder = Encoder(arch, dtype=dtype, device="meta").to_empty(device=device) if part in ("all", "encoder") else None
+    decoder = Decoder(arch, dtype=dtype, device="meta").to_empty(device=device) if part in ("all", "decoder") else None
+    load_params(params, encoder=encoder, decoder=decoder)
+    return encoder, decoder

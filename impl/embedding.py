@@ -19,14 +19,14 @@ from torch import Tensor, nn
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from vaespec.spec.init import init_params
-from vaespec.spec.keys import as_key, normal
+from vaespec.spec.keys import Key, as_key, normal
 
 from ._checks import check_tensor
 from .convert import load_params
 from .modules import Encoder
 
 
-def _check_indices(indices, categories: int, dims: tuple[str, ...]) -> None:
+def _check_indices(indices: object, categories: int, dims: tuple[str, ...]) -> None:
     if not isinstance(indices, Tensor) or indices.dtype not in (torch.int64, torch.int32) \
             or indices.layout != torch.strided or indices.device.type == "meta":
         raise DTypeError(f"indices: expected an int64 or int32 tensor [{', '.join(dims)}], got {describe(indices)}")
@@ -53,7 +53,8 @@ def embedding_lookup(table: Tensor, indices: Tensor, *, validate: bool = True) -
         _check_indices(indices, table.shape[0], ("batch",) if isinstance(indices, Tensor) and indices.dim() == 1
                        else ("batch", "fields"))
         if indices.device != table.device:
-            raise DTypeError(f"indices: expected a tensor on {table.device} to match table, got one on {indices.device}")
+            raise DTypeError(f"indices: expected a tensor on {table.device} to match table, got one on "
+                             f"{indices.device}")
     return F.embedding(indices, table)
 
 
@@ -76,7 +77,9 @@ class EmbeddingEncoder(nn.Module):
     """
 
     def __init__(self, categories: int, fields: int = 1, embedding_dim: int = 16, latent_size: int = 4,
-                 encoder_sizes=(16,), activation: str = "relu", *, dtype=None, device=None, key=None):
+                 encoder_sizes: tuple[int, ...] = (16,), activation: str = "relu", *,
+                 dtype: torch.dtype | str | None = None, device: torch.device | str | None = None,
+                 key: Key | int | None = None):
         super().__init__()
         for option, value in (("categories", categories), ("fields", fields), ("embedding_dim", embedding_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,13 +39,13 @@ Likelihood = Callable[[Tensor, Tensor], Tensor]
 # read, no CUDA sync); values follow IEEE arithmetic as the modules' forward does.
 
 
-def _module(name: str, value) -> None:
+def _module(name: str, value: object) -> None:
     if isinstance(value, type) or not callable(value):
         raise DTypeError(f"{name}: expected a module or callable (such as a vaespec.impl Encoder or Decoder), "
                          f"got {describe(value)}")
 
 
-def _tensor(name: str, value, rank: int | None = None, like: Tensor | None = None) -> Tensor:
+def _tensor(name: str, value: object, rank: int | None = None, like: Tensor | None = None) -> Tensor:
     if not isinstance(value, Tensor) or not value.is_floating_point() or value.layout != torch.strided \
             or value.device.type == "meta":
         raise DTypeError(f"{name}: expected a dense floating-point torch.Tensor, got {describe(value)}")
@@ -56,7 +57,7 @@ def _tensor(name: str, value, rank: int | None = None, like: Tensor | None = Non
     return value
 
 
-def _run(name: str, module, inputs: dict):
+def _run(name: str, module: Callable[..., Any], inputs: dict) -> Any:
     """`module(*inputs)`, a failure inside it reported naming the module and its inputs (a mismatched module,
     likelihood or input shape)."""
     try:
@@ -68,7 +69,7 @@ def _run(name: str, module, inputs: dict):
         raise DTypeError(f"{name}: calling it on {given} failed ({type(error).__name__}: {error})") from error
 
 
-def _encode(encoder, x: Tensor) -> tuple[Tensor, Tensor]:
+def _encode(encoder: Callable[..., Any], x: Tensor) -> tuple[Tensor, Tensor]:
     _module("encoder", encoder)
     _tensor("x", x, 2)
     out = _run("encoder", encoder, {"x": x})
@@ -89,7 +90,8 @@ def log_mean_exp(log_weights: Tensor, dim: int = 0) -> Tensor:
     return torch.logsumexp(log_weights, dim) - math.log(log_weights.shape[dim])
 
 
-def log_importance_weights(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Tensor:
+def log_importance_weights(encoder: Callable[..., Any], decoder: Callable[..., Any], x: Tensor, eps: Tensor,
+                           likelihood: Likelihood) -> Tensor:
     """`log w_k = log p(x | z_k) + log N(z_k; 0, I) − log N(z_k; μ, σ²)` for K particles.
 
     Module-level: not the contract's `log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood)`,
@@ -119,7 +121,8 @@ def log_importance_weights(encoder, decoder, x: Tensor, eps: Tensor, likelihood:
     return ll + 0.5 * (log_var + eps * eps - z * z).sum(-1)
 
 
-def elbo(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Tensor:
+def elbo(encoder: Callable[..., Any], decoder: Callable[..., Any], x: Tensor, eps: Tensor,
+         likelihood: Likelihood) -> Tensor:
     """Monte-Carlo ELBO with K = `eps.shape[0]` particles: `mean_k log w_k`, `[batch]`.
 
     Module-level: not the contract's `elbo(arch, params, x, eps, decoder_log_var, likelihood)`; the arguments
@@ -127,7 +130,8 @@ def elbo(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Te
     return log_importance_weights(encoder, decoder, x, eps, likelihood).mean(0)
 
 
-def iwae_bound(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood) -> Tensor:
+def iwae_bound(encoder: Callable[..., Any], decoder: Callable[..., Any], x: Tensor, eps: Tensor,
+               likelihood: Likelihood) -> Tensor:
     """Importance-weighted bound `log_mean_exp_k log w_k`, `[batch]`; with many particles, an estimate of log p(x).
 
     Module-level: not the contract's `iwae_bound(arch, params, x, eps, decoder_log_var, likelihood)`; the
@@ -135,7 +139,7 @@ def iwae_bound(encoder, decoder, x: Tensor, eps: Tensor, likelihood: Likelihood)
     return log_mean_exp(log_importance_weights(encoder, decoder, x, eps, likelihood), 0)
 
 
-def reconstruct(encoder, decoder, x: Tensor) -> Tensor:
+def reconstruct(encoder: Callable[..., Any], decoder: Callable[..., Any], x: Tensor) -> Tensor:
     """The reconstruction path at the posterior mean: `decoder(μ(x))` (= forward(x, ε = 0)).
 
     Module-level: not the contract's `reconstruct(arch, params, x)`, which builds the modules from `arch` and
@@ -145,7 +149,7 @@ def reconstruct(encoder, decoder, x: Tensor) -> Tensor:
     return _run("decoder", decoder, {"mu (from x)": mu})
 
 
-def generate(decoder, eps: Tensor) -> Tensor:
+def generate(decoder: Callable[..., Any], eps: Tensor) -> Tensor:
     """The generative path: decode a prior sample, `decoder(ε)` with ε ~ N(0, I) given.
 
     Module-level: not the contract's `generate(arch, params, eps)`, which builds the decoder from `arch` and

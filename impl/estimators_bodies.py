@@ -13,6 +13,10 @@ where they take it: the backend has checked the arguments at the boundary):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from torch import Tensor
+
 from .bodies import Bodies, Inputs, Outputs
 from .embedding import embedding_lookup
 from .estimators import contract_likelihood, elbo, iwae_bound, log_importance_weights, log_mean_exp, reconstruct
@@ -21,7 +25,7 @@ from .likelihoods import bernoulli_log_likelihood, gaussian_log_likelihood
 BODIES = Bodies("estimators")
 
 
-def _estimate(estimator, inputs: Inputs) -> Outputs:
+def _estimate(estimator: Callable[..., Tensor], inputs: Inputs) -> Outputs:
     """`estimator(encoder, decoder, x, eps, likelihood)` with the modules and the contract's likelihood."""
     encoder, decoder = inputs.modules("all")
     t = inputs.tensors

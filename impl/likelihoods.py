@@ -40,7 +40,7 @@ def _check_pair(name: str, value: Tensor, x: Tensor) -> None:
     check_tensors({name: value, "x": x}, {name: _OUTPUT, "x": _OUTPUT})
 
 
-def _check_log_var(log_var, x_hat: Tensor) -> Tensor:
+def _check_log_var(log_var: object, x_hat: Tensor) -> Tensor:
     """log σ²: a finite real number, or a finite tensor of x_hat's dtype and device broadcastable to it."""
     if not isinstance(log_var, Tensor):
         return torch.as_tensor(check_scalar("log_var", log_var), dtype=x_hat.dtype, device=x_hat.device)
@@ -106,7 +106,8 @@ class GaussianLikelihood(nn.Module):
 
     name = "gaussian"
 
-    def __init__(self, output_size: int, log_var: float = 0.0, learn: bool = True, *, dtype=None, device=None):
+    def __init__(self, output_size: int, log_var: float = 0.0, learn: bool = True, *,
+                 dtype: torch.dtype | str | None = None, device: torch.device | str | None = None):
         super().__init__()
         if isinstance(output_size, bool) or not isinstance(output_size, int) or not 1 <= output_size <= MAX_DRAW:
             raise ConfigError(f"output_size: expected an integer in [1, {MAX_DRAW}], got {show(output_size)}")
@@ -134,7 +135,7 @@ class BernoulliLikelihood(nn.Module):
 
 
 def build_likelihood(name: str, output_size: int, *, learn_scale: bool = True, log_var: float = 0.0,
-                     dtype=None, device=None) -> nn.Module:
+                     dtype: torch.dtype | str | None = None, device: torch.device | str | None = None) -> nn.Module:
     """A likelihood module by name: "gaussian" (`GaussianLikelihood`) or "bernoulli" (`BernoulliLikelihood`)."""
     if name == "gaussian":
         return GaussianLikelihood(output_size, log_var, learn_scale, dtype=dtype, device=device)

@@ -9,6 +9,7 @@ the two. `forward` does no shape checks: it is the training hot path.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from vaespec.spec.architecture import Architecture, VQArchitecture
@@ -18,11 +19,18 @@ from ._dtypes import torch_device, torch_dtype
 from .activations import get_activation
 
 
-def check_arch(arch, types: tuple[type, ...], module: str) -> None:
+def check_arch(arch: object, types: tuple[type, ...], module: str) -> None:
     """A module's `arch` must be one of `types` (the constructors check once; `forward` never does)."""
     if not isinstance(arch, types):
         names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in types)
         raise DTypeError(f"arch: expected a {names} for {module}, got {describe(arch)}")
+
+
+def _linear(name: str, layer: nn.Module) -> nn.Linear:
+    """A `DenseStack` child, which `__init__` made an `nn.Linear` (torch types children as `Module`)."""
+    if not isinstance(layer, nn.Linear):
+        raise DTypeError(f"{name}: expected the nn.Linear this module was built with, got {describe(layer)}")
+    return layer
 
 
 class DenseStack(nn.Module):
@@ -30,9 +38,10 @@ class DenseStack(nn.Module):
     activation, `dense_layers()` in the spec's order. Subclassed, never used alone."""
 
     part: str  # "encoder" or "decoder": the part of `arch.parameter_shapes` this module holds
+    arch: Architecture | VQArchitecture
 
-    def __init__(self, arch: Architecture, hidden: list[tuple[str, int, int]], heads: list[tuple[str, int, int]],
-                 dtype, device):
+    def __init__(self, arch: Architecture | VQArchitecture, hidden: list[tuple[str, int, int]],
+                 heads: list[tuple[str, int, int]], dtype: torch.dtype | str | None, device: torch.device | str | None):
         super().__init__()
         dtype = None if dtype is None else torch_dtype(dtype)
         device = None if device is None else torch_device(device, meta=True)  # meta: built, then `to_empty`
@@ -44,7 +53,7 @@ class DenseStack(nn.Module):
 
     def dense_layers(self) -> list[tuple[str, nn.Linear]]:
         """(spec layer name, `nn.Linear`) for every layer, in `arch.dense_layers()` order."""
-        return list(self.named_children())
+        return [(name, _linear(name, layer)) for name, layer in self.named_children()]
 
     def _hidden(self, h: Tensor) -> Tensor:
         for name in self.hidden_names:
@@ -66,8 +75,12 @@ class Encoder(DenseStack):
     """
 
     part = "encoder"
+    arch: Architecture
+    mu: nn.Linear
+    log_var: nn.Linear
 
-    def __init__(self, arch: Architecture, *, dtype=None, device=None):
+    def __init__(self, arch: Architecture, *, dtype: torch.dtype | str | None = None,
+                 device: torch.device | str | None = None):
         check_arch(arch, (Architecture,), "Encoder")
         head = arch.encoder_head_fan_in()
         super().__init__(arch, arch.encoder_layers(),
@@ -91,11 +104,12 @@ class Decoder(DenseStack):
     """
 
     part = "decoder"
+    decoder_output: nn.Linear
 
-    def __init__(self, arch: Architecture, *, dtype=None, device=None):
+    def __init__(self, arch: Architecture | VQArchitecture, *, dtype: torch.dtype | str | None = None,
+                 device: torch.device | str | None = None):
         check_arch(arch, (Architecture, VQArchitecture), "Decoder")
-        super().__init__(arch, arch.decoder_layers(),
-                         [("decoder_output", arch.decoder_output_fan_in(), arch.output_size)], dtype, device)
+        super().__init__(arch, arch.decoder_layers(), [arch.dense_layers()[-1]], dtype, device)  # decoder_output
 
     def forward(self, z: Tensor) -> Tensor:
         return self.decoder_output(self._hidden(z))

@@ -11,6 +11,9 @@ module cache (`Inputs.modules`); the rest are the functional ops of `vaespec.imp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from torch import Tensor
 
 from .bodies import Bodies, Inputs, Outputs
@@ -19,7 +22,7 @@ from .functional import kl_divergence, loss, reconstruction_loss, reparameterize
 BODIES = Bodies("vae")
 
 
-def _sample(inputs: Inputs, encoder) -> tuple[Tensor, Tensor, Tensor]:
+def _sample(inputs: Inputs, encoder: Callable[..., Any]) -> tuple[Tensor, Tensor, Tensor]:
     """(μ, log σ², z) for `x` with noise `eps`."""
     out = encoder(inputs.tensors["x"])
     return out["mu"], out["log_var"], reparameterize(out["mu"], out["log_var"], inputs.tensors["eps"], validate=False)

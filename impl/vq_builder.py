@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from vaespec.spec.architecture import VQArchitecture
 from vaespec.spec.errors import DTypeError, describe
@@ -35,7 +36,9 @@ from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder, c
 _PARTS = {"encoder": VQEncoder, "decoder": Decoder}
 
 
-def _quantizer(arch: VQArchitecture, ema: bool, decay: float, epsilon: float, key, dtype, device):
+def _quantizer(arch: VQArchitecture, ema: bool, decay: float, epsilon: float, key: Key | int,
+               dtype: torch.dtype | str | None, device: torch.device | str | None
+               ) -> VectorQuantizer | VectorQuantizerEMA:
     if ema:
         return VectorQuantizerEMA(arch.num_embeddings, arch.embedding_dim, decay, epsilon, key,
                                   dtype=dtype, device=device)
@@ -43,10 +46,12 @@ def _quantizer(arch: VQArchitecture, ema: bool, decay: float, epsilon: float, ke
 
 
 def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings: int = 512,
-          encoder_sizes=(256, 128), decoder_sizes=(128, 256), activation: str = "relu", *,
+          encoder_sizes: tuple[int, ...] = (256, 128), decoder_sizes: tuple[int, ...] = (128, 256),
+          activation: str = "relu", *,
           output_size: int | None = None, ema: bool = False, decay: float = DEFAULT_DECAY,
-          epsilon: float = DEFAULT_EPSILON, key: Key | int | None = None, device=None, dtype=None,
-          **unknown) -> VQVAE:
+          epsilon: float = DEFAULT_EPSILON, key: Key | int | None = None, device: torch.device | str | None = None,
+          dtype: torch.dtype | str | None = None,
+          **unknown: object) -> VQVAE:
     """Build a dense VQ-VAE.
 
     **Arguments**
@@ -67,7 +72,7 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
     `ema`, `decay` or `epsilon`.
     """
     reject_unknown_options(build, unknown)
-    require_option("input_size", input_size, "the number of observed features")
+    input_size = require_option("input_size", input_size, "the number of observed features")
     arch = VQArchitecture(input_size, embedding_dim, num_embeddings, encoder_sizes, decoder_sizes, activation,
                           output_size)
     check_ema_options(ema, decay, epsilon)
@@ -81,7 +86,8 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
     return VQVAE(encoder, quantizer, decoder)
 
 
-def make_layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype, device,
+def make_layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype: torch.dtype | str | None,
+                device: torch.device | str | None,
                 parts: tuple[str, ...]) -> list:
     """New modules for `parts` ("encoder", "decoder") holding `params`, made on the meta device and then
     allocated uninitialised: every parameter is overwritten, so torch's initialisation (and its global
@@ -92,7 +98,7 @@ def make_layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype, d
     return modules
 
 
-def _check_model(model) -> VQVAE:
+def _check_model(model: nn.Module) -> VQVAE:
     if not isinstance(model, VQVAE):
         raise DTypeError(f"model: expected a vaespec.impl.vq VQVAE, got {describe(model)}")
     return model
@@ -127,28 +133,31 @@ def load_params(params: Mapping[str, np.ndarray], model: VQVAE, codebook: np.nda
     - `model`: a `VQVAE`.
     - `codebook`: a finite float array `[num_embeddings, embedding_dim]`, or None to keep the model's.
 
-    **Raises** `ShapeError` (missing, unexpected or mis-shaped names, wrong codebook shape), `DTypeError`, `DomainError`.
+    **Raises** `ShapeError` (missing, unexpected or mis-shaped names, wrong codebook shape), `DTypeError`,
+    `DomainError`.
     """
     _check_model(model)
     if codebook is not None:  # checked before anything is copied, so a bad codebook changes nothing
         _check_codebook(model.arch, codebook)
     load_layers(params, [model.encoder, model.decoder])
     if codebook is not None:
-        _copy_codebook(model.quantizer, codebook)
+        _copy_codebook(model.quantizer.codebook, codebook)
 
 
-def _check_codebook(arch: VQArchitecture, codebook) -> None:
+def _check_codebook(arch: VQArchitecture, codebook: object) -> None:
     check_array("codebook", codebook, ("codes", "embedding"),
                 {"codes": arch.num_embeddings, "embedding": arch.embedding_dim})
 
 
-def _copy_codebook(quantizer, codebook: np.ndarray) -> None:
+def _copy_codebook(target: Tensor, codebook: np.ndarray) -> None:
+    """Copy `codebook` into a quantizer's codebook buffer `target`, in place."""
     with torch.no_grad():
-        quantizer.codebook.copy_(torch.from_numpy(np.ascontiguousarray(codebook)))
+        target.copy_(torch.from_numpy(np.ascontiguousarray(codebook)))
 
 
 def from_params(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook: np.ndarray,
-                dtype=torch.float32, device="cpu", *, ema: bool = False, decay: float = DEFAULT_DECAY,
+                dtype: torch.dtype | str | None = torch.float32, device: torch.device | str | None = "cpu", *,
+                ema: bool = False, decay: float = DEFAULT_DECAY,
                 epsilon: float = DEFAULT_EPSILON) -> VQVAE:
     """A new `VQVAE` for `arch` holding `params` and `codebook` (an EMA quantizer starts from a zero state).
 
@@ -167,8 +176,8 @@ def from_params(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook
     dtype, device = torch_dtype(dtype), torch_device(device)
     encoder, decoder = make_layers(arch, params, dtype, device, ("encoder", "decoder"))
     # Made on meta, so no codebook is drawn only to be overwritten; the EMA state then starts at zero.
-    quantizer = _quantizer(arch, ema, decay, epsilon, None, dtype, "meta").to_empty(device=device)
-    _copy_codebook(quantizer, codebook)
+    quantizer = _quantizer(arch, ema, decay, epsilon, DEFAULT_CODEBOOK_SEED, dtype, "meta").to_empty(device=device)
+    _copy_codebook(quantizer.codebook, codebook)
     if ema:
         for name in ("ema_counts", "ema_sums", "ema_step"):
             getattr(quantizer, name).zero_()

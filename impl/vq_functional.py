@@ -57,7 +57,7 @@ def _check_z_e_codebook(z_e: Tensor, codebook: Tensor) -> None:
     check_contract_domain("quantize", {"z_e": z_e, "codebook": codebook})
 
 
-def _check_indices(name: str, indices, length: int | None, high: int, like: Tensor | None = None) -> None:
+def _check_indices(name: str, indices: object, length: int | None, high: int, like: Tensor | None = None) -> None:
     """`indices` must be a non-empty int64 tensor of shape [length] (any length when None) with values in [0, high)."""
     want = f"[{'batch' if length is None else length}]"
     if not isinstance(indices, Tensor):
@@ -214,7 +214,7 @@ def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tenso
 
 
 def init_codebook(num_embeddings: int, embedding_dim: int, key: Key | int = DEFAULT_CODEBOOK_SEED, *,
-                  device=None, dtype=None) -> Tensor:
+                  device: torch.device | str | None = None, dtype: torch.dtype | str | None = None) -> Tensor:
     """C ~ N(0, 1) of shape [K, D], exactly `vaespec.spec.init.init_codebook(K, D, key)` cast to `dtype`.
 
     Drawn in float64 on the host from the key (`vaespec.spec.keys.normal`), so one key gives one
@@ -300,8 +300,9 @@ def reset_dead_codes(codebook: Tensor, usage: Tensor, z_e: Tensor, key: Key | in
         _check_z_e_codebook(z_e, codebook)
         if not isinstance(usage, Tensor) or usage.dtype != torch.int64 or tuple(usage.shape) != (codebook.shape[0],) \
                 or usage.device != codebook.device:
-            raise DTypeError(f"usage: expected an int64 tensor of shape [{codebook.shape[0]}] on {codebook.device}, got "
-                             f"{describe(usage)}{'' if not isinstance(usage, Tensor) else ' on ' + str(usage.device)}")
+            raise DTypeError(f"usage: expected an int64 tensor of shape [{codebook.shape[0]}] on "
+                             f"{codebook.device}, got {describe(usage)}"
+                             f"{'' if not isinstance(usage, Tensor) else ' on ' + str(usage.device)}")
         if bool((usage < 0).any()):
             raise DomainError(f"usage: expected counts ≥ 0, got min {int(usage.min())}")
     dead = torch.nonzero(usage == 0).squeeze(1)  # increasing index order

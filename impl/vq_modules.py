@@ -70,8 +70,11 @@ class VQEncoder(DenseStack):
     """
 
     part = "encoder"
+    arch: VQArchitecture
+    encoder_to_embedding: nn.Linear
 
-    def __init__(self, arch: VQArchitecture, *, dtype=None, device=None):
+    def __init__(self, arch: VQArchitecture, *, dtype: torch.dtype | str | None = None,
+                 device: torch.device | str | None = None):
         check_arch(arch, (VQArchitecture,), "VQEncoder")
         super().__init__(arch, arch.encoder_layers(),
                          [("encoder_to_embedding", arch.encoder_head_fan_in(), arch.embedding_dim)], dtype, device)
@@ -80,7 +83,7 @@ class VQEncoder(DenseStack):
         return self.encoder_to_embedding(self._hidden(x))
 
 
-def check_ema_options(ema, decay, epsilon) -> None:
+def check_ema_options(ema: object, decay: object, epsilon: object) -> None:
     """`ema` a bool, `decay` in [0, 1) (1 − decayᵗ is the debiasing divisor), `epsilon` finite and ≥ 0."""
     if not isinstance(ema, bool):
         raise ConfigError(f"ema: expected True or False, got {show(ema)}")
@@ -91,7 +94,8 @@ def check_ema_options(ema, decay, epsilon) -> None:
             raise ConfigError(f"{option}: expected a real number with {domain}, got {show(value)}")
 
 
-def _initial_codebook(num_embeddings: int, embedding_dim: int, key, dtype, device) -> Tensor:
+def _initial_codebook(num_embeddings: int, embedding_dim: int, key: Key | int, dtype: torch.dtype | str | None,
+                      device: torch.device | str | None) -> Tensor:
     dtype = None if dtype is None else torch_dtype(dtype)
     device = None if device is None else torch_device(device, meta=True)
     meta = device is not None and device.type == "meta"
@@ -136,7 +140,7 @@ class VectorQuantizer(_Quantizer):
     """
 
     def __init__(self, num_embeddings: int, embedding_dim: int, key: Key | int = DEFAULT_CODEBOOK_SEED, *,
-                 dtype=None, device=None):
+                 dtype: torch.dtype | str | None = None, device: torch.device | str | None = None):
         super().__init__()
         self.codebook = nn.Parameter(_initial_codebook(num_embeddings, embedding_dim, key, dtype, device))
 
@@ -177,8 +181,13 @@ class VectorQuantizerEMA(_Quantizer):
     **Buffers** `codebook` [K, D], `ema_counts` [K], `ema_sums` [K, D], `ema_step` (int64, 0-d).
     """
 
+    ema_counts: Tensor
+    ema_sums: Tensor
+    ema_step: Tensor
+
     def __init__(self, num_embeddings: int, embedding_dim: int, decay: float = DEFAULT_DECAY,
-                 epsilon: float = DEFAULT_EPSILON, key: Key | int = DEFAULT_CODEBOOK_SEED, *, dtype=None, device=None):
+                 epsilon: float = DEFAULT_EPSILON, key: Key | int = DEFAULT_CODEBOOK_SEED, *,
+                 dtype: torch.dtype | str | None = None, device: torch.device | str | None = None):
         super().__init__()
         check_ema_options(True, decay, epsilon)
         self.decay, self.epsilon = float(decay), float(epsilon)

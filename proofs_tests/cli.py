@@ -32,8 +32,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "check": (__name__, "check every law against a backend"),
     "train": ("vaespec.impl.train.cli", "train a VAE or VQ-VAE on the bundled digits or your .npy/.npz"),
     "bayes": ("vaespec.impl.bayes.cli", "SVI and NUTS over the linear decoder's parameters (exact evidence, Pyro)"),
-    "fidelity": ("vaespec.proofs_tests.check.fidelity", "measure the float64 reference against a 60-digit oracle, in ulps"),
-    "vectors": ("vaespec.proofs_tests.vectors.verify", "export golden vectors, or verify them and a backend against them"),
+    "fidelity": ("vaespec.proofs_tests.check.fidelity",
+                 "measure the float64 reference against a 60-digit oracle, in ulps"),
+    "vectors": ("vaespec.proofs_tests.vectors.verify",
+                "export golden vectors, or verify them and a backend against them"),
 }
 
 
@@ -112,8 +114,9 @@ def _results(laws, backends, args, settings):
     if args.jobs > 1 and len(laws) > 1:
         from .check.parallel import run_parallel
 
-        options = dict(specs=args.backend, no_reference=args.no_reference, dtypes=args.dtype, devices=args.device,
-                       profile=args.profile, fixed_shapes=args.fixed_shapes, limit=args.call_limit)
+        options = {"specs": args.backend, "no_reference": args.no_reference, "dtypes": args.dtype,
+                   "devices": args.device, "profile": args.profile, "fixed_shapes": args.fixed_shapes,
+                   "limit": args.call_limit}
         yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends))
         return
     from .check.runner import run_laws

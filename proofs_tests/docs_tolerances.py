@@ -82,10 +82,12 @@ def _bound_table(title: str, arch: Architecture, batch: int) -> list[str]:
 def render() -> str:
     """The generated block of docs/tolerances.md (markers included)."""
     lines = [BEGIN, "", "### Constants", "",
-             "| dtype | u = `UNIT_ROUNDOFF` | `TINY` (smallest normal) | `MAX_FINITE` | `LOG_VAR_DOMAIN` (laws' draw range) |",
+             ("| dtype | u = `UNIT_ROUNDOFF` | `TINY` (smallest normal) | `MAX_FINITE` "
+              "| `LOG_VAR_DOMAIN` (laws' draw range) |"),
              "|---|---|---|---|---|"]
     for d in DTYPES:
-        lines.append(f"| `{d}` | {UNIT_ROUNDOFF[d]:.3g} | {TINY[d]:.3g} | {MAX_FINITE[d]:.4g} | {LOG_VAR_DOMAIN[d]:g} |")
+        lines.append(f"| `{d}` | {UNIT_ROUNDOFF[d]:.3g} | {TINY[d]:.3g} | {MAX_FINITE[d]:.4g} "
+                     f"| {LOG_VAR_DOMAIN[d]:g} |")
     lines += ["", (f"`SAFETY` = {SAFETY:g}; `FALSE_ALARM_RATE` = {FALSE_ALARM_RATE:g} per law per run; "
               f"the reference: `REFERENCE_ULPS` = {REFERENCE_ULPS:g} elementwise, C-library primitives counted "
               f"beyond `PRIMITIVE_ULPS` = {PRIMITIVE_ULPS:g}."), "",

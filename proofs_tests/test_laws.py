@@ -14,6 +14,7 @@ from vaespec.spec.laws import LAWS
 def test_law(law, backend, record_law_result, law_results):
     result = law_results(law, backend)
     record_law_result(result.to_dict())
-    assert result.passed, f"{law} [{result.verdict}] on {backend.name}/{backend.device}/{backend.dtype}:\n{result.message}"
+    assert result.passed, \
+        f"{law} [{result.verdict}] on {backend.name}/{backend.device}/{backend.dtype}:\n{result.message}"
     if result.verdict == "pass":
         assert result.examples > 0, f"{law}: no example was checked"

@@ -21,6 +21,9 @@ the evidence's terms are bounded for either form (Woodbury's L×L or the direct 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from vaespec.spec.bayes import PRIOR_SCALE, validate
@@ -91,7 +94,7 @@ def linear_gaussian_log_evidence(x, weight, bias, noise_log_var):
     return _log_evidence(_tape(a["x"], a["weight"], a["bias"], a["noise_log_var"]), a["weight"].shape[0])
 
 
-def linear_gaussian_log_evidence_vjp(args, cotangent) -> dict:
+def linear_gaussian_log_evidence_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`x̄ = −ȳ α`, `b̄ = Σ_n ȳ_n α_n`, `W̄ = −(Σ_n ȳ_n) W M⁻¹ + Σ_n ȳ_n α_n α_nᵀ W`."""
     a, t, (d,) = _vjp_args("linear_gaussian_log_evidence", args, cotangent)
     w, alpha = a["weight"], t["alpha"]
@@ -112,7 +115,7 @@ def linear_gaussian_log_evidence_magnitude(args):
     return 0.5 * (log_det + quad)
 
 
-def linear_gaussian_log_evidence_vjp_magnitude(args, cotangent) -> dict:
+def linear_gaussian_log_evidence_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, _, (ct,) = _vjp_args("linear_gaussian_log_evidence", args, cotangent)
     s = _sizes(a)
     w = a["weight"]
@@ -142,7 +145,7 @@ def linear_gaussian_posterior(x, weight, bias, noise_log_var):
     return t["y"], t["var"] * t["m_inv"]
 
 
-def linear_gaussian_posterior_vjp(args, cotangent) -> dict:
+def linear_gaussian_posterior_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """With g = M⁻¹ m̄, H = M⁻¹ S̄ M⁻¹: `x̄ = W g`, `b̄ = −Σ_n x̄_n`,
     `W̄ = Σ_n (r_n − W y_n) g_nᵀ − W g_n y_nᵀ − σ² W (H + Hᵀ)`."""
     a, t, (d_mean, d_cov) = _vjp_args("linear_gaussian_posterior", args, cotangent)
@@ -164,7 +167,7 @@ def linear_gaussian_posterior_magnitude(args):
     return mean, np.broadcast_to(cov, (latent, latent)).copy()
 
 
-def linear_gaussian_posterior_vjp_magnitude(args, cotangent) -> dict:
+def linear_gaussian_posterior_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, _, cotangents = _vjp_args("linear_gaussian_posterior", args, cotangent)
     s = _sizes(a)
     w = a["weight"]

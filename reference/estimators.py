@@ -39,6 +39,9 @@ is computed from; the network backward runs `network`'s rules on magnitudes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from vaespec.spec.contract import validate_args, validate_vjp
@@ -65,7 +68,7 @@ def gaussian_log_likelihood(x_hat, x, log_var):
     return finite("gaussian_log_likelihood", importance.gaussian(a["x_hat"], a["x"], a["log_var"]))
 
 
-def gaussian_log_likelihood_vjp(args, cotangent) -> dict:
+def gaussian_log_likelihood_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (d,) = validate_vjp("gaussian_log_likelihood", args, cotangent)
     d_x_hat, d_x, d_lv = importance.gaussian_backward(a["x_hat"], a["x"], a["log_var"], d)
     return finite_gradients("gaussian_log_likelihood", {"x_hat": d_x_hat, "x": d_x, "log_var": d_lv})
@@ -76,7 +79,7 @@ def gaussian_log_likelihood_magnitude(args):
     return importance.gaussian_magnitude(a["x"] - a["x_hat"], 0.0, a["log_var"])
 
 
-def gaussian_log_likelihood_vjp_magnitude(args, cotangent) -> dict:
+def gaussian_log_likelihood_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("gaussian_log_likelihood", args, cotangent)
     ct = _abs(ct)
     r, inv_var = np.abs(a["x"] - a["x_hat"]), np.exp(-a["log_var"])
@@ -100,7 +103,7 @@ def bernoulli_log_likelihood(logits, x):
     return finite("bernoulli_log_likelihood", importance.bernoulli(a["logits"], a["x"]))
 
 
-def bernoulli_log_likelihood_vjp(args, cotangent) -> dict:
+def bernoulli_log_likelihood_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (d,) = validate_vjp("bernoulli_log_likelihood", args, cotangent)
     d_logits, d_x = importance.bernoulli_backward(a["logits"], a["x"], d)
     return finite_gradients("bernoulli_log_likelihood", {"logits": d_logits, "x": d_x})
@@ -111,7 +114,7 @@ def bernoulli_log_likelihood_magnitude(args):
     return importance.bernoulli_magnitude(a["logits"], 0.0, a["x"])
 
 
-def bernoulli_log_likelihood_vjp_magnitude(args, cotangent) -> dict:
+def bernoulli_log_likelihood_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("bernoulli_log_likelihood", args, cotangent)
     ct = _abs(ct)
     return {"logits": ct[:, None] * (np.abs(a["x"]) + sigmoid(np.abs(a["logits"]))),
@@ -133,7 +136,7 @@ def log_mean_exp(log_weights):
     return finite("log_mean_exp", importance.log_mean_exp(a["log_weights"]))
 
 
-def log_mean_exp_vjp(args, cotangent) -> dict:
+def log_mean_exp_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (d,) = validate_vjp("log_mean_exp", args, cotangent)
     return finite_gradients("log_mean_exp", {"log_weights": d * importance.softmax(a["log_weights"])})
 
@@ -143,7 +146,7 @@ def log_mean_exp_magnitude(args):
     return importance.log_mean_exp_magnitude(w, np.abs(w))
 
 
-def log_mean_exp_vjp_magnitude(args, cotangent) -> dict:
+def log_mean_exp_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("log_mean_exp", args, cotangent)
     w = a["log_weights"]
     return {"log_weights": importance.log_mean_exp_backward_magnitude(w, np.abs(w), _abs(ct))}
@@ -166,7 +169,7 @@ def log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood):
                                                    "decoder_log_var": decoder_log_var, "likelihood": likelihood})[1]
 
 
-def log_importance_weights_vjp(args, cotangent) -> dict:
+def log_importance_weights_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (d_log_w,) = validate_vjp("log_importance_weights", args, cotangent)
     return importance.weights_backward(a, d_log_w, "log_importance_weights")
 
@@ -175,7 +178,7 @@ def log_importance_weights_magnitude(args):
     return importance.weights_magnitude(validate_args("log_importance_weights", args))[1]
 
 
-def log_importance_weights_vjp_magnitude(args, cotangent) -> dict:
+def log_importance_weights_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("log_importance_weights", args, cotangent)
     return importance.weights_backward_magnitude(a, importance.weights_magnitude(a)[2], _abs(ct))
 
@@ -195,7 +198,7 @@ def elbo(arch, params, x, eps, decoder_log_var, likelihood):
     return finite("elbo", log_w.mean(axis=0))
 
 
-def elbo_vjp(args, cotangent) -> dict:
+def elbo_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """The log-weights' VJP for ȳ_k = ȳ / K."""
     a, (d,) = validate_vjp("elbo", args, cotangent)
     particles, batch = a["eps"].shape[:2]
@@ -206,7 +209,7 @@ def elbo_magnitude(args):
     return importance.weights_magnitude(validate_args("elbo", args))[1].mean(axis=0)
 
 
-def elbo_vjp_magnitude(args, cotangent) -> dict:
+def elbo_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("elbo", args, cotangent)
     particles, batch = a["eps"].shape[:2]
     return importance.weights_backward_magnitude(a, importance.weights_magnitude(a)[2],
@@ -226,10 +229,11 @@ def iwae_bound(arch, params, x, eps, decoder_log_var, likelihood):
     return finite("iwae_bound", importance.log_mean_exp(log_w))
 
 
-def iwae_bound_vjp(args, cotangent) -> dict:
+def iwae_bound_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """The log-weights' VJP for ȳ_k = ȳ · softmax_k(log w)."""
     a, (d,) = validate_vjp("iwae_bound", args, cotangent)
-    log_w = importance.weights(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"], "iwae_bound")[0]
+    log_w = importance.weights(a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"], a["likelihood"],
+                               "iwae_bound")[0]
     return importance.weights_backward(a, d * importance.softmax(log_w), "iwae_bound")
 
 
@@ -238,7 +242,7 @@ def iwae_bound_magnitude(args):
     return importance.log_mean_exp_magnitude(log_w, m_w)
 
 
-def iwae_bound_vjp_magnitude(args, cotangent) -> dict:
+def iwae_bound_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("iwae_bound", args, cotangent)
     log_w, m_w, t = importance.weights_magnitude(a)
     return importance.weights_backward_magnitude(a, t, importance.log_mean_exp_backward_magnitude(log_w, m_w, _abs(ct)))
@@ -258,7 +262,7 @@ def reconstruct(arch, params, x):
     return finite("reconstruct", decode(arch, a["params"], encode(arch, a["params"], a["x"])[0]))
 
 
-def reconstruct_vjp(args, cotangent) -> dict:
+def reconstruct_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """decode's VJP at μ, then encode's with lv̄ = 0."""
     a, (d_x_hat,) = validate_vjp("reconstruct", args, cotangent)
     arch, params, x = a["arch"], a["params"], a["x"]
@@ -276,7 +280,7 @@ def reconstruct_magnitude(args):
     return network.magnitude(network.decoder(arch), params, m_mu)[0]
 
 
-def reconstruct_vjp_magnitude(args, cotangent) -> dict:
+def reconstruct_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("reconstruct", args, cotangent)
     arch, params, x = a["arch"], a["params"], a["x"]
     grads = zero_gradients(params)
@@ -302,7 +306,7 @@ def embedding_lookup(table, indices):
     return a["table"][a["indices"]]
 
 
-def embedding_lookup_vjp(args, cotangent) -> dict:
+def embedding_lookup_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`T̄ = one_hot(i)ᵀ · ȳ`: repeated indices accumulate."""
     a, (d,) = validate_vjp("embedding_lookup", args, cotangent)
     d_table = np.zeros_like(a["table"])
@@ -315,7 +319,7 @@ def embedding_lookup_magnitude(args):
     return np.abs(a["table"][a["indices"]])
 
 
-def embedding_lookup_vjp_magnitude(args, cotangent) -> dict:
+def embedding_lookup_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("embedding_lookup", args, cotangent)
     d_table = np.zeros_like(a["table"])
     np.add.at(d_table, a["indices"], _abs(ct))

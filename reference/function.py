@@ -9,6 +9,9 @@ from typing import Any
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError, show
 
+# The one VJP convention: `f_vjp(args, cotangent) -> {arg: gradient}` (and the VJP magnitude alike).
+VJP = Callable[[Mapping[str, Any], Any], dict[str, Any]]
+
 
 @dataclass(frozen=True)
 class ReferenceFunction:
@@ -36,15 +39,16 @@ class ReferenceFunction:
     name: str
     forward: Callable[..., Any]
     magnitude: Callable[[Mapping[str, Any]], Any]
-    vjp: Callable[[Mapping[str, Any], Any], dict[str, Any]] | None = None
-    vjp_magnitude: Callable[[Mapping[str, Any], Any], dict[str, Any]] | None = None
+    vjp: VJP | None = None
+    vjp_magnitude: VJP | None = None
     surrogate: Callable[[Mapping[str, Any], Mapping[str, Any]], Any] | None = None
 
     def __post_init__(self):
         if self.name not in FUNCTIONS:
-            raise ConfigError(f"name: expected a contract function (vaespec.spec.contract.FUNCTIONS), got {show(self.name)}")
+            raise ConfigError("name: expected a contract function (vaespec.spec.contract.FUNCTIONS), got "
+                              f"{show(self.name)}")
         differentiable = bool(FUNCTIONS[self.name].differentiable)
         for part in ("vjp", "vjp_magnitude"):
             if (getattr(self, part) is not None) != differentiable:
-                raise ConfigError(f"{part}: {self.name} {'has' if differentiable else 'has no'} differentiable argument, "
-                                  f"so its reference {'needs' if differentiable else 'takes no'} {part}")
+                raise ConfigError(f"{part}: {self.name} {'has' if differentiable else 'has no'} differentiable "
+                                  f"argument, so its reference {'needs' if differentiable else 'takes no'} {part}")

@@ -22,6 +22,9 @@ autograd backend actually cancels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from vaespec.spec.contract import validate_args, validate_vjp
@@ -43,19 +46,20 @@ def reduce_scale(size: int, how: str) -> float:
     return 1.0 if how == "sum" else 1.0 / size
 
 
-def scales(shape, feature_how: str, batch_how: str) -> float:
+def scales(shape: tuple[int, ...], feature_how: str, batch_how: str) -> float:
     """d reduce_b(reduce_d(·)) / d element for a [batch, features] array of `shape`."""
     return reduce_scale(shape[1], feature_how) * reduce_scale(shape[0], batch_how)
 
 
 # ----------------------------------------------------------------------------- reconstruction_loss
-def reconstruction(x_hat, x, c: Convention):
+def reconstruction(x_hat: np.ndarray, x: np.ndarray, c: Convention) -> np.ndarray:
     """R on checked arrays."""
     per_example = c.reconstruction_scale * reduce(squared_difference(x_hat, x), 1, c.reconstruction_feature_reduction)
     return reduce(per_example, 0, c.reconstruction_batch_reduction)
 
 
-def reconstruction_backward(x_hat, x, c: Convention, d_loss):
+def reconstruction_backward(x_hat: np.ndarray, x: np.ndarray, c: Convention, d_loss: float
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """(x̂̄, x̄) of R for the scalar cotangent `d_loss`."""
     batch, features = x_hat.shape
     factor = (2.0 * c.reconstruction_scale * d_loss
@@ -65,13 +69,15 @@ def reconstruction_backward(x_hat, x, c: Convention, d_loss):
     return d_x_hat, -d_x_hat
 
 
-def reconstruction_magnitude(x_hat, m_x_hat, x, c: Convention):
+def reconstruction_magnitude(x_hat: np.ndarray, m_x_hat: np.ndarray | float, x: np.ndarray, c: Convention
+                             ) -> np.ndarray:
     """R's magnitude when x̂ carries the upstream magnitude `m_x_hat` (0 for a given x̂)."""
     per = c.reconstruction_scale * reduce((np.abs(x_hat - x) + m_x_hat) ** 2, 1, c.reconstruction_feature_reduction)
     return reduce(per, 0, c.reconstruction_batch_reduction)
 
 
-def reconstruction_backward_magnitude(c: Convention, shape, ct, spread):
+def reconstruction_backward_magnitude(c: Convention, shape: tuple[int, ...], ct: np.ndarray | float,
+                                      spread: np.ndarray) -> np.ndarray:
     """x̂̄'s magnitude 2 · scale · |ȳ| · c_d · c_b · spread, `spread` bounding |x̂ − x| with its error."""
     return 2 * c.reconstruction_scale * ct * scales(shape, c.reconstruction_feature_reduction,
                                                     c.reconstruction_batch_reduction) * spread
@@ -84,7 +90,7 @@ def reconstruction_loss(x_hat: Float[np.ndarray, "batch output"], x: Float[np.nd
     return finite("reconstruction_loss", np.asarray(reconstruction(a["x_hat"], a["x"], a["convention"])))
 
 
-def reconstruction_loss_vjp(args, cotangent) -> dict:
+def reconstruction_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"x_hat": x̂̄, "x": −x̂̄}`, x̂̄ = ȳ · 2 · scale · (x̂ − x) · c_d · c_b."""
     a, (d_loss,) = validate_vjp("reconstruction_loss", args, cotangent)
     d_x_hat, d_x = reconstruction_backward(a["x_hat"], a["x"], a["convention"], d_loss)
@@ -97,7 +103,7 @@ def reconstruction_loss_magnitude(args):
     return reconstruction_magnitude(a["x_hat"], 0.0, a["x"], get_convention(a.get("convention")))
 
 
-def reconstruction_loss_vjp_magnitude(args, cotangent) -> dict:
+def reconstruction_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     """Both gradients at 2 · scale · |ȳ| · c_d · c_b · (|x̂| + |x|): x̂ − x rounds at that size."""
     a, (ct,) = validate_vjp("reconstruction_loss", args, cotangent)
     c = get_convention(a["convention"])
@@ -111,21 +117,23 @@ RECONSTRUCTION_LOSS = ReferenceFunction("reconstruction_loss", reconstruction_lo
 
 
 # ----------------------------------------------------------------------------- kl_divergence
-def kl(mu, log_var, c: Convention):
+def kl(mu: np.ndarray, log_var: np.ndarray, c: Convention) -> np.ndarray:
     """KL on checked arrays."""
     return reduce(reduce(standard_normal_kl(mu, log_var), 1, c.kl_latent_reduction), 0, c.kl_batch_reduction)
 
 
-def kl_backward(mu, log_var, c: Convention, d_kl):
+def kl_backward(mu: np.ndarray, log_var: np.ndarray, c: Convention, d_kl: float) -> tuple[np.ndarray, np.ndarray]:
     """(μ̄, lv̄) of KL for the scalar cotangent `d_kl`."""
     batch, latent = mu.shape
     factor = d_kl * reduce_scale(latent, c.kl_latent_reduction) * reduce_scale(batch, c.kl_batch_reduction)
     return factor * mu, factor * 0.5 * np.expm1(log_var)
 
 
-def kl_magnitude(mu, log_var, m_mu, m_lv, c: Convention):
+def kl_magnitude(mu: np.ndarray, log_var: np.ndarray, m_mu: np.ndarray | float, m_lv: np.ndarray | float,
+                 c: Convention) -> np.ndarray:
     """KL's magnitude when μ and lv carry the upstream magnitudes `m_mu`, `m_lv` (0 for given ones)."""
-    per = 0.5 * (np.exp(log_var) + np.abs(log_var) + mu * mu) + np.abs(mu) * m_mu + 0.5 * np.abs(np.expm1(log_var)) * m_lv
+    per = (0.5 * (np.exp(log_var) + np.abs(log_var) + mu * mu) + np.abs(mu) * m_mu
+           + 0.5 * np.abs(np.expm1(log_var)) * m_lv)
     return reduce(reduce(per, 1, c.kl_latent_reduction), 0, c.kl_batch_reduction)
 
 
@@ -147,7 +155,7 @@ def kl_divergence(mu: Float[np.ndarray, "batch latent"], log_var: Float[np.ndarr
     return finite("kl_divergence", np.asarray(kl(a["mu"], a["log_var"], a["convention"])))
 
 
-def kl_divergence_vjp(args, cotangent) -> dict:
+def kl_divergence_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"mu": ȳ · μ · c_j · c_b, "log_var": ȳ · ½ expm1(lv) · c_j · c_b}`."""
     a, (d_kl,) = validate_vjp("kl_divergence", args, cotangent)
     d_mu, d_log_var = kl_backward(a["mu"], a["log_var"], a["convention"], d_kl)
@@ -160,7 +168,7 @@ def kl_divergence_magnitude(args):
     return kl_magnitude(a["mu"], a["log_var"], 0.0, 0.0, get_convention(a.get("convention")))
 
 
-def kl_divergence_vjp_magnitude(args, cotangent) -> dict:
+def kl_divergence_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"mu": s |μ|, "log_var": s · ½(e^lv + 1)}`, s = |ȳ| · c_j · c_b."""
     a, (ct,) = validate_vjp("kl_divergence", args, cotangent)
     c = get_convention(a["convention"])

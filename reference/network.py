@@ -17,9 +17,12 @@ magnitude of h (they err by δhᵀ · ȳ).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from vaespec.spec.architecture import Architecture, VQArchitecture
 
 from .activations import Activation, get_activation
 
@@ -41,35 +44,37 @@ class Stack:
     activation: Activation
 
 
-def encoder(arch) -> Stack:
+def encoder(arch: Architecture | VQArchitecture) -> Stack:
     """The encoder of an `Architecture` (heads mu, log_var) or a `VQArchitecture` (head encoder_to_embedding)."""
     return Stack(tuple(n for n, _, _ in arch.encoder_layers()), tuple(arch.HEADS), get_activation(arch.activation))
 
 
-def decoder(arch) -> Stack:
+def decoder(arch: Architecture | VQArchitecture) -> Stack:
     """The decoder: hidden layers, then the linear output head (no output activation)."""
     return Stack(tuple(n for n, _, _ in arch.decoder_layers()), ("decoder_output",), get_activation(arch.activation))
 
 
 # ----------------------------------------------------------------------------- one layer
-def dense(params, name: str, x: np.ndarray) -> np.ndarray:
+def dense(params: Mapping[str, np.ndarray], name: str, x: np.ndarray) -> np.ndarray:
     """y = x · W + b for the layer `name`."""
     return x @ params[f"{name}.kernel"] + params[f"{name}.bias"]
 
 
-def dense_backward(params, name: str, x: np.ndarray, dy: np.ndarray, grads: dict) -> np.ndarray:
+def dense_backward(params: Mapping[str, np.ndarray], name: str, x: np.ndarray, dy: np.ndarray,
+                   grads: dict) -> np.ndarray:
     """Accumulate W̄ = xᵀ·ȳ, b̄ = Σ ȳ into `grads`; return x̄ = ȳ·Wᵀ."""
     grads[f"{name}.kernel"] = x.T @ dy
     grads[f"{name}.bias"] = dy.sum(axis=0)
     return dy @ params[f"{name}.kernel"].T
 
 
-def dense_magnitude(params, name: str, m: np.ndarray) -> np.ndarray:
+def dense_magnitude(params: Mapping[str, np.ndarray], name: str, m: np.ndarray) -> np.ndarray:
     """M · |W| + |b|."""
     return m @ np.abs(params[f"{name}.kernel"]) + np.abs(params[f"{name}.bias"])
 
 
-def hidden_forward(params, names, act: Activation, x: np.ndarray) -> tuple[np.ndarray, Tape]:
+def hidden_forward(params: Mapping[str, np.ndarray], names: Sequence[str], act: Activation,
+                   x: np.ndarray) -> tuple[np.ndarray, Tape]:
     """h = act(…act(x·W₀ + b₀)…) through the layers `names`, recording a tape."""
     tape = Tape([], [])
     h = x
@@ -81,14 +86,16 @@ def hidden_forward(params, names, act: Activation, x: np.ndarray) -> tuple[np.nd
     return h, tape
 
 
-def hidden_backward(params, names, act: Activation, tape: Tape, dh: np.ndarray, grads: dict) -> np.ndarray:
+def hidden_backward(params: Mapping[str, np.ndarray], names: Sequence[str], act: Activation, tape: Tape,
+                    dh: np.ndarray, grads: dict) -> np.ndarray:
     """Backward pass of `hidden_forward`: fills `grads`, returns x̄."""
     for name, x, pre in reversed(list(zip(names, tape.inputs, tape.preactivations))):
         dh = dense_backward(params, name, x, dh * act.derivative(pre), grads)
     return dh
 
 
-def hidden_magnitude(params, names, act: Activation, m: np.ndarray) -> np.ndarray:
+def hidden_magnitude(params: Mapping[str, np.ndarray], names: Sequence[str], act: Activation,
+                     m: np.ndarray) -> np.ndarray:
     """|W|·m + |b| through each layer, then the activation's magnitude bound."""
     for name in names:
         m = act.magnitude(dense_magnitude(params, name, m))
@@ -96,13 +103,14 @@ def hidden_magnitude(params, names, act: Activation, m: np.ndarray) -> np.ndarra
 
 
 # ----------------------------------------------------------------------------- stacks
-def apply(stack: Stack, params, x: np.ndarray) -> tuple[np.ndarray, ...]:
+def apply(stack: Stack, params: Mapping[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, ...]:
     """The heads' outputs `h·W_head + b_head`, h the hidden stack of x."""
     h, _ = hidden_forward(params, stack.hidden, stack.activation, x)
     return tuple(dense(params, head, h) for head in stack.heads)
 
 
-def backward(stack: Stack, params, x: np.ndarray, d_heads, grads: dict) -> np.ndarray:
+def backward(stack: Stack, params: Mapping[str, np.ndarray], x: np.ndarray, d_heads: Sequence[np.ndarray],
+             grads: dict) -> np.ndarray:
     """The VJP of `apply` at x for the heads' cotangents `d_heads` (one per head): fills `grads`, returns x̄.
 
     The forward pass is recomputed for its tape; the heads' input gradients add up at h."""
@@ -113,13 +121,14 @@ def backward(stack: Stack, params, x: np.ndarray, d_heads, grads: dict) -> np.nd
     return hidden_backward(params, stack.hidden, stack.activation, tape, dh, grads)
 
 
-def magnitude(stack: Stack, params, m_x: np.ndarray) -> tuple[np.ndarray, ...]:
+def magnitude(stack: Stack, params: Mapping[str, np.ndarray], m_x: np.ndarray) -> tuple[np.ndarray, ...]:
     """The heads' magnitudes for an input of magnitude `m_x` (e.g. |x|)."""
     m_h = hidden_magnitude(params, stack.hidden, stack.activation, m_x)
     return tuple(dense_magnitude(params, head, m_h) for head in stack.heads)
 
 
-def magnitude_backward(stack: Stack, params, x: np.ndarray, m_x: np.ndarray, d_heads, grads: dict) -> np.ndarray:
+def magnitude_backward(stack: Stack, params: Mapping[str, np.ndarray], x: np.ndarray, m_x: np.ndarray,
+                       d_heads: Sequence[np.ndarray], grads: dict) -> np.ndarray:
     """`backward` on magnitudes (the module docstring's rules) at x, whose own magnitude is `m_x`: fills `grads`
     with the weight gradients' magnitudes, returns x̄'s."""
     act = stack.activation

@@ -16,7 +16,7 @@ from vaespec.spec.contract import FUNCTIONS, validate_vjp
 from vaespec.spec.errors import ConfigError, show
 
 from . import bayes, estimators, losses, quantizers, vae, vq, vq_network
-from .function import ReferenceFunction
+from .function import VJP, ReferenceFunction
 
 __all__ = ["REFERENCE", "ReferenceFunction", "magnitude", "missing", "vjp", "vjp_magnitude"]
 
@@ -41,19 +41,20 @@ def missing() -> list[str]:
     return [name for name in FUNCTIONS if name not in REFERENCE]
 
 
-def _entry(function) -> ReferenceFunction:
+def _entry(function: object) -> ReferenceFunction:
     if not isinstance(function, str) or function not in REFERENCE:
         raise ConfigError(f"function: expected one of {sorted(FUNCTIONS)}, got {show(function)}")
     return REFERENCE[function]
 
 
-def _differentiable(function, args, cotangent) -> ReferenceFunction:
-    """The entry of a function with a VJP; for one without, `validate_vjp`'s error (after the arguments' own)."""
+def _differentiable(function: str, args: Mapping[str, Any], cotangent: object) -> tuple[VJP, VJP]:
+    """`(vjp, vjp_magnitude)` of a function with a VJP; for one without, `validate_vjp`'s error (after the
+    arguments' own)."""
     entry = _entry(function)
-    if entry.vjp is None:
+    if entry.vjp is None or entry.vjp_magnitude is None:  # both or neither (ReferenceFunction checks)
         validate_vjp(function, args, cotangent)  # raises: checks the arguments, then names the differentiable ones
         raise ConfigError(f"function: {function} has no VJP")  # unreachable while the spec and registry agree
-    return entry
+    return entry.vjp, entry.vjp_magnitude
 
 
 def vjp(function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]:
@@ -67,10 +68,10 @@ def vjp(function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any
     if not isinstance(function, str) or function not in REFERENCE:
         raise ConfigError(f"function: expected one of {sorted(f for f, e in REFERENCE.items() if e.vjp)}, "
                           f"got {show(function)}")
-    return _differentiable(function, args, cotangent).vjp(args, cotangent)
+    return _differentiable(function, args, cotangent)[0](args, cotangent)
 
 
-def magnitude(function: str, args: Mapping[str, Any]):
+def magnitude(function: str, args: Mapping[str, Any]) -> Any:
     """Error scale of `function` at `args`, structured like its output: the value the computation takes on
     absolute values (with every error-propagating derivative by its absolute value), so a backend with unit
     roundoff u and n roundings along the chain errs by at most ≈ γ_n · M (`vaespec.spec.tolerances`).
@@ -87,4 +88,4 @@ def vjp_magnitude(function: str, args: Mapping[str, Any], cotangent: Any) -> dic
     ½(exp(lv) − 1) has magnitude ½(exp(lv) + 1), the size of what an autograd backend actually cancels.
     Arguments checked as `vjp`'s (`validate_vjp`).
     """
-    return _differentiable(function, args, cotangent).vjp_magnitude(args, cotangent)
+    return _differentiable(function, args, cotangent)[1](args, cotangent)

@@ -24,6 +24,9 @@ Every function validates its inputs (`validate_args`, `validate_vjp`: named shap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from vaespec.spec.architecture import Architecture
@@ -57,14 +60,15 @@ def _one(cotangents):
 
 
 # ----------------------------------------------------------------------------- encode
-def encode(arch: Architecture, params, x: Float[np.ndarray, "batch input"]
+def encode(arch: Architecture, params: Mapping[str, np.ndarray], x: Float[np.ndarray, "batch input"]
            ) -> tuple[Float[np.ndarray, "batch latent"], Float[np.ndarray, "batch latent"]]:
     """Encoder: `(μ, log σ²) = (h·W_μ + b_μ, h·W_lv + b_lv)`, `h` the hidden stack of `x`."""
     a = validate_args("encode", {"arch": arch, "params": params, "x": x})
-    return finite("encode", network.apply(network.encoder(arch), a["params"], a["x"]))
+    mu, log_var = network.apply(network.encoder(arch), a["params"], a["x"])
+    return finite("encode", (mu, log_var))
 
 
-def encode_vjp(args, cotangent) -> dict:
+def encode_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "x"}` for the cotangent `(μ̄, lv̄)`: the encoder's backward pass from both heads."""
     a, (d_mu, d_log_var) = validate_vjp("encode", args, cotangent)
     arch, params, x = a["arch"], a["params"], a["x"]
@@ -80,7 +84,7 @@ def encode_magnitude(args):
     return network.magnitude(network.encoder(a["arch"]), a["params"], np.abs(a["x"]))
 
 
-def encode_vjp_magnitude(args, cotangent) -> dict:
+def encode_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, cts = validate_vjp("encode", args, cotangent)
     d_mu, d_lv = _abs(_one(cts))
     grads = zero_gradients(a["params"])
@@ -93,13 +97,14 @@ ENCODE = ReferenceFunction("encode", encode, encode_magnitude, encode_vjp, encod
 
 
 # ----------------------------------------------------------------------------- decode
-def decode(arch: Architecture, params, z: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
+def decode(arch: Architecture, params: Mapping[str, np.ndarray],
+           z: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Decoder: `x̂ = act(…act(z·V₀ + c₀)…)·V_out + c_out` (no output activation)."""
     a = validate_args("decode", {"arch": arch, "params": params, "z": z})
     return finite("decode", network.apply(network.decoder(arch), a["params"], a["z"])[0])
 
 
-def decode_vjp(args, cotangent) -> dict:
+def decode_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "z"}` for the cotangent x̂̄: the decoder's backward pass."""
     a, (d_x_hat,) = validate_vjp("decode", args, cotangent)
     arch, params, z = a["arch"], a["params"], a["z"]
@@ -114,7 +119,7 @@ def decode_magnitude(args):
     return network.magnitude(network.decoder(a["arch"]), a["params"], np.abs(a["z"]))[0]
 
 
-def decode_vjp_magnitude(args, cotangent) -> dict:
+def decode_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, cts = validate_vjp("decode", args, cotangent)
     grads = zero_gradients(a["params"])
     dz = network.magnitude_backward(network.decoder(a["arch"]), a["params"], a["z"], np.abs(a["z"]),
@@ -143,7 +148,7 @@ def reparameterize_backward_magnitude(log_var, m_lv, eps, d_z):
     return d_z, d_z * 0.5 * np.exp(0.5 * log_var) * np.abs(eps) * (1.0 + 0.5 * m_lv)
 
 
-def reparameterize_vjp(args, cotangent) -> dict:
+def reparameterize_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"mu": z̄, "log_var": z̄ ⊙ ½ exp(½ lv) ⊙ ε}`."""
     a, (d_z,) = validate_vjp("reparameterize", args, cotangent)
     d_mu, d_log_var = reparameterize_backward(a["log_var"], a["eps"], d_z)
@@ -156,7 +161,7 @@ def reparameterize_magnitude(args):
     return np.abs(a["mu"]) + np.exp(0.5 * a["log_var"]) * np.abs(a["eps"]) * (1.0 + 0.5 * np.abs(a["log_var"]))
 
 
-def reparameterize_vjp_magnitude(args, cotangent) -> dict:
+def reparameterize_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, cts = validate_vjp("reparameterize", args, cotangent)
     d_mu, d_lv = reparameterize_backward_magnitude(a["log_var"], np.abs(a["log_var"]), a["eps"], _abs(_one(cts)))
     return {"mu": d_mu, "log_var": d_lv}
@@ -175,7 +180,7 @@ def latent_magnitude(arch, params, x, eps):
     return m_mu + sigma_eps * (1.0 + 0.5 * m_lv), (m_mu, m_lv)
 
 
-def sample_latent(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
+def sample_latent(arch: Architecture, params: Mapping[str, np.ndarray], x: Float[np.ndarray, "batch input"],
                   eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch latent"]:
     """`sample_latent(x, ε) = reparameterize(μ(x), log σ²(x), ε)`."""
     a = validate_args("sample_latent", {"arch": arch, "params": params, "x": x, "eps": eps})
@@ -183,7 +188,7 @@ def sample_latent(arch: Architecture, params, x: Float[np.ndarray, "batch input"
     return finite("sample_latent", reparameterized(mu, log_var, a["eps"]))
 
 
-def sample_latent_vjp(args, cotangent) -> dict:
+def sample_latent_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "x"}` for z̄: the reparameterization's backward, then the encoder's."""
     a, (d_z,) = validate_vjp("sample_latent", args, cotangent)
     arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
@@ -200,7 +205,7 @@ def sample_latent_magnitude(args):
     return latent_magnitude(a["arch"], a["params"], a["x"], a["eps"])[0]
 
 
-def sample_latent_vjp_magnitude(args, cotangent) -> dict:
+def sample_latent_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, cts = validate_vjp("sample_latent", args, cotangent)
     arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
     grads = zero_gradients(params)
@@ -216,12 +221,13 @@ SAMPLE_LATENT = ReferenceFunction("sample_latent", sample_latent, sample_latent_
 
 
 # ----------------------------------------------------------------------------- forward
-def forward(arch: Architecture, params, x: Float[np.ndarray, "batch input"],
+def forward(arch: Architecture, params: Mapping[str, np.ndarray], x: Float[np.ndarray, "batch input"],
             eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """`forward(x, ε) = decode(reparameterize(encode(x), ε))`."""
     a = validate_args("forward", {"arch": arch, "params": params, "x": x, "eps": eps})
     mu, log_var = network.apply(network.encoder(arch), a["params"], a["x"])
-    return finite("forward", network.apply(network.decoder(arch), a["params"], reparameterized(mu, log_var, a["eps"]))[0])
+    return finite("forward",
+                  network.apply(network.decoder(arch), a["params"], reparameterized(mu, log_var, a["eps"]))[0])
 
 
 def forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_extra=0.0):
@@ -235,7 +241,7 @@ def forward_backward(arch, params, x, eps, d_x_hat, d_mu_extra=0.0, d_log_var_ex
     return grads, dx
 
 
-def forward_vjp(args, cotangent) -> dict:
+def forward_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "x"}` for x̂̄: decoder, reparameterization and encoder backward."""
     a, (d_x_hat,) = validate_vjp("forward", args, cotangent)
     arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
@@ -264,7 +270,7 @@ def _network_backward_magnitude(arch, params, x, eps, latent, d_x_hat, d_mu_kl, 
     return grads, dx
 
 
-def forward_vjp_magnitude(args, cotangent) -> dict:
+def forward_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, cts = validate_vjp("forward", args, cotangent)
     arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
     mu, log_var = encode(arch, params, x)
@@ -277,13 +283,14 @@ FORWARD = ReferenceFunction("forward", forward, forward_magnitude, forward_vjp, 
 
 
 # ----------------------------------------------------------------------------- generate
-def generate(arch: Architecture, params, eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
+def generate(arch: Architecture, params: Mapping[str, np.ndarray],
+             eps: Float[np.ndarray, "batch latent"]) -> Float[np.ndarray, "batch output"]:
     """Prior path: `generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)`, p(z) = N(0, I)."""
     a = validate_args("generate", {"arch": arch, "params": params, "eps": eps})
     return finite("generate", network.apply(network.decoder(arch), a["params"], a["eps"])[0])
 
 
-def generate_vjp(args, cotangent) -> dict:
+def generate_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params"}` for x̂̄: the decoder's backward pass at z = ε (ε is noise, not differentiated)."""
     a, (d_x_hat,) = validate_vjp("generate", args, cotangent)
     arch, params, eps = a["arch"], a["params"], a["eps"]
@@ -298,7 +305,7 @@ def generate_magnitude(args):
     return network.magnitude(network.decoder(a["arch"]), a["params"], np.abs(a["eps"]))[0]
 
 
-def generate_vjp_magnitude(args, cotangent) -> dict:
+def generate_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, cts = validate_vjp("generate", args, cotangent)
     grads = zero_gradients(a["params"])
     network.magnitude_backward(network.decoder(a["arch"]), a["params"], a["eps"], np.abs(a["eps"]),
@@ -310,7 +317,8 @@ GENERATE = ReferenceFunction("generate", generate, generate_magnitude, generate_
 
 
 # ----------------------------------------------------------------------------- loss
-def loss(arch: Architecture, params, x: Float[np.ndarray, "batch input"], eps: Float[np.ndarray, "batch latent"],
+def loss(arch: Architecture, params: Mapping[str, np.ndarray], x: Float[np.ndarray, "batch input"],
+         eps: Float[np.ndarray, "batch latent"],
          beta: float = 1.0, convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
     """β-VAE objective: `loss = R(forward(x, ε), x) + β · KL(encode(x))`."""
     checked = validate_args("loss", {"arch": arch, "params": params, "x": x, "eps": eps, "beta": beta,
@@ -321,7 +329,7 @@ def loss(arch: Architecture, params, x: Float[np.ndarray, "batch input"], eps: F
     return finite("loss", np.asarray(reconstruction(x_hat, x, c) + beta * kl(mu, log_var, c)))
 
 
-def loss_vjp(args, cotangent) -> dict:
+def loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "x"}` for ȳ: forward's backward pass from R's x̂̄, with the KL's (μ̄, lv̄) (weighted by β)
     joining at the encoder's heads and R's direct x̄ = −x̂̄ added to x's gradient."""
     a, (d_loss,) = validate_vjp("loss", args, cotangent)
@@ -347,7 +355,7 @@ def loss_magnitude(args):
     return reconstruction_magnitude(x_hat, m_x_hat, x, c) + a["beta"] * kl_magnitude(mu, log_var, m_mu, m_lv, c)
 
 
-def loss_vjp_magnitude(args, cotangent) -> dict:
+def loss_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, cts = validate_vjp("loss", args, cotangent)
     arch, params, x, eps = a["arch"], a["params"], a["x"], a["eps"]
     ct = _abs(_one(cts))

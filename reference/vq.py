@@ -36,6 +36,9 @@ It is not a contract argument; backends are called without it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from vaespec.spec.contract import validate_args, validate_vjp
@@ -77,7 +80,8 @@ def nearest_code(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.n
 
 # ----------------------------------------------------------------------------- quantize
 def quantize(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
-             indices=None) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, " batch"]]:
+             indices: np.ndarray | None = None
+             ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, " batch"]]:
     """`(z_q, k)` with `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on ties) and `z_q = C[k]`.
 
     The value of the straight-through `z_e + sg(e_k − z_e)` is e_k; the reference returns the row
@@ -92,7 +96,7 @@ def quantize(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarr
     return codebook[k], k  # fancy indexing copies
 
 
-def quantize_vjp(args, cotangent) -> dict:
+def quantize_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """Straight-through: `{"z_e": z̄_q, "codebook": 0}` for the cotangent z̄_q [B, embedding]."""
     a, (d_z_q,) = validate_vjp("quantize", args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
@@ -108,7 +112,7 @@ def quantize_magnitude(args):
     return np.abs(z_e) + np.abs(codebook[k]), np.zeros(z_e.shape[0])
 
 
-def quantize_vjp_magnitude(args, cotangent) -> dict:
+def quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"z_e": |z̄_q|, "codebook": 0}`: the straight-through copy is exact."""
     a, (ct,) = validate_vjp("quantize", args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
@@ -147,11 +151,12 @@ def _aux_vjp_magnitude(function, args, cotangent):
     a, (ct,) = validate_vjp(function, args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
     k = choose(z_e, codebook, a.get("indices"))
-    return z_e, codebook, k, np.abs(np.asarray(ct, dtype=np.float64)) * (2.0 / z_e.size) * (np.abs(z_e) + np.abs(codebook[k]))
+    return z_e, codebook, k, (np.abs(np.asarray(ct, dtype=np.float64)) * (2.0 / z_e.size)
+                              * (np.abs(z_e) + np.abs(codebook[k])))
 
 
 def codebook_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
-                  indices=None) -> Float[np.ndarray, ""]:
+                  indices: np.ndarray | None = None) -> Float[np.ndarray, ""]:
     """`L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²`: the value of the squared error, gradient to the codebook only.
 
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
@@ -160,7 +165,7 @@ def codebook_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.
     return _aux_forward("codebook_loss", z_e, codebook, indices)
 
 
-def codebook_loss_vjp(args, cotangent) -> dict:
+def codebook_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"z_e": 0, "codebook": −Σ_{b: k(b)=k} ȳ · 2/(B·D) · (z_e[b] − e_k)}` (z_e is stopped)."""
     z_e, codebook, k, g = _aux_vjp("codebook_loss", args, cotangent)
     return finite_gradients("codebook_loss", {"z_e": np.zeros_like(z_e, dtype=np.float64),
@@ -171,7 +176,7 @@ def codebook_loss_magnitude(args):
     return _aux_magnitude("codebook_loss", args)
 
 
-def codebook_loss_vjp_magnitude(args, cotangent) -> dict:
+def codebook_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     z_e, codebook, k, g = _aux_vjp_magnitude("codebook_loss", args, cotangent)
     return {"z_e": np.zeros_like(z_e, dtype=np.float64), "codebook": scatter(codebook, k, g)}
 
@@ -181,7 +186,7 @@ CODEBOOK_LOSS = ReferenceFunction("codebook_loss", codebook_loss, codebook_loss_
 
 
 def commitment_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
-                    indices=None) -> Float[np.ndarray, ""]:
+                    indices: np.ndarray | None = None) -> Float[np.ndarray, ""]:
     """`L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²`: the same value as `codebook_loss`, gradient to z_e only.
 
     **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
@@ -190,7 +195,7 @@ def commitment_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[n
     return _aux_forward("commitment_loss", z_e, codebook, indices)
 
 
-def commitment_loss_vjp(args, cotangent) -> dict:
+def commitment_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"z_e": ȳ · 2/(B·D) · (z_e − e_k), "codebook": 0}` (the codebook is stopped)."""
     _, codebook, _, g = _aux_vjp("commitment_loss", args, cotangent)
     return finite_gradients("commitment_loss", {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)})
@@ -200,7 +205,7 @@ def commitment_loss_magnitude(args):
     return _aux_magnitude("commitment_loss", args)
 
 
-def commitment_loss_vjp_magnitude(args, cotangent) -> dict:
+def commitment_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     _, codebook, _, g = _aux_vjp_magnitude("commitment_loss", args, cotangent)
     return {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)}
 
@@ -230,7 +235,8 @@ LAPLACE_SMOOTH = ReferenceFunction("laplace_smooth", laplace_smooth, laplace_smo
 
 def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float[np.ndarray, " codes"],
                ema_sums: Float[np.ndarray, "codes embedding"], ema_step: int, z_e: Float[np.ndarray, "batch embedding"],
-               decay: float = DEFAULT_DECAY, epsilon: float = DEFAULT_EPSILON, training: bool = True, *, indices=None):
+               decay: float = DEFAULT_DECAY, epsilon: float = DEFAULT_EPSILON, training: bool = True, *,
+               indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One EMA codebook step (sonnet's `VectorQuantizerEMA`; γ = decay, t = step + 1):
 
         n_k = #{b: k(b) = k},  s_k = Σ_{b: k(b) = k} z_e[b]
@@ -294,7 +300,8 @@ EMA_UPDATE = ReferenceFunction("ema_update", ema_update, ema_update_magnitude)
 
 
 # ----------------------------------------------------------------------------- codebook health
-def codebook_health(indices: Int[np.ndarray, " batch"], num_embeddings: int):
+def codebook_health(indices: Int[np.ndarray, " batch"], num_embeddings: int
+                    ) -> tuple[Int[np.ndarray, " codes"], np.ndarray, int]:
     """`usage_k = #{b: k(b) = k}`, `perplexity = exp(−Σ_k p_k log p_k)` with `p = usage / B` (0 log 0 = 0),
     `dead_codes = #{k: usage_k = 0}`.
 
@@ -318,7 +325,7 @@ CODEBOOK_HEALTH = ReferenceFunction("codebook_health", codebook_health, codebook
 
 
 def reset_dead_codes(codebook: Float[np.ndarray, "codes embedding"], usage: Int[np.ndarray, " codes"],
-                     z_e: Float[np.ndarray, "batch embedding"], key: Key | int):
+                     z_e: Float[np.ndarray, "batch embedding"], key: Key | int) -> tuple[np.ndarray, Key]:
     """Dead rows (usage 0), in increasing index order, become `z_e[j₀], z_e[j₁], …` with
     `(j, key′) = randint(key, B, (#dead,))`; live rows are unchanged.
 
@@ -355,7 +362,7 @@ def init_codebook_magnitude(args):
 
 INIT_CODEBOOK = ReferenceFunction("init_codebook", init_codebook, init_codebook_magnitude)
 
-REFERENCE_FUNCTIONS = (QUANTIZE, CODEBOOK_LOSS, COMMITMENT_LOSS, INIT_CODEBOOK, LAPLACE_SMOOTH, EMA_UPDATE, CODEBOOK_HEALTH,
-                       RESET_DEAD_CODES)
+REFERENCE_FUNCTIONS = (QUANTIZE, CODEBOOK_LOSS, COMMITMENT_LOSS, INIT_CODEBOOK, LAPLACE_SMOOTH, EMA_UPDATE,
+                       CODEBOOK_HEALTH, RESET_DEAD_CODES)
 
 

@@ -36,7 +36,7 @@ def distances(z_e: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     return d
 
 
-def choose(z_e: np.ndarray, codebook: np.ndarray, indices) -> np.ndarray:
+def choose(z_e: np.ndarray, codebook: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
     """The given `indices` (validated against z_e's batch and the codebook's K), else the nearest codes."""
     if indices is None:
         return np.argmin(distances(z_e, codebook), axis=1).astype(np.int64)  # argmin: first minimum on ties

@@ -13,6 +13,9 @@ output plus (1 + w) · mean (M(z_e) + |e_k|)². Functions that pick codes take `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from vaespec.spec.architecture import VQArchitecture
@@ -29,7 +32,7 @@ from .vq_codes import aux, aux_gradient, choose, scatter
 
 
 # ----------------------------------------------------------------------------- vq_encode
-def vq_encode(arch: VQArchitecture, params, x: Float[np.ndarray, "batch input"]
+def vq_encode(arch: VQArchitecture, params: Mapping[str, np.ndarray], x: Float[np.ndarray, "batch input"]
               ) -> Float[np.ndarray, "batch embedding"]:
     """Encoder: `z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb` (`encoder_to_embedding` is linear).
 
@@ -40,7 +43,7 @@ def vq_encode(arch: VQArchitecture, params, x: Float[np.ndarray, "batch input"]
     return finite("vq_encode", network.apply(network.encoder(arch), a["params"], a["x"])[0])
 
 
-def vq_encode_vjp(args, cotangent) -> dict:
+def vq_encode_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "x"}` gradients of `vq_encode` for the cotangent z̄_e [B, embedding]."""
     a, (d_z_e,) = validate_vjp("vq_encode", args, cotangent)
     arch, params, x = a["arch"], a["params"], a["x"]
@@ -56,7 +59,7 @@ def vq_encode_magnitude(args):
     return network.magnitude(network.encoder(a["arch"]), a["params"], np.abs(a["x"]))[0]
 
 
-def vq_encode_vjp_magnitude(args, cotangent) -> dict:
+def vq_encode_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("vq_encode", args, cotangent)
     grads = zero_gradients(a["params"])
     dx = network.magnitude_backward(network.encoder(a["arch"]), a["params"], a["x"], np.abs(a["x"]),
@@ -99,8 +102,8 @@ def _through_decoder(arch, params, codebook, x, indices, d_x_hat, commitment_wei
     return grads, d_codebook, network.backward(network.encoder(arch), params, x, (d_z_e,), grads)
 
 
-def vq_forward(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes embedding"],
-               x: Float[np.ndarray, "batch input"], *, indices=None
+def vq_forward(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook: Float[np.ndarray, "codes embedding"],
+               x: Float[np.ndarray, "batch input"], *, indices: np.ndarray | None = None
                ) -> tuple[Float[np.ndarray, "batch output"], Int[np.ndarray, " batch"]]:
     """`vq_forward(x) = (decode(C[k]), k)`, k the nearest codes of `z_e = vq_encode(x)`.
 
@@ -115,7 +118,7 @@ def vq_forward(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes 
     return finite("vq_forward", (x_hat, k))
 
 
-def vq_forward_vjp(args, cotangent) -> dict:
+def vq_forward_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "codebook": 0, "x"}` gradients of `vq_forward` for the cotangent x̄̂ [B, output]."""
     a, (d_x_hat,) = validate_vjp("vq_forward", args, cotangent)
     arch, params, x = a["arch"], a["params"], a["x"]
@@ -132,7 +135,7 @@ def vq_forward_magnitude(args):
     return network.magnitude(network.decoder(arch), params, m_z_q)[0], np.zeros(x.shape[0])
 
 
-def vq_forward_vjp_magnitude(args, cotangent) -> dict:
+def vq_forward_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("vq_forward", args, cotangent)
     arch, params, x, codebook = a["arch"], a["params"], a["x"], a["codebook"]
     grads = zero_gradients(params)
@@ -148,9 +151,9 @@ VQ_FORWARD = ReferenceFunction("vq_forward", vq_forward, vq_forward_magnitude, v
 
 
 # ----------------------------------------------------------------------------- vq_loss
-def vq_loss(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes embedding"],
+def vq_loss(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook: Float[np.ndarray, "codes embedding"],
             x: Float[np.ndarray, "batch input"], commitment_weight: float = DEFAULT_COMMITMENT_WEIGHT,
-            convention: Convention | str | None = None, *, indices=None) -> Float[np.ndarray, ""]:
+            convention: Convention | str | None = None, *, indices: np.ndarray | None = None) -> Float[np.ndarray, ""]:
     """`loss = R(x̂, x) + L_cb(z_e, C) + w · L_commit(z_e, C)`, `(x̂, k) = vq_forward(x)`, `z_e = vq_encode(x)`.
 
     `R` is the VAE's `reconstruction_loss` under `convention`; the auxiliary losses are means
@@ -169,7 +172,7 @@ def vq_loss(arch: VQArchitecture, params, codebook: Float[np.ndarray, "codes emb
                                         + checked["commitment_weight"] * term))
 
 
-def vq_loss_vjp(args, cotangent) -> dict:
+def vq_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     """`{"params", "codebook", "x"}` gradients of `vq_loss` for the scalar cotangent ȳ."""
     a, (d_loss,) = validate_vjp("vq_loss", args, cotangent)
     arch, params, codebook, x = a["arch"], a["params"], a["codebook"], a["x"]
@@ -192,7 +195,7 @@ def vq_loss_magnitude(args):
     return np.asarray(reconstruction_magnitude(x_hat, m_x_hat, x, c) + (1.0 + a["commitment_weight"]) * m_aux)
 
 
-def vq_loss_vjp_magnitude(args, cotangent) -> dict:
+def vq_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("vq_loss", args, cotangent)
     ct = np.abs(np.asarray(ct, dtype=np.float64))
     arch, params, codebook, x = a["arch"], a["params"], a["codebook"], a["x"]

@@ -21,7 +21,9 @@ a dense layer: it is an explicit argument `[num_embeddings, embedding_dim]`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError, show
 
@@ -46,7 +48,7 @@ LEAKY_RELU_SLOPE = 0.01
 ELU_ALPHA = 1.0
 
 
-def _positive_int(option: str, value) -> int:
+def _positive_int(option: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{option}: expected a positive integer, got {show(value)}")
     if value <= 0:
@@ -54,12 +56,13 @@ def _positive_int(option: str, value) -> int:
     return value
 
 
-def _check_size(arch) -> None:
+def _check_size(arch: Architecture | VQArchitecture) -> None:
     count = sum(fan_in * fan_out + fan_out for _, fan_in, fan_out in arch.dense_layers())
     if count > MAX_PARAMETERS:
         sizes = {k: v for k, v in arch.to_dict().items() if isinstance(v, int)}
-        sizes.update({f"{k}[{i}]": v for k in ("encoder_sizes", "decoder_sizes") for i, v in enumerate(getattr(arch, k))})
-        largest = max(sizes, key=sizes.get)  # name the option that blew the count up
+        sizes.update({f"{k}[{i}]": v for k in ("encoder_sizes", "decoder_sizes")
+                      for i, v in enumerate(getattr(arch, k))})
+        largest = max(sizes, key=lambda k: sizes[k])  # name the option that blew the count up
         raise ConfigError(f"{largest}: the architecture would have {show(count)} parameters, more than the "
                           f"{MAX_PARAMETERS} vaespec allows; got {largest} = {show(sizes[largest])}")
 
@@ -67,8 +70,8 @@ def _check_size(arch) -> None:
 MAX_LAYERS = 64  # hidden layers per part; also stops an endless iterator from hanging the constructor
 
 
-def _sizes(option: str, value) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes, bytearray)) or not hasattr(value, "__iter__"):
+def _sizes(option: str, value: object) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
         raise ConfigError(f"{option}: expected a sequence of positive integers, got {show(value)}")
     sizes = tuple(itertools.islice(value, MAX_LAYERS + 1))
     if len(sizes) > MAX_LAYERS:
@@ -76,7 +79,7 @@ def _sizes(option: str, value) -> tuple[int, ...]:
     return tuple(_positive_int(f"{option}[{i}]", v) for i, v in enumerate(sizes))
 
 
-def check_activation(value) -> str:
+def check_activation(value: object) -> str:
     """Return `value` if it names a supported activation, else raise ConfigError."""
     if not isinstance(value, str) or value not in ACTIVATIONS:
         raise ConfigError(f"activation: expected one of {sorted(ACTIVATIONS)}, got {show(value)}")
@@ -87,6 +90,16 @@ class _DenseLayout:
     """The layer layout shared by `Architecture` and `VQArchitecture`; subclasses name their encoder `HEADS`."""
 
     HEADS: tuple[str, ...] = ()
+    # The sizes both subclasses hold (dataclass fields, set by their __post_init__), for the type checker;
+    # `output_size` is never None after __post_init__ (None there means `input_size`).
+    input_size: int
+    encoder_sizes: tuple[int, ...]
+    decoder_sizes: tuple[int, ...]
+    output_size: int | None
+    activation: str
+    if TYPE_CHECKING:
+        @property
+        def latent_size(self) -> int: ...
 
     def encoder_layers(self) -> list[tuple[str, int, int]]:
         """(name, fan_in, fan_out) of the encoder's hidden layers, in order."""
@@ -107,6 +120,7 @@ class _DenseLayout:
     def dense_layers(self) -> list[tuple[str, int, int]]:
         """Every dense layer (name, fan_in, fan_out): encoder, heads, decoder, output."""
         head = self.encoder_head_fan_in()
+        assert self.output_size is not None  # __post_init__ sets it
         return [
             *self.encoder_layers(),
             *((name, head, self.latent_size) for name in self.HEADS),

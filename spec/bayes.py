@@ -174,7 +174,8 @@ def check_domain(args: Mapping[str, Any], dtype: str = "float64") -> None:
             f"scale W down or raise noise_log_var")
     if not quadratic <= limit:
         raise DomainError(
-            f"{'x' if not x_norm <= b_norm else 'bias'}: max_b (‖x_b‖ + ‖b‖)²·κ/σ² = {quadratic:.4g} must stay ≤ {limit:.4g} ({dtype}'s largest value) so the "
+            f"{'x' if not x_norm <= b_norm else 'bias'}: max_b (‖x_b‖ + ‖b‖)²·κ/σ² = {quadratic:.4g} must stay ≤ "
+            f"{limit:.4g} ({dtype}'s largest value) so the "
             f"quadratic form (x − b)ᵀ(W Wᵀ + σ²I)⁻¹(x − b) and its gradient are finite; got max ‖x_b‖ = "
             f"{x_norm:.4g}, ‖b‖ = {b_norm:.4g} with σ² = e^{lv:.4g}")
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .architecture import Architecture, VQArchitecture
 from .errors import ConfigError, show
 
 Chain = tuple[int, int]
@@ -36,7 +37,7 @@ REPARAMETERIZE: Chain = (4, 4)  # halve, exp, multiply, add
 STRAIGHT_THROUGH: Chain = (2, 2)  # z_e + (e − z_e): two rounded results
 
 
-def check_count(name: str, value, low: int = 0) -> int:
+def check_count(name: str, value: object, low: int = 0) -> int:
     """An integer in [`low`, 2⁵³] (a rounding count or a size: exact as a float), else `ConfigError` naming it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= 2**53:
         raise ConfigError(f"{name}: expected an integer in [{low}, 2**53], got {show(value)}")
@@ -48,13 +49,13 @@ def total(*chains: Chain) -> Chain:
     return sum(c[0] for c in chains), sum(c[1] for c in chains)
 
 
-def encoder(arch) -> Chain:
+def encoder(arch: Architecture | VQArchitecture) -> Chain:
     """The encoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L)."""
     layers = len(arch.encoder_sizes) + 1
     return arch.longest_path("encoder") + 2 * layers, 3 * layers
 
 
-def decoder(arch) -> Chain:
+def decoder(arch: Architecture | VQArchitecture) -> Chain:
     """The decoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L)."""
     layers = len(arch.decoder_sizes) + 1
     return arch.longest_path("decoder") + 2 * layers, 3 * layers

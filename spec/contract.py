@@ -88,7 +88,7 @@ class VAEBackend(Protocol):
         ...
 
 
-def call(backend: VAEBackend, function: str, args: Mapping[str, Any]):
+def call(backend: VAEBackend, function: str, args: Mapping[str, Any]) -> Any:
     """Call `function` on `backend` with the arguments named in `FUNCTIONS` (in order)."""
     spec = named(FUNCTIONS, function)
     if not isinstance(args, Mapping):

@@ -67,7 +67,8 @@ PRESETS: dict[str, Convention] = {
                    "vaespec default: ½·SSE per example and KL summed over the latent, both averaged over the batch "
                    "(negative ELBO of a unit-variance Gaussian decoder, up to a constant); same as pythae's 'mse'."),
         Convention("edifice", "mean", "mean", 1.0, "sum", "mean",
-                   "Edifice: MSE averaged over all batch × feature elements; KL summed over the latent, averaged over the batch."),
+                   "Edifice: MSE averaged over all batch × feature elements; KL summed over the latent, "
+                   "averaged over the batch."),
         Convention("torchlean", "mean", "mean", 1.0, "mean", "mean",
                    "TorchLean: MSE averaged over the observation shape; KL averaged over the latent shape; "
                    "a batch (which TorchLean's per-example spec lacks) is averaged."),

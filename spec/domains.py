@@ -6,14 +6,16 @@ replaced by its absolute value, sums taken before a mean divides them; docs/tole
 M bounds every intermediate of the computation, so inside the domain nothing overflows, and
 the tolerance policy's bound applies. For the functions on direct inputs this reads:
 
-| function | M (elementwise or summed) | so, per element |
+| function | M (elementwise, summed, or per row) | so, per element |
 |---|---|---|
 | `reparameterize` | \\|μ\\| + e^{ℓ/2}\\|ε\\| | ℓ ≤ 2 log(MAX/\\|ε\\|) |
-| `kl_divergence` | Σ_bj (e^ℓ + \\|ℓ\\| + μ² + 1) | ℓ ≤ log(MAX/n), \\|μ\\| ≤ √(MAX/n), ℓ ≥ −MAX/n for n = B·L terms |
-| `reconstruction_loss` | max(s, 1) · Σ_bd (\\|x̂\\| + \\|x\\|)² | \\|x̂\\| + \\|x\\| ≤ √(MAX/(max(s, 1)·n)) for n = B·D′ terms |
-| `gaussian_log_likelihood` | per row ½Σ_d (log 2π + \\|ℓ\\| + (\\|x̂\\| + \\|x\\|)²·e^{−ℓ} + e^{−ℓ}) | ℓ ≥ −log MAX at least |
-| `bernoulli_log_likelihood` | per row Σ_d (\\|x\\|·\\|l\\| + \\|l\\| + log 2) | \\|l\\| ≤ MAX/(2D) |
-| `quantize`, the aux losses, `ema_update` | max_b (‖z_e[b]‖ + max_k ‖e_k‖)² (float32's MAX for narrow dtypes) | ‖z_e‖ + ‖e‖ ≤ √MAX |
+| `kl_divergence` | Σ_bj (e^ℓ + \\|ℓ\\| + μ² + 1) | ℓ ≤ log(MAX/n), \\|μ\\| ≤ √(MAX/n), ℓ ≥ −MAX/n (n = B·L) |
+| `reconstruction_loss` | max(s, 1) · Σ_bd (\\|x̂\\| + \\|x\\|)² | \\|x̂\\| + \\|x\\| ≤ √(MAX/(max(s, 1)·n)) (n = B·D′) |
+| `gaussian_log_likelihood` | ½Σ_d (log 2π + \\|ℓ\\| + (\\|x̂\\| + \\|x\\|)²·e^{−ℓ} + e^{−ℓ}) | ℓ ≥ −log MAX at least |
+| `bernoulli_log_likelihood` | Σ_d (\\|x\\|·\\|l\\| + \\|l\\| + log 2) | \\|l\\| ≤ MAX/(2D) |
+| `quantize`, the aux losses, `ema_update` | max_b (‖z_e[b]‖ + max_k ‖e_k‖)² | ‖z_e‖ + ‖e‖ ≤ √MAX |
+
+(In the last row MAX is float32's for the dtypes narrower than float32.)
 
 There is no lower limit on ℓ beyond the size of the −ℓ/2 term: σ² = e^ℓ may underflow to 0 and
 the KL stays finite, because it never forms log σ² from σ² (torch.distributions' scale-based KL
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from typing import TypeVar
 
 import numpy as np
 
@@ -52,6 +55,8 @@ from .functions import FUNCTIONS
 from .numerics import MAX_FINITE, check_dtype, log_var_limits
 from .signature import Domain
 
+T = TypeVar("T")
+
 __all__ = ["CHECKED", "MAX_FINITE", "check_domain", "check_dtype", "check_result", "domain_rows", "log_var_limits",
            "magnitudes"]
 
@@ -59,7 +64,7 @@ __all__ = ["CHECKED", "MAX_FINITE", "check_domain", "check_dtype", "check_result
 CHECKED = tuple(f for f, spec in FUNCTIONS.items() if spec.domain is not None)
 
 
-def _measured(function) -> Domain:
+def _measured(function: object) -> Domain:
     """The declared domain of `function` if it is a magnitude bound M ≤ MAX, else `ConfigError` listing those."""
     spec = FUNCTIONS.get(function) if isinstance(function, str) else None
     if spec is None or spec.domain is None or spec.domain.magnitude is None:
@@ -75,6 +80,7 @@ def magnitudes(function: str, args: Mapping) -> np.ndarray | float:
     largest squared distance for the VQ functions. Computed in float64 (an overflow there is +inf);
     `FunctionSpec.domain.magnitude` of the function's declaration."""
     domain = _measured(function)  # checks `function` first, then that `args` is a mapping
+    assert domain.magnitude is not None  # _measured refuses a domain without one
     return Domain.measure(domain.magnitude, domain.read(function, args))
 
 
@@ -99,7 +105,7 @@ def check_domain(function: str, args: Mapping, dtype: str = "float64", names: Ma
         domain.check(function, args, dtype, names)
 
 
-def check_result(function: str, result, dtype: str = "float64", what: str = "result"):
+def check_result(function: str, result: T, dtype: str = "float64", what: str = "result") -> T:
     """Return `result` (an array, a tuple or a dict of them, nested) if every float entry is finite, else raise
     `DomainError` naming `function`'s inputs: the network functions' domain is where every intermediate stays
     within `dtype`, which the spec cannot evaluate without the reference, so it is checked on the result

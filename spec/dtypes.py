@@ -42,6 +42,7 @@ exported), so a backend that computes below its declared precision chooses wrong
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from .functions import FUNCTIONS
 from .numerics import TINY, UNIT_ROUNDOFF
@@ -57,11 +58,12 @@ FORMATS: dict[str, tuple[int, int, int]] = {
     "float16": (11, -14, 15),
 }
 
-PRECISION_ORDER: tuple[str, ...] = tuple(sorted(UNIT_ROUNDOFF, key=UNIT_ROUNDOFF.get))
+PRECISION_ORDER: tuple[str, ...] = tuple(sorted(UNIT_ROUNDOFF, key=lambda d: UNIT_ROUNDOFF[d]))
 
 SUBNORMALS: dict[str, str] = {
     dtype: f"inputs below {TINY[dtype]:.4g} are zeroed before any law sees them; results may be flushed by "
-           f"a backend that declares flushes_subnormals (roundoff floors absorb it; exact laws flush the expected value)"
+           "a backend that declares flushes_subnormals (roundoff floors absorb it; exact laws flush the expected "
+           "value)"
     for dtype in FORMATS
 }
 
@@ -106,7 +108,7 @@ FORMULA_SWITCHES: dict[str, tuple[tuple[float, str], ...]] = {
 }
 
 
-def round_to(dtype: str, value):
+def round_to(dtype: str, value: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """`value` (float64) rounded once, to nearest with ties to even, into `dtype`, returned as float64.
 
     Exact: `frexp` gives each value's binary exponent k (|x| ∈ [2^(k−1), 2^k)); the quantum of the
@@ -131,13 +133,13 @@ def round_to(dtype: str, value):
     return np.where(finite, rounded, x)
 
 
-def through_float32(dtype: str, value):
+def through_float32(dtype: str, value: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """`value` cast to float32 first and then to `dtype` (torch's float64 → bfloat16/float16 cast)."""
     x = np.asarray(value, dtype=np.float64)
     return round_to(dtype, round_to("float32", x)) if dtype in ("bfloat16", "float16") else round_to(dtype, x)
 
 
-def equal_in_dtype(dtype: str, actual, value) -> np.ndarray:
+def equal_in_dtype(dtype: str, actual: npt.ArrayLike, value: npt.ArrayLike) -> npt.NDArray[np.bool_]:
     """bool mask: `actual` is `value` rounded into `dtype`, by RNE from float64 or through float32."""
     actual = np.asarray(actual, dtype=np.float64)
     ok = (actual == round_to(dtype, value)) | (actual == through_float32(dtype, value))
@@ -145,13 +147,13 @@ def equal_in_dtype(dtype: str, actual, value) -> np.ndarray:
     return ok | both_nan
 
 
-def flush(dtype: str, value):
+def flush(dtype: str, value: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """`value` with entries below `dtype`'s smallest normal (`TINY`) in size set to a zero of the same sign."""
     x = np.asarray(value, dtype=np.float64)
     return np.where(np.abs(x) < TINY[dtype], np.copysign(0.0, x), x)
 
 
-def flushes_subnormals(backend) -> bool:
+def flushes_subnormals(backend: object) -> bool:
     """Whether `backend` declares that it flushes subnormals (`flushes_subnormals = True`; default False)."""
     return bool(getattr(backend, "flushes_subnormals", False))
 

@@ -25,7 +25,7 @@ class ConfigError(VaespecError, ValueError):
     """A builder or convention option is missing, unknown or out of range."""
 
 
-def show(value, limit: int = 80) -> str:
+def show(value: object, limit: int = 80) -> str:
     """`repr(value)` cut to `limit` characters, for error messages. Never raises: a hostile value
     (a 10⁵-digit integer, a `__repr__` that fails) must not turn a clear error into another one."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
@@ -37,12 +37,12 @@ def show(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def describe(value) -> str:
+def describe(value: object) -> str:
     """A short description of `value` for error messages: type, shape and dtype (never raises)."""
     try:
         shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
         if shape is not None:
             return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
-    except Exception:  # noqa: BLE001 - a foreign object whose shape is not a sequence
+    except Exception:  # noqa: BLE001, S110 - a foreign object whose shape is not a sequence
         pass
     return f"{type(value).__name__} {show(value)}"

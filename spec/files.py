@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import os
 import stat
+from typing import BinaryIO
 
-from .errors import ConfigError
+from .errors import ConfigError, VaespecError
+
+# A path as the os functions take it; the error class each check raises (a VaespecError subclass).
+StrPath = str | os.PathLike[str]
+Error = type[VaespecError]
 
 NAME_MAX = 255  # bytes per path component (Linux, macOS)
 PATH_MAX = 1024  # bytes per relative path inside a named directory
@@ -41,7 +46,7 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def check_name(relative: str, error=ConfigError) -> list[str]:
+def check_name(relative: str, error: Error = ConfigError) -> list[str]:
     """The components of `relative` (a '/'-separated path meant to stay inside a directory), or `error`
     if it is absolute, climbs out (`..`), is empty, holds NUL, or is over-long (`NAME_MAX`, `PATH_MAX`)."""
     if not isinstance(relative, str) or not relative:
@@ -59,7 +64,7 @@ def check_name(relative: str, error=ConfigError) -> list[str]:
     return parts
 
 
-def _read_fd(fd: int, where: str, limit: int, error) -> bytes:
+def _read_fd(fd: int, where: str, limit: int, error: Error) -> bytes:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise error(f"{where}: {_kind(info.st_mode)}, expected a regular file")
@@ -77,7 +82,7 @@ def _read_fd(fd: int, where: str, limit: int, error) -> bytes:
     return b"".join(chunks)
 
 
-def read_inside(root, relative: str, limit: int, error=ConfigError) -> bytes:
+def read_inside(root: StrPath, relative: str, limit: int, error: Error = ConfigError) -> bytes:
     """The bytes of the regular file `root`/`relative`, following no link below `root` (see the module).
 
     **Arguments** `root` (the directory the user named), `relative` ('/'-separated), `limit` (bytes).
@@ -117,7 +122,7 @@ def read_inside(root, relative: str, limit: int, error=ConfigError) -> bytes:
             os.close(fd)
 
 
-def open_regular(path, error=ConfigError, what: str = "file"):
+def open_regular(path: StrPath, error: Error = ConfigError, what: str = "file") -> BinaryIO:
     """`path` opened for binary reading if it is a regular file (a FIFO or device is refused, never waited on)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
@@ -135,7 +140,7 @@ def open_regular(path, error=ConfigError, what: str = "file"):
     return os.fdopen(fd, "rb")
 
 
-def read_regular(path, limit: int, error=ConfigError, what: str = "file") -> bytes:
+def read_regular(path: StrPath, limit: int, error: Error = ConfigError, what: str = "file") -> bytes:
     """The bytes of the regular file `path` (at most `limit`; see `open_regular`)."""
     with open_regular(path, error, what) as handle:
         try:
@@ -144,7 +149,7 @@ def read_regular(path, limit: int, error=ConfigError, what: str = "file") -> byt
             raise error(f"{what}: cannot read {path!r} ({failure.strerror})") from None
 
 
-def _writable_dir(option: str, directory: str, error) -> None:
+def _writable_dir(option: str, directory: str, error: Error) -> None:
     if not os.path.isdir(directory):
         raise error(f"{option}: the directory {directory!r} does not exist" if not os.path.exists(directory)
                     else f"{option}: {directory!r} is not a directory")
@@ -152,7 +157,7 @@ def _writable_dir(option: str, directory: str, error) -> None:
         raise error(f"{option}: the directory {directory!r} is not writable")
 
 
-def check_output_file(option: str, path, error=ConfigError) -> None:
+def check_output_file(option: str, path: StrPath, error: Error = ConfigError) -> None:
     """Refuse, before any work, an output file that could not be written: its directory missing or
     unwritable, or `path` a directory or special file."""
     path = os.fspath(path)
@@ -167,7 +172,7 @@ def check_output_file(option: str, path, error=ConfigError) -> None:
     _writable_dir(option, os.path.dirname(os.path.abspath(path)), error)
 
 
-def check_output_dir(option: str, path, error=ConfigError) -> None:
+def check_output_dir(option: str, path: StrPath, error: Error = ConfigError) -> None:
     """Refuse, before any work, an output directory that could not be made or written: `path` a file,
     or its nearest existing ancestor not a writable directory."""
     path = os.fspath(path)
@@ -188,7 +193,7 @@ def check_output_dir(option: str, path, error=ConfigError) -> None:
     _writable_dir(option, ancestor, error)
 
 
-def json_depth(value, limit: int) -> int:
+def json_depth(value: object, limit: int) -> int:
     """The nesting depth of a parsed JSON value, counted iteratively (no recursion to exhaust) and
     no further than `limit` + 1 levels: a depth above `limit` is all a caller needs to refuse it."""
     deepest, stack = 0, [(value, 1)]

@@ -24,7 +24,7 @@ from .keys import MAX_DRAW, Key, as_key, normal
 from .vq import DEFAULT_CODEBOOK_SEED
 
 
-def init_params(arch: Architecture, seed: int | Key) -> dict[str, np.ndarray]:
+def init_params(arch: Architecture | VQArchitecture, seed: int | Key) -> dict[str, np.ndarray]:
     """Float64 parameters for every layer of `arch`, deterministic in `seed`.
 
     **Arguments**
@@ -34,7 +34,8 @@ def init_params(arch: Architecture, seed: int | Key) -> dict[str, np.ndarray]:
     **Returns** a dict from `"<layer>.kernel"` / `"<layer>.bias"` to float64 arrays.
     """
     if not isinstance(arch, (Architecture, VQArchitecture)):
-        raise DTypeError(f"arch: expected a vaespec.spec.architecture.Architecture or VQArchitecture, got {describe(arch)}")
+        raise DTypeError("arch: expected a vaespec.spec.architecture.Architecture or VQArchitecture, got "
+                         f"{describe(arch)}")
     rng = np.random.default_rng(as_key(seed).value)
     params: dict[str, np.ndarray] = {}
     for name, fan_in, fan_out in arch.dense_layers():

@@ -44,12 +44,12 @@ def key(seed: int) -> Key:
     return Key(seed)
 
 
-def as_key(value) -> Key:
+def as_key(value: Key | int) -> Key:
     """Accept a Key or an integer seed."""
     return value if isinstance(value, Key) else Key(value)
 
 
-def _shape(shape) -> tuple[int, ...]:
+def _shape(shape: object) -> tuple[int, ...]:
     """`shape` as a tuple of integers ≥ 0 whose product is at most `MAX_DRAW`, else a vaespec error."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (shape,)

@@ -59,7 +59,8 @@ _LAWS: list[Law] = [
         ("reparameterize",), "|μ| ≤ 5, |log σ²| ≤ 4, N = 4096", "statistical",
         proofs=("reparameterize_moments", "sample_variance_variance", "normal_fourth_moment")),
     Law("batch_permutation_equivariance",
-        "permuting the batch permutes encode, forward, sample_latent, generate row-wise and leaves every loss unchanged",
+        "permuting the batch permutes encode, forward, sample_latent, generate row-wise and leaves every loss "
+        "unchanged",
         ("encode", "forward", "sample_latent", "generate", "reconstruction_loss", "kl_divergence", "loss"),
         "batch ≥ 2", "roundoff"),
     Law("reductions_consistent_under_batch_splitting",
@@ -91,7 +92,8 @@ for _fn, _spec in FUNCTIONS.items():
     if _spec.differentiable:
         _LAWS.append(Law(f"{_fn}_gradient_matches_reference",
                          f"the vector-Jacobian product of {_fn} with respect to {', '.join(_spec.differentiable)} "
-                         f"equals the reference's hand-written backward pass{' at the backend’s own code choices' if _spec.discrete else ''}",
+                         "equals the reference's hand-written backward "
+                         f"pass{' at the backend’s own code choices' if _spec.discrete else ''}",
                          (_fn,), "the strategies' domain", "roundoff", _spec.chapter, proofs=_spec.gradient_proofs))
 
 LAWS: dict[str, Law] = {law.name: law for law in _LAWS}

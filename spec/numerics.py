@@ -61,7 +61,7 @@ MAX_FINITE: dict[str, float] = {
 }
 
 
-def check_dtype(dtype) -> str:
+def check_dtype(dtype: object) -> str:
     """`dtype` if it names a dtype with stated numbers (a key of `MAX_FINITE`, `UNIT_ROUNDOFF`), else `ConfigError`."""
     if not isinstance(dtype, str) or dtype not in MAX_FINITE:
         raise ConfigError(f"dtype: expected one of {sorted(MAX_FINITE)}, got {show(dtype)}")
@@ -81,7 +81,7 @@ class Bound:
         return self.rel * m + self.floor
 
 
-def _magnitude(name: str, value):
+def _magnitude(name: str, value: object) -> float | np.ndarray:
     """A finite magnitude ≥ 0: a real number or a float/int array (returned as float64)."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "iu":  # a masked array or matrix stays one: check_array refuses it
@@ -143,7 +143,8 @@ def reduction_length(*sizes: int) -> tuple[int, int]:
     return sum(check_count(f"sizes[{i}]", n, 1) for i, n in enumerate(sizes)) + 4, 6
 
 
-def distance_bound(dtype: str, embedding_dim: int, z_norm, e_norm):
+def distance_bound(dtype: str, embedding_dim: int, z_norm: float | np.ndarray, e_norm: float | np.ndarray
+                   ) -> float | np.ndarray:
     """Largest error a backend computing in `dtype` may make in ‖z − e‖², by either form.
 
     **Arguments**

@@ -103,7 +103,8 @@ def check_array(
         )
     for axis, (dim, size) in enumerate(zip(dims, value.shape)):
         if size == 0 and not allow_empty:
-            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, got shape {value.shape}")
+            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, got shape "
+                             f"{value.shape}")
         if dim in bindings and bindings[dim] != size:
             raise ShapeError(
                 f"{name}: dimension '{dim}' (axis {axis}) must be {bindings[dim]} to match the other "

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .architecture import Architecture, VQArchitecture
 from .chains import Chain, Sizes, backward
 from .errors import ConfigError, DTypeError, ShapeError, describe
 from .numerics import MAX_FINITE
@@ -42,9 +43,9 @@ class Arg:
 
     `kind` is "array" (float, with named `dims`), "index" (integer array with named
     `dims`, values in [0, `bound`), and in [`low`, `high`] when stated), "params", "arch",
-    "convention", "scalar" (a float in [`low`, `high`], or [`low`, `high`) with `exclusive_high`), "flag" (a bool), "count"
-    (an integer ≥ 0), "size" (a positive integer binding `dims[0]`), "likelihood" (one of
-    `choices`) or "key" (a `vaespec.spec.keys.Key` or seed). `differentiable` arguments receive
+    "convention", "scalar" (a float in [`low`, `high`], or [`low`, `high`) with `exclusive_high`),
+    "flag" (a bool), "count" (an integer ≥ 0), "size" (a positive integer binding `dims[0]`),
+    "likelihood" (one of `choices`) or "key" (a `vaespec.spec.keys.Key` or seed). `differentiable` arguments receive
     a gradient from `vjp`. For "arch": `types`, the architectures accepted; for "params":
     `layout`, the part of `arch.parameter_shapes` the function reads ("encoder", "decoder", "all").
     """
@@ -58,7 +59,7 @@ class Arg:
     high: float = float("inf")
     bound: str = ""  # for "index": the named dimension its values index into
     exclusive_high: bool = False  # for "scalar": `high` itself is outside (decay < 1)
-    types: tuple[type, ...] = ()  # for "arch"
+    types: tuple[type[Architecture | VQArchitecture], ...] = ()  # for "arch"
     layout: str = "all"  # for "params"
     choices: tuple[str, ...] = ()  # for "likelihood"
 
@@ -91,22 +92,24 @@ class Domain:
     broadcast: bool = True
 
     @classmethod
-    def bounded(cls, operands: tuple[str, ...], magnitude, refuse, *, broadcast: bool = True,
+    def bounded(cls, operands: tuple[str, ...], magnitude: Callable[[Mapping[str, Any]], Any],
+                refuse: Callable[[Mapping[str, Any], Any, float, str, Callable[[str], str]], None], *,
+                broadcast: bool = True,
                 limit: Callable[[str], float] = _largest) -> Domain:
         """The domain M(args) ≤ limit(dtype) (default `MAX_FINITE[dtype]`), M = `magnitude(args)` computed in
         float64 (an overflow there is +inf); outside it `refuse(args, M, limit, dtype, name)` raises."""
-        def rule(args, dtype, name):
+        def rule(args: Mapping[str, Any], dtype: str, name: Callable[[str], str]) -> None:
             m, top = cls.measure(magnitude, args), limit(dtype)
             if not np.all(m <= top):
                 refuse(args, m, top, dtype, name)
         return cls(operands, rule, magnitude, broadcast)
 
     @staticmethod
-    def measure(magnitude, args):
+    def measure(magnitude: Callable[[Mapping[str, Any]], Any], args: Mapping[str, Any]) -> Any:
         with np.errstate(over="ignore", invalid="ignore"):
             return magnitude(args)
 
-    def read(self, function: str, args) -> dict[str, Any]:
+    def read(self, function: str, args: object) -> dict[str, Any]:
         """`args` with the operands as float64 arrays (a number becomes a 0-d array), checked to be finite
         reals and, when `broadcast`, to broadcast together; `ConfigError` for a missing one."""
         if not isinstance(args, Mapping):
@@ -127,7 +130,8 @@ class Domain:
                                  f"{[v.shape for v in out.values()]}") from None
         return {**args, **out}
 
-    def check(self, function: str, args, dtype: str = "float64", names: Mapping[str, str] | None = None) -> None:
+    def check(self, function: str, args: object, dtype: str = "float64",
+              names: Mapping[str, str] | None = None) -> None:
         """Raise `DomainError` when `args` lie outside the domain in `dtype` (`names`: the caller's names)."""
         checked = self.read(function, args)
         self.rule(checked, dtype, (lambda key: names.get(key, key)) if names else (lambda key: key))

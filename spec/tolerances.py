@@ -116,7 +116,7 @@ def function_bound(dtype: str, function: str, args: Mapping[str, Any], *, vjp: b
     return bound(dtype, *spec.rounding_chain(args, vjp=bool(vjp)))
 
 
-def chain_length(function: str, arch, batch: int) -> tuple[int, int]:
+def chain_length(function: str, arch: Architecture | VQArchitecture | None, batch: int) -> tuple[int, int]:
     """(n, n_ops) of `function`'s (or `<function>_vjp`'s) longest rounding chain for `arch` at `batch` examples.
 
     For the functions whose chain runs through the network alone (a `NetworkChain` declaration:

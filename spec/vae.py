@@ -10,7 +10,7 @@ functions on direct inputs, its numeric domain (the rule: `vaespec.spec.domains`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ TARGET = Arg("x", "array", ("batch", "output"), True)
 BETA = Arg("beta", "scalar", domain="β ≥ 0", low=0.0)
 
 
-def output_matches_input(verb: str):
+def output_matches_input(verb: str) -> Callable[[str, Mapping[str, Any]], None]:
     """The rule of a function that compares x̂ with x (`loss`, `vq_loss`, the network estimators):
     `arch.output_size` = `arch.input_size`, else `ConfigError` "arch: <function> <verb> …"."""
     def rule(function: str, checked: Mapping[str, Any]) -> None:

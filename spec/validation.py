@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .architecture import VQArchitecture
+from .architecture import Architecture, VQArchitecture
 from .conventions import get_convention
 from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from .keys import MAX_DRAW, as_key
@@ -50,13 +50,14 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     if missing:
         raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
     checked, bindings = dict(args), {}
-    arch = None
+    arch: Architecture | VQArchitecture | None = None
     for arg in spec.args:
         if arg.kind == "arch":
             arch = args[arg.name]
             if not isinstance(arch, arg.types):
                 names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in arg.types)
                 raise DTypeError(f"arch: expected a {names} (for {function}), got {describe(arch)}")
+            assert arch.output_size is not None  # __post_init__ sets it
             bindings = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
             if isinstance(arch, VQArchitecture):
                 bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
@@ -64,15 +65,16 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
         if arg.kind == "size":
             value = args[arg.name]
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_DRAW:
-                raise ConfigError(f"{arg.name}: expected a positive integer ≤ {MAX_DRAW} ({arg.domain}), got {show(value)}")
+                raise ConfigError(f"{arg.name}: expected a positive integer ≤ {MAX_DRAW} ({arg.domain}), got "
+                                  f"{show(value)}")
             checked[arg.name] = bindings[arg.dims[0]] = int(value)
     for arg in spec.args:
         value = args[arg.name]
         if arg.kind == "array":
             value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
             if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
-                raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), got values "
-                                  f"in [{value.min()}, {value.max()}]")
+                raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), "
+                                  f"got values in [{value.min()}, {value.max()}]")
             if arg.low > -np.inf and np.any(value < arg.low):
                 raise DomainError(f"{arg.name}: expected values ≥ {arg.low} ({arg.domain}), got min {value.min()}")
         elif arg.kind == "index":
@@ -85,12 +87,16 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
                 raise DomainError(f"{arg.name}: expected integers in [{arg.low:g}, {arg.high:g}] ({arg.domain}), got "
                                   f"values in [{value.min()}, {value.max()}]")
         elif arg.kind == "params":
+            if arch is None:  # a declaration error: the layout of params comes from the arch argument
+                raise ConfigError(f"{arg.name}: {function} declares a params argument but no arch argument to lay "
+                                  f"it out (FunctionSpec args {[a.name for a in spec.args]})")
             checked[arg.name] = check_params("params", value, arch.parameter_shapes(arg.layout),
                                              allowed=arch.parameter_shapes("all"))
         elif arg.kind == "scalar":
             checked[arg.name] = check_scalar(arg.name, value, low=arg.low, high=arg.high)
             if arg.exclusive_high and checked[arg.name] >= arg.high:
-                raise DomainError(f"{arg.name}: expected {arg.low:g} ≤ {arg.name} < {arg.high:g}, got {checked[arg.name]}")
+                raise DomainError(f"{arg.name}: expected {arg.low:g} ≤ {arg.name} < {arg.high:g}, got "
+                                  f"{checked[arg.name]}")
         elif arg.kind == "convention":
             checked[arg.name] = get_convention(value)
         elif arg.kind == "flag":
@@ -103,9 +109,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             checked[arg.name] = int(value)
         elif arg.kind == "key":
             checked[arg.name] = as_key(value)
-        elif arg.kind == "likelihood":
-            if not isinstance(value, str) or value not in arg.choices:
-                raise ConfigError(f"{arg.name}: expected one of {arg.choices}, got {show(value)}")
+        elif arg.kind == "likelihood" and (not isinstance(value, str) or value not in arg.choices):
+            raise ConfigError(f"{arg.name}: expected one of {arg.choices}, got {show(value)}")
     for rule in spec.rules:
         rule(function, checked)
     if spec.domain is not None:
@@ -128,7 +133,7 @@ def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, i
     if len(given) != len(outputs):
         raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s outputs "
                          f"{[o.name for o in outputs]}, got {len(given)}")
-    result = []
+    result: list[Any] = []  # floats and arrays
     for out, value in zip(outputs, given):
         name = f"d_{out.name} (cotangent)"  # the cotangent of output `y` is named d_y in every message
         if out.dims == ():

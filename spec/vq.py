@@ -201,7 +201,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 # The laws of this chapter; `<function>_matches_reference` and `<function>_gradient_matches_reference`
 # are added for every function by `vaespec.spec.laws`.
 _laws = (
-    Law("quantize_nearest_code_within_bound", "every chosen index satisfies the near-tie criterion: " + NEAR_TIE_CRITERION,
+    Law("quantize_nearest_code_within_bound", "every chosen index satisfies the near-tie "
+                                              "criterion: " + NEAR_TIE_CRITERION,
         ("quantize",), "finite z_e and codebook, K ≥ 1", "criterion", "vq"),
     Law("quantize_output_is_codebook_row", "z_q[b] = codebook[indices[b]] (up to the straight-through rounding "
         "z_e + (e − z_e), at most 2 roundings of |z_e| + |e|)", ("quantize",), "any input", "roundoff", "vq"),
@@ -232,8 +233,8 @@ _laws = (
     Law("vq_forward_eq_decode_quantize_encode", "vq_forward(x) = (decode(z_q), k) with (z_q, k) = "
         "quantize(vq_encode(x), C)", ("vq_forward", "decode", "quantize", "vq_encode"), "any architecture",
         "roundoff", "vq"),
-    Law("vq_loss_eq_reconstruction_add_codebook_add_commitment", "vq_loss = R(vq_forward(x), x) + codebook_loss(z_e, C) "
-        "+ w · commitment_loss(z_e, C), z_e = vq_encode(x)",
+    Law("vq_loss_eq_reconstruction_add_codebook_add_commitment",
+        "vq_loss = R(vq_forward(x), x) + codebook_loss(z_e, C) + w · commitment_loss(z_e, C), z_e = vq_encode(x)",
         ("vq_loss", "reconstruction_loss", "codebook_loss", "commitment_loss", "vq_forward", "vq_encode"),
         "w ≥ 0, every convention preset", "roundoff", "vq"),
     Law("ema_kmeans_step", "with ε = 0, an EMA update with decay 0 (any state), or from a fresh state (any decay), "
@@ -243,7 +244,8 @@ _laws = (
     Law("ema_eval_mode_leaves_codebook_unchanged", "ema_update(…, training=False) returns the codebook and the "
         "EMA state unchanged", ("ema_update",), "any state", "exact", "vq"),
     Law("laplace_smoothing_preserves_total_count", "Σ_k laplace_smooth(N, ε)_k = Σ_k N_k, and every smoothed "
-        "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε = 0 or ε ≥ 1e-5 (smaller ε underflows in narrow arithmetic)",
+        "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε = 0 or ε ≥ 1e-5 (smaller ε underflows in "
+                                                        "narrow arithmetic)",
         "roundoff", "vq"),
     Law("codebook_health_usage_sums_to_batch", "Σ usage = B, usage_k = #{b: indices[b] = k}, dead_codes = "
         "#{k: usage_k = 0}", ("codebook_health",), "any indices", "exact", "vq"),
@@ -299,12 +301,15 @@ class VQBackend(Protocol):
 
     def laplace_smooth(self, counts: Float[np.ndarray, " codes"], epsilon: float) -> Float[np.ndarray, " codes"]: ...
 
-    def ema_update(self, codebook, ema_counts, ema_sums, ema_step: int, z_e, decay: float, epsilon: float,
+    def ema_update(self, codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float[np.ndarray, " codes"],
+                   ema_sums: Float[np.ndarray, "codes embedding"], ema_step: int,
+                   z_e: Float[np.ndarray, "batch embedding"], decay: float, epsilon: float,
                    training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]: ...
 
     def codebook_health(self, indices: Int[np.ndarray, " batch"], num_embeddings: int
                         ) -> tuple[Int[np.ndarray, " codes"], float, int]: ...
 
-    def reset_dead_codes(self, codebook, usage, z_e, key: Key | int) -> tuple[np.ndarray, Key]: ...
+    def reset_dead_codes(self, codebook: Float[np.ndarray, "codes embedding"], usage: Int[np.ndarray, " codes"],
+                         z_e: Float[np.ndarray, "batch embedding"], key: Key | int) -> tuple[np.ndarray, Key]: ...
 
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...

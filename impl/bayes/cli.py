@@ -39,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="progress on stderr (default: on a terminal)")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from .run import IDENTIFIED, bayes
 
     given = {flag.replace("-", "_"): getattr(args, flag.replace("-", "_")) for flag in _OPTIONS}

@@ -21,6 +21,7 @@ program's log-probability becomes the likelihood term.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -43,12 +44,12 @@ def import_pyro():
     return pyro, dist
 
 
-def _prior(dist, shape, scale, like: Tensor):
+def _prior(dist: Any, shape: tuple[int, ...], scale: float, like: Tensor) -> Any:
     zero = torch.zeros((), dtype=like.dtype, device=like.device)
     return dist.Normal(zero, zero + scale).expand(list(shape)).to_event(len(shape))
 
 
-def linear_gaussian_model(x: Tensor, latent: int, noise_log_var: float, prior_scale: float = PRIOR_SCALE):
+def linear_gaussian_model(x: Tensor, latent: int, noise_log_var: float, prior_scale: float = PRIOR_SCALE) -> None:
     """Pyro model: θ = (kernel [latent, output], bias [output]) ~ N(0, s²); factor `log_evidence` =
     Σ_n log N(x_n; b, W Wᵀ + σ² I) with W = kernelᵀ, σ² = e^noise_log_var (exact)."""
     pyro, dist = import_pyro()
@@ -58,7 +59,7 @@ def linear_gaussian_model(x: Tensor, latent: int, noise_log_var: float, prior_sc
     pyro.factor(EVIDENCE_SITE, linear_gaussian_log_evidence(x, kernel.T, bias, noise_log_var).sum())
 
 
-def bias_model(x: Tensor, weight: Tensor, noise_log_var: float, prior_scale: float = PRIOR_SCALE):
+def bias_model(x: Tensor, weight: Tensor, noise_log_var: float, prior_scale: float = PRIOR_SCALE) -> None:
     """Pyro model with W fixed: bias ~ N(0, s² I), factor `log_evidence` as `linear_gaussian_model`."""
     pyro, dist = import_pyro()
     bias = pyro.sample(BIAS, _prior(dist, (x.shape[1],), prior_scale, x))
@@ -71,7 +72,8 @@ def log_joint(x: Tensor, theta: dict[str, Tensor], noise_log_var: float, prior_s
     return prior + linear_gaussian_log_evidence(x, theta[KERNEL].T, theta[BIAS], noise_log_var).sum()
 
 
-def conjugate_bias_posterior(x: Tensor, weight: Tensor, noise_log_var: float, prior_scale: float = PRIOR_SCALE):
+def conjugate_bias_posterior(x: Tensor, weight: Tensor, noise_log_var: float, prior_scale: float = PRIOR_SCALE
+                             ) -> tuple[Tensor, Tensor, Tensor]:
     """The exact posterior of b in `bias_model`: x_n ~ N(b, C) iid, b ~ N(0, s² I), C = W Wᵀ + σ² I:
 
         Λ = I/s² + N C⁻¹,   b | X ~ N(Λ⁻¹ C⁻¹ Σ_n x_n, Λ⁻¹)

@@ -18,9 +18,12 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from .config import BayesConfig
 from .model import BIAS, KERNEL, linear_gaussian_model, predictive
@@ -29,7 +32,7 @@ from .model import BIAS, KERNEL, linear_gaussian_model, predictive
 IDENTIFIED = ("decoder_output.bias", "W Wᵀ diagonal")
 
 
-def _data(cfg: BayesConfig):
+def _data(cfg: BayesConfig) -> tuple[Tensor, tuple[int, int] | None, str, dict[str, Tensor] | None]:
     """(x [N, D] float64, image_shape or None, description, θ* for synthetic data or None)."""
     if cfg.data == "digits":
         from vaespec.impl.train.data import load_dataset
@@ -51,7 +54,7 @@ def _data(cfg: BayesConfig):
     return x, None, f"synthetic: {cfg.examples} draws of x = W z + b + σν at θ* ~ prior", theta
 
 
-def _progress(enabled: bool, label: str, done: int, total: int, value: float | None = None):
+def _progress(enabled: bool, label: str, done: int, total: int, value: float | None = None) -> None:
     if enabled:
         tail = "" if value is None else f" ELBO {value:.2f}"
         sys.stderr.write(f"\r{label} {done}/{total}{tail}\033[K")
@@ -60,7 +63,8 @@ def _progress(enabled: bool, label: str, done: int, total: int, value: float | N
         sys.stderr.flush()
 
 
-def fit_svi(model, args, cfg: BayesConfig, progress: bool = False):
+def fit_svi(model: Callable[..., Any], args: tuple, cfg: BayesConfig, progress: bool = False
+            ) -> tuple[Any, np.ndarray]:
     """SVI with `AutoNormal` and `Trace_ELBO(cfg.particles)`, `cfg.steps` Adam steps at `cfg.lr`.
     Returns (guide, ELBO per step: −loss, an estimate of the lower bound on log p(X))."""
     import pyro
@@ -70,7 +74,9 @@ def fit_svi(model, args, cfg: BayesConfig, progress: bool = False):
     pyro.clear_param_store()
     pyro.set_rng_seed(cfg.seed)
     guide = AutoNormal(model)
-    svi = SVI(model, guide, pyro.optim.Adam({"lr": cfg.lr}), Trace_ELBO(num_particles=cfg.particles))
+    # pyro.optim makes its torch-optimizer wrappers (Adam, …) at import time: no stub declares them.
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": cfg.lr}),  # type: ignore[attr-defined]
+              Trace_ELBO(num_particles=cfg.particles))
     curve = []
     for step in range(cfg.steps):
         curve.append(-svi.step(*args))
@@ -79,7 +85,8 @@ def fit_svi(model, args, cfg: BayesConfig, progress: bool = False):
     return guide, np.asarray(curve)
 
 
-def run_nuts(model, args, guide, cfg: BayesConfig, progress: bool = False):
+def run_nuts(model: Callable[..., Any], args: tuple, guide: Any, cfg: BayesConfig, progress: bool = False
+             ) -> tuple[dict[str, Tensor], list[dict[str, float]], list[int], list[float]]:
     """`cfg.chains` NUTS chains, one after another. Returns (samples {site: [chains, samples, …]},
     per chain: the acceptance statistics (`mean_accept_prob`, the mean Metropolis acceptance probability
     of the trees over the samples, which warmup adapts the step size towards `target_accept`; `moved`,
@@ -95,7 +102,8 @@ def run_nuts(model, args, guide, cfg: BayesConfig, progress: bool = False):
             start = {site: value.detach() for site, value in guide(*args).items()}
         kernel = NUTS(model, step_size=cfg.step_size, adapt_step_size=True, max_tree_depth=cfg.max_tree_depth,
                       target_accept_prob=cfg.target_accept)
-        seen = {}  # Pyro resets the kernel's running mean when the run ends: read it as the samples are drawn
+        # Pyro resets the kernel's running mean when the run ends: read it as the samples are drawn
+        seen: dict[str, float] = {}
 
         def hook(kernel, params, stage, i, seen=seen):
             if stage == "Sample":

@@ -31,8 +31,10 @@ import os
 import shutil
 import stat
 import uuid
+from collections.abc import Iterator
 
 import torch
+from torch import nn
 
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.files import json_depth, read_inside
@@ -59,7 +61,8 @@ def _safetensors():
     return safetensors.torch
 
 
-def _flatten(model, likelihood, optimizer) -> dict[str, torch.Tensor]:
+def _flatten(model: nn.Module, likelihood: nn.Module | None, optimizer: torch.optim.Optimizer
+             ) -> dict[str, torch.Tensor]:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if likelihood is not None:
         tensors.update({f"likelihood.{k}": v for k, v in likelihood.state_dict().items()})
@@ -135,7 +138,8 @@ def check_target(directory: str) -> None:
                                   "(a file, a link, or other files inside); move it away")
 
 
-def save(directory: str, model, likelihood, optimizer, state: dict) -> None:
+def save(directory: str, model: nn.Module, likelihood: nn.Module | None, optimizer: torch.optim.Optimizer,
+         state: dict) -> None:
     """Write the checkpoint to `directory` atomically (see the module docstring).
 
     **Arguments** `model`, `likelihood` (or None), `optimizer`: the live objects; `state`: JSON-able
@@ -187,11 +191,11 @@ def locate(directory: str) -> str:
     return directory
 
 
-def _is_int(value, low: int = 0) -> bool:
+def _is_int(value: object, low: int = 0) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -262,7 +266,8 @@ def read_state(directory: str) -> dict:
     return state
 
 
-def load(directory: str, model, likelihood, optimizer, device) -> dict:
+def load(directory: str, model: nn.Module, likelihood: nn.Module | None, optimizer: torch.optim.Optimizer,
+         device: torch.device | str) -> dict:
     """Load the last good checkpoint of `directory` into the live objects (made with the saved config);
     return its state. **Raises** `CheckpointError` naming the file: corrupt, not finite, another model."""
     state = read_state(directory)
@@ -272,7 +277,8 @@ def load(directory: str, model, likelihood, optimizer, device) -> dict:
         raise CheckpointError(f"resume: {path!r}: {STATE} records {record['bytes']} bytes, over {MAX_TENSORS_BYTES}")
     payload = _read(locate(directory), TENSORS, record["bytes"])
     if len(payload) != record["bytes"] or hashlib.sha256(payload).hexdigest() != record["sha256"]:
-        raise CheckpointError(f"resume: {path!r}: {len(payload)} bytes with sha256 {hashlib.sha256(payload).hexdigest()}"
+        raise CheckpointError(f"resume: {path!r}: {len(payload)} bytes with sha256 "
+                              f"{hashlib.sha256(payload).hexdigest()}"
                               f"; {STATE} records {record['bytes']} bytes, {record['sha256'][:64]} (corrupt)")
     try:
         tensors = {k: v.to(device) for k, v in _safetensors().load(payload).items()}
@@ -318,7 +324,7 @@ def _check_groups(saved: list[dict], live: list[dict]) -> None:
 
 
 @contextlib.contextmanager
-def lock(out: str):
+def lock(out: str) -> Iterator[None]:
     """Hold an exclusive lock on `out` for a run (see the module docstring); `CheckpointError` if another
     process holds it."""
     import fcntl

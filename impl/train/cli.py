@@ -65,13 +65,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 _RESUMABLE = ("epochs", "lr", "device", "threads")
 
 
-def _options(args) -> dict:
+def _options(args: argparse.Namespace) -> dict:
     names = {"data": "data", "model": "model", "likelihood": "likelihood", "objective": "objective",
              "particles": "particles", "beta": "beta", "latent_size": "latent_size",
              "encoder_sizes": "encoder_sizes", "decoder_sizes": "decoder_sizes", "activation": "activation",
              "embedding_dim": "embedding_dim", "num_embeddings": "num_embeddings",
              "commitment_weight": "commitment_weight", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
-             "seed": "seed", "device": "device", "threads": "threads", "image_shape": "image_shape", "eval_particles": "eval_particles",
+             "seed": "seed", "device": "device", "threads": "threads", "image_shape": "image_shape",
+             "eval_particles": "eval_particles",
              "iwae_particles": "iwae_particles"}
     given = {option: getattr(args, attr) for attr, option in names.items() if getattr(args, attr) is not None}
     given.update({k: True for k, flag in (("ema", args.ema),) if flag})
@@ -79,7 +80,7 @@ def _options(args) -> dict:
     return given
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from vaespec.spec.errors import ConfigError
 
     from . import checkpoint

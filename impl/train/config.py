@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -31,8 +32,9 @@ class TrainConfig:
     `objective` ("elbo": one particle with the closed-form KL; "iwae": the IWAE bound with `particles`);
     VQ-VAE: `embedding_dim`, `num_embeddings`, `commitment_weight`, `ema`. Optimisation: `epochs`,
     `batch_size`, `lr` (Adam), `seed`, `device`, `threads` (torch's CPU threads during the run: one is
-    fastest for these small layers, and on a shared machine extra threads spin-wait, ~10× slower). Evaluation: `eval_particles` (held-out ELBO),
-    `iwae_particles` (held-out IWAE log-likelihood). Output: `out`, `checkpoint_every` (epochs), `plots`.
+    fastest for these small layers, and on a shared machine extra threads spin-wait, ~10× slower). Evaluation:
+    `eval_particles` (held-out ELBO), `iwae_particles` (held-out IWAE log-likelihood). Output: `out`,
+    `checkpoint_every` (epochs), `plots`.
     """
 
     data: str = "digits"
@@ -95,8 +97,9 @@ class TrainConfig:
                               f"likelihood {self.likelihood!r}")
         for name in ("threads", "particles", "latent_size", "embedding_dim", "num_embeddings", "epochs", "batch_size",
                      "eval_particles", "iwae_particles", "checkpoint_every"):
-            value, high = getattr(self, name), {"latent_size": MAX_WIDTH, "embedding_dim": MAX_WIDTH, "threads": MAX_THREADS,
-                                                "num_embeddings": MAX_CODES}.get(name, MAX_COUNT)
+            highs = {"latent_size": MAX_WIDTH, "embedding_dim": MAX_WIDTH, "threads": MAX_THREADS,
+                     "num_embeddings": MAX_CODES}
+            value, high = getattr(self, name), highs.get(name, MAX_COUNT)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
                 raise ConfigError(f"{name}: expected an integer in [1, {high}], got {str(value)[:80]}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
@@ -117,7 +120,7 @@ class TrainConfig:
         """Refuse a model whose parameters, or one step's largest activation, exceed `MAX_ELEMENTS` floats."""
         latent = self.embedding_dim if self.model == "vq" else self.latent_size
         widths = (features, *self.encoder_sizes, latent, *self.decoder_sizes, features)
-        params = sum(a * b + b for a, b in zip(widths[:-1], widths[1:])) + (self.num_embeddings * latent
+        params = sum(a * b + b for a, b in itertools.pairwise(widths)) + (self.num_embeddings * latent
                                                                            if self.model == "vq" else 2 * latent)
         rows = max(self.particles * self.batch_size, (self.eval_particles + self.iwae_particles) * 64)
         activation = rows * max(widths)

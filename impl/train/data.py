@@ -14,6 +14,7 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def _digits():
 MAX_DATA_BYTES = 8 << 30  # one array; far above any data set this command trains on
 
 
-def _npy_array(stream, size: int, source: str) -> np.ndarray:
+def _npy_array(stream: IO[bytes], size: int, source: str) -> np.ndarray:
     """One .npy array from `stream` of `size` bytes, after checking that its header's shape × dtype is what
     the stream holds (a header may declare 10¹² rows) and that it needs no unpickling."""
     fmt = np.lib.format
@@ -72,10 +73,11 @@ def _npy_array(stream, size: int, source: str) -> np.ndarray:
     except DataError:
         raise
     except Exception as error:  # noqa: BLE001  (numpy's header parser raises ValueError, tokenize errors, …)
-        raise DataError(f"data: cannot read {source}: it has no valid .npy header ({type(error).__name__}: {str(error)[:200]})") from None
+        raise DataError(f"data: cannot read {source}: it has no valid .npy header ({type(error).__name__}: "
+                        f"{str(error)[:200]})") from None
     if dtype.hasobject:
-        raise DataError(f"data: {source} holds Python objects ({dtype}), which need unpickling; vaespec never unpickles: save a numeric "
-                        "array with numpy.save / numpy.savez")
+        raise DataError(f"data: {source} holds Python objects ({dtype}), which need unpickling; vaespec never "
+                        "unpickles: save a numeric array with numpy.save / numpy.savez")
     need = int(np.prod(shape, dtype=object)) * dtype.itemsize
     held = size - stream.tell()
     if need != held or need > MAX_DATA_BYTES:
@@ -90,7 +92,7 @@ def _npy_array(stream, size: int, source: str) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
 
 
-def _read_file(path: str):
+def _read_file(path: str) -> tuple[np.ndarray, np.ndarray | None]:
     from vaespec.spec.files import open_regular
 
     if not os.path.lexists(path):
@@ -120,7 +122,8 @@ def _read_file(path: str):
                         f"{str(error)[:200]})") from None
 
 
-def _as_matrix(source: str, raw, labels):
+def _as_matrix(source: str, raw: object, labels: object
+               ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]:
     array = np.asarray(raw)
     if array.dtype.kind not in "fiub":
         raise DataError(f"data: {source} holds dtype {array.dtype}; expected numbers")

@@ -18,16 +18,18 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from vaespec.spec.errors import ConfigError, VaespecError
 from vaespec.spec.files import check_output_dir
 
 from . import checkpoint, models, plots
 from .config import TrainConfig
-from .data import load_dataset
+from .data import Dataset, load_dataset
 from .progress import Progress
 
 CHECKPOINT_DIR = "checkpoint"
@@ -55,7 +57,8 @@ def _describe(cfg: TrainConfig) -> str:
     return f"VAE (latent {cfg.latent_size}, {cfg.likelihood} decoder, {cfg.objective} objective)"
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = None, log=print) -> dict:
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = None,
+          log: Callable[..., None] = print) -> dict:
     """Fit `cfg`'s model on `cfg.data`; write checkpoints, metrics.json and plots under `cfg.out`.
 
     **Arguments**
@@ -71,7 +74,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     """
     # Both settings are global; they are restored on the way out, so a library call leaves no trace.
     threads = torch.get_num_threads()
-    deterministic = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    deterministic = (torch.are_deterministic_algorithms_enabled(),
+                     torch.is_deterministic_algorithms_warn_only_enabled())
     check_output_dir("--out", cfg.out)
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -83,7 +87,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
 
-def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
+def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log: Callable[..., None]) -> dict:
     started = time.perf_counter()
     device = _device(cfg.device)
     data = load_dataset(cfg.data, seed=cfg.seed, test_fraction=cfg.test_fraction,
@@ -97,7 +101,8 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
     ck_dir = os.path.join(cfg.out, CHECKPOINT_DIR)
     checkpoint.check_target(os.path.abspath(ck_dir))  # before any epoch, not after the first
     checkpoint.clean_leftovers(os.path.abspath(ck_dir))  # of a crashed save; we hold the lock
-    epoch, step, history = 0, 0, {"step_losses": [], "epochs": []}
+    history: dict[str, list] = {"step_losses": [], "epochs": []}
+    epoch, step = 0, 0
     if resume:
         state = checkpoint.load(ck_dir, model, likelihood, optimizer, device)
         if checkpoint.locate(ck_dir) != ck_dir:
@@ -158,14 +163,15 @@ def _train(cfg: TrainConfig, resume: bool, progress: bool | None, log) -> dict:
     return {"metrics": metrics, "history": history, "plots": written, "checkpoint": ck_dir, "seconds": seconds}
 
 
-def _diverged(cfg: TrainConfig, what: str, last_good, ck_dir: str) -> TrainingDiverged:
+def _diverged(cfg: TrainConfig, what: str, last_good: tuple[int, int] | None, ck_dir: str) -> TrainingDiverged:
     kept = (f"The last good checkpoint (epoch {last_good[0]}, step {last_good[1]}) is kept in {ck_dir}; resume it "
             f"with a lower learning rate (vaespec train --resume --out {cfg.out} --lr {cfg.lr / 10:g})"
             if last_good else f"No checkpoint had been written yet; start again with a lower --lr than {cfg.lr:g}")
     return TrainingDiverged(f"training diverged: {what}. {kept}, or a smaller --beta.")
 
 
-def _plots(cfg: TrainConfig, model, data, x_test, history) -> dict[str, str]:
+def _plots(cfg: TrainConfig, model: nn.Module, data: Dataset, x_test: Tensor,
+           history: Mapping[str, list]) -> dict[str, str]:
     files = plots.paths(cfg.out)
     arrays = models.plot_arrays(cfg, model, x_test)
     shape, labels = data.image_shape, data.test_labels
@@ -175,7 +181,8 @@ def _plots(cfg: TrainConfig, model, data, x_test, history) -> dict[str, str]:
     what = "VQ-VAE" if cfg.model == "vq" else "VAE"
     plots.loss_curves(files["loss_curves"], history["step_losses"], history["epochs"],
                       f"{_describe(cfg)}: training loss" + (" (−ELBO, nats)" if cfg.model == "vae" else ""))
-    plots.image_rows(files["reconstructions"], [("held-out", data.test[show]), ("reconstructed", arrays["recon"][show])],
+    plots.image_rows(files["reconstructions"],
+                     [("held-out", data.test[show]), ("reconstructed", arrays["recon"][show])],
                      shape, f"{what}: held-out examples and reconstruct(x) = decode(" +
                      ("nearest code)" if cfg.model == "vq" else "μ(x))"))
     plots.image_grid(files["samples"], arrays["samples"], shape,

@@ -14,6 +14,8 @@ same run, and a resumed run draws exactly what an uninterrupted one would have.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -29,16 +31,22 @@ _PURPOSES = {"shuffle": 1, "step": 2, "eval": 3, "final": 4, "plot": 5}
 EVAL_CHUNK = 64  # held-out rows per evaluation batch (× particles rows through the decoder)
 
 
+# What `build_model` makes: nn.ModuleDict(encoder, decoder) and a likelihood module for cfg.model "vae", a VQVAE
+# and None for "vq". The functions below branch on cfg.model, not on the type, so the checker cannot narrow
+# a union; these aliases say what is meant.
+Model = Any
+Likelihood = Any
+
 def seed_for(seed: int, purpose: str, index: int = 0) -> int:
     """A 63-bit seed for (`seed`, `purpose`, `index`), by numpy's SeedSequence hashing."""
     return int(np.random.SeedSequence([seed, _PURPOSES[purpose], index]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def generator(seed: int, purpose: str, index: int, device) -> torch.Generator:
+def generator(seed: int, purpose: str, index: int, device: torch.device | str) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed_for(seed, purpose, index))
 
 
-def build_model(cfg: TrainConfig, features: int, device) -> tuple[nn.Module, nn.Module | None]:
+def build_model(cfg: TrainConfig, features: int, device: torch.device | str) -> tuple[nn.Module, nn.Module | None]:
     """The model (VAE: `ModuleDict(encoder, decoder)`; VQ-VAE: `VQVAE`) and the likelihood module (VAE only),
     float32 on `device`, initialised from `cfg.seed` (spec `init_params`)."""
     if cfg.model == "vq":
@@ -53,7 +61,7 @@ def build_model(cfg: TrainConfig, features: int, device) -> tuple[nn.Module, nn.
     return nn.ModuleDict({"encoder": encoder, "decoder": decoder}), likelihood
 
 
-def batch_loss(cfg: TrainConfig, model, likelihood, x: Tensor, gen: torch.Generator) -> Tensor:
+def batch_loss(cfg: TrainConfig, model: Model, likelihood: Likelihood, x: Tensor, gen: torch.Generator) -> Tensor:
     """The training objective on batch `x` (0-d), noise from `gen`."""
     if cfg.model == "vq":
         return model.loss(x, cfg.commitment_weight, "elbo")
@@ -70,7 +78,7 @@ def batch_loss(cfg: TrainConfig, model, likelihood, x: Tensor, gen: torch.Genera
 
 
 @torch.no_grad()
-def heldout_loss(cfg: TrainConfig, model, likelihood, x: Tensor) -> float:
+def heldout_loss(cfg: TrainConfig, model: Model, likelihood: Likelihood, x: Tensor) -> float:
     """The training objective on the held-out set, with the same fixed noise every epoch."""
     model.eval()
     try:
@@ -83,7 +91,7 @@ def heldout_loss(cfg: TrainConfig, model, likelihood, x: Tensor) -> float:
 
 
 @torch.no_grad()
-def final_metrics(cfg: TrainConfig, model, likelihood, x: Tensor) -> dict:
+def final_metrics(cfg: TrainConfig, model: Model, likelihood: Likelihood, x: Tensor) -> dict:
     """The held-out figures reported at the end of a run (see the module docstring)."""
     model.eval()
     if cfg.model == "vq":
@@ -111,7 +119,7 @@ def final_metrics(cfg: TrainConfig, model, likelihood, x: Tensor) -> dict:
 
 
 @torch.no_grad()
-def plot_arrays(cfg: TrainConfig, model, x: Tensor, n_samples: int = 32) -> dict[str, np.ndarray]:
+def plot_arrays(cfg: TrainConfig, model: Model, x: Tensor, n_samples: int = 32) -> dict[str, np.ndarray]:
     """What the plots show, as numpy: originals, reconstructions, prior samples, 2-D latent points."""
     model.eval()
     gen = generator(cfg.seed, "plot", 0, x.device)

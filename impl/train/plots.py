@@ -58,7 +58,8 @@ def loss_curves(path, step_losses, epochs, title):
     plt.close(fig)
 
 
-def image_rows(path, rows: list[tuple[str, np.ndarray]], image_shape, title):
+def image_rows(path: str, rows: list[tuple[str, np.ndarray]], image_shape: tuple[int, ...] | None,
+               title: str) -> None:
     """A grid with one labelled row per `(label, examples [n, features])`."""
     plt = pyplot()
     n = rows[0][1].shape[0]
@@ -73,7 +74,8 @@ def image_rows(path, rows: list[tuple[str, np.ndarray]], image_shape, title):
     plt.close(fig)
 
 
-def image_grid(path, examples: np.ndarray, image_shape, title, columns: int = 8):
+def image_grid(path: str, examples: np.ndarray, image_shape: tuple[int, ...] | None, title: str,
+               columns: int = 8) -> None:
     plt = pyplot()
     rows = int(np.ceil(examples.shape[0] / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.4), dpi=100, squeeze=False)
@@ -88,7 +90,8 @@ def image_grid(path, examples: np.ndarray, image_shape, title, columns: int = 8)
     plt.close(fig)
 
 
-def project_2d(points: np.ndarray, others: np.ndarray | None = None):
+def project_2d(points: np.ndarray, others: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(points in 2-D, `others` by the same map, axis label): the points themselves when 2-D, else their
     first two principal components (centred SVD of `points`)."""
     if points.shape[1] <= 2:
@@ -96,7 +99,9 @@ def project_2d(points: np.ndarray, others: np.ndarray | None = None):
         return pad(points), None if others is None else pad(others), "z"
     mean = points.mean(axis=0)
     _, _, vt = np.linalg.svd(points - mean, full_matrices=False)
-    project = lambda a: (a - mean) @ vt[:2].T
+
+    def project(a):
+        return (a - mean) @ vt[:2].T
     return project(points), None if others is None else project(others), "first two principal components"
 
 

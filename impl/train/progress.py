@@ -8,13 +8,15 @@ trainer's one line per epoch on stdout is the record.
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 
 class Progress:
     """A bar over the steps of one epoch. **Arguments** `epochs`, `steps_per_epoch`; `enabled`
     (None: only when stderr is a terminal); `stream` (default stderr); `width` of the bar."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool | None = None, stream=None, width: int = 24):
+    def __init__(self, epochs: int, steps_per_epoch: int, enabled: bool | None = None, stream: TextIO | None = None,
+                 width: int = 24):
         self.stream = sys.stderr if stream is None else stream
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.epochs, self.steps, self.width = epochs, steps_per_epoch, width

@@ -72,7 +72,8 @@ def run(args) -> int:
     for m in missed:
         print(f"\nMISS: {m.name}: {m.unexplained:.3g} ulps (of the {m.measure}) > {m.target:.3g} at {m.worst_at}; "
               f"domain {m.domain}")
-    print(f"\n{len(results) - len(missed)} within target, {len(missed)} missed in {time.perf_counter() - started:.1f} s")
+    print(f"\n{len(results) - len(missed)} within target, {len(missed)} missed in "
+          f"{time.perf_counter() - started:.1f} s")
     if args.json:
         with open(args.json, "w") as handle:  # (checked writable before the measurements)
             json.dump({"seed": args.seed, "samples": args.samples, "digits": oracle.DIGITS,

@@ -36,7 +36,7 @@ def _init(options: dict, threads: int, modules: list[str]) -> None:
     for name in modules:  # see run_parallel
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 (a module that imports only in its parent's context changes no verdict)
+        except Exception:  # noqa: BLE001, S110 (a module that imports only in its parent's context changes no verdict)
             pass
 
     from ..strategies.profiles import profile_settings

@@ -52,8 +52,8 @@ class LawResult:
 
 
 def _label(law: str, backend) -> dict:
-    return dict(law=law, backend=getattr(backend, "name", type(backend).__name__),
-                device=str(getattr(backend, "device", "?")), dtype=str(getattr(backend, "dtype", "?")))
+    return {"law": law, "backend": getattr(backend, "name", type(backend).__name__),
+            "device": str(getattr(backend, "device", "?")), "dtype": str(getattr(backend, "dtype", "?"))}
 
 
 def compares_with_reference(law: str) -> bool:
@@ -132,7 +132,7 @@ def run_law(law: str, backend, settings: Settings, *, seed: int | None = None) -
         test = with_seed(seed)(test)
     try:
         test()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 (a user backend's own exception is an outcome of the law)
         return _outcome(_label(law, backend), stats, error)
     return _outcome(_label(law, backend), stats, None)
 
@@ -204,7 +204,7 @@ def run_laws(law: str, backends: list, settings: Settings) -> list[LawResult]:
             except UnsatisfiedAssumption:  # the test case is invalid for every backend: none saw it as run alone
                 alone.update(live)
                 raise
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 (a user backend's own exception: replayed alone below)
                 shared_errors[i] = error
                 alone.add(i)
                 continue
@@ -218,7 +218,7 @@ def run_laws(law: str, backends: list, settings: Settings) -> list[LawResult]:
 
     try:
         shared()
-    except Exception:  # Hypothesis itself gave up (a health check, say): let each backend meet it alone
+    except Exception:  # noqa: BLE001 Hypothesis itself gave up (a health check, say): let each backend meet it alone
         alone.update(active)
     for i in active:
         if i in alone:

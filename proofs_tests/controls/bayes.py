@@ -27,7 +27,8 @@ class EvidenceGramSwapped(_BayesControl):
 
     def linear_gaussian_log_evidence(self, x, weight, bias, noise_log_var):
         output, latent = weight.shape
-        return ref.linear_gaussian_log_evidence(x, weight, bias, noise_log_var) + 0.5 * (output - latent) * noise_log_var
+        return (ref.linear_gaussian_log_evidence(x, weight, bias, noise_log_var)
+                + 0.5 * (output - latent) * noise_log_var)
 
 
 class PosteriorCovarianceWithoutNoise(_BayesControl):

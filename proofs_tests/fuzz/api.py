@@ -133,7 +133,8 @@ def targets() -> list[Target]:
     from vaespec.reference import ReferenceBackend
 
     found: list[Target] = []
-    for label, backend in (("reference backend", ReferenceBackend()), ("torch backend", TorchBackend("cpu", "float32"))):
+    for label, backend in (("reference backend", ReferenceBackend()),
+                           ("torch backend", TorchBackend("cpu", "float32"))):
         for function, spec in FUNCTIONS.items():
             found.append(Target(label, f"{type(backend).__name__}.{function}", getattr(backend, function),
                                 spec.chapter, "numpy", [a.name for a in spec.args]))
@@ -160,7 +161,8 @@ def targets() -> list[Target]:
             module = importlib.import_module(module_name)
             flavour = "torch" if module_name.startswith("vaespec.impl") else "numpy"
             for name, obj in vars(module).items():
-                if name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != module_name or skip(obj, name):
+                if (name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != module_name
+                        or skip(obj, name)):
                     continue
                 found.append(_target(category, f"{module_name}.{name}", obj, flavour, module_name))
     return found

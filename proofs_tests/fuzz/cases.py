@@ -15,6 +15,16 @@ import shutil
 import numpy as np
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _write(path: str, data: bytes | str, mode: str = "wb") -> None:
+    with open(path, mode) as f:
+        f.write(data)
+
+
 def _pick(rng, values):
     return values[rng.randrange(len(values))]
 
@@ -79,7 +89,7 @@ def data_cases(rng, tmp):
         kind = rng.randrange(8)
         if path.endswith(".npz"):
             np.savez_compressed(path, x=good)
-            raw = bytearray(open(path, "rb").read())
+            raw = bytearray(_read(path))
             if kind < 5:  # flip a bit of the member's deflate stream (not its last byte: padding bits), or truncate
                 import zipfile
 
@@ -97,22 +107,22 @@ def data_cases(rng, tmp):
                 raw[start:start + info.compress_size] = flipped
             else:
                 raw = raw[: rng.randrange(len(raw) - 1)]
-            open(path, "wb").write(bytes(raw))
+            _write(path, bytes(raw))
         elif kind == 0:
             np.save(path, good)
-            raw = open(path, "rb").read()
+            raw = _read(path)
             rows = _pick(rng, [10**12, 41, 2**40, 10**18])
-            open(path, "wb").write(raw.replace(b"(40, 6)", f"({rows}, 6)".encode()).ljust(len(raw), b" "))
+            _write(path, raw.replace(b"(40, 6)", f"({rows}, 6)".encode()).ljust(len(raw), b" "))
         elif kind == 1:
             np.save(path, good)
-            raw = open(path, "rb").read()
-            open(path, "wb").write(raw[: rng.randrange(len(raw) - 1)])
+            raw = _read(path)
+            _write(path, raw[: rng.randrange(len(raw) - 1)])
         elif kind == 2:
             np.save(path, good)
-            raw = bytearray(open(path, "rb").read())
+            raw = bytearray(_read(path))
             at = raw.index(b"(40, 6)") + rng.randrange(7)
             raw[at] = ord(_pick(rng, "x]{!a"))
-            open(path, "wb").write(bytes(raw))
+            _write(path, bytes(raw))
         elif kind == 3:
             np.save(path, _pick(rng, [np.zeros(5), np.zeros((2, 2, 2, 2)), np.zeros((1, 6)), np.full((4, 6), np.nan),
                                       np.zeros((0, 6)), np.array(["a", "b"])]))
@@ -131,23 +141,24 @@ def data_cases(rng, tmp):
 def forge(directory: str, manifest) -> None:
     """Rewrite manifest.json and its recorded digest consistently (a forgery only a trusted digest catches)."""
     data = _dumps(manifest).encode() if not isinstance(manifest, bytes) else manifest
-    open(os.path.join(directory, "manifest.json"), "wb").write(data)
-    open(os.path.join(directory, "manifest.json.sha256"), "w").write(f"{hashlib.sha256(data).hexdigest()}  manifest.json\n")
+    _write(os.path.join(directory, "manifest.json"), data)
+    _write(os.path.join(directory, "manifest.json.sha256"), f"{hashlib.sha256(data).hexdigest()}  manifest.json\n",
+           "w")
 
 
 def _damage_file(rng, directory: str, relative: str, outside: str, watched: list[str]) -> None:
     """One file-level damage to `directory`/`relative`."""
     path = os.path.join(directory, relative)
     kind = rng.randrange(9)
-    raw = bytearray(open(path, "rb").read())
+    raw = bytearray(_read(path))
     if kind == 0 and raw:
         at = rng.randrange(len(raw))
         raw[at] ^= 1 << rng.randrange(8)
-        open(path, "wb").write(bytes(raw))
+        _write(path, bytes(raw))
     elif kind == 1:
-        open(path, "wb").write(bytes(raw[: rng.randrange(max(1, len(raw)))]))
+        _write(path, bytes(raw[: rng.randrange(max(1, len(raw)))]))
     elif kind == 2:
-        open(path, "ab").write(bytes(rng.randrange(256) for _ in range(rng.randint(1, 64))))
+        _write(path, bytes(rng.randrange(256) for _ in range(rng.randint(1, 64))), "ab")
     elif kind == 3:
         os.unlink(path)
     elif kind == 4:  # an identical copy outside: the checksum alone would pass it
@@ -185,7 +196,8 @@ def _mutate_json(rng, value, depth=0):
         if roll < 0.2 and depth > 0:
             del value[key]
         elif roll < 0.3:
-            value[_pick(rng, ["../../etc/x.npy", "/abs.npy", "a/" * 600 + "x.npy", "b" * 300 + ".npy"])] = value.pop(key)
+            bad = _pick(rng, ["../../etc/x.npy", "/abs.npy", "a/" * 600 + "x.npy", "b" * 300 + ".npy"])
+            value[bad] = value.pop(key)
         else:
             value[key] = _mutate_json(rng, value[key], depth + 1)
         return value
@@ -231,8 +243,8 @@ def vectors_cases(rng, tmp, mini):
     """(argv, names, watched) of `vectors verify` on a damaged copy of the export `mini`: files damaged,
     checked against the trusted digest; the manifest damaged in place, checked against the recorded one;
     forgeries (consistently re-recorded), checked against the trusted digest."""
-    manifest = json.load(open(os.path.join(mini, "manifest.json")))
-    trusted = hashlib.sha256(open(os.path.join(mini, "manifest.json"), "rb").read()).hexdigest()
+    manifest = json.loads(_read(os.path.join(mini, "manifest.json")))
+    trusted = hashlib.sha256(_read(os.path.join(mini, "manifest.json"))).hexdigest()
     files = sorted(manifest["files"]) + ["manifest.json"]
     i = 0
     while True:
@@ -271,8 +283,8 @@ def forged_cases(rng, tmp, mini, run):
     structurally wrong ones must be refused; well-formed ones are judged by their values (exit 0 or 1)."""
     from vaespec.impl.train import checkpoint
 
-    manifest = json.load(open(os.path.join(mini, "manifest.json")))
-    state = json.load(open(os.path.join(run, "checkpoint", "state.json")))
+    manifest = json.loads(_read(os.path.join(mini, "manifest.json")))
+    state = json.loads(_read(os.path.join(run, "checkpoint", "state.json")))
     i = 0
     while True:
         i += 1
@@ -290,14 +302,14 @@ def forged_cases(rng, tmp, mini, run):
             bad = _changed(rng, state)
             if isinstance(bad, dict) and _finite(bad):
                 bad["sha256"] = hashlib.sha256(checkpoint.canonical_json(bad)).hexdigest()
-            open(os.path.join(ck, "state.json"), "w").write(_dumps(bad))
+            _write(os.path.join(ck, "state.json"), _dumps(bad), "w")
         else:  # a payload damaged in its header and re-recorded: only the parser can refuse it
-            raw = bytearray(open(os.path.join(ck, "tensors.safetensors"), "rb").read())
+            raw = bytearray(_read(os.path.join(ck, "tensors.safetensors")))
             raw[rng.randrange(min(len(raw), 300))] ^= 1 << rng.randrange(8)
-            open(os.path.join(ck, "tensors.safetensors"), "wb").write(bytes(raw))
+            _write(os.path.join(ck, "tensors.safetensors"), bytes(raw))
             signed = {**state, "tensors": {"sha256": hashlib.sha256(raw).hexdigest(), "bytes": len(raw)}}
             signed["sha256"] = hashlib.sha256(checkpoint.canonical_json(signed)).hexdigest()
-            open(os.path.join(ck, "state.json"), "w").write(json.dumps(signed))
+            _write(os.path.join(ck, "state.json"), json.dumps(signed), "w")
         yield ["train", "--resume", "--out", out, "--epochs", "3", "--progress", "never"], [ck, out], []
 
 

@@ -49,7 +49,9 @@ def _victim(cfg: dict, kill_op: int, after: bool, log_path: str) -> None:
     from vaespec.impl.train import TrainConfig, checkpoint, train
 
     ck_dir = os.path.abspath(os.path.join(cfg["out"], "checkpoint"))
-    log = open(log_path, "a", buffering=1)
+    # Open for the whole run, which ends in our own SIGKILL or the close() below; line-buffered and fsync'd,
+    # so each commit is on disk before the next save op.
+    log = open(log_path, "a", buffering=1)  # noqa: SIM115
     count, in_save = [0], [False]
 
     def wrap(module, name):
@@ -92,7 +94,9 @@ def _victim(cfg: dict, kill_op: int, after: bool, log_path: str) -> None:
 def _log(path: str) -> tuple[list[tuple[int, str]], int | None]:
     commits, ops = [], None
     if os.path.exists(path):
-        for line in open(path).read().splitlines():
+        with open(path) as f:
+            lines = f.read().splitlines()
+        for line in lines:
             kind, *rest = line.split()
             if kind == "commit":
                 commits.append((int(rest[0]), rest[1]))
@@ -184,7 +188,8 @@ def run_trials(trials: int, seed: int = 0, workdir: str | None = None) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vaespec.proofs_tests.fuzz.crash_trials", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vaespec.proofs_tests.fuzz.crash_trials",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

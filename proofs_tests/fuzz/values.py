@@ -123,7 +123,8 @@ def mutations(value, rng: np.random.Generator, extra: int, default=inspect.Param
                         Bad("complex", 1 + 1j), Bad("0-d array", np.array(value), True),
                         Bad("float16 scalar", np.float16(value), True), Bad("a 1-element list", [value]),
                         Bad("subnormal", 5e-324, True)]
-        out += [Bad(f"random {v:.3g}", float(v), True) for v in rng.standard_normal(extra) * 10.0 ** rng.integers(-5, 300, extra)]
+        out += [Bad(f"random {v:.3g}", float(v), True)
+                for v in rng.standard_normal(extra) * 10.0 ** rng.integers(-5, 300, extra)]
         return out
     if isinstance(value, str):
         return common + [Bad("unknown name", value + "_x"), Bad("empty name", ""), Bad("upper case", value.upper()),
@@ -148,8 +149,9 @@ def mutations(value, rng: np.random.Generator, extra: int, default=inspect.Param
     if isinstance(value, (Architecture, VQArchitecture)):
         other = VQ_ARCH if isinstance(value, Architecture) else ARCH
         return common + [Bad("the other chapter's architecture", other, relational=True),
-                         Bad("a smaller architecture", type(value)(5, **({"latent_size": 3} if isinstance(value, Architecture)
-                                                                           else {"embedding_dim": 3})), relational=True),
+                         Bad("a smaller architecture",
+                             type(value)(5, **({"latent_size": 3} if isinstance(value, Architecture)
+                                               else {"embedding_dim": 3})), relational=True),
                          Bad("its dict", value.to_dict())]
     if isinstance(value, torch.nn.Module):
         return common + [Bad("a plain nn.Module", torch.nn.Linear(2, 2)), Bad("the class", type(value))]
@@ -168,7 +170,8 @@ def _array_mutations(a: np.ndarray, rng, extra: int) -> list[Bad]:
                 Bad("Fortran order", np.asfortranarray(a), True), Bad("read-only view", _readonly(a), True)]
     if a.dtype.kind == "f":
         index = tuple(int(rng.integers(0, s)) for s in a.shape) if a.ndim else ()
-        out += [Bad("NaN", _put(a, index, np.nan)), Bad("Inf", _put(a, index, np.inf)), Bad("-Inf", _put(a, index, -np.inf)),
+        out += [Bad("NaN", _put(a, index, np.nan)), Bad("Inf", _put(a, index, np.inf)),
+                Bad("-Inf", _put(a, index, -np.inf)),
                 Bad("masked NaN", np.ma.masked_invalid(_put(a, index, np.nan))), Bad("int dtype", a.astype(np.int64)),
                 Bad("float16", a.astype(np.float16), True), Bad("float32", a.astype(np.float32), True),
                 Bad("longdouble", a.astype(np.longdouble)), Bad("huge 1e300", a * 1e300, True),
@@ -182,7 +185,8 @@ def _array_mutations(a: np.ndarray, rng, extra: int) -> list[Bad]:
             out.append(Bad("random non-finite entry", bad))
     else:
         out += [Bad("negative", a - a.max() - 1), Bad("out of range", a + 10**6, True),
-                Bad("float dtype", a.astype(float)), Bad("uint64 huge", np.full(a.shape, 2**63 + 5, dtype=np.uint64), True),
+                Bad("float dtype", a.astype(float)),
+                Bad("uint64 huge", np.full(a.shape, 2**63 + 5, dtype=np.uint64), True),
                 Bad("masked", np.ma.masked_array(a))]
         out += [Bad("random ints", rng.integers(-10, 10, a.shape), True) for _ in range(extra)]
     return out
@@ -190,7 +194,8 @@ def _array_mutations(a: np.ndarray, rng, extra: int) -> list[Bad]:
 
 def _tensor_mutations(t: torch.Tensor, rng, extra: int) -> list[Bad]:
     out = [Bad("a numpy array", t.numpy()), Bad("wrong rank", t[..., None]), Bad("a list", t.tolist()),
-           Bad("complex", t.to(torch.complex128)), Bad("meta tensor", torch.empty(t.shape, dtype=t.dtype, device="meta"))]
+           Bad("complex", t.to(torch.complex128)),
+           Bad("meta tensor", torch.empty(t.shape, dtype=t.dtype, device="meta"))]
     if t.dim():
         out += [Bad("empty", t[:0]), Bad("wrong last size", torch.cat([t, t[..., :1]], -1), relational=True),
                 Bad("non-contiguous", t.repeat_interleave(2, -1)[..., ::2], True)]
@@ -230,6 +235,7 @@ def overrides(pool: dict) -> dict[str, dict]:
             "check_scalar": {"name": "beta", "value": 0.5},
             "check_params": {"name": "params", "params": pool["params"], "shapes": pool["arch"].parameter_shapes()},
             "check_result": {"function": "encode", "result": (pool["x"], pool["x"])},
-            "from_params": {"codebook": pool.get("codebook_array")}, "load_params": {"codebook": pool.get("codebook_array")}}
+            "from_params": {"codebook": pool.get("codebook_array")},
+            "load_params": {"codebook": pool.get("codebook_array")}}
 
 

@@ -5,8 +5,8 @@ Each structural law builds the linear VAE the evidence describes with the contra
 an input-independent encoder whose biases are the posterior's mean and log-variance, one row of x
 at a time) and calls the backend's `log_importance_weights`, `elbo` or `iwae_bound` on it, the
 Gaussian likelihood with log σ² = noise_log_var. Tolerances are the policy's for every backend
-evaluation (`laws.tolerance.tolerance`: `vaespec.spec.bayes.chain_length` and the estimators chapter's) plus the first-order
-effect of the backend posterior's own tolerance on the quantity the law compares. The statistical
+evaluation (`laws.tolerance.tolerance`: `vaespec.spec.bayes.chain_length` and the estimators chapter's) plus the
+first-order effect of the backend posterior's own tolerance on the quantity the law compares. The statistical
 laws use a fixed seed and z = statistical_z(MAX_CHECKS × the tests per example) for the policy's
 false-alarm rate.
 """
@@ -170,7 +170,7 @@ def iwae_bound_le_log_evidence(backend, example, draw):
     z = statistical_z(MAX_CHECKS * len(GAP_PARTICLES))
     worst = 0.0
     for k in GAP_PARTICLES:
-        values, roundoff, args = _iwae(backend, net, k)
+        values, roundoff, _ = _iwae(backend, net, k)
         allowed = z * float(np.std(values, ddof=1)) / math.sqrt(REPLICATIONS) + roundoff + tol_evidence
         excess = float(np.mean(values)) - evidence
         if excess > allowed:

@@ -28,7 +28,8 @@ def check_indices(function: str, indices, batch: int, codes: int, ctx: str) -> n
     if indices.shape != (batch,):
         raise LawViolation(f"{function}: indices must have shape ({batch},), got {indices.shape}\n{ctx}")
     if batch and (indices.min() < 0 or indices.max() >= codes):
-        raise LawViolation(f"{function}: indices must lie in [0, {codes}), got [{indices.min()}, {indices.max()}]\n{ctx}")
+        raise LawViolation(f"{function}: indices must lie in [0, {codes}), got [{indices.min()}, "
+                           f"{indices.max()}]\n{ctx}")
     return indices.astype(np.int64)
 
 

@@ -110,12 +110,13 @@ def repro(function: str, args: Mapping[str, Any], backend) -> str:
     """A Python snippet that calls `function` on the reference and on `backend` with `args`."""
     lines = ["import numpy as np", "from vaespec.spec.architecture import Architecture",
              "from vaespec.reference import ReferenceBackend",
-             f"backend = ...  # {getattr(backend, 'name', backend)!s} on {getattr(backend, 'device', '?')}, "
-             f"{getattr(backend, 'dtype', '?')}",
+             (f"backend = ...  # {getattr(backend, 'name', backend)!s} on {getattr(backend, 'device', '?')}, "
+              f"{getattr(backend, 'dtype', '?')}"),
              "args = {"]
     lines += [f"    {k!r}: {_literal(v)}," for k, v in args.items()]
     # Positional, in the contract's order (args is built from FUNCTIONS[function].args).
-    lines += ["}", f"print(backend.{function}(*args.values()))", f"print(ReferenceBackend().{function}(*args.values()))"]
+    lines += ["}", f"print(backend.{function}(*args.values()))",
+              f"print(ReferenceBackend().{function}(*args.values()))"]
     return "\n".join(lines)
 
 

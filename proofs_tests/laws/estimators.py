@@ -97,7 +97,8 @@ def log_mean_exp_shift_invariant(backend, example, draw):
     tol = (tolerance(backend.dtype, "log_mean_exp", a)
            + tolerance(backend.dtype, "log_mean_exp", {"log_weights": shifted}) + moved)
     return assert_within("log_mean_exp", lhs, backend.log_mean_exp(w), tol,
-                         context=context("log_mean_exp", {"log_weights": shifted}, backend) + f"\n# shift c = {shift!r}")
+                         context=context("log_mean_exp", {"log_weights": shifted}, backend)
+                         + f"\n# shift c = {shift!r}")
 
 
 def log_mean_exp_between_mean_and_max(backend, example, draw):

@@ -157,7 +157,8 @@ def reductions_consistent_under_batch_splitting(backend, example, draw):
     k_args = {"mu": mu, "log_var": log_var, "convention": c}
     worst = assert_within(
         "reconstruction_loss", backend.reconstruction_loss(x_hat, x, c),
-        _combine(c.reconstruction_batch_reduction, [backend.reconstruction_loss(x_hat[s], x[s], c) for s in parts], sizes),
+        _combine(c.reconstruction_batch_reduction, [backend.reconstruction_loss(x_hat[s], x[s], c) for s in parts],
+                 sizes),
         tolerance(backend.dtype, "reconstruction_loss", r_args),
         context=context("reconstruction_loss", r_args, backend))
     worst = max(worst, assert_within(
@@ -193,7 +194,8 @@ def reparameterize_key_eq_explicit_noise(backend, example, draw):
 _NET_BATCHED = strategies.network_examples(min_batch=2)
 CHECKS = {c.law: c for c in (
     Check("forward_eq_decode_reparameterize", strategies.network_examples(), forward_eq_decode_reparameterize),
-    Check("sample_latent_eq_reparameterize_encode", strategies.network_examples(), sample_latent_eq_reparameterize_encode),
+    Check("sample_latent_eq_reparameterize_encode", strategies.network_examples(),
+          sample_latent_eq_reparameterize_encode),
     Check("generate_eq_decode_prior_sample", strategies.network_examples(), generate_eq_decode_prior_sample),
     Check("loss_eq_reconstruction_add_kl", strategies.network_examples(), loss_eq_reconstruction_add_kl),
     Check("loss_beta_zero_eq_reconstruction", strategies.network_examples(), loss_beta_zero_eq_reconstruction),

@@ -75,7 +75,8 @@ def kl_eq_monte_carlo(backend, example, draw):
     if not error <= bound:
         raise LawViolation(
             f"kl_divergence: closed form {kl!r} vs Monte-Carlo {estimate!r} (N = {SAMPLES}, seed {SEED}); "
-            f"|difference| = {error:.3e} exceeds {bound:.3e}\n" + context("kl_divergence", a, backend), ratio=error / bound)
+            f"|difference| = {error:.3e} exceeds {bound:.3e}\n" + context("kl_divergence", a, backend),
+            ratio=error / bound)
     return error / bound
 
 
@@ -103,7 +104,8 @@ def reparameterize_moments(backend, example, draw):
 
 
 CHECKS = {c.law: c for c in (
-    Check("kl_eq_monte_carlo", strategies.latent_examples(max_batch=1, max_latent=3, max_abs_mu=3.0, max_abs_log_var=2.0),
+    Check("kl_eq_monte_carlo",
+          strategies.latent_examples(max_batch=1, max_latent=3, max_abs_mu=3.0, max_abs_log_var=2.0),
           kl_eq_monte_carlo),
     Check("reparameterize_moments", strategies.latent_examples(max_batch=1, max_latent=3, max_abs_log_var=4.0),
           reparameterize_moments),

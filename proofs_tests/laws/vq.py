@@ -38,7 +38,8 @@ def _straight_through_tolerance(dtype, z_e, rows):
 def quantize_nearest_code_within_bound(backend, example, draw):
     a = _args("quantize", example, backend)
     _, indices = backend.quantize(a["z_e"], a["codebook"])
-    return judge_choices("quantize", backend.dtype, a["z_e"], a["codebook"], indices, vq_context("quantize", a, backend))
+    return judge_choices("quantize", backend.dtype, a["z_e"], a["codebook"], indices,
+                         vq_context("quantize", a, backend))
 
 
 def quantize_output_is_codebook_row(backend, example, draw):
@@ -104,13 +105,15 @@ def quantize_codebook_permutation_equivariance(backend, example, draw):
 def quantize_translation_invariance(backend, example, draw):
     a = _args("quantize", example, backend)
     shift = as_input(backend.dtype, draw(strategies.arrays((a["z_e"].shape[1],), -10.0, 10.0)))
-    moved = {"z_e": as_input(backend.dtype, a["z_e"] + shift), "codebook": as_input(backend.dtype, a["codebook"] + shift)}
+    moved = {"z_e": as_input(backend.dtype, a["z_e"] + shift),
+             "codebook": as_input(backend.dtype, a["codebook"] + shift)}
     ctx = vq_context("quantize", moved, backend) + f"\n# translation: {shift.tolist()}"
     _, indices = backend.quantize(a["z_e"], a["codebook"])
     _, indices_m = backend.quantize(moved["z_e"], moved["codebook"])
     worst = judge_choices("quantize", backend.dtype, moved["z_e"], moved["codebook"], indices_m, ctx)
     # Rounding the translated inputs may itself move a near-tie: insist only where both problems are clear.
-    keep = unambiguous(backend.dtype, a["z_e"], a["codebook"]) & unambiguous(backend.dtype, moved["z_e"], moved["codebook"])
+    keep = (unambiguous(backend.dtype, a["z_e"], a["codebook"])
+            & unambiguous(backend.dtype, moved["z_e"], moved["codebook"]))
     original, translated = np.asarray(indices)[keep], np.asarray(indices_m)[keep]
     if not np.array_equal(original, translated):
         raise LawViolation(f"quantize: translating z_e and the codebook changed the indices {original.tolist()} to "
@@ -227,8 +230,10 @@ CHECKS = {c.law: c for c in (
     Check("quantize_straight_through_gradient", _for("quantize"), quantize_straight_through_gradient),
     Check("aux_losses_zero_at_codebook_rows", _for("codebook_loss"), aux_losses_zero_at_codebook_rows),
     Check("codebook_loss_eq_commitment_loss", _for("codebook_loss"), codebook_loss_eq_commitment_loss),
-    Check("codebook_loss_gradient_reaches_codebook_only", _for("codebook_loss"), codebook_loss_gradient_reaches_codebook_only),
-    Check("commitment_loss_gradient_reaches_encoder_only", _for("commitment_loss"), commitment_loss_gradient_reaches_encoder_only),
+    Check("codebook_loss_gradient_reaches_codebook_only", _for("codebook_loss"),
+          codebook_loss_gradient_reaches_codebook_only),
+    Check("commitment_loss_gradient_reaches_encoder_only", _for("commitment_loss"),
+          commitment_loss_gradient_reaches_encoder_only),
     Check("vq_forward_eq_decode_quantize_encode", _for("vq_forward"), vq_forward_eq_decode_quantize_encode),
     Check("vq_loss_eq_reconstruction_add_codebook_add_commitment", _for("vq_loss"),
           vq_loss_eq_reconstruction_add_codebook_add_commitment),

@@ -133,15 +133,19 @@ class IndependentPort:
         outputs, pullback = torch.func.vjp(body, *(inputs[n] for n in names))
         given = tuple(cotangent) if len(floats) > 1 else (cotangent,)
         if len(given) != len(outputs):
-            raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s float outputs, got {len(given)}")
+            raise ShapeError(f"cotangent: expected {len(outputs)} arrays for {function}'s float outputs, "
+                             f"got {len(given)}")
         tangents = tuple(self._tensor(np.asarray(c, dtype=np.float64)) for c in given)
         for out, tangent in zip(outputs, tangents):
             if tangent.shape != out.shape:
-                raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}, got {tuple(tangent.shape)}")
+                raise ShapeError(f"cotangent: expected shape {tuple(out.shape)} for {function}, got "
+                                 f"{tuple(tangent.shape)}")
         grads = pullback(tangents)
 
         def host(g):
-            return {k: host(v) for k, v in g.items()} if isinstance(g, dict) else g.detach().to("cpu", torch.float64).numpy()
+            if isinstance(g, dict):
+                return {k: host(v) for k, v in g.items()}
+            return g.detach().to("cpu", torch.float64).numpy()
         return {name: host(grad) for name, grad in zip(names, grads)}
 
 

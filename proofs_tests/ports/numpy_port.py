@@ -215,7 +215,8 @@ class NumpyPort:
         floats = [o for o in self._BODIES[function](self, t, a) if isinstance(o, Var)]
         given = tuple(cotangent) if len(floats) > 1 else (cotangent,)
         if len(given) != len(floats):
-            raise ShapeError(f"cotangent: expected {len(floats)} arrays for {function}'s float outputs, got {len(given)}")
+            raise ShapeError(f"cotangent: expected {len(floats)} arrays for {function}'s float outputs, "
+                             f"got {len(given)}")
         for out, c in zip(floats, given):
             if np.shape(c) != out.value.shape:
                 raise ShapeError(f"cotangent: expected shape {out.value.shape} for {function}, got {np.shape(c)}")
@@ -241,7 +242,8 @@ class NumpyPort:
         return Tape(self.dtype, self.flushes_subnormals).fix(x)
 
     def init_codebook(self, num_embeddings, embedding_dim, key):
-        a = validate_args("init_codebook", {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim, "key": key})
+        a = validate_args("init_codebook",
+                          {"num_embeddings": num_embeddings, "embedding_dim": embedding_dim, "key": key})
         return self._f(normal(a["key"], (a["num_embeddings"], a["embedding_dim"]))[0]).astype(np.float64)
 
     def laplace_smooth(self, counts, epsilon):

@@ -66,7 +66,9 @@ def kl_reference_series():
     polynomial = sp.expand(x**2 * (sp.Rational(1, 2) + x * (sp.Rational(1, 6) + x * r)))
     exact = sp.series(sp.exp(x) - 1 - x, x, 0, 34).removeO()
     assert sp.expand(polynomial - exact) == 0
-    tail = lambda a: sp.Rational(a) ** 34 / sp.factorial(34) / (1 - sp.Rational(a) / 35)
+
+    def tail(a):
+        return sp.Rational(a) ** 34 / sp.factorial(34) / (1 - sp.Rational(a) / 35)
     g = sp.exp(x) - 1 - x
     assert sp.N(tail(3) / g.subs(x, 3), 30) < sp.Rational(1, 2**75)                   # worst on [0, 3]
     assert sp.N(tail(1) / sp.Rational(1, 3), 30) < sp.Rational(1, 2**75)             # |x|³⁴/(x²/3) ≤ 3 on [−1, 0]
@@ -94,7 +96,9 @@ def batch_split_means():
     """For a batch A ∪ B (here |A| = 2, |B| = 3): mean_{A∪B} = (|A| mean_A + |B| mean_B)/|A ∪ B| and
     sum_{A∪B} = sum_A + sum_B, for any per-example loss values; a mean over the latent is a sum scaled by 1/L."""
     a, b = sp.symbols("a0:2", real=True), sp.symbols("b0:3", real=True)
-    mean = lambda v: sum(v) / len(v)
+
+    def mean(v):
+        return sum(v) / len(v)
     assert sp.simplify(mean(a + b) - (len(a) * mean(a) + len(b) * mean(b)) / (len(a) + len(b))) == 0
     assert sp.simplify(sum(a + b) - (sum(a) + sum(b))) == 0
     return sp.Eq(sp.Symbol("mean_AB"), (2 * sp.Symbol("mean_A") + 3 * sp.Symbol("mean_B")) / 5)
@@ -103,7 +107,9 @@ def batch_split_means():
 def prior_and_zero_noise():
     """reparameterize(0, 0, ε) = 0 + e⁰·ε = ε (generate is decode of the noise) and
     reparameterize(μ, ℓ, 0) = μ + e^{ℓ/2}·0 = μ."""
-    rep = lambda m, lv, e: m + sp.exp(lv / 2) * e
+
+    def rep(m, lv, e):
+        return m + sp.exp(lv / 2) * e
     assert rep(0, 0, eps) == eps and rep(mu, ell, 0) == mu
     return sp.Eq(rep(0, 0, eps), eps), sp.Eq(rep(mu, ell, 0), mu)
 

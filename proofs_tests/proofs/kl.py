@@ -77,7 +77,8 @@ def kl_nonnegative_zero_iff_standard():
 
 
 PROOFS = (
-    Proof("kl_closed_form", "KL(N(μ, σ²) ‖ N(0, 1)) = ∫ q (log q − log p) dz = ½(σ² + μ² − 1 − log σ²)", kl_closed_form),
+    Proof("kl_closed_form", "KL(N(μ, σ²) ‖ N(0, 1)) = ∫ q (log q − log p) dz = ½(σ² + μ² − 1 − log σ²)",
+          kl_closed_form),
     Proof("kl_log_variance_form", "in ℓ = log σ² the closed form is ½(e^ℓ + μ² − 1 − ℓ) = ½(expm1(ℓ) − ℓ + μ²), "
           "equal to the scale form log(1/σ) + (σ² + μ²)/2 − ½", kl_log_variance_form),
     Proof("kl_diagonal_sums_over_coordinates", "KL(N(μ, diag σ²) ‖ N(0, I)) = Σ_j KL(N(μ_j, σ_j²) ‖ N(0, 1)) "

@@ -41,7 +41,8 @@ NOISE_LOG_VAR = -0.5
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """One torch thread, as `vaespec bayes` runs: these models are tiny, and extra threads spin-wait on a busy machine."""
+    """One torch thread, as `vaespec bayes` runs: these models are tiny, and extra threads spin-wait on a busy
+    machine."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -81,7 +82,8 @@ def test_log_joint_is_prior_plus_evidence_term_by_term():
     x, _ = _problem(output=4, latent=2)
     rng = np.random.default_rng(1)
     theta = {bm.KERNEL: rng.standard_normal((2, 4)), bm.BIAS: rng.standard_normal(4)}
-    conditioned = pyro.poutine.condition(bm.linear_gaussian_model, data={k: torch.as_tensor(v) for k, v in theta.items()})
+    conditioned = pyro.poutine.condition(bm.linear_gaussian_model,
+                                         data={k: torch.as_tensor(v) for k, v in theta.items()})
     trace = pyro.poutine.trace(conditioned).get_trace(x, 2, NOISE_LOG_VAR)
     trace.compute_log_prob()
     sites = {name: float(site["log_prob_sum"]) for name, site in trace.nodes.items() if site["type"] == "sample"}
@@ -169,8 +171,9 @@ def test_svi_guide_recovers_the_mean_field_optimum():
 def _tiny(tmp_path, name, **over):
     from vaespec.impl.bayes.config import BayesConfig
 
-    options = dict(data="synthetic", examples=16, synthetic_output=4, latent_size=1, steps=20, warmup=10, samples=8,
-                   chains=2, max_tree_depth=3, predictive=4, out=str(tmp_path / name))
+    options = {"data": "synthetic", "examples": 16, "synthetic_output": 4, "latent_size": 1, "steps": 20,
+               "warmup": 10, "samples": 8, "chains": 2, "max_tree_depth": 3, "predictive": 4,
+               "out": str(tmp_path / name)}
     return BayesConfig(**{**options, **over})
 
 
@@ -186,7 +189,8 @@ def test_bayes_command_writes_safetensors_and_json_and_is_deterministic(tmp_path
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["elbo.png", "posterior.safetensors",
                                                                   "posterior_predictive.png", "report.json"]
     report = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert report["nuts"]["divergences"] == reports[0]["nuts"]["divergences"] and len(report["nuts"]["divergences"]) == 2
+    assert report["nuts"]["divergences"] == reports[0]["nuts"]["divergences"]
+    assert len(report["nuts"]["divergences"]) == 2
     assert set(report["nuts"]["diagnostics"]) >= {"decoder_output.bias", "W Wᵀ diagonal"}
     assert report["log_likelihood_term"].startswith("exact")
     other = load_file(bayes(_tiny(tmp_path, "c", seed=1), progress=False)["files"]["posterior"])

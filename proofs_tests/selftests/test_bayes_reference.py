@@ -36,7 +36,8 @@ def test_vjp_matches_central_differences(function, data):
     args = dict(data.draw(strat.examples_for(function)).args)
     cotangent = data.draw(strategies.cotangents(function, _call(function, args)))
     step = direction(args, FUNCTIONS[function].differentiable, data.draw(st.integers(0, 2**32 - 1)))
-    fd, dot, tolerance = directional_check(step, lambda p: _call(function, p), reference.vjp(function, step.base, cotangent),
+    fd, dot, tolerance = directional_check(step, lambda p: _call(function, p),
+                                           reference.vjp(function, step.base, cotangent),
                                            cotangent, lambda p: reference.magnitude(function, p))
     assert abs(fd - dot) <= tolerance, (f"{function}: ⟨vjp, v⟩ = {dot!r} but the central difference gives {fd!r}; "
                                         f"|difference| = {abs(fd - dot):.3e} > tolerance {tolerance:.3e}")

@@ -19,7 +19,8 @@ import vaespec.proofs_tests
 ROOT = Path(vaespec.proofs_tests.__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(not (ROOT / "benchmarks" / "__main__.py").is_file(),
-                                reason=f"no benchmarks folder under {ROOT}: vaespec is installed without its source tree")
+                                reason=f"no benchmarks folder under {ROOT}: vaespec is installed without its "
+                                       "source tree")
 
 # (benchmark, ratio) pairs issue 7 asks for, written out here rather than read from the benchmark code.
 EXPECTED = {
@@ -76,3 +77,17 @@ def test_memory_is_measured_by_a_stated_method(toy_run):
     _, report = toy_run
     methods = {m["method"] for m in report["memory"]}
     assert report["memory"] and methods <= {"VmHWM reset", "ru_maxrss (lower bound)"}, methods
+
+
+def test_dispatch_sites_counts_tables_keyed_by_function_names_not_option_dicts(tmp_path):
+    # A table keyed on function names, a comparison and a match case are dispatch; a dict of options one of
+    # whose keys happens to equal a function name ("elbo", `vaespec bayes --evidence`) is not.
+    from benchmarks import dispatch_sites
+
+    source = tmp_path / "sample.py"
+    source.write_text(
+        'BODIES = {"encode": 1, "decode": 2, "other": 3}\n'
+        'KINDS = {"exact": "a", "elbo": "b", "iwae": "c"}\n'
+        'if function == "loss":\n    pass\n'
+        'match function:\n    case "forward":\n        pass\n')
+    assert dispatch_sites.sites(source, dispatch_sites.function_names()) == [1, 3, 6]

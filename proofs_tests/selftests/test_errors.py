@@ -135,7 +135,8 @@ def other_cases(function):
         rows, cols = PARAMS[name].shape
         n = re.escape(name)
         yield "arch not an Architecture", caller(function, arch=ARCH.to_dict()), DTypeError, \
-            r"^arch: expected a vaespec\.spec\.architecture\.Architecture( or vaespec\.spec\.architecture\.VQArchitecture)?( \(for \w+\))?, got dict"
+            (r"^arch: expected a vaespec\.spec\.architecture\.Architecture"
+             r"( or vaespec\.spec\.architecture\.VQArchitecture)?( \(for \w+\))?, got dict")
         yield "params missing a name", caller(function, params=params_change(name, remove=True)), ShapeError, \
             rf"^params: .*missing \['{n}'\], unexpected \[\]"
         yield "params unexpected name", caller(function, params=params_change("bogus.kernel", np.zeros(2))), \
@@ -143,7 +144,8 @@ def other_cases(function):
         yield "params wrong shape", caller(function, params=params_change(name, np.zeros((rows, cols + 1)))), \
             ShapeError, rf"^params\['{n}'\]: expected shape \({rows}, {cols}\), got \({rows}, {cols + 1}\)"
         yield "params int dtype", caller(function, params=params_change(name, lambda v: v.astype(np.int64))), \
-            DTypeError, rf"^params\['{n}'\]: expected a floating-point numpy array of shape \({rows}, {cols}\).*dtype int64"
+            DTypeError, (rf"^params\['{n}'\]: expected a floating-point numpy array of shape \({rows}, {cols}\)"
+                         r".*dtype int64")
         yield "params NaN", caller(function, params=params_change(name, with_value((0, 0), math.nan))), \
             DomainError, rf"^params\['{n}'\]: expected finite values, got a NaN"
         yield "params not a mapping", caller(function, params=list(PARAMS.values())), DTypeError, \
@@ -171,21 +173,26 @@ def architecture(**kwargs):
 
 
 SPEC_CASES = [
-    ("Architecture input_size None", architecture(input_size=None), ConfigError, r"^input_size: .*positive integer, got None"),
+    ("Architecture input_size None", architecture(input_size=None), ConfigError,
+     r"^input_size: .*positive integer, got None"),
     ("Architecture input_size 0", architecture(input_size=0), ConfigError, r"^input_size: .*positive integer, got 0$"),
     ("Architecture latent_size -2", architecture(latent_size=-2), ConfigError, r"^latent_size: .*got -2$"),
     ("Architecture input_size bool", architecture(input_size=True), ConfigError, r"^input_size: .*got True$"),
     ("Architecture latent_size float", architecture(latent_size=2.0), ConfigError, r"^latent_size: .*got 2\.0$"),
     ("Architecture output_size 0", architecture(output_size=0), ConfigError, r"^output_size: .*got 0$"),
-    ("Architecture encoder_sizes zero", architecture(encoder_sizes=(4, 0)), ConfigError, r"^encoder_sizes\[1\]: .*got 0$"),
-    ("Architecture decoder_sizes float", architecture(decoder_sizes=(4.5,)), ConfigError, r"^decoder_sizes\[0\]: .*got 4\.5$"),
-    ("Architecture encoder_sizes int", architecture(encoder_sizes=4), ConfigError, r"^encoder_sizes: .*sequence.*got 4$"),
+    ("Architecture encoder_sizes zero", architecture(encoder_sizes=(4, 0)), ConfigError,
+     r"^encoder_sizes\[1\]: .*got 0$"),
+    ("Architecture decoder_sizes float", architecture(decoder_sizes=(4.5,)), ConfigError,
+     r"^decoder_sizes\[0\]: .*got 4\.5$"),
+    ("Architecture encoder_sizes int", architecture(encoder_sizes=4), ConfigError,
+     r"^encoder_sizes: .*sequence.*got 4$"),
     ("Architecture encoder_sizes str", architecture(encoder_sizes="44"), ConfigError, r"^encoder_sizes: .*got '44'$"),
     ("Architecture unknown activation", architecture(activation="swish"), ConfigError,
      r"^activation: expected one of \[" + "".join(f"(?=.*'{a}')" for a in ACTIVATIONS) + r".*got 'swish'$"),
     ("Architecture part", lambda: ARCH.parameter_shapes("middle"), ConfigError, r"^part: .*'encoder'.*got 'middle'$"),
     ("Key -1", lambda: Key(-1), ConfigError, r"^key: expected a seed in \[0, 2\*\*64\), got -1$"),
-    ("Key 2**64", lambda: Key(2**64), ConfigError, r"^key: expected a seed in \[0, 2\*\*64\), got 18446744073709551616$"),
+    ("Key 2**64", lambda: Key(2**64), ConfigError,
+     r"^key: expected a seed in \[0, 2\*\*64\), got 18446744073709551616$"),
     ("Key 1.5", lambda: Key(1.5), DTypeError, r"^key: expected an integer seed, got float 1\.5$"),
     ("Key bool", lambda: Key(True), DTypeError, r"^key: expected an integer seed, got bool True$"),
     ("vjp unknown function", lambda: reference.vjp("bogus", {}, 1.0), ConfigError,
@@ -233,3 +240,14 @@ def test_missing_architecture_size_is_a_python_type_error_naming_it():
 def test_error_hierarchy(error, bases):
     assert all(issubclass(error, base) for base in bases)
     assert issubclass(VaespecError, Exception) and not issubclass(VaespecError, (ValueError, TypeError))
+
+
+def test_a_params_argument_without_an_arch_argument_is_a_declaration_error():
+    # The layout of `params` comes from the declaration's `arch` argument; one without it is refused by name
+    # (it used to fail with AttributeError on None).
+    from vaespec.spec.signature import Arg, FunctionSpec, Output
+    from vaespec.spec.validation import check_args
+
+    spec = FunctionSpec("no_arch", (Arg("params", "params"),), (Output("y", ()),), "y = 0")
+    with pytest.raises(ConfigError, match=r"^params: no_arch declares a params argument but no arch argument"):
+        check_args(spec, {"params": {}})

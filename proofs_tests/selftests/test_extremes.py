@@ -68,14 +68,16 @@ def test_scale_based_kl_overflows_where_the_log_variance_form_does_not():
     """torch.distributions builds σ = e^{ℓ/2}, squares it (underflow to 0) and takes its log: +inf.
     The log-variance form ½(e^ℓ − 1 − ℓ + μ²) never forms log σ², so it stays finite (74.5)."""
     mu, lv = torch.zeros(1, 1), torch.full((1, 1), -150.0)
-    scale_based = dist.kl_divergence(dist.Normal(mu, torch.exp(0.5 * lv), validate_args=False), dist.Normal(0.0, 1.0)).sum().item()
+    scale_based = dist.kl_divergence(dist.Normal(mu, torch.exp(0.5 * lv), validate_args=False),
+                                     dist.Normal(0.0, 1.0)).sum().item()
     assert scale_based == float("inf")
     # exact in both: expm1(−150) rounds to −1, and ½(−1 + 150) = 74.5 is a float32
     assert tf.kl_divergence(mu, lv, SUM).item() == 74.5
     assert float(ref.kl_divergence(np.zeros((1, 1)), np.full((1, 1), -150.0), SUM)) == 74.5
     # float64 has the same failure further out: σ = e^{−750} underflows to 0
     mu64, lv64 = torch.zeros(1, 1, dtype=torch.float64), torch.full((1, 1), -1500.0, dtype=torch.float64)
-    assert dist.kl_divergence(dist.Normal(mu64, torch.exp(0.5 * lv64), validate_args=False), dist.Normal(0.0, 1.0)).item() == float("inf")
+    assert dist.kl_divergence(dist.Normal(mu64, torch.exp(0.5 * lv64), validate_args=False),
+                              dist.Normal(0.0, 1.0)).item() == float("inf")
     assert tf.kl_divergence(mu64, lv64, SUM).item() == 749.5
 
 

@@ -179,7 +179,7 @@ SNIPPET = textwrap.dedent("""
 
 
 def test_spec_and_reference_import_without_torch_at_runtime():
-    result = subprocess.run([sys.executable, "-c", SNIPPET], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", SNIPPET], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert "loaded: []" in result.stdout, f"importing vaespec.spec and vaespec.reference loaded:\n{result.stdout}"
     count = int(result.stdout.split("modules:")[1].split()[0])

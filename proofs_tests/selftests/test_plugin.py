@@ -128,7 +128,8 @@ def test_xdist_workers_merge_into_one_report(fake):
     """`-n 2`: every worker's rows reach the controller's one report, in collection order, as a serial run."""
     fake.makefile(".txt", xfail="kl_additive\n")
     options = ["--vaespec-xfail", "xfail.txt", "-p", "no:randomly"]
-    fake.runpytest_subprocess(*options, "--vaespec-report", "serial.json").assert_outcomes(passed=6, xpassed=2, failed=1)
+    fake.runpytest_subprocess(*options, "--vaespec-report", "serial.json").assert_outcomes(passed=6, xpassed=2,
+                                                                                           failed=1)
     fake.runpytest_subprocess(*options, "-n", "2", "--dist", "loadgroup", "--vaespec-report", "parallel.json"
                               ).assert_outcomes(passed=6, xpassed=2, failed=1)
     serial = json.loads((fake.path / "serial.json").read_text())["results"]

@@ -1,8 +1,9 @@
 """The reference's hand-written VJPs against central finite differences, in float64.
 
-The check, its tolerance (derived, not tuned) and its exact steps are `vaespec.proofs_tests.selftests.finite_differences`
-(the one checker of every chapter's VJPs): ⟨vjp(f, x, ȳ), v⟩ ≈ ⟨ȳ, f(x + hv) − f(x − hv)⟩ / 2h along a random
-direction v over every differentiable input, within RTOL = 10⁻⁶ of the size of the terms.
+The check, its tolerance (derived, not tuned) and its exact steps are
+`vaespec.proofs_tests.selftests.finite_differences` (the one checker of every chapter's VJPs):
+⟨vjp(f, x, ȳ), v⟩ ≈ ⟨ȳ, f(x + hv) − f(x − hv)⟩ / 2h along a random direction v over every differentiable input,
+within RTOL = 10⁻⁶ of the size of the terms.
 
 **Kinks.** relu and leaky_relu have a kink at 0 and elu a jump in f'' there: a finite
 difference straddling the kink errs by O(1) (relu, leaky_relu) or O(h) ≈ 1.5·10⁻⁶

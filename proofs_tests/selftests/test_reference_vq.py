@@ -160,14 +160,16 @@ def _control_args():
     arch = VQArchitecture(input_size=3, embedding_dim=2, num_embeddings=3, encoder_sizes=(4,), decoder_sizes=(5,),
                           activation="tanh")
     rng = np.random.default_rng(3)
-    return {"arch": arch, "params": init_params(arch, 1), "codebook": init_codebook(3, 2, 5), "x": rng.standard_normal((4, 3)),
-            "z_e": rng.standard_normal((4, 2)), "commitment_weight": 0.25, "convention": "elbo"}
+    return {"arch": arch, "params": init_params(arch, 1), "codebook": init_codebook(3, 2, 5),
+            "x": rng.standard_normal((4, 3)), "z_e": rng.standard_normal((4, 2)), "commitment_weight": 0.25,
+            "convention": "elbo"}
 
 
 def _edifice_codebook_loss(args, cotangent=1.0):
     # Edifice's bug: the straight-through output fed to the codebook loss sends its gradient to the encoder.
     right = vq.codebook_loss_vjp(args, cotangent)
-    return {"z_e": -right["codebook"][vq.nearest_code(args["z_e"], args["codebook"])], "codebook": 0 * right["codebook"]}
+    return {"z_e": -right["codebook"][vq.nearest_code(args["z_e"], args["codebook"])],
+            "codebook": 0 * right["codebook"]}
 
 
 def _no_straight_through(args, cotangent):
@@ -393,8 +395,9 @@ ERRORS = [
      "d_z_q"),
     ("codebook rows ≠ num_embeddings", lambda: vq_network.vq_forward(_ARCH, init_params(_ARCH, 0), init_codebook(4, 2),
                                                              np.zeros((2, 3))), ShapeError, "codebook"),
-    ("vjp indices out of range", lambda: vjp("codebook_loss", {"z_e": _Z, "codebook": C2, "indices": np.array([0, 0, 5])},
-                                             1.0), DomainError, "indices"),
+    ("vjp indices out of range",
+     lambda: vjp("codebook_loss", {"z_e": _Z, "codebook": C2, "indices": np.array([0, 0, 5])}, 1.0),
+     DomainError, "indices"),
 ]
 
 

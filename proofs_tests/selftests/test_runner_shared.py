@@ -71,21 +71,21 @@ def test_failure_context_is_built_only_when_formatted():
     assert str(joined) == "head\nReproduce with: …\ntail" and made == [1]  # formatted once
 
 
-def test_fixed_shapes_draw_the_ends_of_each_range_and_the_default_is_untouched():
+def test_fixed_shapes_tie_every_size_of_an_example_to_one_profile_and_the_default_is_untouched():
     assert repr(sizes.size(1, 5)) == repr(st.integers(1, 5))  # the default draws exactly what it drew before
-    seen, widths = set(), set()
+    examples = set()
     sizes.use_fixed_shapes(True)
     try:
         @Settings(max_examples=60, derandomize=True, database=None)
         @given(st.data())
         def draw(data):
-            seen.add(data.draw(sizes.size(1, 5)))
-            widths.add(tuple(data.draw(sizes.layer_widths(2, 8))))
+            examples.add((data.draw(sizes.size(1, 5)), data.draw(sizes.size(2, 9)),
+                          tuple(data.draw(sizes.layer_widths(2, 8)))))
         draw()
     finally:
         sizes.use_fixed_shapes(False)
-    assert seen == {1, 5}
-    assert widths <= {(), (1, 1), (8, 8)} and len(widths) >= 2
+    # least, middle, greatest of each range, never mixed within one example: three shapes in all
+    assert examples == {(1, 2, ()), (3, 5, (4,)), (5, 9, (8, 8))}
 
 
 def test_module_cache_serves_new_values_never_stale_ones():

@@ -115,5 +115,6 @@ def test_tolerances_page_tables_are_generated_from_the_policy():
     if not docs_tolerances.TARGET.is_file():
         pytest.skip("no docs folder: installed without the source tree")
     text = docs_tolerances.TARGET.read_text(encoding="utf-8")
-    assert docs_tolerances.updated(text) == text, "docs/tolerances.md is stale; run python -m vaespec.proofs_tests.docs_tolerances"
+    assert docs_tolerances.updated(text) == text, \
+        "docs/tolerances.md is stale; run python -m vaespec.proofs_tests.docs_tolerances"
     assert "| `loss_vjp` |" in text and "| `float16` |" in text

@@ -233,7 +233,8 @@ def test_manifest_that_is_not_json_or_not_the_schema_is_named(copy):
     manifest = json.loads(path.read_text())
     (copy / vectors.DIGEST).unlink()  # as a port that edits the manifest would leave it (the digest is tested apart)
     path.write_text(json.dumps({**manifest, "files": []}))
-    with pytest.raises(VectorsError, match=rf"{path}: does not match vectors_manifest.schema.json: \$.files: expected object"):
+    with pytest.raises(VectorsError,
+                       match=rf"{path}: does not match vectors_manifest.schema.json: \$.files: expected object"):
         verify(copy)
     path.write_text('{"format": ')
     with pytest.raises(VectorsError, match=rf"{path}: not readable JSON"):

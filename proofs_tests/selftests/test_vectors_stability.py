@@ -67,7 +67,7 @@ def test_an_extra_function_changes_no_other_functions_files(tmp_path, request):
     request.getfixturevalue("extra_function")
     after = vectors_export.export(tmp_path / "after", seed=3)
     assert any(c["function"] == EXTRA for c in after["cases"]) and not after["skipped"]
-    assert list(after["functions"])[0] == EXTRA
+    assert next(iter(after["functions"])) == EXTRA
     added = {k for k in after["files"] if k.startswith(f"vae/{EXTRA}/")}
     assert added and set(after["files"]) - set(before["files"]) == added
     for relative, record in before["files"].items():

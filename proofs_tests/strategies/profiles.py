@@ -11,9 +11,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, settings
 
 PROFILES = {
-    "ci": dict(max_examples=25, derandomize=True, database=None, deadline=None, print_blob=True),
-    "dev": dict(max_examples=8, derandomize=True, database=None, deadline=None),
-    "thorough": dict(max_examples=300, deadline=None),
+    "ci": {"max_examples": 25, "derandomize": True, "database": None, "deadline": None, "print_blob": True},
+    "dev": {"max_examples": 8, "derandomize": True, "database": None, "deadline": None},
+    "thorough": {"max_examples": 300, "deadline": None},
 }
 # Networks are drawn by seed and size, so examples are cheap to draw but each runs a
 # few small forward passes; too_slow would only flag the torch start-up cost.

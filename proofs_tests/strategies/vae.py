@@ -6,8 +6,8 @@
 
 Magnitudes are bounded so every value stays in the float32 domain (|log σ²| ≤ 20
 keeps exp(log σ²) < 5·10⁸); subnormals are excluded (their relative error is
-unbounded; proofs_tests/selftests/test_extremes.py tests them and the domain edges). Parameters come from an integer seed
-(`vaespec.reference.init_params`), so shrinking acts on the seed and the sizes.
+unbounded; proofs_tests/selftests/test_extremes.py tests them and the domain edges). Parameters come from an
+integer seed (`vaespec.reference.init_params`), so shrinking acts on the seed and the sizes.
 Hypothesis never seeds torch: all noise here is an explicit array.
 
 Networks come in three regimes (`REGIMES`, `regime_params`): `seeded` (init_params as drawn),

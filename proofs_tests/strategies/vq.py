@@ -5,8 +5,8 @@
     def test_my_quantizer(ex): z_q, k = my_quantize(ex.args["z_e"], ex.args["codebook"])
 
 One `Example` carries every argument of every VQ function (named as in
-`vaespec.spec.vq.FUNCTIONS`; `vq_examples_for(function)`: only that function's), with consistent sizes: `codebook` [K, D] matches
-`arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, D], `x` [B, input]. Some draws put
+`vaespec.spec.vq.FUNCTIONS`; `vq_examples_for(function)`: only that function's), with consistent sizes:
+`codebook` [K, D] matches `arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, D], `x` [B, input]. Some draws put
 `z_e` on or near codebook rows and duplicate rows, so ties and near-ties are exercised, not
 just the generic case; others put it at near ties whose answer depends on the declared precision
 (`precision_ties`). Networks come in the regimes of `strategies.vae.REGIMES` (kinks, formula switches).

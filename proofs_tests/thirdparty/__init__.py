@@ -1,6 +1,6 @@
-"""Adapters that run third-party implementations through the contract, so vaespec's laws check them in CI.
+"""Real third-party implementations checked through `vaespec.impl.adapters` (the `thirdparty` extra).
 
-Each module is a backend (`vaespec check --backend vaespec.proofs_tests.thirdparty.<module>:backends`) around
-one library, with a table of the conventions it is known to differ on (tested, so the table cannot go stale).
-Only this package may import the `thirdparty` extra (an import-linter contract in pyproject.toml).
+Each module is a backend over one library, with a `.differences` file next to it: every law the
+library is expected to break, the verdict and a one-line reason (a valid `--vaespec-xfail` file). Only
+this package imports the libraries (an import-linter contract in pyproject.toml).
 """

@@ -68,8 +68,9 @@ def special_inputs(args: dict, variant: dict, rng) -> bool:
 
 
 def _regime(args, variant: dict, rng) -> None:
-    """The network in the `kinks` or `reach` regime of the strategies (`strategies.vae.regime_params`), exact everywhere;
-    with integer inputs and the first hidden layer's pre-activations pinned to 0 at the first row for `kinks`."""
+    """The network in the `kinks` or `reach` regime of the strategies (`strategies.vae.regime_params`), exact
+    everywhere; with integer inputs and the first hidden layer's pre-activations pinned to 0 at the first row for
+    `kinks`."""
     from ..strategies.vae import pin_kinks, regime_params
 
     arch = args["arch"]

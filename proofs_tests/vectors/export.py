@@ -150,7 +150,8 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
         elif arg.kind == "key":
             args[arg.name] = Key(int(rng.integers(2**63)))
         else:
-            raise Unsupported(f"{function}: argument {arg.name!r} has kind {arg.kind!r}, which the vectors cannot draw yet")
+            raise Unsupported(f"{function}: argument {arg.name!r} has kind {arg.kind!r}, which the vectors cannot "
+                              "draw yet")
     return args
 
 
@@ -350,7 +351,8 @@ def _clear(root: Path) -> None:
                            f"{str(error).splitlines()[0]}") from None
     for relative in sorted(present):
         (root / relative).unlink()
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()), key=lambda p: -len(p.parts)):
+    folders = (p for p in root.rglob("*") if p.is_dir() and not p.is_symlink())
+    for folder in sorted(folders, key=lambda p: -len(p.parts)):
         folder.rmdir()
 
 
@@ -396,7 +398,8 @@ def export(directory, seed: int = 0) -> dict:
     try:
         for function in FUNCTIONS:
             try:
-                cases += [_case(writer, function, index, variant, seed) for index, variant in enumerate(variants(function))]
+                cases += [_case(writer, function, index, variant, seed)
+                          for index, variant in enumerate(variants(function))]
             except Unsupported as reason:
                 skipped.append({"function": function, "reason": str(reason)})
     except OSError as error:  # a full disk, a read-only mount: one line, not a traceback

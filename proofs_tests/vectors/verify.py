@@ -181,7 +181,8 @@ class Vectors:
         rows: dict[tuple, VectorResult] = {}
         for case in self.manifest["cases"]:
             for kind in ("value", "gradient") if "vjp" in case else ("value",):
-                row = rows.setdefault((case["function"], kind), VectorResult(**label, function=case["function"], kind=kind))
+                row = rows.setdefault((case["function"], kind),
+                                      VectorResult(**label, function=case["function"], kind=kind))
                 if case["chapter"] not in chapters(backend):
                     row.verdict, row.message = "n/a", f"backend does not declare the {case['chapter']!r} chapter"
                 elif backend.dtype not in case.get("dtypes", self.manifest["dtypes"]):

@@ -15,7 +15,8 @@ from vaespec.spec.keys import Key
 def test_defaults_are_edifices():
     encoder, decoder = build(10, key=0)
     arch = encoder.arch
-    assert (arch.latent_size, arch.encoder_sizes, arch.decoder_sizes, arch.activation) == (32, (256, 128), (128, 256), "relu")
+    assert (arch.latent_size, arch.encoder_sizes, arch.decoder_sizes, arch.activation) == (
+        32, (256, 128), (128, 256), "relu")
     assert arch.output_size == 10
     assert decoder.arch == arch
 
@@ -28,8 +29,10 @@ def test_parameter_names_and_shapes_follow_the_layout():
     assert list(params) == list(arch.parameter_shapes())  # names and layout order
     assert {k: v.shape for k, v in params.items()} == arch.parameter_shapes()
     # torch's own names are the spec's, with weight standing for the transposed kernel
-    assert {k.replace(".weight", ".kernel") for k, _ in encoder.named_parameters()} == set(arch.parameter_shapes("encoder"))
-    assert {k.replace(".weight", ".kernel") for k, _ in decoder.named_parameters()} == set(arch.parameter_shapes("decoder"))
+    assert ({k.replace(".weight", ".kernel") for k, _ in encoder.named_parameters()}
+            == set(arch.parameter_shapes("encoder")))
+    assert ({k.replace(".weight", ".kernel") for k, _ in decoder.named_parameters()}
+            == set(arch.parameter_shapes("decoder")))
 
 
 def test_builders_return_modules():
@@ -96,7 +99,8 @@ def test_key_initialisation_is_init_params():
     got = to_params(encoder, decoder)
     assert all(np.array_equal(got[k], expected[k]) for k in expected)
     # An int seed and the Key with that value are the same key.
-    assert all(np.array_equal(got[k], v) for k, v in to_params(*build(6, 3, (5,), (4,), dtype="float64", key=Key(11))).items())
+    same = to_params(*build(6, 3, (5,), (4,), dtype="float64", key=Key(11)))
+    assert all(np.array_equal(got[k], v) for k, v in same.items())
 
 
 def test_different_keys_give_different_parameters():

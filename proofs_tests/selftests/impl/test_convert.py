@@ -102,7 +102,7 @@ def test_load_params_rejects_bad_mappings(params, error, words):
 
 
 def test_load_params_checks_the_module_arguments():
-    encoder, decoder = build(5, 3, (7, 4), (6,), "tanh", key=0)
+    _, decoder = build(5, 3, (7, 4), (6,), "tanh", key=0)
     with pytest.raises(DTypeError, match="encoder"):
         load_params(init_params(SMALL, 0), encoder=decoder)
     with pytest.raises(ConfigError):

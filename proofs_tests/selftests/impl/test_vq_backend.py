@@ -169,7 +169,8 @@ def test_fixed_example_gradients_match_the_reference(function, dtype, device):
     cotangent = round_to(dtype, _cotangent(function, args))
     actual = backend.vjp(function, args, cotangent)
     expected = reference_vjp(function, args, cotangent, indices)
-    assert_within(f"{function} vjp", actual, expected, suite_tolerance(dtype, function, args, cotangent=cotangent, indices=indices))
+    assert_within(f"{function} vjp", actual, expected,
+                  suite_tolerance(dtype, function, args, cotangent=cotangent, indices=indices))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -227,7 +227,8 @@ def test_init_codebook_is_the_spec_draw_cast(device, dtype):
     assert codebook.dtype == dtype and torch.equal(codebook.cpu(), expected)
     assert torch.equal(init_codebook(9, 4, Key(7), device=device, dtype=dtype), codebook)
     assert not torch.equal(init_codebook(9, 4, 8, dtype=dtype), codebook.cpu())
-    assert torch.equal(init_codebook(3, 2).double(), torch.as_tensor(spec_init.init_codebook(3, 2, 42)).float().double())
+    assert torch.equal(init_codebook(3, 2).double(),
+                       torch.as_tensor(spec_init.init_codebook(3, 2, 42)).float().double())
 
 
 def test_laplace_smooth_matches_its_formula(device):

@@ -1,0 +1,28 @@
+"""vaespec.impl.adapters: check existing torch code against the contract with little adapter code.
+
+- `AutogradBackend`: the float64 numpy boundary (validated as `TorchBackend`'s), the device and dtype, and
+  every `vjp` derived by torch autograd: an adapter writes only `torch_<function>` bodies on tensors.
+  `provides` lists the functions it has bodies for; any other raises `NotProvidedError`.
+- `ModuleBackend`: the VAE contract on a user's `nn.Module`, its weights substituted from the contract's
+  flat parameters by `torch.func.functional_call` (a mapping of contract layers to submodule paths).
+- `explicit_noise(eps)`: serves the contract's ε to code that calls `torch.randn_like` / `torch.randn` /
+  `Tensor.normal_` itself, and refuses any other hidden draw (`HiddenDrawError`, naming the call).
+- `Activation`: the contract's activations as `nn.Module`s (torch's `nn.Softplus` differs from the spec).
+
+Worked examples: docs/porting.md, "Checking an existing PyTorch model".
+"""
+
+from ._activations import Activation
+from ._autograd import AutogradBackend, NotProvidedError
+from ._modules import ModuleBackend, linear_layers
+from ._noise import HiddenDrawError, explicit_noise
+
+__all__ = [
+    "Activation",
+    "AutogradBackend",
+    "HiddenDrawError",
+    "ModuleBackend",
+    "NotProvidedError",
+    "explicit_noise",
+    "linear_layers",
+]

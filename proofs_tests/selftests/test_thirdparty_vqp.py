@@ -1,0 +1,89 @@
+"""vector-quantize-pytorch's `VectorQuantize`, checked through the adapters against every VQ law: each law of the
+functions a configuration provides holds, except the declared differences, each of which must really differ
+(verdict as declared), so `vqp_vector_quantize.differences` cannot go stale. Laws of functions it does not
+provide are reported as such (n/a, or an ERROR saying "not provided")."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+pytest.importorskip("vector_quantize_pytorch", reason="the thirdparty extra is not installed")
+
+from vaespec.proofs_tests.check.runner import run_law
+from vaespec.proofs_tests.plugin import Entry, read_entries
+from vaespec.proofs_tests.thirdparty import vqp_vector_quantize as vqp
+from vaespec.spec.laws import LAWS
+
+DIFFERENCES = Path(vqp.__file__).with_name(vqp.DIFFERENCES)
+BACKENDS = {b.name: b for b in vqp.backends()}
+VQ_LAWS = sorted(name for name, law in LAWS.items() if law.chapter == "vq")
+_VERDICT = re.compile(r"#\s*(FAIL|ERROR):\s*(\S.*)$")
+
+
+def _label(backend) -> str:
+    return f"{backend.name}-{backend.device}-{backend.dtype}"
+
+
+@functools.cache
+def declared() -> tuple[tuple[Entry, str, str], ...]:
+    """(entry, verdict, reason) for every line of the differences file (which must parse as an xfail file)."""
+    entries = read_entries(str(DIFFERENCES), "xfail")
+    lines = DIFFERENCES.read_text(encoding="utf-8").splitlines()
+    found = []
+    for entry in entries:
+        number = int(entry.where.rsplit(":", 1)[1])
+        match = _VERDICT.search(lines[number - 1])
+        assert match, f"{entry.where}: expected '# FAIL: reason' or '# ERROR: reason' after the entry"
+        found.append((entry, match[1], match[2]))
+    return tuple(found)
+
+
+def _expected(law: str, backend) -> tuple[str, str]:
+    """(verdict, why) the suite must give `law` on `backend`."""
+    missing = [f for f in LAWS[law].functions if f not in backend.provides]
+    if missing:
+        return "not provided", f"{backend.name} does not provide {missing}"
+    hits = [(verdict, reason) for entry, verdict, reason in declared() if entry.matches(law, _label(backend))]
+    assert len(hits) <= 1, f"{law} on {backend.name} is declared {len(hits)} times"
+    return hits[0] if hits else ("pass", "the contract's law")
+
+
+def test_every_declared_difference_names_a_vq_law_and_a_backend():
+    for entry, _, _ in declared():
+        laws = [law for law in VQ_LAWS if law.startswith(entry.law)]
+        labels = [label for label in map(_label, BACKENDS.values()) if entry.backend is None
+                  or label.startswith(entry.backend)]
+        assert laws and labels, f"{entry.where}: {entry.law}[{entry.backend}] matches no VQ law or vqp backend"
+        for law in laws:
+            for name in (n for n, b in BACKENDS.items() if _label(b) in labels):
+                assert all(f in BACKENDS[name].provides for f in LAWS[law].functions), (
+                    f"{entry.where}: {name} does not provide {law}'s functions: not a difference, not provided")
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+@pytest.mark.parametrize("law", VQ_LAWS)
+def test_vqp_law_verdict_is_as_declared(law, name):
+    b = BACKENDS[name]
+    verdict, why = _expected(law, b)
+    result = run_law(law, b, settings())
+    if verdict == "not provided":
+        assert result.verdict == "n/a" or (result.verdict == "ERROR" and "not provided" in result.message), (
+            f"{law} on {name}: {why}, so not provided; got {result.verdict}: {result.message}")
+    else:
+        assert result.verdict == verdict, (f"{law} on {name}: expected {verdict} ({why}), got {result.verdict} after "
+                                           f"{result.examples} examples: {result.message}")
+        if verdict == "pass":
+            assert result.examples > 0
+
+
+def test_the_configurations_provide_what_the_docs_say():
+    ema, learnable = BACKENDS["vqp-ema"], BACKENDS["vqp-learnable"]
+    common = {"quantize", "commitment_loss", "laplace_smooth", "init_codebook", "reset_dead_codes"}
+    assert ema.provides == frozenset(common | {"ema_update"})
+    assert learnable.provides == frozenset(common | {"codebook_loss"})
+    assert ema.dtype == learnable.dtype == "float32"
