@@ -1,40 +1,62 @@
 """vector-quantize-pytorch's FSQ, LFQ and ResidualVQ through the quantizers chapter's laws (the adapter
-`vaespec.proofs_tests.thirdparty.vqp_quantizers`), in float64 and float32: every law it holds must hold, and
-every declared difference (`DECLARED_DIFFERENCES`, law × dtype → reason) must actually fail — so the table
-cannot go stale in either direction. The library's behaviours the table and docs/quantizers.md state are
-checked directly below, with minimal reproductions."""
+`vaespec.proofs_tests.thirdparty.vqp_quantizers`), in float64 and float32: every law not declared in
+`vqp_quantizers.differences` must hold, and every declared difference must give its declared verdict — so the
+file cannot go stale in either direction. The library behaviours the file and docs/quantizers.md state are
+checked directly below, with their minimal reproductions."""
 
 from __future__ import annotations
 
-import pytest
+import functools
+import re
+from pathlib import Path
 
-pytest.importorskip("vector_quantize_pytorch")
+import pytest
+from hypothesis import settings
+
+pytest.importorskip("vector_quantize_pytorch", reason="the thirdparty extra is not installed")
 
 import torch
-from hypothesis import settings
 from vector_quantize_pytorch import FSQ, ResidualVQ
 
 from vaespec.proofs_tests.check.runner import run_law
-from vaespec.proofs_tests.thirdparty.vqp_quantizers import DECLARED_DIFFERENCES, DTYPES, VQPQuantizers
+from vaespec.proofs_tests.plugin import Entry, read_entries
+from vaespec.proofs_tests.thirdparty import vqp_quantizers as vqp
 from vaespec.spec.laws import LAWS
 
+DIFFERENCES = Path(vqp.__file__).with_name(vqp.DIFFERENCES)
+BACKENDS = {f"{b.name}-{b.device}-{b.dtype}": b for b in vqp.backends()}
 CHAPTER = sorted(name for name, law in LAWS.items() if law.chapter == "quantizers")
+_VERDICT = re.compile(r"#\s*(FAIL|ERROR):\s*(\S.*)$")
 
 
-def test_declared_differences_name_laws_of_the_chapter():
-    assert all(law in CHAPTER and dtype in DTYPES for law, dtype in DECLARED_DIFFERENCES), DECLARED_DIFFERENCES
+@functools.cache
+def declared() -> tuple[tuple[Entry, str, str], ...]:
+    """(entry, verdict, reason) for every line of the differences file (which must parse as an xfail file)."""
+    lines = DIFFERENCES.read_text(encoding="utf-8").splitlines()
+    found = []
+    for entry in read_entries(str(DIFFERENCES), "xfail"):
+        match = _VERDICT.search(lines[int(entry.where.rsplit(":", 1)[1]) - 1])
+        assert match, f"{entry.where}: expected '# FAIL: reason' or '# ERROR: reason' after the entry"
+        found.append((entry, match[1], match[2]))
+    return tuple(found)
 
 
-@pytest.mark.parametrize("dtype", sorted(DTYPES))
+def test_every_declared_difference_names_a_law_of_the_chapter_and_a_backend():
+    for entry, _, _ in declared():
+        assert any(law.startswith(entry.law) for law in CHAPTER), f"{entry.where}: {entry.law} is no quantizers law"
+        assert any(entry.backend is None or label.startswith(entry.backend) for label in BACKENDS), (
+            f"{entry.where}: [{entry.backend}] matches no vqp backend")
+
+
+@pytest.mark.parametrize("label", sorted(BACKENDS))
 @pytest.mark.parametrize("law", CHAPTER)
-def test_vqp_holds_every_law_but_the_declared_differences(law, dtype):
-    result = run_law(law, VQPQuantizers(dtype), settings())
-    if (law, dtype) in DECLARED_DIFFERENCES:
-        assert result.verdict == "FAIL", (f"{law} on vqp/{dtype} is declared different "
-                                          f"({DECLARED_DIFFERENCES[law, dtype]}) but gave {result.verdict}: "
-                                          f"update the table")
-    else:
-        assert result.verdict == "pass", f"{law} on vqp/{dtype}: {result.verdict}\n{result.message}"
+def test_vqp_law_verdict_is_as_declared(law, label):
+    hits = [(verdict, reason) for entry, verdict, reason in declared() if entry.matches(law, label)]
+    assert len(hits) <= 1, f"{law} on {label} is declared {len(hits)} times"
+    verdict, why = hits[0] if hits else ("pass", "the contract's law")
+    result = run_law(law, BACKENDS[label], settings())
+    assert result.verdict == verdict, (f"{law} on {label}: expected {verdict} ({why}), got {result.verdict} after "
+                                       f"{result.examples} examples: {result.message}")
 
 
 def test_fsq_float64_constants_are_float32():

@@ -18,6 +18,9 @@ autograd through the same calls. Each call builds the module for its arguments:
   exist only there); indices padded with −1 after n.
 
     vaespec check --backend vaespec.proofs_tests.thirdparty.vqp_quantizers:backends --chapter quantizers
+
+The laws it breaks, each with its verdict and reason, are `vqp_quantizers.differences` next to this file (a
+`--vaespec-xfail` file); `proofs_tests/selftests/test_vqp_quantizers.py` checks every line of it both ways.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 class VQPQuantizers:
     """The quantizers chapter on vector-quantize-pytorch, CPU, in `dtype` ("float64" or "float32")."""
 
-    name = "vqp"
+    name = "vqp-quantizers"
     device = "cpu"
     chapters = ("quantizers",)
 
@@ -167,54 +170,7 @@ for _function, _spec in FUNCTIONS.items():
         setattr(VQPQuantizers, _function, _method(_function))
 
 
-# ----------------------------------------------------------------------------- what vqp is known to differ on
-FLOAT32_INSIDE = (
-    "vqp computes in float32 whatever the input dtype: FSQ's half_l = (_levels − 1)(1 + ε)/2 is float32 (an int32 "
-    "buffer times a Python float) and so are its shift and the gradient through it, LFQ casts its input to float32 "
-    "(force_quantization_f32) and its codebook is float32, the VQ codebooks' distances and codes are float32; a "
-    "float64 caller gets float32 rounding (≈ 10⁻⁸ relative, float64 inputs below float32's range become 0), which "
-    "the float64 tolerances refuse (docs/quantizers.md, 'vector-quantize-pytorch')")
-STAGE_STRAIGHT_THROUGH = (
-    "ResidualVQ gives each stage its own straight-through and subtracts the stage's output detached "
-    "(quant_grad_frac = 0), so z_e receives the upstream gradient once per stage (n·ȳ); the statement passes it once "
-    "(SoundStream, and EnCodec's residual − quantized without a detach)")
-
-FLOAT64_DIFFERENT = (
-    "fsq_bound_gradient_matches_reference",
-    "fsq_bound_matches_reference",
-    "fsq_implicit_codebook_has_distinct_rows",
-    "fsq_implicit_codebook_matches_reference",
-    "fsq_indices_matches_reference",
-    "fsq_indices_to_codes_matches_reference",
-    "fsq_quantize_gradient_matches_reference",
-    "fsq_quantize_matches_reference",
-    "lfq_commitment_loss_gradient_matches_reference",
-    "lfq_commitment_loss_matches_reference",
-    "lfq_entropies_between_zero_and_dim_log_two",
-    "lfq_entropy_loss_eq_per_sample_sub_gamma_codebook",
-    "lfq_entropy_loss_gradient_matches_reference",
-    "lfq_entropy_loss_matches_reference",
-    "lfq_indices_codes_round_trip",
-    "lfq_per_sample_entropy_eq_sum_of_bit_entropies",
-    "lfq_quantize_gradient_matches_reference",
-    "lfq_quantize_matches_reference",
-    "lfq_quantize_output_on_hypercube",
-    "lfq_straight_through_gradient",
-    "rvq_commitment_loss_gradient_matches_reference",
-    "rvq_commitment_loss_matches_reference",
-    "rvq_commitment_losses_eq_residual_errors",
-    "rvq_output_eq_sum_of_stage_outputs",
-    "rvq_quantize_matches_reference",
-)
-# (law, dtype) -> the reason vqp is expected to fail it; every other law of the chapter must hold. Tested by
-# proofs_tests/selftests/test_vqp_quantizers.py, which also fails when a declared difference stops failing.
-DECLARED_DIFFERENCES: dict[tuple[str, str], str] = {
-    **{(law, "float64"): FLOAT32_INSIDE for law in FLOAT64_DIFFERENT},
-    ("rvq_quantize_gradient_matches_reference", "float64"): STAGE_STRAIGHT_THROUGH,
-    ("rvq_straight_through_gradient", "float64"): STAGE_STRAIGHT_THROUGH,
-    ("rvq_straight_through_gradient", "float32"): STAGE_STRAIGHT_THROUGH,
-    ("rvq_quantize_gradient_matches_reference", "float32"): STAGE_STRAIGHT_THROUGH,
-}
+DIFFERENCES = "vqp_quantizers.differences"  # the laws vqp breaks, verdict and reason per line (an xfail file)
 
 
 def backends() -> list[VQPQuantizers]:
