@@ -15,13 +15,14 @@ the log-softmax.) VJP, for cotangents (a, b, g) of (per_sample, codebook, loss),
 Commitment: L = mean (z − q)², z̄ = ȳ · 2(z − q)/(N·d), q the sign code (no gradient through q).
 
 **Magnitudes.** A logit errs by u·2τ'Σ_i|z_i| =: u·S_n and the shift l − max by as much again, so p_c errs
-relatively by u(4S_n + 2) (with exp and the normalisation); log p_c = (l_c − max) − log Σ rounds at
-|l_c − max| + log Σ. H_n = −Σ p log p moves by Σ_c p_c |log p_c + H_n| per unit relative error of p, so
-M(H_n) = (4S_n + 2) Σ_c p_c |log p_c + H_n| + Σ_c p_c (|l_c − max| + log Σ) + H_n, averaged over n (a
-confident p, H ≈ 0, has M ≈ 0: the error of a one-hot softmax is not O(S·u)). The codebook entropy moves by
+relatively by u(4S_n + 2) (with exp and the normalisation); log p_c = l_c − lse rounds at |l_c| + |lse| (the
+reference shifts by the max first, but H = lse − Σ_c p_c l_c, the binary cross-entropy form of the per-bit
+entropy, and log-softmax without the shift are as correct and round at that size). H_n = −Σ p log p moves by
+Σ_c p_c |log p_c + H_n| per unit relative error of p, so M(H_n) = (4S_n + 2) Σ_c p_c |log p_c + H_n| +
+Σ_c p_c (|l_c| + |lse_n|) + H_n, averaged over n. The codebook entropy moves by
 Σ_c |log p̄_c + 1| δp̄_c: M = Σ_c |log p̄_c + 1| mean_n (4S_n + 2) p_nc + H(p̄). The loss: M_ps + γ M_cb.
-Gradients: 2τ' |C|ᵀ of the |l̄| terms with each factor's error added (p: 4S + 2 relative, log p: |l − max| +
-log Σ, H_n: M(H_n); log p̄: 2 max(4S + 2)), the factors at the size of autograd's uncancelled form
+Gradients: 2τ' |C|ᵀ of the |l̄| terms with each factor's error added (p: 4S + 2 relative, log p: |l| + |lse|,
+H_n: M(H_n); log p̄: 2 max(4S + 2)), the factors at the size of autograd's uncancelled form
 (|log p| + H + 2 and |log p̄| + 1, not |log p + H|: d(p log p) = (log p + 1) dp before the softmax's Jacobian).
 """
 
@@ -57,8 +58,8 @@ def _parts(a: Mapping[str, Any]) -> dict[str, Any]:
     p_bar = p.mean(axis=0)
     with np.errstate(divide="ignore"):
         log_p_bar = np.where(p_bar > 0, np.log(np.where(p_bar > 0, p_bar, 1.0)), 0.0)  # 0 log 0 = 0
-    return {"codes": codes, "shifted": shifted, "log_sum": log_sum, "log_p": log_p, "p": p, "h": h, "p_bar": p_bar,
-            "log_p_bar": log_p_bar, "s": 2.0 * tau * np.abs(z).sum(axis=1), "tau": tau}
+    return {"codes": codes, "shifted": shifted, "top": top, "log_sum": log_sum, "log_p": log_p, "p": p, "h": h,
+            "p_bar": p_bar, "log_p_bar": log_p_bar, "s": 2.0 * tau * np.abs(z).sum(axis=1), "tau": tau}
 
 
 def lfq_entropy_loss(z: np.ndarray, inv_temperature: float, diversity_gamma: float
@@ -94,8 +95,9 @@ def _entropy_magnitudes(q: dict[str, Any]) -> tuple[np.ndarray, float]:
     """(M of each H_n [N], M of the codebook entropy): see the module doc."""
     p, log_p, h = q["p"], q["log_p"], q["h"]
     spread = (4.0 * q["s"] + 2.0)[:, None]  # a relative error of p (logits, the shift, exp, the normalisation)
+    logit_size = np.abs(q["shifted"] + q["top"])  # |l|: H = lse − Σ p l (BCE-style forms) rounds at |l| + |lse|
     per_row = ((p * np.abs(log_p + h[:, None]) * spread).sum(axis=1)
-               + (p * (np.abs(q["shifted"]) + q["log_sum"])).sum(axis=1) + h)
+               + (p * (logit_size + np.abs(q["top"] + q["log_sum"]))).sum(axis=1) + h)
     h_bar = float(-(q["p_bar"] * q["log_p_bar"]).sum())
     book = float((np.abs(q["log_p_bar"] + 1.0) * (p * spread).mean(axis=0)).sum()) + h_bar
     return per_row, book
@@ -119,8 +121,8 @@ def lfq_entropy_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> d
     per_row, _ = _entropy_magnitudes(q)
     # An autograd backend forms d(p log p) = (log p + 1) dp and then the softmax's Jacobian: O(1) terms that cancel
     # in l̄ = p(log p + H) (a confident p: 1·(0 + 1) − 1·1), so each term errs at (|log p| + H + 2), not |log p + H|.
-    term_ps = p * ((2.0 * np.abs(log_p) + 2.0 * h[:, None] + 2.0) * spread + np.abs(q["shifted"]) + q["log_sum"]
-                   + per_row[:, None])
+    term_ps = p * ((2.0 * np.abs(log_p) + 2.0 * h[:, None] + 2.0) * spread + np.abs(q["shifted"] + q["top"])
+                   + np.abs(q["top"] + q["log_sum"]) + per_row[:, None])
     plus_one = np.abs(log_p_bar) + 1.0
     mean_log = (p * plus_one[None, :]).sum(axis=1, keepdims=True)
     term_cb = p * ((plus_one[None, :] + mean_log) * spread + 2.0 * float(spread.max()))

@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .chains import STRAIGHT_THROUGH
-from .errors import DomainError
-from .signature import Arg, FunctionSpec, Law, Output
+from .errors import DomainError, ShapeError
+from .numerics import MAX_FINITE, NARROW
+from .signature import Arg, Domain, FunctionSpec, Law, Output
 
 _C = "quantizers"
 
@@ -39,6 +42,33 @@ RVQ_CHOICE = (
 )
 
 
+def _distances_magnitude(a: Mapping[str, Any]) -> float:
+    """max_b (‖z_e[b]‖ + Σ_s max_k ‖C_s[k]‖)²: bounds every stage's squared distances (each residual is at most
+    ‖z_e‖ plus the codes taken before it)."""
+    z, books = np.asarray(a["z_e"]), np.asarray(a["codebooks"])
+    if z.ndim != 2 or books.ndim != 3:
+        raise ShapeError(f"z_e, codebooks: expected [batch, embedding] and [stages, codes, embedding], got shapes "
+                         f"{z.shape} and {books.shape}")
+    reach = float(np.sum(np.sqrt(np.max(np.sum(books * books, axis=2), axis=1)))) if books.size else 0.0
+    return float(np.max((np.sqrt(np.sum(z * z, axis=1)) + reach) ** 2, initial=0.0))
+
+
+def _distances_refuse(a: Mapping[str, Any], m: Any, limit: float, dtype: str, n: Any) -> None:
+    raise DomainError(
+        f"{n('z_e')}, {n('codebooks')}: the stages' squared distances' magnitude max_b(‖z_e[b]‖ + Σ_s max_k "
+        f"‖C_s[k]‖)² must stay ≤ {limit:.4g} (the largest value of the dtype codes are chosen in); got max |z_e| = "
+        f"{float(np.abs(a['z_e']).max()):.6g}, max |codebooks| = {float(np.abs(a['codebooks']).max()):.6g} "
+        f"(magnitude {m:.4g})")
+
+
+def _distances_limit(dtype: str) -> float:
+    return MAX_FINITE["float32" if dtype in NARROW else dtype]
+
+
+DISTANCES = Domain.bounded(("z_e", "codebooks"), _distances_magnitude, _distances_refuse, broadcast=False,
+                           limit=_distances_limit)
+
+
 def _stages_used(function: str, checked: Mapping[str, Any]) -> None:
     stages = checked["codebooks"].shape[0]
     if not 1 <= checked["num_stages"] <= stages:
@@ -54,12 +84,13 @@ _fns = (
                  (Output("z_q", ("batch", "embedding")), Output("indices", ("batch", "stages"), "int")),
                  "r_0 = z_e, k_s = argmin_k ‖r_s − C_s[k]‖² (lowest index on ties), r_{s+1} = r_s − C_s[k_s]; "
                  "z_q = z_e + sg(Σ_{s<n} C_s[k_s] − z_e); indices[:, s] = k_s for s < n, −1 after", _C,
-                 rules=(_stages_used,), chain=lambda s: (_stage_sums(s) + STRAIGHT_THROUGH[0], _stage_sums(s) + 2),
+                 rules=(_stages_used,), domain=DISTANCES,
+                 chain=lambda s: (_stage_sums(s) + STRAIGHT_THROUGH[0], _stage_sums(s) + 2),
                  vjp_chain=lambda s: STRAIGHT_THROUGH, discrete=True,
                  kink="each stage's exact ties go to the lowest index; the gradient is straight-through once"),
     FunctionSpec("rvq_commitment_loss", (Z_E, CODEBOOKS, NUM_STAGES), (Output("losses", ("stages",)),),
                  "losses_s = mean_{b,d} (r_s − sg(C_s[k_s]))² for s < n, 0 after (gradient 2(r_s − e_s)/(B·D) to "
-                 "z_e: the earlier stages' outputs are stopped in r_s)", _C, rules=(_stages_used,),
+                 "z_e: the earlier stages' outputs are stopped in r_s)", _C, rules=(_stages_used,), domain=DISTANCES,
                  chain=lambda s: (s["stages"] + 1 + s["batch"] * s["embedding"] + 4, s["stages"] + 5),
                  vjp_chain=lambda s: (s["stages"] + 1 + s["batch"] * s["embedding"] + 8, s["stages"] + 9),
                  discrete=True),

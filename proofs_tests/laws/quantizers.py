@@ -214,10 +214,10 @@ def lfq_entropy_loss_eq_per_sample_sub_gamma_codebook(backend, example, draw):
 
 
 def _binary_entropy_of_logit(x):
-    """h(σ(x)) = softplus(x) − x·σ(x), stable for large |x|."""
-    softplus = np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
-    sigmoid = np.where(x >= 0, 1.0 / (1.0 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))))
-    return softplus - x * sigmoid
+    """h(σ(x)) = log(1 + e^{−|x|}) + |x|·σ(−|x|) (h is even): no cancellation, accurate for large |x|."""
+    a = np.abs(x)
+    e = np.exp(-a)
+    return np.log1p(e) + a * e / (1.0 + e)
 
 
 def lfq_per_sample_entropy_eq_sum_of_bit_entropies(backend, example, draw):

@@ -103,3 +103,18 @@ def test_lfq_closed_forms():
     per_sample, codebook, _ = lfq_losses.lfq_entropy_loss(np.array([[3.0], [-3.0]]), 100.0, 1.0)
     assert per_sample < 1e-200 and codebook == pytest.approx(np.log(2), rel=1e-15)
     assert lfq_losses.lfq_commitment_loss(np.array([[0.0, 2.0]])) == pytest.approx(1.0)  # (0 + 1)², (2 − 1)²
+
+
+def test_chains_at_chosen_sizes():
+    """The chapter's declared rounding chains at written-out sizes (the chains docs/quantizers.md states)."""
+    def chain(function, vjp=False, **sizes):
+        return FUNCTIONS[function].chain_at(sizes, vjp=vjp)
+
+    assert chain("fsq_bound", batch=4, dim=3) == (6, 6) and chain("fsq_bound", True, batch=4, dim=3) == (10, 10)
+    assert chain("fsq_quantize", batch=4, dim=3) == (3, 3) and chain("fsq_quantize", True, batch=4, dim=3) == (11, 11)
+    assert chain("lfq_quantize", batch=4, dim=3) == (2, 2)
+    assert chain("lfq_entropy_loss", batch=4, dim=3) == (2 * 8 + 4 + 3 + 16, 16)
+    assert chain("lfq_entropy_loss", True, batch=4, dim=3) == (2 * 8 + 4 + 3 + 16 + 2 * 8 + 8, 24)
+    assert chain("lfq_commitment_loss", batch=4, dim=3) == (16, 5)
+    assert chain("rvq_quantize", batch=4, stages=3, codes=5, embedding=2) == (5, 5)
+    assert chain("rvq_commitment_loss", batch=4, stages=3, codes=5, embedding=2) == (16, 8)

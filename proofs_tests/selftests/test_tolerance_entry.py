@@ -80,7 +80,11 @@ def _float_outputs(function, value):
     return floats if len(floats) > 1 else floats[0]
 
 
-@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+# The chapters whose bounds were assembled before the entry point; a chapter declared since has no "before".
+BEFORE = ("vae", "vq", "estimators", "bayes")
+
+
+@pytest.mark.parametrize("function", sorted(f for f, spec in FUNCTIONS.items() if spec.chapter in BEFORE))
 @settings(max_examples=6, deadline=None, derandomize=True, database=None)
 @given(data=st.data())
 def test_entry_point_gives_the_numbers_of_before(function, data):
