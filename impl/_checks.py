@@ -18,14 +18,14 @@ import torch
 from vaespec.spec.conventions import Convention
 from vaespec.spec.domains import check_domain
 from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError, describe
-from vaespec.spec.shapes import check_scalar
+from vaespec.spec.shapes import channels_first_note, check_scalar, split_shape
 
 from ._dtypes import dtype_name, to_numpy
 
 T = TypeVar("T")
 
 # dimension name -> (size, name of the argument that fixed it)
-Bindings = dict[str, tuple[int, str]]
+Bindings = dict[str, tuple[int | tuple[int, ...], str]]  # a variadic name ("*positions") binds a tuple
 
 
 def check_tensor(name: str, value: object, dims: tuple[str, ...], bindings: Bindings, like: torch.Tensor | None = None
@@ -34,7 +34,8 @@ def check_tensor(name: str, value: object, dims: tuple[str, ...], bindings: Bind
 
     **Arguments**
     - `name`: the argument's name, used in messages.
-    - `dims`: dimension names, e.g. `("batch", "latent")`.
+    - `dims`: dimension names, e.g. `("batch", "latent")`; one may be variadic (`"*positions"`: zero or
+      more axes, bound to the tuple of their sizes, `vaespec.spec.shapes`).
     - `bindings`: sizes fixed by earlier arguments; updated in place.
     - `like`: an earlier argument whose dtype and device `value` must share.
 
@@ -49,16 +50,26 @@ def check_tensor(name: str, value: object, dims: tuple[str, ...], bindings: Bind
         raise DTypeError(f"{name}: expected a dense tensor with storage {expected}, got layout {value.layout} on "
                          f"{value.device}")
     shape = tuple(value.shape)
-    if len(shape) != len(dims):
-        raise ShapeError(f"{name}: expected rank {len(dims)} {expected}, got shape {shape}")
-    clashes = [d for d, size in zip(dims, shape) if d in bindings and bindings[d][0] != size]
+    pairs = split_shape(dims, shape)
+    if pairs is None:
+        variadic = any(d.startswith(("*", "+")) for d in dims)
+        least = len(dims) - any(d.startswith("*") for d in dims)  # "*": zero or more axes, "+": one or more
+        raise ShapeError(f"{name}: expected rank {'at least ' if variadic else ''}{least} {expected}, "
+                         f"got shape {shape}")
+    clashes = [d for d, size, _ in pairs if d in bindings and bindings[d][0] != size]
     if clashes:
-        want = [bindings[d][0] if d in bindings else size for d, size in zip(dims, shape)]
+        want = [bindings[d][0] if d in bindings else size for d, size, _ in pairs]
         sources = " and ".join(sorted({bindings[d][1] for d in clashes}))
-        raise ShapeError(f"{name}: expected shape {expected} = {want} to match {sources}, got {shape}")
-    for axis, (dim, size) in enumerate(zip(dims, shape)):
-        if size == 0:
-            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, "
+        hint = ""
+        if clashes == [dims[-1]] and len(dims) >= 3 and dims[-2].startswith("*") and len(shape) >= 3 \
+                and shape[len(dims) - 2] == bindings[dims[-1]][0]:
+            hint = (f"; it looks channels-first: {name} is channels-last {expected}, so move the channel axis last "
+                    f"({name}.movedim({len(dims) - 2}, -1))")
+        raise ShapeError(f"{name}: expected shape {expected} = {want} to match {sources}, got {shape}{hint}")
+    for dim, size, axes in pairs:
+        if any(shape[a] == 0 for a in axes):
+            where = f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
+            raise ShapeError(f"{name}: dimension '{dim}' ({where}) is empty; expected at least 1, "
                              f"got shape {shape}")
         bindings.setdefault(dim, (size, name))
     if like is not None and value.dtype != like.dtype:
@@ -77,7 +88,15 @@ def check_tensors(args: dict[str, torch.Tensor], dims: dict[str, tuple[str, ...]
     bindings: Bindings = {}
     first = None
     for name, value in args.items():
-        check_tensor(name, value, dims[name], bindings, first)
+        try:
+            check_tensor(name, value, dims[name], bindings, first)
+        except ShapeError as error:  # a channels-first z_e checked first makes the codebook look wrong
+            notes = [channels_first_note(other, dims[other], tuple(args[other].shape), dims[name], tuple(value.shape))
+                     for other in args if other != name and isinstance(args[other], torch.Tensor)
+                     and isinstance(value, torch.Tensor)]
+            if not any(notes):
+                raise
+            raise ShapeError(f"{error}{''.join(notes)}") from None
         if first is None:
             first = value
 

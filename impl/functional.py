@@ -24,6 +24,7 @@ from ._checks import check_beta, check_contract_domain, check_tensors
 
 _LATENT = ("batch", "latent")
 _OUTPUT = ("batch", "output")
+_EVENT = ("batch", "*event")  # reconstruction_loss: whole examples, [batch, output] or [batch, *event]
 
 
 def _reduce(values: Tensor, how: str, dim: int) -> Tensor:
@@ -74,8 +75,9 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, convention: str | Convention |
     """Squared-error reconstruction term: `R = reduce_batch(scale · reduce_features((x̂ − x)²))`.
 
     **Arguments**
-    - `x_hat`: `[batch, output]` decoder output.
-    - `x`: `[batch, output]` target.
+    - `x_hat`: `[batch, *event]` decoder output (`[batch, output]` for the dense network; an image's
+      `[batch, channels, height, width]`): the features reduced over are all ∏event entries of an example.
+    - `x`: the target, of `x_hat`'s shape.
     - `convention`: preset name or `Convention` (fields `reconstruction_feature_reduction`,
       `reconstruction_batch_reduction`, `reconstruction_scale`).
     - `validate`: check shapes, dtypes, devices and finiteness first.
@@ -84,11 +86,12 @@ def reconstruction_loss(x_hat: Tensor, x: Tensor, convention: str | Convention |
     """
     conv = get_convention(convention)
     if validate:
-        check_tensors({"x_hat": x_hat, "x": x}, {"x_hat": _OUTPUT, "x": _OUTPUT})
+        check_tensors({"x_hat": x_hat, "x": x}, {"x_hat": _EVENT, "x": _EVENT})
         check_contract_domain("reconstruction_loss", {"x_hat": x_hat, "x": x}, conv)
     # Both reductions are sums or means, so R is one sum of squares times a constant: F.mse_loss is a single
     # fused pass each way, where (x̂ − x)², mean, scale, mean took five (1.12× a hand-written step at B = 1024).
-    batch, features = x_hat.shape
+    batch = x_hat.shape[0]
+    features = x_hat.numel() // batch  # x [batch, *event]: every entry of an example is a feature
     divisor = ((features if conv.reconstruction_feature_reduction == "mean" else 1)
                * (batch if conv.reconstruction_batch_reduction == "mean" else 1))
     return F.mse_loss(x_hat, x, reduction="sum") * (conv.reconstruction_scale / divisor)

@@ -1,8 +1,10 @@
 """The VQ-VAE's tensor functions in torch: nearest codes, straight-through quantization, the aux losses,
 the codebook initialisation, Laplace smoothing and codebook health.
 
-Notation as `vaespec.spec.vq`: `z_e` [batch, embedding], `codebook` [codes, embedding] with rows e_k,
-`k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on ties), `sg` = stop-gradient (`.detach()`).
+Notation as `vaespec.spec.vq`: `z_e` [batch, *positions, embedding] (channels-last: [B, D], a sequence
+[B, T, D], an image [B, H, W, D]; a channels-first [B, D, H, W] tensor is `z_e.movedim(1, -1)`), read as its
+N = B·∏positions vectors, `codebook` [codes, embedding] with rows e_k, `k(b) = argmin_k ‖z_e[b] − e_k‖²`
+for each vector (lowest index on ties), indices [batch, *positions], `sg` = stop-gradient (`.detach()`).
 
 **Distances** use the expanded form ‖z‖² − 2 z·e + ‖e‖²: one matmul, O(B·K) memory, never a
 [B, K, D] difference tensor. In float32 it cancels when ‖z‖, ‖e‖ ≫ ‖z − e‖; the contract accepts
@@ -38,7 +40,7 @@ from ._checks import check_beta, check_contract_domain, check_tensors
 from ._dtypes import torch_device, torch_dtype
 from .functional import reconstruction_loss
 
-_Z_E = ("batch", "embedding")
+_Z_E = ("batch", "*positions", "embedding")
 _CODEBOOK = ("codes", "embedding")
 _OUTPUT = ("batch", "output")
 
@@ -57,15 +59,17 @@ def _check_z_e_codebook(z_e: Tensor, codebook: Tensor) -> None:
     check_contract_domain("quantize", {"z_e": z_e, "codebook": codebook})
 
 
-def _check_indices(name: str, indices: object, length: int | None, high: int, like: Tensor | None = None) -> None:
-    """`indices` must be a non-empty int64 tensor of shape [length] (any length when None) with values in [0, high)."""
-    want = f"[{'batch' if length is None else length}]"
+def _check_indices(name: str, indices: object, length: tuple[int, ...] | None, high: int,
+                   like: Tensor | None = None) -> None:
+    """`indices` must be a non-empty int64 tensor of shape `length` (z_e's [batch, *positions]; any
+    [batch, *positions] when None) with values in [0, high)."""
+    want = "[batch, *positions]" if length is None else str(list(length))
     if not isinstance(indices, Tensor):
         raise DTypeError(f"{name}: expected an int64 torch.Tensor of shape {want}, got {describe(indices)}")
     if indices.dtype != torch.int64 or indices.layout != torch.strided or indices.device.type == "meta":
         raise DTypeError(f"{name}: expected a dense int64 tensor with storage, got {describe(indices)} on "
                          f"{indices.device}")
-    if indices.dim() != 1 or indices.shape[0] == 0 or (length is not None and indices.shape[0] != length):
+    if indices.dim() < 1 or indices.numel() == 0 or (length is not None and tuple(indices.shape) != length):
         raise ShapeError(f"{name}: expected a non-empty shape {want}, got {tuple(indices.shape)}")
     if like is not None and indices.device != like.device:
         raise DTypeError(f"{name}: expected a tensor on {like.device} to match the other arguments, "
@@ -80,10 +84,16 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
+def _vectors(z_e: Tensor) -> Tensor:
+    """z_e [batch, *positions, D] as its N vectors [N, D] (a view of a contiguous tensor; [B, D] unchanged)."""
+    return z_e.reshape(-1, z_e.shape[-1])
+
+
 def _cross_terms(z_e: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
-    """(s, z) with s[b, k] = ‖e_k‖² − 2 z_b·e_k, computed by one `addmm`, and z = z_e in the accumulation dtype."""
+    """(s, z) with s[b, k] = ‖e_k‖² − 2 z_b·e_k over the N vectors b of z_e, computed by one `addmm`, and
+    z = those vectors [N, D] in the accumulation dtype."""
     acc = _accumulation_dtype(z_e.dtype)
-    z, c = z_e.detach().to(acc), codebook.detach().to(acc)
+    z, c = _vectors(z_e).detach().to(acc), codebook.detach().to(acc)
     return torch.addmm((c * c).sum(1), z, c.T, alpha=-2.0), z
 
 
@@ -94,16 +104,16 @@ def squared_distances(z_e: Tensor, codebook: Tensor, *, validate: bool = True) -
     Not differentiable (the inputs are detached): distances only choose codes.
 
     **Arguments**
-    - `z_e`: `[batch, embedding]` encoder outputs.
+    - `z_e`: `[batch, *positions, embedding]` encoder outputs (channels-last).
     - `codebook`: `[codes, embedding]`, same dtype and device.
     - `validate`: check shapes, dtypes, devices and finiteness first.
 
-    **Returns** `[batch, codes]` in float32 for bfloat16/float16 inputs, else in the inputs' dtype.
+    **Returns** `[batch, *positions, codes]` in float32 for bfloat16/float16 inputs, else in the inputs' dtype.
     """
     if validate:
         _check_z_e_codebook(z_e, codebook)
     cross, z = _cross_terms(z_e, codebook)
-    return cross + (z * z).sum(1, keepdim=True)
+    return (cross + (z * z).sum(1, keepdim=True)).reshape(*z_e.shape[:-1], codebook.shape[0])
 
 
 def nearest_code(z_e: Tensor, codebook: Tensor, *, validate: bool = True) -> Tensor:
@@ -114,11 +124,11 @@ def nearest_code(z_e: Tensor, codebook: Tensor, *, validate: bool = True) -> Ten
 
     **Arguments** as `squared_distances`.
 
-    **Returns** int64 `[batch]` on the inputs' device.
+    **Returns** int64 `[batch, *positions]` on the inputs' device.
     """
     if validate:
         _check_z_e_codebook(z_e, codebook)
-    return _cross_terms(z_e, codebook)[0].argmin(1)
+    return _cross_terms(z_e, codebook)[0].argmin(1).reshape(z_e.shape[:-1])
 
 
 def quantize(z_e: Tensor, codebook: Tensor, *, validate: bool = True) -> tuple[Tensor, Tensor]:
@@ -130,33 +140,39 @@ def quantize(z_e: Tensor, codebook: Tensor, *, validate: bool = True) -> tuple[T
 
     **Arguments** as `squared_distances`.
 
-    **Returns** `(z_q [batch, embedding], indices int64 [batch])`.
+    **Returns** `(z_q [batch, *positions, embedding], indices int64 [batch, *positions])`.
     """
     indices = nearest_code(z_e, codebook, validate=validate)
-    rows = codebook.detach().index_select(0, indices)
+    rows = gather_rows(codebook.detach(), indices)
     return z_e + (rows - z_e).detach(), indices
+
+
+def gather_rows(codebook: Tensor, indices: Tensor) -> Tensor:
+    """C[indices]: [*indices.shape, embedding] by one `index_select` on the flattened indices (differentiable)."""
+    return codebook.index_select(0, indices.reshape(-1)).reshape(*indices.shape, codebook.shape[1])
 
 
 def _rows(codebook: Tensor, indices: Tensor, z_e: Tensor, validate: bool) -> Tensor:
     if validate:
         _check_z_e_codebook(z_e, codebook)
-        _check_indices("indices", indices, z_e.shape[0], codebook.shape[0], like=z_e)
-    return codebook.index_select(0, indices)
+        _check_indices("indices", indices, tuple(z_e.shape[:-1]), codebook.shape[0], like=z_e)
+    return gather_rows(codebook, indices)
 
 
 def codebook_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate: bool = True) -> Tensor:
     """L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²: moves the chosen codebook rows towards the encoder outputs.
 
-    The gradient reaches the codebook only (z_e is detached): d/d e_k = −2/(B·D) Σ_{b: k(b)=k} (z_e[b] − e_k).
+    A mean over all N·D entries of z_e (N = batch·∏positions vectors). The gradient reaches the codebook only
+    (z_e is detached): d/d e_k = −2/(N·D) Σ_{b: k(b)=k} (z_e[b] − e_k).
 
     With the chosen codes: not the contract's `codebook_loss(z_e, codebook)`, which chooses k(b) =
     `nearest_code(z_e, codebook)` itself; this takes `indices`, so that a training step chooses once
     (`quantize`) for both auxiliary losses.
 
     **Arguments**
-    - `z_e`: `[batch, embedding]` encoder outputs.
+    - `z_e`: `[batch, *positions, embedding]` encoder outputs (channels-last).
     - `codebook`: `[codes, embedding]` (the trainable codebook, not z_q).
-    - `indices`: int64 `[batch]`, the codes chosen for z_e (from `quantize` or `nearest_code`).
+    - `indices`: int64 `[batch, *positions]`, the codes chosen for z_e (from `quantize` or `nearest_code`).
     - `validate`: check shapes, dtypes, devices, index range and finiteness first.
 
     **Returns** a 0-d tensor.
@@ -168,7 +184,7 @@ def codebook_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate: b
 def commitment_loss(z_e: Tensor, codebook: Tensor, indices: Tensor, *, validate: bool = True) -> Tensor:
     """L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²: keeps the encoder outputs near their codes.
 
-    The gradient reaches z_e only: d/d z_e = 2 (z_e − e_{k(b)}) / (B·D).
+    The gradient reaches z_e only: d/d z_e = 2 (z_e − e_{k(b)}) / (N·D).
 
     With the chosen codes: not the contract's `commitment_loss(z_e, codebook)`, which chooses k(b) itself.
 
@@ -193,7 +209,7 @@ def vq_loss(reconstruction: Tensor, target: Tensor, z_e: Tensor, codebook: Tenso
     - `z_e`, `codebook`, `indices`: as `codebook_loss`.
     - `commitment_weight`: w ≥ 0 (default 0.25, sonnet's; a number or a one-element tensor).
     - `convention`: preset name or `Convention` for the reconstruction term (default "elbo");
-      the aux losses are always means over batch × embedding.
+      the aux losses are always means over all entries of z_e (batch × positions × embedding).
     - `validate`: check every argument first.
 
     **Returns** a 0-d tensor.
@@ -256,11 +272,11 @@ def codebook_health(indices: Tensor, num_embeddings: int, *, dtype: torch.dtype 
                     validate: bool = True) -> CodebookHealth:
     """How the codes are used in a batch: usage counts, perplexity and dead codes.
 
-    `usage_k = #{b: k(b) = k}`, `p = usage / B`, `perplexity = exp(−Σ_k p_k log p_k)` (0 log 0 = 0;
-    between 1 and K), `dead_codes = #{k: usage_k = 0}`.
+    `usage_k = #{b: k(b) = k}` over all N = batch·∏positions indices, `p = usage / N`,
+    `perplexity = exp(−Σ_k p_k log p_k)` (0 log 0 = 0; between 1 and K), `dead_codes = #{k: usage_k = 0}`.
 
     **Arguments**
-    - `indices`: int64 `[batch]` codes in [0, K).
+    - `indices`: int64 `[batch, *positions]` codes in [0, K).
     - `num_embeddings`: K.
     - `dtype`: float dtype of the perplexity (default float32).
     - `validate`: check the indices' shape, dtype and range first.
@@ -273,8 +289,8 @@ def codebook_health(indices: Tensor, num_embeddings: int, *, dtype: torch.dtype 
                 or not 1 <= num_embeddings <= MAX_DRAW:
             raise DomainError(f"num_embeddings: expected an integer in [1, {MAX_DRAW}], got {show(num_embeddings)}")
         _check_indices("indices", indices, None, int(num_embeddings))
-    usage = torch.bincount(indices, minlength=int(num_embeddings))
-    p = usage.to(dtype) / indices.shape[0]
+    usage = torch.bincount(indices.reshape(-1), minlength=int(num_embeddings))
+    p = usage.to(dtype) / indices.numel()
     perplexity = torch.exp(-torch.xlogy(p, p).sum())
     return CodebookHealth(usage, perplexity, (usage == 0).sum())
 
@@ -290,7 +306,7 @@ def reset_dead_codes(codebook: Tensor, usage: Tensor, z_e: Tensor, key: Key | in
     **Arguments**
     - `codebook`: `[codes, embedding]`.
     - `usage`: int64 `[codes]` (from `codebook_health`).
-    - `z_e`: `[batch, embedding]` the batch to draw replacements from.
+    - `z_e`: `[batch, *positions, embedding]`: its N vectors are the pool replacements are drawn from.
     - `key`: a `Key` or integer seed.
     - `validate`: check shapes, dtypes, devices and finiteness first.
 
@@ -306,7 +322,8 @@ def reset_dead_codes(codebook: Tensor, usage: Tensor, z_e: Tensor, key: Key | in
         if bool((usage < 0).any()):
             raise DomainError(f"usage: expected counts ≥ 0, got min {int(usage.min())}")
     dead = torch.nonzero(usage == 0).squeeze(1)  # increasing index order
-    picks, new_key = randint(as_key(key), z_e.shape[0], (dead.numel(),))
+    vectors = _vectors(z_e.detach())
+    picks, new_key = randint(as_key(key), vectors.shape[0], (dead.numel(),))
     out = codebook.detach().clone()
-    out[dead] = z_e.detach().index_select(0, torch.as_tensor(picks, device=z_e.device)).to(out.dtype)
+    out[dead] = vectors.index_select(0, torch.as_tensor(picks, device=z_e.device)).to(out.dtype)
     return out, new_key

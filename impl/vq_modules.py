@@ -32,6 +32,7 @@ from .vq_functional import (
     codebook_health,
     codebook_loss,
     commitment_loss,
+    gather_rows,
     init_codebook,
     laplace_smooth,
     nearest_code,
@@ -40,8 +41,8 @@ from .vq_functional import (
 
 
 class QuantizerOutput(NamedTuple):
-    """What a quantizer returns: `z_q` [B, D] (straight-through), `indices` int64 [B], and the two
-    auxiliary losses (0-d; the EMA quantizer's `codebook_loss` is a constant 0)."""
+    """What a quantizer returns: `z_q` [B, *positions, D] (straight-through), `indices` int64 [B, *positions],
+    and the two auxiliary losses (0-d; the EMA quantizer's `codebook_loss` is a constant 0)."""
 
     z_q: Tensor
     indices: Tensor
@@ -110,7 +111,7 @@ def _initial_codebook(num_embeddings: int, embedding_dim: int, key: Key | int, d
 def _straight_through(z_e: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(z_q, indices, rows): z_q = z_e + sg(rows − z_e) with rows = sg(C)[indices]."""
     indices = nearest_code(z_e, codebook, validate=False)
-    rows = codebook.detach().index_select(0, indices)
+    rows = gather_rows(codebook.detach(), indices)
     return z_e + (rows - z_e).detach(), indices, rows
 
 
@@ -209,8 +210,10 @@ class VectorQuantizerEMA(_Quantizer):
     def _update(self, z_e: Tensor, indices: Tensor) -> None:
         acc = torch.promote_types(self.codebook.dtype, torch.float32)
         codes = self.codebook.shape[0]
-        n = torch.bincount(indices, minlength=codes).to(acc)
-        s = torch.zeros(self.ema_sums.shape, dtype=acc, device=z_e.device).index_add_(0, indices, z_e.to(acc))
+        flat = indices.reshape(-1)  # every position's vector counts: z_e [B, *positions, D] as [N, D]
+        n = torch.bincount(flat, minlength=codes).to(acc)
+        s = torch.zeros(self.ema_sums.shape, dtype=acc, device=z_e.device).index_add_(
+            0, flat, z_e.reshape(-1, z_e.shape[-1]).to(acc))
         counts = self.decay * self.ema_counts.to(acc) + (1.0 - self.decay) * n
         sums = self.decay * self.ema_sums.to(acc) + (1.0 - self.decay) * s
         step = self.ema_step + 1

@@ -73,6 +73,12 @@ def configure(check: argparse.ArgumentParser) -> None:
     check.add_argument("--fixed-shapes", action="store_true",
                        help="draw every size from a small fixed set (values stay random): for ports that compile "
                             "once per shape (JAX, torch.compile); see docs/porting.md")
+    check.add_argument("--skip", action="append", default=[], metavar="FILE",
+                       help="do not run the law × backend rows listed in FILE (law_prefix or "
+                            "law_prefix[backend_prefix] per line, as pytest's --vaespec-skip); they show as skipped")
+    check.add_argument("--xfail", action="append", default=[], metavar="FILE",
+                       help="expect the rows listed in FILE to fail (same format): a failure shows as xfail, a row "
+                            "that holds as XPASS, which fails the run (strict)")
     check.add_argument("-v", "--verbose", action="store_true",
                        help="print the full law × backend table and every failure message in full")
 
@@ -109,7 +115,7 @@ def _selects(value: str, law: str) -> bool:
     return value == law if value in LAWS else value in law
 
 
-def _results(laws, backends, args, settings):
+def _results(laws, backends, args, settings, skips):
     """Yield (law, [LawResult per backend]) in the order laws finish."""
     if args.jobs > 1 and len(laws) > 1:
         from .check.parallel import run_parallel
@@ -117,12 +123,47 @@ def _results(laws, backends, args, settings):
         options = {"specs": args.backend, "no_reference": args.no_reference, "dtypes": args.dtype,
                    "devices": args.device, "profile": args.profile, "fixed_shapes": args.fixed_shapes,
                    "limit": args.call_limit}
-        yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends))
+        yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends), skips)
         return
     from .check.runner import run_laws
 
     for law in laws:
-        yield law, run_laws(law, backends, settings)
+        yield law, run_laws(law, backends, settings, skips.get(law))
+
+
+def _expectations(args, laws, backends):
+    """(skips: law -> {backend index: reason}, xfails: (law, index) -> reason) from --skip and --xfail files;
+    a stale entry is a warning line on stderr."""
+    from .check.backends import label
+    from .check.expectations import first_match, read_entries, stale
+
+    entries = [e for kind, paths in (("skip", args.skip), ("xfail", args.xfail)) for path in paths
+               for e in read_entries(path, kind, f"--{kind}")]
+    skips: dict[str, dict[int, str]] = {}
+    xfails: dict[tuple[str, int], str] = {}
+    labels = [label(b) for b in backends]
+    for law in laws:
+        for index, name in enumerate(labels):
+            entry = first_match(entries, law, name)
+            if entry is not None and entry.kind == "skip":
+                skips.setdefault(law, {})[index] = f"listed in {entry.where}"
+            elif entry is not None:
+                xfails[(law, index)] = entry.where
+    for line in stale(entries, set(labels)):
+        print(f"vaespec check: warning: stale entry {line}", file=sys.stderr)
+    return skips, xfails
+
+
+def _expected_failure(result, where: str):
+    """A row listed in an xfail file: a failure is "xfail", a law that holds "XPASS" (a failure: strict)."""
+    from dataclasses import replace
+
+    if result.verdict in ("FAIL", "ERROR"):
+        return replace(result, verdict="xfail", message=f"expected to fail (listed in {where}): {result.message}")
+    if result.verdict == "pass":
+        return replace(result, verdict="XPASS",
+                       message=f"listed in {where} as expected to fail, but it holds: remove the entry")
+    return result
 
 
 def run(args) -> int:
@@ -155,6 +196,7 @@ def run(args) -> int:
     if not backends or not laws:
         print("vaespec check: nothing to check (no backend or no law matches the filters)", file=sys.stderr)
         return 2
+    skips, xfails = _expectations(args, laws, backends)
     args.jobs = resolve_jobs(args.jobs, len(laws))
     settings = profile_settings(args.profile)
     print(f"vaespec check: {len(laws)} laws × {len(backends)} backends, profile {args.profile}"
@@ -163,7 +205,9 @@ def run(args) -> int:
     started = time.perf_counter()
     by_law, progress = {}, out.Progress(len(laws))
     try:
-        for law, law_results in _results(laws, backends, args, settings):
+        for law, law_results in _results(laws, backends, args, settings, skips):
+            law_results = [_expected_failure(r, xfails[(law, i)]) if (law, i) in xfails else r
+                           for i, r in enumerate(law_results)]
             by_law[law] = law_results
             progress.update(law, law_results)
     finally:
@@ -183,7 +227,9 @@ def run(args) -> int:
     print(out.summary(results))
     held = sum(r.verdict == "pass" for r in results)
     na = sum(r.verdict == "n/a" for r in results)
-    print(f"\n{held} held, {len(failed)} failed, {na} n/a in {elapsed:.1f} s")
+    expected = {v: sum(r.verdict == v for r in results) for v in ("skipped", "xfail")}
+    extra = "".join(f", {n} {v}" for v, n in expected.items() if n)
+    print(f"\n{held} held, {len(failed)} failed, {na} n/a{extra} in {elapsed:.1f} s")
     if failed:
         print("failing laws: " + ", ".join(sorted({r.law for r in failed})))
     if args.json:

@@ -20,6 +20,7 @@ import numpy as np
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import VAE_FUNCTIONS
 from vaespec.spec.domains import MAX_FINITE, log_var_limits
+from vaespec.spec.shapes import shape_of
 from vaespec.spec.tolerances import (
     FALSE_ALARM_RATE,
     LOG_VAR_DOMAIN,
@@ -57,7 +58,7 @@ def shaped_args(function: str, arch: Architecture, batch: int) -> dict:
     args = {"arch": arch}
     for a in VAE_FUNCTIONS[function].args:
         if a.kind == "array":
-            args[a.name] = np.zeros(tuple(sizes[d] for d in a.dims))
+            args[a.name] = np.zeros(shape_of(a.dims, sizes))
     return args
 
 

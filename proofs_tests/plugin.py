@@ -12,6 +12,9 @@ Options:
   `[independent-cpu-bfloat16]` one backend label, `name-device-dtype`). An entry that matches
   no law, or whose backend part matches no selected backend, is stale: a warning names it.
   xfail is not strict: a law that passes after all shows as XPASS (and `xpass` in the report).
+  The parser is `check.expectations` (`vaespec check --skip/--xfail` reads the same files).
+- A law that is n/a for a backend (a chapter or function it does not declare, `laws.declared`) is
+  skipped with its reason, so pytest's summary does not count it as passed; the report keeps `n/a`.
 - `--vaespec-fixed-shapes`: every size drawn from a small fixed set (docs/porting.md).
 - `--vaespec-report FILE`: a JSON report, one row per law × backend × device × dtype with the
   verdict (`pass`, `FAIL`, `ERROR`, `n/a`, `skipped`, `xfail`, `xpass`), the worst error ÷
@@ -27,14 +30,12 @@ vaespec changes no other project's test run.
 from __future__ import annotations
 
 import json
-import re
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-_ENTRY = re.compile(r"^(?P<law>[A-Za-z0-9_]+)(?:\[(?P<backend>[^\[\]\s]+)\])?$")
+from .check.expectations import Entry, first_match, stale
+from .check.expectations import read_entries as _read_entries
 
 
 class StaleEntryWarning(UserWarning):
@@ -65,37 +66,14 @@ def selected_backends(config) -> list:
     return [b for spec in specs for b in load_backends(spec)]
 
 
-@dataclass
-class Entry:
-    """One line of a skip/xfail file."""
-
-    law: str
-    backend: str | None
-    where: str  # "FILE:LINE", for messages
-    kind: str  # "skip" or "xfail"
-    used: bool = False
-
-    def matches(self, law: str, label: str) -> bool:
-        return law.startswith(self.law) and (self.backend is None or label.startswith(self.backend))
-
-
 def read_entries(path: str, kind: str) -> list[Entry]:
-    """Parse a skip/xfail file; a missing file or a malformed line is a usage error naming FILE:LINE."""
+    """Parse a skip/xfail file (`check.expectations.read_entries`); a problem is a pytest usage error."""
+    from vaespec.spec.errors import ConfigError
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise pytest.UsageError(f"--vaespec-{kind} {path}: cannot read the file ({error})") from None
-    entries = []
-    for number, line in enumerate(lines, 1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        match = _ENTRY.match(text)
-        if not match:
-            raise pytest.UsageError(f"{path}:{number}: expected 'law_prefix' or 'law_prefix[backend_prefix]', "
-                                    f"got {text!r}")
-        entries.append(Entry(match["law"], match["backend"], f"{path}:{number}", kind))
-    return entries
+        return _read_entries(path, kind)
+    except ConfigError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def _law_test(item):
@@ -117,8 +95,6 @@ class _Expectations:
         self.entries = entries
 
     def pytest_collection_modifyitems(self, config, items):
-        from vaespec.spec.laws import LAWS
-
         labels = set()
         for item in items:
             found = _law_test(item)
@@ -126,19 +102,13 @@ class _Expectations:
                 continue
             law, backend = found
             labels.add(_label(backend))
-            for entry in self.entries:
-                if entry.matches(law, _label(backend)):
-                    entry.used = True
-                    reason = f"listed in {entry.where}"
-                    item.add_marker(pytest.mark.skip(reason=reason) if entry.kind == "skip"
-                                    else pytest.mark.xfail(reason=reason, strict=False))
-                    break  # the first matching entry decides (files in the order given, skip files first)
-        for entry in self.entries:
-            if not any(law.startswith(entry.law) for law in LAWS):
-                warnings.warn(StaleEntryWarning(f"{entry.where}: {entry.law!r} matches no law"), stacklevel=1)
-            elif entry.backend is not None and not any(label.startswith(entry.backend) for label in labels):
-                warnings.warn(StaleEntryWarning(f"{entry.where}: [{entry.backend}] matches no selected backend "
-                                                f"(selected: {sorted(labels)})"), stacklevel=1)
+            entry = first_match(self.entries, law, _label(backend))
+            if entry is not None:
+                reason = f"listed in {entry.where}"
+                item.add_marker(pytest.mark.skip(reason=reason) if entry.kind == "skip"
+                                else pytest.mark.xfail(reason=reason, strict=False))
+        for line in stale(self.entries, labels):
+            warnings.warn(StaleEntryWarning(line), stacklevel=1)
 
 
 class _Report:
@@ -192,7 +162,7 @@ class _Report:
         elif hasattr(report, "wasxfail"):
             row["verdict"] = "xfail" if report.skipped else "xpass"
             row["message"] = row["message"] or report.wasxfail
-        elif report.skipped:
+        elif report.skipped and row["verdict"] != "n/a":  # an n/a law is skipped with its reason: keep n/a
             row["verdict"] = "skipped"
             row["message"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
         row["outcome"] = report.outcome

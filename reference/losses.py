@@ -47,21 +47,27 @@ def reduce_scale(size: int, how: str) -> float:
 
 
 def scales(shape: tuple[int, ...], feature_how: str, batch_how: str) -> float:
-    """d reduce_b(reduce_d(·)) / d element for a [batch, features] array of `shape`."""
-    return reduce_scale(shape[1], feature_how) * reduce_scale(shape[0], batch_how)
+    """d reduce_b(reduce_d(·)) / d element for a [batch, *event] array of `shape` (features: all ∏event entries)."""
+    return reduce_scale(int(np.prod(shape[1:], dtype=np.int64)), feature_how) * reduce_scale(shape[0], batch_how)
+
+
+def examples(values: np.ndarray) -> np.ndarray:
+    """[batch, *event] as [batch, features]: each example's ∏event entries in C order (a view; [B, D] unchanged)."""
+    return values.reshape(values.shape[0], -1)
 
 
 # ----------------------------------------------------------------------------- reconstruction_loss
 def reconstruction(x_hat: np.ndarray, x: np.ndarray, c: Convention) -> np.ndarray:
     """R on checked arrays."""
-    per_example = c.reconstruction_scale * reduce(squared_difference(x_hat, x), 1, c.reconstruction_feature_reduction)
+    per_example = c.reconstruction_scale * reduce(examples(squared_difference(x_hat, x)), 1,
+                                                  c.reconstruction_feature_reduction)
     return reduce(per_example, 0, c.reconstruction_batch_reduction)
 
 
 def reconstruction_backward(x_hat: np.ndarray, x: np.ndarray, c: Convention, d_loss: float
                             ) -> tuple[np.ndarray, np.ndarray]:
     """(x̂̄, x̄) of R for the scalar cotangent `d_loss`."""
-    batch, features = x_hat.shape
+    batch, features = examples(x_hat).shape
     factor = (2.0 * c.reconstruction_scale * d_loss
               * reduce_scale(features, c.reconstruction_feature_reduction)
               * reduce_scale(batch, c.reconstruction_batch_reduction))
@@ -72,7 +78,8 @@ def reconstruction_backward(x_hat: np.ndarray, x: np.ndarray, c: Convention, d_l
 def reconstruction_magnitude(x_hat: np.ndarray, m_x_hat: np.ndarray | float, x: np.ndarray, c: Convention
                              ) -> np.ndarray:
     """R's magnitude when x̂ carries the upstream magnitude `m_x_hat` (0 for a given x̂)."""
-    per = c.reconstruction_scale * reduce((np.abs(x_hat - x) + m_x_hat) ** 2, 1, c.reconstruction_feature_reduction)
+    per = c.reconstruction_scale * reduce(examples((np.abs(x_hat - x) + m_x_hat) ** 2), 1,
+                                          c.reconstruction_feature_reduction)
     return reduce(per, 0, c.reconstruction_batch_reduction)
 
 
@@ -83,9 +90,10 @@ def reconstruction_backward_magnitude(c: Convention, shape: tuple[int, ...], ct:
                                                     c.reconstruction_batch_reduction) * spread
 
 
-def reconstruction_loss(x_hat: Float[np.ndarray, "batch output"], x: Float[np.ndarray, "batch output"],
+def reconstruction_loss(x_hat: Float[np.ndarray, " batch *event"], x: Float[np.ndarray, " batch *event"],
                         convention: Convention | str | None = None) -> Float[np.ndarray, ""]:
-    """`R = reduce_b(scale · reduce_d((x̂ − x)²))` with the convention's reductions and scale."""
+    """`R = reduce_b(scale · reduce_d((x̂ − x)²))` with the convention's reductions and scale; the features d of
+    x [batch, *event] are all ∏event entries of an example (an image's channels × height × width)."""
     a = validate_args("reconstruction_loss", {"x_hat": x_hat, "x": x, "convention": convention})
     return finite("reconstruction_loss", np.asarray(reconstruction(a["x_hat"], a["x"], a["convention"])))
 

@@ -1,9 +1,10 @@
 """The VQ-VAE's quantizer and codebook in float64: each function's forward, VJP, magnitude and VJP
 magnitude side by side (the network functions vq_encode, vq_forward and vq_loss: `vq_network`).
 
-The executable form of `vaespec.spec.vq`. Notation: `z_e` [B, D], codebook C [K, D] with rows
-e_k, `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on exact ties), `z_q[b] = e_{k(b)}`,
-`g = 2/(B·D) · (z_e − e_k)` the derivative of mean_{b,d} (z_e − e_k)² in z_e:
+The executable form of `vaespec.spec.vq`. Notation: `z_e` [B, *P, D] (channels-last; P = () for
+[B, D]), read as its N = B·∏P vectors (`vq_codes.rows`), codebook C [K, D] with rows e_k,
+`k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on exact ties) for each vector b, indices [B, *P],
+`z_q[b] = e_{k(b)}`, `g = 2/(N·D) · (z_e − e_k)` the derivative of mean_{b,d} (z_e − e_k)² in z_e:
 
     function          value                                   VJP (the spec's stop-gradients)
     squared_distances d[b, k] = Σ_d (z_e[b, d] − e_k[d])²      (direct differences; not a contract function)
@@ -14,11 +15,11 @@ e_k, `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on exact ties), `z_q
     ema_update        sonnet's VectorQuantizerEMA step (debiased, Laplace-smoothed)
     codebook_health   usage, perplexity exp(−Σ p log p), dead codes
     init_codebook     the spec's deterministic initialisation (`vaespec.spec.init`)
-    reset_dead_codes  dead rows ← z_e[randint(key, B, (#dead,))]
+    reset_dead_codes  dead rows ← Z[randint(key, N, (#dead,))], Z = z_e.reshape(N, D)
 
 Magnitudes (integer outputs, keys: 0): quantize |z_e| + |e_k| (the straight-through sum
 z_e + (e_k − z_e) rounds at that size); the auxiliary losses mean (|z_e| + |e_k|)², their
-gradient 2/(B·D)·(|z_e| + |e_k|); laplace_smooth the value itself (every operand is ≥ 0);
+gradient 2/(N·D)·(|z_e| + |e_k|); laplace_smooth the value itself (every operand is ≥ 0);
 ema_update counts′ (≥ 0), γ|sums| + (1−γ)·Σ|z_e|, e′ that over (1 − γᵗ)·Ñ and |e| for kept rows;
 codebook_health perplexity · (H + 2), H the entropy (each p log p errs at |p log p| + p, exp adds
 1); init_codebook and reset_dead_codes |the returned codebook| (rows are copied, never computed).
@@ -30,7 +31,7 @@ share K·ε/(ΣN̂ + K·ε) of Ñ; the magnitudes therefore carry no condition f
 **Conditioning on choices.** The discrete index is the one place a correct backend may differ
 from the reference (the spec's near-tie criterion), so every function that picks codes takes a
 keyword `indices` (and its VJP and magnitudes an `args["indices"]`): given, the reference is
-evaluated at those choices instead of its own argmin (validated: integers in [0, K), shape [B]).
+evaluated at those choices instead of its own argmin (validated: integers in [0, K), shape [B, *P]).
 It is not a contract argument; backends are called without it.
 """
 
@@ -49,46 +50,47 @@ from vaespec.spec.vq import DEFAULT_DECAY, DEFAULT_EPSILON
 
 from .boundary import finite, finite_gradients
 from .function import ReferenceFunction
-from .vq_codes import aux, aux_gradient, choose, distances, laplace, scatter
+from .vq_codes import aux, aux_gradient, choose, distances, laplace, rows, scatter
 
 # Single dimensions are written " batch" (leading space, jaxtyping's advice) so linters do not read a name.
 
 # ----------------------------------------------------------------------------- choices
-def squared_distances(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
-                      ) -> Float[np.ndarray, "batch codes"]:
+def squared_distances(z_e: Float[np.ndarray, "batch *positions embedding"],
+                      codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, "batch *positions codes"]:
     """`d[b, k] = Σ_d (z_e[b, d] − e_k[d])²` by direct float64 differences.
 
     Never the expanded form ‖z‖² − 2 z·e + ‖e‖², which cancels when z and e are close and large.
 
-    **Arguments** `z_e` [B, D], `codebook` [K, D] (finite, K ≥ 1).
-    **Returns** float64 [B, K].
+    **Arguments** `z_e` [B, *P, D], `codebook` [K, D] (finite, K ≥ 1).
+    **Returns** float64 [B, *P, K].
     """
     a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
-    return distances(a["z_e"], a["codebook"])
+    z, c = a["z_e"], a["codebook"]
+    return distances(rows(z), c).reshape(*z.shape[:-1], c.shape[0])
 
 
-def nearest_code(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
-                 ) -> Int[np.ndarray, " batch"]:
+def nearest_code(z_e: Float[np.ndarray, "batch *positions embedding"], codebook: Float[np.ndarray, "codes embedding"]
+                 ) -> Int[np.ndarray, " batch *positions"]:
     """`k(b) = argmin_k ‖z_e[b] − e_k‖²`, exact ties to the lowest index.
 
-    **Arguments** `z_e` [B, D], `codebook` [K, D].
-    **Returns** int64 [B].
+    **Arguments** `z_e` [B, *P, D], `codebook` [K, D].
+    **Returns** int64 [B, *P].
     """
     a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
     return choose(a["z_e"], a["codebook"], None)
 
 
 # ----------------------------------------------------------------------------- quantize
-def quantize(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
+def quantize(z_e: Float[np.ndarray, "batch *positions embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
              indices: np.ndarray | None = None
-             ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, " batch"]]:
+             ) -> tuple[Float[np.ndarray, "batch *positions embedding"], Int[np.ndarray, " batch *positions"]]:
     """`(z_q, k)` with `k(b) = argmin_k ‖z_e[b] − e_k‖²` (lowest index on ties) and `z_q = C[k]`.
 
     The value of the straight-through `z_e + sg(e_k − z_e)` is e_k; the reference returns the row
     exactly (a backend's value differs by its rounding of the sum).
 
-    **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
-    **Returns** `(z_q` float64 [B, D], `indices` int64 [B]).
+    **Arguments** `z_e` [B, *P, D], `codebook` [K, D]; `indices` (keyword, int [B, *P]): use these codes.
+    **Returns** `(z_q` float64 [B, *P, D], `indices` int64 [B, *P]).
     """
     a = validate_args("quantize", {"z_e": z_e, "codebook": codebook})
     z_e, codebook = a["z_e"], a["codebook"]
@@ -109,7 +111,7 @@ def quantize_magnitude(args):
     a = validate_args("quantize", args)
     z_e, codebook = a["z_e"], a["codebook"]
     k = choose(z_e, codebook, a.get("indices"))
-    return np.abs(z_e) + np.abs(codebook[k]), np.zeros(z_e.shape[0])
+    return np.abs(z_e) + np.abs(codebook[k]), np.zeros(k.shape)
 
 
 def quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
@@ -147,7 +149,7 @@ def _aux_magnitude(function, args):
 
 
 def _aux_vjp_magnitude(function, args, cotangent):
-    """(z_e, C, k, |ȳ| · 2/(B·D) · (|z_e| + |e_k|))."""
+    """(z_e, C, k, |ȳ| · 2/(N·D) · (|z_e| + |e_k|))."""
     a, (ct,) = validate_vjp(function, args, cotangent)
     z_e, codebook = a["z_e"], a["codebook"]
     k = choose(z_e, codebook, a.get("indices"))
@@ -155,18 +157,19 @@ def _aux_vjp_magnitude(function, args, cotangent):
                               * (np.abs(z_e) + np.abs(codebook[k])))
 
 
-def codebook_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
+def codebook_loss(z_e: Float[np.ndarray, "batch *positions embedding"],
+                  codebook: Float[np.ndarray, "codes embedding"], *,
                   indices: np.ndarray | None = None) -> Float[np.ndarray, ""]:
     """`L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²`: the value of the squared error, gradient to the codebook only.
 
-    **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
+    **Arguments** `z_e` [B, *P, D], `codebook` [K, D]; `indices` (keyword, int [B, *P]): use these codes.
     **Returns** a float64 0-d array.
     """
     return _aux_forward("codebook_loss", z_e, codebook, indices)
 
 
 def codebook_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
-    """`{"z_e": 0, "codebook": −Σ_{b: k(b)=k} ȳ · 2/(B·D) · (z_e[b] − e_k)}` (z_e is stopped)."""
+    """`{"z_e": 0, "codebook": −Σ_{b: k(b)=k} ȳ · 2/(N·D) · (z_e[b] − e_k)}` (z_e is stopped)."""
     z_e, codebook, k, g = _aux_vjp("codebook_loss", args, cotangent)
     return finite_gradients("codebook_loss", {"z_e": np.zeros_like(z_e, dtype=np.float64),
                                               "codebook": scatter(codebook, k, -g)})
@@ -185,18 +188,19 @@ CODEBOOK_LOSS = ReferenceFunction("codebook_loss", codebook_loss, codebook_loss_
                                   codebook_loss_vjp_magnitude)
 
 
-def commitment_loss(z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"], *,
+def commitment_loss(z_e: Float[np.ndarray, "batch *positions embedding"],
+                    codebook: Float[np.ndarray, "codes embedding"], *,
                     indices: np.ndarray | None = None) -> Float[np.ndarray, ""]:
     """`L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²`: the same value as `codebook_loss`, gradient to z_e only.
 
-    **Arguments** `z_e` [B, D], `codebook` [K, D]; `indices` (keyword, int [B]): use these codes.
+    **Arguments** `z_e` [B, *P, D], `codebook` [K, D]; `indices` (keyword, int [B, *P]): use these codes.
     **Returns** a float64 0-d array.
     """
     return _aux_forward("commitment_loss", z_e, codebook, indices)
 
 
 def commitment_loss_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
-    """`{"z_e": ȳ · 2/(B·D) · (z_e − e_k), "codebook": 0}` (the codebook is stopped)."""
+    """`{"z_e": ȳ · 2/(N·D) · (z_e − e_k), "codebook": 0}` (the codebook is stopped)."""
     _, codebook, _, g = _aux_vjp("commitment_loss", args, cotangent)
     return finite_gradients("commitment_loss", {"z_e": g, "codebook": np.zeros_like(codebook, dtype=np.float64)})
 
@@ -234,7 +238,8 @@ LAPLACE_SMOOTH = ReferenceFunction("laplace_smooth", laplace_smooth, laplace_smo
 
 
 def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float[np.ndarray, " codes"],
-               ema_sums: Float[np.ndarray, "codes embedding"], ema_step: int, z_e: Float[np.ndarray, "batch embedding"],
+               ema_sums: Float[np.ndarray, "codes embedding"], ema_step: int,
+               z_e: Float[np.ndarray, "batch *positions embedding"],
                decay: float = DEFAULT_DECAY, epsilon: float = DEFAULT_EPSILON, training: bool = True, *,
                indices: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One EMA codebook step (sonnet's `VectorQuantizerEMA`; γ = decay, t = step + 1):
@@ -247,8 +252,8 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     With `training=False` nothing changes: copies of the inputs and the same step.
 
     **Arguments** `codebook` [K, D]; `ema_counts` [K] (≥ 0); `ema_sums` [K, D]; `ema_step` (integer ≥ 0,
-    updates so far); `z_e` [B, D]; `decay` in [0, 1); `epsilon` ≥ 0; `training` a bool;
-    `indices` (keyword, int [B]): assign z_e to these codes instead of the nearest.
+    updates so far); `z_e` [B, *P, D]; `decay` in [0, 1); `epsilon` ≥ 0; `training` a bool;
+    `indices` (keyword, int [B, *P]): assign z_e to these codes instead of the nearest.
     **Returns** `(codebook′, ema_counts′, ema_sums′, ema_step′)`: new float64 arrays and an int.
     The inputs are never modified.
     """
@@ -261,7 +266,7 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     if not checked["training"]:
         return codebook.copy(), ema_counts.copy(), ema_sums.copy(), step
     codes = codebook.shape[0]
-    n = np.bincount(k, minlength=codes).astype(np.float64)
+    n = np.bincount(k.ravel(), minlength=codes).astype(np.float64)
     s = np.zeros_like(codebook)
     np.add.at(s, k, z_e)
     counts = gamma * ema_counts + (1.0 - gamma) * n
@@ -283,7 +288,7 @@ def ema_update_magnitude(args):
         return np.abs(codebook), np.abs(counts), np.abs(sums), 0.0
     gamma, t = float(a["decay"]), int(a["ema_step"]) + 1
     k = choose(z_e, codebook, a.get("indices"))
-    n = np.bincount(k, minlength=codebook.shape[0]).astype(np.float64)
+    n = np.bincount(k.ravel(), minlength=codebook.shape[0]).astype(np.float64)
     s_abs = np.zeros_like(codebook, dtype=np.float64)
     np.add.at(s_abs, k, np.abs(z_e))
     m_counts = gamma * np.abs(counts) + (1.0 - gamma) * n
@@ -300,18 +305,18 @@ EMA_UPDATE = ReferenceFunction("ema_update", ema_update, ema_update_magnitude)
 
 
 # ----------------------------------------------------------------------------- codebook health
-def codebook_health(indices: Int[np.ndarray, " batch"], num_embeddings: int
+def codebook_health(indices: Int[np.ndarray, " batch *positions"], num_embeddings: int
                     ) -> tuple[Int[np.ndarray, " codes"], np.ndarray, int]:
-    """`usage_k = #{b: k(b) = k}`, `perplexity = exp(−Σ_k p_k log p_k)` with `p = usage / B` (0 log 0 = 0),
-    `dead_codes = #{k: usage_k = 0}`.
+    """`usage_k = #{b: k(b) = k}` over all N = B·∏P indices, `perplexity = exp(−Σ_k p_k log p_k)` with
+    `p = usage / N` (0 log 0 = 0), `dead_codes = #{k: usage_k = 0}`.
 
-    **Arguments** `indices` int [B] in [0, K); `num_embeddings` K ≥ 1.
+    **Arguments** `indices` int [B, *P] in [0, K); `num_embeddings` K ≥ 1.
     **Returns** `(usage` int64 [K], `perplexity` float64 0-d array in [1, K], `dead_codes` int).
     """
     checked = validate_args("codebook_health", {"indices": indices, "num_embeddings": num_embeddings})
     indices = checked["indices"]
-    usage = np.bincount(indices.astype(np.int64), minlength=checked["num_embeddings"]).astype(np.int64)
-    p = usage[usage > 0] / indices.shape[0]
+    usage = np.bincount(indices.astype(np.int64).ravel(), minlength=checked["num_embeddings"]).astype(np.int64)
+    p = usage[usage > 0] / indices.size
     return usage, np.asarray(np.exp(-np.sum(p * np.log(p)))), int(np.sum(usage == 0))
 
 
@@ -325,23 +330,24 @@ CODEBOOK_HEALTH = ReferenceFunction("codebook_health", codebook_health, codebook
 
 
 def reset_dead_codes(codebook: Float[np.ndarray, "codes embedding"], usage: Int[np.ndarray, " codes"],
-                     z_e: Float[np.ndarray, "batch embedding"], key: Key | int) -> tuple[np.ndarray, Key]:
-    """Dead rows (usage 0), in increasing index order, become `z_e[j₀], z_e[j₁], …` with
-    `(j, key′) = randint(key, B, (#dead,))`; live rows are unchanged.
+                     z_e: Float[np.ndarray, "batch *positions embedding"], key: Key | int) -> tuple[np.ndarray, Key]:
+    """Dead rows (usage 0), in increasing index order, become `Z[j₀], Z[j₁], …` of the N = B·∏P vectors
+    `Z = z_e.reshape(N, D)`, with `(j, key′) = randint(key, N, (#dead,))`; live rows are unchanged.
 
     The draw happens even when no row is dead (shape (0,)), so the key always advances by one
     `randint`: the returned key does not depend on how many codes were dead.
 
-    **Arguments** `codebook` [K, D]; `usage` int [K] (≥ 0, e.g. `codebook_health`'s); `z_e` [B, D];
+    **Arguments** `codebook` [K, D]; `usage` int [K] (≥ 0, e.g. `codebook_health`'s); `z_e` [B, *P, D];
     `key` a `Key` or an integer seed.
     **Returns** `(codebook′` a new float64 [K, D], `key′` a `Key`).
     """
     checked = validate_args("reset_dead_codes", {"codebook": codebook, "usage": usage, "z_e": z_e, "key": key})
     codebook, usage, z_e = checked["codebook"], checked["usage"], checked["z_e"]
     dead = np.flatnonzero(usage == 0)
-    j, new_key = randint(checked["key"], z_e.shape[0], (dead.size,))
+    vectors = rows(z_e)
+    j, new_key = randint(checked["key"], vectors.shape[0], (dead.size,))
     new = codebook.copy()
-    new[dead] = z_e[j]
+    new[dead] = vectors[j]
     return new, new_key
 
 

@@ -80,10 +80,12 @@ class NetworkChain:
 
 @dataclass(frozen=True)
 class CodebookChain:
-    """A chain of a VQ function on direct inputs, `rule(batch, dim, codes)` with z_e [batch, dim] and a
-    codebook [codes, dim]; a function without z_e (or a codebook) counts batch (or dim) as 1."""
+    """A chain of a VQ function on direct inputs, `rule(rows, dim, codes)` with z_e [batch, *positions, dim]
+    (rows = batch·∏positions vectors, each quantized on its own) and a codebook [codes, dim]; a function
+    without z_e (or a codebook) counts rows (or dim) as 1."""
 
     rule: Callable[[int, int, int], Chain]
 
     def __call__(self, sizes: Sizes) -> Chain:
-        return self.rule(sizes.get("batch", 1), sizes.get("embedding", 1), sizes["codes"])
+        rows = sizes.get("batch", 1) * int(np.prod(sizes.get("*positions", ()), dtype=np.int64))
+        return self.rule(rows, sizes.get("embedding", 1), sizes["codes"])

@@ -17,8 +17,19 @@ read the string as a forward reference. The dimension names used across vaespec:
 | `hidden`  | width of one hidden layer                 |
 | `samples` | Monte-Carlo samples                        |
 | `in`/`out`| fan-in and fan-out of a dense layer        |
+| `*positions` | zero or more spatial or sequence axes (VQ) |
+| `+event`  | the axes of one example, ≥ 1 (x [batch, *event]) |
 
 A scalar is written with the empty string: `Float[np.ndarray, ""]`.
+
+**Variadic dimensions.** A name starting with `*` (`POSITIONS = "*positions"`, jaxtyping's spelling)
+matches zero or more axes, one starting with `+` (`EVENT = "+event"`, written `*event` in the docs)
+one or more; it binds the tuple of their sizes, and every array naming it must have the same tuple.
+So `("batch", "*positions", "embedding")` is `[B, D]`, `[B, T, D]` or `[B, H, W, D]`, and
+`("batch", "*positions")` of the same call is `[B]`, `[B, T]` or `[B, H, W]`. At most one
+variadic name per shape. `bind_shape(dims, shape)` and `shape_of(dims, sizes)` convert between a
+shape and the sizes of its named dimensions; `shape_of` reads an absent `*` variadic as `()` and an
+absent `+event` as `(output,)`.
 """
 
 from __future__ import annotations
@@ -31,6 +42,61 @@ from jaxtyping import Float as Float  # `X as X`: re-exported (PEP 484), the sha
 from jaxtyping import Int as Int
 
 from .errors import DomainError, DTypeError, ShapeError, describe, show
+
+POSITIONS = "*positions"
+# The event axes of one example, one or more: x [batch, *event] (an image [batch, channels, height, width]);
+# [batch, D] is (D,). Declared "+event": "+" is a variadic of at least one axis.
+EVENT = "+event"
+# An absent variadic in `shape_of`: "*" ones are (), "+event" is the dense network's (output,).
+_DEFAULT_VARIADIC = {EVENT: "output"}
+
+# dimension name -> size; a variadic name ("*positions") -> the tuple of its axes' sizes
+Size = int | tuple[int, ...]
+
+
+def _variadic(dims: tuple[str, ...]) -> int | None:
+    """The axis of the one variadic name in `dims` (a name starting with "*" or "+"), or None."""
+    found = [i for i, d in enumerate(dims) if d.startswith(("*", "+"))]
+    if len(found) > 1:
+        raise ShapeError(f"dims: at most one variadic dimension per shape, got {dims}")
+    return found[0] if found else None
+
+
+def split_shape(dims: tuple[str, ...], shape: tuple[int, ...]) -> list[tuple[str, Size, tuple[int, ...]]] | None:
+    """`[(name, size, axes)]` pairing `dims` with `shape` (a variadic name takes the axes left over, its size
+    the tuple of their sizes), or None when the rank does not fit."""
+    v = _variadic(dims)
+    if v is None:
+        if len(shape) != len(dims):
+            return None
+        return [(d, int(n), (i,)) for i, (d, n) in enumerate(zip(dims, shape))]
+    after = len(dims) - v - 1
+    if len(shape) < len(dims) - (not dims[v].startswith("+")):
+        return None
+    stop = len(shape) - after
+    out: list[tuple[str, Size, tuple[int, ...]]] = [(d, int(shape[i]), (i,)) for i, d in enumerate(dims[:v])]
+    out.append((dims[v], tuple(int(n) for n in shape[v:stop]), tuple(range(v, stop))))
+    out += [(d, int(shape[stop + j]), (stop + j,)) for j, d in enumerate(dims[v + 1:])]
+    return out
+
+
+def bind_shape(dims: tuple[str, ...], shape: tuple[int, ...]) -> dict[str, Size]:
+    """The sizes `shape` gives the names in `dims` (no checks; a rank that does not fit binds nothing)."""
+    pairs = split_shape(tuple(dims), tuple(shape))
+    return {} if pairs is None else {name: size for name, size, _ in pairs}
+
+
+def shape_of(dims: tuple[str, ...], sizes: Mapping[str, Size]) -> tuple[int, ...]:
+    """The shape named by `dims` at `sizes` (a variadic name expands to its tuple; when absent, a "*" one is
+    `()` and "+event" is `(sizes["output"],)`)."""
+    shape: list[int] = []
+    for d in dims:
+        if d.startswith(("*", "+")):
+            default = (sizes[_DEFAULT_VARIADIC[d]],) if d in _DEFAULT_VARIADIC else ()
+            shape.extend(sizes.get(d, default))  # type: ignore[arg-type]
+        else:
+            shape.append(int(sizes[d]))  # type: ignore[arg-type]
+    return tuple(shape)
 
 
 def _plain_array(name: str, value: object, expected: str = "") -> np.ndarray:
@@ -56,7 +122,7 @@ def check_array(
     name: str,
     value: object,
     dims: tuple[str, ...] | str,
-    bindings: MutableMapping[str, int] | None = None,
+    bindings: MutableMapping[str, Size] | None = None,
     *,
     kind: str = "float",
     finite: bool = True,
@@ -97,18 +163,23 @@ def check_array(
                          f"got dtype {value.dtype}: narrowing it would round, so convert it yourself")
     if kind == "int" and value.dtype.kind not in "iu":
         raise DTypeError(f"{name}: expected an integer array [{expected}], got dtype {value.dtype}")
-    if value.ndim != len(dims):
+    pairs = split_shape(dims, value.shape)
+    if pairs is None:
+        v = _variadic(dims)
+        rank = str(len(dims)) if v is None else f"at least {len(dims) - dims[v].startswith('*')}"
         raise ShapeError(
-            f"{name}: expected rank {len(dims)} [{expected}], got shape {value.shape}"
+            f"{name}: expected rank {rank} [{expected}], got shape {value.shape}"
         )
-    for axis, (dim, size) in enumerate(zip(dims, value.shape)):
-        if size == 0 and not allow_empty:
-            raise ShapeError(f"{name}: dimension '{dim}' (axis {axis}) is empty; expected at least 1, got shape "
+    for dim, size, axes in pairs:
+        where = f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
+        if value.shape and any(value.shape[a] == 0 for a in axes) and not allow_empty:
+            raise ShapeError(f"{name}: dimension '{dim}' ({where}) is empty; expected at least 1, got shape "
                              f"{value.shape}")
         if dim in bindings and bindings[dim] != size:
             raise ShapeError(
-                f"{name}: dimension '{dim}' (axis {axis}) must be {bindings[dim]} to match the other "
+                f"{name}: dimension '{dim}' ({where}) must be {bindings[dim]} to match the other "
                 f"arguments, got {size} (shape {value.shape})"
+                f"{_channels_first_hint(name, dims, value.shape, dim, bindings)}"
             )
         bindings[dim] = size
     if kind == "float" and value.dtype != np.float64:
@@ -121,7 +192,31 @@ def check_array(
     return value
 
 
-def as_real_array(name: str, value: object, dims: tuple[str, ...], bindings: MutableMapping[str, int] | None = None
+def _channels_first_hint(name: str, dims: tuple[str, ...], shape: tuple[int, ...], dim: str,
+                         bindings: Mapping[str, Size]) -> str:
+    """A hint when a channels-last shape [batch, *positions, C] was given channels-first [batch, C, *positions]."""
+    v = _variadic(dims)
+    if v is None or dim != dims[-1] or v != len(dims) - 2 or len(shape) < 3 or shape[v] != bindings.get(dim):
+        return ""
+    return (f"; it looks channels-first: {name} is channels-last [{', '.join(dims)}], so move the channel axis "
+            f"last (np.moveaxis({name}, {v}, -1), torch: {name}.movedim({v}, -1))")
+
+
+def channels_first_note(name: str, dims: tuple[str, ...], shape: tuple[int, ...], other_dims: tuple[str, ...],
+                        other_shape: tuple[int, ...]) -> str:
+    """A note for a size clash between a channels-last array `name` [batch, *positions, C] checked first and a
+    later one naming C: when `name`'s axis 1 has the later one's C, `name` is probably channels-first."""
+    v = _variadic(dims)
+    if v is None or v != len(dims) - 2 or len(shape) < 3 or dims[-1] not in other_dims:
+        return ""
+    axis = other_dims.index(dims[-1])
+    if len(other_shape) != len(other_dims) or other_shape[axis] != shape[v] or other_shape[axis] == shape[-1]:
+        return ""
+    return (f"; or {name} (shape {tuple(shape)}) is channels-first: it is channels-last [{', '.join(dims)}], so "
+            f"move its channel axis last (np.moveaxis({name}, {v}, -1), torch: {name}.movedim({v}, -1))")
+
+
+def as_real_array(name: str, value: object, dims: tuple[str, ...], bindings: MutableMapping[str, Size] | None = None
                   ) -> np.ndarray:
     """A real array-like (a number, nested lists, an integer or float array) as a checked float64 array.
 

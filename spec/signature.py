@@ -22,7 +22,7 @@ from .architecture import Architecture, VQArchitecture
 from .chains import Chain, Sizes, backward
 from .errors import ConfigError, DTypeError, ShapeError, describe
 from .numerics import MAX_FINITE
-from .shapes import check_array, check_scalar
+from .shapes import bind_shape, check_array, check_scalar
 
 CHAPTERS = ("vae", "vq", "estimators", "bayes", "quantizers")
 
@@ -186,7 +186,7 @@ class FunctionSpec:
             if arg.name not in args:
                 continue
             if arg.kind in ("array", "index"):
-                sizes.update(zip(arg.dims, np.shape(args[arg.name])))
+                sizes.update(bind_shape(arg.dims, np.shape(args[arg.name])))
             elif arg.kind == "size":
                 sizes[arg.dims[0]] = int(args[arg.name])
             elif arg.kind == "arch":

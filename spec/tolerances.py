@@ -146,7 +146,8 @@ def chain_length(function: str, arch: Architecture | VQArchitecture | None, batc
 
 
 def vq_chain_length(function: str, batch: int, dim: int, codes: int) -> tuple[int, int]:
-    """(n, n_ops) for the VQ functions on direct inputs (z_e [batch, dim], codebook [codes, dim]), or their VJPs.
+    """(n, n_ops) for the VQ functions on direct inputs (z_e [batch, dim], codebook [codes, dim]), or their VJPs;
+    for z_e [batch, *positions, dim] pass its N = batch·∏positions vectors as `batch`.
 
     The declarations' `CodebookChain`s: quantize, the straight-through z_e + (e − z_e), 2 roundings (its
     index is judged by the near-tie criterion, not by this bound); the auxiliary losses a mean over

@@ -19,6 +19,7 @@ from .architecture import Architecture, VQArchitecture
 from .chains import REPARAMETERIZE, NetworkChain, decoder, encoder, total
 from .errors import ConfigError, DomainError
 from .numerics import log_var_limits, reduction_length
+from .shapes import EVENT
 from .signature import Arg, Domain, FunctionSpec, Output
 
 ARCH = Arg("arch", "arch", types=(Architecture,))
@@ -34,8 +35,9 @@ LOG_VAR = Arg("log_var", "array", ("batch", "latent"), True,
               "finite reals in the dtype's domain (vaespec.spec.domains): e^log_var summed over the n terms stays "
               "representable, e.g. log_var ≤ 80.4 for 4096 float32 terms; below, only the size of −log_var/2 limits it")
 EPS = Arg("eps", "array", ("batch", "latent"), False, "finite reals (standard normal noise)")
-X_HAT = Arg("x_hat", "array", ("batch", "output"), True)
-TARGET = Arg("x", "array", ("batch", "output"), True)
+# reconstruction_loss compares whole examples: x̂ and x [batch, *event] ([batch, output] for the dense network's)
+X_HAT = Arg("x_hat", "array", ("batch", EVENT), True)
+TARGET = Arg("x", "array", ("batch", EVENT), True)
 BETA = Arg("beta", "scalar", domain="β ≥ 0", low=0.0)
 
 
@@ -103,7 +105,9 @@ def _direct_loss_vjp(chain):
 
 
 def _reconstruction_chain(s):
-    return reduction_length(s["batch"], s["output"])
+    """The features of an example are all its ∏event entries (a [batch, output] x̂ has event (output,))."""
+    features = int(np.prod(s[EVENT], dtype=np.int64)) if EVENT in s else s["output"]
+    return reduction_length(s["batch"], features)
 
 
 def _kl_chain(s):
@@ -149,7 +153,8 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                      "generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)  (prior path, p(z) = N(0, I))",
                      chain=DECODE, proofs=_FORMS, gradient_proofs=_NETWORK),
         FunctionSpec("reconstruction_loss", (X_HAT, TARGET, CONVENTION), (Output("loss", ()),),
-                     "R = reduce_batch(scale · reduce_features((x̂ − x)²))", domain=RECONSTRUCTION_DOMAIN,
+                     "R = reduce_batch(scale · reduce_features((x̂ − x)²)), the features of x [batch, *event] all "
+                     "its ∏event entries per example", domain=RECONSTRUCTION_DOMAIN,
                      chain=_reconstruction_chain, vjp_chain=_direct_loss_vjp(_reconstruction_chain),
                      gradient_proofs=("reconstruction_gradients",)),
         FunctionSpec("kl_divergence", (MU, LOG_VAR, CONVENTION), (Output("kl", ()),),

@@ -17,7 +17,7 @@ from .conventions import get_convention
 from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from .keys import MAX_DRAW, as_key
 from .numerics import check_dtype
-from .shapes import as_real_array, check_array, check_params, check_scalar
+from .shapes import as_real_array, channels_first_note, check_array, check_params, check_scalar
 from .signature import FunctionSpec
 
 
@@ -35,7 +35,7 @@ def named(functions: Mapping[str, FunctionSpec], function: str) -> FunctionSpec:
 
 
 def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64"
-               ) -> tuple[dict[str, Any], dict[str, int]]:
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`args` checked and converted against `spec` in `dtype`, and the dimension sizes they bind.
 
     Order: the mapping and `dtype`; missing arguments; `arch` (its type, and the sizes it binds);
@@ -49,7 +49,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     missing = [a.name for a in spec.args if a.name not in args]
     if missing:
         raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
-    checked, bindings = dict(args), {}
+    checked: dict[str, Any] = dict(args)
+    bindings: dict[str, Any] = {}
     arch: Architecture | VQArchitecture | None = None
     for arg in spec.args:
         if arg.kind == "arch":
@@ -71,7 +72,19 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     for arg in spec.args:
         value = args[arg.name]
         if arg.kind == "array":
-            value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
+            try:
+                value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
+            except ShapeError as error:  # a channels-first z_e checked before it makes the codebook look wrong
+                earlier = [a for a in spec.args[: spec.args.index(arg)] if a.kind == "array"
+                           and isinstance(checked.get(a.name), np.ndarray)]
+                notes = [channels_first_note(a.name, a.dims, np.shape(checked[a.name]), arg.dims, np.shape(value))
+                         for a in earlier]
+                # a variadic size is fixed by the whole shape of the array that bound it: name that array
+                notes += [f" (bound by {a.name}, shape {np.shape(checked[a.name])})" for a in earlier
+                          if any(d.startswith(("*", "+")) and d in arg.dims for d in a.dims)]
+                if not any(notes):
+                    raise
+                raise ShapeError(f"{error}{''.join(notes)}") from None
             if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
                 raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), "
                                   f"got values in [{value.min()}, {value.max()}]")
@@ -118,7 +131,7 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     return checked, bindings
 
 
-def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, int]) -> tuple[Any, ...]:
+def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, Any]) -> tuple[Any, ...]:
     """One float64 cotangent per float output of `spec` (see `vaespec.spec.contract.validate_vjp`), each an
     array of the output's named shape at `bindings` or, for a 0-d output, a finite real number."""
     function = spec.name

@@ -1,8 +1,13 @@
 """The VQ-VAE chapter of the contract: quantization, its losses, EMA codebooks, codebook health.
 
-Notation: `z_e` [batch, embedding] is the encoder output, `codebook` (C) [codes, embedding]
-holds K rows e_k, `k(b) = argmin_k ‖z_e[b] − e_k‖²` with ties to the **lowest** index, and
-`z_q[b] = e_{k(b)}`. `sg` is stop-gradient: its value passes, its derivative is 0.
+Notation: `z_e` [batch, *positions, embedding] is the encoder output, channels-last: positions = ()
+for the dense network's [batch, embedding], (T,) for a token sequence [batch, tokens, embedding],
+(H, W) for an image's [batch, height, width, embedding]. `codebook` (C) [codes, embedding] holds K rows
+e_k. Every position is quantized on its own: for each of the N = batch·∏positions vectors z = z_e[b, p],
+`k(b, p) = argmin_k ‖z − e_k‖²` with ties to the **lowest** index, and `z_q[b, p] = e_{k(b, p)}`; each
+function below is its [N, embedding] form applied to `z_e.reshape(N, embedding)`, indices [batch,
+*positions] reshaped back. Below, `b` ranges over those N vectors. `sg` is stop-gradient: its value
+passes, its derivative is 0.
 
 **Discrete choices.** The index `k(b)` is not a continuous function of its inputs, so a
 backend that computes distances in lower precision (or by the expanded form
@@ -13,9 +18,10 @@ compared with the reference *evaluated at the backend's own choices*, which are 
 against the criterion separately; so a backend must make the same choice for the same
 inputs in every function (deterministic argmin).
 
-**Reductions.** The codebook and commitment losses are means over batch × embedding
-(Edifice, sonnet); the reconstruction term of `vq_loss` follows the convention argument,
-like the VAE's.
+**Reductions.** The codebook and commitment losses are means over batch × positions × embedding,
+that is over all N·D entries of z_e (Edifice, sonnet; for positions = () over batch × embedding);
+usage, EMA counts and sums count all N vectors. The reconstruction term of `vq_loss` follows the
+convention argument, like the VAE's.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from .conventions import Convention
 from .errors import DomainError, ShapeError
 from .keys import Key
 from .numerics import MAX_FINITE, NARROW, distance_bound
-from .shapes import Float, Int
+from .shapes import POSITIONS, Float, Int
 from .signature import Arg, Domain, FunctionSpec, Law, Output
 from .vae import output_matches_input
 from .validation import check_args
@@ -57,33 +63,35 @@ def acceptable_codes(dtype: str, z_e: np.ndarray, codebook: np.ndarray) -> np.nd
 
     **Arguments**
     - `dtype`: the compute dtype of the backend whose choices are judged.
-    - `z_e` [batch, embedding], `codebook` [codes, embedding]: the inputs *as the backend received
-      them* (already rounded to its dtype).
+    - `z_e` [batch, *positions, embedding], `codebook` [codes, embedding]: the inputs *as the backend
+      received them* (already rounded to its dtype).
 
-    **Returns** a bool array [batch, codes]: `d_k − τ_k ≤ min_j (d_j + τ_j)` with `d` the float64
-    direct squared distances and `τ` = `vaespec.spec.tolerances.distance_bound`. A row with a single
-    True entry is *unambiguous*: every conforming backend must pick exactly that code.
+    **Returns** a bool array [batch, *positions, codes]: `d_k − τ_k ≤ min_j (d_j + τ_j)` with `d` the
+    float64 direct squared distances and `τ` = `vaespec.spec.tolerances.distance_bound`. A vector with a
+    single True entry is *unambiguous*: every conforming backend must pick exactly that code.
     """
     checked = check_args(FUNCTIONS["quantize"], {"z_e": z_e, "codebook": codebook}, dtype)[0]  # shapes, domain
     z, e = checked["z_e"], checked["codebook"]
+    lead = z.shape[:-1]
+    z = z.reshape(-1, z.shape[-1])
     d = ((z[:, None, :] - e[None, :, :]) ** 2).sum(axis=2)
     tau = distance_bound(dtype, z.shape[1], np.linalg.norm(z, axis=1)[:, None], np.linalg.norm(e, axis=1)[None, :])
-    return d - tau <= (d + tau).min(axis=1, keepdims=True)
+    return (d - tau <= (d + tau).min(axis=1, keepdims=True)).reshape(*lead, e.shape[0])
 
 
 ARCH = Arg("arch", "arch", types=(VQArchitecture,))
 PARAMS = Arg("params", "params", differentiable=True)
 ENCODER_PARAMS = Arg("params", "params", differentiable=True, layout="encoder")
 X = Arg("x", "array", ("batch", "input"), True)
-Z_E = Arg("z_e", "array", ("batch", "embedding"), True)
+Z_E = Arg("z_e", "array", ("batch", POSITIONS, "embedding"), True)
 CODEBOOK = Arg("codebook", "array", ("codes", "embedding"), True, "finite reals, K ≥ 1 rows")
 FROZEN_CODEBOOK = Arg("codebook", "array", ("codes", "embedding"), False, "finite reals, K ≥ 1 rows")
-FROZEN_Z_E = Arg("z_e", "array", ("batch", "embedding"), False)
+FROZEN_Z_E = Arg("z_e", "array", ("batch", POSITIONS, "embedding"), False)
 CONVENTION = Arg("convention", "convention")
 COMMITMENT_WEIGHT = Arg("commitment_weight", "scalar", domain="w ≥ 0 (default 0.25)", low=0.0)
 NUM_EMBEDDINGS = Arg("num_embeddings", "size", ("codes",), domain="K ≥ 1")
 EMBEDDING_DIM = Arg("embedding_dim", "size", ("embedding",), domain="D ≥ 1")
-INDICES = Arg("indices", "index", ("batch",), domain="0 ≤ index < K", bound="codes")
+INDICES = Arg("indices", "index", ("batch", POSITIONS), domain="0 ≤ index < K", bound="codes")
 KEY = Arg("key", "key", domain="a Key or an integer seed in [0, 2⁶⁴)")
 EMA_COUNTS = Arg("ema_counts", "array", ("codes",), domain="≥ 0 (biased moving average of counts)", low=0.0)
 EMA_SUMS = Arg("ema_sums", "array", ("codes", "embedding"), domain="finite (biased moving average of sums)")
@@ -98,11 +106,13 @@ USAGE = Arg("usage", "index", ("codes",), domain="≥ 0 (codebook_health's usage
 
 # ----------------------------------------------------------------------------- domains and chains
 def _distances_magnitude(a):
-    """max_b (‖z_e[b]‖ + max_k ‖e_k‖)²: every squared distance, and the aux losses' sums, stay below it."""
+    """max_b (‖z_e[b]‖ + max_k ‖e_k‖)² over the N vectors of z_e: every squared distance, and the aux losses'
+    sums, stay below it."""
     z, e = a["z_e"], a["codebook"]
-    if z.ndim != 2 or e.ndim != 2:
-        raise ShapeError(f"z_e, codebook: expected [batch, embedding] and [codes, embedding], got shapes "
+    if z.ndim < 2 or e.ndim != 2:
+        raise ShapeError(f"z_e, codebook: expected [batch, *positions, embedding] and [codes, embedding], got shapes "
                          f"{z.shape} and {e.shape}")
+    z = z.reshape(-1, z.shape[-1])
     return float(np.max((np.sqrt(np.sum(z * z, axis=1)) + np.sqrt(np.max(np.sum(e * e, axis=1)))) ** 2))
 
 
@@ -119,7 +129,7 @@ def _distances_limit(dtype: str) -> float:
     return MAX_FINITE["float32" if dtype in NARROW else dtype]
 
 
-# z_e [B, D] and the codebook [K, D] are not elementwise operands: no broadcast.
+# z_e [B, *P, D] and the codebook [K, D] are not elementwise operands: no broadcast.
 DISTANCES = Domain.bounded(("z_e", "codebook"), _distances_magnitude, _distances_refuse, broadcast=False,
                            limit=_distances_limit)
 
@@ -148,17 +158,19 @@ _fns = (
                  "z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb", "vq",
                  chain=NetworkChain(lambda arch, batch: encoder(arch))),
     FunctionSpec("quantize", (Z_E, CODEBOOK),
-                 (Output("z_q", ("batch", "embedding")), Output("indices", ("batch",), "int")),
-                 "k(b) = argmin_k ‖z_e[b] − e_k‖² (lowest index on ties); z_q = z_e + sg(e_k − z_e) "
+                 (Output("z_q", ("batch", POSITIONS, "embedding")), Output("indices", ("batch", POSITIONS), "int")),
+                 "for each vector b of the N = batch·∏positions: k(b) = argmin_k ‖z_e[b] − e_k‖² (lowest index on "
+                 "ties); z_q = z_e + sg(e_k − z_e) "
                  "(value e_k, gradient to z_e is the upstream gradient, none to the codebook)", "vq",
                  domain=DISTANCES, chain=_QUANTIZE, vjp_chain=_QUANTIZE, discrete=True,
                  kink="at an exact tie the lowest index is chosen, and every gradient through the choice (the "
                       "codebook loss's, the EMA's assignment) goes to that code only"),
     FunctionSpec("codebook_loss", (Z_E, CODEBOOK), (Output("loss", ()),),
-                 "L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})²  (gradient to the codebook only)", "vq",
+                 "L_cb = mean_{b,d} (sg(z_e) − e_{k(b)})² over the N·D entries (N = batch·∏positions; gradient to the "
+                 "codebook only)", "vq",
                  domain=DISTANCES, chain=_AUX, vjp_chain=_AUX_VJP, discrete=True),
     FunctionSpec("commitment_loss", (Z_E, CODEBOOK), (Output("loss", ()),),
-                 "L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))²  (gradient to z_e only)", "vq",
+                 "L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))² over the N·D entries (gradient to z_e only)", "vq",
                  domain=DISTANCES, chain=_AUX, vjp_chain=_AUX_VJP, discrete=True),
     FunctionSpec("vq_forward", (ARCH, PARAMS, CODEBOOK, X),
                  (Output("x_hat", ("batch", "output")), Output("indices", ("batch",), "int")),
@@ -178,7 +190,7 @@ _fns = (
                  (FROZEN_CODEBOOK, EMA_COUNTS, EMA_SUMS, EMA_STEP, FROZEN_Z_E, DECAY, EPSILON, TRAINING),
                  (Output("codebook", ("codes", "embedding")), Output("ema_counts", ("codes",)),
                   Output("ema_sums", ("codes", "embedding")), Output("ema_step", (), "int")),
-                 "if not training: unchanged. Else with k = quantize indices, n_k = #{b: k(b) = k}, "
+                 "if not training: unchanged. Else with k = quantize indices, n_k = #{b: k(b) = k} over the N vectors, "
                  "s_k = Σ_{b: k(b)=k} z_e[b], t = step + 1: counts′ = γ·counts + (1−γ)·n, sums′ = γ·sums + (1−γ)·s, "
                  "N̂ = counts′/(1 − γᵗ), Ŝ = sums′/(1 − γᵗ) (debiased), Ñ = laplace_smooth(N̂, ε), "
                  "e′_k = Ŝ_k / Ñ_k where Ñ_k > 0, else e_k unchanged", "vq",
@@ -188,13 +200,15 @@ _fns = (
                  discrete=True),
     FunctionSpec("codebook_health", (INDICES, NUM_EMBEDDINGS),
                  (Output("usage", ("codes",), "int"), Output("perplexity", ()), Output("dead_codes", (), "int")),
-                 "usage_k = #{b: k(b) = k}; p = usage / B; perplexity = exp(−Σ_k p_k log p_k) (0 log 0 = 0); "
+                 "usage_k = #{b: k(b) = k} over all N = batch·∏positions indices; p = usage / N; "
+                 "perplexity = exp(−Σ_k p_k log p_k) (0 log 0 = 0); "
                  "dead_codes = #{k: usage_k = 0}", "vq",
                  chain=lambda sizes: (sizes["codes"] + 6, 6)),  # the perplexity: K terms p log p, then exp
     FunctionSpec("reset_dead_codes", (FROZEN_CODEBOOK, USAGE, FROZEN_Z_E, KEY),
                  (Output("codebook", ("codes", "embedding")), Output("key", (), "key")),
-                 "(j, key′) = randint(key, B, (#dead,)); the dead rows (usage 0), in increasing index order, "
-                 "become z_e[j₀], z_e[j₁], …; live rows are unchanged", "vq", exact=True),
+                 "(j, key′) = randint(key, N, (#dead,)) with N = batch·∏positions; the dead rows (usage 0), in "
+                 "increasing index order, become Z[j₀], Z[j₁], … of Z = z_e.reshape(N, D); live rows are unchanged",
+                 "vq", exact=True),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
@@ -228,7 +242,7 @@ _laws = (
         "receives what the encoder would: d/d e_k codebook_loss = −Σ_{b: k(b)=k} d/d z_e[b] commitment_loss",
         ("codebook_loss", "commitment_loss", "quantize"), "any input", "roundoff", "vq"),
     Law("commitment_loss_gradient_reaches_encoder_only", "d commitment_loss / d C = 0 exactly, and "
-        "d/d z_e commitment_loss = 2 (z_e − z_q) / (B·D) with z_q from quantize",
+        "d/d z_e commitment_loss = 2 (z_e − z_q) / (N·D) with z_q from quantize (N = batch·∏positions)",
         ("commitment_loss", "quantize"), "any input", "roundoff", "vq"),
     Law("vq_forward_eq_decode_quantize_encode", "vq_forward(x) = (decode(z_q), k) with (z_q, k) = "
         "quantize(vq_encode(x), C)", ("vq_forward", "decode", "quantize", "vq_encode"), "any architecture",
@@ -247,15 +261,30 @@ _laws = (
         "count is > 0 when ε > 0", ("laplace_smooth",), "N ≥ 0, ΣN > 0, ε = 0 or ε ≥ 1e-5 (smaller ε underflows in "
                                                         "narrow arithmetic)",
         "roundoff", "vq"),
-    Law("codebook_health_usage_sums_to_batch", "Σ usage = B, usage_k = #{b: indices[b] = k}, dead_codes = "
+    Law("codebook_health_usage_sums_to_batch", "Σ usage = N (batch·∏positions, every index counted), "
+        "usage_k = #{b: indices[b] = k}, dead_codes = "
         "#{k: usage_k = 0}", ("codebook_health",), "any indices", "exact", "vq"),
     Law("perplexity_in_one_to_num_codes", "1 ≤ perplexity ≤ K; = 1 when one code is used, = K when all K are "
         "used equally often", ("codebook_health",), "any indices", "roundoff", "vq"),
     Law("reset_dead_codes_keeps_live_codes", "live rows are unchanged, each dead row becomes some row of z_e, and "
         "the result is a function of the key (same key, same codebook)", ("reset_dead_codes",), "any usage",
         "exact", "vq"),
+    Law("quantize_positions_eq_quantize_rows", "quantizing z_e [B, *positions, D] equals quantizing its N = "
+        "B·∏positions vectors z_e.reshape(N, D) and reshaping back: the indices agree on every vector with a clear "
+        "nearest code (both judged by the near-tie criterion), z_q within both straight-through roundings",
+        ("quantize",), "positions = () or 1–2 position axes", "criterion", "vq"),
+    Law("aux_losses_positions_eq_rows", "codebook_loss and commitment_loss of z_e [B, *positions, D] equal those "
+        "of z_e.reshape(N, D) (a mean over all N·D entries), and so do their gradients, reshaped",
+        ("codebook_loss", "commitment_loss"), "positions = () or 1–2 position axes", "roundoff", "vq"),
+    Law("ema_update_positions_eq_rows", "ema_update with z_e [B, *positions, D] equals ema_update with "
+        "z_e.reshape(N, D): every vector is counted and summed", ("ema_update",),
+        "positions = () or 1–2 position axes", "roundoff", "vq"),
+    Law("codebook_health_positions_eq_rows", "codebook_health of indices [B, *positions] equals codebook_health "
+        "of indices.reshape(N): usage and dead codes exactly, the perplexity within its bound",
+        ("codebook_health",), "positions = () or 1–2 position axes", "roundoff", "vq"),
     Law("init_codebook_deterministic_given_key", "init_codebook(K, D, key) is the same array on every call and "
-        "equals normal(key, (K, D))[0]; different keys give different codebooks", ("init_codebook",),
+        "different keys give different codebooks; on vaespec's key stream (a backend declaring key_stream = "
+        "'vaespec') it equals normal(key, (K, D))[0]", ("init_codebook",),
         "K, D ≥ 1", "exact", "vq"),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}
@@ -266,9 +295,10 @@ class VQBackend(Protocol):
     """What a VQ-VAE implementation provides (declare `chapters = ("vq",)` or `("vae", "vq")`).
 
     Same conventions as `VAEBackend`: float64 numpy in and out, integer indices as int64
-    arrays, `vjp(function, args, cotangent)` for the differentiable functions (the
-    cotangent covers the float outputs only: an array for `quantize` and `vq_forward`).
-    `decode` and `reconstruction_loss` are the VAE chapter's functions, used with a
+    arrays; `z_e` [batch, *positions, embedding] channels-last with indices [batch, *positions] (the
+    network functions' z_e is the dense network's [batch, embedding]), `vjp(function, args, cotangent)`
+    for the differentiable functions (the cotangent covers the float outputs only: an array for `quantize`
+    and `vq_forward`). `decode` and `reconstruction_loss` are the VAE chapter's functions, used with a
     `VQArchitecture`.
     """
 
@@ -279,13 +309,14 @@ class VQBackend(Protocol):
     def vq_encode(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
                   x: Float[np.ndarray, "batch input"]) -> Float[np.ndarray, "batch embedding"]: ...
 
-    def quantize(self, z_e: Float[np.ndarray, "batch embedding"], codebook: Float[np.ndarray, "codes embedding"]
-                 ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, " batch"]]: ...
+    def quantize(self, z_e: Float[np.ndarray, "batch *positions embedding"],
+                 codebook: Float[np.ndarray, "codes embedding"]
+                 ) -> tuple[Float[np.ndarray, "batch *positions embedding"], Int[np.ndarray, " batch *positions"]]: ...
 
-    def codebook_loss(self, z_e: Float[np.ndarray, "batch embedding"],
+    def codebook_loss(self, z_e: Float[np.ndarray, "batch *positions embedding"],
                       codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, ""]: ...
 
-    def commitment_loss(self, z_e: Float[np.ndarray, "batch embedding"],
+    def commitment_loss(self, z_e: Float[np.ndarray, "batch *positions embedding"],
                         codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, ""]: ...
 
     def vq_forward(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
@@ -306,7 +337,7 @@ class VQBackend(Protocol):
                    z_e: Float[np.ndarray, "batch embedding"], decay: float, epsilon: float,
                    training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]: ...
 
-    def codebook_health(self, indices: Int[np.ndarray, " batch"], num_embeddings: int
+    def codebook_health(self, indices: Int[np.ndarray, " batch *positions"], num_embeddings: int
                         ) -> tuple[Int[np.ndarray, " codes"], float, int]: ...
 
     def reset_dead_codes(self, codebook: Float[np.ndarray, "codes embedding"], usage: Int[np.ndarray, " codes"],

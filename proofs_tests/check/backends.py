@@ -13,6 +13,8 @@ from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.signature import CHAPTERS
 
+from ..laws import declared
+
 BASE = ("name", "device", "dtype", "vjp")
 
 
@@ -37,18 +39,27 @@ ALSO_NEEDED = {"vq": ("decode", "reconstruction_loss"),
 
 
 def required(backend) -> tuple[str, ...]:
-    """What `backend` must provide: the base attributes and every function of its chapters."""
+    """What `backend` must provide: the base attributes and every function of its chapters, less those it
+    declares it lacks (`provides` / `lacks`, `laws.declared`: their laws are n/a)."""
     mine = chapters(backend)
     names = [name for name, spec in FUNCTIONS.items() if spec.chapter in mine]
     names += [n for c in mine for n in ALSO_NEEDED.get(c, ()) if n not in names]
-    return (*BASE, *names)
+    lacking = declared.lacking(backend)
+    return (*BASE, *(n for n in names if n not in lacking))
 
 
 def check_backend(backend, origin: str = "backend"):
-    """Raise ConfigError naming what `backend` lacks of the protocols of the chapters it declares."""
+    """Raise ConfigError naming what `backend` lacks of the protocols of the chapters it declares, or a
+    malformed declaration (`laws.declared.validate`)."""
+    try:
+        declared.validate(backend)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None
     missing = [attr for attr in required(backend) if not _has(backend, attr)]
     if missing:
-        raise ConfigError(f"{origin}: {backend!r} declares chapters {chapters(backend)} but lacks {missing}")
+        raise ConfigError(f"{origin}: {backend!r} declares chapters {chapters(backend)} but lacks {missing}; "
+                          "a backend that implements only some functions of a chapter declares them "
+                          "(`provides = (...)` or `lacks = (...)`, docs/porting.md §3.6)")
     return backend
 
 

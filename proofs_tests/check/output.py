@@ -50,7 +50,7 @@ def _row(values, widths) -> str:
 
 
 def _ratio(result) -> str:
-    return "-" if result.verdict == "n/a" else f"{result.worst_ratio:.3g}"
+    return "-" if result.verdict in ("n/a", "skipped") else f"{result.worst_ratio:.3g}"
 
 
 def table(results, laws) -> str:
@@ -83,9 +83,12 @@ def failures(results, origins, profile: str) -> str:
     for result, origin in zip(results, origins):
         if result.passed:
             continue
-        reason = next((line for line in result.message.splitlines() if line.strip()), "(no message)")
+        said = [line for line in result.message.splitlines() if line.strip()]
+        reason = said[0] if said else "(no message)"
         lines += [f"{result.verdict}  {result.law} on {result.backend}/{result.device}/{result.dtype}",
-                  f"      {reason[:300]}", f"      reproduce: {reproduce(result, origin, profile)}"]
+                  f"      {reason[:300]}"]
+        lines += [f"      {line[:300]}" for line in said[1:2] if line.startswith("diagnosis:")]
+        lines += [f"      reproduce: {reproduce(result, origin, profile)}"]
     return "\n".join(lines)
 
 
@@ -98,7 +101,7 @@ def summary(results) -> str:
     lines = [_row(("chapter", "backend", "held", "failed", "n/a", "worst err/tol"), widths),
              _row(["-" * w for w in widths], widths)]
     for (chapter, backend), rows in groups.items():
-        checked = [r.worst_ratio for r in rows if r.verdict != "n/a"]
+        checked = [r.worst_ratio for r in rows if r.verdict not in ("n/a", "skipped")]
         lines.append(_row((chapter, backend, sum(r.verdict == "pass" for r in rows),
                            sum(not r.passed for r in rows), sum(r.verdict == "n/a" for r in rows),
                            f"{max(checked):.3g}" if checked else "-"), widths))

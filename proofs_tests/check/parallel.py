@@ -52,15 +52,16 @@ def _init(options: dict, threads: int, modules: list[str]) -> None:
     _WORKER["settings"] = profile_settings(options["profile"])
 
 
-def _run(law: str) -> tuple[str, list[dict]]:
+def _run(law: str, skip: dict[int, str] | None = None) -> tuple[str, list[dict]]:
     from .runner import run_laws
 
-    return law, [r.to_dict() for r in run_laws(law, _WORKER["backends"], _WORKER["settings"])]
+    return law, [r.to_dict() for r in run_laws(law, _WORKER["backends"], _WORKER["settings"], skip)]
 
 
-def run_parallel(laws: list[str], options: dict, jobs: int, expected: int):
+def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips: dict | None = None):
     """Yield (law, [LawResult]) as the workers finish them; `expected` backends per law (a check that
-    every worker built the same backends as this process)."""
+    every worker built the same backends as this process); `skips`: law -> {backend index: reason}."""
+    skips = skips or {}
     from .runner import LawResult
 
     threads = 1  # as `vaespec check` itself: tiny examples, and spinning OpenMP workers cost more than they give
@@ -71,7 +72,7 @@ def run_parallel(laws: list[str], options: dict, jobs: int, expected: int):
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init,
                              initargs=(options, threads, modules)) as pool:
-        futures = [pool.submit(_run, law) for law in laws]
+        futures = [pool.submit(_run, law, skips.get(law)) for law in laws]
         for future in as_completed(futures):
             law, rows = future.result()
             if len(rows) != expected:

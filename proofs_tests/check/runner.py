@@ -28,6 +28,8 @@ from hypothesis.internal.reflection import function_digest
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.laws import LAWS
 
+from ..laws import declared
+from ..laws.checking import Check
 from ..laws.compare import LawViolation
 from ..laws.registry import CHECKS
 
@@ -40,12 +42,12 @@ class LawResult:
     dtype: str
     examples: int
     worst_ratio: float
-    verdict: str  # "pass", "FAIL", "ERROR" or "n/a"
+    verdict: str  # "pass", "FAIL", "ERROR", "n/a"; with a skip/xfail file also "skipped", "xfail", "XPASS"
     message: str = ""
 
     @property
     def passed(self) -> bool:
-        return self.verdict in ("pass", "n/a")
+        return self.verdict in ("pass", "n/a", "skipped", "xfail")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +77,52 @@ def not_applicable(law: str, backend) -> LawResult | None:
     if type(backend) is ReferenceBackend and compares_with_reference(law):  # subclasses (controls) are checked
         return LawResult(**label, examples=0, worst_ratio=0.0, verdict="n/a",
                          message="the reference is what this law compares against")
+    reason = declared.not_applicable(law, backend)
+    if reason:
+        return LawResult(**label, examples=0, worst_ratio=0.0, verdict="n/a", message=reason)
     return None
+
+
+def _note(backend, example) -> str:
+    """What the first line of a failure adds: the convention handed to the backend and its declarations."""
+    parts = []
+    drawn = getattr(example, "args", {}).get("convention")
+    if drawn is not None and hasattr(drawn, "name"):
+        parts.append(f"convention {declared.convention_for(backend, drawn).name!r}")
+    said = declared.describe(backend)
+    if said:
+        parts.append(said)
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _labelled(check: Check) -> Check:
+    """`check` whose LawViolations name, in their first line, the convention and the declared variants (the
+    exception itself is amended and re-raised, so Hypothesis sees the same failure at the same place)."""
+    def run(backend, example, draw):
+        try:
+            return check.run(backend, example, draw)
+        except LawViolation as violation:
+            text = str(violation)
+            first, sep, rest = text.partition("\n")
+            note = _note(backend, example)
+            if note and not first.endswith(note):
+                violation.args = (first + note + sep + rest, *violation.args[1:])
+            raise
+    return Check(check.law, check.strategy, run)
+
+
+def _with_diagnosis(violation: LawViolation) -> str:
+    """The message of `violation` with its diagnosis (`laws.diagnosis`) as the second line, where it has one."""
+    text = str(violation)
+    diagnose = getattr(violation, "diagnose", None)
+    if diagnose is None:
+        return text
+    try:
+        line = diagnose()
+    except Exception as error:  # noqa: BLE001  (a diagnosis never changes a verdict, whatever it raises)
+        line = f"diagnosis: not available ({type(error).__name__}: {str(error)[:200]})"
+    first, sep, rest = text.partition("\n")
+    return first + "\n" + line + sep + rest
 
 
 def _solo_test(check, backend, settings: Settings, stats: dict):
@@ -108,12 +155,14 @@ def _outcome(label: dict, stats: dict, error: BaseException | None) -> LawResult
     if found and not isinstance(error, LawViolation):  # several distinct failures: each one breaks the law
         more = f"\n(Hypothesis found {len(error.exceptions)} distinct failures; the first is shown)"
         return LawResult(**label, examples=stats["examples"], worst_ratio=stats["worst"], verdict="FAIL",
-                         message=str(found[0]) + more)
+                         message=_with_diagnosis(found[0]) + more)
     if error is None:
         return LawResult(**label, examples=stats["examples"], worst_ratio=stats["worst"], verdict="pass")
     if isinstance(error, LawViolation):
         return LawResult(**label, examples=stats["examples"], worst_ratio=stats["worst"], verdict="FAIL",
-                         message=str(error))
+                         message=_with_diagnosis(error))
+    if isinstance(error, declared.NotApplicable):
+        return LawResult(**label, examples=0, worst_ratio=0.0, verdict="n/a", message=str(error))
     # a crash is a verdict too, not a harness failure
     return LawResult(**label, examples=stats["examples"], worst_ratio=stats["worst"], verdict="ERROR",
                      message="".join(traceback.format_exception_only(type(error), error)).strip())
@@ -127,7 +176,7 @@ def run_law(law: str, backend, settings: Settings, *, seed: int | None = None) -
     if skipped is not None:
         return skipped
     stats = {"examples": 0, "worst": 0.0}
-    test = _solo_test(CHECKS[law], backend, settings, stats)
+    test = _solo_test(_labelled(CHECKS[law]), backend, settings, stats)
     if seed is not None:
         test = with_seed(seed)(test)
     try:
@@ -167,19 +216,27 @@ def _derandomized_seed(law: str, backend, settings: Settings) -> int:
     return int_from_bytes(function_digest(inner))
 
 
-def run_laws(law: str, backends: list, settings: Settings) -> list[LawResult]:
+def skipped(law: str, backend, reason: str) -> LawResult:
+    """The "skipped" row of a law listed in a skip file."""
+    return LawResult(**_label(law, backend), examples=0, worst_ratio=0.0, verdict="skipped", message=reason)
+
+
+def run_laws(law: str, backends: list, settings: Settings, skip: dict[int, str] | None = None) -> list[LawResult]:
     """`run_law(law, b, settings)` for every backend `b`, drawing the examples once for all of them.
 
     Per example, each backend still checked gets its own copy of the example, and the draws a
     check makes are drawn once and replayed to the others. A backend that fails, crashes, or
     draws differently from the rest is dropped from the shared run and re-run alone with the
-    same seed, which reproduces the examples it saw and lets Hypothesis shrink.
+    same seed, which reproduces the examples it saw and lets Hypothesis shrink. `skip` maps the index of a
+    backend not to run (a skip file's entry) to the reason.
     """
-    results: list[LawResult | None] = [not_applicable(law, b) for b in backends]
+    skip = skip or {}
+    results: list[LawResult | None] = [skipped(law, b, skip[i]) if i in skip else not_applicable(law, b)
+                                       for i, b in enumerate(backends)]
     active = [i for i, r in enumerate(results) if r is None]
     if not active:
         return results  # type: ignore[return-value]
-    check = CHECKS[law]
+    check = _labelled(CHECKS[law])
     run_seed = (_derandomized_seed(law, backends[active[0]], settings) if settings.derandomize
                 else secrets.randbits(64))
     stats = {i: {"examples": 0, "worst": 0.0} for i in active}

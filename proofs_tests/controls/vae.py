@@ -123,6 +123,20 @@ class ReconstructionSummedOverBatch(NegativeControl):
         return losses.reconstruction_loss(x_hat, x, summed)
 
 
+class ReconstructionMeanOverLastAxis(NegativeControl):
+    bug = ("a 'mean over features' taken over the last axis only, the other event axes summed (code written for "
+           "[B, D] with .mean(-1), given an image [B, C, H, W]): right on [B, D]")
+    caught_by = "reconstruction_loss_matches_reference"
+
+    def reconstruction_loss(self, x_hat, x, convention):
+        c = get_convention(convention)
+        x_hat, x = np.asarray(x_hat, np.float64), np.asarray(x, np.float64)
+        if c.reconstruction_feature_reduction != "mean" or x_hat.ndim <= 2:
+            return losses.reconstruction_loss(x_hat, x, c)
+        per = ((x_hat - x) ** 2).mean(axis=-1).reshape(x.shape[0], -1).sum(axis=1) * c.reconstruction_scale
+        return np.asarray(per.sum() if c.reconstruction_batch_reduction == "sum" else per.mean())
+
+
 class DecoderFedMu(NegativeControl):
     bug = "forward decodes μ instead of the sampled z"
     caught_by = "forward_eq_decode_reparameterize"

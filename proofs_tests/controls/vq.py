@@ -29,7 +29,7 @@ class ArgmaxDistance(_VQControl):
     caught_by = "quantize_nearest_code_within_bound"
 
     def quantize(self, z_e, codebook):
-        return _rows(z_e, codebook, vq.squared_distances(z_e, codebook).argmax(axis=1))
+        return _rows(z_e, codebook, vq.squared_distances(z_e, codebook).argmax(axis=-1))
 
 
 class L1Distance(_VQControl):
@@ -37,7 +37,7 @@ class L1Distance(_VQControl):
     caught_by = "quantize_nearest_code_within_bound"
 
     def quantize(self, z_e, codebook):
-        return _rows(z_e, codebook, np.abs(z_e[:, None, :] - codebook[None]).sum(axis=2).argmin(axis=1))
+        return _rows(z_e, codebook, np.abs(z_e[..., None, :] - codebook).sum(axis=-1).argmin(axis=-1))
 
 
 class TiesToLastIndex(_VQControl):
@@ -46,7 +46,7 @@ class TiesToLastIndex(_VQControl):
 
     def quantize(self, z_e, codebook):
         d = vq.squared_distances(z_e, codebook)
-        return _rows(z_e, codebook, d.shape[1] - 1 - d[:, ::-1].argmin(axis=1))
+        return _rows(z_e, codebook, d.shape[-1] - 1 - d[..., ::-1].argmin(axis=-1))
 
 
 class DotProductSimilarity(_VQControl):
@@ -54,7 +54,7 @@ class DotProductSimilarity(_VQControl):
     caught_by = "quantize_translation_invariance"
 
     def quantize(self, z_e, codebook):
-        return _rows(z_e, codebook, (z_e @ codebook.T).argmax(axis=1))
+        return _rows(z_e, codebook, (z_e @ codebook.T).argmax(axis=-1))
 
 
 class NoStraightThrough(_VQControl):
@@ -127,7 +127,7 @@ class EMADecaySwapped(_VQControl):
         if not training:
             return codebook.copy(), ema_counts.copy(), ema_sums.copy(), ema_step
         k = vq.nearest_code(z_e, codebook)
-        n = np.bincount(k, minlength=codebook.shape[0]).astype(np.float64)
+        n = np.bincount(k.ravel(), minlength=codebook.shape[0]).astype(np.float64)
         s = np.zeros_like(codebook)
         np.add.at(s, k, z_e)
         counts = (1 - decay) * ema_counts + decay * n
@@ -192,8 +192,8 @@ class NearestCodeInFloat32(_VQControl):
 
     def quantize(self, z_e, codebook):
         z, e = z_e.astype(np.float32), codebook.astype(np.float32)
-        d = (z * z).sum(1)[:, None] - np.float32(2) * (z @ e.T) + (e * e).sum(1)[None, :]
-        return _rows(z_e, codebook, d.argmin(axis=1).astype(np.int64))
+        d = (z * z).sum(-1)[..., None] - np.float32(2) * (z @ e.T) + (e * e).sum(1)
+        return _rows(z_e, codebook, d.argmin(axis=-1).astype(np.int64))
 
 
 class TieGradientToLastIndex(_VQControl):
@@ -203,8 +203,69 @@ class TieGradientToLastIndex(_VQControl):
 
     def codebook_loss_vjp(self, args, cotangent):
         d = vq.squared_distances(args["z_e"], args["codebook"])
-        last = (d.shape[1] - 1 - d[:, ::-1].argmin(axis=1)).astype(np.int64)
+        last = (d.shape[-1] - 1 - d[..., ::-1].argmin(axis=-1)).astype(np.int64)
         return self.reference_vjp("codebook_loss", {**args, "indices": last}, cotangent)
+
+
+class ChannelsFirstQuantize(_VQControl):
+    bug = ("quantize reads a channels-last z_e [B, *positions, D] as channels-first [B, D, *positions] (code ported "
+           "from torch's NCHW layout): it moves axis 1 last before flattening to vectors, so for any positions each "
+           "'vector' mixes entries of several positions. On [B, D] the move is the identity and it is right")
+    caught_by = "quantize_positions_eq_quantize_rows"
+
+    def quantize(self, z_e, codebook):
+        moved = np.moveaxis(z_e, 1, -1)  # the transposition meant for [B, D, *positions]
+        k = vq.nearest_code(moved.reshape(-1, z_e.shape[-1]), codebook).reshape(z_e.shape[:-1])
+        return _rows(z_e, codebook, k)
+
+
+class AuxLossOverBatchOnly(_VQControl):
+    bug = ("codebook_loss and commitment_loss divide Σ (z_e − e_k)² by batch × embedding only, not by batch × "
+           "positions × embedding: ∏positions times too large for spatial or sequence z_e, right on [B, D]")
+    caught_by = "aux_losses_positions_eq_rows"
+
+    @staticmethod
+    def _scale(z_e):
+        return z_e.size / (z_e.shape[0] * z_e.shape[-1])  # ∏positions
+
+    def codebook_loss(self, z_e, codebook):
+        return vq.codebook_loss(z_e, codebook) * self._scale(z_e)
+
+    def commitment_loss(self, z_e, codebook):
+        return vq.commitment_loss(z_e, codebook) * self._scale(z_e)
+
+    def _scaled_vjp(self, function, args, cotangent):
+        grads = self.reference_vjp(function, args, cotangent)
+        return {name: g * self._scale(np.asarray(args["z_e"])) for name, g in grads.items()}
+
+    def codebook_loss_vjp(self, args, cotangent):
+        return self._scaled_vjp("codebook_loss", args, cotangent)
+
+    def commitment_loss_vjp(self, args, cotangent):
+        return self._scaled_vjp("commitment_loss", args, cotangent)
+
+
+class EMACountsFirstPositionOnly(_VQControl):
+    bug = ("ema_update counts and sums only the first position of each example (z_e[:, 0, …] for spatial z_e, "
+           "as code written for [B, D] that indexes z_e[b] does): right on [B, D]")
+    caught_by = "ema_update_positions_eq_rows"
+
+    def ema_update(self, codebook, ema_counts, ema_sums, ema_step, z_e, decay, epsilon, training):
+        z_e = np.asarray(z_e)
+        first = z_e.reshape(z_e.shape[0], -1, z_e.shape[-1])[:, 0, :]
+        return vq.ema_update(codebook, ema_counts, ema_sums, ema_step, first, decay, epsilon, training)
+
+
+class UsageOverFirstAxis(_VQControl):
+    bug = ("codebook_health normalises the usage by the batch size B instead of the N = B·∏positions indices "
+           "counted: p sums to ∏positions, so the perplexity is wrong for spatial or sequence indices")
+    caught_by = "codebook_health_positions_eq_rows"
+
+    def codebook_health(self, indices, num_embeddings):
+        indices = np.asarray(indices)
+        usage, _, dead = vq.codebook_health(indices, num_embeddings)
+        p = usage[usage > 0] / indices.shape[0]
+        return usage, np.asarray(np.exp(-np.sum(p * np.log(p)))), dead
 
 
 CONTROLS: dict[str, type[NegativeControl]] = {
@@ -213,5 +274,6 @@ CONTROLS: dict[str, type[NegativeControl]] = {
         CommitmentWithoutStopGradient, CommitmentWeightOnCodebookTerm, EMANotDebiased, EMADecaySwapped,
         EMAUpdatesInEvalMode,
         LaplaceWithoutRescale, PerplexityIsEntropy, ResetAllCodes, DecoderInputDetached, NearestCodeInFloat32,
-        TieGradientToLastIndex)
+        TieGradientToLastIndex, ChannelsFirstQuantize, AuxLossOverBatchOnly, EMACountsFirstPositionOnly,
+        UsageOverFirstAxis)
 }

@@ -48,6 +48,7 @@ from vaespec import impl, reference
 from vaespec.impl import vq as impl_vq
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import VaespecError
+from vaespec.spec.shapes import bind_shape, shape_of
 
 from .values import Bad, mutations, overrides, pools
 
@@ -71,7 +72,9 @@ ALL = [("reference", reference), ("impl", impl), ("impl", impl_vq)]
 HOT_PATH = {"log_importance_weights", "elbo", "iwae_bound", "reconstruct", "generate", "log_mean_exp",
             "contract_likelihood"}
 # Internal or purely descriptive callables, not part of the value-checking API.
-SKIP = {"describe", "show"}
+SKIP = {"describe", "show",
+        # shape metadata (dimension names, shapes as tuples), not a user's data: their callers' values are fuzzed
+        "split_shape", "bind_shape", "shape_of", "channels_first_note"}
 # Value mutations the hot path does not look at (labels, or label prefixes ending in "*").
 VALUES = {"NaN", "Inf", "-Inf", "huge 1e300", "1e154", "subnormal", "random scale*", "a NaN function",
           "random non-finite entry"}
@@ -88,6 +91,7 @@ METADATA = {"check_array": {"name", "dims", "bindings", "kind", "finite", "allow
 # name, or its last component for every target of that name.
 BY_DESIGN = {("contract_likelihood", "decoder_log_var"): {"wrong rank"},  # any rank broadcastable to x̂
              ("vaespec.impl.embedding.embedding_lookup", "indices"): {"wrong rank"},  # [batch] or [batch, fields]
+             ("codebook_health", "indices"): {"wrong rank"},  # [batch, *positions]: any rank ≥ 1
              # the domain helpers read their operands only; the rest of a validated mapping passes through
              # a mapping of arguments may hold more than the function's (one pool of examples for many)
              **{(f, "args"): {"a non-str key", "an extra key"} for f in ("magnitudes", "check_domain", "call", "vjp",
@@ -202,9 +206,9 @@ def _cotangent(function: str, pool: dict):
     sizes = {d: getattr(arch, f) for d, f in fields.items() if hasattr(arch, f)}
     for a in spec.args:
         if a.kind in ("array", "index"):
-            sizes.update(zip(a.dims, np.shape(pool[a.name])))
+            sizes.update(bind_shape(a.dims, np.shape(pool[a.name])))
     outs = [o for o in spec.outputs if o.kind == "float"]
-    values = tuple(np.ones(tuple(sizes[d] for d in o.dims)) if o.dims else 1.0 for o in outs)
+    values = tuple(np.ones(shape_of(o.dims, sizes)) if o.dims else 1.0 for o in outs)
     return values if len(values) > 1 else values[0]
 
 

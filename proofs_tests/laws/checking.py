@@ -11,13 +11,15 @@ import numpy as np
 
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec import dtypes
-from vaespec.spec.contract import FUNCTIONS, call
+from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import describe
 from vaespec.spec.keys import Key, as_key
 from vaespec.spec.tolerances import LOG_VAR_DOMAIN
 
+from . import declared, variants
 from .compare import LawViolation, LazyText, as_input, repro, round_to
 from .tolerance import with_choices
+from .variants import plain_reference
 
 REFERENCE = ReferenceBackend()
 
@@ -37,11 +39,15 @@ class Check:
     run: Callable
 
 
-def function_args(function: str, example, dtype: str) -> dict[str, Any]:
-    """The arguments of `function` taken from `example`, as the laws hand them to a backend in `dtype`:
-    arrays rounded and flushed (`laws.compare.as_input`), the `ROUNDED_SCALARS` rounded, and a log-variance
-    clipped to the dtype's stated domain (`LOG_VAR_DOMAIN`: only float16's is narrower than the
-    strategies' |lv| ≤ 20)."""
+def function_args(function: str, example, backend) -> dict[str, Any]:
+    """The arguments of `function` taken from `example`, as the laws hand them to `backend` (or to a backend
+    computing in the dtype named by `backend`, a string): arrays rounded and flushed (`laws.compare.as_input`),
+    the `ROUNDED_SCALARS` rounded, and a log-variance clipped to the dtype's stated domain (`LOG_VAR_DOMAIN`:
+    only float16's is narrower than the strategies' |lv| ≤ 20). Given a backend, what it declares
+    (`laws.declared`) is applied too: a drawn convention it does not support becomes one it does, and a
+    variant that fixes an argument (ε, the decoder variance, binary targets) fixes it here, for the backend
+    and the reference alike."""
+    dtype = backend if isinstance(backend, str) else backend.dtype
     args = {}
     for a in FUNCTIONS[function].args:
         value = example.args[a.name]
@@ -50,18 +56,24 @@ def function_args(function: str, example, dtype: str) -> dict[str, Any]:
         args[a.name] = as_input(dtype, value)
     if "log_var" in args:
         args["log_var"] = np.clip(args["log_var"], -LOG_VAR_DOMAIN[dtype], LOG_VAR_DOMAIN[dtype])
-    return args
+    return args if isinstance(backend, str) else declared.adapt_args(backend, function, args)
 
 
-def reference_at(function: str, args, indices=None):
-    """The float64 reference of `function` at `args`, at the code choices `indices` where it makes one."""
-    if indices is None:
-        return call(REFERENCE, function, args)
-    return getattr(REFERENCE, function)(*(args[a.name] for a in FUNCTIONS[function].args), indices=indices)
+def reference_at(function: str, args, indices=None, backend=None):
+    """The float64 reference of `function` at `args`, at the code choices `indices` where it makes one; under
+    the variants `backend` declares (`laws.variants`), if given."""
+    chosen = declared.variants(backend) if backend is not None else {}
+    if chosen:
+        return variants.value(function, args, indices, chosen)
+    return plain_reference(function, args, indices)
 
 
-def reference_vjp_at(function: str, args, cotangent, indices=None):
-    """The reference's vjp of `function` at `args` (at the code choices `indices`, if any)."""
+def reference_vjp_at(function: str, args, cotangent, indices=None, backend=None):
+    """The reference's vjp of `function` at `args` (at the code choices `indices`, if any), under the variants
+    `backend` declares, if given."""
+    chosen = declared.variants(backend) if backend is not None else {}
+    if chosen:
+        return variants.gradient(function, args, cotangent, indices, chosen)
     return REFERENCE.vjp(function, with_choices(args, indices), cotangent)
 
 

@@ -20,14 +20,23 @@ from .checking import REFERENCE, context, reference_at, reference_vjp_at
 from .compare import LawViolation
 
 
-def check_indices(function: str, indices, batch: int, codes: int, ctx: str) -> np.ndarray:
-    """The backend's indices as int64 [batch] in [0, codes), or a LawViolation saying what is wrong."""
+def vectors(z_e) -> np.ndarray:
+    """z_e [batch, *positions, D] as its N = batch·∏positions vectors [N, D] (every one is quantized alone)."""
+    z_e = np.asarray(z_e, np.float64)
+    return z_e.reshape(-1, z_e.shape[-1])
+
+
+def check_indices(function: str, indices, shape, codes: int, ctx: str) -> np.ndarray:
+    """The backend's indices as int64 of `shape` (z_e's [batch, *positions]; an int: [batch]) in [0, codes), or a
+    LawViolation saying what is wrong."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise LawViolation(f"{function}: indices must be integers, got dtype {indices.dtype}\n{ctx}")
-    if indices.shape != (batch,):
-        raise LawViolation(f"{function}: indices must have shape ({batch},), got {indices.shape}\n{ctx}")
-    if batch and (indices.min() < 0 or indices.max() >= codes):
+    if indices.shape != shape:
+        raise LawViolation(f"{function}: indices must have shape {shape} (z_e's [batch, *positions]), got "
+                           f"{indices.shape}\n{ctx}")
+    if indices.size and (indices.min() < 0 or indices.max() >= codes):
         raise LawViolation(f"{function}: indices must lie in [0, {codes}), got [{indices.min()}, "
                            f"{indices.max()}]\n{ctx}")
     return indices.astype(np.int64)
@@ -36,10 +45,13 @@ def check_indices(function: str, indices, batch: int, codes: int, ctx: str) -> n
 def judge_choices(function: str, dtype: str, z_e, codebook, indices, ctx: str) -> float:
     """Raise LawViolation unless every chosen index satisfies the near-tie criterion for `z_e`.
 
-    Returns the worst ratio (d_j − min_k d_k) / (τ_j + τ_k*) over the rows, ≤ 1 when all hold.
+    `z_e` [batch, *positions, D] with `indices` [batch, *positions]: each of its N vectors is judged (row b
+    below counts them in C order). Returns the worst ratio (d_j − min_k d_k) / (τ_j + τ_k*) over them, ≤ 1
+    when all hold.
     """
     z_e, codebook = np.asarray(z_e, np.float64), np.asarray(codebook, np.float64)
-    indices = check_indices(function, indices, z_e.shape[0], codebook.shape[0], ctx)
+    indices = check_indices(function, indices, z_e.shape[:-1], codebook.shape[0], ctx).reshape(-1)
+    z_e = vectors(z_e)
     ok = acceptable_codes(dtype, z_e, codebook)
     rows = np.arange(z_e.shape[0])
     d = vq.squared_distances(z_e, codebook)
@@ -67,8 +79,8 @@ def distance_slack(dtype: str, z_e, codebook) -> np.ndarray:
 
 
 def unambiguous(dtype: str, z_e, codebook) -> np.ndarray:
-    """bool [batch]: rows whose code every conforming backend must agree on (one acceptable code)."""
-    return acceptable_codes(dtype, z_e, codebook).sum(axis=1) == 1
+    """bool [batch, *positions]: vectors whose code every conforming backend must agree on (one acceptable code)."""
+    return acceptable_codes(dtype, z_e, codebook).sum(axis=-1) == 1
 
 
 def makes_choices(function: str) -> bool:
@@ -98,7 +110,7 @@ def backend_choices(backend, function: str, args, ctx: str):
         _, indices = backend.vq_forward(args["arch"], args["params"], args["codebook"], args["x"])
         z_e = backend.vq_encode(args["arch"], args["params"], args["x"])
     judge_choices(function, backend.dtype, z_e, args["codebook"], indices, ctx)
-    return check_indices(function, indices, z_e.shape[0], args["codebook"].shape[0], ctx)
+    return check_indices(function, indices, np.shape(z_e)[:-1], args["codebook"].shape[0], ctx)
 
 
 def reference(function: str, args, indices):

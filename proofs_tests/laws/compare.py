@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from vaespec.spec import dtypes
-from vaespec.spec.architecture import Architecture
-from vaespec.spec.conventions import Convention
+from vaespec.spec.architecture import Architecture, VQArchitecture
+from vaespec.spec.conventions import PRESETS, Convention
 from vaespec.spec.tolerances import Bound
 
 
@@ -67,11 +67,16 @@ def flush_inputs(dtype: str, value):
 def _literal(value) -> str:
     if isinstance(value, np.ndarray):
         return "np.array(" + np.array2string(value, separator=", ", precision=17, threshold=10**6) + ")"
-    if isinstance(value, Architecture):
-        fields = ", ".join(f"{k}={v!r}" for k, v in value.to_dict().items())
-        return f"Architecture({fields})".replace("[", "(").replace("]", ")")
+    if isinstance(value, (Architecture, VQArchitecture)):
+        fields = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in value.to_dict().items())
+        return f"{type(value).__name__}({fields})"
     if isinstance(value, Convention):
-        return repr(value.name)
+        if PRESETS.get(value.name) == value:
+            return f"get_convention({value.name!r})"
+        fields = ", ".join(f"{k}={v!r}" for k, v in value.to_dict().items())
+        return f"Convention({fields})"
+    if isinstance(value, np.generic):
+        return repr(value.item())
     if isinstance(value, Mapping):
         return "{" + ", ".join(f"{k!r}: {_literal(v)}" for k, v in value.items()) + "}"
     if isinstance(value, tuple):
@@ -106,11 +111,53 @@ class LazyText:
         return LazyText(lambda: str(other) + str(self))
 
 
+def literal(value) -> str:
+    """`value` as Python source that rebuilds it (arrays to 17 digits), for repro snippets."""
+    return _literal(value)
+
+
+def _constructor(backend) -> tuple[list[str], str]:
+    """(import lines, expression) that build `backend` again, where its class can be imported and built from
+    its device and dtype alone; else no import and `...` for the user to fill in."""
+    import importlib
+    import inspect
+
+    target = getattr(backend, "_target", backend)  # a `check.guard.Guarded` backend: the user's object
+    cls = type(target)
+    module, name = cls.__module__, cls.__qualname__
+    try:
+        importable = "." not in name and getattr(importlib.import_module(module), name, None) is cls
+        parameters = inspect.signature(cls).parameters.values()
+    except (ImportError, TypeError, ValueError):
+        return [], "..."
+    given, imports = [], [f"from {module} import {name}"]
+    for p in parameters:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name not in ("device", "dtype"):
+            if p.default is p.empty:
+                return [], "..."
+            continue
+        value = str(getattr(target, p.name, "?"))
+        if p.name == "dtype" and type(p.default).__module__ == "torch":  # a torch dtype is what it takes
+            imports.append("import torch")
+            given.append(f"dtype=torch.{value}")
+        else:
+            given.append(f"{p.name}={value!r}")
+    if not importable:
+        return [], "..."
+    return imports, f"{name}({', '.join(given)})"
+
+
 def repro(function: str, args: Mapping[str, Any], backend) -> str:
-    """A Python snippet that calls `function` on the reference and on `backend` with `args`."""
-    lines = ["import numpy as np", "from vaespec.spec.architecture import Architecture",
-             "from vaespec.reference import ReferenceBackend",
-             (f"backend = ...  # {getattr(backend, 'name', backend)!s} on {getattr(backend, 'device', '?')}, "
+    """A Python snippet that calls `function` on `backend` and on the reference with `args` and prints both;
+    it builds `backend` where its class is importable (`_constructor`), else leaves `backend = ...` to fill in."""
+    imports, build = _constructor(backend)
+    lines = ["import numpy as np", "from vaespec.spec.architecture import Architecture, VQArchitecture",
+             "from vaespec.spec.conventions import Convention, get_convention",
+             "from vaespec.reference import ReferenceBackend", *imports,
+             "np.set_printoptions(precision=17)",
+             (f"backend = {build}  # {getattr(backend, 'name', backend)!s} on {getattr(backend, 'device', '?')}, "
               f"{getattr(backend, 'dtype', '?')}"),
              "args = {"]
     lines += [f"    {k!r}: {_literal(v)}," for k, v in args.items()]

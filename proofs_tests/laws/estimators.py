@@ -19,8 +19,9 @@ from vaespec.spec.tolerances import statistical_z
 
 from ..strategies import estimators as strat
 from ..strategies import vae as strategies
+from . import declared, variants
 from .checking import Check, context, function_args
-from .compare import LawViolation, as_input, assert_within
+from .compare import LawViolation, as_input, assert_within, literal
 from .tolerance import tolerance
 
 SEED = 20261122
@@ -29,7 +30,7 @@ _MAX_SHIFT = 1e4
 
 
 def _args(function, example, backend):
-    return function_args(function, example, backend.dtype)
+    return function_args(function, example, backend)
 
 
 def _order(what: str, smaller, larger, tol, ctx: str) -> float:
@@ -56,11 +57,15 @@ def _softplus(y):
 def gaussian_nll_eq_scaled_reconstruction_loss(backend, example, draw):
     a = _args("gaussian_log_likelihood", example, backend)
     level = as_input(backend.dtype, np.asarray(draw(strategies.floats(-strat.MAX_ABS_LOG_VAR, strat.MAX_ABS_LOG_VAR))))
-    c = draw(strategies.conventions())
+    c = declared.convention_for(backend, draw(strategies.conventions()))
     x_hat, x = a["x_hat"], a["x"]
-    args = {"x_hat": x_hat, "x": x, "log_var": np.full_like(x, float(level))}
+    args = declared.adapt_args(backend, "gaussian_log_likelihood",
+                               {"x_hat": x_hat, "x": x, "log_var": np.full_like(x, float(level))})
+    level = float(args["log_var"].flat[0]) if args["log_var"].size else float(level)  # a declared unit variance: 0
     log_prob = backend.gaussian_log_likelihood(x_hat, x, args["log_var"])
     features, var = x.shape[1], math.exp(float(level))
+    if declared.variants(backend).get("gaussian_constant", True) is False:  # put the declared-away constant back
+        log_prob = np.asarray(log_prob, dtype=np.float64) - features * variants.HALF_LOG_2PI
     per_example = 2.0 * var * (-log_prob - 0.5 * features * math.log(2 * math.pi * var))
     feature_scale = 1.0 if c.reconstruction_feature_reduction == "sum" else 1.0 / features
     reduce = np.sum if c.reconstruction_batch_reduction == "sum" else np.mean
@@ -73,7 +78,7 @@ def gaussian_nll_eq_scaled_reconstruction_loss(backend, example, draw):
                     * tolerance(backend.dtype, "gaussian_log_likelihood", args)))
     return assert_within("reconstruction_loss", actual, expected, tol,
                          context=context("reconstruction_loss", r_args, backend)
-                         + f"\n# with gaussian_log_likelihood(x_hat, x, full({float(level)!r})) = {log_prob!r}")
+                         + f"\n# with gaussian_log_likelihood(x_hat, x, full({float(level)!r})) = {literal(log_prob)}")
 
 
 def bernoulli_log_prob_eq_neg_bce_with_logits(backend, example, draw):

@@ -19,7 +19,7 @@ from .tolerance import tolerance
 
 
 def _net(backend, example):
-    return function_args("loss", example, backend.dtype)
+    return function_args("loss", example, backend)
 
 
 def forward_eq_decode_reparameterize(backend, example, draw):
@@ -78,7 +78,7 @@ def loss_monotone_in_beta(backend, example, draw):
 
 
 def kl_nonnegative(backend, example, draw):
-    a = function_args("kl_divergence", example, backend.dtype)
+    a = function_args("kl_divergence", example, backend)
     kl = backend.kl_divergence(a["mu"], a["log_var"], a["convention"])
     tol = float(tolerance(backend.dtype, "kl_divergence", a))
     return check_order("0 ≤ kl_divergence", 0.0, kl, tol, context=context("kl_divergence", a, backend))
@@ -88,7 +88,7 @@ SIGNIFICANT = 0.01
 
 
 def kl_zero_iff_standard_normal(backend, example, draw):
-    a = function_args("kl_divergence", example, backend.dtype)
+    a = function_args("kl_divergence", example, backend)
     zeros = np.zeros_like(a["mu"])
     at_zero = backend.kl_divergence(zeros, zeros, a["convention"])
     if at_zero != 0:
@@ -103,7 +103,7 @@ def kl_zero_iff_standard_normal(backend, example, draw):
 
 
 def kl_additive_over_latent(backend, example, draw):
-    a = function_args("kl_divergence", example, backend.dtype)
+    a = function_args("kl_divergence", example, backend)
     mu, log_var, c = a["mu"], a["log_var"], a["convention"]
     total = backend.kl_divergence(mu, log_var, c)
     parts = [backend.kl_divergence(mu[:, j:j + 1], log_var[:, j:j + 1], c) for j in range(mu.shape[1])]
@@ -113,7 +113,7 @@ def kl_additive_over_latent(backend, example, draw):
 
 
 def reparameterize_zero_noise_eq_mu(backend, example, draw):
-    a = function_args("reparameterize", example, backend.dtype)
+    a = function_args("reparameterize", example, backend)
     z = backend.reparameterize(a["mu"], a["log_var"], np.zeros_like(a["mu"]))
     return assert_within("reparameterize", z, a["mu"], 0.0, context=context("reparameterize", a, backend))
 
@@ -175,7 +175,7 @@ def reductions_consistent_under_batch_splitting(backend, example, draw):
 
 
 def reparameterize_key_eq_explicit_noise(backend, example, draw):
-    a = function_args("reparameterize", example, backend.dtype)
+    a = function_args("reparameterize", example, backend)
     key = Key(draw(st.integers(0, 2**64 - 1)))
     z, new_key = backend.reparameterize_key(a["mu"], a["log_var"], key)
     z_again, _ = backend.reparameterize_key(a["mu"], a["log_var"], key)

@@ -13,11 +13,12 @@ from . import quantizers as laws_quantizers
 from . import statistical as laws_statistical
 from . import vq as laws_vq
 from . import vq_codebook as laws_vq_codebook
+from . import vq_positions as laws_vq_positions
 from .checking import Check
 
 CHECKS: dict[str, Check] = {**laws_identities.CHECKS, **laws_statistical.CHECKS, **laws_differential.CHECKS,
-                            **laws_vq.CHECKS, **laws_vq_codebook.CHECKS, **laws_estimators.CHECKS, **laws_bayes.CHECKS,
-                            **laws_quantizers.CHECKS}
+                            **laws_vq.CHECKS, **laws_vq_codebook.CHECKS, **laws_vq_positions.CHECKS,
+                            **laws_estimators.CHECKS, **laws_bayes.CHECKS, **laws_quantizers.CHECKS}
 
 _missing = sorted(set(LAWS) - set(CHECKS))
 _unregistered = sorted(set(CHECKS) - set(LAWS))

@@ -14,6 +14,7 @@ from vaespec.spec.tolerances import bound
 
 from ..strategies import vae as strategies
 from ..strategies import vq as strategies_vq
+from . import variants
 from .checking import Check, function_args
 from .checking_vq import (
     backend_choices,
@@ -22,12 +23,12 @@ from .checking_vq import (
     unambiguous,
     vq_context,
 )
-from .compare import LawViolation, as_input, assert_within, tolerance_from
+from .compare import LawViolation, as_input, assert_within, literal, tolerance_from
 from .tolerance import tolerance
 
 
 def _args(function, example, backend):
-    return function_args(function, example, backend.dtype)
+    return function_args(function, example, backend)
 
 
 def _straight_through_tolerance(dtype, z_e, rows):
@@ -46,7 +47,7 @@ def quantize_output_is_codebook_row(backend, example, draw):
     a = _args("quantize", example, backend)
     ctx = vq_context("quantize", a, backend)
     z_q, indices = backend.quantize(a["z_e"], a["codebook"])
-    indices = check_indices("quantize", indices, a["z_e"].shape[0], a["codebook"].shape[0], ctx)
+    indices = check_indices("quantize", indices, a["z_e"].shape[:-1], a["codebook"].shape[0], ctx)
     rows = a["codebook"][indices]
     return assert_within("quantize", z_q, rows, _straight_through_tolerance(backend.dtype, a["z_e"], rows), context=ctx)
 
@@ -104,7 +105,7 @@ def quantize_codebook_permutation_equivariance(backend, example, draw):
 
 def quantize_translation_invariance(backend, example, draw):
     a = _args("quantize", example, backend)
-    shift = as_input(backend.dtype, draw(strategies.arrays((a["z_e"].shape[1],), -10.0, 10.0)))
+    shift = as_input(backend.dtype, draw(strategies.arrays((a["z_e"].shape[-1],), -10.0, 10.0)))
     moved = {"z_e": as_input(backend.dtype, a["z_e"] + shift),
              "codebook": as_input(backend.dtype, a["codebook"] + shift)}
     ctx = vq_context("quantize", moved, backend) + f"\n# translation: {shift.tolist()}"
@@ -124,7 +125,7 @@ def quantize_translation_invariance(backend, example, draw):
 def quantize_straight_through_gradient(backend, example, draw):
     a = _args("quantize", example, backend)
     cotangent = as_input(backend.dtype, draw(strategies.arrays(a["z_e"].shape, -1.0, 1.0)))
-    ctx = vq_context("quantize", a, backend) + f"\n# backend.vjp('quantize', args, {cotangent!r})"
+    ctx = vq_context("quantize", a, backend) + f"\n# backend.vjp('quantize', args, {literal(cotangent)})"
     grads = backend.vjp("quantize", a, cotangent)
     assert_within("vjp(quantize)['z_e']", grads["z_e"], cotangent, 0.0, context=ctx)
     assert_within("vjp(quantize)['codebook']", grads["codebook"], np.zeros_like(a["codebook"]), 0.0, context=ctx)
@@ -214,7 +215,7 @@ def vq_loss_eq_reconstruction_add_codebook_add_commitment(backend, example, draw
     x_hat, _ = backend.vq_forward(a["arch"], a["params"], a["codebook"], a["x"])
     z_e = as_input(backend.dtype, np.asarray(backend.vq_encode(a["arch"], a["params"], a["x"])))
     rhs = (backend.reconstruction_loss(as_input(backend.dtype, np.asarray(x_hat)), a["x"], a["convention"])
-           + backend.codebook_loss(z_e, a["codebook"])
+           + variants.codebook_weight(backend) * backend.codebook_loss(z_e, a["codebook"])  # 1 unless declared
            + a["commitment_weight"] * backend.commitment_loss(z_e, a["codebook"]))
     return assert_within("vq_loss", lhs, rhs, tolerance(backend.dtype, "vq_loss", a, indices=indices), context=ctx)
 

@@ -63,6 +63,7 @@ class IndependentPort:
 
     name = "independent"
     chapters = CHAPTERS
+    key_stream = "vaespec"  # init_codebook and reset_dead_codes draw from vaespec.spec.keys (docs/porting.md §3.6)
 
     def __init__(self, device: str = "cpu", dtype: str = "float64"):
         if dtype not in DTYPES:

@@ -63,7 +63,7 @@ def _reduce(values, how: str, dim: int):
 
 def reconstruction_loss(x_hat, x, convention):
     c = convention
-    per_example = c.reconstruction_scale * _reduce(F.mse_loss(x_hat, x, reduction="none"),
+    per_example = c.reconstruction_scale * _reduce(F.mse_loss(x_hat, x, reduction="none").flatten(1),
                                                    c.reconstruction_feature_reduction, 1)
     return _reduce(per_example, c.reconstruction_batch_reduction, 0)
 

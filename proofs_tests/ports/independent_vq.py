@@ -26,15 +26,17 @@ def vq_encode(arch, params, x):
 
 
 def nearest(z_e, codebook):
-    """The nearest code of each row (lowest index on ties: argmin returns the first minimum).
+    """The nearest code of each vector of z_e [B, *positions, D] (lowest index on ties: argmin returns the first
+    minimum), indices [B, *positions].
 
     `torch.cdist` has no bfloat16/float16 kernel on the CPU; there the same direct differences
     are summed by broadcasting, still in the port's own dtype."""
+    flat = z_e.flatten(0, -2)
     if z_e.dtype in (torch.float32, torch.float64):
-        distances = torch.cdist(z_e, codebook, compute_mode="donot_use_mm_for_euclid_dist")
+        distances = torch.cdist(flat, codebook, compute_mode="donot_use_mm_for_euclid_dist")
     else:
-        distances = (z_e[:, None, :] - codebook[None, :, :]).square().sum(-1)
-    return distances.argmin(dim=1)
+        distances = (flat[:, None, :] - codebook[None, :, :]).square().sum(-1)
+    return distances.argmin(dim=1).unflatten(0, z_e.shape[:-1])
 
 
 def quantize(z_e, codebook):
@@ -73,7 +75,8 @@ def ema_update(codebook, ema_counts, ema_sums, ema_step, z_e, decay, epsilon, tr
     debias by 1 − decayᵗ, Laplace-smooth, move every code with a positive smoothed count."""
     if not training:
         return codebook.clone(), ema_counts.clone(), ema_sums.clone(), ema_step
-    assignment = F.one_hot(nearest(z_e, codebook), codebook.shape[0]).to(z_e.dtype)  # [batch, codes]
+    z_e = z_e.flatten(0, -2)  # every position's vector
+    assignment = F.one_hot(nearest(z_e, codebook), codebook.shape[0]).to(z_e.dtype)  # [vectors, codes]
     counts = torch.lerp(assignment.sum(0), ema_counts, decay)  # decay·old + (1 − decay)·new
     sums = torch.lerp(assignment.T @ z_e, ema_sums, decay)
     debias = 1.0 - decay ** (ema_step + 1)
@@ -84,7 +87,7 @@ def ema_update(codebook, ema_counts, ema_sums, ema_step, z_e, decay, epsilon, tr
 
 def codebook_health(indices, num_embeddings, like):
     """Usage by bincount, perplexity as exp of the entropy of the usage distribution (in `like`'s dtype)."""
-    usage = torch.bincount(indices, minlength=num_embeddings)
+    usage = torch.bincount(indices.flatten(), minlength=num_embeddings)
     perplexity = Categorical(probs=usage.to(like.dtype), validate_args=False).entropy().exp()
     return usage, perplexity, int((usage == 0).sum())
 
@@ -96,9 +99,10 @@ def init_codebook(num_embeddings, embedding_dim, key, like):
 
 def reset_dead_codes(codebook, usage, z_e, key):
     dead = torch.nonzero(usage == 0).flatten()
-    rows, new_key = randint(key, z_e.shape[0], (int(dead.numel()),))
+    vectors = z_e.flatten(0, -2)
+    rows, new_key = randint(key, vectors.shape[0], (int(dead.numel()),))
     new = codebook.clone()
-    new[dead] = z_e[torch.as_tensor(rows, device=z_e.device)]
+    new[dead] = vectors[torch.as_tensor(rows, device=z_e.device)]
     return new, new_key
 
 

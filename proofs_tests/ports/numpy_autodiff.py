@@ -77,6 +77,10 @@ class Tape:
         """An elementwise function with its derivative (both evaluated at a's value, in the dtype)."""
         return self._op(value(a.value), (a, lambda g: self.fix(g * self.fix(derivative(a.value)))))
 
+    def reshape(self, a: Var, shape: tuple) -> Var:
+        """a viewed in `shape` (exact); its pullback reshapes back."""
+        return self._op(a.value.reshape(shape), (a, lambda g: np.reshape(g, a.value.shape)))
+
     def sum(self, a: Var, axis: int) -> Var:
         return self._op(a.value.sum(axis=axis), (a, lambda g: np.broadcast_to(np.expand_dims(g, axis), a.value.shape)))
 

@@ -82,6 +82,7 @@ class NumpyPort:
 
     device = "cpu"
     chapters = CHAPTERS
+    key_stream = "vaespec"  # init_codebook and reset_dead_codes draw from vaespec.spec.keys (docs/porting.md §3.6)
 
     def __init__(self, dtype: str = "float64", ftz: bool = False):
         if dtype not in ("float32", "float64"):
@@ -118,8 +119,8 @@ class NumpyPort:
 
     def _reconstruction(self, t, x_hat, x, c):
         c = get_convention(c)
-        diff = t.sub(x_hat, x)
-        per = self._reduce(t, t.mul(diff, diff), c.reconstruction_feature_reduction, 1)
+        diff = t.sub(t.reshape(x_hat, (x_hat.value.shape[0], -1)), t.reshape(x, (x.value.shape[0], -1)))
+        per = self._reduce(t, t.mul(diff, diff), c.reconstruction_feature_reduction, 1)  # all event entries
         return self._reduce(t, t.scale(per, c.reconstruction_scale), c.reconstruction_batch_reduction, 0)
 
     def _kl(self, t, mu, log_var, c):
@@ -135,9 +136,11 @@ class NumpyPort:
 
     # ------------------------------------------------------------------------- VQ
     def _nearest(self, z_e: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+        """The nearest code of every vector of z_e [B, *positions, D]: indices [B, *positions]."""
+        z = z_e.reshape(-1, z_e.shape[-1])
         with np.errstate(under="ignore"):
-            d = ((z_e[:, None, :] - codebook[None, :, :]) ** 2).sum(-1)  # direct differences, in the dtype
-        return d.argmin(axis=1).astype(np.int64)  # the first minimum: ties to the lowest index
+            d = ((z[:, None, :] - codebook[None, :, :]) ** 2).sum(-1)  # direct differences, in the dtype
+        return d.argmin(axis=1).astype(np.int64).reshape(z_e.shape[:-1])  # the first minimum: ties to the lowest
 
     def _quantize(self, t, z_e, codebook):
         k = self._nearest(z_e.value, codebook.value)
@@ -261,6 +264,7 @@ class NumpyPort:
         if not a["training"]:
             return c.astype(np.float64), counts.astype(np.float64), sums.astype(np.float64), a["ema_step"]
         z, g = f(a["z_e"]), f(a["decay"])
+        z = z.reshape(-1, z.shape[-1])  # every position's vector
         one_hot = (self._nearest(z, c)[:, None] == np.arange(c.shape[0])[None, :]).astype(z.dtype)
         counts = f(f(g * counts) + f((1 - g) * one_hot.sum(0)))
         sums = f(f(g * sums) + f((1 - g) * f(one_hot.T @ z)))
@@ -273,7 +277,7 @@ class NumpyPort:
 
     def codebook_health(self, indices, num_embeddings):
         a = validate_args("codebook_health", {"indices": indices, "num_embeddings": num_embeddings})
-        usage = np.bincount(a["indices"], minlength=a["num_embeddings"]).astype(np.int64)
+        usage = np.bincount(a["indices"].ravel(), minlength=a["num_embeddings"]).astype(np.int64)
         p = self._f(usage / max(usage.sum(), 1))
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)
@@ -282,8 +286,9 @@ class NumpyPort:
     def reset_dead_codes(self, codebook, usage, z_e, key):
         a = validate_args("reset_dead_codes", {"codebook": codebook, "usage": usage, "z_e": z_e, "key": key})
         new, dead = self._f(a["codebook"]), np.flatnonzero(a["usage"] == 0)
-        rows, new_key = randint(a["key"], a["z_e"].shape[0], (dead.size,))
-        new[dead] = self._f(a["z_e"])[rows]
+        vectors = a["z_e"].reshape(-1, a["z_e"].shape[-1])
+        rows, new_key = randint(a["key"], vectors.shape[0], (dead.size,))
+        new[dead] = self._f(vectors)[rows]
         return new.astype(np.float64), new_key
 
 

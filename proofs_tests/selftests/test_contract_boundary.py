@@ -56,8 +56,10 @@ def _target(function, case):
 
 # (case, mutate(args, array_name) -> args, error, message pattern with {name})
 CASES = [
-    ("wrong rank", lambda a, n: {**a, n: a[n][..., None]}, ShapeError, r"{name}: expected rank \d"),
-    ("wrong size", lambda a, n: {**a, n: np.zeros((3, 7))}, ShapeError, r"{name}: dimension '\w+' \(axis 1\)"),
+    # rank 1 for a matrix (z_e [batch, *positions, embedding] takes any rank ≥ 2), an extra axis for a vector
+    ("wrong rank", lambda a, n: {**a, n: a[n].reshape(-1) if a[n].ndim >= 2 else a[n][..., None]}, ShapeError,
+     r"{name}: expected rank (at least )?\d"),
+    ("wrong size", lambda a, n: {**a, n: np.zeros((3, 7))}, ShapeError, r"{name}: dimension '[*+]?\w+' \(axis 1\)"),
     ("empty", lambda a, n: {**a, n: a[n][:0]}, ShapeError, r"{name}: dimension '\w+' \(axis 0\) is empty"),
     ("NaN", lambda a, n: {**a, n: np.full_like(a[n], np.nan)}, DomainError, r"{name}: expected finite values"),
     ("integer dtype", lambda a, n: {**a, n: a[n].astype(np.int64)}, DTypeError, r"{name}: expected a floating-point"),

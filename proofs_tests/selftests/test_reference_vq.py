@@ -66,6 +66,7 @@ def _margin(z_e, codebook) -> float:
     """min over rows of (runner-up − nearest distance) / (1 + runner-up); ∞ for one code."""
     if codebook.shape[0] < 2:
         return np.inf
+    z_e = z_e.reshape(-1, z_e.shape[-1])  # [batch, *positions, D] as its vectors
     d = np.sort(((z_e[:, None, :] - codebook[None]) ** 2).sum(axis=2), axis=1)
     return float(np.min((d[:, 1] - d[:, 0]) / (1.0 + d[:, 1])))
 
@@ -102,7 +103,9 @@ def _float_magnitude(function, args):
 def _policy_bound(function, args):
     if function in NETWORK:
         return bound("float64", *chain_length(function, args["arch"], args["x"].shape[0]))
-    return bound("float64", *vq_chain_length(function, *args["z_e"].shape, args["codebook"].shape[0]))
+    z_e = args["z_e"]  # [batch, *positions, D]: the chain counts its N = z_e.size / D vectors
+    return bound("float64", *vq_chain_length(function, z_e.size // z_e.shape[-1], z_e.shape[-1],
+                                             args["codebook"].shape[0]))
 
 
 def directional_check(function: str, args, cotangent, seed: int):
@@ -132,10 +135,13 @@ def call_reference(function, args):
     return out[0] if isinstance(out, tuple) else out
 
 
-def _smooth_examples():
+def _smooth_examples(function):
+    """Examples in a smooth activation; z_e and indices with positions except for the network functions, whose
+    z_e = vq_encode(x) is [batch, embedding] (so given indices are [batch])."""
     arch = st.tuples(strategies_vq.vq_architectures(), st.sampled_from(SMOOTH)).map(
         lambda pair: dataclasses.replace(pair[0], activation=pair[1]))
-    return arch.flatmap(lambda a: strategies_vq.vq_examples(arch=a))
+    axes = 0 if function in NETWORK else strategies_vq.MAX_POSITION_AXES
+    return arch.flatmap(lambda a: strategies_vq.vq_examples(arch=a, max_position_axes=axes))
 
 
 @pytest.mark.parametrize("function, conditioned", [
@@ -144,7 +150,7 @@ def _smooth_examples():
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_vjp_matches_central_differences_of_the_stop_gradient_formula(function, conditioned, data):
-    example = data.draw(_smooth_examples(), label="example")
+    example = data.draw(_smooth_examples(function), label="example")
     args = _args(function, example, example.args["indices"] if conditioned else None)
     if not conditioned and function != "vq_encode":
         assume(_margin(_encoding(args), args["codebook"]) > MARGIN)
@@ -267,10 +273,11 @@ def test_ema_first_step_or_decay_zero_is_a_kmeans_step(example, fresh):
             expected[code] = members.mean(axis=0)
     args = {"codebook": codebook, "ema_counts": counts, "ema_sums": sums, "ema_step": step, "z_e": z_e,
             "decay": decay, "epsilon": 0.0, "training": True, "indices": a["indices"]}
-    n = vq_chain_length("ema_update", *z_e.shape, codebook.shape[0])
-    # The test's mean is itself a float64 sum of B rows and a division: add its own bound.
+    vectors = z_e.size // z_e.shape[-1]  # z_e [batch, *positions, D]: N vectors
+    n = vq_chain_length("ema_update", vectors, z_e.shape[-1], codebook.shape[0])
+    # The test's mean is itself a float64 sum of N vectors and a division: add its own bound.
     tol = bound("float64", *n).tolerance(magnitude("ema_update", args)[0]) + \
-        bound("float64", z_e.shape[0] + 1).tolerance(np.abs(expected) + np.abs(codebook))
+        bound("float64", vectors + 1).tolerance(np.abs(expected) + np.abs(codebook))
     assert np.all(np.abs(new - expected) <= tol), f"EMA step {new} differs from the k-means step {expected}"
 
 

@@ -41,7 +41,8 @@ def _before(dtype, function, args):
             return bound(dtype, args["num_embeddings"] + 6, 6)
         if base in NETWORK:
             return bound(dtype, *chain_length(function, args["arch"], args["x"].shape[0]))
-        batch = args["z_e"].shape[0] if "z_e" in args else 1
+        # z_e [batch, *positions, D]: the chains count its N = batch·∏positions vectors
+        batch = args["z_e"].size // args["z_e"].shape[-1] if "z_e" in args else 1
         codes = next(args[k].shape[0] for k in ("codebook", "counts") if k in args)
         dim = args["codebook"].shape[1] if "codebook" in args else 1
         return bound(dtype, *vq_chain_length(function, batch, dim, codes))

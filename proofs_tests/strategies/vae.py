@@ -224,14 +224,21 @@ def latent_examples(draw, min_batch: int = 1, max_batch: int = 6, max_latent: in
     return Example({name: draw(strategies[name]) for name in LATENT_FIELDS if name in fields})
 
 
+def event_shapes(max_features: int = 8, max_side: int = 3, max_channels: int = 2):
+    """The event of x [batch, *event]: (features,) half the time, else a sequence (T, C) or an image (C, H, W)."""
+    side, channels = st.integers(1, max_side), st.integers(1, max_channels)
+    return st.one_of(st.tuples(sizes.size(1, max_features)), st.tuples(side, channels),
+                     st.tuples(channels, side, side))
+
+
 @st.composite
 def reconstruction_examples(draw, min_batch: int = 1, max_batch: int = 6, max_features: int = 8):
-    """(x_hat, x, convention) for reconstruction_loss."""
+    """(x_hat, x, convention) for reconstruction_loss; x̂ and x [batch, *event] (`event_shapes`)."""
     batch = draw(sizes.size(min_batch, max_batch))
-    features = draw(sizes.size(1, max_features))
+    event = draw(event_shapes(max_features))
     return Example({
-        "x_hat": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
-        "x": draw(arrays((batch, features), -MAX_ABS_X, MAX_ABS_X)),
+        "x_hat": draw(arrays((batch, *event), -MAX_ABS_X, MAX_ABS_X)),
+        "x": draw(arrays((batch, *event), -MAX_ABS_X, MAX_ABS_X)),
         "convention": draw(conventions()),
     })
 

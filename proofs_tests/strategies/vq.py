@@ -6,7 +6,9 @@
 
 One `Example` carries every argument of every VQ function (named as in
 `vaespec.spec.vq.FUNCTIONS`; `vq_examples_for(function)`: only that function's), with consistent sizes:
-`codebook` [K, D] matches `arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, D], `x` [B, input]. Some draws put
+`codebook` [K, D] matches `arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, *positions, D]
+channels-last with positions = () half the time and else one or two position axes of 1–3 (`positions`;
+`indices` [B, *positions] alike), `x` [B, input]. Some draws put
 `z_e` on or near codebook rows and duplicate rows, so ties and near-ties are exercised, not
 just the generic case; others put it at near ties whose answer depends on the declared precision
 (`precision_ties`). Networks come in the regimes of `strategies.vae.REGIMES` (kinks, formula switches).
@@ -54,6 +56,18 @@ def _counts(codes: int):
     """Counts ≥ 0, each 0 or ≥ MIN_COUNT: a count of 1e-300 would round to 0 in float32 and change the problem."""
     return st.lists(st.one_of(st.just(0.0), floats(MIN_COUNT, MAX_COUNT)), min_size=codes, max_size=codes).map(
         lambda values: np.array(values, dtype=np.float64))
+
+
+# Position axes: () (the dense [B, D]) half the time, else a sequence [B, T, D] or an image [B, H, W, D].
+MAX_POSITION = 3
+MAX_POSITION_AXES = 2
+MAX_BATCH_WITH_POSITIONS = 3  # every vector costs the engine D draws: B·∏positions stays ≤ 27
+
+
+def positions(max_axes: int = MAX_POSITION_AXES, max_size: int = MAX_POSITION):
+    """() or a tuple of 1..max_axes sizes in [1, max_size]: the position axes of z_e [B, *positions, D]."""
+    axes = st.lists(st.integers(1, max_size), min_size=1, max_size=max_axes).map(tuple)
+    return st.one_of(st.just(()), axes) if max_axes else st.just(())
 
 
 @st.composite
@@ -134,8 +148,12 @@ VQ_FIELDS = ("arch", "params", "x", "z_e", "codebook", "commitment_weight", "con
 
 
 @st.composite
-def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=VQ_FIELDS):
+def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=VQ_FIELDS,
+                max_position_axes: int = MAX_POSITION_AXES):
     """Every argument of every VQ function, sizes consistent with one `VQArchitecture`.
+
+    `z_e` and `indices` share drawn position axes (`positions`, kept in `extra["positions"]`;
+    `max_position_axes=0`: always [B, D] and [B]).
 
     `fields`: which of `VQ_FIELDS` to draw (with what they are made from: `z_e` needs the codebook,
     `usage` the indices, `ema_sums` the counts, `params` and `x` the regime); `vq_examples_for` draws
@@ -149,16 +167,19 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=
     regime = draw(uniform_choice(REGIMES))
     arch = draw(vq_architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded"))) \
         if arch is None else arch
-    batch = draw(sizes.size(min_batch, max_batch))
+    where = draw(positions(max_position_axes)) if need & {"z_e", "indices", "usage"} else ()
+    batch = draw(sizes.size(min_batch, max(min_batch, min(max_batch, MAX_BATCH_WITH_POSITIONS)) if where
+                            else max_batch))
+    vectors = batch * int(np.prod(where, dtype=np.int64))
     codes, dim = arch.num_embeddings, arch.embedding_dim
     args = {"arch": arch, "num_embeddings": codes, "embedding_dim": dim}
     if need & {"codebook", "z_e"}:
         args["codebook"] = draw(_codebook(codes, dim))
     if "z_e" in need:
-        args["z_e"] = draw(_encodings(batch, args["codebook"]))
+        args["z_e"] = draw(_encodings(vectors, args["codebook"])).reshape(batch, *where, dim)
     if need & {"indices", "usage"}:
-        args["indices"] = np.array(draw(st.lists(st.integers(0, codes - 1), min_size=batch, max_size=batch)),
-                                   dtype=np.int64)
+        args["indices"] = np.array(draw(st.lists(st.integers(0, codes - 1), min_size=vectors, max_size=vectors)),
+                                   dtype=np.int64).reshape(batch, *where)
     if "counts" in need:
         counts = draw(_counts(codes))
         if not counts.sum() > 0:
@@ -188,9 +209,9 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=
     }
     args.update((name, make()) for name, make in later.items() if name in need)
     if "usage" in need:
-        args["usage"] = np.bincount(args["indices"], minlength=codes).astype(np.int64)
+        args["usage"] = np.bincount(args["indices"].ravel(), minlength=codes).astype(np.int64)
     return Example({name: args[name] for name in VQ_FIELDS if name in args and (name in need or name == "arch")},
-                   {"regime": regime})
+                   {"regime": regime, "positions": where})
 
 
 BUILDERS = (Builder("vq", VQ_FIELDS, lambda own, **kw: vq_examples(fields=own, **kw)),)

@@ -17,6 +17,8 @@ reaches the contract's codebook), the EMA state as `cluster_size` / `embed_avg`.
 in the library:
 
 - `quantize`: `forward(z_e)` in training mode with `freeze_codebook=True` (no update): its quantize, indices.
+  A z_e [B, *positions, D] with more than one position axis is passed as the library's token sequence
+  [B, N, D] (`_sequence`; its 4-d input is a channels-first image) and the outputs reshaped back.
 - `commitment_loss`: the loss `forward` returns with `freeze_codebook=True` (codebook detached): mse(sg(q), z_e).
 - `codebook_loss` (learnable only): the same loss with the codebook live and the input detached,
   mse(q, sg(z_e)): the share of the library's loss gradient that the codebook receives.
@@ -56,6 +58,12 @@ _NOT_PROVIDED = {name: _NETWORK for name in ("vq_encode", "vq_forward", "vq_loss
 _NOT_PROVIDED["codebook_health"] = "the library has no codebook usage or perplexity function"
 
 
+def _sequence(z_e: Tensor) -> Tensor:
+    """z_e [B, *positions, D] as the library's [B, N, D] token sequence ([B, D] and [B, T, D] as given): it takes
+    4-d input only as a channels-first image (`accept_image_fmap`), and quantizes every token alike."""
+    return z_e if z_e.dim() <= 3 else z_e.reshape(z_e.shape[0], -1, z_e.shape[-1])
+
+
 class VQPBackend(AutogradBackend):
     """vector-quantize-pytorch's `VectorQuantize` in one configuration (`config`: "ema" or "learnable").
 
@@ -88,8 +96,9 @@ class VQPBackend(AutogradBackend):
 
     def _forward(self, z_e: Tensor, codebook: Tensor, *, freeze: bool) -> tuple[Tensor, Tensor, Tensor]:
         vq = self.layer(*codebook.shape)
-        return torch.func.functional_call(vq, {"_codebook.embed": codebook[None]}, (z_e,),
-                                          {"freeze_codebook": freeze})
+        z_q, indices, loss = torch.func.functional_call(vq, {"_codebook.embed": codebook[None]}, (_sequence(z_e),),
+                                                        {"freeze_codebook": freeze})
+        return z_q.reshape(z_e.shape), indices.reshape(z_e.shape[:-1]), loss
 
     def torch_quantize(self, z_e, codebook):
         z_q, indices, _ = self._forward(z_e, codebook, freeze=True)
@@ -116,7 +125,7 @@ class VQPBackend(AutogradBackend):
         state.embed_avg.data = codebook[None].clone()
         with torch.random.fork_rng(devices=[self._device] if self._device.type == "cuda" else []):
             torch.manual_seed(draw.value)
-            vq.expire_codes_(z_e[None])
+            vq.expire_codes_(z_e.reshape(-1, z_e.shape[-1])[None])  # the N vectors of z_e [B, *positions, D]
         return state.embed.data[0].clone(), new_key
 
 
@@ -126,6 +135,9 @@ class VQPEma(VQPBackend):
     config = "ema"
     not_provided: ClassVar[dict[str, str]] = {
         **_NOT_PROVIDED, "codebook_loss": "the EMA configuration learns its codebook by the update, with no loss"}
+    # Its EMA lerps cluster_size and embed_avg and never divides by 1 − decayᵗ (laws.declared.VARIANTS): the
+    # suite's reference for ema_update is then the undebiased one (docs/porting.md §3.6).
+    variants: ClassVar[dict[str, Any]] = {"ema_debias": False}
 
     def torch_ema_update(self, codebook, ema_counts, ema_sums, ema_step, z_e, decay, epsilon, training):
         vq = self.layer(*codebook.shape, decay=float(decay), eps=float(epsilon))
@@ -133,7 +145,7 @@ class VQPEma(VQPBackend):
             vq.eval()
         state = {"_codebook.embed": codebook[None].clone(), "_codebook.cluster_size": ema_counts[None].clone(),
                  "_codebook.embed_avg": ema_sums[None].clone()}
-        torch.func.functional_call(vq, state, (z_e,))  # updates the buffers it is given, in place
+        torch.func.functional_call(vq, state, (_sequence(z_e),))  # updates the buffers it is given, in place
         return (state["_codebook.embed"][0], state["_codebook.cluster_size"][0], state["_codebook.embed_avg"][0],
                 ema_step + int(bool(training)))
 

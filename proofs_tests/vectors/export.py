@@ -27,6 +27,7 @@ from vaespec.spec.architecture import ACTIVATIONS, Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.conventions import PRESETS
 from vaespec.spec.keys import Key
+from vaespec.spec.shapes import shape_of
 from vaespec.spec.tolerances import distance_bound
 
 from ..laws.choices import clear as choices_clear
@@ -43,6 +44,8 @@ HIDDEN = {"encoder_sizes": (6, 4), "decoder_sizes": (4, 6)}
 SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": (0.9375,), "epsilon": (2.0**-12,),
            "noise_log_var": (-0.5, 1.0, 0.25)}
 ACTIVATION_CASES = 3
+EVENT_CASE = (2, 2, 3)  # reconstruction_loss on images x [batch, channels, height, width]: [4, 2, 2, 3]
+POSITIONS_CASE = (2, 3)  # the spatial case of the functions of z_e [batch, *positions, embedding]: [4, 2, 3, 3]
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -86,7 +89,13 @@ def variants(function: str) -> list[dict]:
         turn = function_seed(function) % len(names)  # by name: another function's cases never shift
         for i, case in enumerate(cases):
             case["activation"] = names[(turn + i) % len(names)]
-    return cases + special_variants(function)  # kinks, formula switches, ties, precision (vectors.cases)
+    first = dict(cases[0])
+    cases += special_variants(function)  # kinks, formula switches, ties, precision (vectors.cases)
+    if any(d.startswith("*") for a in spec.args for d in a.dims):  # z_e [B, *positions, D]: the first case on an
+        cases.append({**first, "positions": list(POSITIONS_CASE)})  # image's; last, so the others keep their index
+    if any(d.startswith("+") for a in spec.args for d in a.dims):  # x [B, *event]: an image's event, with a
+        cases.append({**first, "preset": "edifice", "event": list(EVENT_CASE)})  # feature mean (edifice's)
+    return cases
 
 
 CHOICE_KINDS = ("likelihood",)  # argument kinds that name one of a few options: each option gets cases
@@ -115,7 +124,11 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
     spec, args = FUNCTIONS[function], {}
     arch = _arch(function, variant["activation"]) if "activation" in variant else None
     sizes = dict(SIZES, **({"latent": arch.latent_size} if arch else {}))
-    unknown = sorted({d for a in spec.args for d in a.dims if d not in sizes})
+    if "positions" in variant:
+        sizes["*positions"] = tuple(variant["positions"])
+    if "event" in variant:
+        sizes["+event"] = tuple(variant["event"])
+    unknown = sorted({d for a in spec.args for d in a.dims if d not in sizes and not d.startswith(("*", "+"))})
     if unknown:
         raise Unsupported(f"{function}: dimensions {unknown} have no size in the vectors yet")
     for arg in spec.args:
@@ -125,14 +138,14 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
             raw = init_params(arch, int(rng.integers(2**32)))
             args[arg.name] = {k: exact_everywhere(v) for k, v in raw.items()}
         elif arg.kind == "array":
-            args[arg.name] = _array(arg.name, tuple(sizes[d] for d in arg.dims), rng, arg, variant)
+            args[arg.name] = _array(arg.name, shape_of(arg.dims, sizes), rng, arg, variant)
         elif arg.kind == "index" and arg.low > -np.inf and arg.high < np.inf:  # a stated range (FSQ's levels)
             values = rng.integers(int(arg.low), int(min(arg.high, arg.low + LEVEL_SPAN)) + 1,
-                                  tuple(sizes[d] for d in arg.dims))
+                                  shape_of(arg.dims, sizes))
             args[arg.name] = values.astype(np.int64)
         elif arg.kind == "index":
             high = sizes[arg.bound] if arg.bound else BATCH
-            values = rng.integers(0, high, tuple(sizes[d] for d in arg.dims))
+            values = rng.integers(0, high, shape_of(arg.dims, sizes))
             if not arg.bound:  # usage counts: some codes dead
                 values[rng.random(values.shape) < 0.4] = 0
             args[arg.name] = values.astype(np.int64)
@@ -160,6 +173,7 @@ def clear_margins(z: np.ndarray, codebook: np.ndarray, slack: float = 2.0) -> bo
     `slack` × (τ_best + τ_runner-up), τ the bfloat16 distance bound: no dtype may choose otherwise."""
     if len(codebook) < 2:
         return True
+    z = z.reshape(-1, z.shape[-1])  # [batch, *positions, D]: every vector
     d = ((z[:, None, :] - codebook[None, :, :]) ** 2).sum(-1)
     tau = distance_bound("bfloat16", z.shape[1], np.linalg.norm(z, axis=1)[:, None], np.linalg.norm(codebook, axis=1))
     order = np.argsort(d, axis=1, kind="stable")[:, :2]
@@ -196,7 +210,7 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
                 return args
             continue
         if "z_e" in args:  # place z_e near codebook rows so that every code choice is clear
-            picks = rng.integers(0, len(args["codebook"]), len(z))
+            picks = rng.integers(0, len(args["codebook"]), z.shape[:-1])
             args["z_e"] = z = exact_everywhere(args["codebook"][picks] + 0.05 * rng.standard_normal(z.shape))
         else:  # network z_e: centred by the embedding head's bias (rows spread apart), copied into the codebook
             (head,) = args["arch"].HEADS

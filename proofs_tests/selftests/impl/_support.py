@@ -9,6 +9,7 @@ import torch
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.init import init_params
+from vaespec.spec.shapes import shape_of
 
 # CUDA cases exist everywhere and skip where there is no GPU, so a GPU run exercises them.
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
@@ -23,7 +24,7 @@ def contract_args(function: str, arch: Architecture = SMALL, seed: int = 0, batc
     args = {}
     for arg in FUNCTIONS[function].args:
         if arg.kind == "array":
-            args[arg.name] = rng.standard_normal(tuple(sizes[d] for d in arg.dims))
+            args[arg.name] = rng.standard_normal(shape_of(arg.dims, sizes))
         elif arg.kind == "params":
             args[arg.name] = init_params(arch, seed)
         elif arg.kind == "arch":

@@ -10,6 +10,7 @@ from vaespec.impl import TorchBackend, available_backends
 from vaespec.spec.contract import FUNCTIONS, VAE_FUNCTIONS, VAEBackend, call
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import Key, normal
+from vaespec.spec.shapes import shape_of
 
 from ._support import SMALL, contract_args, float32_tolerance
 
@@ -51,7 +52,7 @@ def test_outputs_are_float64_with_the_contract_shapes(function, device):
     assert len(outputs) == len(FUNCTIONS[function].outputs)
     for out, spec in zip(outputs, FUNCTIONS[function].outputs):
         assert isinstance(out, np.ndarray) and out.dtype == np.float64
-        assert out.shape == tuple(sizes[d] for d in spec.dims)
+        assert out.shape == shape_of(spec.dims, sizes)
 
 
 @pytest.mark.parametrize("function", FUNCTION_NAMES)

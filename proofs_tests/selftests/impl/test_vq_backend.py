@@ -22,6 +22,7 @@ from vaespec.spec.contract import call
 from vaespec.spec.errors import ConfigError, DomainError, DTypeError, ShapeError
 from vaespec.spec.init import init_params
 from vaespec.spec.keys import Key
+from vaespec.spec.shapes import shape_of
 from vaespec.spec.vq import FUNCTIONS, VQBackend
 
 ARCH = VQArchitecture(input_size=5, embedding_dim=3, num_embeddings=7, encoder_sizes=(6, 4), decoder_sizes=(4,),
@@ -43,7 +44,7 @@ def vq_args(function: str, seed: int = 0) -> dict:
     args = {}
     for arg in FUNCTIONS[function].args:
         if arg.kind == "array":
-            value = rng.standard_normal(tuple(sizes[d] for d in arg.dims))
+            value = rng.standard_normal(shape_of(arg.dims, sizes))
             args[arg.name] = np.abs(value) if arg.low == 0.0 else value  # counts are ≥ 0
         else:
             args[arg.name] = fixed[arg.name]
@@ -79,7 +80,7 @@ def test_outputs_have_the_contract_kinds_and_shapes(function, device):
         elif spec.kind == "int" and not spec.dims:
             assert isinstance(out, int)
         else:
-            assert isinstance(out, np.ndarray) and out.shape == tuple(sizes[d] for d in spec.dims)
+            assert isinstance(out, np.ndarray) and out.shape == shape_of(spec.dims, sizes)
             assert out.dtype == (np.int64 if spec.kind == "int" else np.float64)
 
 

@@ -1,0 +1,247 @@
+"""What a backend declares about itself beyond its chapters, and what the laws make of it.
+
+A library is checked fairly only for what it claims. Every attribute is optional; a backend that
+declares none of them (vaespec's own) is checked as before.
+
+- `provides` (iterable of function names): the contract functions it implements; the other functions of
+  its chapters are lacking (`vaespec.impl.adapters.AutogradBackend` makes it from its bodies, and gives
+  reasons in `not_provided`, which the n/a message quotes).
+- `lacks` (iterable of function names): the functions of its chapters it does not implement (instead of
+  `provides`).
+- `conventions` (iterable of preset names or `Convention`s): the loss conventions it computes; the laws
+  hand it only these.
+- `variants` (mapping name → value): the field's variants it implements (`VARIANTS`) where they differ
+  from vaespec's choice.
+- `key_stream` (`"vaespec"`, or absent): whether its keyed draws follow vaespec's Philox stream
+  (`vaespec.spec.keys`).
+
+A law that needs a function the backend lacks is `n/a` ("backend does not provide f"). Drawn
+conventions are mapped onto the declared ones (a preset it supports stays; any other becomes one of
+its own, chosen from the drawn one, so the examples Hypothesis draws are the same for every backend).
+A variant changes what the reference computes as expected (`laws.variants`), or fixes an argument for
+the backend and the reference alike; it never changes a tolerance. The stream-exact laws
+(`STREAM_LAWS`) hold only for a backend that declares `key_stream = "vaespec"`; the property laws of
+keyed functions (determinism given the key, live codes kept, reset rows drawn from the batch) hold for
+any generator. docs/porting.md §3.6 explains each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.conventions import PRESETS, Convention, get_convention
+from vaespec.spec.errors import ConfigError
+from vaespec.spec.laws import LAWS
+
+VAESPEC_STREAM = "vaespec"
+
+
+class NotApplicable(Exception):
+    """Raised by a check that cannot be asked of this backend, given what it declares: an `n/a` verdict."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A way the field computes something that vaespec states as one choice among several.
+
+    `default` is vaespec's choice; `kind` the type of a declared value (bool or float); `functions` those whose
+    expected values it changes; `supported` False for a variant vaespec names but cannot yet check (declaring
+    it with a value other than the default is a ConfigError, never ignored)."""
+
+    name: str
+    default: Any
+    kind: type
+    functions: tuple[str, ...]
+    description: str
+    supported: bool = True
+
+    def says(self, value) -> str:
+        """How a diagnosis or a first line names this variant at `value`."""
+        if self.kind is bool:
+            return ("with " if value else "without ") + self.description
+        return f"{self.description} = {value!r}"
+
+
+_LIKELIHOOD_NETWORK = ("log_importance_weights", "elbo", "iwae_bound")
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("ema_debias", True, bool, ("ema_update",), "EMA debiasing 1/(1 − γᵗ)"),
+    Variant("ema_epsilon", None, float, ("ema_update",),
+            "a fixed Laplace ε (the epsilon argument ignored)"),
+    Variant("ema_stores_smoothed_counts", False, bool, ("ema_update",),
+            "the Laplace-smoothed counts stored back as the EMA state", supported=False),
+    Variant("vq_codebook_term", True, bool, ("vq_loss",), "the codebook term ‖sg(z_e) − e‖² in vq_loss"),
+    Variant("vq_codebook_weight", 1.0, float, ("vq_loss",), "the codebook term's weight in vq_loss"),
+    Variant("vq_single_term", False, bool, ("vq_loss",),
+            "vq_loss = R + w·‖z_e − e‖² as one term without stop-gradients (both sides pulled by w)"),
+    Variant("gaussian_constant", True, bool, ("gaussian_log_likelihood", *_LIKELIHOOD_NETWORK),
+            "the Gaussian log-likelihood's constant −½·D·log 2π"),
+    Variant("unit_decoder_variance", False, bool, ("gaussian_log_likelihood", *_LIKELIHOOD_NETWORK),
+            "a fixed unit decoder variance (the log-variance argument ignored, its gradient 0)"),
+    Variant("bernoulli_binary_targets", False, bool, ("bernoulli_log_likelihood", *_LIKELIHOOD_NETWORK),
+            "Bernoulli targets that must be binary (x drawn in {0, 1})"),
+)}
+
+# Laws that compare with vaespec's own key stream: n/a unless the backend declares it.
+STREAM_LAWS = frozenset(
+    [f"{f}_matches_reference" for f, spec in FUNCTIONS.items() if any(a.kind == "key" for a in spec.args)]
+    + [name for name, law in LAWS.items() if law.requires == "reparameterize_key"])
+
+
+def _names(backend, attribute: str) -> tuple[str, ...] | None:
+    raw = getattr(backend, attribute, None)
+    if raw is None:
+        return None
+    if isinstance(raw, str) or not hasattr(raw, "__iter__"):
+        raise ConfigError(f"{attribute}: {type(backend).__name__} declares {attribute} = {str(raw)[:80]}; expected "
+                          "a tuple of contract function names")
+    names = tuple(raw)
+    unknown = [n for n in names if n not in FUNCTIONS]
+    if unknown:
+        raise ConfigError(f"{attribute}: {type(backend).__name__} declares unknown functions {unknown}; expected "
+                          f"some of {sorted(FUNCTIONS)}")
+    return names
+
+
+def lacking(backend) -> frozenset[str]:
+    """The contract functions `backend` declares it does not provide (`provides` or `lacks`; not both)."""
+    provides, lacks = _names(backend, "provides"), _names(backend, "lacks")
+    if provides is not None and lacks is not None:
+        raise ConfigError(f"provides, lacks: {type(backend).__name__} declares both; declare one")
+    if provides is not None:
+        return frozenset(f for f in FUNCTIONS if f not in provides)
+    return frozenset(lacks or ())
+
+
+def law_needs(law: str) -> tuple[str, ...]:
+    """The contract functions `law` calls on a backend (its statement's list; a `<f>_…_reference` law: f)."""
+    return tuple(f for f in LAWS[law].functions if f in FUNCTIONS)
+
+
+def conventions(backend) -> tuple[Convention, ...] | None:
+    """The conventions `backend` declares (`conventions`), or None: every preset."""
+    raw = getattr(backend, "conventions", None)
+    if raw is None:
+        return None
+    if isinstance(raw, (str, Convention)) or not hasattr(raw, "__iter__"):
+        raw = (raw,)
+    try:
+        declared = tuple(get_convention(c) for c in raw)
+    except ConfigError as error:
+        raise ConfigError(f"conventions: {type(backend).__name__} declares {list(raw)!r}: {error}") from None
+    if not declared:
+        raise ConfigError(f"conventions: {type(backend).__name__} declares no convention; declare at least one")
+    return declared
+
+
+def convention_for(backend, drawn: Convention, fields: tuple[str, ...] = ()) -> Convention:
+    """The convention the laws hand `backend` where `drawn` was drawn: `drawn` itself if it supports it, else
+    one of its own (the same one for the same draw). With `fields`, one that agrees with `drawn` on those
+    fields (a law that needs, say, the KL summed over the latent), or NotApplicable."""
+    own = conventions(backend)
+    if own is None or drawn in own:
+        return drawn
+    fitting = [c for c in own if all(getattr(c, f) == getattr(drawn, f) for f in fields)]
+    if not fitting:
+        needs = ", ".join(f"{f} = {getattr(drawn, f)!r}" for f in fields)
+        raise NotApplicable(f"the law needs a convention with {needs}; the backend declares {[c.name for c in own]}")
+    order = sorted(PRESETS)
+    position = order.index(drawn.name) if drawn.name in order else 0
+    return fitting[position % len(fitting)]
+
+
+def variants(backend) -> dict[str, Any]:
+    """The variants `backend` declares that differ from vaespec's choice, validated (a ConfigError names an
+    unknown variant, a value of the wrong type, or one vaespec cannot check yet)."""
+    raw = getattr(backend, "variants", None)
+    if not raw:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"variants: {type(backend).__name__} declares variants = {str(raw)[:80]}; expected a "
+                          f"mapping of some of {sorted(VARIANTS)} to values")
+    chosen = {}
+    for name, value in raw.items():
+        if name not in VARIANTS:
+            raise ConfigError(f"variants: {type(backend).__name__} declares the unknown variant {name!r}; known: "
+                              f"{sorted(VARIANTS)}")
+        v = VARIANTS[name]
+        ok = isinstance(value, bool) if v.kind is bool else (
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                              and math.isfinite(value)))
+        if not ok:
+            raise ConfigError(f"variants[{name!r}]: expected a {v.kind.__name__}, got {value!r}")
+        if value == v.default:
+            continue
+        if not v.supported:
+            raise ConfigError(f"variants[{name!r}] = {value!r}: {v.says(value)} is a variant vaespec names but does "
+                              "not yet check; remove the declaration and list the laws it fails in a --xfail file")
+        chosen[name] = value
+    if "ema_epsilon" in chosen and chosen["ema_epsilon"] < 0:
+        raise ConfigError(f"variants['ema_epsilon']: expected ε ≥ 0, got {chosen['ema_epsilon']!r}")
+    return chosen
+
+
+def key_stream(backend) -> bool:
+    """Whether `backend` declares that its keyed draws follow vaespec's Philox stream."""
+    return getattr(backend, "key_stream", None) == VAESPEC_STREAM
+
+
+def validate(backend) -> None:
+    """Every declaration read once, so a malformed one is a ConfigError when the backend is loaded."""
+    lacking(backend)
+    conventions(backend)
+    variants(backend)
+
+
+def describe(backend) -> str:
+    """The declarations that change what the laws expect, in words ("" for none)."""
+    parts = []
+    own = conventions(backend)
+    if own is not None:
+        parts.append("conventions " + ", ".join(c.name for c in own))
+    chosen = variants(backend)
+    if chosen:
+        parts.append("variants: " + ", ".join(VARIANTS[n].says(v) for n, v in chosen.items()))
+    return "; ".join(parts)
+
+
+def adapt_args(backend, function: str, args: dict[str, Any]) -> dict[str, Any]:
+    """`args` as the laws hand them to `backend`, given its declarations (see the module docstring)."""
+    own, chosen = conventions(backend), variants(backend)
+    if own is None and not chosen:
+        return args
+    args = dict(args)
+    if own is not None and isinstance(args.get("convention"), Convention):
+        args["convention"] = convention_for(backend, args["convention"])
+    if chosen.get("ema_epsilon") is not None and "epsilon" in args and function == "ema_update":
+        args["epsilon"] = float(chosen["ema_epsilon"])
+    if chosen.get("unit_decoder_variance"):
+        if function == "gaussian_log_likelihood":
+            args["log_var"] = np.zeros_like(args["log_var"])
+        if "decoder_log_var" in args:
+            args["decoder_log_var"] = np.zeros_like(args["decoder_log_var"])
+    if chosen.get("bernoulli_binary_targets") and "x" in args and (
+            function == "bernoulli_log_likelihood" or args.get("likelihood") == "bernoulli"):
+        args["x"] = (np.asarray(args["x"]) >= 0.5).astype(np.float64)
+    return args
+
+
+def not_applicable(law: str, backend) -> str | None:
+    """Why `law` cannot be asked of `backend` given what it declares, or None."""
+    missing = [f for f in law_needs(law) if f in lacking(backend)]
+    if missing:
+        reasons = getattr(backend, "not_provided", None) or {}  # an adapter's reasons (vaespec.impl.adapters)
+        said = [f"{f} ({reasons[f]})" if isinstance(reasons, Mapping) and reasons.get(f) else f for f in missing]
+        return f"backend does not provide {', '.join(said)}"
+    if law in STREAM_LAWS and not key_stream(backend):
+        return ("compares with vaespec's key stream, which the backend does not declare (key_stream = 'vaespec'); "
+                "its draws are checked by the property laws")
+    if law == "ema_kmeans_step" and variants(backend).get("ema_epsilon"):
+        return "needs ε = 0; the backend fixes ε (variants['ema_epsilon'])"
+    return None
