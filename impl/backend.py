@@ -83,7 +83,7 @@ class TorchBackend:
     """
 
     name = "torch"
-    chapters: tuple[str, ...] = ("vae", "vq", "estimators", "bayes")
+    chapters: tuple[str, ...] = ("vae", "vq", "estimators", "bayes", "quantizers")
     key_stream = "vaespec"  # init_codebook, reset_dead_codes and reparameterize_key draw from vaespec.spec.keys
 
     def __init__(self, device="cpu", dtype=torch.float64):

@@ -1,7 +1,7 @@
 """Every contract function's Torch body, by the function's name: `TORCH`.
 
 The bodies live with their chapter (`vae_bodies`, `vq_bodies`, `estimators_bodies`,
-`bayes_bodies`; see `vaespec.impl.bodies` for what a body is) and register there under the
+`bayes_bodies`, `quantizers_bodies`; see `vaespec.impl.bodies` for what a body is) and register there under the
 contract function's name; this module gathers the chapters' tables. `TorchBackend` is a lookup in
 `TORCH`: its contract methods call the body, and its `vjp` differentiates the same body.
 
@@ -19,10 +19,11 @@ from __future__ import annotations
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.errors import ConfigError
 
-from . import bayes_bodies, estimators_bodies, vae_bodies, vq_bodies
+from . import bayes_bodies, estimators_bodies, quantizers_bodies, vae_bodies, vq_bodies
 from .bodies import Bodies, TorchFunction
 
-CHAPTERS: tuple[Bodies, ...] = (vae_bodies.BODIES, vq_bodies.BODIES, estimators_bodies.BODIES, bayes_bodies.BODIES)
+CHAPTERS: tuple[Bodies, ...] = (vae_bodies.BODIES, vq_bodies.BODIES, estimators_bodies.BODIES, bayes_bodies.BODIES,
+                                quantizers_bodies.BODIES)
 
 
 def gather(chapters: tuple[Bodies, ...]) -> dict[str, TorchFunction]:

@@ -34,7 +34,7 @@ _CLASSES = (
 )
 
 _CHAPTER_TITLES = {"vae": "The VAE chapter", "vq": "The VQ-VAE chapter", "estimators": "The estimators chapter",
-                   "bayes": "The Bayesian chapter"}
+                   "bayes": "The Bayesian chapter", "quantizers": "The quantizers chapter (FSQ, LFQ, residual VQ)"}
 
 
 def _cell(text: str) -> str:

@@ -24,7 +24,11 @@ class ReferenceFunction:
     - `vjp(args, cotangent) -> {arg: gradient}`: the hand-written vector-Jacobian product, one entry per
       differentiable argument ("params": a dict of arrays over every parameter passed); `cotangent` has
       the structure of the float outputs (a tuple when there are several, e.g. encode's `(d_mu, d_log_var)`);
-    - `vjp_magnitude(args, cotangent) -> like vjp's result`: the error scale of each gradient.
+    - `vjp_magnitude(args, cotangent) -> like vjp's result`: the error scale of each gradient;
+    - `surrogate(args, base) -> like the float outputs`, for a straight-through VJP only: the smooth function
+      the VJP is the derivative of — the formula at `args` with every stop-gradient's operand evaluated at
+      `base` — which the finite-difference checks differentiate instead of the piecewise-constant value
+      (None: the forward).
 
     `args` maps contract argument names to values and may hold more (the VQ functions read an extra
     `indices`: the code choices to condition on). Each callable checks its own inputs as the contract
@@ -37,6 +41,7 @@ class ReferenceFunction:
     magnitude: Callable[[Mapping[str, Any]], Any]
     vjp: VJP | None = None
     vjp_magnitude: VJP | None = None
+    surrogate: Callable[[Mapping[str, Any], Mapping[str, Any]], Any] | None = None
 
     def __post_init__(self):
         if self.name not in FUNCTIONS:

@@ -2,7 +2,7 @@
 
 `REFERENCE[name]` is the `ReferenceFunction` of `vaespec.spec.contract.FUNCTIONS[name]`: its
 forward, VJP, magnitude and VJP magnitude, defined side by side in the chapter's module
-(`losses` and `vae`; `vq` and `vq_network`; `estimators`; `bayes`), each of which lists its
+(`losses` and `vae`; `vq` and `vq_network`; `estimators`; `bayes`; `quantizers`), each of which lists its
 entries in `REFERENCE_FUNCTIONS`. A new contract function is one more entry there;
 `missing()` names the declared functions that have none.
 """
@@ -15,12 +15,12 @@ from typing import Any
 from vaespec.spec.contract import FUNCTIONS, validate_vjp
 from vaespec.spec.errors import ConfigError, show
 
-from . import bayes, estimators, losses, vae, vq, vq_network
+from . import bayes, estimators, losses, quantizers, vae, vq, vq_network
 from .function import VJP, ReferenceFunction
 
 __all__ = ["REFERENCE", "ReferenceFunction", "magnitude", "missing", "vjp", "vjp_magnitude"]
 
-CHAPTER_MODULES = (losses, vae, vq, vq_network, estimators, bayes)
+CHAPTER_MODULES = (losses, vae, vq, vq_network, estimators, bayes, quantizers)
 
 
 def _collect() -> dict[str, ReferenceFunction]:

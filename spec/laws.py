@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from . import bayes as _bayes
 from . import estimators as _estimators
+from . import quantizers as _quantizers
 from . import vq as _vq
 from .functions import FUNCTIONS
 from .signature import Law
@@ -75,6 +76,7 @@ _LAWS: list[Law] = [
 _LAWS.extend(_vq.LAWS.values())
 _LAWS.extend(_estimators.LAWS.values())
 _LAWS.extend(_bayes.LAWS.values())
+_LAWS.extend(_quantizers.LAWS.values())
 
 # Agreement with the float64 reference, for every function of every chapter, as its declaration says:
 # exact for integer results and key-driven draws (`FunctionSpec.exact`); a function with a discrete

@@ -24,7 +24,7 @@ from .errors import ConfigError, DTypeError, ShapeError, describe
 from .numerics import MAX_FINITE
 from .shapes import bind_shape, check_array, check_scalar
 
-CHAPTERS = ("vae", "vq", "estimators", "bayes")
+CHAPTERS = ("vae", "vq", "estimators", "bayes", "quantizers")
 
 # The suite and the legacy chain helpers name a function's vector-Jacobian product "<function>_vjp".
 VJP_SUFFIX = "_vjp"
@@ -42,10 +42,10 @@ class Arg:
     """One argument of a contract function.
 
     `kind` is "array" (float, with named `dims`), "index" (integer array with named
-    `dims`, values in [0, `bound`)), "params", "arch", "convention", "scalar" (a float
-    in [`low`, `high`], or [`low`, `high`) with `exclusive_high`), "flag" (a bool), "count"
-    (an integer ≥ 0), "size" (a positive integer binding `dims[0]`), "likelihood" (one of
-    `choices`) or "key" (a `vaespec.spec.keys.Key` or seed). `differentiable` arguments receive
+    `dims`, values in [0, `bound`), and in [`low`, `high`] when stated), "params", "arch",
+    "convention", "scalar" (a float in [`low`, `high`], or [`low`, `high`) with `exclusive_high`),
+    "flag" (a bool), "count" (an integer ≥ 0), "size" (a positive integer binding `dims[0]`),
+    "likelihood" (one of `choices`) or "key" (a `vaespec.spec.keys.Key` or seed). `differentiable` arguments receive
     a gradient from `vjp`. For "arch": `types`, the architectures accepted; for "params":
     `layout`, the part of `arch.parameter_shapes` the function reads ("encoder", "decoder", "all").
     """

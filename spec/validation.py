@@ -96,6 +96,9 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             if value.size and (value.min() < 0 or (high is not None and value.max() >= high)):
                 raise DomainError(f"{arg.name}: expected integers in [0, {high}) ({arg.domain}), got values in "
                                   f"[{value.min()}, {value.max()}]")
+            if value.size and (value.min() < arg.low or value.max() > arg.high):  # an index's own stated range
+                raise DomainError(f"{arg.name}: expected integers in [{arg.low:g}, {arg.high:g}] ({arg.domain}), got "
+                                  f"values in [{value.min()}, {value.max()}]")
         elif arg.kind == "params":
             if arch is None:  # a declaration error: the layout of params comes from the arch argument
                 raise ConfigError(f"{arg.name}: {function} declares a params argument but no arch argument to lay "

@@ -33,7 +33,8 @@ class Bad:
 
 # ----------------------------------------------------------------------------- valid values
 def pools() -> dict[str, dict[str, object]]:
-    """Valid values by parameter name, per pool (the VAE, VQ, estimators and bayes chapters, numpy and torch)."""
+    """Valid values by parameter name, per pool (the VAE, VQ, estimators, bayes and quantizers chapters, numpy and
+    torch)."""
     rng = np.random.default_rng(0)
     n = lambda *shape: rng.standard_normal(shape)  # noqa: E731
     params, vq_params = reference.init_params(ARCH, 0), reference.init_params(VQ_ARCH, 0)
@@ -63,11 +64,15 @@ def pools() -> dict[str, dict[str, object]]:
              "function": "linear_gaussian_log_evidence"}
     bayes["args"] = {k: bayes[k] for k in ("x", "weight", "bias", "noise_log_var")}
     bayes["cotangent"] = np.ones(3)
+    quant = {**vae, "z": n(3, 3), "levels": np.array([3, 4, 5]), "indices": np.array([0, 5, 7]), "codebook_dim": 3,
+             "inv_temperature": 1.0, "diversity_gamma": 1.0, "z_e": n(3, 2), "codebooks": n(2, 4, 2),
+             "num_stages": 2, "function": "fsq_bound"}
+    quant["args"], quant["cotangent"] = {"z": quant["z"], "levels": quant["levels"]}, n(3, 3)
     from vaespec.reference import ReferenceBackend
 
-    for pool in (vae, vq, est, bayes):
+    for pool in (vae, vq, est, bayes, quant):
         pool["backend"] = ReferenceBackend()
-    pools = {"vae": vae, "vq": vq, "estimators": est, "bayes": bayes}
+    pools = {"vae": vae, "vq": vq, "estimators": est, "bayes": bayes, "quantizers": quant}
     for name in list(pools):
         pools[f"torch-{name}"] = _torch_pool(pools[name])
     return pools

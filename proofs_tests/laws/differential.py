@@ -4,9 +4,9 @@
 outputs with the reference's: integer outputs and keys exactly; float outputs entrywise within
 `tolerance(dtype, function, args)` = `2 · rel · M + floor` (M: the reference's magnitude, rel and floor:
 the policy's bound for the function's chain), or, for an exact function (draws, copied rows:
-`laws.tolerance.exact`), exactly once rounded to the dtype. Where the function chooses codes (the VQ
-chapter: `laws.checking_vq.makes_choices`), the backend's choices are judged by the near-tie criterion and
-the reference is evaluated at them.
+`laws.tolerance.exact`), exactly once rounded to the dtype. Where the function makes a discrete choice
+(`laws.checking_vq.makes_choices`: VQ's codes), the backend's choices are judged by its
+chapter's criterion (`laws.choices.backend_choices`) and the reference is evaluated at them.
 `<function>_gradient_matches_reference` compares the vector-Jacobian product for a drawn cotangent
 (on the float outputs) entrywise within `tolerance(…, cotangent=ȳ)`: M̄ the reference's backward pass on
 absolute values (`vjp_magnitude`), n the forward plus backward chain.
@@ -35,7 +35,7 @@ from .checking import (
     reference_vjp_at,
     split_outputs,
 )
-from .checking_vq import backend_choices
+from .choices import backend_choices
 from .compare import LawViolation, LazyText, as_input, assert_within, literal
 from .tolerance import exact, tolerance
 

@@ -9,6 +9,7 @@ from . import bayes as laws_bayes
 from . import differential as laws_differential
 from . import estimators as laws_estimators
 from . import identities as laws_identities
+from . import quantizers as laws_quantizers
 from . import statistical as laws_statistical
 from . import vq as laws_vq
 from . import vq_codebook as laws_vq_codebook
@@ -17,7 +18,7 @@ from .checking import Check
 
 CHECKS: dict[str, Check] = {**laws_identities.CHECKS, **laws_statistical.CHECKS, **laws_differential.CHECKS,
                             **laws_vq.CHECKS, **laws_vq_codebook.CHECKS, **laws_vq_positions.CHECKS,
-                            **laws_estimators.CHECKS, **laws_bayes.CHECKS}
+                            **laws_estimators.CHECKS, **laws_bayes.CHECKS, **laws_quantizers.CHECKS}
 
 _missing = sorted(set(LAWS) - set(CHECKS))
 _unregistered = sorted(set(CHECKS) - set(LAWS))
@@ -28,10 +29,11 @@ if _missing or _unregistered:  # a law without a check, or a check without a sta
 def _controls():
     from ..controls import bayes as negative_controls_bayes
     from ..controls import estimators as negative_controls_estimators
+    from ..controls import quantizers as negative_controls_quantizers
     from ..controls import vae as negative_controls
     from ..controls import vq as negative_controls_vq
     return {**negative_controls.CONTROLS, **negative_controls_vq.CONTROLS, **negative_controls_estimators.CONTROLS,
-            **negative_controls_bayes.CONTROLS}
+            **negative_controls_bayes.CONTROLS, **negative_controls_quantizers.CONTROLS}
 
 
 CONTROLS = _controls()

@@ -14,7 +14,8 @@ the suite accepts correct implementations it was not written against:
 - the VQ chapter quantizes with `torch.cdist` (direct differences) and has its own EMA code;
 - the estimators chapter is `torch.distributions` log densities and `torch.logsumexp`
   (`independent_estimators.py`);
-- the Bayesian chapter's evidence is `LowRankMultivariateNormal` (`independent_bayes.py`).
+- the Bayesian chapter's evidence is `LowRankMultivariateNormal` (`independent_bayes.py`);
+- the quantizers chapter computes its constants per level in Python floats (`independent_quantizers.py`).
 
 The chapters' functions are in `independent_vae.py`, `independent_vq.py`, `independent_estimators.py` and
 `independent_bayes.py`; this module is the backend around them.
@@ -39,14 +40,16 @@ from vaespec.spec.keys import normal
 
 from .independent_bayes import BAYES
 from .independent_estimators import ESTIMATORS
+from .independent_quantizers import QUANTIZERS
 from .independent_vae import VAE
 from .independent_vq import VQ
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 # name -> (arguments by contract name, tensors on the port's device) -> outputs in FUNCTIONS order
-BODIES: dict[str, Callable[[dict], tuple]] = {**VAE, **VQ, **ESTIMATORS, **BAYES}
-CHAPTERS: tuple[str, ...] = ("vae", "vq", "estimators", "bayes")  # "bayes" in float64/float32 (no narrow solve)
+BODIES: dict[str, Callable[[dict], tuple]] = {**VAE, **VQ, **ESTIMATORS, **BAYES, **QUANTIZERS}
+# "bayes" in float64/float32 only (no narrow solve)
+CHAPTERS: tuple[str, ...] = ("vae", "vq", "estimators", "bayes", "quantizers")
 
 
 # ----------------------------------------------------------------------------- the backend

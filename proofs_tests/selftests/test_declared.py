@@ -148,7 +148,7 @@ class OwnGenerator(ReferenceBackend):
         rng = np.random.default_rng(int(key))
         new = np.array(codebook, dtype=np.float64)
         dead = np.flatnonzero(np.asarray(usage) == 0)
-        rows = np.asarray(z_e).reshape(-1, np.shape(z_e)[-1])  # z_e [B, *positions, D]: its N vectors
+        rows = np.asarray(z_e).reshape(-1, new.shape[1])  # every position of [batch, *positions, D] is a row
         new[dead] = rows[rng.integers(0, len(rows), len(dead))]
         return new, (int(key) + 1) % 2**64
 

@@ -53,6 +53,7 @@ def _chapter(name: str) -> list[str]:
     ("vq.md", _chapter("vq"), "contract function"),
     ("estimators.md", _chapter("estimators"), "contract function"),
     ("bayes.md", _chapter("bayes"), "contract function"),
+    ("quantizers.md", _chapter("quantizers"), "contract function"),
     ("math.md", ACTIVATIONS, "activation"),
     ("conventions.md", PRESETS, "convention preset"),
     ("testing.md", PROFILES, "Hypothesis profile"),

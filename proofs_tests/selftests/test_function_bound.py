@@ -256,6 +256,11 @@ def test_function_bound_keeps_every_former_chain(function, label, vjp):
         assert function_bound(dtype, function, args, vjp=vjp) == bound(dtype, n, ops)
 
 
+# Chapters declared after OLD was recorded: their chains have no "before" to agree with, and are pinned by their own
+# tests (test_quantizers_reference.test_chains_at_chosen_sizes).
+LATER_CHAPTERS = ("quantizers",)
+
+
 def test_every_function_with_a_roundoff_law_is_compared():
     """Every function but the exact ones (init_codebook, reset_dead_codes) has a chain, and every one is in
     OLD for every chapter's shapes, forward and (where differentiable) VJP; codebook_health's perplexity
@@ -265,7 +270,7 @@ def test_every_function_with_a_roundoff_law_is_compared():
         if spec.chain is None:
             assert spec.exact, function
             continue
-        if function == "codebook_health":
+        if function == "codebook_health" or spec.chapter in LATER_CHAPTERS:
             continue
         assert (function, False) in compared, function
         assert not spec.differentiable or (function, True) in compared, function

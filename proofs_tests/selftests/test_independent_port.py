@@ -26,7 +26,7 @@ LAWS_OF_PORT = sorted(name for name, law in LAWS.items() if law.chapter in indep
 
 
 def test_port_declares_every_chapter_and_provides_it():
-    assert set(independent.CHAPTERS) == {"vae", "vq", "estimators", "bayes"}
+    assert set(independent.CHAPTERS) == {"vae", "vq", "estimators", "bayes", "quantizers"}
     backends = load_backends("vaespec.proofs_tests.ports.independent:backends")
     assert {"float64", "float32", "bfloat16"} <= {b.dtype for b in backends}
     for backend in backends:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from vaespec.proofs_tests.laws.compare import leaves, tolerance_from
@@ -82,13 +82,21 @@ def _float_outputs(function, value):
     return floats if len(floats) > 1 else floats[0]
 
 
-@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+# The chapters whose bounds were assembled before the entry point; a chapter declared since has no "before".
+BEFORE = ("vae", "vq", "estimators", "bayes")
+
+
+@pytest.mark.parametrize("function", sorted(f for f, spec in FUNCTIONS.items() if spec.chapter in BEFORE))
 @settings(max_examples=6, deadline=None, derandomize=True, database=None)
 @given(data=st.data())
 def test_entry_point_gives_the_numbers_of_before(function, data):
     spec = FUNCTIONS[function]
     example = data.draw(examples_for(function), label="example")
     args = {a.name: example.args[a.name] for a in spec.args}
+    # The losses' before-rule is reduction_length(batch, features): it predates the event shapes (issue 15's
+    # [batch, *positions, features] inputs), which only the entry point bounds.
+    assume(function not in ("reconstruction_loss", "kl_divergence")
+           or np.ndim(args["x_hat" if function == "reconstruction_loss" else "mu"]) == 2)
     cotangent = None
     if spec.differentiable:
         outputs = _float_outputs(function, call(REFERENCE, function, args))

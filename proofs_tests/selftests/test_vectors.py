@@ -29,6 +29,8 @@ from vaespec.spec.vq import acceptable_codes
 INVISIBLE = {
     "KeyIgnored": "reparameterize_key is an optional method, not a contract function",
     "LogMeanExpWithoutMaxShift": "the vectors' log-weights are moderate; the bug shows only under large shifts",
+    "LFQZeroMapsToPlusOne": "the vectors' z has no exact zeros (a case drawn at the kink would need a special case)",
+    "RVQIgnoresNumStages": "the vectors' count arguments are 3, so num_stages = stages: no stage is dropped",
 }
 
 
@@ -143,7 +145,7 @@ def test_network_cases_meet_every_kink_and_formula_switch(exported):
             switch = min(abs(y) for y, _ in FORMULA_SWITCHES[case["variant"]["activation"]])
             assert np.abs(pre).max() > switch, case["id"]
         seen.add((case["function"], regime, case["variant"]["activation"]))
-    assert {a for _, r, a in seen if r == "kinks"} == set(KINKS) - {"quantize"}
+    assert {a for _, r, a in seen if r == "kinks"} == set(KINKS) - set(FUNCTIONS)  # the activations' kinks
     assert {a for _, r, a in seen if r == "reach"} == {a for a, s in FORMULA_SWITCHES.items() if s}
 
 

@@ -16,11 +16,13 @@ from vaespec.spec.errors import ConfigError
 
 from . import bayes as strategies_bayes
 from . import estimators as strategies_estimators
+from . import quantizers as strategies_quantizers
 from . import vae as strategies
 from . import vq as strategies_vq
 from .vae import pick
 
-BUILDERS = (*strategies.BUILDERS, *strategies_vq.BUILDERS, *strategies_estimators.BUILDERS, *strategies_bayes.BUILDERS)
+BUILDERS = (*strategies.BUILDERS, *strategies_vq.BUILDERS, *strategies_estimators.BUILDERS, *strategies_bayes.BUILDERS,
+            *strategies_quantizers.BUILDERS)
 
 
 def examples_for(function: str, **kwargs):

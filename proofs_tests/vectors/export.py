@@ -30,13 +30,15 @@ from vaespec.spec.keys import Key
 from vaespec.spec.shapes import shape_of
 from vaespec.spec.tolerances import distance_bound
 
+from ..laws.choices import clear as choices_clear
 from ..laws.tolerance import exact, function_bound, magnitude, vjp_magnitude
 from .cases import case_dtypes, exact_everywhere, is_special, special_inputs, special_variants
 from .manifest import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError, check_files, read_manifest
 
 BATCH = 4
 SIZES = {"input": 5, "output": 5, "latent": 3, "embedding": 3, "codes": 6, "batch": BATCH, "particles": 3,
-         "categories": 5}
+         "categories": 5, "dim": 3, "stages": 3}
+LEVEL_SPAN = 7  # an index argument with a stated range [low, high] (FSQ's levels) draws from [low, low + 7]
 HIDDEN = {"encoder_sizes": (6, 4), "decoder_sizes": (4, 6)}
 # Scalars by argument name: values exact in every dtype (the defaults 0.99 and 1e-5 are not).
 SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": (0.9375,), "epsilon": (2.0**-12,),
@@ -137,6 +139,10 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
             args[arg.name] = {k: exact_everywhere(v) for k, v in raw.items()}
         elif arg.kind == "array":
             args[arg.name] = _array(arg.name, shape_of(arg.dims, sizes), rng, arg, variant)
+        elif arg.kind == "index" and arg.low > -np.inf and arg.high < np.inf:  # a stated range (FSQ's levels)
+            values = rng.integers(int(arg.low), int(min(arg.high, arg.low + LEVEL_SPAN)) + 1,
+                                  shape_of(arg.dims, sizes))
+            args[arg.name] = values.astype(np.int64)
         elif arg.kind == "index":
             high = sizes[arg.bound] if arg.bound else BATCH
             values = rng.integers(0, high, shape_of(arg.dims, sizes))
@@ -200,7 +206,9 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
             continue
         z = _encoded(function, args)
         if z is None:
-            return args
+            if choices_clear(function, args):  # another chapter's choices (FSQ's levels): its own test
+                return args
+            continue
         if "z_e" in args:  # place z_e near codebook rows so that every code choice is clear
             picks = rng.integers(0, len(args["codebook"]), z.shape[:-1])
             args["z_e"] = z = exact_everywhere(args["codebook"][picks] + 0.05 * rng.standard_normal(z.shape))
@@ -211,7 +219,8 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
             args["codebook"][: len(z)] = exact_everywhere(z[rng.permutation(len(z))][: len(args["codebook"])])
         if clear_margins(z, args["codebook"]):
             return args
-    raise VectorsError(f"{function}: no case with clear nearest-code margins in 2000 draws (seed {seed})")
+    raise VectorsError(f"{function}: no case with clear choices (nearest-code or rounding margins) in 2000 draws "
+                       f"(seed {seed})")
 
 
 # ----------------------------------------------------------------------------- tolerances

@@ -1,0 +1,85 @@
+"""vector-quantize-pytorch's FSQ, LFQ and ResidualVQ through the quantizers chapter's laws (the adapter
+`vaespec.proofs_tests.thirdparty.vqp_quantizers`), in float64 and float32: every law not declared in
+`vqp_quantizers.differences` must hold, and every declared difference must give its declared verdict — so the
+file cannot go stale in either direction. The library behaviours the file and docs/quantizers.md state are
+checked directly below, with their minimal reproductions."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+pytest.importorskip("vector_quantize_pytorch", reason="the thirdparty extra is not installed")
+
+import torch
+from vector_quantize_pytorch import FSQ, ResidualVQ
+
+from vaespec.proofs_tests.check.runner import run_law
+from vaespec.proofs_tests.plugin import Entry, read_entries
+from vaespec.proofs_tests.thirdparty import vqp_quantizers as vqp
+from vaespec.spec.laws import LAWS
+
+DIFFERENCES = Path(vqp.__file__).with_name(vqp.DIFFERENCES)
+BACKENDS = {f"{b.name}-{b.device}-{b.dtype}": b for b in vqp.backends()}
+CHAPTER = sorted(name for name, law in LAWS.items() if law.chapter == "quantizers")
+_VERDICT = re.compile(r"#\s*(FAIL|ERROR):\s*(\S.*)$")
+
+
+@functools.cache
+def declared() -> tuple[tuple[Entry, str, str], ...]:
+    """(entry, verdict, reason) for every line of the differences file (which must parse as an xfail file)."""
+    lines = DIFFERENCES.read_text(encoding="utf-8").splitlines()
+    found = []
+    for entry in read_entries(str(DIFFERENCES), "xfail"):
+        match = _VERDICT.search(lines[int(entry.where.rsplit(":", 1)[1]) - 1])
+        assert match, f"{entry.where}: expected '# FAIL: reason' or '# ERROR: reason' after the entry"
+        found.append((entry, match[1], match[2]))
+    return tuple(found)
+
+
+def test_every_declared_difference_names_a_law_of_the_chapter_and_a_backend():
+    for entry, _, _ in declared():
+        assert any(law.startswith(entry.law) for law in CHAPTER), f"{entry.where}: {entry.law} is no quantizers law"
+        assert any(entry.backend is None or label.startswith(entry.backend) for label in BACKENDS), (
+            f"{entry.where}: [{entry.backend}] matches no vqp backend")
+
+
+@pytest.mark.parametrize("label", sorted(BACKENDS))
+@pytest.mark.parametrize("law", CHAPTER)
+def test_vqp_law_verdict_is_as_declared(law, label):
+    hits = [(verdict, reason) for entry, verdict, reason in declared() if entry.matches(law, label)]
+    assert len(hits) <= 1, f"{law} on {label} is declared {len(hits)} times"
+    verdict, why = hits[0] if hits else ("pass", "the contract's law")
+    result = run_law(law, BACKENDS[label], settings())
+    assert result.verdict == verdict, (f"{law} on {label}: expected {verdict} ({why}), got {result.verdict} after "
+                                       f"{result.examples} examples: {result.message}")
+
+
+def test_fsq_float64_constants_are_float32():
+    """The minimal reproduction in docs/quantizers.md: FSQ's bound in float64 has a float32 slope at 0."""
+    fsq = FSQ(levels=[3]).double()
+    z = torch.zeros(1, 1, 1, dtype=torch.float64, requires_grad=True)
+    fsq.bound(z).sum().backward()  # d/dz round_ste(tanh(z)·half_l)/⌊3/2⌋ = half_l = 1.001 at z = 0
+    assert z.grad.item() == float(torch.tensor(1.001, dtype=torch.float32))  # 1.0010000467300415, not 1.001
+    assert z.grad.item() != 1.001
+
+
+def test_fsq_refuses_two_levels():
+    """The adapter rejects L = 2 because vqp does (without preserve_symmetry, a different bound)."""
+    with pytest.raises(AssertionError):
+        FSQ(levels=[2, 3])
+
+
+def test_residual_vq_passes_the_gradient_once_per_stage():
+    """ResidualVQ's z_e gradient is n·ȳ with the plain straight-through (rotation_trick=False)."""
+    torch.manual_seed(0)
+    for n in (1, 2, 3):
+        module = ResidualVQ(dim=2, num_quantizers=n, codebook_size=4, rotation_trick=False, ema_update=False).train()
+        z = torch.randn(5, 1, 2, requires_grad=True)
+        out, _, _ = module(z)
+        out.sum().backward()
+        assert torch.equal(z.grad, torch.full_like(z, float(n)))

@@ -1,0 +1,152 @@
+"""Residual VQ in float64 (`vaespec.spec.quantizers_rvq`): the stages' nearest-code choices (the VQ chapter's
+`choose`, lowest index on exact ties), the straight-through output and the per-stage commitment losses, with
+hand-written VJPs and magnitudes.
+
+    r_0 = z_e,  k_s = argmin_k ‖r_s − C_s[k]‖²,  e_s = C_s[k_s],  r_{s+1} = r_s − e_s        (s < n)
+    z_q = z_e + sg(Σ_s e_s − z_e)                 z̄_e = ȳ
+    losses_s = mean (r_s − sg(e_s))²              z̄_e = Σ_s ȳ_s · 2(r_s − e_s)/(B·D)
+
+**Magnitudes.** z_q: the sum of n codes and the straight-through at |z_e| + 2Σ|e_s|. A residual rounds at
+A_s = |z_e| + Σ_{t≤s} |e_t| per subtraction, so losses_s has M = mean (|r_s − e_s| + A_s)² and its gradient
+M̄ = Σ_s |ȳ_s| 2(|r_s − e_s| + A_s)/(B·D).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from vaespec.spec.contract import validate_args, validate_vjp
+
+from .boundary import finite, finite_gradients
+from .function import ReferenceFunction
+from .vq_codes import choose
+
+
+def stages(z_e: np.ndarray, codebooks: np.ndarray, num_stages: int, indices: Any = None
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(k [B, S] with −1 after n, e [n, B, D] the chosen codes, r [n, B, D] the residuals each stage quantized),
+    at the given choices `indices` [B, S] when given."""
+    residual, chosen, codes, residuals = z_e, np.full((z_e.shape[0], codebooks.shape[0]), -1, np.int64), [], []
+    for s in range(num_stages):
+        k = choose(residual, codebooks[s], None if indices is None else np.asarray(indices)[:, s])
+        chosen[:, s] = k
+        residuals.append(residual)
+        codes.append(codebooks[s][k])
+        residual = residual - codes[-1]
+    return chosen, np.array(codes), np.array(residuals)
+
+
+def _checked(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    return validate_args(function, {n: args[n] for n in ("z_e", "codebooks", "num_stages")})
+
+
+def rvq_quantize(z_e: np.ndarray, codebooks: np.ndarray, num_stages: int, *, indices: Any = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Residual VQ (vector-quantize-pytorch `ResidualVQ`, SoundStream's algorithm 1) over the first `num_stages`:
+
+        r_0 = z_e, k_s = argmin_k ‖r_s − C_s[k]‖² (lowest index on ties), r_{s+1} = r_s − C_s[k_s]
+        z_q = z_e + sg(Σ_s C_s[k_s] − z_e)   (straight-through once)
+
+    **Arguments** `z_e` [batch, embedding]; `codebooks` [stages, codes, embedding]; `num_stages` n ≤ stages;
+    `indices` (keyword): a backend's choices [batch, stages] to evaluate at.
+    **Returns** (z_q [batch, embedding], indices int64 [batch, stages], −1 for the stages after n).
+    """
+    a = validate_args("rvq_quantize", {"z_e": z_e, "codebooks": codebooks, "num_stages": num_stages})
+    k, e, _ = stages(a["z_e"], a["codebooks"], a["num_stages"], indices)
+    return finite("rvq_quantize", e.sum(axis=0)), k
+
+
+def rvq_quantize_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
+    """Straight-through once: z̄_e = ȳ."""
+    _, (d,) = validate_vjp("rvq_quantize", args, cotangent)
+    return finite_gradients("rvq_quantize", {"z_e": np.array(d, dtype=np.float64)})
+
+
+def rvq_quantize_magnitude(args: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    a = _checked("rvq_quantize", args)
+    k, e, _ = stages(a["z_e"], a["codebooks"], a["num_stages"], args.get("indices"))
+    return np.abs(a["z_e"]) + 2.0 * np.abs(e).sum(axis=0), np.zeros(k.shape)
+
+
+def rvq_quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
+    _, (d,) = validate_vjp("rvq_quantize", args, cotangent)
+    return {"z_e": np.abs(d)}
+
+
+def rvq_quantize_surrogate(args: Mapping[str, Any], base: Mapping[str, Any]) -> np.ndarray:
+    """What the VJP differentiates: z_e (sg(Σ e_s − z_e) held at `base`: a constant, left out)."""
+    return np.array(_checked("rvq_quantize", args)["z_e"], dtype=np.float64)
+
+
+RVQ_QUANTIZE = ReferenceFunction("rvq_quantize", rvq_quantize, rvq_quantize_magnitude, rvq_quantize_vjp,
+                                 rvq_quantize_vjp_magnitude, rvq_quantize_surrogate)
+
+
+# ----------------------------------------------------------------------------- commitment
+def _losses(z_e: np.ndarray, codebooks: np.ndarray, n: int, e: np.ndarray, r: np.ndarray) -> np.ndarray:
+    losses = np.zeros(codebooks.shape[0])
+    losses[:n] = ((r - e) ** 2).mean(axis=(1, 2))
+    return losses
+
+
+def rvq_commitment_loss(z_e: np.ndarray, codebooks: np.ndarray, num_stages: int, *, indices: Any = None
+                        ) -> np.ndarray:
+    """Each stage's commitment loss, mean_{b,d} (r_s − sg(C_s[k_s]))² (vqp's per-layer commit loss, unweighted),
+    0 for the stages after n.
+
+    **Arguments** as `rvq_quantize`. **Returns** [stages].
+    """
+    a = validate_args("rvq_commitment_loss", {"z_e": z_e, "codebooks": codebooks, "num_stages": num_stages})
+    _, e, r = stages(a["z_e"], a["codebooks"], a["num_stages"], indices)
+    return finite("rvq_commitment_loss", _losses(a["z_e"], a["codebooks"], a["num_stages"], e, r))
+
+
+def rvq_commitment_loss_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
+    """z̄_e = Σ_{s<n} ȳ_s · 2(r_s − e_s)/(B·D): each r_s = z_e − (stopped earlier codes) passes the gradient."""
+    a, (d,) = validate_vjp("rvq_commitment_loss", args, cotangent)
+    n = a["num_stages"]
+    _, e, r = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
+    grad = np.einsum("s,sbd->bd", np.asarray(d, dtype=np.float64)[:n], 2.0 * (r - e)) / a["z_e"].size
+    return finite_gradients("rvq_commitment_loss", {"z_e": grad})
+
+
+def _sizes(z_e: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """A_s = |z_e| + Σ_{t≤s} |e_t| [n, B, D]: the size at which stage s's residual and difference round."""
+    return np.abs(z_e)[None] + np.cumsum(np.abs(e), axis=0)
+
+
+def rvq_commitment_loss_magnitude(args: Mapping[str, Any]) -> np.ndarray:
+    a = _checked("rvq_commitment_loss", args)
+    n = a["num_stages"]
+    _, e, r = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
+    m = np.zeros(a["codebooks"].shape[0])
+    m[:n] = ((np.abs(r - e) + _sizes(a["z_e"], e)) ** 2).mean(axis=(1, 2))
+    return m
+
+
+def rvq_commitment_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
+    a, (d,) = validate_vjp("rvq_commitment_loss", args, cotangent)
+    n = a["num_stages"]
+    _, e, r = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
+    scale = np.abs(np.asarray(d, dtype=np.float64))[:n]
+    return {"z_e": np.einsum("s,sbd->bd", scale, 2.0 * (np.abs(r - e) + _sizes(a["z_e"], e))) / a["z_e"].size}
+
+
+def rvq_commitment_loss_surrogate(args: Mapping[str, Any], base: Mapping[str, Any]) -> np.ndarray:
+    """mean (z′ − P_s − e_s)² with the earlier codes' sum P_s and the stage's code e_s held at `base`."""
+    b = _checked("rvq_commitment_loss", base)
+    z = _checked("rvq_commitment_loss", args)["z_e"]
+    n = b["num_stages"]
+    _, e, _ = stages(b["z_e"], b["codebooks"], n, None)
+    partial = np.cumsum(np.concatenate([np.zeros_like(e[:1]), e[:-1]]), axis=0)  # P_s = Σ_{t<s} e_t
+    return _losses(z, b["codebooks"], n, e, z[None] - partial)
+
+
+RVQ_COMMITMENT_LOSS = ReferenceFunction("rvq_commitment_loss", rvq_commitment_loss, rvq_commitment_loss_magnitude,
+                                        rvq_commitment_loss_vjp, rvq_commitment_loss_vjp_magnitude,
+                                        rvq_commitment_loss_surrogate)
+
+REFERENCE_FUNCTIONS = (RVQ_QUANTIZE, RVQ_COMMITMENT_LOSS)
