@@ -265,7 +265,10 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     step, gamma, eps = checked["ema_step"], checked["decay"], checked["epsilon"]
     if not checked["training"]:
         return codebook.copy(), ema_counts.copy(), ema_sums.copy(), step
-    n, s = ema_batch_statistics(z_e, codebook, k)
+    codes = codebook.shape[0]
+    n = np.bincount(k.ravel(), minlength=codes).astype(np.float64)
+    s = np.zeros_like(codebook)
+    np.add.at(s, k, z_e)
     counts = gamma * ema_counts + (1.0 - gamma) * n
     sums = gamma * ema_sums + (1.0 - gamma) * s
     debias = 1.0 - gamma ** (step + 1)
@@ -275,15 +278,6 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     with np.errstate(over="ignore", invalid="ignore"):
         new[used] = (sums[used] / debias) / smoothed[used, None]
     return finite("ema_update", (new, counts, sums, step + 1))
-
-
-def ema_batch_statistics(z_e: np.ndarray, codebook: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One batch's EMA statistics: n_k = #{rows assigned to k}, s_k = Σ_{rows assigned to k} z_e, counted over
-    every position of z_e [B, *P, D] (`k` int [B, *P]). **Returns** `(n [K], s [K, D])`, float64."""
-    n = np.bincount(k.ravel(), minlength=codebook.shape[0]).astype(np.float64)
-    s = np.zeros(codebook.shape, dtype=np.float64)
-    np.add.at(s, k, z_e)
-    return n, s
 
 
 def ema_update_magnitude(args):

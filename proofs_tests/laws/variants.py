@@ -57,7 +57,11 @@ def ema_without_debiasing(args, indices):
         return _plain("ema_update", args, indices)
     codebook, z_e, gamma = np.asarray(args["codebook"]), np.asarray(args["z_e"]), float(args["decay"])
     k = reference_vq.nearest_code(z_e, codebook) if indices is None else np.asarray(indices)
-    n, s = reference_vq.ema_batch_statistics(z_e, codebook, k)
+    # every position is a row ([batch, *positions, embedding], docs/vq.md)
+    k, z_e = k.reshape(-1), z_e.reshape(-1, codebook.shape[1])
+    n = np.bincount(k, minlength=codebook.shape[0]).astype(np.float64)
+    s = np.zeros_like(codebook, dtype=np.float64)
+    np.add.at(s, k, z_e)
     counts = gamma * np.asarray(args["ema_counts"]) + (1.0 - gamma) * n
     sums = gamma * np.asarray(args["ema_sums"]) + (1.0 - gamma) * s
     smoothed = reference_vq.laplace_smooth(counts, float(args["epsilon"]))
@@ -83,7 +87,10 @@ def ema_as_lerp(args, indices, chosen: dict[str, Any], dtype: str):
 
     codebook, z_e = np.asarray(args["codebook"], dtype=np.float64), np.asarray(args["z_e"], dtype=np.float64)
     k = reference_vq.nearest_code(z_e, codebook) if indices is None else np.asarray(indices)
-    n, s = reference_vq.ema_batch_statistics(z_e, codebook, k)
+    k, z_e = k.reshape(-1), z_e.reshape(-1, codebook.shape[1])  # every position is a row
+    n = np.bincount(k, minlength=codebook.shape[0]).astype(np.float64)
+    s = np.zeros_like(codebook)
+    np.add.at(s, k, z_e)
     w = float(r(1.0 - float(args["decay"])))
 
     def lerp(old, new):
