@@ -18,6 +18,7 @@ from vaespec.spec.tolerances import LOG_VAR_DOMAIN
 
 from . import declared, variants
 from .compare import LawViolation, LazyText, as_input, repro, round_to
+from .memo import memoized
 from .tolerance import with_choices
 from .variants import plain_reference
 
@@ -64,8 +65,9 @@ def reference_at(function: str, args, indices=None, backend=None):
     the variants `backend` declares (`laws.variants`), if given."""
     chosen = declared.variants(backend) if backend is not None else {}
     if chosen:
-        return variants.value(function, args, indices, chosen)
-    return plain_reference(function, args, indices)
+        return memoized("value", lambda: variants.value(function, args, indices, chosen), function, args, indices,
+                        chosen)
+    return memoized("value", lambda: plain_reference(function, args, indices), function, args, indices)
 
 
 def reference_vjp_at(function: str, args, cotangent, indices=None, backend=None):
@@ -73,8 +75,10 @@ def reference_vjp_at(function: str, args, cotangent, indices=None, backend=None)
     `backend` declares, if given."""
     chosen = declared.variants(backend) if backend is not None else {}
     if chosen:
-        return variants.gradient(function, args, cotangent, indices, chosen)
-    return REFERENCE.vjp(function, with_choices(args, indices), cotangent)
+        return memoized("vjp", lambda: variants.gradient(function, args, cotangent, indices, chosen), function,
+                        args, cotangent, indices, chosen)
+    return memoized("vjp", lambda: REFERENCE.vjp(function, with_choices(args, indices), cotangent), function, args,
+                    cotangent, indices)
 
 
 def split_outputs(function: str, value, ctx="") -> tuple[tuple, tuple]:

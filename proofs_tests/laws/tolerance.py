@@ -25,6 +25,7 @@ from vaespec.spec.laws import LAWS
 from vaespec.spec.tolerances import Bound
 
 from .compare import tolerance_from
+from .memo import memoized
 
 
 def _spec(function: str):
@@ -62,7 +63,7 @@ def magnitude(function: str, args: Mapping[str, Any], *, indices=None):
     """The reference's magnitude M of `function` at `args` (at the code choices `indices`), like its outputs."""
     spec = _spec(function)
     args = with_choices(args, indices)
-    m = reference.magnitude(function, args)
+    m = memoized("magnitude", lambda: reference.magnitude(function, args), function, args)
     stated = [i for i, o in enumerate(spec.outputs) if o.name in STATED_MAGNITUDES]
     if not stated:
         return m
@@ -76,7 +77,8 @@ def vjp_magnitude(function: str, args: Mapping[str, Any], cotangent, *, indices=
     """The reference's magnitude M̄ of `vjp(function, args, cotangent)` (at the choices `indices`), like its result."""
     _spec(function)  # refuses an unknown function name with the contract's error
     args = with_choices(args, indices)
-    return reference.vjp_magnitude(function, args, cotangent)
+    return memoized("vjp_magnitude", lambda: reference.vjp_magnitude(function, args, cotangent), function, args,
+                    cotangent)
 
 
 def tolerance(dtype: str, function: str, args: Mapping[str, Any], *, cotangent=None, indices=None, sides: int = 2):
