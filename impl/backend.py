@@ -25,7 +25,7 @@ import numpy.typing as npt
 import torch
 from torch import Tensor
 
-from vaespec.spec.architecture import Architecture
+from vaespec.spec.architecture import Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, Params, validate_args, validate_vjp
 from vaespec.spec.domains import check_result
 from vaespec.spec.errors import ConfigError, ShapeError
@@ -35,14 +35,14 @@ from vaespec.spec.signature import FunctionSpec
 
 from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
 from .bodies import Inputs
-from .convert import from_params, load_params
+from .convert import from_params, load_layers
 from .keys import reparameterize_with_key
-from .modules import Decoder, Encoder
 from .registry import torch_function
+from .vq_builder import make_layers
 
 _DEFAULT_DTYPES = ("float64", "float32")
 # Modules kept per backend and architecture (least recently used dropped first).
-_MODULE_CACHE_SIZE = 8
+_MODULE_CACHE_SIZE = 16
 
 
 def supported(device: torch.device, dtype: torch.dtype) -> bool:
@@ -66,6 +66,17 @@ def export(value: Tensor | Key, kind: str) -> Any:
         array = value.detach().to("cpu", torch.int64).numpy().copy()
         return int(array) if array.ndim == 0 else array
     return to_numpy(value)
+
+
+
+def _build(arch: Architecture | VQArchitecture, params: Params, dtype: torch.dtype, device: torch.device,
+           part: str) -> Any:
+    """A new module for `part` ("encoder" or "decoder") of `arch` holding `params`: the VAE's `Encoder`/`Decoder`
+    by `from_params`, the VQ-VAE's `VQEncoder`/`Decoder` by `vq_builder.make_layers`."""
+    if isinstance(arch, VQArchitecture):
+        return make_layers(arch, params, dtype, device, (part,))[0]
+    encoder, decoder = from_params(arch, params, dtype, device, part=part)
+    return encoder if part == "encoder" else decoder
 
 
 class TorchBackend:
@@ -113,29 +124,39 @@ class TorchBackend:
         return entry.body(Inputs(FUNCTIONS[function], args, tensor=self._tensor, modules=self._modules,
                                  device=self._device, dtype=self._dtype, leaves=leaves))
 
-    def _modules(self, arch: Architecture, params: Params, part: str = "all"
-                 ) -> tuple[Encoder | None, Decoder | None]:
-        """`from_params(arch, params, part=part)` in this backend's dtype and device, built once per
-        architecture and part: new parameter values are copied into the kept modules (`load_params`),
-        which skips the allocation and layer set-up of a rebuild. Values are compared by a digest, so
-        parameters changed in place are never served stale. The modules are pure functions of their
-        weights and `torch.autograd.grad` leaves no state in them, so sharing them between calls is safe."""
+    def _modules(self, arch: Architecture | VQArchitecture, params: Params, part: str = "all"
+                 ) -> tuple[Any, Any]:
+        """`(encoder, decoder)` for `arch` holding `params` in this backend's dtype and device (the one not in
+        `part` is None). Each module is built once per architecture (`_build`) and kept: new parameter values
+        are copied into it (`load_layers`), which skips the allocation and layer set-up of a rebuild. Values
+        are compared by a digest of the module's own parameters, so parameters changed in place are never
+        served stale. The modules are pure functions of their weights and `torch.autograd.grad` leaves no
+        state in them, so sharing them between calls (and between an encoder call and a forward) is safe."""
+        parts = ("encoder", "decoder") if part == "all" else (part,)
+        made = {p: self._module(arch, params, p) for p in parts}
+        return made.get("encoder"), made.get("decoder")
+
+    def _module(self, arch: Architecture | VQArchitecture, params: Params, part: str) -> Any:
+        names = sorted(arch.parameter_shapes(part))
+        missing = [name for name in names if name not in params]
+        if missing:  # validate_args has refused this already; a direct caller gets the same error
+            raise ShapeError(f"params: parameter names differ from the layout: missing {missing}")
         digest = hashlib.blake2b(digest_size=16)
-        for name in sorted(params):
+        for name in names:
             value = np.ascontiguousarray(params[name], dtype=np.float64)
             digest.update(f"{name}{value.shape}".encode())
             digest.update(value.tobytes())
         key, values = (arch, part), digest.digest()
         cache = self.__dict__.setdefault("_module_cache", OrderedDict())
         if key not in cache:
-            cache[key] = [values, from_params(arch, params, self._dtype, self._device, part=part)]
+            cache[key] = [values, _build(arch, params, self._dtype, self._device, part)]
             while len(cache) > _MODULE_CACHE_SIZE:
                 cache.popitem(last=False)
         cache.move_to_end(key)
         entry = cache[key]
         if entry[0] != values:
             entry[0] = None  # until the copy has succeeded whole
-            load_params(params, *entry[1])
+            load_layers(params, [entry[1]])
             entry[0] = values
         return entry[1]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .bodies import Bodies, Inputs, Outputs
-from .vq_builder import from_params, make_layers
+from .vq_builder import assemble
 from .vq_functional import (
     codebook_health,
     codebook_loss,
@@ -37,17 +37,15 @@ BODIES = Bodies("vq")
 
 def _model(inputs: Inputs) -> VQVAE:
     """A `VQVAE` holding `params` and `codebook`; its codebook parameter stands for the `codebook` argument."""
-    args = inputs.args
-    model = from_params(args["arch"], args["params"], args["codebook"], inputs.dtype, inputs.device)
+    encoder, decoder = inputs.modules("all")  # the backend's cached layers, holding params (and recorded)
+    model = assemble(inputs.args["arch"], encoder, decoder, inputs.args["codebook"], inputs.dtype, inputs.device)
     inputs.record("codebook", model.quantizer.codebook)
-    inputs.record_params(model.encoder, model.decoder)
     return model
 
 
 @BODIES.register("vq_encode")
 def _vq_encode(inputs: Inputs) -> Outputs:
-    (encoder,) = make_layers(inputs.args["arch"], inputs.args["params"], inputs.dtype, inputs.device, ("encoder",))
-    inputs.record_params(encoder)
+    encoder, _ = inputs.modules("encoder")
     return (encoder(inputs.tensors["x"]),)
 
 

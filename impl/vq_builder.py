@@ -175,6 +175,16 @@ def from_params(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook
     _check_codebook(arch, codebook)
     dtype, device = torch_dtype(dtype), torch_device(device)
     encoder, decoder = make_layers(arch, params, dtype, device, ("encoder", "decoder"))
+    return assemble(arch, encoder, decoder, codebook, dtype, device, ema=ema, decay=decay, epsilon=epsilon)
+
+
+def assemble(arch: VQArchitecture, encoder: VQEncoder, decoder: Decoder, codebook: np.ndarray,
+             dtype: torch.dtype, device: torch.device, *, ema: bool = False, decay: float = DEFAULT_DECAY,
+             epsilon: float = DEFAULT_EPSILON) -> VQVAE:
+    """A `VQVAE` of the given layers and a new quantizer holding `codebook` (an EMA one at a zero state).
+
+    For callers that checked `arch`, `codebook` and the EMA options (`from_params`, and `TorchBackend`,
+    whose layers come from its module cache); the layers are used as they are, not copied."""
     # Made on meta, so no codebook is drawn only to be overwritten; the EMA state then starts at zero.
     quantizer = _quantizer(arch, ema, decay, epsilon, DEFAULT_CODEBOOK_SEED, dtype, "meta").to_empty(device=device)
     _copy_codebook(quantizer.codebook, codebook)

@@ -97,7 +97,9 @@ def test_module_cache_serves_new_values_never_stale_ones():
     backend = TorchBackend("cpu", "float64")
     x = np.linspace(-1.0, 1.0, 6).reshape(2, 3)
     first = backend.encode(arch, params, x)[0]
-    assert backend._modules(arch, params, "encoder") is backend._modules(arch, params, "encoder")
+    encoder, _ = backend._modules(arch, params, "encoder")
+    assert backend._modules(arch, params, "encoder")[0] is encoder
+    assert backend._modules(arch, params, "all")[0] is encoder  # one module per part, shared by encode and forward
     params["encoder_dense_0.kernel"] *= 2.0  # changed in place: the digest sees it
     second = backend.encode(arch, params, x)[0]
     expected = ReferenceBackend().encode(arch, params, x)[0]
