@@ -184,7 +184,7 @@ def check_array(
         bindings[dim] = size
     if kind == "float" and value.dtype != np.float64:
         value = value.astype(np.float64)
-    if finite and kind == "float" and not np.all(np.isfinite(value)):
+    if finite and kind == "float" and not np.isfinite(value).all():
         bad = np.argwhere(~np.isfinite(value))[0]
         raise DomainError(
             f"{name}: expected finite values, got {value[tuple(bad)]} at index {tuple(int(i) for i in bad)}"
@@ -288,14 +288,18 @@ def check_params(
     checked: dict[str, np.ndarray] = {}
     for key, array in params.items():
         shape = tuple(layout[key])
-        label = f"{name}[{key!r}]"
-        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
-            raise DTypeError(f"{label}: expected a floating-point numpy array of shape {shape}, got {describe(array)}")
-        array = _plain_array(label, array, f"shape {shape}")
-        if array.shape != shape:
-            raise ShapeError(f"{label}: expected shape {shape}, got {array.shape}")
-        array = check_array(label, array, tuple(f"axis{i}" for i in range(len(shape))), finite=False)
-        if finite and not np.all(np.isfinite(array)):
-            raise DomainError(f"{label}: expected finite values, got a NaN or Inf")
+        if type(array) is not np.ndarray or array.dtype != np.float64 or array.shape != shape:
+            label = f"{name}[{key!r}]"  # built only here: the common case (float64, right shape) needs none
+            if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+                raise DTypeError(f"{label}: expected a floating-point numpy array of shape {shape}, got "
+                                 f"{describe(array)}")
+            array = _plain_array(label, array, f"shape {shape}")
+            if array.shape != shape:
+                raise ShapeError(f"{label}: expected shape {shape}, got {array.shape}")
+            array = check_array(label, array, tuple(f"axis{i}" for i in range(len(shape))), finite=False)
         checked[key] = array
+    # One finiteness test over every entry (a ufunc call per array cost more than the rest of the check).
+    if finite and checked and not np.isfinite(np.concatenate([a.reshape(-1) for a in checked.values()])).all():
+        bad = next(key for key, array in checked.items() if not np.isfinite(array).all())
+        raise DomainError(f"{name}[{bad!r}]: expected finite values, got a NaN or Inf")
     return checked
