@@ -260,3 +260,17 @@ def test_a_params_argument_without_an_arch_argument_is_a_declaration_error():
     spec = FunctionSpec("no_arch", (Arg("params", "params"),), (Output("y", ()),), "y = 0")
     with pytest.raises(ConfigError, match=r"^params: no_arch declares a params argument but no arch argument"):
         check_args(spec, {"params": {}})
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_check_params_names_the_array_holding_a_non_finite_value(bad):
+    from vaespec.spec.shapes import check_params
+
+    shapes = {"a.kernel": (2, 3), "a.bias": (3,), "b.kernel": (3, 1)}
+    params = {name: np.ones(shape) for name, shape in shapes.items()}
+    params["a.bias"] = np.array([0.0, bad, 1.0])
+    with pytest.raises(DomainError, match=r"^p\['a.bias'\]: expected finite values, got a NaN or Inf$"):
+        check_params("p", params, shapes)
+    assert check_params("p", params, shapes, finite=False)["a.bias"] is params["a.bias"]
+    params["a.bias"] = np.ones(3, dtype=np.float32)  # widened to float64, as check_array widens
+    assert check_params("p", params, shapes)["a.bias"].dtype == np.float64
