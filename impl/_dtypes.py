@@ -34,7 +34,8 @@ def torch_device(value: object, option: str = "device", *, meta: bool = False) -
     """Resolve a device name or torch.device to one vaespec computes on: the CPU, or a CUDA device that
     exists on this machine ("cuda", "cuda:1" when there are two). Any other type torch knows ("meta",
     "xpu", "mps", …) is a `ConfigError` here rather than a `NotImplementedError` later. `meta=True`
-    also accepts "meta", for modules made without storage and then allocated (`to_empty`)."""
+    also accepts "meta", for modules made without storage and then filled (`convert.fill_layers`) or
+    allocated (`to_empty`)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, torch.device)):
         raise ConfigError(f"{option}: expected a torch device such as 'cpu' or 'cuda', got {show(value)}")
     try:

@@ -22,7 +22,7 @@ from vaespec.spec.keys import Key
 
 from ._checks import reject_unknown_options, require_option
 from ._dtypes import torch_device, torch_dtype
-from .convert import load_params
+from .convert import fill_layers
 from .modules import Decoder, Encoder
 
 
@@ -34,8 +34,8 @@ def _make(arch: Architecture, parts: tuple[type, ...], dtype: torch.dtype | str 
         return [cls(arch, dtype=dtype, device=device) for cls in parts]
     # Every parameter is overwritten, so skip torch's initialisation (and its global RNG).
     target = device if device is not None else torch.empty(()).device  # torch's default device
-    modules = [cls(arch, dtype=dtype, device="meta").to_empty(device=target) for cls in parts]
-    load_params(init_params(arch, key), **{m.part: m for m in modules})
+    modules = [cls(arch, dtype=dtype, device="meta") for cls in parts]
+    fill_layers(init_params(arch, key), modules, target)
     return modules
 
 

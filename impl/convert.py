@@ -69,20 +69,45 @@ def load_layers(params: Mapping[str, np.ndarray], modules: Sequence[DenseStack])
     Shared by the VAE's and the VQ-VAE's converters: a name outside every module's layout, a
     missing name or a wrong shape raises before any parameter is written.
     """
+    with torch.no_grad():
+        for module, part in _checked_parts(params, modules):
+            for name, linear in module.dense_layers():
+                # The spec's kernel is [in, out], nn.Linear's weight [out, in]; copy_ casts and moves.
+                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.kernel"].T)))
+                linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
+
+
+def fill_layers(params: Mapping[str, np.ndarray], modules: Sequence[DenseStack], device: torch.device) -> None:
+    """Give `modules`, made on the meta device, new parameters on `device` holding the flat layout (checked
+    first, as `load_layers`), each in its module's dtype.
+
+    What `module.to_empty(device=device)` followed by `load_layers` gives, without allocating storage
+    only to overwrite it (to_empty's meta kernels cost more than the layers' whole forward).
+    """
+    for module, part in _checked_parts(params, modules):
+        for name, linear in module.dense_layers():
+            dtype = linear.weight.dtype
+            linear.weight = torch.nn.Parameter(
+                torch.from_numpy(np.ascontiguousarray(part[f"{name}.kernel"].T)).to(device=device, dtype=dtype))
+            linear.bias = torch.nn.Parameter(
+                torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])).to(device=device, dtype=dtype))
+
+
+def _checked_parts(params: Mapping[str, np.ndarray], modules: Sequence[DenseStack]
+                   ) -> list[tuple[DenseStack, dict[str, np.ndarray]]]:
+    """(module, its part of `params`, checked) for each module; raises before anything is written."""
     if not isinstance(params, Mapping):
         raise DTypeError(f"params: expected a mapping of parameter name to array, got {describe(params)}")
     known = set().union(*(m.arch.parameter_shapes() for m in modules))
     unexpected = sorted(set(params) - known)
     if unexpected:
         raise ShapeError(f"params: names outside the parameter layout: {unexpected}")
+    checked = []
     for module in modules:
         shapes = module.arch.parameter_shapes(module.part)
-        part = check_params(f"params ({module.part})", {k: v for k, v in params.items() if k in shapes}, shapes)
-        with torch.no_grad():
-            for name, linear in module.dense_layers():
-                # The spec's kernel is [in, out], nn.Linear's weight [out, in]; copy_ casts and moves.
-                linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.kernel"].T)))
-                linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
+        checked.append((module, check_params(f"params ({module.part})",
+                                             {k: v for k, v in params.items() if k in shapes}, shapes)))
+    return checked
 
 
 def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype: torch.dtype | str | None = torch.float32,
@@ -90,9 +115,8 @@ def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype: tor
                 part: str = "all") -> tuple[Encoder | None, Decoder | None]:
     """New modules for `arch` holding `params`.
 
-    The modules are made on the meta device and then allocated uninitialised, since
-    every parameter is overwritten: this skips the default initialisation and leaves
-    torch's global random generator untouched.
+    The modules are made on the meta device and then given their parameters (`fill_layers`):
+    this skips the default initialisation and leaves torch's global random generator untouched.
 
     **Arguments**
     - `arch`: the architecture.
@@ -105,7 +129,7 @@ def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype: tor
     if part not in ("all", "encoder", "decoder"):
         raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
     dtype, device = torch_dtype(dtype), torch_device(device)
-    encoder = Encoder(arch, dtype=dtype, device="meta").to_empty(device=device) if part in ("all", "encoder") else None
-    decoder = Decoder(arch, dtype=dtype, device="meta").to_empty(device=device) if part in ("all", "decoder") else None
-    load_params(params, encoder=encoder, decoder=decoder)
+    encoder = Encoder(arch, dtype=dtype, device="meta") if part in ("all", "encoder") else None
+    decoder = Decoder(arch, dtype=dtype, device="meta") if part in ("all", "decoder") else None
+    fill_layers(params, [m for m in (encoder, decoder) if m is not None], device)
     return encoder, decoder

@@ -26,6 +26,17 @@ def check_arch(arch: object, types: tuple[type, ...], module: str) -> None:
         raise DTypeError(f"arch: expected a {names} for {module}, got {describe(arch)}")
 
 
+class Linear(nn.Linear):
+    """`nn.Linear`, except that on the meta device it skips its random initialisation: a meta tensor holds no
+    values, yet torch runs kaiming_uniform_'s decomposition in Python, which was most of the cost of
+    building a module whose parameters are then given (`convert.fill_layers`). On any other device it
+    initialises exactly as `nn.Linear` does."""
+
+    def reset_parameters(self) -> None:
+        if not self.weight.is_meta:
+            super().reset_parameters()
+
+
 def _linear(name: str, layer: nn.Module) -> nn.Linear:
     """A `DenseStack` child, which `__init__` made an `nn.Linear` (torch types children as `Module`)."""
     if not isinstance(layer, nn.Linear):
@@ -44,12 +55,12 @@ class DenseStack(nn.Module):
                  heads: list[tuple[str, int, int]], dtype: torch.dtype | str | None, device: torch.device | str | None):
         super().__init__()
         dtype = None if dtype is None else torch_dtype(dtype)
-        device = None if device is None else torch_device(device, meta=True)  # meta: built, then `to_empty`
+        device = None if device is None else torch_device(device, meta=True)  # meta: built, then filled
         self.arch = arch
         self.activation = get_activation(arch.activation)
         self.hidden_names = [name for name, _, _ in hidden]
         for name, fan_in, fan_out in (*hidden, *heads):
-            self.add_module(name, nn.Linear(fan_in, fan_out, dtype=dtype, device=device))
+            self.add_module(name, Linear(fan_in, fan_out, dtype=dtype, device=device))
 
     def dense_layers(self) -> list[tuple[str, nn.Linear]]:
         """(spec layer name, `nn.Linear`) for every layer, in `arch.dense_layers()` order."""

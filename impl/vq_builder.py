@@ -29,7 +29,7 @@ from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_DECAY, DEFAULT_EPSILO
 
 from ._checks import reject_unknown_options, require_option
 from ._dtypes import to_numpy, torch_device, torch_dtype
-from .convert import load_layers
+from .convert import fill_layers, load_layers
 from .modules import Decoder
 from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder, check_ema_options
 
@@ -89,12 +89,11 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
 def make_layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype: torch.dtype | str | None,
                 device: torch.device | str | None,
                 parts: tuple[str, ...]) -> list:
-    """New modules for `parts` ("encoder", "decoder") holding `params`, made on the meta device and then
-    allocated uninitialised: every parameter is overwritten, so torch's initialisation (and its global
-    random generator) is skipped."""
+    """New modules for `parts` ("encoder", "decoder") holding `params`, made on the meta device and then given
+    their parameters (`fill_layers`): torch's initialisation (and its global random generator) is skipped."""
     target = device if device is not None else torch.empty(()).device
-    modules = [_PARTS[part](arch, dtype=dtype, device="meta").to_empty(device=target) for part in parts]
-    load_layers(params, modules)
+    modules = [_PARTS[part](arch, dtype=dtype, device="meta") for part in parts]
+    fill_layers(params, modules, torch_device(target))
     return modules
 
 

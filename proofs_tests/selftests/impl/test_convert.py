@@ -109,3 +109,22 @@ def test_load_params_checks_the_module_arguments():
         load_params(init_params(SMALL, 0))
     with pytest.raises(ConfigError):
         to_params()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_modules_made_from_params_hold_them_on_the_device_and_draw_nothing(dtype):
+    from vaespec.impl.vq_builder import make_layers
+    from vaespec.spec.architecture import VQArchitecture
+    from vaespec.spec.init import init_params
+
+    arch, vq_arch = Architecture(5, 2, (4, 3), (3,)), VQArchitecture(5, 3, 4, (4,), (3,), "tanh", None)
+    state = torch.random.get_rng_state()
+    modules = [*from_params(arch, init_params(arch, 0), dtype),
+               *make_layers(vq_arch, init_params(vq_arch, 1), dtype, "cpu", ("encoder", "decoder"))]
+    assert torch.equal(state, torch.random.get_rng_state())  # no initialiser ran
+    for module in modules:
+        tensors = [*module.parameters(), *module.buffers()]
+        assert tensors and all(t.device.type == "cpu" and t.dtype == dtype and t.requires_grad for t in tensors)
+    params = {**init_params(arch, 0)}
+    np.testing.assert_array_equal(to_params(*from_params(arch, params, torch.float64))["mu.kernel"],
+                                  params["mu.kernel"])
