@@ -4,6 +4,7 @@ variant passes; a function a backend lacks, or a key stream it does not follow, 
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -71,13 +72,21 @@ def test_first_line_names_the_declared_variant():
     result = run_law("ema_update_matches_reference", StillDebiasing(), QUICK)
     assert result.verdict == "FAIL"
     first, second = result.message.splitlines()[:2]
-    assert first.endswith("[variants: without EMA debiasing 1/(1 − γᵗ)]"), first
+    assert first.endswith("[variants: ema_debias=False]"), first
     assert second.startswith("diagnosis: matches the reference with EMA debiasing"), second
 
 
 def test_first_line_names_the_convention():
     result = run_law("reconstruction_loss_matches_reference", wrong.TorchOnlySSE(), QUICK)
-    assert result.verdict == "FAIL" and "[convention '" in result.message.splitlines()[0], result.message[:300]
+    assert result.verdict == "FAIL", result.message[:300]
+    assert re.search(r" \[convention '\w+'; variants: none\]$", result.message.splitlines()[0]), result.message[:300]
+
+
+def test_first_line_names_the_variants_even_when_none_are_declared():
+    # a function without a convention, a backend without declarations: the first line still says which variants
+    result = run_law("ema_update_matches_reference", wrong.TorchWithoutEMADebiasing(), QUICK)
+    assert result.verdict == "FAIL"
+    assert result.message.splitlines()[0].endswith(" [variants: none]"), result.message[:300]
 
 
 def test_float32_arithmetic_in_a_float64_backend_is_diagnosed():
