@@ -10,8 +10,8 @@ declares none of them (vaespec's own) is checked as before.
   `provides`).
 - `conventions` (iterable of preset names or `Convention`s): the loss conventions it computes; the laws
   hand it only these.
-- `variants` (mapping name → value): the field's variants it implements (`VARIANTS`) where they differ
-  from vaespec's choice.
+- `variants` (mapping name → value): the field's variants it implements (`VARIANTS`, declared with the
+  functions each concerns and its effect in `laws.variants`) where they differ from vaespec's choice.
 - `key_stream` (`"vaespec"`, or absent): whether its keyed draws follow vaespec's Philox stream
   (`vaespec.spec.keys`).
 
@@ -155,6 +155,11 @@ def validate(backend) -> None:
     lacking(backend)
     conventions(backend)
     variants(backend)
+
+
+def codebook_weight(backend) -> float:
+    """The codebook term's weight in `backend`'s vq_loss (1 unless it declares `vq_codebook_term`/`_weight`)."""
+    return _variants.codebook_term_weight(variants(backend))
 
 
 def named(backend) -> str:

@@ -218,8 +218,8 @@ class EMAEpsilon(Effect):
 
 
 # ----------------------------------------------------------------------------- vq_loss's codebook term
-def _codebook_weight(chosen: Chosen) -> float:
-    """The weight of the codebook term in vq_loss's value."""
+def codebook_term_weight(chosen: Chosen) -> float:
+    """The weight c of the codebook term in vq_loss's value under the variants `chosen` (0 without the term)."""
     if setting(chosen, "vq_codebook_term") is False or setting(chosen, "vq_single_term"):
         return 0.0
     return float(setting(chosen, "vq_codebook_weight"))
@@ -230,7 +230,7 @@ class CodebookTerm(Effect):
     gradient of the codebook by w for the single term); its diagnosis tries c = w."""
 
     def value(self, function, args, indices, outputs, chosen):
-        c = _codebook_weight(chosen)
+        c = codebook_term_weight(chosen)
         if c == 1.0:
             return outputs
         z_e = REFERENCE.vq_encode(args["arch"], args["params"], args["x"])
@@ -240,7 +240,7 @@ class CodebookTerm(Effect):
         return np.float64(outputs) + (c - 1.0) * np.float64(codebook_term)
 
     def gradient(self, function, args, grads, chosen):
-        c = float(args["commitment_weight"]) if setting(chosen, "vq_single_term") else _codebook_weight(chosen)
+        c = float(args["commitment_weight"]) if setting(chosen, "vq_single_term") else codebook_term_weight(chosen)
         if c != 1.0:
             grads["codebook"] = c * np.asarray(grads["codebook"])
         return grads
@@ -357,13 +357,6 @@ def not_applicable(law: str, functions: Iterable[str], chosen: Chosen) -> str | 
         if reason:
             return reason
     return None
-
-
-def codebook_weight(backend) -> float:
-    """The codebook term's weight in `backend`'s vq_loss (1 unless it declares `vq_codebook_term`/`_weight`)."""
-    from .declared import variants
-
-    return _codebook_weight(variants(backend))
 
 
 def concerns(function: str) -> bool:

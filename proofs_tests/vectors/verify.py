@@ -15,10 +15,10 @@ then each array's shape and dtype, before comparing a backend's outputs with the
 rule for its dtype, honouring what the backend declares as the laws do (`laws.declared`: a function
 it lacks is n/a, a case in a convention it does not declare is skipped, its variants change the
 expected values through `laws.variants`, never the tolerance). Files are read only inside DIR,
-never through a symbolic link, never from a FIFO or device, never beyond a size cap (`vaespec.spec.files.read_inside`). A file
-that is missing, truncated, corrupt or tampered with is a `VectorsError` naming it, and a
-verify that checked no case fails. docs/porting.md shows how a port in another language
-reads the same files. Nothing here loads a pickle.
+never through a symbolic link, never from a FIFO or device, never beyond a size cap
+(`vaespec.spec.files.read_inside`). A file that is missing, truncated, corrupt or tampered with
+is a `VectorsError` naming it, and a verify that checked no case fails. docs/porting.md shows
+how a port in another language reads the same files. Nothing here loads a pickle.
 """
 
 from __future__ import annotations
