@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -333,7 +334,9 @@ def test_declared_variants_and_conventions_change_what_the_vectors_expect(export
     law = cls.caught_by.removesuffix("_matches_reference")
     function, kind = (law.removesuffix("_gradient"), "gradient") if law.endswith("_gradient") else (law, "value")
     vectors_ = Vectors(exported[0])
-    assert _row(vectors_.check(cls()), function, kind).verdict == "FAIL"
+    failed = _row(vectors_.check(cls()), function, kind)
+    assert failed.verdict == "FAIL"
+    assert re.search(r"\[(convention '\w+'; )?variants: none\]$", failed.message.splitlines()[0]), failed.message
     rows = vectors_.check(wrong.declared(cls)())
     assert all(r.passed for r in rows), [(r.function, r.kind, r.message[:300]) for r in rows if not r.passed]
     row = _row(rows, function, kind)

@@ -228,7 +228,7 @@ class Vectors:
                         row.worst_ratio = max(row.worst_ratio, self.check_case(case, backend, kind))
                         row.cases += 1
                     except LawViolation as violation:
-                        row.verdict, row.message = "FAIL", str(violation)
+                        row.verdict, row.message = "FAIL", _noted(str(violation), self.conventions(case), backend)
                         row.worst_ratio = max(row.worst_ratio, violation.ratio)
                     except VectorsError:
                         raise
@@ -244,6 +244,16 @@ class Vectors:
                                f"{label['device']}/{label['dtype']}: it declares chapters {list(chapters(backend))}, "
                                f"the vectors hold {sorted({c['chapter'] for c in self.manifest['cases']})[:10]}")
         return list(rows.values())
+
+
+def _noted(message: str, conventions: list[Convention], backend) -> str:
+    """`message` whose first line names, as the laws' do, the case's convention (if any) and the variants
+    `backend` declares: "… [convention 'elbo'; variants: none]"."""
+    from ..laws import declared
+
+    first, sep, rest = message.partition("\n")
+    parts = [f"convention {c.name!r}" for c in conventions] + [declared.named(backend)]
+    return f"{first} [{'; '.join(parts)}]{sep}{rest}"
 
 
 def _convention(value: dict) -> Convention:
