@@ -11,7 +11,8 @@ Options:
   `law_prefix[backend_prefix]`, both prefixes (`kl_` matches every law starting with it;
   `[independent-cpu-bfloat16]` one backend label, `name-device-dtype`). An entry that matches
   no law, or whose backend part matches no selected backend, is stale: a warning names it.
-  xfail is not strict: a law that passes after all shows as XPASS (and `xpass` in the report).
+  xfail is strict, as `vaespec check --xfail` is: a law that passes after all is an XPASS(strict), a
+  failed test (and `xpass` in the report), so a stale xfail entry fails the run.
   The parser is `check.expectations` (`vaespec check --skip/--xfail` reads the same files).
 - A law that is n/a for a backend (a chapter or function it does not declare, `laws.declared`) is
   skipped with its reason, so pytest's summary does not count it as passed; the report keeps `n/a`.
@@ -106,7 +107,7 @@ class _Expectations:
             if entry is not None:
                 reason = f"listed in {entry.where}"
                 item.add_marker(pytest.mark.skip(reason=reason) if entry.kind == "skip"
-                                else pytest.mark.xfail(reason=reason, strict=False))
+                                else pytest.mark.xfail(reason=reason, strict=True))
         for line in stale(self.entries, labels):
             warnings.warn(StaleEntryWarning(line), stacklevel=1)
 
@@ -162,6 +163,8 @@ class _Report:
         elif hasattr(report, "wasxfail"):
             row["verdict"] = "xfail" if report.skipped else "xpass"
             row["message"] = row["message"] or report.wasxfail
+        elif report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):  # listed, yet it held
+            row["verdict"], row["message"] = "xpass", row["message"] or str(report.longrepr)
         elif report.skipped and row["verdict"] != "n/a":  # an n/a law is skipped with its reason: keep n/a
             row["verdict"] = "skipped"
             row["message"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)

@@ -237,6 +237,15 @@ def laplace_smooth_magnitude(args):
 LAPLACE_SMOOTH = ReferenceFunction("laplace_smooth", laplace_smooth, laplace_smooth_magnitude)
 
 
+def _batch_statistics(k: np.ndarray, z_e: np.ndarray, codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, s): n_k = #{b: k(b) = k}, s_k = Σ_{b: k(b) = k} z_e[b] over every position b of the batch (k [B, *P],
+    z_e [B, *P, D], float64). Validated by the caller; laws.variants reads it through ema_update at γ = 0."""
+    n = np.bincount(k.ravel(), minlength=codes).astype(np.float64)
+    s = np.zeros((codes, z_e.shape[-1]), dtype=np.float64)
+    np.add.at(s, k, z_e)
+    return n, s
+
+
 def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float[np.ndarray, " codes"],
                ema_sums: Float[np.ndarray, "codes embedding"], ema_step: int,
                z_e: Float[np.ndarray, "batch *positions embedding"],
@@ -265,10 +274,7 @@ def ema_update(codebook: Float[np.ndarray, "codes embedding"], ema_counts: Float
     step, gamma, eps = checked["ema_step"], checked["decay"], checked["epsilon"]
     if not checked["training"]:
         return codebook.copy(), ema_counts.copy(), ema_sums.copy(), step
-    codes = codebook.shape[0]
-    n = np.bincount(k.ravel(), minlength=codes).astype(np.float64)
-    s = np.zeros_like(codebook)
-    np.add.at(s, k, z_e)
+    n, s = _batch_statistics(k, z_e, codebook.shape[0])
     counts = gamma * ema_counts + (1.0 - gamma) * n
     sums = gamma * ema_sums + (1.0 - gamma) * s
     debias = 1.0 - gamma ** (step + 1)
@@ -288,9 +294,7 @@ def ema_update_magnitude(args):
         return np.abs(codebook), np.abs(counts), np.abs(sums), 0.0
     gamma, t = float(a["decay"]), int(a["ema_step"]) + 1
     k = choose(z_e, codebook, a.get("indices"))
-    n = np.bincount(k.ravel(), minlength=codebook.shape[0]).astype(np.float64)
-    s_abs = np.zeros_like(codebook, dtype=np.float64)
-    np.add.at(s_abs, k, np.abs(z_e))
+    n, s_abs = _batch_statistics(k, np.abs(z_e), codebook.shape[0])
     m_counts = gamma * np.abs(counts) + (1.0 - gamma) * n
     m_sums = gamma * np.abs(sums) + (1.0 - gamma) * s_abs
     debias = 1.0 - gamma**t

@@ -84,15 +84,15 @@ def not_applicable(law: str, backend) -> LawResult | None:
 
 
 def _note(backend, example) -> str:
-    """What the first line of a failure adds: the convention handed to the backend and its declarations."""
+    """What the first line of every failure adds: the convention handed to the backend, if the example has one,
+    and always the variants it declares (`declared.named`), e.g. " [convention 'elbo'; variants: ema_debias=False]"
+    or " [variants: none]"."""
     parts = []
     drawn = getattr(example, "args", {}).get("convention")
     if drawn is not None and hasattr(drawn, "name"):
         parts.append(f"convention {declared.convention_for(backend, drawn).name!r}")
-    said = declared.describe(backend)
-    if said:
-        parts.append(said)
-    return f" [{'; '.join(parts)}]" if parts else ""
+    parts.append(declared.named(backend))
+    return f" [{'; '.join(parts)}]"
 
 
 def _labelled(check: Check) -> Check:
@@ -105,7 +105,7 @@ def _labelled(check: Check) -> Check:
             text = str(violation)
             first, sep, rest = text.partition("\n")
             note = _note(backend, example)
-            if note and not first.endswith(note):
+            if not first.endswith(note):
                 violation.args = (first + note + sep + rest, *violation.args[1:])
             raise
     return Check(check.law, check.strategy, run)

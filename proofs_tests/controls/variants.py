@@ -61,7 +61,28 @@ class TorchWithoutGaussianConstant(TorchBackend):
         return self._shifted(super().iwae_bound(arch, params, x, eps, decoder_log_var, likelihood), x, likelihood)
 
 
-class TorchWithoutCodebookTerm(TorchBackend):
+class _CodebookTermScaled(TorchBackend):
+    """vq_loss without its codebook term, the codebook's gradient of the functions in `scaled` (data, not a test
+    on the name) multiplied by `codebook_gradient_factor`."""
+
+    scaled: ClassVar[tuple[str, ...]] = ("vq_loss",)
+
+    def codebook_gradient_factor(self, args) -> float:
+        raise NotImplementedError
+
+    def vq_loss(self, arch, params, codebook, x, commitment_weight, convention):
+        z_e = self.vq_encode(arch, params, x)
+        return float(super().vq_loss(arch, params, codebook, x, commitment_weight, convention)) \
+            - float(self.codebook_loss(z_e, codebook))
+
+    def vjp(self, function, args, cotangent):
+        grads = super().vjp(function, args, cotangent)
+        if function in self.scaled:
+            grads = {**grads, "codebook": self.codebook_gradient_factor(args) * np.asarray(grads["codebook"])}
+        return grads
+
+
+class TorchWithoutCodebookTerm(_CodebookTermScaled):
     """vq_loss = R + w·commitment (an EMA codebook's objective: the codebook learns by EMA, not by gradient)."""
 
     name = "torch-no-codebook-term"
@@ -69,19 +90,11 @@ class TorchWithoutCodebookTerm(TorchBackend):
     caught_by = "vq_loss_matches_reference"
     variant: ClassVar[dict] = {"vq_codebook_term": False}
 
-    def vq_loss(self, arch, params, codebook, x, commitment_weight, convention):
-        z_e = self.vq_encode(arch, params, x)
-        return float(super().vq_loss(arch, params, codebook, x, commitment_weight, convention)) \
-            - float(self.codebook_loss(z_e, codebook))
-
-    def vjp(self, function, args, cotangent):
-        grads = super().vjp(function, args, cotangent)
-        if function == "vq_loss":
-            grads = {**grads, "codebook": np.zeros_like(grads["codebook"])}
-        return grads
+    def codebook_gradient_factor(self, args) -> float:
+        return 0.0  # only the codebook term moves the codebook
 
 
-class TorchSingleTerm(TorchBackend):
+class TorchSingleTerm(_CodebookTermScaled):
     """vq_loss = R + w·‖z_e − e‖² without stop-gradients (vector-quantize-pytorch's learnable codebook)."""
 
     name = "torch-single-term"
@@ -89,16 +102,8 @@ class TorchSingleTerm(TorchBackend):
     caught_by = "vq_loss_gradient_matches_reference"
     variant: ClassVar[dict] = {"vq_single_term": True}
 
-    def vq_loss(self, arch, params, codebook, x, commitment_weight, convention):
-        z_e = self.vq_encode(arch, params, x)
-        return float(super().vq_loss(arch, params, codebook, x, commitment_weight, convention)) \
-            - float(self.codebook_loss(z_e, codebook))
-
-    def vjp(self, function, args, cotangent):
-        grads = super().vjp(function, args, cotangent)
-        if function == "vq_loss":
-            grads = {**grads, "codebook": float(args["commitment_weight"]) * np.asarray(grads["codebook"])}
-        return grads
+    def codebook_gradient_factor(self, args) -> float:
+        return float(args["commitment_weight"])  # the one term pulls the codebook by w
 
 
 SSE = Convention("sse", "sum", "mean", 1.0, "sum", "mean", "SSE per example at scale 1, KL summed; batch means")

@@ -10,8 +10,8 @@ declares none of them (vaespec's own) is checked as before.
   `provides`).
 - `conventions` (iterable of preset names or `Convention`s): the loss conventions it computes; the laws
   hand it only these.
-- `variants` (mapping name → value): the field's variants it implements (`VARIANTS`) where they differ
-  from vaespec's choice.
+- `variants` (mapping name → value): the field's variants it implements (`VARIANTS`, declared with the
+  functions each concerns and its effect in `laws.variants`) where they differ from vaespec's choice.
 - `key_stream` (`"vaespec"`, or absent): whether its keyed draws follow vaespec's Philox stream
   (`vaespec.spec.keys`).
 
@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.conventions import PRESETS, Convention, get_convention
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.laws import LAWS
+
+from . import variants as _variants
+from .variants import VARIANTS  # what a backend may declare (each variant's functions and effect live there)
 
 VAESPEC_STREAM = "vaespec"
 
@@ -45,48 +45,6 @@ VAESPEC_STREAM = "vaespec"
 class NotApplicable(Exception):
     """Raised by a check that cannot be asked of this backend, given what it declares: an `n/a` verdict."""
 
-
-@dataclass(frozen=True)
-class Variant:
-    """A way the field computes something that vaespec states as one choice among several.
-
-    `default` is vaespec's choice; `kind` the type of a declared value (bool or float); `functions` those whose
-    expected values it changes; `supported` False for a variant vaespec names but cannot yet check (declaring
-    it with a value other than the default is a ConfigError, never ignored)."""
-
-    name: str
-    default: Any
-    kind: type
-    functions: tuple[str, ...]
-    description: str
-    supported: bool = True
-
-    def says(self, value) -> str:
-        """How a diagnosis or a first line names this variant at `value`."""
-        if self.kind is bool:
-            return ("with " if value else "without ") + self.description
-        return f"{self.description} = {value!r}"
-
-
-_LIKELIHOOD_NETWORK = ("log_importance_weights", "elbo", "iwae_bound")
-
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("ema_debias", True, bool, ("ema_update",), "EMA debiasing 1/(1 − γᵗ)"),
-    Variant("ema_epsilon", None, float, ("ema_update",),
-            "a fixed Laplace ε (the epsilon argument ignored)"),
-    Variant("ema_stores_smoothed_counts", False, bool, ("ema_update",),
-            "the Laplace-smoothed counts stored back as the EMA state", supported=False),
-    Variant("vq_codebook_term", True, bool, ("vq_loss",), "the codebook term ‖sg(z_e) − e‖² in vq_loss"),
-    Variant("vq_codebook_weight", 1.0, float, ("vq_loss",), "the codebook term's weight in vq_loss"),
-    Variant("vq_single_term", False, bool, ("vq_loss",),
-            "vq_loss = R + w·‖z_e − e‖² as one term without stop-gradients (both sides pulled by w)"),
-    Variant("gaussian_constant", True, bool, ("gaussian_log_likelihood", *_LIKELIHOOD_NETWORK),
-            "the Gaussian log-likelihood's constant −½·D·log 2π"),
-    Variant("unit_decoder_variance", False, bool, ("gaussian_log_likelihood", *_LIKELIHOOD_NETWORK),
-            "a fixed unit decoder variance (the log-variance argument ignored, its gradient 0)"),
-    Variant("bernoulli_binary_targets", False, bool, ("bernoulli_log_likelihood", *_LIKELIHOOD_NETWORK),
-            "Bernoulli targets that must be binary (x drawn in {0, 1})"),
-)}
 
 # Laws that compare with vaespec's own key stream: n/a unless the backend declares it.
 STREAM_LAWS = frozenset(
@@ -199,16 +157,16 @@ def validate(backend) -> None:
     variants(backend)
 
 
-def describe(backend) -> str:
-    """The declarations that change what the laws expect, in words ("" for none)."""
-    parts = []
-    own = conventions(backend)
-    if own is not None:
-        parts.append("conventions " + ", ".join(c.name for c in own))
+def codebook_weight(backend) -> float:
+    """The codebook term's weight in `backend`'s vq_loss (1 unless it declares `vq_codebook_term`/`_weight`)."""
+    return _variants.codebook_term_weight(variants(backend))
+
+
+def named(backend) -> str:
+    """The variants `backend` declares, short, for a failure's first line: "variants: ema_debias=False" (name=value,
+    as declared), or "variants: none" (vaespec's choices)."""
     chosen = variants(backend)
-    if chosen:
-        parts.append("variants: " + ", ".join(VARIANTS[n].says(v) for n, v in chosen.items()))
-    return "; ".join(parts)
+    return "variants: " + (", ".join(f"{n}={v!r}" for n, v in chosen.items()) if chosen else "none")
 
 
 def adapt_args(backend, function: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -219,29 +177,34 @@ def adapt_args(backend, function: str, args: dict[str, Any]) -> dict[str, Any]:
     args = dict(args)
     if own is not None and isinstance(args.get("convention"), Convention):
         args["convention"] = convention_for(backend, args["convention"])
-    if chosen.get("ema_epsilon") is not None and "epsilon" in args and function == "ema_update":
-        args["epsilon"] = float(chosen["ema_epsilon"])
-    if chosen.get("unit_decoder_variance"):
-        if function == "gaussian_log_likelihood":
-            args["log_var"] = np.zeros_like(args["log_var"])
-        if "decoder_log_var" in args:
-            args["decoder_log_var"] = np.zeros_like(args["decoder_log_var"])
-    if chosen.get("bernoulli_binary_targets") and "x" in args and (
-            function == "bernoulli_log_likelihood" or args.get("likelihood") == "bernoulli"):
-        args["x"] = (np.asarray(args["x"]) >= 0.5).astype(np.float64)
-    return args
+    return _variants.adapt(function, args, chosen)
+
+
+def not_provided(backend, functions) -> str | None:
+    """"backend does not provide f (its reason)" for those of `functions` that `backend` lacks, or None."""
+    missing = [f for f in functions if f in lacking(backend)]
+    if not missing:
+        return None
+    reasons = getattr(backend, "not_provided", None) or {}  # an adapter's reasons (vaespec.impl.adapters)
+    said = [f"{f} ({reasons[f]})" if isinstance(reasons, Mapping) and reasons.get(f) else f for f in missing]
+    return f"backend does not provide {', '.join(said)}"
+
+
+def unsupported_convention(backend, convention) -> str | None:
+    """Why a fixed `convention` (a golden vector's, which cannot be redrawn) cannot be handed to `backend`, or
+    None: it declares conventions and this is none of them."""
+    own = conventions(backend)
+    if own is None or not isinstance(convention, Convention) or convention in own:
+        return None
+    return f"convention {convention.name!r}: the backend declares {[c.name for c in own]}"
 
 
 def not_applicable(law: str, backend) -> str | None:
     """Why `law` cannot be asked of `backend` given what it declares, or None."""
-    missing = [f for f in law_needs(law) if f in lacking(backend)]
+    missing = not_provided(backend, law_needs(law))
     if missing:
-        reasons = getattr(backend, "not_provided", None) or {}  # an adapter's reasons (vaespec.impl.adapters)
-        said = [f"{f} ({reasons[f]})" if isinstance(reasons, Mapping) and reasons.get(f) else f for f in missing]
-        return f"backend does not provide {', '.join(said)}"
+        return missing
     if law in STREAM_LAWS and not key_stream(backend):
         return ("compares with vaespec's key stream, which the backend does not declare (key_stream = 'vaespec'); "
                 "its draws are checked by the property laws")
-    if law == "ema_kmeans_step" and variants(backend).get("ema_epsilon"):
-        return "needs ε = 0; the backend fixes ε (variants['ema_epsilon'])"
-    return None
+    return _variants.not_applicable(law, law_needs(law), variants(backend))

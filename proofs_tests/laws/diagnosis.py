@@ -5,11 +5,13 @@ with the law's own tolerance, against the reference evaluated every way a correc
 from vaespec or a common slip produces (`KINDS`, in this order):
 
 1. each other convention preset (and each convention the backend declares), for a function of a convention;
-2. each variant of `laws.declared.VARIANTS` that concerns the function, turned the other way (EMA debiasing,
-   the Gaussian constant ½·D·log 2π, the codebook term of vq_loss), the codebook term weighted by the
-   commitment weight w, and a Laplace ε of 0, 1e-5, 1e-6 or 1e-3 for `ema_update`;
-2b. for `ema_update`, its averages computed as torch's `lerp_` does in the backend's dtype (a form that cancels
-   at small decay, `laws.variants.ema_as_lerp`);
+2. each variant of `laws.variants.VARIANTS` that concerns the function, turned the other way (EMA debiasing,
+   the Gaussian constant ½·D·log 2π, the codebook term of vq_loss), then the candidates each variant's effect
+   adds (`Effect.candidates`): for vq_loss the codebook term weighted by the commitment weight w, for
+   `ema_update` a Laplace ε of 0, 1e-5, 1e-6 or 1e-3;
+2b. the values each effect adds that are no variant (`Effect.extras`): for `ema_update`, its averages computed
+   as torch's `lerp_` does in the backend's dtype (a form that cancels at small decay,
+   `laws.variants.ema_as_lerp`);
 3. a float32 computation (inputs and arithmetic in float32, the float32 tolerance) for a float64 backend;
 4. slips: twice, half, or minus the reference.
 
@@ -29,12 +31,11 @@ from vaespec.spec.conventions import PRESETS
 
 from . import declared
 from .compare import LawViolation, as_input, assert_within, leaves
+from .variants import VARIANTS, effects
 
 KINDS = ("convention presets", "declared variants turned the other way", "a codebook term weighted by w",
          "Laplace ε in {0, 1e-5, 1e-6, 1e-3}", "an EMA as torch's lerp", "float32 arithmetic",
          "×2, ×½ and sign slips")
-EPSILONS = (0.0, 1e-5, 1e-6, 1e-3)
-_INPUT_VARIANTS = ("ema_epsilon", "unit_decoder_variance", "bernoulli_binary_targets")  # fix arguments only
 
 
 def _map(fn, value):
@@ -61,19 +62,13 @@ def _candidates(function: str, args, chosen: dict, gradient: bool, backend=None)
             if preset != convention:
                 yield (f"the reference under the convention {preset.name!r} (not {convention.name!r})",
                        {"convention": preset}, chosen)
-    for v in declared.VARIANTS.values():
-        if not v.supported or v.kind is not bool or v.name in _INPUT_VARIANTS or function not in v.functions:
+    for v in VARIANTS.values():
+        if not v.supported or v.kind is not bool or not v.flips or not v.concerns(function):
             continue
         current = chosen.get(v.name, v.default)
         yield f"the reference {v.says(not current)}", {}, {**chosen, v.name: not current}
-    if function == "vq_loss" and float(args["commitment_weight"]) != 1.0:
-        yield "the reference with the codebook term weighted by w, as the commitment term", {}, \
-            {**chosen, "vq_codebook_weight": float(args["commitment_weight"])}
-    if function == "ema_update" and not gradient:
-        for eps in EPSILONS:
-            if eps != float(args["epsilon"]):
-                yield f"the reference with the Laplace ε = {eps:g} (not {float(args['epsilon']):g})", \
-                    {"epsilon": eps}, chosen
+    for effect in effects(function):  # what each variant adds (vq_loss's c = w, ema_update's ε values)
+        yield from effect.candidates(function, args, chosen, gradient)
 
 
 def _close(function: str, actual, expected, tol) -> float | None:
@@ -151,12 +146,10 @@ def values(backend, function: str, args, indices, actual_f: tuple) -> str:
     tol = tolerance(backend.dtype, function, args, indices=indices)
     tol_f = one_or_tuple(tuple(tol[i] for i in floats) if len(outputs) > 1 else (tol,))
     evaluate = _Evaluate(fn, indices=indices)
-    extra = []
-    if function == "ema_update":
-        chosen = declared.variants(backend)
-        extra.append(((f"the reference with its averages as torch's lerp, old + (1 − γ)·(new − old), in "
-                       f"{backend.dtype} (a rounding that cancels at small γ, beyond the policy's bound)"),
-                      lambda: _floats(function, variants.ema_as_lerp(args, indices, chosen, backend.dtype))))
+    chosen = declared.variants(backend)
+    extra = [(description, lambda make=make: _floats(function, make()))
+             for effect in effects(function) for description, make in
+             effect.extras(function, args, indices, chosen, backend.dtype)]  # ema_update's torch-lerp rounding
     return _diagnose(function, backend, args, one_or_tuple(actual_f), tol_f, evaluate, gradient=False, extra=extra)
 
 

@@ -14,7 +14,7 @@ from vaespec.spec.tolerances import bound
 
 from ..strategies import vae as strategies
 from ..strategies import vq as strategies_vq
-from . import variants
+from . import declared
 from .checking import Check, function_args
 from .checking_vq import (
     backend_choices,
@@ -215,7 +215,7 @@ def vq_loss_eq_reconstruction_add_codebook_add_commitment(backend, example, draw
     x_hat, _ = backend.vq_forward(a["arch"], a["params"], a["codebook"], a["x"])
     z_e = as_input(backend.dtype, np.asarray(backend.vq_encode(a["arch"], a["params"], a["x"])))
     rhs = (backend.reconstruction_loss(as_input(backend.dtype, np.asarray(x_hat)), a["x"], a["convention"])
-           + variants.codebook_weight(backend) * backend.codebook_loss(z_e, a["codebook"])  # 1 unless declared
+           + declared.codebook_weight(backend) * backend.codebook_loss(z_e, a["codebook"])  # 1 unless declared
            + a["commitment_weight"] * backend.commitment_loss(z_e, a["codebook"]))
     return assert_within("vq_loss", lhs, rhs, tolerance(backend.dtype, "vq_loss", a, indices=indices), context=ctx)
 

@@ -4,6 +4,7 @@ variant passes; a function a backend lacks, or a key stream it does not follow, 
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -71,13 +72,21 @@ def test_first_line_names_the_declared_variant():
     result = run_law("ema_update_matches_reference", StillDebiasing(), QUICK)
     assert result.verdict == "FAIL"
     first, second = result.message.splitlines()[:2]
-    assert first.endswith("[variants: without EMA debiasing 1/(1 − γᵗ)]"), first
+    assert first.endswith("[variants: ema_debias=False]"), first
     assert second.startswith("diagnosis: matches the reference with EMA debiasing"), second
 
 
 def test_first_line_names_the_convention():
     result = run_law("reconstruction_loss_matches_reference", wrong.TorchOnlySSE(), QUICK)
-    assert result.verdict == "FAIL" and "[convention '" in result.message.splitlines()[0], result.message[:300]
+    assert result.verdict == "FAIL", result.message[:300]
+    assert re.search(r" \[convention '\w+'; variants: none\]$", result.message.splitlines()[0]), result.message[:300]
+
+
+def test_first_line_names_the_variants_even_when_none_are_declared():
+    # a function without a convention, a backend without declarations: the first line still says which variants
+    result = run_law("ema_update_matches_reference", wrong.TorchWithoutEMADebiasing(), QUICK)
+    assert result.verdict == "FAIL"
+    assert result.message.splitlines()[0].endswith(" [variants: none]"), result.message[:300]
 
 
 def test_float32_arithmetic_in_a_float64_backend_is_diagnosed():
@@ -187,3 +196,28 @@ def test_unknown_convention_declaration_is_a_config_error():
     backend = type("Declares", (ReferenceBackend,), {"conventions": ("elbo", "nope")})()
     with pytest.raises(ConfigError, match="conventions"):
         check_backend(backend)
+
+
+def test_every_variant_declares_contract_functions_and_an_effect():
+    from vaespec.proofs_tests.laws import variants
+    from vaespec.spec.contract import FUNCTIONS
+
+    for v in variants.VARIANTS.values():
+        assert v.functions and set(v.functions) <= set(FUNCTIONS), v.name
+        assert (v.effect is variants.NO_EFFECT) == (not v.supported), v.name  # a checkable variant does something
+    assert not variants.effects("encode")  # a function no variant concerns is the reference itself
+
+
+def test_undebiased_ema_reads_the_batch_statistics_from_the_reference():
+    """The variant's EMA at γ = ½, ε = ½, by hand: z_e rows 0, 2 (code 0) and 10 (code 1), from zero state;
+    Ñ = laplace_smooth(counts′, ε) = (counts′ + ε)/(N + Kε)·N = (0.9, 0.6) for N = 1.5, K = 2 (debiased, the
+    reference's Ñ would be (1.875, 1.125) and e′ (1.0667, 8.889))."""
+    from vaespec.proofs_tests.laws import variants
+
+    args = {"codebook": np.array([[1.0], [9.0]]), "ema_counts": np.zeros(2), "ema_sums": np.zeros((2, 1)),
+            "ema_step": 0, "z_e": np.array([[0.0], [2.0], [10.0]]), "decay": 0.5, "epsilon": 0.5, "training": True}
+    new, counts, sums, step = variants.ema_without_debiasing(args, None)
+    np.testing.assert_array_equal(counts, [1.0, 0.5])  # ½·n, n = (2, 1)
+    np.testing.assert_array_equal(sums, [[1.0], [5.0]])  # ½·s, s = (2, 10)
+    np.testing.assert_allclose(new, [[1.0 / 0.9], [5.0 / 0.6]], rtol=1e-15)  # sums′ / Ñ, no 1/(1 − γ)
+    assert step == 1

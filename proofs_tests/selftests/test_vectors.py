@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -298,3 +299,49 @@ def test_command_line(exported, copy, capsys):
     assert f"{copy / _entry(manifest, 'decode', 'x_hat')}:" in capsys.readouterr().err
     assert main(["vectors", "export", str(copy.parent / "fresh"), "--seed", "3"]) == 0
     assert json.loads((copy.parent / "fresh" / "manifest.json").read_text())["seed"] == 3
+
+
+# ----------------------------------------------------------------------------- declarations (laws.declared)
+def _row(rows, function, kind):
+    return next(r for r in rows if (r.function, r.kind) == (function, kind))
+
+
+def test_a_function_the_backend_lacks_is_na_with_the_reason(exported):
+    from vaespec.reference.backend import ReferenceBackend
+
+    class WithoutEMA(ReferenceBackend):
+        name = "without-ema"
+        lacks = ("ema_update",)
+
+        def ema_update(self, *args, **kwargs):
+            raise NotImplementedError("not called: the backend declares it lacks ema_update")
+
+    rows = Vectors(exported[0]).check(WithoutEMA())
+    row = _row(rows, "ema_update", "value")
+    assert (row.verdict, row.message, row.cases) == ("n/a", "backend does not provide ema_update", 0)
+    assert all(r.verdict == "pass" for r in rows if r.function != "ema_update"), [r for r in rows if not r.passed]
+
+
+@pytest.mark.parametrize("cls", ["TorchWithoutEMADebiasing", "TorchWithoutGaussianConstant",
+                                 "TorchWithoutCodebookTerm", "TorchSingleTerm", "TorchOnlySSE"])
+def test_declared_variants_and_conventions_change_what_the_vectors_expect(exported, cls):
+    """A library variant fails its function's vectors undeclared; declared, the expected values are the
+    reference's under the variant (the recorded tolerance unchanged) and it passes; cases in a convention the
+    backend does not declare are skipped with the reason."""
+    from vaespec.proofs_tests.controls import variants as wrong
+
+    cls = getattr(wrong, cls)
+    law = cls.caught_by.removesuffix("_matches_reference")
+    function, kind = (law.removesuffix("_gradient"), "gradient") if law.endswith("_gradient") else (law, "value")
+    vectors_ = Vectors(exported[0])
+    failed = _row(vectors_.check(cls()), function, kind)
+    assert failed.verdict == "FAIL"
+    assert re.search(r"\[(convention '\w+'; )?variants: none\]$", failed.message.splitlines()[0]), failed.message
+    rows = vectors_.check(wrong.declared(cls)())
+    assert all(r.passed for r in rows), [(r.function, r.kind, r.message[:300]) for r in rows if not r.passed]
+    row = _row(rows, function, kind)
+    if hasattr(cls, "conventions_declared"):
+        assert row.verdict == "n/a" and row.cases == 0, row
+        assert "cases skipped (convention '" in row.message and "the backend declares ['sse']" in row.message, row
+    else:
+        assert row.verdict == "pass" and row.cases > 0, row

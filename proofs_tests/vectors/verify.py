@@ -12,11 +12,13 @@ it all. `verify` trusts nothing it has not checked: the manifest's digest (again
 a value the user trusts, or else the recorded one), its size, nesting and schema, that every
 case belongs to the contract's function and chapter, then every file's size and sha256,
 then each array's shape and dtype, before comparing a backend's outputs with the recorded
-rule for its dtype. Files are read only inside DIR, never through a symbolic link, never
-from a FIFO or device, never beyond a size cap (`vaespec.spec.files.read_inside`). A file
-that is missing, truncated, corrupt or tampered with is a `VectorsError` naming it, and a
-verify that checked no case fails. docs/porting.md shows how a port in another language
-reads the same files. Nothing here loads a pickle.
+rule for its dtype, honouring what the backend declares as the laws do (`laws.declared`: a function
+it lacks is n/a, a case in a convention it does not declare is skipped, its variants change the
+expected values through `laws.variants`, never the tolerance). Files are read only inside DIR,
+never through a symbolic link, never from a FIFO or device, never beyond a size cap
+(`vaespec.spec.files.read_inside`). A file that is missing, truncated, corrupt or tampered with
+is a `VectorsError` naming it, and a verify that checked no case fails. docs/porting.md shows
+how a port in another language reads the same files. Nothing here loads a pickle.
 """
 
 from __future__ import annotations
@@ -117,60 +119,87 @@ class Vectors:
                 cls = {"Architecture": Architecture, "VQArchitecture": VQArchitecture}[entry["type"]]
                 args[name] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["value"].items()})
             elif kind == "convention":
-                preset = PRESETS.get(entry["value"]["name"])
-                args[name] = preset if preset and preset.to_dict() == entry["value"] else Convention(**entry["value"])
+                args[name] = _convention(entry["value"])
             elif kind == "key":
                 args[name] = Key(int(entry["value"]))
             else:
                 args[name] = entry["value"]
         return args
 
-    def expected(self, entry: dict, dtype: str):
-        """(expected value, entrywise tolerance) of one output or gradient entry for a backend in `dtype`."""
+    @staticmethod
+    def conventions(case: dict) -> list[Convention]:
+        """The Conventions among a case's arguments (read without loading its arrays)."""
+        return [_convention(e["value"]) for e in case["inputs"].values() if e["kind"] == "convention"]
+
+    def expected(self, entry: dict, dtype: str, value=None):
+        """(expected value, entrywise tolerance) of one output or gradient entry for a backend in `dtype`; with
+        `value` (the reference under a backend's declared variants), that value under the entry's recorded rule."""
         from ..laws.compare import round_to
 
         if entry["kind"] == "key":
             return Key(int(entry["value"])), 0.0
-        value, rule = self.array(entry["array"]), entry["tolerance"]
+        rule = entry["tolerance"]
+        value = self.array(entry["array"]) if value is None else np.asarray(value, dtype=np.float64)
         if rule["rule"] == "bound":
             b = self.manifest["bounds"][rule["bound"]]
             return value, b["rel"][dtype] * self.array(rule["magnitude"]) + b["floor"][dtype]
         return (round_to(dtype, value) if rule["rule"] == "exact_in_dtype" else value), 0.0
 
-    def cast(self, entry: dict, dtype: str):
+    def cast(self, entry: dict, dtype: str, value=None):
         """For an `exact_in_dtype` entry, the value a cast through float32 gives (torch's float64 → bfloat16/float16
         conversion), which the rule accepts besides the RNE value (`vaespec.spec.dtypes`); else None."""
         if entry.get("tolerance", {}).get("rule") != "exact_in_dtype":
             return None
         from vaespec.spec.dtypes import through_float32
-        return through_float32(dtype, self.array(entry["array"]))
+        return through_float32(dtype, self.array(entry["array"]) if value is None else np.asarray(value))
 
     def check_case(self, case: dict, backend, kind: str) -> float:
-        """Worst error ratio of `backend` on one case's values or gradients; raises LawViolation on failure."""
+        """Worst error ratio of `backend` on one case's values or gradients; raises LawViolation on failure.
+
+        As in the laws (`laws.declared`), the backend and the reference are handed the case's arguments as the
+        backend's declared variants fix them, and where a declared variant concerns the function the expected
+        values are the reference's under those variants (`laws.variants`), judged by the recorded rule: a
+        variant never changes a tolerance."""
+        from ..laws import declared, variants
+
         function, dtype = case["function"], backend.dtype
-        args, where = self.args(case), f"{case['id']} ({function}"
+        args, where = declared.adapt_args(backend, function, self.args(case)), f"{case['id']} ({function}"
+        chosen = declared.variants(backend)
+        redo = any(variants.VARIANTS[n].concerns(function, args) for n in chosen)  # else the recorded values
         outputs = FUNCTIONS[function].outputs  # order comes from the contract: JSON objects have none
         if kind == "value":
             actual = call(backend, function, args)
             actual = actual if len(outputs) > 1 else (actual,)
-            return max(_compare(f"{where}, output {o.name})", a, *self.expected(case["outputs"][o.name], dtype),
-                                alternative=self.cast(case["outputs"][o.name], dtype))
-                       for o, a in zip(outputs, actual))
+            if redo:
+                expected = variants.value(function, args, None, chosen)
+                expected = expected if len(outputs) > 1 else (expected,)
+            else:
+                expected = (None,) * len(outputs)
+            return max(_compare(f"{where}, output {o.name})", a, *self.expected(case["outputs"][o.name], dtype, e),
+                                alternative=self.cast(case["outputs"][o.name], dtype, e))
+                       for o, a, e in zip(outputs, actual, expected))
         cotangent = [self.array(case["vjp"]["cotangent"][o.name]["array"]) for o in outputs if o.kind == "float"]
         cotangent = [float(c) if c.ndim == 0 else c for c in cotangent]
-        grads = backend.vjp(function, args, tuple(cotangent) if len(cotangent) > 1 else cotangent[0])
+        cotangent = tuple(cotangent) if len(cotangent) > 1 else cotangent[0]
+        grads = backend.vjp(function, args, cotangent)
+        reference = variants.gradient(function, args, cotangent, None, chosen) if redo else None
         worst = 0.0
         for name, entry in case["vjp"]["gradients"].items():
             subs = entry["entries"].items() if entry["kind"] == "params" else [(None, entry)]
             for key, sub in subs:
                 actual = grads[name] if key is None else grads[name][key]
+                value = None if reference is None else reference[name] if key is None else reference[name][key]
                 label = f"{where}, gradient {name}" + ("" if key is None else f"[{key!r}]") + ")"
-                worst = max(worst, _compare(label, actual, *self.expected(sub, dtype)))
+                worst = max(worst, _compare(label, actual, *self.expected(sub, dtype, value)))
         return worst
 
     def check(self, backend) -> list[VectorResult]:
-        """One `VectorResult` per function × kind for `backend` (`n/a` for chapters it does not declare)."""
+        """One `VectorResult` per function × kind for `backend`, honouring its declarations as the laws do
+        (`laws.declared`): `n/a` with the reason for a chapter it does not declare or a function it lacks; a case
+        whose convention it does not declare is skipped (a function none of whose cases it can take: `n/a`);
+        declared variants change the expected values (`check_case`)."""
         from ..check.backends import chapters
+        from ..laws import declared
         from ..laws.compare import LawViolation
 
         if backend.dtype not in self.manifest["dtypes"]:
@@ -179,30 +208,58 @@ class Vectors:
         label = {"backend": getattr(backend, "name", type(backend).__name__), "device": str(backend.device),
                  "dtype": backend.dtype}
         rows: dict[tuple, VectorResult] = {}
+        skipped: dict[int, list[str]] = {}
         for case in self.manifest["cases"]:
             for kind in ("value", "gradient") if "vjp" in case else ("value",):
                 row = rows.setdefault((case["function"], kind),
                                       VectorResult(**label, function=case["function"], kind=kind))
+                lacking = declared.not_provided(backend, (case["function"],))
+                convention = next((declared.unsupported_convention(backend, v) for v in self.conventions(case)), None)
                 if case["chapter"] not in chapters(backend):
                     row.verdict, row.message = "n/a", f"backend does not declare the {case['chapter']!r} chapter"
+                elif lacking:
+                    row.verdict, row.message = "n/a", lacking
                 elif backend.dtype not in case.get("dtypes", self.manifest["dtypes"]):
                     continue  # a precision case: its answer is fixed only in the dtypes it lists
+                elif convention:  # a fixed case cannot be redrawn in a convention it declares, as the laws do
+                    skipped.setdefault(id(row), []).append(convention)
                 elif row.passed:  # after a function's first failure, later cases would only repeat it
                     try:
                         row.worst_ratio = max(row.worst_ratio, self.check_case(case, backend, kind))
                         row.cases += 1
                     except LawViolation as violation:
-                        row.verdict, row.message = "FAIL", str(violation)
+                        row.verdict, row.message = "FAIL", _noted(str(violation), self.conventions(case), backend)
                         row.worst_ratio = max(row.worst_ratio, violation.ratio)
                     except VectorsError:
                         raise
                     except Exception as error:  # noqa: BLE001  (a crash is a verdict, as in the law runner)
                         row.verdict, row.message = "ERROR", f"{case['id']}: {type(error).__name__}: {error}"
+        for row in rows.values():
+            reasons = sorted(set(skipped.get(id(row), ())))
+            if reasons and row.verdict == "pass":
+                left = f"{len(skipped[id(row)])} cases skipped ({'; '.join(reasons)})"
+                row.verdict, row.message = ("n/a", left) if row.cases == 0 else (row.verdict, left)
         if not any(row.cases or not row.passed for row in rows.values()):  # all n/a: a pass would mean nothing
             raise VectorsError(f"{self.root / MANIFEST}: no case could be checked on {label['backend']}/"
                                f"{label['device']}/{label['dtype']}: it declares chapters {list(chapters(backend))}, "
                                f"the vectors hold {sorted({c['chapter'] for c in self.manifest['cases']})[:10]}")
         return list(rows.values())
+
+
+def _noted(message: str, conventions: list[Convention], backend) -> str:
+    """`message` whose first line names, as the laws' do, the case's convention (if any) and the variants
+    `backend` declares: "… [convention 'elbo'; variants: none]"."""
+    from ..laws import declared
+
+    first, sep, rest = message.partition("\n")
+    parts = [f"convention {c.name!r}" for c in conventions] + [declared.named(backend)]
+    return f"{first} [{'; '.join(parts)}]{sep}{rest}"
+
+
+def _convention(value: dict) -> Convention:
+    """A recorded convention: its preset where it is one, else a Convention of its fields."""
+    preset = PRESETS.get(value["name"])
+    return preset if preset and preset.to_dict() == value else Convention(**value)
 
 
 def _compare(what: str, actual, expected, tolerance, alternative=None) -> float:
