@@ -1,4 +1,4 @@
-"""`laws.memo`: the reference's expected values are shared between backends only when the arguments' content is equal."""
+"""`laws.memo`: the reference's expected values are shared between backends only for arguments of equal content."""
 
 import numpy as np
 import pytest
