@@ -109,9 +109,11 @@ class Domain:
         with np.errstate(over="ignore", invalid="ignore"):
             return magnitude(args)
 
-    def read(self, function: str, args: object) -> dict[str, Any]:
+    def read(self, function: str, args: object, *, checked: bool = False) -> dict[str, Any]:
         """`args` with the operands as float64 arrays (a number becomes a 0-d array), checked to be finite
-        reals and, when `broadcast`, to broadcast together; `ConfigError` for a missing one."""
+        reals and, when `broadcast`, to broadcast together; `ConfigError` for a missing one. `checked`: the
+        arguments come from `validation.check_args`, so a finite float64 array or float operand is only
+        converted (the full check, with its message, is for anything else)."""
         if not isinstance(args, Mapping):
             raise DTypeError(f"args: expected a mapping from argument name to array, got {describe(args)}")
         out = {}
@@ -119,6 +121,10 @@ class Domain:
             if name not in args:
                 raise ConfigError(f"args: {function}'s domain reads {list(self.operands)}; missing {name!r}")
             value = args[name]
+            if checked and (type(value) is float or (type(value) is np.ndarray and value.dtype == np.float64)) \
+                    and np.isfinite(value).all():  # else the full check below, for its error message
+                out[name] = np.asarray(value)
+                continue
             if not isinstance(value, np.ndarray):
                 value = check_scalar(name, value)
             out[name] = check_array(name, value, tuple(f"axis{i}" for i in range(np.ndim(value))))
@@ -131,10 +137,11 @@ class Domain:
         return {**args, **out}
 
     def check(self, function: str, args: object, dtype: str = "float64",
-              names: Mapping[str, str] | None = None) -> None:
-        """Raise `DomainError` when `args` lie outside the domain in `dtype` (`names`: the caller's names)."""
-        checked = self.read(function, args)
-        self.rule(checked, dtype, (lambda key: names.get(key, key)) if names else (lambda key: key))
+              names: Mapping[str, str] | None = None, *, checked: bool = False) -> None:
+        """Raise `DomainError` when `args` lie outside the domain in `dtype` (`names`: the caller's names;
+        `checked`: `args` were validated by `validation.check_args`, as for `read`)."""
+        checked_args = self.read(function, args, checked=checked)
+        self.rule(checked_args, dtype, (lambda key: names.get(key, key)) if names else (lambda key: key))
 
 
 @dataclass(frozen=True)

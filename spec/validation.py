@@ -127,7 +127,7 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     for rule in spec.rules:
         rule(function, checked)
     if spec.domain is not None:
-        spec.domain.check(function, checked, dtype)
+        spec.domain.check(function, checked, dtype, checked=True)
     return checked, bindings
 
 
