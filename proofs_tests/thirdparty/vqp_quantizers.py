@@ -146,5 +146,5 @@ class VQPQuantizers(AutogradBackend):
 
 
 def backends() -> list[VQPQuantizers]:
-    """vqp's quantizers on the CPU in float64 and float32."""
-    return [VQPQuantizers(dtype) for dtype in ("float64", "float32")]
+    """vqp's quantizers on the CPU in float64, float32 and bfloat16."""
+    return [VQPQuantizers(dtype) for dtype in DTYPES]
