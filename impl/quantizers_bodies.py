@@ -1,6 +1,7 @@
 """The quantizers chapter's Torch bodies (`vaespec.spec.quantizers.FUNCTIONS`), and the functional ops they run.
 
-Each op takes tensors in any float dtype and computes in that dtype; the quantizer's constants (FSQ's
+Each op takes z [batch, *positions, dim] (every vector on its own; the losses are means over all N =
+batch·∏positions vectors) in any float dtype and computes in that dtype; the quantizer's constants (FSQ's
 half_l, offset and shift) are computed in float64 from the integer levels and rounded once to the
 dtype, as the statement says. Autograd differentiates the same code (`TorchBackend.vjp`).
 
@@ -134,12 +135,13 @@ def lfq_quantize(z: Tensor) -> tuple[Tensor, Tensor]:
 
 def lfq_entropy_loss(z: Tensor, inv_temperature: float, diversity_gamma: float) -> tuple[Tensor, Tensor, Tensor]:
     """(per-sample entropy, codebook entropy, per_sample − γ·codebook) of p = softmax(2·inv_temperature · z Cᵀ)
-    over the 2^d codes (vqp's entropy aux loss; here 0 log 0 = 0 and log p from log_softmax)."""
+    over the 2^d codes, for z [..., d]: means over all its vectors, p̄ the mean of all their distributions (vqp's
+    entropy aux loss; here 0 log 0 = 0 and log p from log_softmax)."""
     work = _work(z)
     log_p = torch.log_softmax(2 * inv_temperature * work @ lfq_codes(z.shape[-1], work).T, dim=-1)
     p = log_p.exp()
     per_sample = -(p * log_p).sum(-1).mean()
-    p_bar = p.mean(0)
+    p_bar = p.reshape(-1, p.shape[-1]).mean(0)
     positive = p_bar > 0
     codebook = -torch.where(positive, p_bar * torch.log(torch.where(positive, p_bar, 1.0)), 0.0).sum()
     loss = per_sample - diversity_gamma * codebook
@@ -161,7 +163,7 @@ def _lfq_quantize(inputs: Inputs) -> Outputs:
 @BODIES.register("lfq_indices_to_codes")
 def _lfq_indices_to_codes(inputs: Inputs) -> Outputs:
     dim = inputs.args["codebook_dim"]
-    bits = (inputs.tensors["indices"][:, None] & lfq_mask(dim, inputs.device)) != 0
+    bits = (inputs.tensors["indices"][..., None] & lfq_mask(dim, inputs.device)) != 0
     return (torch.where(bits, 1.0, -1.0).to(inputs.dtype),)
 
 
@@ -178,10 +180,12 @@ def _lfq_commitment_loss(inputs: Inputs) -> Outputs:
 
 # ----------------------------------------------------------------------------- residual VQ
 def rvq_stages(z_e: Tensor, codebooks: Tensor, num_stages: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(indices [B, S] int64, −1 after n; the chosen codes [n, B, D]; the residuals [n, B, D]), computed in float32
-    for a narrow z_e; each stage by the VQ chapter's `nearest_code` (lowest index on exact ties)."""
-    work, books = _work(z_e).detach(), codebooks.to(_work(z_e).dtype)
-    indices = torch.full((z_e.shape[0], codebooks.shape[0]), -1, dtype=torch.int64, device=z_e.device)
+    """(indices [B, *positions, S] int64, −1 after n; the chosen codes [n, N, D]; the residuals [n, N, D]) over the
+    N = B·∏positions vectors of z_e, computed in float32 for a narrow z_e; each stage by the VQ chapter's
+    `nearest_code` (lowest index on exact ties)."""
+    work = _work(z_e).detach().reshape(-1, z_e.shape[-1])
+    books = codebooks.to(work.dtype)
+    indices = torch.full((work.shape[0], codebooks.shape[0]), -1, dtype=torch.int64, device=z_e.device)
     residual, codes, residuals = work, [], []
     for s in range(num_stages):
         k = nearest_code(residual, books[s], validate=False)
@@ -189,20 +193,20 @@ def rvq_stages(z_e: Tensor, codebooks: Tensor, num_stages: int) -> tuple[Tensor,
         residuals.append(residual)
         codes.append(books[s][k])
         residual = residual - codes[-1]
-    return indices, torch.stack(codes), torch.stack(residuals)
+    return indices.reshape(*z_e.shape[:-1], codebooks.shape[0]), torch.stack(codes), torch.stack(residuals)
 
 
 def rvq_quantize(z_e: Tensor, codebooks: Tensor, num_stages: int) -> tuple[Tensor, Tensor]:
     """Residual VQ: `z_q = z_e + sg(Σ_s e_s − z_e)` (straight-through once) and the stages' indices."""
     indices, codes, _ = rvq_stages(z_e, codebooks, num_stages)
-    return z_e + (codes.sum(0).to(z_e.dtype) - z_e).detach(), indices
+    return z_e + (codes.sum(0).reshape(z_e.shape).to(z_e.dtype) - z_e).detach(), indices
 
 
 def rvq_commitment_loss(z_e: Tensor, codebooks: Tensor, num_stages: int) -> Tensor:
     """[S]: mean (r_s − sg(e_s))² per used stage (0 after n), r_s = z_e − Σ_{t<s} sg(e_t): the gradient reaches z_e
     through every stage's residual."""
     _, codes, _ = rvq_stages(z_e, codebooks, num_stages)
-    work = _work(z_e)
+    work = _work(z_e).reshape(-1, z_e.shape[-1])
     before = torch.cumsum(torch.cat([torch.zeros_like(codes[:1]), codes[:-1]]), 0)  # Σ_{t<s} e_t, no gradient
     per_stage = ((work[None] - before - codes) ** 2).mean(dim=(1, 2))
     losses = torch.zeros(codebooks.shape[0], dtype=work.dtype, device=z_e.device)

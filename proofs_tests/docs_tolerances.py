@@ -20,6 +20,7 @@ import numpy as np
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.contract import VAE_FUNCTIONS
 from vaespec.spec.domains import MAX_FINITE, log_var_limits
+from vaespec.spec.quantizers import FUNCTIONS as QUANTIZER_FUNCTIONS
 from vaespec.spec.shapes import shape_of
 from vaespec.spec.tolerances import (
     FALSE_ALARM_RATE,
@@ -52,6 +53,17 @@ CONFIGS = (
 )
 
 
+# The quantizers chapter at two sizes (its chains read only the shapes): the strategies' largest draws, and an
+# image tokenizer's [batch, height, width, dim] latents (N = batch·∏positions vectors, each quantized alone).
+QUANTIZER_CONFIGS = (
+    ("the strategies' largest draws: z [6, 4] (LFQ: 16 codes), residual VQ z_e [6, 4] with 4 stages of 6 codes",
+     {"batch": 6, "dim": 4, "embedding": 4, "stages": 4, "codes": 6}),
+    (("an image tokenizer's latents: z [8, 16, 16, 6] (N = 2048 vectors; LFQ: 64 codes), residual VQ z_e "
+      "[8, 16, 16, 6] with 8 stages of 1024 codes"),
+     {"batch": 8, "*positions": (16, 16), "dim": 6, "embedding": 6, "stages": 8, "codes": 1024}),
+)
+
+
 def shaped_args(function: str, arch: Architecture, batch: int) -> dict:
     """Arguments of `function` with the shapes of `arch` at `batch` examples (zeros: a bound reads only shapes)."""
     sizes = {"batch": batch, "input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
@@ -80,6 +92,26 @@ def _bound_table(title: str, arch: Architecture, batch: int) -> list[str]:
     return lines + [""]
 
 
+def _sized_table(title: str, functions, sizes: dict) -> list[str]:
+    """The bounds of every function of `functions` with a rounding chain, at arrays of the shapes `sizes` gives
+    (zeros: a bound reads only shapes); the exact ones (integers, copies) are listed after the table."""
+    lines = [f"**At {title}.** Each cell is `2·rel` (multiply by M) and, below it, the floor.", "",
+             "| function | n | n_ops | " + " | ".join(f"`{d}`" for d in DTYPES) + " |",
+             "|---|---|---|" + "---|" * len(DTYPES)]
+    exact = []
+    for name, spec in functions.items():
+        if spec.chain is None:
+            exact.append(name)
+            continue
+        args = {a.name: np.zeros(shape_of(a.dims, sizes)) for a in spec.args if a.kind in ("array", "index")}
+        for vjp in (False, True) if spec.differentiable else (False,):
+            bounds = {dtype: function_bound(dtype, name, args, vjp=vjp) for dtype in DTYPES}
+            n, ops = function_chain(name, args, vjp=vjp)
+            cells = [f"{_g(2 * b.rel)}<br>{_g(b.floor)}" for b in bounds.values()]
+            lines.append(f"| `{name}{'_vjp' if vjp else ''}` | {n} | {ops} | " + " | ".join(cells) + " |")
+    return lines + ["", "Exact (compared without a tolerance): " + ", ".join(f"`{e}`" for e in exact) + ".", ""]
+
+
 def render() -> str:
     """The generated block of docs/tolerances.md (markers included)."""
     lines = [BEGIN, "", "### Constants", "",
@@ -98,6 +130,12 @@ def render() -> str:
               "A law compares `|a − b| ≤ 2·rel·M + floor` entrywise (each side may err by rel·M)."), ""]
     for title, arch, batch in CONFIGS:
         lines += _bound_table(title, arch, batch)
+    lines += ["### The quantizers chapter", "",
+              ("FSQ, LFQ and residual VQ (docs/quantizers.md), from the same policy: each function's declared chain "
+               "at the sizes below, its reductions over all N = batch·∏positions vectors. A discrete choice (an "
+               "FSQ level, an RVQ stage's code) is judged by the chapter's criterion, not by these bounds."), ""]
+    for title, sizes in QUANTIZER_CONFIGS:
+        lines += _sized_table(title, QUANTIZER_FUNCTIONS, sizes)
     lines += ["### The reference's reductions", "",
               ("`sum_ulps(n)` = 2·REFERENCE_ULPS + γ_n(u)/u: the ulps (of Σ|terms|) a float64 sum may err by "
               "with n roundings above each term."), "",

@@ -1,5 +1,6 @@
 """The quantizers chapter in float64 (`vaespec.spec.quantizers`, docs/quantizers.md): each function's
-forward, hand-written VJP, magnitude and VJP magnitude side by side.
+forward, hand-written VJP, magnitude and VJP magnitude side by side. `z` is [batch, *positions, dim]
+(FSQ elementwise, LFQ per vector: every position on its own), indices [batch, *positions].
 
 FSQ, per coordinate with the constants of `vaespec.spec.quantizers.fsq_constants` (h = half_l,
 o = offset, s = shift) and t = tanh(z + s):
@@ -49,8 +50,8 @@ def fsq_bound(z: np.ndarray, levels: np.ndarray) -> np.ndarray:
     (`vaespec.spec.quantizers.fsq_constants`). It maps the reals into (−half_l − offset, half_l − offset),
     so rounding gives L values, and 0 to 0.
 
-    **Arguments** `z` [batch, dim]; `levels` [dim], integers L_d ≥ 2.
-    **Returns** [batch, dim].
+    **Arguments** `z` [batch, *positions, dim]; `levels` [dim], integers L_d ≥ 2.
+    **Returns** like `z`.
     """
     a = validate_args("fsq_bound", {"z": z, "levels": levels})
     h, o, _, t = _parts(a)
@@ -97,9 +98,9 @@ def fsq_quantize(z: np.ndarray, levels: np.ndarray, *, indices: Any = None) -> n
     whose value is k/⌊L/2⌋ with k = round(b), half to even (torch.round's rule); on the grid
     {−⌊L/2⌋, …, ⌈L/2⌉ − 1}/⌊L/2⌋ ⊂ [−1, 1].
 
-    **Arguments** `z` [batch, dim]; `levels` [dim]; `indices` (keyword): the levels k [batch, dim] a backend
-    chose, to evaluate at (the laws' conditioning; `vaespec.spec.quantizers.FSQ_ROUNDING_CRITERION`).
-    **Returns** [batch, dim].
+    **Arguments** `z` [batch, *positions, dim]; `levels` [dim]; `indices` (keyword): the levels k, shaped like
+    `z`, a backend chose, to evaluate at (the laws' conditioning; `vaespec.spec.quantizers.FSQ_ROUNDING_CRITERION`).
+    **Returns** like `z`.
     """
     a = validate_args("fsq_quantize", {"z": z, "levels": levels})
     _, k = _levels_at(a, indices)
@@ -145,8 +146,8 @@ def fsq_indices(z: np.ndarray, levels: np.ndarray, *, indices: Any = None) -> np
         index(b) = Σ_d q_d · basis_d,   q_d = round(fsq_bound(z)_d) + ⌊L_d/2⌋ ∈ [0, L_d),
         basis = cumprod([1, L_0, …, L_{D−2}])            (coordinate 0 is the least significant digit)
 
-    **Arguments** `z` [batch, dim]; `levels` [dim]; `indices` (keyword): the levels k [batch, dim] a backend
-    chose (as `fsq_quantize`'s), to evaluate at. **Returns** int64 [batch].
+    **Arguments** `z` [batch, *positions, dim]; `levels` [dim]; `indices` (keyword): the levels k, shaped like
+    `z`, a backend chose (as `fsq_quantize`'s), to evaluate at. **Returns** int64 [batch, *positions].
     """
     a = validate_args("fsq_indices", {"z": z, "levels": levels})
     _, k = _levels_at(a, indices)
@@ -159,11 +160,12 @@ def fsq_indices_to_codes(indices: np.ndarray, levels: np.ndarray) -> np.ndarray:
 
         codes_d = (q_d − ⌊L_d/2⌋) / ⌊L_d/2⌋,   q_d = ⌊index / basis_d⌋ mod L_d
 
-    **Arguments** `indices` [batch] in [0, ∏ L); `levels` [dim]. **Returns** [batch, dim] on the grid.
+    **Arguments** `indices` [batch, *positions] in [0, ∏ L); `levels` [dim]. **Returns** [batch, *positions, dim]
+    on the grid.
     """
     a = validate_args("fsq_indices_to_codes", {"indices": indices, "levels": levels})
     lv = a["levels"]
-    q = (a["indices"][:, None] // fsq_basis(lv)[None, :]) % lv[None, :]
+    q = (a["indices"][..., None] // fsq_basis(lv)) % lv
     return (q - lv // 2) / (lv // 2)
 
 
@@ -201,11 +203,12 @@ def lfq_quantize(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         q_i = +1 if z_i > 0 else −1   (so z_i = 0 ↦ −1),   z_q = z + sg(q − z),
         index = Σ_i [z_i > 0] · 2^(d−1−i)                  (coordinate 0 the most significant bit)
 
-    **Arguments** `z` [batch, dim]. **Returns** (z_q [batch, dim] with value q, indices int64 [batch]).
+    **Arguments** `z` [batch, *positions, dim]. **Returns** (z_q like `z` with value q, indices int64
+    [batch, *positions]).
     """
     a = validate_args("lfq_quantize", {"z": z})
     bits = a["z"] > 0
-    mask = 2 ** np.arange(bits.shape[1] - 1, -1, -1, dtype=np.int64)
+    mask = 2 ** np.arange(bits.shape[-1] - 1, -1, -1, dtype=np.int64)
     return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ mask
 
 
@@ -218,7 +221,7 @@ def lfq_quantize_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
 def lfq_quantize_magnitude(args: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """z + (q − z) rounds twice at |z| + 1; the index is exact."""
     z = validate_args("lfq_quantize", args)["z"]
-    return np.abs(z) + 1.0, np.zeros(z.shape[0])
+    return np.abs(z) + 1.0, np.zeros(z.shape[:-1])
 
 
 def lfq_quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
@@ -234,7 +237,7 @@ def lfq_quantize_surrogate(args: Mapping[str, Any], base: Mapping[str, Any]) -> 
 def lfq_indices_to_codes(indices: np.ndarray, codebook_dim: int) -> np.ndarray:
     """The hypercube vertex of each index: c_i = +1 if bit (d−1−i) is set else −1 (vqp's `indices_to_codes`).
 
-    **Arguments** `indices` [batch] in [0, 2^d); `codebook_dim` d. **Returns** [batch, d].
+    **Arguments** `indices` [batch, *positions] in [0, 2^d); `codebook_dim` d. **Returns** [batch, *positions, d].
     """
     a = validate_args("lfq_indices_to_codes", {"indices": indices, "codebook_dim": codebook_dim})
     return lfq_codes(a["codebook_dim"])[a["indices"]]

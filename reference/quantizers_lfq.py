@@ -1,7 +1,8 @@
 """LFQ's losses in float64 (`vaespec.spec.quantizers`): the entropy auxiliary loss and the commitment loss, with
 hand-written VJPs and magnitudes. The quantizer itself is `vaespec.reference.quantizers.lfq_quantize`.
 
-With C [K = 2^d, d] the codes (`lfq_codes`), τ' = inv_temperature and N = batch rows:
+With C [K = 2^d, d] the codes (`lfq_codes`), τ' = inv_temperature and z [batch, *positions, d] read as its
+N = batch·∏positions vectors z_n (every mean below is over all N, so a spatial input is its flattened rows):
 
     l_n = 2τ' · C z_n,   p_n = softmax(l_n),   H_n = −Σ_c p_nc log p_nc,   p̄ = mean_n p_n
     per_sample = mean_n H_n,   codebook = H(p̄),   loss = per_sample − γ · codebook
@@ -46,7 +47,8 @@ def lfq_codes(dim: int) -> np.ndarray:
 
 
 def _parts(a: Mapping[str, Any]) -> dict[str, Any]:
-    z, tau = a["z"], float(a["inv_temperature"])
+    tau = float(a["inv_temperature"])
+    z = a["z"].reshape(-1, a["z"].shape[-1])  # the N vectors
     codes = lfq_codes(z.shape[1])
     logits = 2.0 * tau * z @ codes.T  # [N, K]
     top = logits.max(axis=1, keepdims=True)
@@ -59,7 +61,7 @@ def _parts(a: Mapping[str, Any]) -> dict[str, Any]:
     with np.errstate(divide="ignore"):
         log_p_bar = np.where(p_bar > 0, np.log(np.where(p_bar > 0, p_bar, 1.0)), 0.0)  # 0 log 0 = 0
     return {"codes": codes, "shifted": shifted, "top": top, "log_sum": log_sum, "log_p": log_p, "p": p, "h": h,
-            "p_bar": p_bar, "log_p_bar": log_p_bar, "s": 2.0 * tau * np.abs(z).sum(axis=1), "tau": tau}
+            "p_bar": p_bar, "log_p_bar": log_p_bar, "s": 2.0 * tau * np.abs(z).sum(axis=1), "tau": tau, "n": len(z)}
 
 
 def lfq_entropy_loss(z: np.ndarray, inv_temperature: float, diversity_gamma: float
@@ -69,7 +71,8 @@ def lfq_entropy_loss(z: np.ndarray, inv_temperature: float, diversity_gamma: flo
         p_n = softmax_c(2·inv_temperature · z_n·c) over c ∈ {−1, +1}^d,   H(p) = −Σ p log p  (0 log 0 = 0)
         per_sample = mean_n H(p_n),  codebook = H(mean_n p_n),  loss = per_sample − γ · codebook
 
-    **Arguments** `z` [batch, dim]; `inv_temperature` > 0; `diversity_gamma` γ ≥ 0.
+    **Arguments** `z` [batch, *positions, dim] (means over all its N vectors); `inv_temperature` > 0;
+    `diversity_gamma` γ ≥ 0.
     **Returns** (per_sample_entropy, codebook_entropy, loss), float64 scalars.
     """
     a = validate_args("lfq_entropy_loss", {"z": z, "inv_temperature": inv_temperature,
@@ -83,12 +86,12 @@ def lfq_entropy_loss(z: np.ndarray, inv_temperature: float, diversity_gamma: flo
 def lfq_entropy_loss_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
     a, (d_ps, d_cb, d_loss) = validate_vjp("lfq_entropy_loss", args, cotangent)
     q = _parts(a)
-    n = a["z"].shape[0]
+    n = q["n"]
     w_ps, w_cb = float(d_ps) + float(d_loss), float(d_cb) - float(a["diversity_gamma"]) * float(d_loss)
     p, log_p, h, log_p_bar = q["p"], q["log_p"], q["h"], q["log_p_bar"]
     d_logits = (-(w_ps / n) * p * (log_p + h[:, None])
                 - (w_cb / n) * p * (log_p_bar[None, :] - (p * log_p_bar[None, :]).sum(axis=1, keepdims=True)))
-    return finite_gradients("lfq_entropy_loss", {"z": 2.0 * q["tau"] * d_logits @ q["codes"]})
+    return finite_gradients("lfq_entropy_loss", {"z": (2.0 * q["tau"] * d_logits @ q["codes"]).reshape(a["z"].shape)})
 
 
 def _entropy_magnitudes(q: dict[str, Any]) -> tuple[np.ndarray, float]:
@@ -113,7 +116,7 @@ def lfq_entropy_loss_magnitude(args: Mapping[str, Any]) -> tuple[np.float64, np.
 def lfq_entropy_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
     a, (d_ps, d_cb, d_loss) = validate_vjp("lfq_entropy_loss", args, cotangent)
     q = _parts(a)
-    n = a["z"].shape[0]
+    n = q["n"]
     w_ps = abs(float(d_ps)) + abs(float(d_loss))
     w_cb = abs(float(d_cb)) + float(a["diversity_gamma"]) * abs(float(d_loss))
     p, log_p, h, log_p_bar = q["p"], q["log_p"], q["h"], q["log_p_bar"]
@@ -127,7 +130,7 @@ def lfq_entropy_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> d
     mean_log = (p * plus_one[None, :]).sum(axis=1, keepdims=True)
     term_cb = p * ((plus_one[None, :] + mean_log) * spread + 2.0 * float(spread.max()))
     d_logits = (w_ps / n) * term_ps + (w_cb / n) * term_cb
-    return {"z": 2.0 * q["tau"] * d_logits @ np.abs(q["codes"])}
+    return {"z": (2.0 * q["tau"] * d_logits @ np.abs(q["codes"])).reshape(a["z"].shape)}
 
 
 LFQ_ENTROPY_LOSS = ReferenceFunction("lfq_entropy_loss", lfq_entropy_loss, lfq_entropy_loss_magnitude,
@@ -142,7 +145,7 @@ def _signs(z: np.ndarray) -> np.ndarray:
 def lfq_commitment_loss(z: np.ndarray) -> np.float64:
     """LFQ's commitment loss (vqp's `F.mse_loss(original_input, quantized.detach())`): mean_{b,i} (z − sg(q))².
 
-    **Arguments** `z` [batch, dim]. **Returns** a float64 scalar.
+    **Arguments** `z` [batch, *positions, dim] (the mean over all its entries). **Returns** a float64 scalar.
     """
     z = validate_args("lfq_commitment_loss", {"z": z})["z"]
     return finite("lfq_commitment_loss", np.float64(np.mean((z - _signs(z)) ** 2)))

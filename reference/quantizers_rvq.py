@@ -25,18 +25,28 @@ from .function import ReferenceFunction
 from .vq_codes import choose
 
 
+def _rows(z_e: np.ndarray) -> np.ndarray:
+    """z_e [B, *positions, D] as its N = B·∏positions vectors [N, D] (each quantized on its own)."""
+    return z_e.reshape(-1, z_e.shape[-1])
+
+
 def stages(z_e: np.ndarray, codebooks: np.ndarray, num_stages: int, indices: Any = None
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(k [B, S] with −1 after n, e [n, B, D] the chosen codes, r [n, B, D] the residuals each stage quantized),
-    at the given choices `indices` [B, S] when given."""
-    residual, chosen, codes, residuals = z_e, np.full((z_e.shape[0], codebooks.shape[0]), -1, np.int64), [], []
+    """(k [B, *positions, S] with −1 after n, e [n, N, D] the chosen codes, r [n, N, D] the residuals each stage
+    quantized, over the N vectors `_rows(z_e)`), at the given choices `indices` [B, *positions, S] when given."""
+    stages_total = codebooks.shape[0]
+    given = None if indices is None else np.asarray(indices).reshape(-1, stages_total)
+    residual = _rows(z_e)
+    chosen, codes, residuals = np.full((len(residual), stages_total), -1, np.int64), [], []
     for s in range(num_stages):
-        k = choose(residual, codebooks[s], None if indices is None else np.asarray(indices)[:, s])
+        k = choose(residual, codebooks[s], None if given is None else given[:, s])
         chosen[:, s] = k
         residuals.append(residual)
         codes.append(codebooks[s][k])
         residual = residual - codes[-1]
-    return chosen, np.array(codes), np.array(residuals)
+    shape = (num_stages, *residual.shape)  # n = 0 stages keeps [0, N, D]
+    return (chosen.reshape(*z_e.shape[:-1], stages_total), np.array(codes).reshape(shape),
+            np.array(residuals).reshape(shape))
 
 
 def _checked(function: str, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,13 +60,14 @@ def rvq_quantize(z_e: np.ndarray, codebooks: np.ndarray, num_stages: int, *, ind
         r_0 = z_e, k_s = argmin_k ‖r_s − C_s[k]‖² (lowest index on ties), r_{s+1} = r_s − C_s[k_s]
         z_q = z_e + sg(Σ_s C_s[k_s] − z_e)   (straight-through once)
 
-    **Arguments** `z_e` [batch, embedding]; `codebooks` [stages, codes, embedding]; `num_stages` n ≤ stages;
-    `indices` (keyword): a backend's choices [batch, stages] to evaluate at.
-    **Returns** (z_q [batch, embedding], indices int64 [batch, stages], −1 for the stages after n).
+    **Arguments** `z_e` [batch, *positions, embedding] (each vector on its own); `codebooks` [stages, codes,
+    embedding]; `num_stages` n ≤ stages; `indices` (keyword): a backend's choices [batch, *positions, stages] to
+    evaluate at.
+    **Returns** (z_q like `z_e`, indices int64 [batch, *positions, stages], −1 for the stages after n).
     """
     a = validate_args("rvq_quantize", {"z_e": z_e, "codebooks": codebooks, "num_stages": num_stages})
     k, e, _ = stages(a["z_e"], a["codebooks"], a["num_stages"], indices)
-    return finite("rvq_quantize", e.sum(axis=0)), k
+    return finite("rvq_quantize", e.sum(axis=0).reshape(a["z_e"].shape)), k
 
 
 def rvq_quantize_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
@@ -68,7 +79,7 @@ def rvq_quantize_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
 def rvq_quantize_magnitude(args: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     a = _checked("rvq_quantize", args)
     k, e, _ = stages(a["z_e"], a["codebooks"], a["num_stages"], args.get("indices"))
-    return np.abs(a["z_e"]) + 2.0 * np.abs(e).sum(axis=0), np.zeros(k.shape)
+    return np.abs(a["z_e"]) + 2.0 * np.abs(e).sum(axis=0).reshape(a["z_e"].shape), np.zeros(k.shape)
 
 
 def rvq_quantize_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
@@ -94,8 +105,8 @@ def _losses(z_e: np.ndarray, codebooks: np.ndarray, n: int, e: np.ndarray, r: np
 
 def rvq_commitment_loss(z_e: np.ndarray, codebooks: np.ndarray, num_stages: int, *, indices: Any = None
                         ) -> np.ndarray:
-    """Each stage's commitment loss, mean_{b,d} (r_s − sg(C_s[k_s]))² (vqp's per-layer commit loss, unweighted),
-    0 for the stages after n.
+    """Each stage's commitment loss, mean_{b,d} (r_s − sg(C_s[k_s]))² over all N·D entries of z_e [batch,
+    *positions, embedding] (vqp's per-layer commit loss, unweighted), 0 for the stages after n.
 
     **Arguments** as `rvq_quantize`. **Returns** [stages].
     """
@@ -110,12 +121,12 @@ def rvq_commitment_loss_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
     n = a["num_stages"]
     _, e, r = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
     grad = np.einsum("s,sbd->bd", np.asarray(d, dtype=np.float64)[:n], 2.0 * (r - e)) / a["z_e"].size
-    return finite_gradients("rvq_commitment_loss", {"z_e": grad})
+    return finite_gradients("rvq_commitment_loss", {"z_e": grad.reshape(a["z_e"].shape)})
 
 
 def _sizes(z_e: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """A_s = |z_e| + Σ_{t≤s} |e_t| [n, B, D]: the size at which stage s's residual and difference round."""
-    return np.abs(z_e)[None] + np.cumsum(np.abs(e), axis=0)
+    """A_s = |z_e| + Σ_{t≤s} |e_t| [n, N, D]: the size at which stage s's residual and difference round."""
+    return np.abs(_rows(z_e))[None] + np.cumsum(np.abs(e), axis=0)
 
 
 def rvq_commitment_loss_magnitude(args: Mapping[str, Any]) -> np.ndarray:
@@ -132,7 +143,8 @@ def rvq_commitment_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -
     n = a["num_stages"]
     _, e, r = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
     scale = np.abs(np.asarray(d, dtype=np.float64))[:n]
-    return {"z_e": np.einsum("s,sbd->bd", scale, 2.0 * (np.abs(r - e) + _sizes(a["z_e"], e))) / a["z_e"].size}
+    grad = np.einsum("s,sbd->bd", scale, 2.0 * (np.abs(r - e) + _sizes(a["z_e"], e))) / a["z_e"].size
+    return {"z_e": grad.reshape(a["z_e"].shape)}
 
 
 def rvq_commitment_loss_surrogate(args: Mapping[str, Any], base: Mapping[str, Any]) -> np.ndarray:
@@ -142,7 +154,7 @@ def rvq_commitment_loss_surrogate(args: Mapping[str, Any], base: Mapping[str, An
     n = b["num_stages"]
     _, e, _ = stages(b["z_e"], b["codebooks"], n, None)
     partial = np.cumsum(np.concatenate([np.zeros_like(e[:1]), e[:-1]]), axis=0)  # P_s = Σ_{t<s} e_t
-    return _losses(z, b["codebooks"], n, e, z[None] - partial)
+    return _losses(z, b["codebooks"], n, e, _rows(z)[None] - partial)
 
 
 RVQ_COMMITMENT_LOSS = ReferenceFunction("rvq_commitment_loss", rvq_commitment_loss, rvq_commitment_loss_magnitude,

@@ -44,6 +44,11 @@ def check_count(name: str, value: object, low: int = 0) -> int:
     return int(value)
 
 
+def rows(sizes: Mapping[str, Any]) -> int:
+    """N = batch·∏positions: the vectors of an input [batch, *positions, dim], each quantized on its own."""
+    return int(sizes.get("batch", 1)) * int(np.prod(sizes.get("*positions", ()), dtype=np.int64))
+
+
 def total(*chains: Chain) -> Chain:
     """Chains run one after the other: (Σ n_i, Σ n_ops_i)."""
     return sum(c[0] for c in chains), sum(c[1] for c in chains)
@@ -87,5 +92,4 @@ class CodebookChain:
     rule: Callable[[int, int, int], Chain]
 
     def __call__(self, sizes: Sizes) -> Chain:
-        rows = sizes.get("batch", 1) * int(np.prod(sizes.get("*positions", ()), dtype=np.int64))
-        return self.rule(rows, sizes.get("embedding", 1), sizes["codes"])
+        return self.rule(rows(sizes), sizes.get("embedding", 1), sizes["codes"])

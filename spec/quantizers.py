@@ -3,10 +3,13 @@ tokenizers use — finite scalar quantization (FSQ, Mentzer et al. 2023), lookup
 (LFQ, MAGVIT-v2) and residual VQ (SoundStream, EnCodec) — stated as vector-quantize-pytorch 1.32.0
 (`FSQ`, `LFQ`, `ResidualVQ`) computes them, with every convention written out (docs/quantizers.md).
 
-**Shapes.** Every function acts on rows `z` [batch, dim]: FSQ elementwise, LFQ per row. A spatial
-input [batch, *positions, dim] (vqp's `b ... d` after moving channels last) is the same computation
-on its rows flattened to [batch·positions, dim]; the losses are means over all rows (vqp's mean over
-`(b n)`), so they are the same numbers too.
+**Shapes.** Every function takes `z` [batch, *positions, dim], channels-last (the VQ chapter's
+`*positions`: () for rows [batch, dim], (T,) for a sequence, (H, W) for an image; vqp's `b ... d` after
+moving channels last): each of the N = batch·∏positions vectors is quantized on its own (FSQ
+elementwise, LFQ per vector), indices are [batch, *positions], and each function is its [N, dim] form on
+`z.reshape(N, dim)`, reshaped back. The losses are means over all N vectors (vqp's mean over `(b n)`):
+per_sample_entropy = mean over the N vectors, the codebook entropy that of the mean over the N
+vectors' distributions, the commitment loss the mean over all N·dim entries.
 
 **FSQ.** Per coordinate d with L = L_d levels (L ≥ 2), with vqp's constants
 
@@ -28,10 +31,10 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from . import quantizers_rvq as rvq
-from .chains import STRAIGHT_THROUGH
+from .chains import STRAIGHT_THROUGH, rows
 from .errors import DomainError
 from .numerics import NARROW
-from .shapes import Float, Int
+from .shapes import POSITIONS, Float, Int
 from .signature import Arg, FunctionSpec, Law, Output
 
 FSQ_EPS = 1e-3
@@ -40,14 +43,15 @@ MAX_CODEBOOK = 2**24  # ∏ L_d ≤ 2²⁴: every index is an integer exact in f
 
 _C = "quantizers"
 
-Z = Arg("z", "array", ("batch", "dim"), True, "finite reals")
-Z_NO_GRADIENT = Arg("z", "array", ("batch", "dim"), False, "finite reals")  # for integer results
-FSQ_INDICES = Arg("indices", "index", ("batch",), domain="0 ≤ index < ∏_d L_d (the implicit codebook's rows)")
+Z = Arg("z", "array", ("batch", POSITIONS, "dim"), True, "finite reals")
+Z_NO_GRADIENT = Arg("z", "array", ("batch", POSITIONS, "dim"), False, "finite reals")  # for integer results
+FSQ_INDICES = Arg("indices", "index", ("batch", POSITIONS),
+                  domain="0 ≤ index < ∏_d L_d (the implicit codebook's rows)")
 LEVELS = Arg("levels", "index", ("dim",), domain=f"integers 2 ≤ L_d ≤ {MAX_LEVEL}, ∏_d L_d ≤ 2²⁴", low=2,
               high=MAX_LEVEL)
 
 
-LFQ_INDICES = Arg("indices", "index", ("batch",), domain="0 ≤ index < 2^dim (the hypercube's vertices)")
+LFQ_INDICES = Arg("indices", "index", ("batch", POSITIONS), domain="0 ≤ index < 2^dim (the hypercube's vertices)")
 CODEBOOK_DIM = Arg("codebook_dim", "size", ("dim",), domain="d ≥ 1: the code's bits")
 INV_TEMPERATURE = Arg("inv_temperature", "scalar", domain="1/τ > 0 (vqp's default 100)", low=1e-6)
 DIVERSITY_GAMMA = Arg("diversity_gamma", "scalar", domain="γ ≥ 0 (vqp's default 1)", low=0.0)
@@ -122,7 +126,7 @@ def _entropy_chain(s: Mapping[str, Any]) -> tuple[int, int]:
     the entropies (log-softmax, product, the sum over K) and the means over the batch (B), then the loss: 2K + B + d
     + 16 roundings, 16 of them rounded op results."""
     codes = 2 ** int(s["dim"])
-    return 2 * codes + s["batch"] + s["dim"] + 16, 16
+    return 2 * codes + rows(s) + s["dim"] + 16, 16
 
 
 def _entropy_vjp_chain(s: Mapping[str, Any]) -> tuple[int, int]:
@@ -146,30 +150,33 @@ FSQ_ROUNDING_CRITERION = (
 )
 
 _fns = (
-    FunctionSpec("fsq_bound", (Z, LEVELS), (Output("bounded", ("batch", "dim")),),
+    FunctionSpec("fsq_bound", (Z, LEVELS), (Output("bounded", ("batch", POSITIONS, "dim")),),
                  "bound(z)_d = tanh(z_d + shift_d) · half_l_d − offset_d, half_l = (L − 1)(1 + 10⁻³)/2, "
                  "offset = ½ [L even], shift = atanh(offset / half_l)  (vector-quantize-pytorch 1.32.0)", _C,
                  rules=(_levels_valid,), chain=lambda s: _BOUND, vjp_chain=lambda s: (_BOUND[0] + 4, _BOUND[1] + 4)),
-    FunctionSpec("fsq_quantize", (Z, LEVELS), (Output("z_q", ("batch", "dim")),),
+    FunctionSpec("fsq_quantize", (Z, LEVELS), (Output("z_q", ("batch", POSITIONS, "dim")),),
                  "z_q,d = round_ste(fsq_bound(z)_d) / ⌊L_d/2⌋, round_ste(b) = b + sg(round(b) − b) (round half to "
                  "even; value k/⌊L/2⌋ on the grid, gradient the bound's derivative / ⌊L/2⌋)", _C,
                  rules=(_levels_valid,), chain=lambda s: _QUANTIZE,
                  vjp_chain=lambda s: (_BOUND[0] + 5, _BOUND[1] + 5), discrete=True,
                  kink="at a rounding boundary either neighbouring level is acceptable (FSQ_ROUNDING_CRITERION); the "
                       "straight-through gradient is the bound's derivative on both sides"),
-    FunctionSpec("fsq_indices", (Z_NO_GRADIENT, LEVELS), (Output("indices", ("batch",), "int"),),
+    FunctionSpec("fsq_indices", (Z_NO_GRADIENT, LEVELS), (Output("indices", ("batch", POSITIONS), "int"),),
                  "index(b) = Σ_d q_d · basis_d, q_d = round(fsq_bound(z)_d) + ⌊L_d/2⌋ ∈ [0, L_d), "
                  "basis = cumprod([1, L_0, …, L_{D−2}])  (vqp's codes_to_indices: coordinate 0 least significant)",
                  _C, rules=(_levels_valid,), exact=True, discrete=True),
-    FunctionSpec("fsq_indices_to_codes", (FSQ_INDICES, LEVELS), (Output("codes", ("batch", "dim")),),
+    FunctionSpec("fsq_indices_to_codes", (FSQ_INDICES, LEVELS),
+                 (Output("codes", ("batch", POSITIONS, "dim")),),
                  "codes_d = (q_d − ⌊L_d/2⌋) / ⌊L_d/2⌋, q_d = ⌊index / basis_d⌋ mod L_d  (vqp's indices_to_codes, "
                  "without a projection)", _C, rules=(_levels_valid, _indices_in_codebook), exact=True),
-    FunctionSpec("lfq_quantize", (Z,), (Output("z_q", ("batch", "dim")), Output("indices", ("batch",), "int")),
+    FunctionSpec("lfq_quantize", (Z,),
+                 (Output("z_q", ("batch", POSITIONS, "dim")), Output("indices", ("batch", POSITIONS), "int")),
                  "z_q = z + sg(q − z), q_i = +1 if z_i > 0 else −1 (0 ↦ −1); index = Σ_i [z_i > 0] · 2^(d−1−i) "
                  "(vqp's mask 2^(d−1) … 1: coordinate 0 the most significant bit)", _C,
                  rules=(_lfq_dim,), chain=lambda s: STRAIGHT_THROUGH, vjp_chain=lambda s: STRAIGHT_THROUGH,
                  kink="at z_i = 0 the code is −1 (vqp's z > 0 test); the straight-through gradient is 1 everywhere"),
-    FunctionSpec("lfq_indices_to_codes", (LFQ_INDICES, CODEBOOK_DIM), (Output("codes", ("batch", "dim")),),
+    FunctionSpec("lfq_indices_to_codes", (LFQ_INDICES, CODEBOOK_DIM),
+                 (Output("codes", ("batch", POSITIONS, "dim")),),
                  "codes_i = +1 if bit (d−1−i) of index is set else −1  (vqp's indices_to_codes, codebook_scale 1)",
                  _C, rules=(_lfq_dim,), exact=True),
     FunctionSpec("lfq_entropy_loss", (Z, INV_TEMPERATURE, DIVERSITY_GAMMA),
@@ -179,8 +186,8 @@ _fns = (
                  rules=(_lfq_dim,), chain=_entropy_chain, vjp_chain=_entropy_vjp_chain),
     FunctionSpec("lfq_commitment_loss", (Z,), (Output("loss", ()),),
                  "L = mean_{b,i} (z − sg(q))², q = lfq_quantize(z)'s code  (gradient 2(z − q)/(B·d))", _C,
-                 rules=(_lfq_dim,), chain=lambda s: (s["batch"] * s["dim"] + 4, 5),
-                 vjp_chain=lambda s: (s["batch"] * s["dim"] + 7, 8)),
+                 rules=(_lfq_dim,), chain=lambda s: (rows(s) * s["dim"] + 4, 5),
+                 vjp_chain=lambda s: (rows(s) * s["dim"] + 7, 8)),
     FunctionSpec("fsq_implicit_codebook", (LEVELS,), (Output("codebook", ("codebook_size", "dim")),),
                  "row i = fsq_indices_to_codes(i) for i = 0 … ∏_d L_d − 1  (vqp's implicit_codebook)", _C,
                  rules=(_levels_valid,), exact=True),
@@ -238,48 +245,63 @@ _laws += (
     Law("lfq_straight_through_gradient", "the vjp of lfq_quantize gives z exactly the upstream gradient of z_q",
         ("lfq_quantize",), "any z", "exact", _C),
 )
+_laws += (
+    Law("fsq_positions_eq_rows",
+        "FSQ on z [B, *positions, D] equals FSQ on its N = B·∏positions rows z.reshape(N, D), reshaped back: "
+        "fsq_bound and fsq_quantize entrywise (each call's levels judged by the rounding criterion, the difference "
+        "that of the reference at the two calls' levels), fsq_indices [B, *positions] exactly, and "
+        "fsq_indices_to_codes of indices [B, *positions] = that of indices.reshape(N)",
+        ("fsq_bound", "fsq_quantize", "fsq_indices", "fsq_indices_to_codes"), "1–2 position axes", "roundoff", _C),
+    Law("lfq_positions_eq_rows",
+        "LFQ on z [B, *positions, D] equals LFQ on z.reshape(N, D): lfq_quantize's z_q and indices reshaped, and "
+        "lfq_entropy_loss and lfq_commitment_loss (and their gradients, reshaped) the same numbers — means over "
+        "all N vectors, the codebook entropy that of the mean over all N distributions",
+        ("lfq_quantize", "lfq_entropy_loss", "lfq_commitment_loss"), "1–2 position axes", "roundoff", _C),
+)
 LAWS: dict[str, Law] = {**{law.name: law for law in _laws}, **rvq.LAWS}
 
 
 @runtime_checkable
 class QuantizersBackend(Protocol):
     """What a backend declaring the `quantizers` chapter provides: float64 numpy in and out, integer
-    levels and indices as int64 arrays, `vjp(function, args, cotangent)` for the differentiable functions."""
+    levels and indices as int64 arrays, `vjp(function, args, cotangent)` for the differentiable functions;
+    `z` [batch, *positions, dim] channels-last, every position on its own (the module doc)."""
 
     name: str
     device: str
     dtype: str
 
-    def fsq_bound(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
-                  ) -> Float[np.ndarray, "batch dim"]: ...
+    def fsq_bound(self, z: Float[np.ndarray, "batch *positions dim"], levels: Int[np.ndarray, " dim"]
+                  ) -> Float[np.ndarray, "batch *positions dim"]: ...
 
-    def fsq_quantize(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
-                     ) -> Float[np.ndarray, "batch dim"]: ...
+    def fsq_quantize(self, z: Float[np.ndarray, "batch *positions dim"], levels: Int[np.ndarray, " dim"]
+                     ) -> Float[np.ndarray, "batch *positions dim"]: ...
 
-    def fsq_indices(self, z: Float[np.ndarray, "batch dim"], levels: Int[np.ndarray, " dim"]
-                    ) -> Int[np.ndarray, " batch"]: ...
+    def fsq_indices(self, z: Float[np.ndarray, "batch *positions dim"], levels: Int[np.ndarray, " dim"]
+                    ) -> Int[np.ndarray, " batch *positions"]: ...
 
-    def fsq_indices_to_codes(self, indices: Int[np.ndarray, " batch"], levels: Int[np.ndarray, " dim"]
-                             ) -> Float[np.ndarray, "batch dim"]: ...
+    def fsq_indices_to_codes(self, indices: Int[np.ndarray, " batch *positions"], levels: Int[np.ndarray, " dim"]
+                             ) -> Float[np.ndarray, "batch *positions dim"]: ...
 
     def fsq_implicit_codebook(self, levels: Int[np.ndarray, " dim"]) -> Float[np.ndarray, "codebook_size dim"]: ...
 
-    def lfq_quantize(self, z: Float[np.ndarray, "batch dim"]
-                     ) -> tuple[Float[np.ndarray, "batch dim"], Int[np.ndarray, " batch"]]: ...
+    def lfq_quantize(self, z: Float[np.ndarray, "batch *positions dim"]
+                     ) -> tuple[Float[np.ndarray, "batch *positions dim"], Int[np.ndarray, " batch *positions"]]: ...
 
-    def lfq_indices_to_codes(self, indices: Int[np.ndarray, " batch"], codebook_dim: int
-                             ) -> Float[np.ndarray, "batch dim"]: ...
+    def lfq_indices_to_codes(self, indices: Int[np.ndarray, " batch *positions"], codebook_dim: int
+                             ) -> Float[np.ndarray, "batch *positions dim"]: ...
 
-    def lfq_entropy_loss(self, z: Float[np.ndarray, "batch dim"], inv_temperature: float, diversity_gamma: float
-                         ) -> tuple[float, float, float]: ...
+    def lfq_entropy_loss(self, z: Float[np.ndarray, "batch *positions dim"], inv_temperature: float,
+                         diversity_gamma: float) -> tuple[float, float, float]: ...
 
-    def lfq_commitment_loss(self, z: Float[np.ndarray, "batch dim"]) -> float: ...
+    def lfq_commitment_loss(self, z: Float[np.ndarray, "batch *positions dim"]) -> float: ...
 
-    def rvq_quantize(self, z_e: Float[np.ndarray, "batch embedding"],
+    def rvq_quantize(self, z_e: Float[np.ndarray, "batch *positions embedding"],
                      codebooks: Float[np.ndarray, "stages codes embedding"], num_stages: int
-                     ) -> tuple[Float[np.ndarray, "batch embedding"], Int[np.ndarray, "batch stages"]]: ...
+                     ) -> tuple[Float[np.ndarray, "batch *positions embedding"],
+                                Int[np.ndarray, "batch *positions stages"]]: ...
 
-    def rvq_commitment_loss(self, z_e: Float[np.ndarray, "batch embedding"],
+    def rvq_commitment_loss(self, z_e: Float[np.ndarray, "batch *positions embedding"],
                             codebooks: Float[np.ndarray, "stages codes embedding"], num_stages: int
                             ) -> Float[np.ndarray, " stages"]: ...
 

@@ -2,7 +2,9 @@
 part (`vaespec.spec.quantizers` gathers its functions and laws).
 
 With codebooks C_s [codes, embedding] for stages s = 0 … S − 1 and n ≤ S stages used (quantizer dropout keeps
-the first n; n is an explicit argument, never drawn inside):
+the first n; n is an explicit argument, never drawn inside), on each of the N = batch·∏positions vectors of
+z_e [batch, *positions, embedding] on its own (indices [batch, *positions, stages]; below b ranges over the
+N vectors, and the commitment losses are means over all N·D entries):
 
     r_0 = z_e,   k_s(b) = argmin_k ‖r_s[b] − C_s[k]‖²  (lowest index on exact ties),   r_{s+1} = r_s − C_s[k_s]
     z_q = z_e + sg(Σ_{s<n} C_s[k_s] − z_e)           (straight-through once: z̄_e = ȳ)
@@ -21,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
-from .chains import STRAIGHT_THROUGH
+from .chains import STRAIGHT_THROUGH, rows
 from .errors import DomainError, ShapeError
 from .numerics import MAX_FINITE, NARROW
+from .shapes import POSITIONS
 from .signature import Arg, Domain, FunctionSpec, Law, Output
 
 _C = "quantizers"
 
-Z_E = Arg("z_e", "array", ("batch", "embedding"), True, "finite reals")
+Z_E = Arg("z_e", "array", ("batch", POSITIONS, "embedding"), True, "finite reals")
 CODEBOOKS = Arg("codebooks", "array", ("stages", "codes", "embedding"), False,
                 "finite reals: S ≥ 1 stages of K ≥ 1 codes (no gradient: learnt by EMA or a codebook loss)")
 NUM_STAGES = Arg("num_stages", "count", domain="1 ≤ n ≤ S: the stages used (quantizer dropout keeps the first n)")
@@ -46,9 +49,10 @@ def _distances_magnitude(a: Mapping[str, Any]) -> float:
     """max_b (‖z_e[b]‖ + Σ_s max_k ‖C_s[k]‖)²: bounds every stage's squared distances (each residual is at most
     ‖z_e‖ plus the codes taken before it)."""
     z, books = np.asarray(a["z_e"]), np.asarray(a["codebooks"])
-    if z.ndim != 2 or books.ndim != 3:
-        raise ShapeError(f"z_e, codebooks: expected [batch, embedding] and [stages, codes, embedding], got shapes "
-                         f"{z.shape} and {books.shape}")
+    if z.ndim < 2 or books.ndim != 3:
+        raise ShapeError(f"z_e, codebooks: expected [batch, *positions, embedding] and [stages, codes, embedding], "
+                         f"got shapes {z.shape} and {books.shape}")
+    z = z.reshape(-1, z.shape[-1])  # the N = batch·∏positions vectors
     reach = float(np.sum(np.sqrt(np.max(np.sum(books * books, axis=2), axis=1)))) if books.size else 0.0
     return float(np.max((np.sqrt(np.sum(z * z, axis=1)) + reach) ** 2, initial=0.0))
 
@@ -81,18 +85,21 @@ def _stage_sums(s: Mapping[str, Any]) -> int:
 
 _fns = (
     FunctionSpec("rvq_quantize", (Z_E, CODEBOOKS, NUM_STAGES),
-                 (Output("z_q", ("batch", "embedding")), Output("indices", ("batch", "stages"), "int")),
+                 (Output("z_q", ("batch", POSITIONS, "embedding")),
+                  Output("indices", ("batch", POSITIONS, "stages"), "int")),
                  "r_0 = z_e, k_s = argmin_k ‖r_s − C_s[k]‖² (lowest index on ties), r_{s+1} = r_s − C_s[k_s]; "
-                 "z_q = z_e + sg(Σ_{s<n} C_s[k_s] − z_e); indices[:, s] = k_s for s < n, −1 after", _C,
+                 "z_q = z_e + sg(Σ_{s<n} C_s[k_s] − z_e); indices[..., s] = k_s for s < n, −1 after (each of the N = "
+                 "batch·∏positions vectors on its own)", _C,
                  rules=(_stages_used,), domain=DISTANCES,
                  chain=lambda s: (_stage_sums(s) + STRAIGHT_THROUGH[0], _stage_sums(s) + 2),
                  vjp_chain=lambda s: STRAIGHT_THROUGH, discrete=True,
                  kink="each stage's exact ties go to the lowest index; the gradient is straight-through once"),
     FunctionSpec("rvq_commitment_loss", (Z_E, CODEBOOKS, NUM_STAGES), (Output("losses", ("stages",)),),
-                 "losses_s = mean_{b,d} (r_s − sg(C_s[k_s]))² for s < n, 0 after (gradient 2(r_s − e_s)/(B·D) to "
+                 "losses_s = mean_{b,d} (r_s − sg(C_s[k_s]))² over the N·D entries for s < n, 0 after (gradient "
+                 "2(r_s − e_s)/(N·D) to "
                  "z_e: the earlier stages' outputs are stopped in r_s)", _C, rules=(_stages_used,), domain=DISTANCES,
-                 chain=lambda s: (s["stages"] + 1 + s["batch"] * s["embedding"] + 4, s["stages"] + 5),
-                 vjp_chain=lambda s: (s["stages"] + 1 + s["batch"] * s["embedding"] + 8, s["stages"] + 9),
+                 chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 4, s["stages"] + 5),
+                 vjp_chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 8, s["stages"] + 9),
                  discrete=True),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
@@ -115,5 +122,10 @@ _laws = (
     Law("rvq_straight_through_gradient",
         "the vjp of rvq_quantize gives z_e exactly the upstream gradient of z_q (straight-through once, not once "
         "per stage)", ("rvq_quantize",), "any input", "exact", _C),
+    Law("rvq_positions_eq_rows",
+        "residual VQ on z_e [B, *positions, D] equals it on z_e.reshape(N, D) (N = B·∏positions), reshaped back: "
+        "each call's stage choices judged by the criterion, z_q and the commitment losses (means over all N·D "
+        "entries) and their gradients differing as the reference's at the two calls' choices; indices "
+        "[B, *positions, stages]", ("rvq_quantize", "rvq_commitment_loss"), "1–2 position axes", "roundoff", _C),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}

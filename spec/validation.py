@@ -7,7 +7,7 @@ what is checked for each argument kind is stated in `validate_args`'s docstring.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -72,26 +72,14 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     for arg in spec.args:
         value = args[arg.name]
         if arg.kind == "array":
-            try:
-                value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
-            except ShapeError as error:  # a channels-first z_e checked before it makes the codebook look wrong
-                earlier = [a for a in spec.args[: spec.args.index(arg)] if a.kind == "array"
-                           and isinstance(checked.get(a.name), np.ndarray)]
-                notes = [channels_first_note(a.name, a.dims, np.shape(checked[a.name]), arg.dims, np.shape(value))
-                         for a in earlier]
-                # a variadic size is fixed by the whole shape of the array that bound it: name that array
-                notes += [f" (bound by {a.name}, shape {np.shape(checked[a.name])})" for a in earlier
-                          if any(d.startswith(("*", "+")) and d in arg.dims for d in a.dims)]
-                if not any(notes):
-                    raise
-                raise ShapeError(f"{error}{''.join(notes)}") from None
+            value = checked[arg.name] = _checked_array(spec, arg, value, checked, bindings, "float")
             if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
                 raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), "
                                   f"got values in [{value.min()}, {value.max()}]")
             if arg.low > -np.inf and np.any(value < arg.low):
                 raise DomainError(f"{arg.name}: expected values ≥ {arg.low} ({arg.domain}), got min {value.min()}")
         elif arg.kind == "index":
-            value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings, kind="int")
+            value = checked[arg.name] = _checked_array(spec, arg, value, checked, bindings, "int")
             high = bindings.get(arg.bound)
             if value.size and (value.min() < 0 or (high is not None and value.max() >= high)):
                 raise DomainError(f"{arg.name}: expected integers in [0, {high}) ({arg.domain}), got values in "
@@ -131,6 +119,25 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     return checked, bindings
 
 
+def _checked_array(spec: FunctionSpec, arg: Any, value: Any, checked: Mapping[str, Any],
+                   bindings: MutableMapping[str, Any], kind: str) -> np.ndarray:
+    """`check_array` of one array or index argument; a size clash with an earlier array names that array too (a
+    channels-first z_e, or a z of another rank, checked before makes the codebook or the levels look wrong)."""
+    try:
+        return check_array(arg.name, value, arg.dims, bindings, kind=kind)
+    except ShapeError as error:
+        earlier = [a for a in spec.args[: spec.args.index(arg)] if a.kind == "array"
+                   and isinstance(checked.get(a.name), np.ndarray)]
+        notes = [channels_first_note(a.name, a.dims, np.shape(checked[a.name]), arg.dims, np.shape(value))
+                 for a in earlier]
+        # a variadic size is fixed by the whole shape of the array that bound it: name that array
+        notes += [f" (bound by {a.name}, shape {np.shape(checked[a.name])})" for a in earlier
+                  if any(d.startswith(("*", "+")) and d in arg.dims for d in a.dims)]
+        if not any(notes):
+            raise
+        raise ShapeError(f"{error}{''.join(notes)}") from None
+
+
 def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, Any]) -> tuple[Any, ...]:
     """One float64 cotangent per float output of `spec` (see `vaespec.spec.contract.validate_vjp`), each an
     array of the output's named shape at `bindings` or, for a 0-d output, a finite real number."""
@@ -152,5 +159,14 @@ def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, A
         if out.dims == ():
             result.append(check_scalar(name, value))
         else:
-            result.append(as_real_array(name, value, out.dims, dict(bindings)))
+            try:
+                result.append(as_real_array(name, value, out.dims, dict(bindings)))
+            except ShapeError as error:
+                # a variadic size (*positions) is fixed by the arguments' shapes: name those arguments too
+                bound = [a.name for a in spec.args if a.kind in ("array", "index")
+                         and any(d.startswith(("*", "+")) and d in out.dims for d in a.dims)]
+                if not bound:
+                    raise
+                raise ShapeError(f"{error} (its {next(d for d in out.dims if d.startswith(('*', '+')))} bound by "
+                                 f"{', '.join(bound)})") from None
     return tuple(result)

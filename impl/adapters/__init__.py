@@ -2,7 +2,8 @@
 
 - `AutogradBackend`: the float64 numpy boundary (validated as `TorchBackend`'s), the device and dtype, and
   every `vjp` derived by torch autograd: an adapter writes only `torch_<function>` bodies on tensors.
-  `provides` lists the functions it has bodies for; any other raises `NotProvidedError`.
+  `provides` lists the functions it has bodies for; any other raises `NotProvidedError` (with the reason an
+  adapter declares as `torch_<function> = NotProvided(reason)`).
 - `ModuleBackend`: the VAE contract on a user's `nn.Module`, its weights substituted from the contract's
   flat parameters by `torch.func.functional_call` (a mapping of contract layers to submodule paths).
 - `explicit_noise(eps)`: serves the contract's ε to code that calls `torch.randn_like` / `torch.randn` /
@@ -13,7 +14,7 @@ Worked examples: docs/porting.md, "Checking an existing PyTorch model".
 """
 
 from ._activations import Activation
-from ._autograd import AutogradBackend, NotProvidedError
+from ._autograd import AutogradBackend, NotProvided, NotProvidedError
 from ._modules import ModuleBackend, linear_layers
 from ._noise import HiddenDrawError, explicit_noise
 
@@ -22,6 +23,7 @@ __all__ = [
     "AutogradBackend",
     "HiddenDrawError",
     "ModuleBackend",
+    "NotProvided",
     "NotProvidedError",
     "explicit_noise",
     "linear_layers",

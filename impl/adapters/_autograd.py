@@ -15,7 +15,9 @@ and checked finite by `check_result`. `vjp(function, args, cotangent)` runs the 
 `torch.enable_grad()` and differentiates it with `torch.autograd.grad`: every `<function>_vjp` is derived.
 
 A contract function without a body is *not provided*: it is absent from `provides`, and calling it (or its
-vjp) raises `NotProvidedError` saying so, with the adapter's reason from `not_provided` if it gives one.
+vjp) raises `NotProvidedError` saying so. An adapter says why where it declares its bodies, one function at a
+time: `torch_<function> = NotProvided("reason")` (a subclass may provide it again with a real body); the reasons
+are gathered into `not_provided` ({function: reason}), which the suite's n/a messages quote.
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ class NotProvidedError(ConfigError):
     """A contract function the backend does not provide was called (it is not in the backend's `provides`)."""
 
 
+class NotProvided:
+    """`torch_<function> = NotProvided(reason)`: the adapter declares, in place of a body, that it does not provide
+    `<function>` and why (shown in the `NotProvidedError` and in the suite's n/a messages)."""
+
+    def __init__(self, reason: str):
+        if not isinstance(reason, str) or not reason:
+            raise ConfigError(f"reason: expected a non-empty string saying why, got {reason!r}")
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"NotProvided({self.reason!r})"
+
+
 def _as_tensor(value: Any) -> Any:
     """A body's output as the boundary exports it: tensors and keys as they are, a number as a 0-d tensor."""
     return value if isinstance(value, (Tensor, Key)) else torch.as_tensor(value)
@@ -60,8 +75,9 @@ class AutogradBackend:
     - `name`, `device`, `dtype`, `chapters`: the backend's label and its declared chapters.
     - `provides`: `frozenset` of the contract functions that have a body (class attribute, made from the
       `torch_<function>` methods); every other contract function is *not provided*.
-    - `not_provided`: `{function: reason}`, optional class attribute: why a function is not provided, shown
-      in the `NotProvidedError`.
+    - `not_provided`: `{function: reason}` (class attribute): why each function declared
+      `torch_<function> = NotProvided(reason)` is not provided, shown in the `NotProvidedError`; a subclass
+      may also give the mapping itself (merged with its declarations).
     """
 
     name = "autograd"
@@ -71,12 +87,16 @@ class AutogradBackend:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        bodies = {name[len(PREFIX):] for klass in cls.__mro__ for name in vars(klass) if name.startswith(PREFIX)}
-        unknown = sorted(bodies - set(FUNCTIONS))
+        declared = {name[len(PREFIX):] for klass in cls.__mro__ for name in vars(klass) if name.startswith(PREFIX)}
+        unknown = sorted(declared - set(FUNCTIONS))
         if unknown:
             raise ConfigError(f"{cls.__name__}: {[PREFIX + u for u in unknown]} name no contract function "
                               f"(vaespec.spec.contract.FUNCTIONS)")
-        cls.provides = frozenset(bodies)
+        # getattr resolves each name by the MRO: the most derived declaration (a body or NotProvided) wins
+        lacking = {f: getattr(cls, PREFIX + f).reason for f in declared
+                   if isinstance(getattr(cls, PREFIX + f), NotProvided)}
+        cls.provides = frozenset(declared - set(lacking))
+        cls.not_provided = {f: r for f, r in {**cls.not_provided, **lacking}.items() if f not in cls.provides}
 
     def __init__(self, device: Any = "cpu", dtype: Any = "float64"):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)

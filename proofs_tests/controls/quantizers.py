@@ -3,7 +3,8 @@
 The bugs are ones a port of vector-quantize-pytorch's FSQ, LFQ or ResidualVQ makes: FSQ's half-step offset
 for even levels dropped, the mixed-radix digits read most-significant-first, the straight-through gradient
 lost, floor for round; LFQ's bit order reversed, its entropy terms' signs swapped, 0 sent to +1; residual VQ
-quantizing the input at every stage, a straight-through per stage, quantizer dropout ignored.
+quantizing the input at every stage, a straight-through per stage, quantizer dropout ignored; and, on inputs
+[batch, *positions, dim], the reductions a port written for [batch, dim] gets wrong (each right on rows).
 `vaespec check --backend vaespec.proofs_tests.controls.quantizers:<Name>` shows the failing law.
 """
 
@@ -14,7 +15,7 @@ import numpy as np
 from vaespec.reference import quantizers as ref
 from vaespec.reference import quantizers_lfq as ref_lfq
 from vaespec.reference import quantizers_rvq as ref_rvq
-from vaespec.spec.quantizers import fsq_constants
+from vaespec.spec.quantizers import fsq_basis, fsq_constants
 
 from .vae import NegativeControl
 
@@ -123,6 +124,49 @@ class RVQIgnoresNumStages(_QuantizersControl):
 
     def rvq_quantize(self, z_e, codebooks, num_stages):
         return ref_rvq.rvq_quantize(z_e, codebooks, codebooks.shape[0])
+
+
+class FSQIndicesSumOverAxisOne(_QuantizersControl):
+    bug = "fsq_indices sums the mixed-radix digits over axis 1 (`(q * basis).sum(1)`, written for [batch, dim]): on " \
+          "z [batch, *positions, dim] it sums over the first position axis instead of the dim axis"
+    caught_by = "fsq_positions_eq_rows"
+
+    def fsq_indices(self, z, levels):
+        q = np.round(ref.fsq_bound(z, levels)).astype(np.int64) + levels // 2
+        return (q * fsq_basis(levels)).sum(axis=1)
+
+
+class LFQCodebookEntropyFirstPosition(_QuantizersControl):
+    bug = "the codebook entropy averages the code distributions over the batch at the first position only " \
+          "(`prob[:, 0].mean(0)`), not over all batch·∏positions vectors (vqp's mean over `(b n)`)"
+    caught_by = "lfq_positions_eq_rows"
+
+    def lfq_entropy_loss(self, z, inv_temperature, diversity_gamma):
+        z = np.asarray(z, dtype=np.float64)
+        per_sample, _, _ = ref_lfq.lfq_entropy_loss(z, inv_temperature, diversity_gamma)
+        first = z.reshape(z.shape[0], -1, z.shape[-1])[:, 0]  # [batch, dim] at the first position
+        _, codebook, _ = ref_lfq.lfq_entropy_loss(first, inv_temperature, diversity_gamma)
+        return per_sample, codebook, per_sample - diversity_gamma * codebook
+
+
+class RVQCommitmentSumOverPositions(_QuantizersControl):
+    bug = "rvq_commitment_loss averages over the batch and the embedding but sums over the positions " \
+          "(`.mean(dim=(0, -1)).sum()`), so a [batch, T, D] input's loss is T times a mean"
+    caught_by = "rvq_positions_eq_rows"
+
+    def rvq_commitment_loss(self, z_e, codebooks, num_stages):
+        z_e = np.asarray(z_e, dtype=np.float64)
+        per_position = [ref_rvq.rvq_commitment_loss(z_e[(slice(None), *p)], codebooks, num_stages)
+                        for p in np.ndindex(*z_e.shape[1:-1])]
+        return np.sum(per_position, axis=0)
+
+    def rvq_commitment_loss_vjp(self, args, cotangent):
+        z_e = np.asarray(args["z_e"], dtype=np.float64)
+        grad = np.zeros_like(z_e)
+        for p in np.ndindex(*z_e.shape[1:-1]):
+            at = (slice(None), *p)
+            grad[at] = ref_rvq.rvq_commitment_loss_vjp({**args, "z_e": z_e[at]}, cotangent)["z_e"]
+        return {"z_e": grad}
 
 
 CONTROLS = {cls.__name__: cls for cls in _QuantizersControl.__subclasses__()}

@@ -92,6 +92,11 @@ METADATA = {"check_array": {"name", "dims", "bindings", "kind", "finite", "allow
 BY_DESIGN = {("contract_likelihood", "decoder_log_var"): {"wrong rank"},  # any rank broadcastable to x̂
              ("vaespec.impl.embedding.embedding_lookup", "indices"): {"wrong rank"},  # [batch] or [batch, fields]
              ("codebook_health", "indices"): {"wrong rank"},  # [batch, *positions]: any rank ≥ 1
+             # the quantizers' [batch, *positions, dim] and [batch, *positions]: an extra axis is a position axis
+             # (nothing else binds LFQ's dim; FSQ's levels do, so FSQ's z is refused naming it)
+             **{(f, p): {"wrong rank"} for f, p in (("lfq_quantize", "z"), ("lfq_entropy_loss", "z"),
+                                                    ("lfq_commitment_loss", "z"), ("lfq_indices_to_codes", "indices"),
+                                                    ("fsq_indices_to_codes", "indices"))},
              # the domain helpers read their operands only; the rest of a validated mapping passes through
              # a mapping of arguments may hold more than the function's (one pool of examples for many)
              **{(f, "args"): {"a non-str key", "an extra key"} for f in ("magnitudes", "check_domain", "call", "vjp",
@@ -277,7 +282,9 @@ def _acceptable(target: Target, param: str, bad: Bad, kwargs: dict) -> bool:
                                                  "a numpy array", "complex", "int dtype", "meta tensor"):
         return True
     short = re.sub(r"[(\[].*$", "", target.name.rsplit(".", 1)[-1])
-    if bad.label in BY_DESIGN.get((target.name, param), BY_DESIGN.get((short, param), ())):
+    inner = re.search(r"\[(\w+)\]$", target.name)  # vjp[<function>]: the function's own args by design
+    if bad.label in BY_DESIGN.get((target.name, param), BY_DESIGN.get((short, param), ())) or \
+            (inner and bad.label in BY_DESIGN.get((inner[1], param), ())):
         return True
     # A size that disagrees with another argument may be legal (nothing else binds that dimension); the
     # disagreements the contract does bind are checked by test_contract_boundary's "wrong size" cases.

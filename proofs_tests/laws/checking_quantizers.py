@@ -51,7 +51,7 @@ def fsq_choices(backend, function: str, args, ctx):
     z_q = np.asarray(backend.fsq_quantize(args["z"], args["levels"]), dtype=np.float64)
     if z_q.shape != np.shape(args["z"]) or not np.all(np.isfinite(z_q)):
         raise LawViolation(f"{function}: fsq_quantize returned {z_q.shape} values (finite: "
-                           f"{bool(np.all(np.isfinite(z_q)))}), expected finite [batch, dim] "
+                           f"{bool(np.all(np.isfinite(z_q)))}), expected finite [batch, *positions, dim] "
                            f"{np.shape(args['z'])}\n{ctx}")
     k = np.rint(z_q * (args["levels"] // 2))
     judge_levels(function, backend.dtype, args, k, ctx)
@@ -87,10 +87,12 @@ def judge_stages(function: str, dtype: str, args, indices, ctx) -> float:
     z_e, books = (np.asarray(args[k], dtype=np.float64) for k in ("z_e", "codebooks"))
     n = int(args["num_stages"])
     indices = np.asarray(indices)
-    batch, stages = z_e.shape[0], books.shape[0]
-    if indices.dtype.kind not in "iu" or indices.shape != (batch, stages):
-        raise LawViolation(f"{function}: indices must be integers [batch, stages] = {(batch, stages)}, got "
+    expected = (*z_e.shape[:-1], books.shape[0])
+    if indices.dtype.kind not in "iu" or indices.shape != expected:
+        raise LawViolation(f"{function}: indices must be integers [batch, *positions, stages] = {expected}, got "
                            f"{indices.dtype} {indices.shape}\n{ctx}")
+    z_e, indices = z_e.reshape(-1, z_e.shape[-1]), indices.reshape(-1, books.shape[0])  # each vector on its own
+    batch = z_e.shape[0]
     if np.any(indices[:, n:] != -1):
         raise LawViolation(f"{function}: the stages after num_stages = {n} must be −1, got "
                            f"{indices[:, n:].tolist()}\n{ctx}")
@@ -127,7 +129,7 @@ def rvq_choices(backend, function: str, args, ctx):
 def rvq_clear(function: str, args, slack: float = 2.0) -> bool:
     """Every stage's nearest code beats the runner-up by more than `slack` × the float32 bound (narrow backends
     choose in float32 too)."""
-    z_e, books, n = args["z_e"], args["codebooks"], int(args["num_stages"])
+    z_e, books, n = np.reshape(args["z_e"], (-1, np.shape(args["z_e"])[-1])), args["codebooks"], int(args["num_stages"])
     residual, chosen = z_e, []
     for s in range(n):
         if books.shape[1] > 1:

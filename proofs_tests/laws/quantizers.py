@@ -17,7 +17,7 @@ from vaespec.spec.quantizers import fsq_constants
 
 from ..strategies import vae as strategies
 from ..strategies.chapters import examples_for
-from . import quantizers_rvq
+from . import quantizers_positions, quantizers_rvq
 from .checking import Check, context, function_args
 from .compare import LawViolation, as_input, assert_within
 from .tolerance import tolerance
@@ -258,3 +258,4 @@ _LAWS = {
 
 CHECKS: dict[str, Check] = {name: Check(name, examples_for(function), run) for name, (function, run) in _LAWS.items()}
 CHECKS.update(quantizers_rvq.CHECKS)
+CHECKS.update(quantizers_positions.CHECKS)

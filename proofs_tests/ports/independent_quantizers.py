@@ -102,7 +102,8 @@ def _entropies(z, inv_temperature, gamma):
     per_sample = torch.distributions.Bernoulli(logits=scaled).entropy().sum(-1).mean()
     dim = z.shape[-1]
     signs = _lfq_codes(torch.arange(2**dim, device=z.device), dim, w)  # [K, d]
-    log_p = torch.nn.functional.logsigmoid(signs[None, :, :] * scaled[:, None, :]).sum(-1)  # [N, K]
+    rows = scaled.reshape(-1, dim)  # the N = batch·∏positions vectors
+    log_p = torch.nn.functional.logsigmoid(signs[None, :, :] * rows[:, None, :]).sum(-1)  # [N, K]
     codebook = torch.distributions.Categorical(probs=log_p.exp().mean(0)).entropy()
     return per_sample.to(z.dtype), codebook.to(z.dtype), (per_sample - gamma * codebook).to(z.dtype)
 
@@ -120,10 +121,11 @@ QUANTIZERS.add("lfq_commitment_loss", lambda a: (_commitment(a["z"]),))
 
 # ----------------------------------------------------------------------------- residual VQ: torch.cdist per stage
 def _rvq(z_e, codebooks, n):
-    """Residuals and choices by `torch.cdist` (direct differences), in float32 at least; argmin's first minimum."""
-    w = _wide(z_e).detach()
+    """Residuals and choices by `torch.cdist` (direct differences), in float32 at least; argmin's first minimum;
+    z_e [B, *positions, D] as its rows [N, D], the choices [N, S] (reshaped by the callers)."""
+    w = _wide(z_e).detach().flatten(0, -2)
     books = codebooks.to(w.dtype)
-    chosen = torch.full((z_e.shape[0], codebooks.shape[0]), -1, dtype=torch.int64, device=z_e.device)
+    chosen = torch.full((w.shape[0], codebooks.shape[0]), -1, dtype=torch.int64, device=z_e.device)
     total, residual, pieces = torch.zeros_like(w), w, []
     for s in range(n):
         k = torch.cdist(residual, books[s]).argmin(-1)
@@ -137,13 +139,13 @@ def _rvq(z_e, codebooks, n):
 def _rvq_quantize(a):
     chosen, total, _ = _rvq(a["z_e"], a["codebooks"], a["num_stages"])
     z = a["z_e"]
-    return z - z.detach() + total.to(z.dtype), chosen
+    return z - z.detach() + total.view_as(z).to(z.dtype), chosen.view(*z.shape[:-1], -1)
 
 
 def _rvq_commitment(a):
     z = a["z_e"]
     _, _, pieces = _rvq(z, a["codebooks"], a["num_stages"])
-    w = _wide(z)
+    w = _wide(z).flatten(0, -2)
     losses = [torch.nn.functional.mse_loss(w - before, code) for before, code in pieces]
     losses += [w.new_zeros(())] * (a["codebooks"].shape[0] - len(pieces))
     return torch.stack(losses).to(z.dtype)

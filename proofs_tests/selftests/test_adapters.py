@@ -17,7 +17,14 @@ from hypothesis import Phase, settings
 from torch import nn
 
 import vaespec.proofs_tests
-from vaespec.impl.adapters import AutogradBackend, HiddenDrawError, ModuleBackend, NotProvidedError, linear_layers
+from vaespec.impl.adapters import (
+    AutogradBackend,
+    HiddenDrawError,
+    ModuleBackend,
+    NotProvided,
+    NotProvidedError,
+    linear_layers,
+)
 from vaespec.proofs_tests.check.runner import run_law
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.architecture import Architecture
@@ -230,6 +237,27 @@ def test_a_function_without_a_body_is_not_provided_and_says_why():
         backend.encode(ARCH, init_params(ARCH, 0), np.zeros((1, 3)))
     with pytest.raises(NotProvidedError, match="decode: not provided"):
         backend.vjp("decode", {}, None)
+
+
+class KLDeclaresNoEncoder(KLOnly):
+    """Declares what it lacks beside its bodies (`torch_<function> = NotProvided(reason)`), and takes one back."""
+
+    torch_encode = NotProvided("the model has no encoder of its own")
+    torch_kl_divergence = NotProvided("inherited body withdrawn")
+
+
+class KLProvidesAgain(KLDeclaresNoEncoder):
+    def torch_kl_divergence(self, mu, log_var, convention):
+        return KLOnly.torch_kl_divergence(self, mu, log_var, convention)
+
+
+def test_a_declared_not_provided_function_is_absent_and_says_why():
+    assert KLDeclaresNoEncoder.provides == frozenset({"reparameterize"})
+    assert KLDeclaresNoEncoder.not_provided["encode"] == "the model has no encoder of its own"
+    with pytest.raises(NotProvidedError, match="kl_divergence: not provided .*inherited body withdrawn"):
+        KLDeclaresNoEncoder().kl_divergence(np.zeros((1, 2)), np.zeros((1, 2)), "sum")
+    assert KLProvidesAgain.provides == frozenset({"reparameterize", "kl_divergence"})
+    assert "kl_divergence" not in KLProvidesAgain.not_provided and "encode" in KLProvidesAgain.not_provided
 
 
 def test_the_boundary_is_validated_and_the_vjp_derived():

@@ -118,3 +118,36 @@ def test_chains_at_chosen_sizes():
     assert chain("lfq_commitment_loss", batch=4, dim=3) == (16, 5)
     assert chain("rvq_quantize", batch=4, stages=3, codes=5, embedding=2) == (5, 5)
     assert chain("rvq_commitment_loss", batch=4, stages=3, codes=5, embedding=2) == (16, 8)
+
+
+# ----------------------------------------------------------------------------- positions
+def test_a_positioned_input_is_its_rows_in_every_function():
+    """z [B, *positions, D]: each function equals its [N, D] form on z.reshape(N, D), reshaped (the statement)."""
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(2, 3, 2, 3)) * 2
+    rows, levels, books = z.reshape(-1, 3), np.array([3, 4, 5]), rng.normal(size=(3, 4, 3))
+    for function, args in (("fsq_quantize", (levels,)), ("fsq_indices", (levels,)), ("lfq_quantize", ()),
+                           ("lfq_entropy_loss", (1.5, 0.7)), ("lfq_commitment_loss", ()),
+                           ("rvq_quantize", (books, 2)), ("rvq_commitment_loss", (books, 3))):
+        got, want = getattr(REFERENCE, function)(z, *args), getattr(REFERENCE, function)(rows, *args)
+        for (_, g), (_, w) in zip(leaves(got), leaves(want)):
+            np.testing.assert_array_equal(np.asarray(g).reshape(np.shape(w)), w, err_msg=function)
+    indices = rng.integers(0, 60, (2, 3))
+    np.testing.assert_array_equal(REFERENCE.fsq_indices_to_codes(indices, levels),
+                                  REFERENCE.fsq_indices_to_codes(indices.reshape(-1), levels).reshape(2, 3, 3))
+
+
+@pytest.mark.parametrize("name", ["FSQIndicesSumOverAxisOne", "LFQCodebookEntropyFirstPosition",
+                                  "RVQCommitmentSumOverPositions"])
+def test_the_positions_controls_are_right_on_rows(name):
+    """Each positions control's bug shows only with positions: on [batch, dim] it is the reference exactly, so
+    only its `*_positions_eq_rows` law can reject it."""
+    from vaespec.proofs_tests.controls.quantizers import CONTROLS
+
+    control, rng = CONTROLS[name](), np.random.default_rng(6)
+    z, levels, books = rng.normal(size=(4, 3)), np.array([3, 4, 5]), rng.normal(size=(2, 3, 3))
+    for function, args in (("fsq_indices", (levels,)), ("lfq_entropy_loss", (1.5, 0.7)),
+                           ("rvq_commitment_loss", (books, 2))):
+        got, want = getattr(control, function)(z, *args), getattr(REFERENCE, function)(z, *args)
+        for (_, g), (_, w) in zip(leaves(got), leaves(want)):
+            np.testing.assert_array_equal(g, w, err_msg=f"{name}.{function}")

@@ -1,5 +1,5 @@
 """vector-quantize-pytorch's FSQ, LFQ and ResidualVQ through the quantizers chapter's laws (the adapter
-`vaespec.proofs_tests.thirdparty.vqp_quantizers`), in float64 and float32: every law not declared in
+`vaespec.proofs_tests.thirdparty.vqp_quantizers`), in float64, float32 and bfloat16: every law not declared in
 `vqp_quantizers.differences` must hold, and every declared difference must give its declared verdict — so the
 file cannot go stale in either direction. The library behaviours the file and docs/quantizers.md state are
 checked directly below, with their minimal reproductions."""

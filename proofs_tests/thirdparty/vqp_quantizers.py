@@ -1,12 +1,16 @@
 """vector-quantize-pytorch 1.32.0's `FSQ`, `LFQ` and `ResidualVQ` as a backend of the quantizers chapter.
 
-Float64 numpy in, the library's modules called in torch (float64 or float32 tensors), numpy out; gradients by
-autograd through the same calls. Each call builds the module for its arguments:
+An `AutogradBackend` (`vaespec.impl.adapters`): float64 numpy in, validated and converted to torch tensors in
+the backend's dtype (float64, float32 or bfloat16), one `torch_<function>` body per contract function calling
+the library, numpy out; every vjp by autograd through the same body. Each call builds the module for its
+arguments. An input [batch, *positions, dim] is passed as the library's token sequence [batch, N, dim]
+(`_sequence`: [batch, dim] as [batch, 1, dim]; 4-d and wider input the library takes as a channels-first
+image) and the outputs reshaped back:
 
 - FSQ(levels) with `dim = len(levels)` (no projections); `fsq_bound` is `FSQ.bound` with its `round_ste`
   replaced by the identity for the call, times `levels // 2` (the library has no unrounded bound);
-  `fsq_quantize`/`fsq_indices` are its `forward` on [batch, 1, dim]; `fsq_indices_to_codes` its
-  `indices_to_codes`; `fsq_implicit_codebook` its `implicit_codebook`. vqp refuses L = 2 unless
+  `fsq_quantize`/`fsq_indices` are its `forward` on the sequence; `fsq_indices_to_codes` its
+  `indices_to_codes` on the flattened indices; `fsq_implicit_codebook` its `implicit_codebook`. vqp refuses L = 2 unless
   `preserve_symmetry` (a different bound): an example with L = 2 is rejected (`hypothesis.reject`), not run.
 - LFQ(dim = d, codebook_size = 2^d) in training mode (its straight-through and losses exist only there), with
   `entropy_loss_weight = 1`, `commitment_loss_weight = 1`, the given `diversity_gamma`, and `inv_temperature`
@@ -17,6 +21,9 @@ autograd through the same calls. Each call builds the module for its arguments:
   the default rotation trick is another estimator), `ema_update = False`, training mode (its commitment losses
   exist only there); indices padded with −1 after n.
 
+In bfloat16 the modules are cast with `.to(torch.bfloat16)` (their float buffers: LFQ's codebook, the VQ
+codebooks) and fed bfloat16 tensors; FSQ and LFQ quantize in float32 inside (`force_quantization_f32`).
+
     vaespec check --backend vaespec.proofs_tests.thirdparty.vqp_quantizers:backends --chapter quantizers
 
 The laws it breaks, each with its verdict and reason, are `vqp_quantizers.differences` next to this file (a
@@ -25,154 +32,119 @@ The laws it breaks, each with its verdict and reason, are `vqp_quantizers.differ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 from unittest import mock
 
-import numpy as np
 import torch
 from hypothesis import reject
+from torch import Tensor
 from vector_quantize_pytorch import FSQ, LFQ, ResidualVQ
 from vector_quantize_pytorch import finite_scalar_quantization as fsq_module
 
-from vaespec.spec.contract import FUNCTIONS, validate_args
-from vaespec.spec.errors import ConfigError, ShapeError
+from vaespec.impl.adapters import AutogradBackend
+from vaespec.spec.errors import ConfigError
 
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DTYPES = ("float64", "float32", "bfloat16")
+DIFFERENCES = "vqp_quantizers.differences"  # the laws vqp breaks, verdict and reason per line (an xfail file)
 
 
-class VQPQuantizers:
-    """The quantizers chapter on vector-quantize-pytorch, CPU, in `dtype` ("float64" or "float32")."""
+def _sequence(z: Tensor) -> Tensor:
+    """z [B, *positions, D] as the library's token sequence [B, N, D], N = ∏ positions (1 for [B, D]): every
+    token is quantized alike, and 4-d or wider input would be read as a channels-first image."""
+    return z.reshape(z.shape[0], -1, z.shape[-1])
+
+
+class VQPQuantizers(AutogradBackend):
+    """The quantizers chapter on vector-quantize-pytorch, on the CPU, in `dtype` (see the module doc)."""
 
     name = "vqp-quantizers"
-    device = "cpu"
     chapters = ("quantizers",)
 
     def __init__(self, dtype: str = "float64"):
         if dtype not in DTYPES:
-            raise ConfigError(f"dtype: expected one of {sorted(DTYPES)}, got {dtype!r}")
-        self.dtype, self._dtype = dtype, DTYPES[dtype]
+            raise ConfigError(f"dtype: expected one of {list(DTYPES)}, got {dtype!r}")
+        super().__init__("cpu", dtype)
 
     def __repr__(self) -> str:
         return f"VQPQuantizers(dtype={self.dtype!r})"
 
-    def _t(self, value) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=self._dtype)
-
-    # ------------------------------------------------------------------------- the library calls
-    def _fsq(self, levels) -> FSQ:
-        levels = [int(v) for v in np.asarray(levels)]
-        if 2 in levels:
+    # ------------------------------------------------------------------------- FSQ
+    def _fsq(self, levels: Tensor) -> FSQ:
+        values = [int(v) for v in levels.tolist()]
+        if 2 in values:
             reject()  # vqp asserts preserve_symmetry for L = 2 (a different bound): outside what vqp computes
-        return FSQ(levels=levels).to(self._dtype)
+        return FSQ(levels=values).to(self._dtype)
 
-    def _run(self, function: str, a: Mapping[str, Any], z: torch.Tensor | None) -> tuple:
-        """The function's outputs as tensors (the float ones differentiable in `z` when it requires grad)."""
-        if function == "fsq_bound":
-            module = self._fsq(a["levels"])
-            with mock.patch.object(fsq_module, "round_ste", lambda t: t):
-                bounded = module.bound(z) * (module._levels // 2)
-            return (bounded,)
-        if function in ("fsq_quantize", "fsq_indices"):
-            out, indices = self._fsq(a["levels"])(z[:, None, :])
-            return (out[:, 0],) if function == "fsq_quantize" else (indices[:, 0].long(),)
-        if function == "fsq_indices_to_codes":
-            return (self._fsq(a["levels"]).indices_to_codes(torch.as_tensor(a["indices"])),)
-        if function == "fsq_implicit_codebook":
-            return (self._fsq(a["levels"]).implicit_codebook,)
-        if function in ("lfq_quantize", "lfq_entropy_loss", "lfq_commitment_loss"):
-            return self._lfq(function, a, z)
-        if function == "lfq_indices_to_codes":
-            d = int(a["codebook_dim"])
-            return (LFQ(dim=d, codebook_size=2**d).indices_to_codes(torch.as_tensor(a["indices"])),)
-        if function in ("rvq_quantize", "rvq_commitment_loss"):
-            return self._rvq(function, a, z)
-        raise ConfigError(f"function: expected a quantizers-chapter function, got {function!r}")
+    def torch_fsq_bound(self, z, levels):
+        module = self._fsq(levels)
+        with mock.patch.object(fsq_module, "round_ste", lambda t: t):
+            return module.bound(z) * (module._levels // 2)
 
-    def _lfq(self, function: str, a: Mapping[str, Any], z: torch.Tensor) -> tuple:
+    def torch_fsq_quantize(self, z, levels):
+        out, _ = self._fsq(levels)(_sequence(z))
+        return out.reshape(z.shape)
+
+    def torch_fsq_indices(self, z, levels):
+        _, indices = self._fsq(levels)(_sequence(z))
+        return indices.reshape(z.shape[:-1]).long()
+
+    def torch_fsq_indices_to_codes(self, indices, levels):
+        codes = self._fsq(levels).indices_to_codes(indices.reshape(-1))
+        return codes.reshape(*indices.shape, codes.shape[-1])
+
+    def torch_fsq_implicit_codebook(self, levels):
+        return self._fsq(levels).implicit_codebook
+
+    # ------------------------------------------------------------------------- LFQ
+    def _lfq(self, z: Tensor, inv_temperature: float = 100.0, diversity_gamma: float = 1.0):
+        """LFQ's forward in training mode on z [B, *positions, d]: ((out, indices, aux), its loss breakdown)."""
         d = z.shape[-1]
         module = LFQ(dim=d, codebook_size=2**d, entropy_loss_weight=1.0, commitment_loss_weight=1.0,
-                     diversity_gamma=float(a.get("diversity_gamma", 1.0))).to(self._dtype).train()
-        (out, indices, aux), breakdown = module(z[:, None, :], inv_temperature=float(a.get("inv_temperature", 100.0)),
-                                                return_loss_breakdown=True)
-        if function == "lfq_quantize":
-            return out[:, 0], indices[:, 0].long()
-        if function == "lfq_commitment_loss":
-            return (breakdown.commitment,)
+                     diversity_gamma=float(diversity_gamma)).to(self._dtype).train()
+        with torch.enable_grad():  # its straight-through and losses are built in training mode, under autograd
+            return module(_sequence(z), inv_temperature=float(inv_temperature), return_loss_breakdown=True)
+
+    def torch_lfq_quantize(self, z):
+        (out, indices, _), _ = self._lfq(z)
+        return out.reshape(z.shape), indices.reshape(z.shape[:-1]).long()
+
+    def torch_lfq_indices_to_codes(self, indices, codebook_dim):
+        d = int(codebook_dim)
+        codes = LFQ(dim=d, codebook_size=2**d).indices_to_codes(indices.reshape(-1))
+        return codes.reshape(*indices.shape, d)
+
+    def torch_lfq_entropy_loss(self, z, inv_temperature, diversity_gamma):
+        (_, _, aux), breakdown = self._lfq(z, inv_temperature, diversity_gamma)
         return breakdown.per_sample_entropy, breakdown.batch_entropy, aux - breakdown.commitment
 
-    def _rvq(self, function: str, a: Mapping[str, Any], z: torch.Tensor) -> tuple:
-        books, n = np.asarray(a["codebooks"]), int(a["num_stages"])
-        stages, codes, dim = books.shape
+    def torch_lfq_commitment_loss(self, z):
+        return self._lfq(z)[1].commitment
+
+    # ------------------------------------------------------------------------- residual VQ
+    def _rvq(self, z_e: Tensor, codebooks: Tensor, num_stages: int) -> tuple[Tensor, Tensor, Tensor]:
+        """ResidualVQ holding the first n codebooks, on z_e [B, *positions, D]: (z_q, indices padded with −1 to
+        [B, *positions, S], the per-stage commitment losses padded with 0 to [S])."""
+        stages, codes, dim = codebooks.shape
+        n = int(num_stages)
         module = ResidualVQ(dim=dim, num_quantizers=n, codebook_size=codes, rotation_trick=False, ema_update=False,
                             kmeans_init=False).to(self._dtype).train()
         with torch.no_grad():
             for s, layer in enumerate(module.layers):
-                layer._codebook.embed.copy_(self._t(books[s])[None])
-        out, indices, losses = module(z[:, None, :])
-        padded = torch.full((z.shape[0], stages), -1, dtype=torch.int64)
-        padded[:, :n] = indices[:, 0].long()
-        if function == "rvq_quantize":
-            return out[:, 0], padded
-        return (torch.cat([losses.reshape(-1).to(z.dtype), torch.zeros(stages - n, dtype=z.dtype)]),)
-
-    # ------------------------------------------------------------------------- the contract
-    def call(self, function: str, *args):
-        names = [arg.name for arg in FUNCTIONS[function].args]
-        a = validate_args(function, dict(zip(names, args)))
-        z = self._t(a[_float_input(function)]) if _float_input(function) else None
-        with torch.enable_grad() if function.startswith(("lfq", "rvq")) else torch.no_grad():
-            outputs = self._run(function, a, z)
-        result = tuple(_numpy(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
-        return result if len(result) > 1 else result[0]
-
-    def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]:
-        spec = FUNCTIONS.get(function) if isinstance(function, str) else None
-        if spec is None or not spec.differentiable:
-            raise ConfigError(f"function: expected a differentiable quantizers function, got {function!r}")
-        a = validate_args(function, args)
-        name = spec.differentiable[0]
-        z = self._t(a[name]).requires_grad_()
+                layer._codebook.embed.copy_(codebooks[s][None])
         with torch.enable_grad():
-            outputs = [o for o, s in zip(self._run(function, a, z), spec.outputs) if s.kind == "float"]
-        given = tuple(cotangent) if len(outputs) > 1 else (cotangent,)
-        if len(given) != len(outputs):
-            raise ShapeError(f"cotangent: expected {len(outputs)} entries for {function}, got {len(given)}")
-        tangents = [torch.as_tensor(np.asarray(c, dtype=np.float64), dtype=o.dtype).reshape(o.shape)
-                    for o, c in zip(outputs, given)]
-        (grad,) = torch.autograd.grad(outputs, [z], tangents, allow_unused=True)
-        return {name: np.zeros(z.shape) if grad is None else grad.detach().to(torch.float64).numpy()}
+            out, indices, losses = module(_sequence(z_e))
+        padded = torch.full((*z_e.shape[:-1], stages), -1, dtype=torch.int64)
+        padded[..., :n] = indices.reshape(*z_e.shape[:-1], n).long()
+        losses = torch.cat([losses.reshape(-1).to(z_e.dtype), torch.zeros(stages - n, dtype=z_e.dtype)])
+        return out.reshape(z_e.shape), padded, losses
 
+    def torch_rvq_quantize(self, z_e, codebooks, num_stages):
+        z_q, indices, _ = self._rvq(z_e, codebooks, num_stages)
+        return z_q, indices
 
-def _float_input(function: str) -> str | None:
-    """The float array argument the library's module is called on (None: it takes only integers)."""
-    names = [arg.name for arg in FUNCTIONS[function].args if arg.kind == "array"]
-    return names[0] if names else None
-
-
-def _numpy(value, kind: str):
-    if kind == "int":
-        return value.detach().to(torch.int64).numpy().copy()
-    array = value.detach().to(torch.float64).numpy().copy()
-    return float(array) if array.ndim == 0 else array
-
-
-def _method(function: str):
-    def method(self, *args):
-        return self.call(function, *args)
-    method.__name__ = function
-    method.__doc__ = f"`{function}` on vector-quantize-pytorch: {FUNCTIONS[function].formula}"
-    return method
-
-
-for _function, _spec in FUNCTIONS.items():
-    if _spec.chapter == "quantizers":
-        setattr(VQPQuantizers, _function, _method(_function))
-
-
-DIFFERENCES = "vqp_quantizers.differences"  # the laws vqp breaks, verdict and reason per line (an xfail file)
+    def torch_rvq_commitment_loss(self, z_e, codebooks, num_stages):
+        return self._rvq(z_e, codebooks, num_stages)[2]
 
 
 def backends() -> list[VQPQuantizers]:
-    """vqp's quantizers on the CPU in float64 and float32."""
+    """vqp's quantizers on the CPU in float64, float32 and bfloat16."""
     return [VQPQuantizers(dtype) for dtype in DTYPES]
