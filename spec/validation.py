@@ -13,11 +13,21 @@ from typing import Any
 import numpy as np
 
 from .architecture import Architecture, VQArchitecture
+from .conv import ConvArchitecture, check_conv_params, image_error
 from .conventions import get_convention
 from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from .keys import MAX_DRAW, as_key
 from .numerics import check_dtype
-from .shapes import as_real_array, channels_first_note, check_array, check_params, check_scalar
+from .shapes import (
+    INPUT_EVENT,
+    OUTPUT_EVENT,
+    Size,
+    as_real_array,
+    channels_first_note,
+    check_array,
+    check_params,
+    check_scalar,
+)
 from .signature import FunctionSpec
 
 
@@ -32,6 +42,39 @@ def named(functions: Mapping[str, FunctionSpec], function: str) -> FunctionSpec:
     if not isinstance(function, str) or function not in functions:
         raise ConfigError(f"function: expected one of {sorted(functions)}, got {show(function)}")
     return functions[function]
+
+
+def arch_bindings(arch: Architecture | VQArchitecture | ConvArchitecture) -> dict[str, Size]:
+    """The sizes `arch` binds: `input`, `latent`, `output`, the example's axes `+input` (x [batch, *input]) and
+    `+output` (x̂): `(input,)`, `(output,)` for a dense network, `input_shape` (C, H, W) for a convolutional one;
+    a `VQArchitecture` also binds `embedding` and `codes`."""
+    assert arch.output_size is not None  # __post_init__ sets it
+    bindings: dict[str, Size] = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
+    if isinstance(arch, ConvArchitecture):
+        bindings.update({INPUT_EVENT: arch.input_shape, OUTPUT_EVENT: arch.input_shape})
+    else:
+        bindings.update({INPUT_EVENT: (arch.input_size,), OUTPUT_EVENT: (arch.output_size,)})
+    if isinstance(arch, VQArchitecture):
+        bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
+    return bindings
+
+
+_DENSE_AXES = {INPUT_EVENT: "input", OUTPUT_EVENT: "output"}
+
+
+def network_dims(arch: object, dims: tuple[str, ...]) -> tuple[str, ...]:
+    """`dims` as checked for `arch`: a dense network's example axes are the one axis `input` (`output`), so its
+    messages say "rank 2 [batch input]"; a `ConvArchitecture`'s stay the variadic `+input` (`+output`)."""
+    if isinstance(arch, ConvArchitecture):
+        return dims
+    return tuple(_DENSE_AXES.get(d, d) for d in dims)
+
+
+def _image_check(arch: object, name: str, value: object, dims: tuple[str, ...], error: ShapeError) -> ShapeError:
+    """A convolutional network's image argument states its expected [batch, C, H, W] (and the channels-last fix)."""
+    if isinstance(arch, ConvArchitecture) and (INPUT_EVENT in dims or OUTPUT_EVENT in dims):
+        return ShapeError(image_error(arch, name, np.shape(value)))
+    return error
 
 
 def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64"
@@ -51,17 +94,14 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
         raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
     checked: dict[str, Any] = dict(args)
     bindings: dict[str, Any] = {}
-    arch: Architecture | VQArchitecture | None = None
+    arch: Architecture | VQArchitecture | ConvArchitecture | None = None
     for arg in spec.args:
         if arg.kind == "arch":
             arch = args[arg.name]
             if not isinstance(arch, arg.types):
-                names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in arg.types)
+                names = " or ".join(f"{t.__module__}.{t.__name__}" for t in arg.types)
                 raise DTypeError(f"arch: expected a {names} (for {function}), got {describe(arch)}")
-            assert arch.output_size is not None  # __post_init__ sets it
-            bindings = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
-            if isinstance(arch, VQArchitecture):
-                bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
+            bindings = arch_bindings(arch)
     for arg in spec.args:  # sizes first: they bind the dimensions the arrays are checked against
         if arg.kind == "size":
             value = args[arg.name]
@@ -73,7 +113,7 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
         value = args[arg.name]
         if arg.kind == "array":
             try:
-                value = checked[arg.name] = check_array(arg.name, value, arg.dims, bindings)
+                value = checked[arg.name] = check_array(arg.name, value, network_dims(arch, arg.dims), bindings)
             except ShapeError as error:  # a channels-first z_e checked before it makes the codebook look wrong
                 earlier = [a for a in spec.args[: spec.args.index(arg)] if a.kind == "array"
                            and isinstance(checked.get(a.name), np.ndarray)]
@@ -83,7 +123,7 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
                 notes += [f" (bound by {a.name}, shape {np.shape(checked[a.name])})" for a in earlier
                           if any(d.startswith(("*", "+")) and d in arg.dims for d in a.dims)]
                 if not any(notes):
-                    raise
+                    raise _image_check(arch, arg.name, value, arg.dims, error) from None
                 raise ShapeError(f"{error}{''.join(notes)}") from None
             if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
                 raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), "
@@ -103,8 +143,9 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             if arch is None:  # a declaration error: the layout of params comes from the arch argument
                 raise ConfigError(f"{arg.name}: {function} declares a params argument but no arch argument to lay "
                                   f"it out (FunctionSpec args {[a.name for a in spec.args]})")
-            checked[arg.name] = check_params("params", value, arch.parameter_shapes(arg.layout),
-                                             allowed=arch.parameter_shapes("all"))
+            checked[arg.name] = (check_conv_params(arch, value, arg.layout) if isinstance(arch, ConvArchitecture)
+                                 else check_params("params", value, arch.parameter_shapes(arg.layout),
+                                                   allowed=arch.parameter_shapes("all")))
         elif arg.kind == "scalar":
             checked[arg.name] = check_scalar(arg.name, value, low=arg.low, high=arg.high)
             if arg.exclusive_high and checked[arg.name] >= arg.high:
@@ -131,7 +172,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     return checked, bindings
 
 
-def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, Any]) -> tuple[Any, ...]:
+def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, Any], arch: object = None
+                    ) -> tuple[Any, ...]:
     """One float64 cotangent per float output of `spec` (see `vaespec.spec.contract.validate_vjp`), each an
     array of the output's named shape at `bindings` or, for a 0-d output, a finite real number."""
     function = spec.name
@@ -152,5 +194,8 @@ def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, A
         if out.dims == ():
             result.append(check_scalar(name, value))
         else:
-            result.append(as_real_array(name, value, out.dims, dict(bindings)))
+            try:
+                result.append(as_real_array(name, value, network_dims(arch, out.dims), dict(bindings)))
+            except ShapeError as error:
+                raise _image_check(arch, f"d_{out.name}", value, out.dims, error) from None
     return tuple(result)
