@@ -34,7 +34,7 @@ from vaespec.spec.shapes import check_array
 from vaespec.spec.signature import FunctionSpec
 
 from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
-from .bodies import Inputs
+from .bodies import CONTRACT_LAYOUT, Inputs
 from .convert import from_params, load_params
 from .keys import reparameterize_with_key
 from .modules import Decoder, Encoder
@@ -183,6 +183,7 @@ class TorchBackend:
         outputs = tuple(o for o, spec in zip(outputs, FUNCTIONS[function].outputs) if spec.kind == "float")
         check_result(function, tuple(to_numpy(o) for o in outputs), self.dtype)  # the forward's domain is the VJP's
         cotangents = self._cotangents(function, outputs, cotangents)
+        layouts = leaves.pop(CONTRACT_LAYOUT, {})
         flat: list[tuple[str, str, Tensor]] = [(name, "", leaf) for name, leaf in leaves.items() if name != "params"]
         flat += [("params", key, leaf) for key, leaf in leaves.get("params", {}).items()]
         grads = torch.autograd.grad(outputs, [leaf for _, _, leaf in flat], cotangents, allow_unused=True)
@@ -192,7 +193,8 @@ class TorchBackend:
         for (name, key, leaf), grad in zip(flat, grads):
             grad = torch.zeros_like(leaf) if grad is None else grad
             if name == "params":
-                result["params"][key] = to_numpy(grad.T if key.endswith(".kernel") else grad)
+                to_contract = layouts.get(key, _linear_layout)  # nn.Linear's [out, in] unless a module said otherwise
+                result["params"][key] = to_numpy(to_contract(key, grad) if key.endswith(".kernel") else grad)
             else:
                 result[name] = to_numpy(grad)
         return check_result(function, {name: result[name] for name in FUNCTIONS[function].differentiable},
@@ -200,6 +202,10 @@ class TorchBackend:
 
     def _cotangents(self, function: str, outputs: tuple[Tensor, ...], given: tuple) -> tuple[Tensor, ...]:
         return cotangent_tensors(function, outputs, given, self._tensor)
+
+
+def _linear_layout(name: str, grad: Tensor) -> Tensor:
+    return grad.T
 
 
 def cotangent_tensors(function: str, outputs: tuple[Tensor, ...], given: tuple,
