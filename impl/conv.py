@@ -130,11 +130,11 @@ def load_params(params: object, encoder: ConvEncoder | None, decoder: ConvDecode
     with torch.no_grad():
         for module in modules:
             for name, layer in module.dense_layers():
-                weight = layer.weight
+                weight, bias = layer.weight, layer.bias
+                assert isinstance(weight, Tensor) and isinstance(bias, Tensor)  # every layer is built with a bias
                 kernel = torch.as_tensor(checked[f"{name}.kernel"], dtype=weight.dtype, device=weight.device)
                 weight.copy_(kernel.T if kernel.dim() == 2 else _conv_weight(name, kernel))
-                assert layer.bias is not None  # every layer is built with a bias
-                layer.bias.copy_(torch.as_tensor(checked[f"{name}.bias"], dtype=weight.dtype, device=weight.device))
+                bias.copy_(torch.as_tensor(checked[f"{name}.bias"], dtype=weight.dtype, device=weight.device))
 
 
 def to_params(encoder: ConvEncoder, decoder: ConvDecoder) -> dict[str, Tensor]:

@@ -63,7 +63,7 @@ def load_params(params: Mapping[str, np.ndarray], encoder: Encoder | None = None
     **Raises** `ShapeError` (missing, unexpected or mis-shaped names), `DTypeError`, `DomainError`.
     """
     if isinstance(encoder, conv.ConvEncoder) or isinstance(decoder, conv.ConvDecoder):  # the conv network's layout
-        conv.load_params(params, encoder, decoder)  # type: ignore[arg-type]
+        conv.load_params(params, encoder, decoder)
         return
     load_layers(params, _given(encoder, decoder))
 
@@ -90,7 +90,8 @@ def load_layers(params: Mapping[str, np.ndarray], modules: Sequence[DenseStack])
                 linear.bias.copy_(torch.from_numpy(np.ascontiguousarray(part[f"{name}.bias"])))
 
 
-def from_params(arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray], dtype: torch.dtype | str | None = torch.float32,
+def from_params(arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray],
+                dtype: torch.dtype | str | None = torch.float32,
                 device: torch.device | str | None = "cpu", *,
                 part: str = "all") -> tuple[Encoder | None, Decoder | None]:
     """New modules for `arch` holding `params`.

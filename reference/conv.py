@@ -260,7 +260,8 @@ def _magnitude_backward(arch: ConvArchitecture, params: Params, part: str, x: np
     forward magnitude M_in (K̄ = M_in ⋆ ȳ errs by δh ⋆ ȳ). `top(h, m_h)` gives the cotangent magnitude at the
     stack's output (the encoder's heads also fill their gradients there); returns x̄'s magnitude."""
     act, s, p = get_activation(arch.activation), arch.stride, arch.padding
-    records, h, m = [], x, m_x
+    records: list[tuple[str, str, bool, np.ndarray, Any, Any]] = []
+    h, m = x, m_x
     for kind, name, activated in _layers(arch, part):
         if kind in ("flatten", "unflatten"):
             shape = (h.shape[0], -1) if kind == "flatten" else (h.shape[0], *arch.feature_shapes()[-1])

@@ -59,8 +59,8 @@ from typing import Any
 import numpy as np
 
 from .architecture import Architecture, VQArchitecture
-from .conv import ConvArchitecture
 from .chains import CodebookChain, NetworkChain, check_count
+from .conv import ConvArchitecture
 from .errors import ConfigError, DTypeError, describe, show
 from .functions import FUNCTIONS
 from .numerics import (
@@ -117,7 +117,8 @@ def function_bound(dtype: str, function: str, args: Mapping[str, Any], *, vjp: b
     return bound(dtype, *spec.rounding_chain(args, vjp=bool(vjp)))
 
 
-def chain_length(function: str, arch: Architecture | VQArchitecture | ConvArchitecture | None, batch: int) -> tuple[int, int]:
+def chain_length(function: str, arch: Architecture | VQArchitecture | ConvArchitecture | None, batch: int
+                 ) -> tuple[int, int]:
     """(n, n_ops) of `function`'s (or `<function>_vjp`'s) longest rounding chain for `arch` at `batch` examples.
 
     For the functions whose chain runs through the network alone (a `NetworkChain` declaration:

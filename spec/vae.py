@@ -17,9 +17,9 @@ import numpy as np
 
 from .architecture import Architecture, VQArchitecture
 from .chains import REPARAMETERIZE, NetworkChain, decoder, encoder, total
+from .conv import ConvArchitecture
 from .errors import ConfigError, DomainError
 from .numerics import log_var_limits, reduction_length
-from .conv import ConvArchitecture
 from .shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT
 from .signature import Arg, Domain, FunctionSpec, Output
 

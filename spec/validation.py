@@ -73,7 +73,7 @@ def network_dims(arch: object, dims: tuple[str, ...]) -> tuple[str, ...]:
 def _image_check(arch: object, name: str, value: object, dims: tuple[str, ...], error: ShapeError) -> ShapeError:
     """A convolutional network's image argument states its expected [batch, C, H, W] (and the channels-last fix)."""
     if isinstance(arch, ConvArchitecture) and (INPUT_EVENT in dims or OUTPUT_EVENT in dims):
-        return ShapeError(image_error(arch, name, np.shape(value)))
+        return ShapeError(image_error(arch, name, np.shape(value)))  # type: ignore[call-overload]
     return error
 
 

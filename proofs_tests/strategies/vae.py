@@ -31,8 +31,8 @@ from hypothesis.extra import numpy as hnp
 
 from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, Architecture
-from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.conventions import PRESETS, get_convention
 from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.errors import ConfigError
