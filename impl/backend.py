@@ -85,6 +85,7 @@ class TorchBackend:
     name = "torch"
     chapters: tuple[str, ...] = ("vae", "vq", "estimators", "bayes", "quantizers")
     key_stream = "vaespec"  # init_codebook, reset_dead_codes and reparameterize_key draw from vaespec.spec.keys
+    architectures = ("dense", "conv")  # the VAE bodies build impl.conv's modules for a ConvArchitecture
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)
