@@ -12,7 +12,13 @@ The layout is `vaespec.spec.conv`'s: images `[B, C, H, W]`, kernels `[kh, kw, in
 
 The transposed convolution's forward is the convolution's input VJP and its VJP is a convolution:
 the two share `_windows` (the strided kh×kw windows) and `_scatter` (their adjoint).
-Magnitudes (the tolerance policy's M): both ops are bilinear, so M is the op on |x|, |K|, |b|.
+Magnitudes (the tolerance policy's M): both ops are bilinear, so M is the op on |x|, |K|, |b|; the VJP's
+magnitude is the VJP on |K| and on the input's forward magnitude M_in (K̄ = M_in ⋆ |ȳ|, x̄ = |K| ⋆ |ȳ|), through
+an activation |ȳ| ⊙ (|act′(pre)| + curvature·M_pre), as `vaespec.reference.network`'s dense rules.
+
+`ConvStack` is the encoder or decoder with `network.Stack`'s operations (apply, backward, magnitude,
+magnitude_backward): `network.encoder(arch)` returns one for a `ConvArchitecture`, so the VAE chapter's
+reference functions (`vaespec.reference.vae`: encode … loss, their VJPs and magnitudes) run on it unchanged.
 `selftests/test_reference_conv.py` checks every VJP against central differences.
 """
 
