@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from hypothesis import reject
 
 from vaespec.spec.contract import FUNCTIONS

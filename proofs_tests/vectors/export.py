@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from vaespec.spec.architecture import ACTIVATIONS, Architecture, VQArchitecture
-from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.conventions import PRESETS
 from vaespec.spec.keys import Key
 from vaespec.spec.shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, shape_of

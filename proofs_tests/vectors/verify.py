@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from vaespec.spec.architecture import Architecture, VQArchitecture
-from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.conventions import PRESETS, Convention
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.keys import Key
