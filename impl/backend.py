@@ -34,8 +34,8 @@ from vaespec.spec.shapes import check_array
 from vaespec.spec.signature import FunctionSpec
 
 from ._dtypes import dtype_name, to_numpy, torch_device, torch_dtype
-from .bodies import Inputs
-from .convert import from_params, load_layers
+from .bodies import CONTRACT_LAYOUT, Inputs
+from .convert import from_params, load_layers, load_params
 from .keys import reparameterize_with_key
 from .registry import torch_function
 from .vq_builder import make_layers
@@ -96,6 +96,7 @@ class TorchBackend:
     name = "torch"
     chapters: tuple[str, ...] = ("vae", "vq", "estimators", "bayes", "quantizers")
     key_stream = "vaespec"  # init_codebook, reset_dead_codes and reparameterize_key draw from vaespec.spec.keys
+    architectures = ("dense", "conv")  # the VAE bodies build impl.conv's modules for a ConvArchitecture
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)
@@ -156,7 +157,10 @@ class TorchBackend:
         entry = cache[key]
         if entry[0] != values:
             entry[0] = None  # until the copy has succeeded whole
-            load_layers(params, [entry[1]])
+            if isinstance(arch, VQArchitecture):  # a VQEncoder is no Encoder: its layers are loaded as layers
+                load_layers(params, [entry[1]])
+            else:  # load_params serves the dense and the conv network
+                load_params(params, **{part: entry[1]})
             entry[0] = values
         return entry[1]
 
@@ -204,6 +208,7 @@ class TorchBackend:
         outputs = tuple(o for o, spec in zip(outputs, FUNCTIONS[function].outputs) if spec.kind == "float")
         check_result(function, tuple(to_numpy(o) for o in outputs), self.dtype)  # the forward's domain is the VJP's
         cotangents = self._cotangents(function, outputs, cotangents)
+        layouts = leaves.pop(CONTRACT_LAYOUT, {})
         flat: list[tuple[str, str, Tensor]] = [(name, "", leaf) for name, leaf in leaves.items() if name != "params"]
         flat += [("params", key, leaf) for key, leaf in leaves.get("params", {}).items()]
         grads = torch.autograd.grad(outputs, [leaf for _, _, leaf in flat], cotangents, allow_unused=True)
@@ -213,7 +218,8 @@ class TorchBackend:
         for (name, key, leaf), grad in zip(flat, grads):
             grad = torch.zeros_like(leaf) if grad is None else grad
             if name == "params":
-                result["params"][key] = to_numpy(grad.T if key.endswith(".kernel") else grad)
+                to_contract = layouts.get(key, _linear_layout)  # nn.Linear's [out, in] unless a module said otherwise
+                result["params"][key] = to_numpy(to_contract(key, grad) if key.endswith(".kernel") else grad)
             else:
                 result[name] = to_numpy(grad)
         return check_result(function, {name: result[name] for name in FUNCTIONS[function].differentiable},
@@ -221,6 +227,10 @@ class TorchBackend:
 
     def _cotangents(self, function: str, outputs: tuple[Tensor, ...], given: tuple) -> tuple[Tensor, ...]:
         return cotangent_tensors(function, outputs, given, self._tensor)
+
+
+def _linear_layout(name: str, grad: Tensor) -> Tensor:
+    return grad.T
 
 
 def cotangent_tensors(function: str, outputs: tuple[Tensor, ...], given: tuple,

@@ -35,6 +35,10 @@ from vaespec.spec.signature import FunctionSpec
 
 from .modules import DenseStack
 
+# The leaves' entry mapping each "<layer>.kernel" leaf to its conversion `(name, grad) -> grad` into the spec's
+# layout (`vjp` applies it; nn.Linear's transpose when absent): vaespec.impl.conv.contract_kernel for the conv network.
+CONTRACT_LAYOUT = "params_layout"
+
 Outputs = tuple[Any, ...]  # tensors, in the order of FUNCTIONS[name].outputs (a Key output as is)
 Body = Callable[["Inputs"], Outputs]
 # A chapter's rule on the validated arguments, run before the body: (function, args, dtype name) -> args.
@@ -83,6 +87,9 @@ class Inputs:
             self._leaves["params"] = {f"{name}.{kind}": getattr(linear, attr) for module in modules
                                       for name, linear in module.dense_layers()
                                       for kind, attr in (("kernel", "weight"), ("bias", "bias"))}
+            # a module in another layout (the conv network's Conv2d [out, in, kh, kw]) converts its own kernels
+            self._leaves[CONTRACT_LAYOUT] = {f"{name}.kernel": module.to_contract for module in modules
+                                             if hasattr(module, "to_contract") for name, _ in module.dense_layers()}
 
     def record(self, name: str, leaf: Tensor) -> None:
         """When the call records leaves: `leaf` stands for argument `name` (the codebook parameter of a

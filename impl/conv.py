@@ -1,7 +1,11 @@
 """The convolutional VAE in torch: `Conv2d` encoder, `ConvTranspose2d` decoder (`vaespec.spec.conv`).
 
-    ConvEncoder(arch)(x [B, C, H, W]) -> (μ, log σ²) [B, L]   convolutions, each activated; flatten; heads
+    ConvEncoder(arch)(x [B, C, H, W]) -> {"mu", "log_var"} [B, L]   convolutions, each activated; flatten; heads
     ConvDecoder(arch)(z [B, L]) -> x̂ [B, C, H, W]            dense (activated), unflatten, transposed convs
+
+The encoder returns `{"mu", "log_var"}` as `vaespec.impl.modules.Encoder` does, so the VAE chapter's Torch
+bodies (`vaespec.impl.vae_bodies`) run either network; `TorchBackend` reaches these through
+`vaespec.impl.convert` when the arch is a `ConvArchitecture`.
 
 `from_params(arch, params)` builds both from the contract's flat layout (kernels `[kh, kw, in, out]`),
 converting to torch's (`Conv2d.weight = kernel.permute(3, 2, 0, 1)`, `ConvTranspose2d.weight =
@@ -38,7 +42,7 @@ class ConvEncoder(nn.Module):
         self.mu = nn.Linear(arch.flat_size, arch.latent_size, dtype=dtype, device=device)
         self.log_var = nn.Linear(arch.flat_size, arch.latent_size, dtype=dtype, device=device)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
         if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != self.arch.input_shape:
             got = tuple(x.shape) if isinstance(x, Tensor) else describe(x)
             raise ShapeError(f"x: expected [batch, {', '.join(map(str, self.arch.input_shape))}] (batch, channels, "
@@ -47,7 +51,15 @@ class ConvEncoder(nn.Module):
         for conv in self.convs:
             h = self.act(conv(h))
         h = h.flatten(1)
-        return self.mu(h), self.log_var(h)
+        return {"mu": self.mu(h), "log_var": self.log_var(h)}
+
+    def dense_layers(self) -> list[tuple[str, nn.Module]]:
+        """(spec layer name, layer) for every layer of the encoder (the `"params"` leaves of a Torch body)."""
+        return [(name, conv) for (name, _, _), conv in zip(self.arch.encoder_convs(), self.convs)] + [
+            ("mu", self.mu), ("log_var", self.log_var)]
+
+    def to_contract(self, name: str, grad: Tensor) -> Tensor:
+        return contract_kernel(name, grad)
 
 
 class ConvDecoder(nn.Module):
@@ -70,6 +82,22 @@ class ConvDecoder(nn.Module):
             h = self.act(h) if i < len(self.deconvs) - 1 else h
         return h
 
+    def dense_layers(self) -> list[tuple[str, nn.Module]]:
+        """(spec layer name, layer) for every layer of the decoder."""
+        return [("decoder_dense", self.dense)] + [
+            (name, deconv) for (name, _, _), deconv in zip(self.arch.decoder_deconvs(), self.deconvs)]
+
+    def to_contract(self, name: str, grad: Tensor) -> Tensor:
+        return contract_kernel(name, grad)
+
+
+def contract_kernel(name: str, weight: Tensor) -> Tensor:
+    """A torch weight (or its gradient) in the contract's layout: `Linear [out, in]` → `[in, out]`, `Conv2d
+    [out, in, kh, kw]` and `ConvTranspose2d [in, out, kh, kw]` → `[kh, kw, in, out]`."""
+    if weight.dim() == 2:
+        return weight.T
+    return weight.permute(2, 3, 1, 0) if name.startswith("encoder_conv") else weight.permute(2, 3, 0, 1)
+
 
 def _layers(encoder: ConvEncoder, decoder: ConvDecoder) -> dict[str, nn.Conv2d | nn.ConvTranspose2d | nn.Linear]:
     arch = encoder.arch
@@ -82,20 +110,31 @@ def _layers(encoder: ConvEncoder, decoder: ConvDecoder) -> dict[str, nn.Conv2d |
 
 
 def from_params(arch: ConvArchitecture, params: object, dtype: torch.dtype = torch.float32,
-                device: torch.device | str | None = None) -> tuple[ConvEncoder, ConvDecoder]:
-    """(encoder, decoder) holding `params` (the flat `[kh, kw, in, out]` layout, checked and converted)."""
+                device: torch.device | str | None = None, *, part: str = "all"
+                ) -> tuple[ConvEncoder | None, ConvDecoder | None]:
+    """(encoder, decoder) holding `params` (the flat `[kh, kw, in, out]` layout, checked and converted); with
+    `part` "encoder" or "decoder" only that one (the other None), reading that part of the layout."""
     if not isinstance(arch, ConvArchitecture):
         raise DTypeError(f"arch: expected a vaespec.spec.conv.ConvArchitecture, got {describe(arch)}")
-    checked = check_conv_params(arch, params)
-    encoder, decoder = ConvEncoder(arch, dtype, device), ConvDecoder(arch, dtype, device)
-    with torch.no_grad():
-        for name, layer in _layers(encoder, decoder).items():
-            kernel = torch.as_tensor(checked[f"{name}.kernel"], dtype=dtype, device=device)
-            weight = kernel.T if kernel.dim() == 2 else _conv_weight(name, kernel)
-            layer.weight.copy_(weight)
-            assert layer.bias is not None  # every layer is built with a bias
-            layer.bias.copy_(torch.as_tensor(checked[f"{name}.bias"], dtype=dtype, device=device))
+    encoder = ConvEncoder(arch, dtype, device) if part in ("all", "encoder") else None
+    decoder = ConvDecoder(arch, dtype, device) if part in ("all", "decoder") else None
+    load_params(params, encoder, decoder)
     return encoder, decoder
+
+
+def load_params(params: object, encoder: ConvEncoder | None, decoder: ConvDecoder | None) -> None:
+    """Copy the flat layout into the given modules, in place (checked whole before any parameter is written)."""
+    modules = [m for m in (encoder, decoder) if m is not None]
+    part = "all" if len(modules) == 2 else "encoder" if encoder is not None else "decoder"
+    checked = check_conv_params(modules[0].arch, params, part)
+    with torch.no_grad():
+        for module in modules:
+            for name, layer in module.dense_layers():
+                weight, bias = layer.weight, layer.bias
+                assert isinstance(weight, Tensor) and isinstance(bias, Tensor)  # every layer is built with a bias
+                kernel = torch.as_tensor(checked[f"{name}.kernel"], dtype=weight.dtype, device=weight.device)
+                weight.copy_(kernel.T if kernel.dim() == 2 else _conv_weight(name, kernel))
+                bias.copy_(torch.as_tensor(checked[f"{name}.bias"], dtype=weight.dtype, device=weight.device))
 
 
 def to_params(encoder: ConvEncoder, decoder: ConvDecoder) -> dict[str, Tensor]:

@@ -12,9 +12,11 @@ import numpy as np
 import torch
 
 from vaespec.spec.architecture import Architecture
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
 from vaespec.spec.shapes import check_params
 
+from . import conv
 from ._dtypes import to_numpy, torch_device, torch_dtype
 from .modules import Decoder, DenseStack, Encoder
 
@@ -60,6 +62,9 @@ def load_params(params: Mapping[str, np.ndarray], encoder: Encoder | None = None
 
     **Raises** `ShapeError` (missing, unexpected or mis-shaped names), `DTypeError`, `DomainError`.
     """
+    if isinstance(encoder, conv.ConvEncoder) or isinstance(decoder, conv.ConvDecoder):  # the conv network's layout
+        conv.load_params(params, encoder, decoder)
+        return
     load_layers(params, _given(encoder, decoder))
 
 
@@ -110,7 +115,8 @@ def _checked_parts(params: Mapping[str, np.ndarray], modules: Sequence[DenseStac
     return checked
 
 
-def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype: torch.dtype | str | None = torch.float32,
+def from_params(arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray],
+                dtype: torch.dtype | str | None = torch.float32,
                 device: torch.device | str | None = "cpu", *,
                 part: str = "all") -> tuple[Encoder | None, Decoder | None]:
     """New modules for `arch` holding `params`.
@@ -129,6 +135,8 @@ def from_params(arch: Architecture, params: Mapping[str, np.ndarray], dtype: tor
     if part not in ("all", "encoder", "decoder"):
         raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
     dtype, device = torch_dtype(dtype), torch_device(device)
+    if isinstance(arch, ConvArchitecture):  # Conv2d / ConvTranspose2d modules (vaespec.impl.conv)
+        return conv.from_params(arch, params, dtype, device, part=part)  # type: ignore[return-value]
     encoder = Encoder(arch, dtype=dtype, device="meta") if part in ("all", "encoder") else None
     decoder = Decoder(arch, dtype=dtype, device="meta") if part in ("all", "decoder") else None
     fill_layers(params, [m for m in (encoder, decoder) if m is not None], device)

@@ -12,7 +12,13 @@ The layout is `vaespec.spec.conv`'s: images `[B, C, H, W]`, kernels `[kh, kw, in
 
 The transposed convolution's forward is the convolution's input VJP and its VJP is a convolution:
 the two share `_windows` (the strided kh×kw windows) and `_scatter` (their adjoint).
-Magnitudes (the tolerance policy's M): both ops are bilinear, so M is the op on |x|, |K|, |b|.
+Magnitudes (the tolerance policy's M): both ops are bilinear, so M is the op on |x|, |K|, |b|; the VJP's
+magnitude is the VJP on |K| and on the input's forward magnitude M_in (K̄ = M_in ⋆ |ȳ|, x̄ = |K| ⋆ |ȳ|), through
+an activation |ȳ| ⊙ (|act′(pre)| + curvature·M_pre), as `vaespec.reference.network`'s dense rules.
+
+`ConvStack` is the encoder or decoder with `network.Stack`'s operations (apply, backward, magnitude,
+magnitude_backward): `network.encoder(arch)` returns one for a `ConvArchitecture`, so the VAE chapter's
+reference functions (`vaespec.reference.vae`: encode … loss, their VJPs and magnitudes) run on it unchanged.
 `selftests/test_reference_conv.py` checks every VJP against central differences.
 """
 
@@ -250,3 +256,87 @@ def decode_magnitude(arch: ConvArchitecture, params: Params, z: np.ndarray) -> n
     """M(x̂): the decoder on |z|, |θ|."""
     z = check_array("z", z, ("batch", "latent"), {"latent": arch.latent_size})
     return _magnitude(arch, check_conv_params(arch, params, "decoder"), "decoder", np.abs(z))
+
+
+# ----------------------------------------------------------------------------- as a network stack
+def _magnitude_backward(arch: ConvArchitecture, params: Params, part: str, x: np.ndarray, m_x: np.ndarray,
+                        top: Any, grads: dict[str, np.ndarray]) -> np.ndarray:
+    """`_backward` on magnitudes (`vaespec.reference.network`'s rules): through an activation
+    ȳ_pre = ȳ ⊙ (|act′(pre)| + curvature·M_pre), a (transposed) convolution's VJP taken on |K| and on the input's
+    forward magnitude M_in (K̄ = M_in ⋆ ȳ errs by δh ⋆ ȳ). `top(h, m_h)` gives the cotangent magnitude at the
+    stack's output (the encoder's heads also fill their gradients there); returns x̄'s magnitude."""
+    act, s, p = get_activation(arch.activation), arch.stride, arch.padding
+    records: list[tuple[str, str, bool, np.ndarray, Any, Any]] = []
+    h, m = x, m_x
+    for kind, name, activated in _layers(arch, part):
+        if kind in ("flatten", "unflatten"):
+            shape = (h.shape[0], -1) if kind == "flatten" else (h.shape[0], *arch.feature_shapes()[-1])
+            records.append((kind, name, activated, m, None, None))
+            h, m = h.reshape(shape), m.reshape(shape)
+            continue
+        kernel, bias = params[f"{name}.kernel"], params[f"{name}.bias"]
+        op = conv2d if kind == "conv" else conv_transpose2d if kind == "deconv" else None
+        pre = op(h, kernel, bias, s, p) if op else h @ kernel + bias
+        m_pre = (op(m, np.abs(kernel), np.abs(bias), s, p) if op else m @ np.abs(kernel) + np.abs(bias))
+        records.append((kind, name, activated, m, pre, m_pre))
+        h, m = (act.value(pre), act.magnitude(m_pre)) if activated else (pre, m_pre)
+    dh = top(h, m)
+    for kind, name, activated, m_in, pre, m_pre in reversed(records):
+        if kind in ("flatten", "unflatten"):
+            dh = dh.reshape(m_in.shape)
+            continue
+        dy = dh * (np.abs(act.derivative(pre)) + act.curvature * m_pre) if activated else dh
+        kernel, bias = np.abs(params[f"{name}.kernel"]), params[f"{name}.bias"]
+        if kind == "dense":
+            g = {"x": dy @ kernel.T, "kernel": m_in.T @ dy, "bias": dy.sum(axis=0)}
+        else:
+            g = (conv2d_vjp if kind == "conv" else conv_transpose2d_vjp)(m_in, kernel, bias, s, p, dy)
+        grads[f"{name}.kernel"], grads[f"{name}.bias"] = g["kernel"], g["bias"]
+        dh = g["x"]
+    return dh
+
+
+def _heads(arch: ConvArchitecture, params: Params, h: np.ndarray, d_heads: Any, grads: dict[str, np.ndarray],
+           absolute: bool = False) -> np.ndarray:
+    """The dense heads' backward at their input h (μ̄, lv̄ joining there): fills their gradients, returns h̄."""
+    dh = np.zeros_like(h)
+    for name, d in zip(arch.HEADS, d_heads):
+        kernel = params[f"{name}.kernel"]
+        grads[f"{name}.kernel"], grads[f"{name}.bias"] = h.T @ d, d.sum(axis=0)
+        dh = dh + d @ (np.abs(kernel) if absolute else kernel).T
+    return dh
+
+
+class ConvStack:
+    """The convolutional encoder (heads μ, log σ² on the flattened feature map) or decoder (its output the last
+    transposed convolution) with `vaespec.reference.network`'s stack interface, so every VAE network function
+    runs on a `ConvArchitecture` unchanged (`network.encoder(arch)` returns one for it). `params` are checked."""
+
+    def __init__(self, arch: ConvArchitecture, part: str) -> None:
+        self.arch, self.part = arch, part
+
+    def apply(self, params: Params, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        h = _apply(self.arch, params, self.part, x)
+        if self.part == "decoder":
+            return (h,)
+        return tuple(h @ params[f"{n}.kernel"] + params[f"{n}.bias"] for n in self.arch.HEADS)
+
+    def backward(self, params: Params, x: np.ndarray, d_heads: Any, grads: dict[str, np.ndarray]) -> np.ndarray:
+        tape: list[np.ndarray] = []
+        h = _apply(self.arch, params, self.part, x, tape)
+        dh = d_heads[0] if self.part == "decoder" else _heads(self.arch, params, h, d_heads, grads)
+        return _backward(self.arch, params, self.part, tape, dh, grads)
+
+    def magnitude(self, params: Params, m_x: np.ndarray) -> tuple[np.ndarray, ...]:
+        m = _magnitude(self.arch, params, self.part, m_x)
+        if self.part == "decoder":
+            return (m,)
+        return tuple(m @ np.abs(params[f"{n}.kernel"]) + np.abs(params[f"{n}.bias"]) for n in self.arch.HEADS)
+
+    def magnitude_backward(self, params: Params, x: np.ndarray, m_x: np.ndarray, d_heads: Any,
+                           grads: dict[str, np.ndarray]) -> np.ndarray:
+        def top(h: np.ndarray, m_h: np.ndarray) -> np.ndarray:
+            if self.part == "decoder":
+                return d_heads[0]
+            return _heads(self.arch, params, m_h, d_heads, grads, absolute=True)
+        return _magnitude_backward(self.arch, params, self.part, x, m_x, top, grads)

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from vaespec.spec.architecture import Architecture, VQArchitecture
+from vaespec.spec.conv import ConvArchitecture
 
 from .activations import Activation, get_activation
+from .conv import ConvStack
 
 
 @dataclass
@@ -44,13 +46,19 @@ class Stack:
     activation: Activation
 
 
-def encoder(arch: Architecture | VQArchitecture) -> Stack:
-    """The encoder of an `Architecture` (heads mu, log_var) or a `VQArchitecture` (head encoder_to_embedding)."""
+def encoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Stack | ConvStack:
+    """The encoder of an `Architecture` (heads mu, log_var) or a `VQArchitecture` (head encoder_to_embedding);
+    a `ConvArchitecture`'s is a `vaespec.reference.conv.ConvStack` (convolutions, then the heads)."""
+    if isinstance(arch, ConvArchitecture):
+        return ConvStack(arch, "encoder")
     return Stack(tuple(n for n, _, _ in arch.encoder_layers()), tuple(arch.HEADS), get_activation(arch.activation))
 
 
-def decoder(arch: Architecture | VQArchitecture) -> Stack:
-    """The decoder: hidden layers, then the linear output head (no output activation)."""
+def decoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Stack | ConvStack:
+    """The decoder: hidden layers, then the linear output head (no output activation); a `ConvArchitecture`'s
+    is a `ConvStack` (the dense layer, then the transposed convolutions)."""
+    if isinstance(arch, ConvArchitecture):
+        return ConvStack(arch, "decoder")
     return Stack(tuple(n for n, _, _ in arch.decoder_layers()), ("decoder_output",), get_activation(arch.activation))
 
 
@@ -103,17 +111,21 @@ def hidden_magnitude(params: Mapping[str, np.ndarray], names: Sequence[str], act
 
 
 # ----------------------------------------------------------------------------- stacks
-def apply(stack: Stack, params: Mapping[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, ...]:
+def apply(stack: Stack | ConvStack, params: Mapping[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, ...]:
     """The heads' outputs `h·W_head + b_head`, h the hidden stack of x."""
+    if isinstance(stack, ConvStack):
+        return stack.apply(params, x)
     h, _ = hidden_forward(params, stack.hidden, stack.activation, x)
     return tuple(dense(params, head, h) for head in stack.heads)
 
 
-def backward(stack: Stack, params: Mapping[str, np.ndarray], x: np.ndarray, d_heads: Sequence[np.ndarray],
-             grads: dict) -> np.ndarray:
+def backward(stack: Stack | ConvStack, params: Mapping[str, np.ndarray], x: np.ndarray,
+             d_heads: Sequence[np.ndarray], grads: dict) -> np.ndarray:
     """The VJP of `apply` at x for the heads' cotangents `d_heads` (one per head): fills `grads`, returns x̄.
 
     The forward pass is recomputed for its tape; the heads' input gradients add up at h."""
+    if isinstance(stack, ConvStack):
+        return stack.backward(params, x, d_heads, grads)
     h, tape = hidden_forward(params, stack.hidden, stack.activation, x)
     dh = dense_backward(params, stack.heads[0], h, d_heads[0], grads)
     for head, d in zip(stack.heads[1:], d_heads[1:]):
@@ -121,16 +133,21 @@ def backward(stack: Stack, params: Mapping[str, np.ndarray], x: np.ndarray, d_he
     return hidden_backward(params, stack.hidden, stack.activation, tape, dh, grads)
 
 
-def magnitude(stack: Stack, params: Mapping[str, np.ndarray], m_x: np.ndarray) -> tuple[np.ndarray, ...]:
+def magnitude(stack: Stack | ConvStack, params: Mapping[str, np.ndarray], m_x: np.ndarray
+              ) -> tuple[np.ndarray, ...]:
     """The heads' magnitudes for an input of magnitude `m_x` (e.g. |x|)."""
+    if isinstance(stack, ConvStack):
+        return stack.magnitude(params, m_x)
     m_h = hidden_magnitude(params, stack.hidden, stack.activation, m_x)
     return tuple(dense_magnitude(params, head, m_h) for head in stack.heads)
 
 
-def magnitude_backward(stack: Stack, params: Mapping[str, np.ndarray], x: np.ndarray, m_x: np.ndarray,
+def magnitude_backward(stack: Stack | ConvStack, params: Mapping[str, np.ndarray], x: np.ndarray, m_x: np.ndarray,
                        d_heads: Sequence[np.ndarray], grads: dict) -> np.ndarray:
     """`backward` on magnitudes (the module docstring's rules) at x, whose own magnitude is `m_x`: fills `grads`
     with the weight gradients' magnitudes, returns x̄'s."""
+    if isinstance(stack, ConvStack):
+        return stack.magnitude_backward(params, x, m_x, d_heads, grads)
     act = stack.activation
     layers, h, m = [], x, m_x  # per hidden layer: (input magnitude, pre-activation, its magnitude)
     for name in stack.hidden:

@@ -18,6 +18,10 @@ proofs_tests/selftests/test_reference_gradients.py. The magnitudes (`<f>_magnitu
 redo each computation on absolute values (`network`'s rules) and carry the propagated error of
 log σ² into z: `δz ≈ δμ + ½σ|ε|δlv`.
 
+`arch` is the dense `Architecture` or a `ConvArchitecture` (x, x̂ [batch, C, H, W]): `network.encoder(arch)`
+and `network.decoder(arch)` choose the stack by its type (`vaespec.reference.conv.ConvStack` for the conv one:
+h = flatten(act(conv(…act(conv(x))…))), x̂ = deconv_out(…act(deconv(unflatten(act(z·V + c))))…)).
+
 Every function validates its inputs (`validate_args`, `validate_vjp`: named shapes, finite values,
 β ≥ 0) and raises a vaespec error naming the argument; none returns Inf or NaN.
 """

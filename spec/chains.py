@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .architecture import Architecture, VQArchitecture
+from .conv import ConvArchitecture, conv_chain
 from .errors import ConfigError, show
 
 Chain = tuple[int, int]
@@ -54,14 +55,20 @@ def total(*chains: Chain) -> Chain:
     return sum(c[0] for c in chains), sum(c[1] for c in chains)
 
 
-def encoder(arch: Architecture | VQArchitecture) -> Chain:
-    """The encoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L)."""
+def encoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Chain:
+    """The encoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L); a convolutional one's
+    dot products are in·k² per convolution output (`vaespec.spec.conv.conv_chain`)."""
+    if isinstance(arch, ConvArchitecture):
+        return conv_chain(arch, "encoder")
     layers = len(arch.encoder_sizes) + 1
     return arch.longest_path("encoder") + 2 * layers, 3 * layers
 
 
-def decoder(arch: Architecture | VQArchitecture) -> Chain:
-    """The decoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L)."""
+def decoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Chain:
+    """The decoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L); a convolutional one's
+    dot products are in·⌈k/s⌉² per transposed-convolution output (`vaespec.spec.conv.conv_chain`)."""
+    if isinstance(arch, ConvArchitecture):
+        return conv_chain(arch, "decoder")
     layers = len(arch.decoder_sizes) + 1
     return arch.longest_path("decoder") + 2 * layers, 3 * layers
 

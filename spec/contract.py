@@ -109,7 +109,8 @@ def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64"
     more: the suite passes one pool of example values to many functions, and the VQ reference reads an
     extra `indices`; only the function's own arguments are checked, converted and returned with the rest).
     Arrays must be finite float arrays whose named dimensions agree with each other and with
-    `arch` (`input`, `latent`, `output`; a `VQArchitecture` also binds `embedding` and `codes`);
+    `arch` (`input`, `latent`, `output`, the example axes `+input`/`+output`: (D,) dense, (C, H, W) for a
+    `ConvArchitecture`; a `VQArchitecture` also binds `embedding` and `codes`);
     float16/float32 arrays are widened exactly to float64, masked arrays and `numpy.matrix` are
     refused (`vaespec.spec.shapes.check_array`); index arrays must be integer arrays within their
     bound; `arch` one of the declared architecture types; `params` must hold the layout of the part
@@ -140,4 +141,5 @@ def validate_vjp(function: str, args: Mapping[str, Any], cotangent: Any, dtype: 
     if not spec.differentiable:
         raise ConfigError(f"function: {function} has no differentiable argument, so no vjp; the differentiable "
                           f"functions are {sorted(f for f, s in FUNCTIONS.items() if s.differentiable)}")
-    return checked, check_cotangent(spec, cotangent, bindings)
+    arch = next((checked[a.name] for a in spec.args if a.kind == "arch"), None)
+    return checked, check_cotangent(spec, cotangent, bindings, arch)

@@ -201,6 +201,20 @@ def torch_layout(arch: ConvArchitecture, name: str) -> tuple[int, ...] | None:
     return (cout, cin, k, k) if name.startswith("encoder_conv") else (cin, cout, k, k)
 
 
+def image_error(arch: ConvArchitecture, name: str, shape: tuple[int, ...]) -> str:
+    """The message for an image `name` of `shape` that is not `[batch, *arch.input_shape]`: the expected shape
+    (channels-first, torch's NCHW), what was given, and the fix when it is the channels-last `[batch, H, W, C]`."""
+    c, h, w = arch.input_shape
+    hint = ""
+    if len(shape) == 4 and tuple(shape[1:]) == (h, w, c) and (h, w, c) != (c, h, w):
+        hint = (f"; it looks channels-last [batch, height, width, channels]: move the channel axis to axis 1 "
+                f"(np.moveaxis({name}, -1, 1), torch: {name}.permute(0, 3, 1, 2))")
+    elif len(shape) == 2 and shape[1] == arch.input_size:
+        hint = f"; it looks flattened: reshape it to [batch, {c}, {h}, {w}] ({name}.reshape(-1, {c}, {h}, {w}))"
+    return (f"{name}: expected shape [batch, {c}, {h}, {w}] (batch, channels, height, width: channels-first) for "
+            f"this ConvArchitecture's input_shape {arch.input_shape}, got shape {tuple(shape)}{hint}")
+
+
 def check_conv_params(arch: ConvArchitecture, params: object, part: str = "all") -> dict[str, Any]:
     """`params` checked against `arch.parameter_shapes(part)` (`vaespec.spec.shapes.check_params`), a kernel in
     torch's layout named with the conversion to `[kh, kw, in, out]`; returns the float64 arrays."""

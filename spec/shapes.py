@@ -19,6 +19,8 @@ read the string as a forward reference. The dimension names used across vaespec:
 | `in`/`out`| fan-in and fan-out of a dense layer        |
 | `*positions` | zero or more spatial or sequence axes (VQ) |
 | `+event`  | the axes of one example, ≥ 1 (x [batch, *event]) |
+| `+input`  | the network's x axes of one example: (input,) dense, (C, H, W) conv |
+| `+output` | the network's x̂ axes of one example: (output,) dense, (C, H, W) conv |
 
 A scalar is written with the empty string: `Float[np.ndarray, ""]`.
 
@@ -29,7 +31,7 @@ So `("batch", "*positions", "embedding")` is `[B, D]`, `[B, T, D]` or `[B, H, W,
 `("batch", "*positions")` of the same call is `[B]`, `[B, T]` or `[B, H, W]`. At most one
 variadic name per shape. `bind_shape(dims, shape)` and `shape_of(dims, sizes)` convert between a
 shape and the sizes of its named dimensions; `shape_of` reads an absent `*` variadic as `()` and an
-absent `+event` as `(output,)`.
+absent `+event` or `+output` as `(output,)`, an absent `+input` as `(input,)`.
 """
 
 from __future__ import annotations
@@ -47,8 +49,13 @@ POSITIONS = "*positions"
 # The event axes of one example, one or more: x [batch, *event] (an image [batch, channels, height, width]);
 # [batch, D] is (D,). Declared "+event": "+" is a variadic of at least one axis.
 EVENT = "+event"
-# An absent variadic in `shape_of`: "*" ones are (), "+event" is the dense network's (output,).
-_DEFAULT_VARIADIC = {EVENT: "output"}
+# The network's x [batch, *input] and x̂ [batch, *output] (issue 15): the dense network's (input,) and (output,),
+# a ConvArchitecture's (channels, height, width); the arch binds both (`vaespec.spec.validation.arch_bindings`).
+INPUT_EVENT = "+input"
+OUTPUT_EVENT = "+output"
+# An absent variadic in `shape_of`: "*" ones are (), "+event" and "+output" the dense network's (output,), "+input"
+# its (input,).
+_DEFAULT_VARIADIC = {EVENT: "output", INPUT_EVENT: "input", OUTPUT_EVENT: "output"}
 
 # dimension name -> size; a variadic name ("*positions") -> the tuple of its axes' sizes
 Size = int | tuple[int, ...]
@@ -88,7 +95,7 @@ def bind_shape(dims: tuple[str, ...], shape: tuple[int, ...]) -> dict[str, Size]
 
 def shape_of(dims: tuple[str, ...], sizes: Mapping[str, Size]) -> tuple[int, ...]:
     """The shape named by `dims` at `sizes` (a variadic name expands to its tuple; when absent, a "*" one is
-    `()` and "+event" is `(sizes["output"],)`)."""
+    `()`, "+event" and "+output" are `(sizes["output"],)` and "+input" is `(sizes["input"],)`)."""
     shape: list[int] = []
     for d in dims:
         if d.startswith(("*", "+")):

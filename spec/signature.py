@@ -20,6 +20,7 @@ import numpy as np
 
 from .architecture import Architecture, VQArchitecture
 from .chains import Chain, Sizes, backward
+from .conv import ConvArchitecture
 from .errors import ConfigError, DTypeError, ShapeError, describe
 from .numerics import MAX_FINITE
 from .shapes import bind_shape, check_array, check_scalar
@@ -59,7 +60,7 @@ class Arg:
     high: float = float("inf")
     bound: str = ""  # for "index": the named dimension its values index into
     exclusive_high: bool = False  # for "scalar": `high` itself is outside (decay < 1)
-    types: tuple[type[Architecture | VQArchitecture], ...] = ()  # for "arch"
+    types: tuple[type[Architecture | VQArchitecture | ConvArchitecture], ...] = ()  # for "arch"
     layout: str = "all"  # for "params"
     choices: tuple[str, ...] = ()  # for "likelihood"
 

@@ -17,18 +17,20 @@ import numpy as np
 
 from .architecture import Architecture, VQArchitecture
 from .chains import REPARAMETERIZE, NetworkChain, decoder, encoder, total
+from .conv import ConvArchitecture
 from .errors import ConfigError, DomainError
 from .numerics import log_var_limits, reduction_length
-from .shapes import EVENT
+from .shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT
 from .signature import Arg, Domain, FunctionSpec, Output
 
-ARCH = Arg("arch", "arch", types=(Architecture,))
-DECODER_ARCH = Arg("arch", "arch", types=(Architecture, VQArchitecture))  # the VQ-VAE's decoder is `decode`
+# The dense network (x [batch, input]) or the convolutional one (x [batch, channels, height, width], issue 15).
+ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture))
+DECODER_ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture, VQArchitecture))  # the VQ-VAE's decoder too
 PARAMS = Arg("params", "params", differentiable=True)
 ENCODER_PARAMS = Arg("params", "params", differentiable=True, layout="encoder")
 DECODER_PARAMS = Arg("params", "params", differentiable=True, layout="decoder")
 CONVENTION = Arg("convention", "convention")
-X = Arg("x", "array", ("batch", "input"), True)
+X = Arg("x", "array", ("batch", INPUT_EVENT), True)  # [batch, input] dense, [batch, C, H, W] conv
 Z = Arg("z", "array", ("batch", "latent"), True)
 MU = Arg("mu", "array", ("batch", "latent"), True)
 LOG_VAR = Arg("log_var", "array", ("batch", "latent"), True,
@@ -136,7 +138,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                      (Output("mu", ("batch", "latent")), Output("log_var", ("batch", "latent"))),
                      "h = act(…act(x·W₀+b₀)…); μ = h·W_μ + b_μ; log σ² = h·W_lv + b_lv",
                      chain=ENCODE, proofs=_FORMS, gradient_proofs=_NETWORK),
-        FunctionSpec("decode", (DECODER_ARCH, DECODER_PARAMS, Z), (Output("x_hat", ("batch", "output")),),
+        FunctionSpec("decode", (DECODER_ARCH, DECODER_PARAMS, Z), (Output("x_hat", ("batch", OUTPUT_EVENT)),),
                      "x̂ = act(…act(z·V₀+c₀)…)·V_out + c_out", chain=DECODE, proofs=_FORMS, gradient_proofs=_NETWORK),
         FunctionSpec("reparameterize", (MU, LOG_VAR, EPS), (Output("z", ("batch", "latent")),),
                      "z = μ + exp(½ log σ²) ⊙ ε", domain=REPARAMETERIZE_DOMAIN,
@@ -146,10 +148,10 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                      "sample_latent(x, ε) = reparameterize(encode(x), ε)",
                      chain=NetworkChain(lambda arch, batch: total(encoder(arch), REPARAMETERIZE)),
                      proofs=_FORMS, gradient_proofs=(*_NETWORK, "reparameterize_gradients")),
-        FunctionSpec("forward", (ARCH, PARAMS, X, EPS), (Output("x_hat", ("batch", "output")),),
+        FunctionSpec("forward", (ARCH, PARAMS, X, EPS), (Output("x_hat", ("batch", OUTPUT_EVENT)),),
                      "forward(x, ε) = decode(reparameterize(encode(x), ε))",
                      chain=FORWARD, proofs=_FORMS, gradient_proofs=(*_NETWORK, "reparameterize_gradients")),
-        FunctionSpec("generate", (ARCH, DECODER_PARAMS, EPS), (Output("x_hat", ("batch", "output")),),
+        FunctionSpec("generate", (ARCH, DECODER_PARAMS, EPS), (Output("x_hat", ("batch", OUTPUT_EVENT)),),
                      "generate(ε) = decode(reparameterize(0, 0, ε)) = decode(ε)  (prior path, p(z) = N(0, I))",
                      chain=DECODE, proofs=_FORMS, gradient_proofs=_NETWORK),
         FunctionSpec("reconstruction_loss", (X_HAT, TARGET, CONVENTION), (Output("loss", ()),),

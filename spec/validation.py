@@ -13,11 +13,21 @@ from typing import Any
 import numpy as np
 
 from .architecture import Architecture, VQArchitecture
+from .conv import ConvArchitecture, check_conv_params, image_error
 from .conventions import get_convention
 from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from .keys import MAX_DRAW, as_key
 from .numerics import check_dtype
-from .shapes import as_real_array, channels_first_note, check_array, check_params, check_scalar
+from .shapes import (
+    INPUT_EVENT,
+    OUTPUT_EVENT,
+    Size,
+    as_real_array,
+    channels_first_note,
+    check_array,
+    check_params,
+    check_scalar,
+)
 from .signature import FunctionSpec
 
 
@@ -32,6 +42,39 @@ def named(functions: Mapping[str, FunctionSpec], function: str) -> FunctionSpec:
     if not isinstance(function, str) or function not in functions:
         raise ConfigError(f"function: expected one of {sorted(functions)}, got {show(function)}")
     return functions[function]
+
+
+def arch_bindings(arch: Architecture | VQArchitecture | ConvArchitecture) -> dict[str, Size]:
+    """The sizes `arch` binds: `input`, `latent`, `output`, the example's axes `+input` (x [batch, *input]) and
+    `+output` (x̂): `(input,)`, `(output,)` for a dense network, `input_shape` (C, H, W) for a convolutional one;
+    a `VQArchitecture` also binds `embedding` and `codes`."""
+    assert arch.output_size is not None  # __post_init__ sets it
+    bindings: dict[str, Size] = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
+    if isinstance(arch, ConvArchitecture):
+        bindings.update({INPUT_EVENT: arch.input_shape, OUTPUT_EVENT: arch.input_shape})
+    else:
+        bindings.update({INPUT_EVENT: (arch.input_size,), OUTPUT_EVENT: (arch.output_size,)})
+    if isinstance(arch, VQArchitecture):
+        bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
+    return bindings
+
+
+_DENSE_AXES = {INPUT_EVENT: "input", OUTPUT_EVENT: "output"}
+
+
+def network_dims(arch: object, dims: tuple[str, ...]) -> tuple[str, ...]:
+    """`dims` as checked for `arch`: a dense network's example axes are the one axis `input` (`output`), so its
+    messages say "rank 2 [batch input]"; a `ConvArchitecture`'s stay the variadic `+input` (`+output`)."""
+    if isinstance(arch, ConvArchitecture):
+        return dims
+    return tuple(_DENSE_AXES.get(d, d) for d in dims)
+
+
+def _image_check(arch: object, name: str, value: object, dims: tuple[str, ...], error: ShapeError) -> ShapeError:
+    """A convolutional network's image argument states its expected [batch, C, H, W] (and the channels-last fix)."""
+    if isinstance(arch, ConvArchitecture) and (INPUT_EVENT in dims or OUTPUT_EVENT in dims):
+        return ShapeError(image_error(arch, name, np.shape(value)))  # type: ignore[call-overload]
+    return error
 
 
 def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64"
@@ -51,17 +94,14 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
         raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
     checked: dict[str, Any] = dict(args)
     bindings: dict[str, Any] = {}
-    arch: Architecture | VQArchitecture | None = None
+    arch: Architecture | VQArchitecture | ConvArchitecture | None = None
     for arg in spec.args:
         if arg.kind == "arch":
             arch = args[arg.name]
             if not isinstance(arch, arg.types):
-                names = " or ".join(f"vaespec.spec.architecture.{t.__name__}" for t in arg.types)
+                names = " or ".join(f"{t.__module__}.{t.__name__}" for t in arg.types)
                 raise DTypeError(f"arch: expected a {names} (for {function}), got {describe(arch)}")
-            assert arch.output_size is not None  # __post_init__ sets it
-            bindings = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
-            if isinstance(arch, VQArchitecture):
-                bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
+            bindings = arch_bindings(arch)
     for arg in spec.args:  # sizes first: they bind the dimensions the arrays are checked against
         if arg.kind == "size":
             value = args[arg.name]
@@ -72,14 +112,14 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     for arg in spec.args:
         value = args[arg.name]
         if arg.kind == "array":
-            value = checked[arg.name] = _checked_array(spec, arg, value, checked, bindings, "float")
+            value = checked[arg.name] = _checked_array(spec, arg, value, checked, bindings, "float", arch)
             if arg.high < np.inf and (np.any(value < arg.low) or np.any(value > arg.high)):
                 raise DomainError(f"{arg.name}: expected values in [{arg.low:g}, {arg.high:g}] ({arg.domain}), "
                                   f"got values in [{value.min()}, {value.max()}]")
             if arg.low > -np.inf and np.any(value < arg.low):
                 raise DomainError(f"{arg.name}: expected values ≥ {arg.low} ({arg.domain}), got min {value.min()}")
         elif arg.kind == "index":
-            value = checked[arg.name] = _checked_array(spec, arg, value, checked, bindings, "int")
+            value = checked[arg.name] = _checked_array(spec, arg, value, checked, bindings, "int", arch)
             high = bindings.get(arg.bound)
             if value.size and (value.min() < 0 or (high is not None and value.max() >= high)):
                 raise DomainError(f"{arg.name}: expected integers in [0, {high}) ({arg.domain}), got values in "
@@ -91,8 +131,9 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             if arch is None:  # a declaration error: the layout of params comes from the arch argument
                 raise ConfigError(f"{arg.name}: {function} declares a params argument but no arch argument to lay "
                                   f"it out (FunctionSpec args {[a.name for a in spec.args]})")
-            checked[arg.name] = check_params("params", value, arch.parameter_shapes(arg.layout),
-                                             allowed=arch.parameter_shapes("all"))
+            checked[arg.name] = (check_conv_params(arch, value, arg.layout) if isinstance(arch, ConvArchitecture)
+                                 else check_params("params", value, arch.parameter_shapes(arg.layout),
+                                                   allowed=arch.parameter_shapes("all")))
         elif arg.kind == "scalar":
             checked[arg.name] = check_scalar(arg.name, value, low=arg.low, high=arg.high)
             if arg.exclusive_high and checked[arg.name] >= arg.high:
@@ -120,11 +161,12 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
 
 
 def _checked_array(spec: FunctionSpec, arg: Any, value: Any, checked: Mapping[str, Any],
-                   bindings: MutableMapping[str, Any], kind: str) -> np.ndarray:
-    """`check_array` of one array or index argument; a size clash with an earlier array names that array too (a
-    channels-first z_e, or a z of another rank, checked before makes the codebook or the levels look wrong)."""
+                   bindings: MutableMapping[str, Any], kind: str, arch: object) -> np.ndarray:
+    """`check_array` of one array or index argument (its network axes as `arch` has them, `network_dims`); a size
+    clash with an earlier array names that array too (a channels-first z_e, or a z of another rank, checked before
+    makes the codebook or the levels look wrong), and an image argument of a conv network states its shape."""
     try:
-        return check_array(arg.name, value, arg.dims, bindings, kind=kind)
+        return check_array(arg.name, value, network_dims(arch, arg.dims), bindings, kind=kind)
     except ShapeError as error:
         earlier = [a for a in spec.args[: spec.args.index(arg)] if a.kind == "array"
                    and isinstance(checked.get(a.name), np.ndarray)]
@@ -134,11 +176,12 @@ def _checked_array(spec: FunctionSpec, arg: Any, value: Any, checked: Mapping[st
         notes += [f" (bound by {a.name}, shape {np.shape(checked[a.name])})" for a in earlier
                   if any(d.startswith(("*", "+")) and d in arg.dims for d in a.dims)]
         if not any(notes):
-            raise
+            raise _image_check(arch, arg.name, value, arg.dims, error) from None
         raise ShapeError(f"{error}{''.join(notes)}") from None
 
 
-def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, Any]) -> tuple[Any, ...]:
+def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, Any], arch: object = None
+                    ) -> tuple[Any, ...]:
     """One float64 cotangent per float output of `spec` (see `vaespec.spec.contract.validate_vjp`), each an
     array of the output's named shape at `bindings` or, for a 0-d output, a finite real number."""
     function = spec.name
@@ -160,13 +203,15 @@ def check_cotangent(spec: FunctionSpec, cotangent: Any, bindings: Mapping[str, A
             result.append(check_scalar(name, value))
         else:
             try:
-                result.append(as_real_array(name, value, out.dims, dict(bindings)))
+                result.append(as_real_array(name, value, network_dims(arch, out.dims), dict(bindings)))
             except ShapeError as error:
                 # a variadic size (*positions) is fixed by the arguments' shapes: name those arguments too
+                dims = network_dims(arch, out.dims)  # a dense network's +output is the one axis output
                 bound = [a.name for a in spec.args if a.kind in ("array", "index")
-                         and any(d.startswith(("*", "+")) and d in out.dims for d in a.dims)]
-                if not bound:
-                    raise
-                raise ShapeError(f"{error} (its {next(d for d in out.dims if d.startswith(('*', '+')))} bound by "
+                         and any(d.startswith(("*", "+")) and d in dims for d in a.dims)]
+                image = _image_check(arch, f"d_{out.name}", value, out.dims, error)
+                if image is not error or not bound:
+                    raise image from None
+                raise ShapeError(f"{error} (its {next(d for d in dims if d.startswith(('*', '+')))} bound by "
                                  f"{', '.join(bound)})") from None
     return tuple(result)

@@ -14,6 +14,10 @@ declares none of them (vaespec's own) is checked as before.
   functions each concerns and its effect in `laws.variants`) where they differ from vaespec's choice.
 - `key_stream` (`"vaespec"`, or absent): whether its keyed draws follow vaespec's Philox stream
   (`vaespec.spec.keys`).
+- `architectures` (iterable of `ARCHITECTURES`, default `("dense",)`): the networks its VAE functions
+  implement; with `"conv"` the laws also hand it the convolutional VAE (`vaespec.spec.conv.ConvArchitecture`,
+  x [batch, C, H, W]). A drawn conv example is not applicable to a dense-only port: Hypothesis discards it
+  (`reject`) and draws another, so such a port is checked on the dense network as before.
 
 A law that needs a function the backend lacks is `n/a` ("backend does not provide f"). Drawn
 conventions are mapped onto the declared ones (a preset it supports stays; any other becomes one of
@@ -31,7 +35,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from hypothesis import reject
+
 from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.conventions import PRESETS, Convention, get_convention
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.laws import LAWS
@@ -40,6 +47,17 @@ from . import variants as _variants
 from .variants import VARIANTS  # what a backend may declare (each variant's functions and effect live there)
 
 VAESPEC_STREAM = "vaespec"
+ARCHITECTURES = ("dense", "conv")  # what `architectures` may name: Architecture/VQArchitecture, ConvArchitecture
+
+
+def architectures(backend) -> frozenset[str]:
+    """The networks `backend` declares (`architectures`; the dense network alone when it declares none)."""
+    declared = tuple(getattr(backend, "architectures", None) or ("dense",))
+    unknown = sorted(set(declared) - set(ARCHITECTURES))
+    if unknown:
+        raise ConfigError(f"architectures: {type(backend).__name__} declares {unknown}; expected some of "
+                          f"{list(ARCHITECTURES)}")
+    return frozenset(declared)
 
 
 class NotApplicable(Exception):
@@ -171,6 +189,8 @@ def named(backend) -> str:
 
 def adapt_args(backend, function: str, args: dict[str, Any]) -> dict[str, Any]:
     """`args` as the laws hand them to `backend`, given its declarations (see the module docstring)."""
+    if isinstance(args.get("arch"), ConvArchitecture) and "conv" not in architectures(backend):
+        reject()  # a conv example is n/a for a dense-only port: Hypothesis draws another in its place
     own, chosen = conventions(backend), variants(backend)
     if own is None and not chosen:
         return args

@@ -64,6 +64,7 @@ class IndependentPort:
     name = "independent"
     chapters = CHAPTERS
     key_stream = "vaespec"  # init_codebook and reset_dead_codes draw from vaespec.spec.keys (docs/porting.md §3.6)
+    architectures = ("dense", "conv")  # independent_vae implements the conv VAE with F.conv2d
 
     def __init__(self, device: str = "cpu", dtype: str = "float64"):
         if dtype not in DTYPES:

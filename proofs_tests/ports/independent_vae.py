@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 from torch.distributions.transforms import AffineTransform
 
+from vaespec.spec.conv import ConvArchitecture
+
 from .bodies import Bodies
 
 ACTIVATIONS: dict[str, Callable] = {
@@ -43,12 +45,40 @@ def hidden(arch, params, layers, h):
     return h
 
 
+def conv_encode(arch, params, x):
+    """The convolutional encoder: F.conv2d (a cross-correlation) with the [kh, kw, in, out] kernel read as
+    [out, in, kh, kw], each activated, flattened (C order), then the dense heads."""
+    act, h = ACTIVATIONS[arch.activation], x
+    for name, _, _ in arch.encoder_convs():
+        h = act(F.conv2d(h, params[f"{name}.kernel"].permute(3, 2, 0, 1), params[f"{name}.bias"],
+                         arch.stride, arch.padding))
+    h = h.reshape(h.shape[0], -1)
+    return dense(params, "mu", h), dense(params, "log_var", h)
+
+
+def conv_decode(arch, params, z):
+    """The convolutional decoder: the dense layer (activated), unflattened, F.conv_transpose2d with the kernel read
+    as [in, out, kh, kw], each activated but the last."""
+    act = ACTIVATIONS[arch.activation]
+    h = act(dense(params, "decoder_dense", z)).reshape(z.shape[0], *arch.feature_shapes()[-1])
+    deconvs = arch.decoder_deconvs()
+    for i, (name, _, _) in enumerate(deconvs):
+        h = F.conv_transpose2d(h, params[f"{name}.kernel"].permute(2, 3, 0, 1), params[f"{name}.bias"],
+                               arch.stride, arch.padding)
+        h = act(h) if i < len(deconvs) - 1 else h
+    return h
+
+
 def encode(arch, params, x):
+    if isinstance(arch, ConvArchitecture):
+        return conv_encode(arch, params, x)
     h = hidden(arch, params, arch.encoder_layers(), x)
     return dense(params, "mu", h), dense(params, "log_var", h)
 
 
 def decode(arch, params, z):
+    if isinstance(arch, ConvArchitecture):
+        return conv_decode(arch, params, z)
     return dense(params, "decoder_output", hidden(arch, params, arch.decoder_layers(), z))
 
 

@@ -221,3 +221,26 @@ def test_undebiased_ema_reads_the_batch_statistics_from_the_reference():
     np.testing.assert_array_equal(sums, [[1.0], [5.0]])  # ½·s, s = (2, 10)
     np.testing.assert_allclose(new, [[1.0 / 0.9], [5.0 / 0.6]], rtol=1e-15)  # sums′ / Ñ, no 1/(1 − γ)
     assert step == 1
+
+
+def test_a_dense_only_port_meets_no_conv_example():
+    """A port declaring `architectures = ("dense",)` (the default) is handed no ConvArchitecture: the conv kernel
+    bug that encode_matches_reference rejects (test_negative_controls) is invisible to it, and the law holds on
+    the dense network; declaring "conv" brings the conv examples, and the failure, back."""
+    from vaespec.proofs_tests.controls.conv import TorchConvKernelFlipped
+
+    class DenseOnly(TorchConvKernelFlipped):
+        architectures = ("dense",)
+
+    many = settings(QUICK, max_examples=150)
+    dense = run_law("encode_matches_reference", DenseOnly(), many)
+    assert dense.verdict == "pass" and dense.examples > 0, (dense.verdict, dense.message[:500])
+    assert run_law("encode_matches_reference", TorchConvKernelFlipped(), many).verdict == "FAIL"
+
+    class Unknown(ReferenceBackend):
+        architectures = ("dense", "resnet")
+
+    from vaespec.proofs_tests.laws.declared import architectures
+
+    with pytest.raises(ConfigError, match=r"^architectures: Unknown declares \['resnet'\]"):
+        architectures(Unknown())

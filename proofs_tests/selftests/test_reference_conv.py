@@ -92,7 +92,8 @@ def _torch(arch, params, x, z, dtype):
 
     encoder, decoder = torch_conv.from_params(arch, params, dtype)
     with torch.no_grad():
-        mu, log_var = encoder(torch.as_tensor(x, dtype=dtype))
+        out = encoder(torch.as_tensor(x, dtype=dtype))  # {"mu", "log_var"}, as the dense Encoder's
+        mu, log_var = out["mu"], out["log_var"]
         x_hat = decoder(torch.as_tensor(z, dtype=dtype))
     return [t.double().numpy() for t in (mu, log_var, x_hat)]
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import Phase, settings
 
 from vaespec.proofs_tests.check.runner import run_law
-from vaespec.proofs_tests.controls import bayes, estimators, vae, vq
+from vaespec.proofs_tests.controls import bayes, conv, estimators, vae, vq
 
 QUICK = settings(settings(), phases=[Phase.explicit, Phase.generate, Phase.shrink], max_examples=100,
                  derandomize=True, database=None, deadline=None)
@@ -21,6 +21,7 @@ CASES = {
     "vq": (vq.EMANotDebiased, "ema_update_matches_reference"),
     "estimators": (estimators.EmbeddingGradientOverwrites, "embedding_lookup_gradient_matches_reference"),
     "bayes": (bayes.EvidenceGramSwapped, "linear_gaussian_log_evidence_matches_reference"),
+    "vae-conv": (conv.TorchConvKernelFlipped, "encode_matches_reference"),  # the snippet builds a ConvArchitecture
 }
 
 

@@ -32,6 +32,7 @@ from hypothesis.extra import numpy as hnp
 from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, Architecture
 from vaespec.spec.contract import FUNCTIONS
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.conventions import PRESETS, get_convention
 from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.errors import ConfigError
@@ -78,6 +79,34 @@ def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: i
     )
 
 
+# (kernel_size, stride, padding, input sides) of the conv examples: small images (4×4 to 8×8) whose sides the
+# strides divide, a stride-1 "same" convolution and strided ones (the transposed conv's overlapping taps).
+CONV_LAYOUTS = ((3, 1, 1, (4, 5)), (4, 2, 1, (4, 8)), (2, 2, 0, (4, 8)), (3, 2, 1, (5,)))
+CONV_SHARE = 4  # one network example in CONV_SHARE (of the seeded and kinks regimes) is convolutional
+
+
+@st.composite
+def conv_architectures(draw, max_channels: int = 3, max_latent: int = 3, activations=tuple(ACTIVATIONS)):
+    """Small convolutional VAEs (`vaespec.spec.conv.ConvArchitecture`): 1 or 2 input channels, sides 4 to 8,
+    one or two (transposed) convolutions of 1 to `max_channels` channels; small so the suite's time barely grows."""
+    k, stride, padding, sides = draw(uniform_choice(CONV_LAYOUTS))
+    side = draw(uniform_choice(sides))
+    layers = draw(sizes.size(1, 2))
+    shape = (draw(sizes.size(1, 2)), side, side)
+    channels = tuple(draw(sizes.size(1, max_channels)) for _ in range(layers))
+    try:
+        return ConvArchitecture(shape, channels, draw(sizes.size(1, max_latent)), k, stride, padding,
+                                draw(uniform_choice(activations)))
+    except ConfigError:  # a second stride that does not divide the first layer's output: one layer then
+        return ConvArchitecture(shape, channels[:1], draw(sizes.size(1, max_latent)), k, stride, padding,
+                                draw(uniform_choice(activations)))
+
+
+def example_shape(arch) -> tuple[int, ...]:
+    """The axes of one example x: `(input_size,)` for the dense network, `input_shape` (C, H, W) for a conv one."""
+    return tuple(arch.input_shape) if isinstance(arch, ConvArchitecture) else (arch.input_size,)
+
+
 def uniform_choice(options):
     """One of `options`, each about equally often (a wide integer modulo the count: Hypothesis's own
     `sampled_from` favours some options by a factor of 4 or more in a run), shrinking to the first."""
@@ -116,9 +145,12 @@ def regime_params(arch, regime: str, seed: int) -> dict[str, np.ndarray]:
     """
     params = init_params(arch, seed)
     rng = np.random.default_rng(seed)
+    if regime == "reach" and isinstance(arch, ConvArchitecture):
+        raise ConfigError("regime: 'reach' places dense hidden layers' biases; a ConvArchitecture is drawn in the "
+                          "'seeded' and 'kinks' regimes")
     if regime == "kinks":
         for name, value in params.items():
-            fan_in = params[name.replace(".bias", ".kernel")].shape[0]
+            fan_in = math.prod(params[name.replace(".bias", ".kernel")].shape[:-1])  # in, or kh·kw·in
             steps = rng.integers(-1, 2, value.shape) * (name.endswith(".kernel") | (rng.random(value.shape) < 0.25))
             params[name] = steps * 2.0 ** -math.floor(math.log2(fan_in))
     elif regime == "reach":
@@ -142,6 +174,8 @@ def pin_kinks(arch, params, stack: str, inputs: np.ndarray) -> None:
     """Set the biases of `stack`'s first hidden layer so that its pre-activations at the first row of `inputs`
     are exactly 0 (b_u = −x₀·W_u: dyadic sums, exact in every dtype): every kink is met at that row (and, for
     relu, the next layer's too, where its biases are 0); the other rows stay generic integers."""
+    if isinstance(arch, ConvArchitecture):  # its first layer shares a kernel across positions: not pinned
+        return
     layers = arch.encoder_layers() if stack == "encoder" else arch.decoder_layers()
     if not layers or inputs.shape[0] == 0:
         return
@@ -193,15 +227,23 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
     """
     fields = _fields(fields, NETWORK_FIELDS, "network_examples")
     regime = draw(uniform_choice(REGIMES))
+    if arch is None and regime != "reach" and draw(st.integers(0, CONV_SHARE - 1)) == CONV_SHARE - 1:
+        arch = draw(conv_architectures(activations=regime_activations(regime)))
     if arch is None:
         arch = draw(architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded")))
     batch = draw(sizes.size(min_batch, max_batch))
     args = {"arch": arch, "params": regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))}
-    if regime == "kinks":
-        latent, x = integer_arrays((batch, arch.latent_size)), integer_arrays((batch, arch.input_size))
+    shape = (batch, *example_shape(arch))
+    if isinstance(arch, ConvArchitecture):  # an image's entries from one drawn seed: a draw per entry is slow
+        x = st.integers(0, 2**32 - 1).map(lambda seed: _seeded_image(seed, shape, regime))
+    elif regime == "kinks":
+        x = integer_arrays(shape)
     else:
-        latent, x = arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS), arrays(
-            (batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X)
+        x = arrays(shape, -MAX_ABS_X, MAX_ABS_X)
+    if regime == "kinks":
+        latent = integer_arrays((batch, arch.latent_size))
+    else:
+        latent = arrays((batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)
     strategies = {"x": x, "z": latent, "eps": latent, "beta": betas(), "convention": conventions()}
     args.update((name, draw(strategies[name])) for name in NETWORK_FIELDS if name in fields)
     if regime == "kinks":
@@ -209,6 +251,14 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
         if inputs:
             pin_kinks(arch, args["params"], "encoder" if inputs == "x" else "decoder", args[inputs])
     return Example(args, {"regime": regime})
+
+
+def _seeded_image(seed: int, shape: tuple[int, ...], regime: str) -> np.ndarray:
+    """x [batch, C, H, W] from `seed`: integers in {−2, …, 2} for `kinks`, else uniform in ±MAX_ABS_X."""
+    rng = np.random.default_rng(seed)
+    if regime == "kinks":
+        return rng.integers(-2, 3, shape).astype(np.float64)
+    return rng.uniform(-MAX_ABS_X, MAX_ABS_X, shape)
 
 
 @st.composite

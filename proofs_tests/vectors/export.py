@@ -25,9 +25,10 @@ import numpy as np
 
 from vaespec.spec.architecture import ACTIVATIONS, Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.conventions import PRESETS
 from vaespec.spec.keys import Key
-from vaespec.spec.shapes import shape_of
+from vaespec.spec.shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, shape_of
 from vaespec.spec.tolerances import distance_bound
 
 from ..laws.choices import clear as choices_clear
@@ -46,6 +47,9 @@ SCALARS = {"beta": (1.0, 0.0, 0.5, 4.0), "commitment_weight": (0.25,), "decay": 
 ACTIVATION_CASES = 3
 EVENT_CASE = (2, 2, 3)  # reconstruction_loss on images x [batch, channels, height, width]: [4, 2, 2, 3]
 POSITIONS_CASE = (2, 3)  # the spatial case of the functions of z_e [batch, *positions, embedding]: [4, 2, 3, 3]
+# The conv case of the VAE's network functions (issue 15): x [4, 1, 4, 4], one strided convolution of 2 channels
+# (4 → 2, its transposed convolution's taps overlapping), 3 latents.
+CONV_CASE = {"input_shape": (1, 4, 4), "channels": (2,), "kernel_size": 4, "stride": 2, "padding": 1}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -93,8 +97,10 @@ def variants(function: str) -> list[dict]:
     cases += special_variants(function)  # kinks, formula switches, ties, precision (vectors.cases)
     if any(d.startswith("*") for a in spec.args for d in a.dims):  # z_e [B, *positions, D]: the first case on an
         cases.append({**first, "positions": list(POSITIONS_CASE)})  # image's; last, so the others keep their index
-    if any(d.startswith("+") for a in spec.args for d in a.dims):  # x [B, *event]: an image's event, with a
+    if any(EVENT in a.dims for a in spec.args):  # x [B, *event]: an image's event, with a
         cases.append({**first, "preset": "edifice", "event": list(EVENT_CASE)})  # feature mean (edifice's)
+    if any(ConvArchitecture in a.types for a in spec.args if a.kind == "arch"):  # the conv VAE, x [B, C, H, W]
+        cases.append({**first, "conv": True})
     return cases
 
 
@@ -110,7 +116,9 @@ def _takes_arch(function: str) -> bool:
     return any(a.kind == "arch" for a in FUNCTIONS[function].args)
 
 
-def _arch(function: str, activation: str):
+def _arch(function: str, activation: str, conv: bool = False):
+    if conv:
+        return ConvArchitecture(latent_size=SIZES["latent"], activation=activation, **CONV_CASE)
     if FUNCTIONS[function].chapter == "vq":
         return VQArchitecture(SIZES["input"], embedding_dim=SIZES["embedding"], num_embeddings=SIZES["codes"],
                               activation=activation, **HIDDEN)
@@ -122,8 +130,11 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
     from vaespec.spec.init import init_params
 
     spec, args = FUNCTIONS[function], {}
-    arch = _arch(function, variant["activation"]) if "activation" in variant else None
+    arch = _arch(function, variant["activation"], variant.get("conv", False)) if "activation" in variant else None
     sizes = dict(SIZES, **({"latent": arch.latent_size} if arch else {}))
+    if isinstance(arch, ConvArchitecture):
+        sizes.update({"input": arch.input_size, "output": arch.output_size, INPUT_EVENT: arch.input_shape,
+                      OUTPUT_EVENT: arch.input_shape})
     if "positions" in variant:
         sizes["*positions"] = tuple(variant["positions"])
     if "event" in variant:
