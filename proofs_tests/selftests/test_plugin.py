@@ -106,7 +106,8 @@ def test_malformed_or_missing_files_are_usage_errors(fake):
 
 def test_json_report_and_junit_properties(fake):
     fake.makefile(".txt", xfail="kl_additive\n")
-    result = fake.runpytest("--vaespec-xfail", "xfail.txt",
+    # -rN: no short summary, which pytest prints untruncated (the reason once more per test) when CI is set
+    result = fake.runpytest("--vaespec-xfail", "xfail.txt", "-rN",
                             "--vaespec-report", "report.json", "--junitxml", "report.xml")
     result.assert_outcomes(passed=6, failed=3)  # strict: both listed kl_additive tests passed after all
     assert result.stdout.str().count("[XPASS(strict)] listed in xfail.txt:1") == 2
