@@ -18,9 +18,12 @@ import vaespec.proofs_tests
 
 ROOT = Path(vaespec.proofs_tests.__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(not (ROOT / "benchmarks" / "__main__.py").is_file(),
-                                reason=f"no benchmarks folder under {ROOT}: vaespec is installed without its "
-                                       "source tree")
+pytestmark = [
+    pytest.mark.skipif(not (ROOT / "benchmarks" / "__main__.py").is_file(),
+                       reason=f"no benchmarks folder under {ROOT}: vaespec is installed without its source tree"),
+    # One xdist worker for the module (`--dist loadgroup`), so the toy run (~30 s) is made once, not per worker.
+    pytest.mark.xdist_group("benchmarks_smoke"),
+]
 
 # (benchmark, ratio) pairs issue 7 asks for, written out here rather than read from the benchmark code.
 EXPECTED = {
