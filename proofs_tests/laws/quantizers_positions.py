@@ -8,7 +8,7 @@ than one position), its vectors the example's rows in turn from a drawn start (s
 the strategies draw are kept, and neighbouring positions differ when the example has several rows). Where a
 discrete choice may differ between the two calls (an FSQ level or an RVQ code within its bound; each judged by
 the chapter's criterion), the float64 reference's difference at the two calls' choices is what the backend's
-difference must match (`laws.vq_positions._difference`); the tolerances are the policy's of each call, added.
+difference must match (`laws.vq_positions.rows_difference`); the tolerances are the policy's of each call, added.
 Integer outputs must agree exactly where the choices do.
 """
 
@@ -25,7 +25,7 @@ from .checking import Check, assert_exact, context, function_args, reference_at,
 from .checking_quantizers import fsq_choices, rvq_choices
 from .compare import as_input
 from .tolerance import tolerance
-from .vq_positions import _difference
+from .vq_positions import rows_difference
 
 COTANGENTS = (1.0, -0.5, 2.0)
 
@@ -51,11 +51,11 @@ def fsq_positions_eq_rows(backend, example, draw):
     pos = {"z": positioned(draw, a["z"]), "levels": levels}
     rows = {"z": _vectors(pos["z"]), "levels": levels}
     ctx = context("fsq_quantize", pos, backend) + "\n# compared with z.reshape(N, dim)"
-    worst = _difference("fsq_bound", backend.fsq_bound(pos["z"], levels), backend.fsq_bound(rows["z"], levels),
+    worst = rows_difference("fsq_bound", backend.fsq_bound(pos["z"], levels), backend.fsq_bound(rows["z"], levels),
                         reference_at("fsq_bound", pos), reference_at("fsq_bound", rows),
                         tolerance(backend.dtype, "fsq_bound", pos), tolerance(backend.dtype, "fsq_bound", rows), ctx)
     k, k_rows = fsq_choices(backend, "fsq_quantize", pos, ctx), fsq_choices(backend, "fsq_quantize", rows, ctx)
-    worst = max(worst, _difference(
+    worst = max(worst, rows_difference(
         "fsq_quantize", backend.fsq_quantize(pos["z"], levels), backend.fsq_quantize(rows["z"], levels),
         reference_at("fsq_quantize", pos, k), reference_at("fsq_quantize", rows, k_rows),
         tolerance(backend.dtype, "fsq_quantize", pos, indices=k),
@@ -81,7 +81,7 @@ def lfq_positions_eq_rows(backend, example, draw):
     ctx = context("lfq_entropy_loss", pos, backend) + "\n# compared with z.reshape(N, dim)"
     z_q, indices = backend.lfq_quantize(pos["z"])
     z_q_rows, indices_rows = backend.lfq_quantize(rows["z"])
-    worst = _difference("lfq_quantize z_q", np.asarray(z_q), np.asarray(z_q_rows),
+    worst = rows_difference("lfq_quantize z_q", np.asarray(z_q), np.asarray(z_q_rows),
                         reference_at("lfq_quantize", pos)[0], reference_at("lfq_quantize", rows)[0],
                         tolerance(backend.dtype, "lfq_quantize", pos)[0],
                         tolerance(backend.dtype, "lfq_quantize", rows)[0], ctx)
@@ -90,7 +90,7 @@ def lfq_positions_eq_rows(backend, example, draw):
     for function in ("lfq_entropy_loss", "lfq_commitment_loss"):
         names = [arg.name for arg in FUNCTIONS[function].args]
         own, own_rows = {n: pos[n] for n in names}, {n: rows[n] for n in names}
-        worst = max(worst, _difference(
+        worst = max(worst, rows_difference(
             function, tuple(np.atleast_1d(getattr(backend, function)(*own.values()))),
             tuple(np.atleast_1d(getattr(backend, function)(*own_rows.values()))),
             tuple(np.atleast_1d(reference_at(function, own))), tuple(np.atleast_1d(reference_at(function, own_rows))),
@@ -99,7 +99,7 @@ def lfq_positions_eq_rows(backend, example, draw):
         outputs = len(FUNCTIONS[function].outputs)
         picks = [float(as_input(backend.dtype, np.float64(draw(st.sampled_from(COTANGENTS))))) for _ in range(outputs)]
         cotangent = tuple(picks) if outputs > 1 else picks[0]
-        worst = max(worst, _difference(
+        worst = max(worst, rows_difference(
             f"vjp({function})", backend.vjp(function, own, cotangent), backend.vjp(function, own_rows, cotangent),
             reference_vjp_at(function, own, cotangent), reference_vjp_at(function, own_rows, cotangent),
             tolerance(backend.dtype, function, own, cotangent=cotangent),
@@ -117,12 +117,12 @@ def rvq_positions_eq_rows(backend, example, draw):
     order = ("z_e", "codebooks", "num_stages")
     z_q, _ = backend.rvq_quantize(*(pos[n] for n in order))
     z_q_rows, _ = backend.rvq_quantize(*(rows[n] for n in order))
-    worst = _difference("rvq_quantize z_q", np.asarray(z_q), np.asarray(z_q_rows),
+    worst = rows_difference("rvq_quantize z_q", np.asarray(z_q), np.asarray(z_q_rows),
                         reference_at("rvq_quantize", pos, k)[0], reference_at("rvq_quantize", rows, k_rows)[0],
                         tolerance(backend.dtype, "rvq_quantize", pos, indices=k)[0],
                         tolerance(backend.dtype, "rvq_quantize", rows, indices=k_rows)[0], ctx)
     function = "rvq_commitment_loss"
-    worst = max(worst, _difference(
+    worst = max(worst, rows_difference(
         function, getattr(backend, function)(*(pos[n] for n in order)),
         getattr(backend, function)(*(rows[n] for n in order)),
         reference_at(function, pos, k), reference_at(function, rows, k_rows),
@@ -130,7 +130,7 @@ def rvq_positions_eq_rows(backend, example, draw):
         ctx))
     stages = a["codebooks"].shape[0]
     cotangent = as_input(backend.dtype, np.asarray([draw(st.sampled_from(COTANGENTS)) for _ in range(stages)]))
-    return max(worst, _difference(
+    return max(worst, rows_difference(
         f"vjp({function})", backend.vjp(function, pos, cotangent), backend.vjp(function, rows, cotangent),
         reference_vjp_at(function, pos, cotangent, k), reference_vjp_at(function, rows, cotangent, k_rows),
         tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),

@@ -27,7 +27,7 @@ def positioned(z_e: np.ndarray) -> np.ndarray:
     return z_e if z_e.ndim > 2 else z_e[None]
 
 
-def _difference(function: str, actual, rows, expected, expected_rows, tol, tol_rows, ctx) -> float:
+def rows_difference(function: str, actual, rows, expected, expected_rows, tol, tol_rows, ctx) -> float:
     """|(actual − rows) − (expected − expected_rows)| ≤ tol + tol_rows entrywise, positioned leaves reshaped to
     the rows' shapes."""
     got = {p: np.asarray(a, np.float64) for p, a in leaves(actual)}
@@ -92,13 +92,13 @@ def aux_losses_positions_eq_rows(backend, example, draw):
     k_rows = backend_choices(backend, "codebook_loss", rows, ctx)
     worst = 0.0
     for function in ("codebook_loss", "commitment_loss"):
-        worst = max(worst, _difference(
+        worst = max(worst, rows_difference(
             function, getattr(backend, function)(pos["z_e"], pos["codebook"]),
             getattr(backend, function)(rows["z_e"], rows["codebook"]),
             reference_at(function, pos, k), reference_at(function, rows, k_rows),
             tolerance(backend.dtype, function, pos, indices=k),
             tolerance(backend.dtype, function, rows, indices=k_rows), ctx))
-        worst = max(worst, _difference(
+        worst = max(worst, rows_difference(
             f"vjp({function})", backend.vjp(function, pos, cotangent), backend.vjp(function, rows, cotangent),
             reference_vjp_at(function, pos, cotangent, k), reference_vjp_at(function, rows, cotangent, k_rows),
             tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),
@@ -120,7 +120,7 @@ def ema_update_positions_eq_rows(backend, example, draw):
     expected, expected_rows = reference_at("ema_update", pos, k), reference_at("ema_update", rows, k_rows)
     tol = tolerance(backend.dtype, "ema_update", pos, indices=k)
     tol_rows = tolerance(backend.dtype, "ema_update", rows, indices=k_rows)
-    return _difference("ema_update", tuple(out[:3]), tuple(out_rows[:3]), tuple(expected[:3]),
+    return rows_difference("ema_update", tuple(out[:3]), tuple(out_rows[:3]), tuple(expected[:3]),
                        tuple(expected_rows[:3]), tuple(tol[:3]), tuple(tol_rows[:3]), ctx)
 
 
