@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 pytest.importorskip("vector_quantize_pytorch", reason="the thirdparty extra is not installed")
 
@@ -28,6 +28,14 @@ BACKENDS = {f"{b.name}-{b.device}-{b.dtype}": b for b in vqp.backends()}
 CHAPTER = sorted(name for name, law in LAWS.items() if law.chapter == "quantizers")
 _VERDICT = re.compile(r"#\s*(FAIL|ERROR):\s*(\S.*)$")
 
+
+
+def _settings(verdict: str):
+    """The profile's settings; for a declared failure without the shrink phase: the verdict is what the file
+    declares, and shrinking its counterexample (the slowest part of these runs) changes no verdict."""
+    if verdict in ("pass", "n/a", "not provided"):
+        return settings()
+    return settings(settings(), phases=[p for p in settings().phases if p is not Phase.shrink])
 
 @functools.cache
 def declared() -> tuple[tuple[Entry, str, str], ...]:
@@ -54,7 +62,7 @@ def test_vqp_law_verdict_is_as_declared(law, label):
     hits = [(verdict, reason) for entry, verdict, reason in declared() if entry.matches(law, label)]
     assert len(hits) <= 1, f"{law} on {label} is declared {len(hits)} times"
     verdict, why = hits[0] if hits else ("pass", "the contract's law")
-    result = run_law(law, BACKENDS[label], settings())
+    result = run_law(law, BACKENDS[label], _settings(verdict))
     assert result.verdict == verdict, (f"{law} on {label}: expected {verdict} ({why}), got {result.verdict} after "
                                        f"{result.examples} examples: {result.message}")
 
