@@ -3,7 +3,8 @@
     gaussian_log_likelihood(x̂, x, ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})
     bernoulli_log_likelihood(l, x)    = −Σ_d BCEWithLogits(l_d, x_d) = Σ_d (x_d l_d − softplus(l_d))
 
-Both reduce over the last axis, so any leading axes (particles, batch) are kept: a
+Both sum over the event axes of x [batch, *event] (every entry of an example: the log-density of the
+whole example; [batch, output] for the dense network's), so any leading axes of x̂ (particles) are kept: a
 `[particles, batch, output]` x̂ against a `[batch, output]` x gives `[particles, batch]`.
 With ℓ = 0 the Gaussian's negative log-likelihood is ½‖x − x̂‖² + ½D·log 2π: the "elbo"
 convention's reconstruction term plus a constant (the law
@@ -29,15 +30,23 @@ from ._checks import check_contract_domain, check_tensor, check_tensors
 from ._dtypes import torch_device, torch_dtype
 
 LOG_2PI = math.log(2.0 * math.pi)
-_OUTPUT = ("batch", "output")
+_EVENT = ("batch", "+event")  # whole examples: [batch, output] or [batch, *event]
 
 
 def _check_pair(name: str, value: Tensor, x: Tensor) -> None:
-    """`value` [..., batch, output] against `x` [batch, output]: shapes, dtype, device, finiteness of both."""
-    if isinstance(value, Tensor) and value.dim() > 2:
-        check_tensor(name, value, tuple(f"leading{i}" for i in range(value.dim() - 2)) + _OUTPUT, {}, None)
-        value = value[(0,) * (value.dim() - 2)]
-    check_tensors({name: value, "x": x}, {name: _OUTPUT, "x": _OUTPUT})
+    """`value` [..., batch, *event] against `x` [batch, *event]: shapes, dtype, device, finiteness of both."""
+    rank = x.dim() if isinstance(x, Tensor) and x.dim() >= 2 else 2
+    if isinstance(value, Tensor) and value.dim() > rank:
+        lead = value.dim() - rank
+        check_tensor(name, value, tuple(f"leading{i}" for i in range(lead)) + _EVENT, {}, None)
+        value = value[(0,) * lead]
+    check_tensors({name: value, "x": x}, {name: _EVENT, "x": _EVENT})
+
+
+def _event_sum(values: Tensor, x: Tensor) -> Tensor:
+    """Σ over the event axes of x [batch, *event] (the last x.dim() − 1 of `values`), as one sum over the
+    flattened example: bitwise the [batch, ∏event] result, and the last axis alone for [batch, output]."""
+    return values.flatten(-(x.dim() - 1)).sum(-1)
 
 
 def _check_log_var(log_var: object, x_hat: Tensor) -> Tensor:
@@ -55,11 +64,11 @@ def _check_log_var(log_var: object, x_hat: Tensor) -> Tensor:
 
 def gaussian_log_likelihood(x_hat: Tensor, x: Tensor, log_var: Tensor | float = 0.0, *,
                             validate: bool = True) -> Tensor:
-    """`log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})`, summed over the last axis.
+    """`log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})`, summed over x's event axes.
 
     **Arguments**
-    - `x_hat`: `[..., batch, output]` the decoder's mean.
-    - `x`: `[batch, output]` the data (broadcast against `x_hat`).
+    - `x_hat`: `[..., batch, *event]` the decoder's mean (`[..., batch, output]` for the dense network).
+    - `x`: `[batch, *event]` the data (broadcast against `x_hat`); d runs over all ∏event entries of an example.
     - `log_var`: log σ², a number (fixed σ) or a tensor broadcastable to `x_hat` (e.g. a learned `[output]`).
     - `validate`: check shapes, dtypes, devices and finiteness first, and the domain
       (`vaespec.spec.domains`: e^(−ℓ) and the row's magnitude finite in the dtype, e.g. ℓ ≥ −88.7 in float32).
@@ -72,15 +81,15 @@ def gaussian_log_likelihood(x_hat: Tensor, x: Tensor, log_var: Tensor | float = 
         check_contract_domain("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
     if not isinstance(log_var, Tensor):
         log_var = torch.as_tensor(float(log_var), dtype=x_hat.dtype, device=x_hat.device)
-    return -0.5 * (LOG_2PI + log_var + (x - x_hat) ** 2 * torch.exp(-log_var)).sum(-1)
+    return -0.5 * _event_sum(LOG_2PI + log_var + (x - x_hat) ** 2 * torch.exp(-log_var), x)
 
 
 def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate: bool = True) -> Tensor:
-    """`Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d)`, summed over the last axis.
+    """`Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d)`, summed over x's event axes.
 
     **Arguments**
-    - `logits`: `[..., batch, output]` the decoder's output read as logits.
-    - `x`: `[batch, output]` data in [0, 1] (binary, or probabilities).
+    - `logits`: `[..., batch, *event]` the decoder's output read as logits.
+    - `x`: `[batch, *event]` data in [0, 1] (binary, or probabilities); d runs over all ∏event entries.
     - `validate`: check shapes, dtypes, devices, finiteness, 0 ≤ x ≤ 1 and the domain
       (Σ_d(|x||l| + |l| + log 2) finite in the dtype) first.
 
@@ -94,7 +103,7 @@ def bernoulli_log_likelihood(logits: Tensor, x: Tensor, *, validate: bool = True
         check_contract_domain("bernoulli_log_likelihood", {"logits": logits, "x": x})
     # torch's BCE-with-logits is exact for every logit (softplus's threshold=20 shortcut is not).
     target = x.expand_as(logits)
-    return -F.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(-1)
+    return -_event_sum(F.binary_cross_entropy_with_logits(logits, target, reduction="none"), x)
 
 
 class GaussianLikelihood(nn.Module):

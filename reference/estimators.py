@@ -53,6 +53,17 @@ from .function import ReferenceFunction
 from .vae import decode, encode
 
 
+def _rows(a: Mapping[str, Any], *names: str) -> tuple[np.ndarray, ...]:
+    """The named [batch, *event] arguments as [batch, ∏event] (C order, views): a likelihood sums every event axis,
+    bitwise as on the flattened example, and the particle-carrying helpers of `importance` sum the last axis."""
+    return tuple(a[n].reshape(a[n].shape[0], -1) for n in names)
+
+
+def _events(shape: tuple[int, ...], grads: dict) -> dict:
+    """Gradients computed on the flattened rows, back in the arguments' [batch, *event] shape."""
+    return {n: g.reshape(shape) for n, g in grads.items()}
+
+
 def _abs(cotangent):
     return np.abs(np.asarray(cotangent, dtype=np.float64))
 
@@ -61,30 +72,35 @@ def _abs(cotangent):
 def gaussian_log_likelihood(x_hat, x, log_var):
     """Diagonal Gaussian decoder: `log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})`.
 
-    **Arguments** `x_hat`, `x`, `log_var`: [batch, output] (ℓ fixed or learned, per entry).
+    **Arguments** `x_hat`, `x`, `log_var`: [batch, *event] (ℓ fixed or learned, per entry); d runs over all
+    ∏event entries of an example ([batch, output] for the dense network's).
     **Returns** [batch] log-densities.
     """
     a = validate_args("gaussian_log_likelihood", {"x_hat": x_hat, "x": x, "log_var": log_var})
-    return finite("gaussian_log_likelihood", importance.gaussian(a["x_hat"], a["x"], a["log_var"]))
+    return finite("gaussian_log_likelihood", importance.gaussian(*_rows(a, "x_hat", "x", "log_var")))
 
 
 def gaussian_log_likelihood_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (d,) = validate_vjp("gaussian_log_likelihood", args, cotangent)
-    d_x_hat, d_x, d_lv = importance.gaussian_backward(a["x_hat"], a["x"], a["log_var"], d)
-    return finite_gradients("gaussian_log_likelihood", {"x_hat": d_x_hat, "x": d_x, "log_var": d_lv})
+    x_hat, x, log_var = _rows(a, "x_hat", "x", "log_var")
+    d_x_hat, d_x, d_lv = importance.gaussian_backward(x_hat, x, log_var, d)
+    return finite_gradients("gaussian_log_likelihood",
+                            _events(a["x"].shape, {"x_hat": d_x_hat, "x": d_x, "log_var": d_lv}))
 
 
 def gaussian_log_likelihood_magnitude(args):
     a = validate_args("gaussian_log_likelihood", args)
-    return importance.gaussian_magnitude(a["x"] - a["x_hat"], 0.0, a["log_var"])
+    x_hat, x, log_var = _rows(a, "x_hat", "x", "log_var")
+    return importance.gaussian_magnitude(x - x_hat, 0.0, log_var)
 
 
 def gaussian_log_likelihood_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("gaussian_log_likelihood", args, cotangent)
     ct = _abs(ct)
     r, inv_var = np.abs(a["x"] - a["x_hat"]), np.exp(-a["log_var"])
-    d = ct[:, None] * r * inv_var
-    return {"x_hat": d, "x": d, "log_var": ct[:, None] * 0.5 * (1.0 + r ** 2 * inv_var)}
+    ct = ct.reshape(ct.shape + (1,) * (a["x"].ndim - 1))  # [batch, 1, …]: one per example, over its event
+    d = ct * r * inv_var
+    return {"x_hat": d, "x": d, "log_var": ct * 0.5 * (1.0 + r ** 2 * inv_var)}
 
 
 GAUSSIAN_LOG_LIKELIHOOD = ReferenceFunction("gaussian_log_likelihood", gaussian_log_likelihood,
@@ -96,29 +112,32 @@ GAUSSIAN_LOG_LIKELIHOOD = ReferenceFunction("gaussian_log_likelihood", gaussian_
 def bernoulli_log_likelihood(logits, x):
     """Bernoulli decoder with logits: `Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d)`.
 
-    **Arguments** `logits` [batch, output]; `x` [batch, output] in [0, 1].
+    **Arguments** `logits` [batch, *event]; `x` [batch, *event] in [0, 1]; d runs over all ∏event entries of an
+    example ([batch, output] for the dense network's).
     **Returns** [batch] log-probabilities (≤ 0).
     """
     a = validate_args("bernoulli_log_likelihood", {"logits": logits, "x": x})
-    return finite("bernoulli_log_likelihood", importance.bernoulli(a["logits"], a["x"]))
+    return finite("bernoulli_log_likelihood", importance.bernoulli(*_rows(a, "logits", "x")))
 
 
 def bernoulli_log_likelihood_vjp(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (d,) = validate_vjp("bernoulli_log_likelihood", args, cotangent)
-    d_logits, d_x = importance.bernoulli_backward(a["logits"], a["x"], d)
-    return finite_gradients("bernoulli_log_likelihood", {"logits": d_logits, "x": d_x})
+    logits, x = _rows(a, "logits", "x")
+    d_logits, d_x = importance.bernoulli_backward(logits, x, d)
+    return finite_gradients("bernoulli_log_likelihood", _events(a["x"].shape, {"logits": d_logits, "x": d_x}))
 
 
 def bernoulli_log_likelihood_magnitude(args):
     a = validate_args("bernoulli_log_likelihood", args)
-    return importance.bernoulli_magnitude(a["logits"], 0.0, a["x"])
+    logits, x = _rows(a, "logits", "x")
+    return importance.bernoulli_magnitude(logits, 0.0, x)
 
 
 def bernoulli_log_likelihood_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:
     a, (ct,) = validate_vjp("bernoulli_log_likelihood", args, cotangent)
     ct = _abs(ct)
-    return {"logits": ct[:, None] * (np.abs(a["x"]) + sigmoid(np.abs(a["logits"]))),
-            "x": ct[:, None] * np.abs(a["logits"])}
+    ct = ct.reshape(ct.shape + (1,) * (a["x"].ndim - 1))  # [batch, 1, …]: one per example, over its event
+    return {"logits": ct * (np.abs(a["x"]) + sigmoid(np.abs(a["logits"]))), "x": ct * np.abs(a["logits"])}
 
 
 BERNOULLI_LOG_LIKELIHOOD = ReferenceFunction("bernoulli_log_likelihood", bernoulli_log_likelihood,

@@ -30,7 +30,7 @@ import numpy as np
 from .architecture import Architecture
 from .chains import REPARAMETERIZE, backward, decoder, encoder, total
 from .errors import ConfigError, DomainError, show
-from .shapes import Float, Int
+from .shapes import EVENT, Float, Int
 from .signature import Arg, Domain, FunctionSpec, Law, Output, split_vjp
 from .vae import output_matches_input
 from .validation import check_args, validate_in
@@ -44,11 +44,13 @@ ARCH = Arg("arch", "arch", types=(Architecture,))
 PARAMS = Arg("params", "params", differentiable=True)
 X = Arg("x", "array", ("batch", "input"), True,
         "finite reals; with the bernoulli likelihood 0 ≤ x ≤ 1 (binary data or probabilities)")
-X_HAT = Arg("x_hat", "array", ("batch", "output"), True)
-TARGET = Arg("x", "array", ("batch", "output"), True)
-LOG_VAR = Arg("log_var", "array", ("batch", "output"), True, "finite reals: the decoder's log σ² per entry")
-LOGITS = Arg("logits", "array", ("batch", "output"), True)
-BINARY_TARGET = Arg("x", "array", ("batch", "output"), True, "0 ≤ x ≤ 1 (binary data or probabilities)",
+# The likelihoods score whole examples: [batch, *event] ([batch, output] for the dense network's), summed over
+# every event axis (the log-density of the example), as reconstruction_loss's features are all ∏event entries.
+X_HAT = Arg("x_hat", "array", ("batch", EVENT), True)
+TARGET = Arg("x", "array", ("batch", EVENT), True)
+LOG_VAR = Arg("log_var", "array", ("batch", EVENT), True, "finite reals: the decoder's log σ² per entry")
+LOGITS = Arg("logits", "array", ("batch", EVENT), True)
+BINARY_TARGET = Arg("x", "array", ("batch", EVENT), True, "0 ≤ x ≤ 1 (binary data or probabilities)",
                     low=0.0, high=1.0)
 LOG_WEIGHTS = Arg("log_weights", "array", ("particles", "batch"), True, "finite reals, K ≥ 1 particles")
 EPS = Arg("eps", "array", ("particles", "batch", "latent"), False, "finite reals (standard normal noise), K ≥ 1")
@@ -63,6 +65,12 @@ LOG_2 = math.log(2.0)
 
 
 # ----------------------------------------------------------------------------- domains (vaespec.spec.domains)
+def _event_axes(x: np.ndarray) -> tuple[int, ...]:
+    """The event axes of x [batch, *event], counted from the end: a likelihood sums over them (and keeps any
+    leading particle axes of x̂ [..., batch, *event])."""
+    return tuple(range(-(np.ndim(x) - 1), 0))
+
+
 def _gaussian_magnitude(a):
     """per row ½Σ_d (log 2π + |ℓ| + (|x̂| + |x|)²·e^{−ℓ} + e^{−ℓ}), the largest row; e^{−ℓ} itself is an
     intermediate: it must be finite even where x = x̂."""
@@ -70,7 +78,7 @@ def _gaussian_magnitude(a):
     w = np.exp(-lv)
     terms = LOG_2PI + np.abs(lv) + (np.abs(a["x_hat"]) + np.abs(a["x"])) ** 2 * w + w
     return np.max(0.5 * np.sum(np.broadcast_to(terms, np.broadcast_shapes(*(v.shape for v in
-                                                  (a["x_hat"], a["x"], lv)))), axis=-1))
+                                                  (a["x_hat"], a["x"], lv)))), axis=_event_axes(a["x"])))
 
 
 def _gaussian_refuse(a, m, limit, dtype, n):
@@ -86,7 +94,7 @@ def _gaussian_refuse(a, m, limit, dtype, n):
 def _bernoulli_magnitude(a):
     """per row Σ_d (|x|·|l| + |l| + log 2), the largest row."""
     logits = a["logits"]
-    return np.max(np.sum(np.abs(a["x"]) * np.abs(logits) + np.abs(logits) + LOG_2, axis=-1))
+    return np.max(np.sum(np.abs(a["x"]) * np.abs(logits) + np.abs(logits) + LOG_2, axis=_event_axes(a["x"])))
 
 
 def _bernoulli_refuse(a, m, limit, dtype, n):
@@ -113,7 +121,8 @@ def _bernoulli_target(function: str, checked: Mapping[str, Any]) -> None:
 # sum over the latent plus 6 ops), then the particle reduction; their gradients sum the weight gradients
 # over particles × batch.
 def _likelihood_chain(s):
-    return s["output"] + 8, 8
+    features = int(np.prod(s[EVENT], dtype=np.int64)) if EVENT in s else s["output"]  # every event entry
+    return features + 8, 8
 
 
 def _log_weights_chain(s):
@@ -143,10 +152,12 @@ def _network(name, output, formula, chain):
 _NETWORK = (ARCH, PARAMS, X, EPS, DECODER_LOG_VAR, LIKELIHOOD)
 _fns = (
     FunctionSpec("gaussian_log_likelihood", (X_HAT, TARGET, LOG_VAR), (Output("log_prob", ("batch",)),),
-                 "log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d})", "estimators",
+                 "log N(x; x̂, diag e^ℓ) = −½ Σ_d (log 2π + ℓ_d + (x_d − x̂_d)² e^{−ℓ_d}), d over all ∏event entries of "
+                 "an example x [batch, *event]", "estimators",
                  domain=GAUSSIAN_DOMAIN, chain=_likelihood_chain),
     FunctionSpec("bernoulli_log_likelihood", (LOGITS, BINARY_TARGET), (Output("log_prob", ("batch",)),),
-                 "log Bern(x; σ(l)) = Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d)", "estimators",
+                 "log Bern(x; σ(l)) = Σ_d (x_d l_d − softplus(l_d)) = −Σ_d BCEWithLogits(l_d, x_d), d over all ∏event "
+                 "entries of an example x [batch, *event]", "estimators",
                  domain=BERNOULLI_DOMAIN, chain=_likelihood_chain),
     FunctionSpec("log_mean_exp", (LOG_WEIGHTS,), (Output("estimate", ("batch",)),),
                  "log (1/K Σ_k e^{w_k}) = m + log Σ_k e^{w_k − m} − log K, m = max_k w_k", "estimators",
@@ -182,6 +193,14 @@ _laws = (
         "bernoulli_log_likelihood(l, x)_b = −Σ_d BCE(l_d, x_d) with BCE(l, x) = −[x log σ(l) + (1 − x) log(1 − σ(l))], "
         "evaluated in float64 as x·softplus(−l) + (1 − x)·softplus(l)", ("bernoulli_log_likelihood",),
         "0 ≤ x ≤ 1, |l| ≤ 30", "roundoff", _C),
+    Law("gaussian_log_likelihood_event_eq_flattened",
+        "gaussian_log_likelihood on x̂, x, ℓ [batch, *event] equals it on their [batch, ∏event] flattening (C order): "
+        "the log-density of a whole example, summed over every event axis", ("gaussian_log_likelihood",),
+        "events (D,), (T, C), (C, H, W)", "roundoff", _C),
+    Law("bernoulli_log_likelihood_event_eq_flattened",
+        "bernoulli_log_likelihood on l, x [batch, *event] equals it on their [batch, ∏event] flattening (C order): "
+        "the log-probability of a whole example, summed over every event axis", ("bernoulli_log_likelihood",),
+        "events (D,), (T, C), (C, H, W)", "roundoff", _C),
     Law("log_mean_exp_shift_invariant",
         "log_mean_exp(w + c) − c = log_mean_exp(w) for every real c, including shifts at which a naive "
         "exp(w + c) overflows or underflows", ("log_mean_exp",), "|w| ≤ 50, |c| ≤ 10⁴", "roundoff", _C),
@@ -251,11 +270,11 @@ class EstimatorsBackend(Protocol):
     device: str
     dtype: str
 
-    def gaussian_log_likelihood(self, x_hat: Float[np.ndarray, "batch output"], x: Float[np.ndarray, "batch output"],
-                                log_var: Float[np.ndarray, "batch output"]) -> Float[np.ndarray, " batch"]: ...
+    def gaussian_log_likelihood(self, x_hat: Float[np.ndarray, " batch *event"], x: Float[np.ndarray, " batch *event"],
+                                log_var: Float[np.ndarray, " batch *event"]) -> Float[np.ndarray, " batch"]: ...
 
-    def bernoulli_log_likelihood(self, logits: Float[np.ndarray, "batch output"],
-                                 x: Float[np.ndarray, "batch output"]) -> Float[np.ndarray, " batch"]: ...
+    def bernoulli_log_likelihood(self, logits: Float[np.ndarray, " batch *event"],
+                                 x: Float[np.ndarray, " batch *event"]) -> Float[np.ndarray, " batch"]: ...
 
     def log_mean_exp(self, log_weights: Float[np.ndarray, "particles batch"]) -> Float[np.ndarray, " batch"]: ...
 

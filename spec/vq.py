@@ -220,9 +220,11 @@ _laws = (
         ("quantize",), "finite z_e and codebook, K ≥ 1", "criterion", "vq"),
     Law("quantize_output_is_codebook_row", "z_q[b] = codebook[indices[b]] (up to the straight-through rounding "
         "z_e + (e − z_e), at most 2 roundings of |z_e| + |e|)", ("quantize",), "any input", "roundoff", "vq"),
-    Law("quantize_ties_to_lowest_index", "if rows i < j of the codebook are at exactly the same distance from z_e "
-        "and nearest, the index is i (checked on small-integer data, where every form computes distances exactly)",
-        ("quantize",), "integer entries in [−2, 2], D ≤ 8, duplicated rows", "exact", "vq"),
+    Law("quantize_ties_to_lowest_index", "if rows i < j of the codebook are at exactly the same distance from a "
+        "vector of z_e, at any position, and nearest, its index is i (checked on small-integer data, where every "
+        "form computes distances exactly)",
+        ("quantize",), "integer entries in [−2, 2], D ≤ 8, duplicated rows, z_e [B, *positions, D] with ≤ 2 "
+        "position axes", "exact", "vq"),
     Law("quantize_idempotent", "quantize(z_q, C) returns z_q again: its index is acceptable for z_q and, where the "
         "margin exceeds the bound, the output equals z_q", ("quantize",), "any input", "criterion", "vq"),
     Law("quantize_codebook_permutation_equivariance", "permuting the codebook rows by π maps each index k to "

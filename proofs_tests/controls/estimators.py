@@ -13,12 +13,39 @@ import numpy as np
 
 from vaespec.reference import estimators as ref
 from vaespec.reference import vae
+from vaespec.reference.activations import softplus
+from vaespec.reference.elementwise import gaussian_log_density
 
 from .vae import NegativeControl
 
 
 class _EstimatorsControl(NegativeControl):
     chapters = ("vae", "estimators")
+
+
+def _last_axis_only(values):
+    """Σ over the last axis, then a mean over the other event axes: code written for [batch, output] that sums
+    axis −1 and averages what is left to get one number per example. Right on [batch, output]."""
+    per = values.sum(axis=-1)
+    return per.reshape(per.shape[0], -1).mean(axis=1)
+
+
+class GaussianSumOverLastAxis(_EstimatorsControl):
+    bug = ("gaussian_log_likelihood sums the last axis only and averages the other event axes (an image's rows): "
+           "∏event[:-1] times too small in magnitude for [batch, *event] x, right on [batch, output]")
+    caught_by = "gaussian_log_likelihood_event_eq_flattened"
+
+    def gaussian_log_likelihood(self, x_hat, x, log_var):
+        return _last_axis_only(gaussian_log_density(x, x_hat, log_var))
+
+
+class BernoulliSumOverLastAxis(_EstimatorsControl):
+    bug = ("bernoulli_log_likelihood sums the last axis only and averages the other event axes: right on "
+           "[batch, output], wrong for [batch, *event] x")
+    caught_by = "bernoulli_log_likelihood_event_eq_flattened"
+
+    def bernoulli_log_likelihood(self, logits, x):
+        return _last_axis_only(x * logits - softplus(logits))
 
 
 class LogMeanExpWithoutMaxShift(_EstimatorsControl):

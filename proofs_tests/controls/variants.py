@@ -45,10 +45,11 @@ class TorchWithoutGaussianConstant(TorchBackend):
     variant: ClassVar[dict] = {"gaussian_constant": False}
 
     def gaussian_log_likelihood(self, x_hat, x, log_var):
-        return np.asarray(super().gaussian_log_likelihood(x_hat, x, log_var)) + np.shape(x)[-1] * HALF_LOG_2PI
+        features = math.prod(np.shape(x)[1:])  # x [batch, *event]: every entry of an example
+        return np.asarray(super().gaussian_log_likelihood(x_hat, x, log_var)) + features * HALF_LOG_2PI
 
     def _shifted(self, value, x, likelihood):
-        return np.asarray(value) + (np.shape(x)[-1] * HALF_LOG_2PI if likelihood == "gaussian" else 0.0)
+        return np.asarray(value) + (math.prod(np.shape(x)[1:]) * HALF_LOG_2PI if likelihood == "gaussian" else 0.0)
 
     def log_importance_weights(self, arch, params, x, eps, decoder_log_var, likelihood):
         return self._shifted(super().log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood),

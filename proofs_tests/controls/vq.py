@@ -49,6 +49,20 @@ class TiesToLastIndex(_VQControl):
         return _rows(z_e, codebook, d.shape[-1] - 1 - d[..., ::-1].argmin(axis=-1))
 
 
+class TiesToLastIndexAtPositions(_VQControl):
+    bug = ("exact ties go to the lowest index on [B, D] but to the highest for spatial or sequence z_e: its "
+           "positions path reads each index off the one-hot of the minimal distances with a max over "
+           "one-hot · arange(K), which is the last of several tied codes. Right on [B, D]")
+    caught_by = "quantize_ties_to_lowest_index"
+
+    def quantize(self, z_e, codebook):
+        if np.ndim(z_e) == 2:
+            return vq.quantize(z_e, codebook)
+        d = vq.squared_distances(z_e, codebook)
+        one_hot = d == d.min(axis=-1, keepdims=True)
+        return _rows(z_e, codebook, (one_hot * np.arange(codebook.shape[0])).max(axis=-1).astype(np.int64))
+
+
 class DotProductSimilarity(_VQControl):
     bug = "quantize maximises z·e (the ‖e‖² term of the expanded distance dropped)"
     caught_by = "quantize_translation_invariance"
@@ -270,9 +284,9 @@ class UsageOverFirstAxis(_VQControl):
 
 CONTROLS: dict[str, type[NegativeControl]] = {
     cls.__name__: cls for cls in (
-        ArgmaxDistance, L1Distance, TiesToLastIndex, DotProductSimilarity, NoStraightThrough, EdificeCodebookLoss,
-        CommitmentWithoutStopGradient, CommitmentWeightOnCodebookTerm, EMANotDebiased, EMADecaySwapped,
-        EMAUpdatesInEvalMode,
+        ArgmaxDistance, L1Distance, TiesToLastIndex, TiesToLastIndexAtPositions, DotProductSimilarity,
+        NoStraightThrough, EdificeCodebookLoss, CommitmentWithoutStopGradient, CommitmentWeightOnCodebookTerm,
+        EMANotDebiased, EMADecaySwapped, EMAUpdatesInEvalMode,
         LaplaceWithoutRescale, PerplexityIsEntropy, ResetAllCodes, DecoderInputDetached, NearestCodeInFloat32,
         TieGradientToLastIndex, ChannelsFirstQuantize, AuxLossOverBatchOnly, EMACountsFirstPositionOnly,
         UsageOverFirstAxis)

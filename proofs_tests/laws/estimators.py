@@ -63,7 +63,7 @@ def gaussian_nll_eq_scaled_reconstruction_loss(backend, example, draw):
                                {"x_hat": x_hat, "x": x, "log_var": np.full_like(x, float(level))})
     level = float(args["log_var"].flat[0]) if args["log_var"].size else float(level)  # a declared unit variance: 0
     log_prob = backend.gaussian_log_likelihood(x_hat, x, args["log_var"])
-    features, var = x.shape[1], math.exp(float(level))
+    features, var = int(np.prod(x.shape[1:], dtype=np.int64)), math.exp(float(level))  # x [batch, *event]
     if declared.variants(backend).get("gaussian_constant", True) is False:  # put the declared-away constant back
         log_prob = np.asarray(log_prob, dtype=np.float64) - features * variants.HALF_LOG_2PI
     per_example = 2.0 * var * (-log_prob - 0.5 * features * math.log(2 * math.pi * var))
@@ -85,9 +85,31 @@ def bernoulli_log_prob_eq_neg_bce_with_logits(backend, example, draw):
     a = _args("bernoulli_log_likelihood", example, backend)
     logits, x = a["logits"], a["x"]
     bce = x * _softplus(-logits) + (1.0 - x) * _softplus(logits)  # −[x log σ(l) + (1 − x) log(1 − σ(l))]
-    return assert_within("bernoulli_log_likelihood", backend.bernoulli_log_likelihood(logits, x), -bce.sum(axis=1),
+    expected = -bce.reshape(len(x), -1).sum(axis=1)  # x [batch, *event]: every entry of an example
+    return assert_within("bernoulli_log_likelihood", backend.bernoulli_log_likelihood(logits, x), expected,
                          tolerance(backend.dtype, "bernoulli_log_likelihood", a),
                          context=context("bernoulli_log_likelihood", a, backend))
+
+
+def _event_eq_flattened(function: str, likelihood, names: tuple[str, ...], a: dict, backend) -> float:
+    """likelihood(*a[names]) on [batch, *event] vs on the [batch, ∏event] flattening: each side within the policy's
+    bound of the same reference value (the reference flattens), so the bounds add."""
+    flat = {name: a[name].reshape(a[name].shape[0], -1) for name in names}
+    tol = tolerance(backend.dtype, function, a) + tolerance(backend.dtype, function, flat)
+    return assert_within(function, likelihood(*(a[n] for n in names)), likelihood(*(flat[n] for n in names)), tol,
+                         context=context(function, a, backend) + f"\n# against its flattening to {flat['x'].shape}")
+
+
+def gaussian_log_likelihood_event_eq_flattened(backend, example, draw):
+    a = _args("gaussian_log_likelihood", example, backend)
+    return _event_eq_flattened("gaussian_log_likelihood", backend.gaussian_log_likelihood,
+                               ("x_hat", "x", "log_var"), a, backend)
+
+
+def bernoulli_log_likelihood_event_eq_flattened(backend, example, draw):
+    a = _args("bernoulli_log_likelihood", example, backend)
+    return _event_eq_flattened("bernoulli_log_likelihood", backend.bernoulli_log_likelihood, ("logits", "x"), a,
+                               backend)
 
 
 # ----------------------------------------------------------------------------- log_mean_exp
@@ -230,6 +252,10 @@ CHECKS = {c.law: c for c in (
           gaussian_nll_eq_scaled_reconstruction_loss),
     Check("bernoulli_log_prob_eq_neg_bce_with_logits", strat.bernoulli_examples(),
           bernoulli_log_prob_eq_neg_bce_with_logits),
+    Check("gaussian_log_likelihood_event_eq_flattened", strat.likelihood_examples(),
+          gaussian_log_likelihood_event_eq_flattened),
+    Check("bernoulli_log_likelihood_event_eq_flattened", strat.bernoulli_examples(),
+          bernoulli_log_likelihood_event_eq_flattened),
     Check("log_mean_exp_shift_invariant", strat.log_weight_examples(), log_mean_exp_shift_invariant),
     Check("log_mean_exp_between_mean_and_max", strat.log_weight_examples(), log_mean_exp_between_mean_and_max),
     Check("log_weights_eq_likelihood_add_log_prior_sub_log_posterior", strat.network_examples(),

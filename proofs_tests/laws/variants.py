@@ -253,12 +253,13 @@ class CodebookTerm(Effect):
 
 # ----------------------------------------------------------------------------- likelihoods
 class GaussianConstant(Effect):
-    """gaussian_constant = False: + ½·D·log 2π on the value (D = x's last axis); the gradient is unchanged."""
+    """gaussian_constant = False: + ½·D·log 2π on the value (D = ∏event of x [batch, *event]: an example's entries);
+    the gradient is unchanged."""
 
     def value(self, function, args, indices, outputs, chosen):
         if setting(chosen, "gaussian_constant") is not False:
             return outputs
-        return np.asarray(outputs, dtype=np.float64) + np.shape(args["x"])[-1] * HALF_LOG_2PI
+        return np.asarray(outputs, dtype=np.float64) + math.prod(np.shape(args["x"])[1:]) * HALF_LOG_2PI
 
 
 class UnitDecoderVariance(Effect):

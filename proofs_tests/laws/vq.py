@@ -56,14 +56,16 @@ def quantize_ties_to_lowest_index(backend, example, draw):
     z_e, codebook = example.args["z_e"], example.args["codebook"]  # small integers: exact in every dtype
     ctx = vq_context("quantize", {"z_e": z_e, "codebook": codebook}, backend)
     _, indices = backend.quantize(z_e, codebook)
-    indices = check_indices("quantize", indices, z_e.shape[0], codebook.shape[0], ctx)
-    d = ((z_e[:, None, :] - codebook[None]) ** 2).sum(2)  # exact: integers ≤ 128
-    expected = d.argmin(axis=1)  # numpy's argmin returns the first (lowest) minimal index
+    indices = check_indices("quantize", indices, z_e.shape[:-1], codebook.shape[0], ctx)
+    flat = z_e.reshape(-1, z_e.shape[-1])  # [B, *positions, D] is its N vectors, in C order
+    d = ((flat[:, None, :] - codebook[None]) ** 2).sum(2)  # exact: integers ≤ 128
+    expected = d.argmin(axis=1).reshape(indices.shape)  # numpy's argmin returns the first (lowest) minimal index
     if not np.array_equal(indices, expected):
-        b = int(np.flatnonzero(indices != expected)[0])
-        tied = np.flatnonzero(d[b] == d[b].min()).tolist()
-        raise LawViolation(f"quantize: row {b} is equally near codes {tied}; expected the lowest, {int(expected[b])}, "
-                           f"got {int(indices[b])}\n{ctx}")
+        at = tuple(int(i) for i in np.argwhere(indices != expected)[0])  # (b, *position)
+        n = int(np.ravel_multi_index(at, indices.shape))
+        tied = np.flatnonzero(d[n] == d[n].min()).tolist()
+        raise LawViolation(f"quantize: z_e{list(at)} is equally near codes {tied}; expected the lowest, "
+                           f"{int(expected[at])}, got {int(indices[at])}\n{ctx}")
     return 0.0
 
 

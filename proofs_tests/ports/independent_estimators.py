@@ -19,12 +19,17 @@ from .bodies import Bodies
 from .independent_vae import decode, encode, reparameterize
 
 
-def _gaussian(x_hat, x, log_var):
-    return Normal(x_hat, torch.exp(0.5 * log_var), validate_args=False).log_prob(x).sum(-1)
+def _gaussian(x_hat, x, log_var, axes=(-1,)):
+    return Normal(x_hat, torch.exp(0.5 * log_var), validate_args=False).log_prob(x).sum(axes)
 
 
-def _bernoulli(logits, x):
-    return Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1)  # x in [0, 1], binary or not
+def _bernoulli(logits, x, axes=(-1,)):
+    return Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(axes)  # x in [0, 1], binary or not
+
+
+def _event(x):
+    """The contract's x [batch, *event]: a likelihood sums every event axis at once (the reference flattens)."""
+    return tuple(range(1, x.dim()))
 
 
 def _log_mean_exp(w):
@@ -46,8 +51,8 @@ def _log_weights(a):
 
 
 ESTIMATORS = Bodies()
-ESTIMATORS.add("gaussian_log_likelihood", lambda a: (_gaussian(a["x_hat"], a["x"], a["log_var"]),))
-ESTIMATORS.add("bernoulli_log_likelihood", lambda a: (_bernoulli(a["logits"], a["x"]),))
+ESTIMATORS.add("gaussian_log_likelihood", lambda a: (_gaussian(a["x_hat"], a["x"], a["log_var"], _event(a["x"])),))
+ESTIMATORS.add("bernoulli_log_likelihood", lambda a: (_bernoulli(a["logits"], a["x"], _event(a["x"])),))
 ESTIMATORS.add("log_mean_exp", lambda a: (_log_mean_exp(a["log_weights"]),))
 ESTIMATORS.add("log_importance_weights", lambda a: (_log_weights(a),))
 ESTIMATORS.add("elbo", lambda a: (_log_weights(a).mean(0),))

@@ -3,8 +3,9 @@
 - the [batch, embedding] case (positions = ()) is bitwise what it was before positions existed: a digest
   of the reference's outputs computed at commit 6254184 (before this change) on seeded inputs;
 - the reference and Torch give bitwise the same results on [B, H, W, D] as on its rows [N, D];
-- the four spatial negative controls are right on [B, D] (so only the positions laws can see them); each is
+- the five spatial negative controls are right on [B, D] (so only the positions laws can see them); each is
   rejected by its named law in `test_negative_controls.py`;
+- the tie law sees ties at every position: its control passes on [B, D] draws and fails at a tied position;
 - a channels-first z_e is refused naming the argument and the channels-last shape.
 """
 
@@ -14,8 +15,13 @@ import hashlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from vaespec.proofs_tests.controls import vq as controls
+from vaespec.proofs_tests.laws import vq as laws_vq
+from vaespec.proofs_tests.laws.compare import LawViolation
+from vaespec.proofs_tests.strategies import vq as strategies_vq
+from vaespec.proofs_tests.strategies.vae import Example
 from vaespec.reference import vq as ref
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.errors import ShapeError
@@ -106,7 +112,8 @@ def test_aux_loss_is_a_mean_over_every_entry():
     assert float(ref.codebook_loss(z_e, codebook)) == pytest.approx(expected, rel=1e-15)
 
 
-SPATIAL_CONTROLS = ("ChannelsFirstQuantize", "AuxLossOverBatchOnly", "EMACountsFirstPositionOnly", "UsageOverFirstAxis")
+SPATIAL_CONTROLS = ("ChannelsFirstQuantize", "AuxLossOverBatchOnly", "EMACountsFirstPositionOnly", "UsageOverFirstAxis",
+                    "TiesToLastIndexAtPositions")
 
 
 @pytest.mark.parametrize("name", SPATIAL_CONTROLS)
@@ -126,6 +133,25 @@ def test_spatial_control_is_right_without_positions(name):
             np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
 
 # Each is rejected by its named law in test_negative_controls.py (every control there, these included).
+
+
+@given(strategies_vq.tie_examples(max_position_axes=0))
+@settings(max_examples=100, deadline=None, derandomize=True)
+def test_tie_control_escapes_the_law_on_rows(example):
+    """Drawing [B, D] only (the tie law before it drew positions), TiesToLastIndexAtPositions passes."""
+    assert laws_vq.quantize_ties_to_lowest_index(controls.TiesToLastIndexAtPositions(), example, None) == 0.0
+
+
+def test_tie_law_names_the_tied_position():
+    """A tie at z_e[0, 1, 2] only (positions 2 × 3): the reference holds, the control fails there."""
+    codebook = np.array([[0.0, 1.0], [2.0, 2.0], [0.0, 1.0]])  # rows 0 and 2 tied
+    z_e = np.full((1, 2, 3, 2), 2.0)  # nearest: the untied row 1
+    z_e[0, 1, 2] = [0.0, 1.0]
+    example = Example({"z_e": z_e, "codebook": codebook}, {"positions": (2, 3)})
+    assert laws_vq.quantize_ties_to_lowest_index(ReferenceBackend(), example, None) == 0.0
+    with pytest.raises(LawViolation, match=r"z_e\[0, 1, 2\] is equally near codes \[0, 2\]; expected the lowest, 0, "
+                                           r"got 2"):
+        laws_vq.quantize_ties_to_lowest_index(controls.TiesToLastIndexAtPositions(), example, None)
 
 
 def test_channels_first_z_e_is_named_with_the_channels_last_shape():

@@ -16,7 +16,7 @@ from vaespec.reference.init import init_params
 from vaespec.spec.estimators import LIKELIHOODS
 
 from . import sizes
-from .vae import MAX_ABS_EPS, MAX_ABS_X, Builder, Example, architectures, arrays, floats, pick
+from .vae import MAX_ABS_EPS, MAX_ABS_X, Builder, Example, architectures, arrays, event_shapes, floats, pick
 
 MAX_ABS_LOG_VAR = 4.0
 MAX_ABS_DECODER_LOG_VAR = 2.0
@@ -33,9 +33,10 @@ def unit_arrays(shape):
 
 @st.composite
 def likelihood_examples(draw, max_batch: int = 6, max_features: int = 8):
-    """(x_hat, x, log_var) for the Gaussian and (logits, x) for the Bernoulli likelihood."""
-    batch, features = draw(sizes.size(1, max_batch)), draw(sizes.size(1, max_features))
-    shape = (batch, features)
+    """(x_hat, x, log_var) for the Gaussian and (logits, x) for the Bernoulli likelihood, all [batch, *event]
+    (`strategies.vae.event_shapes`: (features,), (T, C) or (C, H, W))."""
+    batch, event = draw(sizes.size(1, max_batch)), draw(event_shapes(max_features))
+    shape = (batch, *event)
     return Example({
         "x_hat": draw(arrays(shape, -MAX_ABS_X, MAX_ABS_X)),
         "x": draw(arrays(shape, -MAX_ABS_X, MAX_ABS_X)),

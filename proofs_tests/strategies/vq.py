@@ -223,20 +223,27 @@ def vq_examples_for(function: str, **kwargs):
 
 
 @st.composite
-def tie_examples(draw, max_batch: int = 4, max_dim: int = 8, max_codes: int = 6):
-    """Small-integer z_e and codebook with duplicated nearest rows: every distance form is exact
-    (entries in [−2, 2], D ≤ 8 ⇒ all partial sums are integers ≤ 128, exact even in bfloat16)."""
+def tie_examples(draw, max_batch: int = 4, max_dim: int = 8, max_codes: int = 6,
+                 max_position_axes: int = MAX_POSITION_AXES):
+    """Small-integer z_e [B, *positions, D] and codebook with a duplicated nearest row: every distance form is
+    exact (entries in [−2, 2], D ≤ 8 ⇒ all partial sums are integers ≤ 128, exact even in bfloat16).
+
+    positions as in `positions` (() half the time: the dense [B, D]; kept in `extra["positions"]`); the tie is
+    at a drawn vector, not always the first, so a backend right at position 0 only is seen too."""
     dim = draw(sizes.size(1, max_dim))
     codes = draw(sizes.size(2, max_codes))
     ints = st.integers(-2, 2)
     codebook = np.array(draw(st.lists(st.lists(ints, min_size=dim, max_size=dim), min_size=codes, max_size=codes)),
                         dtype=np.float64)
-    batch = draw(sizes.size(1, max_batch))
-    z_e = np.array(draw(st.lists(st.lists(ints, min_size=dim, max_size=dim), min_size=batch, max_size=batch)),
+    where = draw(positions(max_position_axes))
+    batch = draw(sizes.size(1, min(max_batch, MAX_BATCH_WITH_POSITIONS) if where else max_batch))
+    vectors = batch * int(np.prod(where, dtype=np.int64))
+    z_e = np.array(draw(st.lists(st.lists(ints, min_size=dim, max_size=dim), min_size=vectors, max_size=vectors)),
                    dtype=np.float64)
-    # Duplicate each row's nearest code into a later slot, so the tie is real and the lowest index matters.
+    # Duplicate one vector's nearest code into another slot, so the tie is real and the lowest index matters
+    # (for that vector and every other whose nearest code it is).
     nearest = ((z_e[:, None, :] - codebook[None]) ** 2).sum(2).argmin(1)
-    source = int(nearest[0])
+    source = int(nearest[draw(st.integers(0, vectors - 1))])
     target = draw(st.integers(0, codes - 1).filter(lambda t: t != source))
     codebook[target] = codebook[source]
-    return Example({"z_e": z_e, "codebook": codebook})
+    return Example({"z_e": z_e.reshape(batch, *where, dim), "codebook": codebook}, {"positions": where})
