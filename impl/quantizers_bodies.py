@@ -213,6 +213,15 @@ def rvq_commitment_loss(z_e: Tensor, codebooks: Tensor, num_stages: int) -> Tens
     return torch.cat([per_stage, losses[num_stages:]]).to(z_e.dtype)
 
 
+def rvq_codebook_loss(z_e: Tensor, codebooks: Tensor, num_stages: int) -> Tensor:
+    """[S]: mean (sg(r_s) − e_s)² per used stage (0 after n): the commitment loss's value, its gradient reaching
+    only the codes each stage chose (the residuals are detached, so neither z_e nor the earlier stages get any)."""
+    _, codes, residuals = rvq_stages(z_e, codebooks, num_stages)
+    per_stage = ((residuals.detach() - codes) ** 2).mean(dim=(1, 2))
+    losses = torch.zeros(codebooks.shape[0], dtype=per_stage.dtype, device=z_e.device)
+    return torch.cat([per_stage, losses[num_stages:]]).to(z_e.dtype)
+
+
 @BODIES.register("rvq_quantize")
 def _rvq_quantize(inputs: Inputs) -> Outputs:
     return rvq_quantize(inputs.tensors["z_e"], inputs.tensors["codebooks"], inputs.args["num_stages"])
@@ -221,3 +230,8 @@ def _rvq_quantize(inputs: Inputs) -> Outputs:
 @BODIES.register("rvq_commitment_loss")
 def _rvq_commitment_loss(inputs: Inputs) -> Outputs:
     return (rvq_commitment_loss(inputs.tensors["z_e"], inputs.tensors["codebooks"], inputs.args["num_stages"]),)
+
+
+@BODIES.register("rvq_codebook_loss")
+def _rvq_codebook_loss(inputs: Inputs) -> Outputs:
+    return (rvq_codebook_loss(inputs.tensors["z_e"], inputs.tensors["codebooks"], inputs.args["num_stages"]),)

@@ -5,6 +5,7 @@ hand-written VJPs and magnitudes.
     r_0 = z_e,  k_s = argmin_k ‖r_s − C_s[k]‖²,  e_s = C_s[k_s],  r_{s+1} = r_s − e_s        (s < n)
     z_q = z_e + sg(Σ_s e_s − z_e)                 z̄_e = ȳ
     losses_s = mean (r_s − sg(e_s))²              z̄_e = Σ_s ȳ_s · 2(r_s − e_s)/(B·D)
+    codebook_s = mean (sg(r_s) − e_s)²            z̄_e = 0,  C̄_s[k] = −Σ_{b: k_s(b)=k} ȳ_s · 2(r_s − e_s)[b]/(B·D)
 
 **Magnitudes.** z_q: the sum of n codes and the straight-through at |z_e| + 2Σ|e_s|. A residual rounds at
 A_s = |z_e| + Σ_{t≤s} |e_t| per subtraction, so losses_s has M = mean (|r_s − e_s| + A_s)² and its gradient
@@ -161,4 +162,65 @@ RVQ_COMMITMENT_LOSS = ReferenceFunction("rvq_commitment_loss", rvq_commitment_lo
                                         rvq_commitment_loss_vjp, rvq_commitment_loss_vjp_magnitude,
                                         rvq_commitment_loss_surrogate)
 
-REFERENCE_FUNCTIONS = (RVQ_QUANTIZE, RVQ_COMMITMENT_LOSS)
+
+# ----------------------------------------------------------------------------- codebook
+def rvq_codebook_loss(z_e: np.ndarray, codebooks: np.ndarray, num_stages: int, *, indices: Any = None
+                      ) -> np.ndarray:
+    """Each stage's codebook loss, mean_{b,d} (sg(r_s) − C_s[k_s])² over all N·D entries (the VQ chapter's
+    `codebook_loss` on stage s's residual r_s), 0 for the stages after n: `rvq_commitment_loss`'s value, its
+    gradient to the codebooks only.
+
+    **Arguments** as `rvq_quantize`. **Returns** [stages].
+    """
+    a = validate_args("rvq_codebook_loss", {"z_e": z_e, "codebooks": codebooks, "num_stages": num_stages})
+    _, e, r = stages(a["z_e"], a["codebooks"], a["num_stages"], indices)
+    return finite("rvq_codebook_loss", _losses(a["z_e"], a["codebooks"], a["num_stages"], e, r))
+
+
+def _scatter(codebooks: np.ndarray, k: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """[S, K, D]: stage s's rows [n, N, D] summed onto the codes k[:, s] they chose (0 for the dropped stages)."""
+    out = np.zeros(codebooks.shape, dtype=np.float64)
+    for s in range(len(rows)):
+        np.add.at(out[s], k[:, s], rows[s])
+    return out
+
+
+def rvq_codebook_loss_vjp(args: Mapping[str, Any], cotangent: Any) -> dict:
+    """z̄_e = 0 (the residuals are stopped); C̄_s[k] = −Σ_{b: k_s(b)=k} ȳ_s · 2(r_s[b] − e_s[b])/(N·D)."""
+    a, (d,) = validate_vjp("rvq_codebook_loss", args, cotangent)
+    n = a["num_stages"]
+    k, e, r = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
+    rows = -np.asarray(d, dtype=np.float64)[:n, None, None] * 2.0 * (r - e) / a["z_e"].size
+    return finite_gradients("rvq_codebook_loss", {"z_e": np.zeros_like(a["z_e"], dtype=np.float64),
+                                                  "codebooks": _scatter(a["codebooks"], _rows(k), rows)})
+
+
+def rvq_codebook_loss_magnitude(args: Mapping[str, Any]) -> np.ndarray:
+    return rvq_commitment_loss_magnitude(args)  # the same value, computed the same way
+
+
+def rvq_codebook_loss_vjp_magnitude(args: Mapping[str, Any], cotangent: Any) -> dict:
+    a, (d,) = validate_vjp("rvq_codebook_loss", args, cotangent)
+    n = a["num_stages"]
+    k, e, r = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
+    scale = np.abs(np.asarray(d, dtype=np.float64))[:n, None, None]
+    rows = scale * 2.0 * (np.abs(r - e) + _sizes(a["z_e"], e)) / a["z_e"].size
+    return {"z_e": np.zeros_like(a["z_e"], dtype=np.float64), "codebooks": _scatter(a["codebooks"], _rows(k), rows)}
+
+
+def rvq_codebook_loss_surrogate(args: Mapping[str, Any], base: Mapping[str, Any]) -> np.ndarray:
+    """mean (r_s − C′_s[k_s])² with the residuals r_s and the choices k_s held at `base`."""
+    b = _checked("rvq_codebook_loss", base)
+    books = _checked("rvq_codebook_loss", args)["codebooks"]
+    n = b["num_stages"]
+    k, _, r = stages(b["z_e"], b["codebooks"], n, None)
+    k = _rows(k)
+    e = np.array([books[s][k[:, s]] for s in range(n)]).reshape(r.shape)
+    return _losses(b["z_e"], books, n, e, r)
+
+
+RVQ_CODEBOOK_LOSS = ReferenceFunction("rvq_codebook_loss", rvq_codebook_loss, rvq_codebook_loss_magnitude,
+                                      rvq_codebook_loss_vjp, rvq_codebook_loss_vjp_magnitude,
+                                      rvq_codebook_loss_surrogate)
+
+REFERENCE_FUNCTIONS = (RVQ_QUANTIZE, RVQ_COMMITMENT_LOSS, RVQ_CODEBOOK_LOSS)

@@ -10,6 +10,7 @@ N vectors, and the commitment losses are means over all N·D entries):
     z_q = z_e + sg(Σ_{s<n} C_s[k_s] − z_e)           (straight-through once: z̄_e = ȳ)
     indices[b, s] = k_s(b) for s < n, −1 for the dropped stages (vqp's padding)
     commitment_s = mean_{b,d} (r_s − sg(C_s[k_s]))²   (0 for a dropped stage; the gradient reaches z_e through r_s)
+    codebook_s   = mean_{b,d} (sg(r_s) − C_s[k_s])²   (the same value; the gradient reaches C_s[k_s] only)
 
 Each stage's choice is judged by the VQ chapter's near-tie criterion on its residual (`vaespec.spec.vq`), with
 the residual's own rounding added to the bound (`RVQ_CHOICE`). A bfloat16 or float16 backend computes the
@@ -34,6 +35,9 @@ _C = "quantizers"
 Z_E = Arg("z_e", "array", ("batch", POSITIONS, "embedding"), True, "finite reals")
 CODEBOOKS = Arg("codebooks", "array", ("stages", "codes", "embedding"), False,
                 "finite reals: S ≥ 1 stages of K ≥ 1 codes (no gradient: learnt by EMA or a codebook loss)")
+LEARNT_CODEBOOKS = Arg("codebooks", "array", ("stages", "codes", "embedding"), True,
+                       "finite reals: S ≥ 1 stages of K ≥ 1 codes (learnt by this loss: each stage's chosen codes "
+                       "receive its gradient)")
 NUM_STAGES = Arg("num_stages", "count", domain="1 ≤ n ≤ S: the stages used (quantizer dropout keeps the first n)")
 
 RVQ_CHOICE = (
@@ -101,10 +105,19 @@ _fns = (
                  chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 4, s["stages"] + 5),
                  vjp_chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 8, s["stages"] + 9),
                  discrete=True),
+    # The commitment loss's value with the stop-gradient moved (the VQ chapter's codebook_loss per stage): the same
+    # forward chain; its VJP scatters each stage's N rows onto the codes, within the commitment VJP's chain.
+    FunctionSpec("rvq_codebook_loss", (Z_E, LEARNT_CODEBOOKS, NUM_STAGES), (Output("losses", ("stages",)),),
+                 "losses_s = mean_{b,d} (sg(r_s) − C_s[k_s])² over the N·D entries for s < n, 0 after (gradient "
+                 "C̄_s[k] = −Σ_{b: k_s(b)=k} 2(r_s[b] − e_s[b])/(N·D) to the codebooks only; z̄_e = 0)", _C,
+                 rules=(_stages_used,), domain=DISTANCES,
+                 chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 4, s["stages"] + 5),
+                 vjp_chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 8, s["stages"] + 9),
+                 discrete=True),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
-_laws = (
+_laws: tuple[Law, ...] = (
     Law("rvq_output_eq_sum_of_stage_outputs",
         "z_q = Σ_{s<n} codebooks[s][indices[:, s]] (up to the sum's and the straight-through's roundings), and "
         "indices[:, s] = −1 exactly for s ≥ n", ("rvq_quantize",), "any input", "roundoff", _C),
@@ -127,5 +140,15 @@ _laws = (
         "each call's stage choices judged by the criterion, z_q and the commitment losses (means over all N·D "
         "entries) and their gradients differing as the reference's at the two calls' choices; indices "
         "[B, *positions, stages]", ("rvq_quantize", "rvq_commitment_loss"), "1–2 position axes", "roundoff", _C),
+)
+_laws += (
+    Law("rvq_codebook_loss_eq_commitment_loss",
+        "rvq_codebook_loss(z_e, C, n) = rvq_commitment_loss(z_e, C, n) in value, stage by stage: they differ only "
+        "in where the stop-gradient sits", ("rvq_codebook_loss", "rvq_commitment_loss", "rvq_quantize"),
+        "any input", "roundoff", _C),
+    Law("rvq_codebook_loss_gradient_only_to_codebooks",
+        "d rvq_codebook_loss / d z_e = 0 exactly, and stage s's codebook receives the VQ chapter's codebook_loss "
+        "gradient at its residual: C̄_s = ȳ_s · d codebook_loss(r_s, C_s) / d C_s at rvq_quantize's indices "
+        "(0 for s ≥ n)", ("rvq_codebook_loss", "rvq_quantize"), "any input", "roundoff", _C),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}

@@ -3,7 +3,8 @@
 The bugs are ones a port of vector-quantize-pytorch's FSQ, LFQ or ResidualVQ makes: FSQ's half-step offset
 for even levels dropped, the mixed-radix digits read most-significant-first, the straight-through gradient
 lost, floor for round; LFQ's bit order reversed, its entropy terms' signs swapped, 0 sent to +1; residual VQ
-quantizing the input at every stage, a straight-through per stage, quantizer dropout ignored; and, on inputs
+quantizing the input at every stage, a straight-through per stage, quantizer dropout ignored, a codebook loss
+that lets the gradient into z_e or is computed on the input at every stage; and, on inputs
 [batch, *positions, dim], the reductions a port written for [batch, dim] gets wrong (each right on rows).
 `vaespec check --backend vaespec.proofs_tests.controls.quantizers:<Name>` shows the failing law.
 """
@@ -15,6 +16,7 @@ import numpy as np
 from vaespec.reference import quantizers as ref
 from vaespec.reference import quantizers_lfq as ref_lfq
 from vaespec.reference import quantizers_rvq as ref_rvq
+from vaespec.reference import vq as ref_vq
 from vaespec.spec.quantizers import fsq_basis, fsq_constants
 
 from .vae import NegativeControl
@@ -167,6 +169,44 @@ class RVQCommitmentSumOverPositions(_QuantizersControl):
             at = (slice(None), *p)
             grad[at] = ref_rvq.rvq_commitment_loss_vjp({**args, "z_e": z_e[at]}, cotangent)["z_e"]
         return {"z_e": grad}
+
+
+class RVQCodebookLossGradientIntoEncoder(_QuantizersControl):
+    bug = "rvq_codebook_loss keeps no stop-gradient on the residual (mean (r_s − e_s)²): z_e also receives the " \
+          "commitment loss's gradient"
+    caught_by = "rvq_codebook_loss_gradient_only_to_codebooks"
+
+    def rvq_codebook_loss_vjp(self, args, cotangent):
+        grads = ref_rvq.rvq_codebook_loss_vjp(args, cotangent)
+        return {**grads, "z_e": ref_rvq.rvq_commitment_loss_vjp(args, cotangent)["z_e"]}
+
+
+def _input_losses(z_e, codebooks, num_stages):
+    """Stage s's codebook loss on z_e itself (each stage's codes as rvq_quantize chose them)."""
+    rows = np.asarray(z_e, dtype=np.float64).reshape(-1, np.shape(z_e)[-1])
+    k = ref_rvq.rvq_quantize(z_e, codebooks, num_stages)[1].reshape(len(rows), -1)
+    return rows, k
+
+
+class RVQCodebookLossOnInput(_QuantizersControl):
+    bug = "rvq_codebook_loss compares every stage's code with the input z_e instead of the residual r_s " \
+          "(mean (sg(z_e) − e_s)²)"
+    caught_by = "rvq_codebook_loss_eq_commitment_loss"
+
+    def rvq_codebook_loss(self, z_e, codebooks, num_stages):
+        rows, k = _input_losses(z_e, codebooks, num_stages)
+        losses = np.zeros(np.shape(codebooks)[0])
+        for s in range(num_stages):
+            losses[s] = ref_vq.codebook_loss(rows, codebooks[s], indices=k[:, s])
+        return losses
+
+    def rvq_codebook_loss_vjp(self, args, cotangent):
+        rows, k = _input_losses(args["z_e"], args["codebooks"], args["num_stages"])
+        books = np.zeros_like(np.asarray(args["codebooks"], dtype=np.float64))
+        for s in range(int(args["num_stages"])):
+            at = {"z_e": rows, "codebook": args["codebooks"][s], "indices": k[:, s]}
+            books[s] = ref_vq.codebook_loss_vjp(at, float(np.asarray(cotangent)[s]))["codebook"]
+        return {"z_e": np.zeros(np.shape(args["z_e"])), "codebooks": books}
 
 
 CONTROLS = {cls.__name__: cls for cls in _QuantizersControl.__subclasses__()}

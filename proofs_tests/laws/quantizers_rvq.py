@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vaespec.reference import vq as reference_vq
+
 from ..strategies import vae as strategies
 from ..strategies.chapters import examples_for
 from .checking import Check, context, function_args
@@ -73,11 +75,41 @@ def rvq_straight_through_gradient(backend, example, draw):
     return 0.0
 
 
+def rvq_codebook_loss_eq_commitment_loss(backend, example, draw):
+    a, ctx, k = _rvq(backend, example)
+    z_e, books, n = a["z_e"], a["codebooks"], a["num_stages"]
+    return assert_within("rvq_codebook_loss = rvq_commitment_loss (value)", backend.rvq_codebook_loss(z_e, books, n),
+                         backend.rvq_commitment_loss(z_e, books, n),
+                         tolerance(backend.dtype, "rvq_codebook_loss", a, indices=k), context=ctx)
+
+
+def rvq_codebook_loss_gradient_only_to_codebooks(backend, example, draw):
+    a, ctx, k = _rvq(backend, example)
+    z_e, books, n = a["z_e"], a["codebooks"], a["num_stages"]
+    cotangent = as_input(backend.dtype, draw(strategies.arrays((books.shape[0],), -1.0, 1.0)))
+    ctx = ctx + f"\n# backend.vjp('rvq_codebook_loss', args, {cotangent.tolist()})"
+    grads = backend.vjp("rvq_codebook_loss", a, cotangent)
+    assert_within("vjp(rvq_codebook_loss)['z_e'] (stop-gradient)", grads["z_e"], np.zeros_like(z_e), 0.0,
+                  context=ctx)
+    # Stage s is the VQ chapter's codebook loss on its residual r_s = z_e − Σ_{t<s} e_t, at the backend's choices.
+    rows, k = z_e.reshape(-1, z_e.shape[-1]), k.reshape(-1, books.shape[0])
+    expected, partial = np.zeros_like(books), np.zeros_like(rows)
+    for s in range(n):
+        at = {"z_e": rows - partial, "codebook": books[s], "indices": k[:, s]}
+        expected[s] = reference_vq.codebook_loss_vjp(at, float(cotangent[s]))["codebook"]
+        partial = partial + books[s][k[:, s]]
+    tol = tolerance(backend.dtype, "rvq_codebook_loss", a, cotangent=cotangent, indices=k)["codebooks"]
+    return assert_within("vjp(rvq_codebook_loss)['codebooks'] = ȳ_s · d codebook_loss(r_s, C_s) / d C_s",
+                         grads["codebooks"], expected, tol, context=ctx)
+
+
 _LAWS = {
     "rvq_output_eq_sum_of_stage_outputs": rvq_output_eq_sum_of_stage_outputs,
     "rvq_stage_choice_nearest_code_of_residual": rvq_stage_choice_nearest_code_of_residual,
     "rvq_commitment_losses_eq_residual_errors": rvq_commitment_losses_eq_residual_errors,
     "rvq_first_stages_eq_fewer_stage_quantizer": rvq_first_stages_eq_fewer_stage_quantizer,
     "rvq_straight_through_gradient": rvq_straight_through_gradient,
+    "rvq_codebook_loss_eq_commitment_loss": rvq_codebook_loss_eq_commitment_loss,
+    "rvq_codebook_loss_gradient_only_to_codebooks": rvq_codebook_loss_gradient_only_to_codebooks,
 }
 CHECKS: dict[str, Check] = {name: Check(name, examples_for("rvq_quantize"), run) for name, run in _LAWS.items()}

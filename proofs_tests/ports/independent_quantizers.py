@@ -151,5 +151,16 @@ def _rvq_commitment(a):
     return torch.stack(losses).to(z.dtype)
 
 
+def _rvq_codebook(a):
+    """mse_loss(sg(z_e − earlier codes), code) per stage: the codes get the gradient, z_e and earlier stages none."""
+    z = a["z_e"]
+    _, _, pieces = _rvq(z, a["codebooks"], a["num_stages"])
+    w = _wide(z).flatten(0, -2)
+    losses = [torch.nn.functional.mse_loss((w - before).detach(), code) for before, code in pieces]
+    losses += [w.new_zeros(())] * (a["codebooks"].shape[0] - len(pieces))
+    return torch.stack(losses).to(z.dtype)
+
+
 QUANTIZERS.add("rvq_quantize", lambda a: _rvq_quantize(a))
 QUANTIZERS.add("rvq_commitment_loss", lambda a: (_rvq_commitment(a),))
+QUANTIZERS.add("rvq_codebook_loss", lambda a: (_rvq_codebook(a),))

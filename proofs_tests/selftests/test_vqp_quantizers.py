@@ -1,6 +1,7 @@
 """vector-quantize-pytorch's FSQ, LFQ and ResidualVQ through the quantizers chapter's laws (the adapter
 `vaespec.proofs_tests.thirdparty.vqp_quantizers`), in float64, float32 and bfloat16: every law not declared in
-`vqp_quantizers.differences` must hold, and every declared difference must give its declared verdict — so the
+`vqp_quantizers.differences` must hold (or be n/a where it needs a function the adapter declares NotProvided),
+and every declared difference must give its declared verdict — so the
 file cannot go stale in either direction. The library behaviours the file and docs/quantizers.md state are
 checked directly below, with their minimal reproductions."""
 
@@ -19,6 +20,7 @@ import torch
 from vector_quantize_pytorch import FSQ, ResidualVQ
 
 from vaespec.proofs_tests.check.runner import run_law
+from vaespec.proofs_tests.laws.declared import not_provided
 from vaespec.proofs_tests.plugin import Entry, read_entries
 from vaespec.proofs_tests.thirdparty import vqp_quantizers as vqp
 from vaespec.spec.laws import LAWS
@@ -62,6 +64,10 @@ def test_vqp_law_verdict_is_as_declared(law, label):
     hits = [(verdict, reason) for entry, verdict, reason in declared() if entry.matches(law, label)]
     assert len(hits) <= 1, f"{law} on {label} is declared {len(hits)} times"
     verdict, why = hits[0] if hits else ("pass", "the contract's law")
+    lacked = not_provided(BACKENDS[label], LAWS[law].functions)  # a function the adapter declares NotProvided
+    if lacked is not None:
+        assert not hits, f"{law} on {label} is declared {verdict} but needs a function vqp lacks: {lacked}"
+        verdict, why = "n/a", lacked
     result = run_law(law, BACKENDS[label], _settings(verdict))
     assert result.verdict == verdict, (f"{law} on {label}: expected {verdict} ({why}), got {result.verdict} after "
                                        f"{result.examples} examples: {result.message}")

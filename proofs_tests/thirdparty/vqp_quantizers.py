@@ -40,7 +40,7 @@ from torch import Tensor
 from vector_quantize_pytorch import FSQ, LFQ, ResidualVQ
 from vector_quantize_pytorch import finite_scalar_quantization as fsq_module
 
-from vaespec.impl.adapters import AutogradBackend
+from vaespec.impl.adapters import AutogradBackend, NotProvided
 from vaespec.spec.errors import ConfigError
 
 DTYPES = ("float64", "float32", "bfloat16")
@@ -143,6 +143,10 @@ class VQPQuantizers(AutogradBackend):
 
     def torch_rvq_commitment_loss(self, z_e, codebooks, num_stages):
         return self._rvq(z_e, codebooks, num_stages)[2]
+
+    # vqp returns one commitment loss per layer; a codebook loss apart from it (gradient to the codes only) it has not
+    torch_rvq_codebook_loss = NotProvided("ResidualVQ returns only its per-layer commitment losses: no separate "
+                                          "codebook loss with the gradient to the codebooks only")
 
 
 def backends() -> list[VQPQuantizers]:
