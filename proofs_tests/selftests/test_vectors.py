@@ -43,6 +43,13 @@ def exported(tmp_path_factory):
     return directory, export(directory, seed=0)
 
 
+@pytest.fixture(scope="module")
+def opened(exported):
+    """The export opened once (manifest schema-checked, every file hashed, arrays parsed on first use) for the
+    tests that only check backends against it: `Vectors.check` reads it and never writes."""
+    return Vectors(exported[0])
+
+
 @pytest.fixture
 def copy(exported, tmp_path):
     """A private copy of the export, for tests that damage it."""
@@ -198,8 +205,8 @@ def test_reference_and_independent_ports_pass_the_vectors(exported):
 
 
 @pytest.mark.parametrize("name", sorted(CONTROLS))
-def test_negative_controls_fail_the_vectors(exported, name):
-    rows = Vectors(exported[0]).check(CONTROLS[name]())
+def test_negative_controls_fail_the_vectors(opened, name):
+    rows = opened.check(CONTROLS[name]())
     caught = [r for r in rows if r.verdict == "FAIL"]
     if name in INVISIBLE:
         assert not caught, f"{name} is now caught by the vectors; remove it from INVISIBLE"
@@ -308,7 +315,7 @@ def _row(rows, function, kind):
     return next(r for r in rows if (r.function, r.kind) == (function, kind))
 
 
-def test_a_function_the_backend_lacks_is_na_with_the_reason(exported):
+def test_a_function_the_backend_lacks_is_na_with_the_reason(opened):
     from vaespec.reference.backend import ReferenceBackend
 
     class WithoutEMA(ReferenceBackend):
@@ -318,7 +325,7 @@ def test_a_function_the_backend_lacks_is_na_with_the_reason(exported):
         def ema_update(self, *args, **kwargs):
             raise NotImplementedError("not called: the backend declares it lacks ema_update")
 
-    rows = Vectors(exported[0]).check(WithoutEMA())
+    rows = opened.check(WithoutEMA())
     row = _row(rows, "ema_update", "value")
     assert (row.verdict, row.message, row.cases) == ("n/a", "backend does not provide ema_update", 0)
     assert all(r.verdict == "pass" for r in rows if r.function != "ema_update"), [r for r in rows if not r.passed]
@@ -326,7 +333,7 @@ def test_a_function_the_backend_lacks_is_na_with_the_reason(exported):
 
 @pytest.mark.parametrize("cls", ["TorchWithoutEMADebiasing", "TorchWithoutGaussianConstant",
                                  "TorchWithoutCodebookTerm", "TorchSingleTerm", "TorchOnlySSE"])
-def test_declared_variants_and_conventions_change_what_the_vectors_expect(exported, cls):
+def test_declared_variants_and_conventions_change_what_the_vectors_expect(opened, cls):
     """A library variant fails its function's vectors undeclared; declared, the expected values are the
     reference's under the variant (the recorded tolerance unchanged) and it passes; cases in a convention the
     backend does not declare are skipped with the reason."""
@@ -335,11 +342,10 @@ def test_declared_variants_and_conventions_change_what_the_vectors_expect(export
     cls = getattr(wrong, cls)
     law = cls.caught_by.removesuffix("_matches_reference")
     function, kind = (law.removesuffix("_gradient"), "gradient") if law.endswith("_gradient") else (law, "value")
-    vectors_ = Vectors(exported[0])
-    failed = _row(vectors_.check(cls()), function, kind)
+    failed = _row(opened.check(cls()), function, kind)
     assert failed.verdict == "FAIL"
     assert re.search(r"\[(convention '\w+'; )?variants: none\]$", failed.message.splitlines()[0]), failed.message
-    rows = vectors_.check(wrong.declared(cls)())
+    rows = opened.check(wrong.declared(cls)())
     assert all(r.passed for r in rows), [(r.function, r.kind, r.message[:300]) for r in rows if not r.passed]
     row = _row(rows, function, kind)
     if hasattr(cls, "conventions_declared"):
