@@ -123,7 +123,8 @@ def _results(laws, backends, args, settings, skips):
         options = {"specs": args.backend, "no_reference": args.no_reference, "dtypes": args.dtype,
                    "devices": args.device, "profile": args.profile, "fixed_shapes": args.fixed_shapes,
                    "limit": args.call_limit}
-        yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends), skips)
+        yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends), skips,
+                                local=(backends, settings))
         return
     from .check.runner import run_laws
 

@@ -1,4 +1,6 @@
-"""`vaespec check -j N`: laws spread over N worker processes, each checking every backend on its laws.
+"""`vaespec check -j N`: laws spread over N processes, each checking every backend on its laws: this one
+and N − 1 workers (a worker's start-up, importing torch and building the backends, costs seconds that
+this process has already spent).
 
 Each worker is a fresh interpreter (the "spawn" start method: torch's thread pools are not
 fork-safe) that rebuilds the same backends from the same command-line options, so nothing but
@@ -9,8 +11,11 @@ process ran it: every law runs its own Hypothesis test, seeded by the profile al
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 
 _WORKER: dict = {}
 
@@ -58,23 +63,63 @@ def _run(law: str, skip: dict[int, str] | None = None) -> tuple[str, list[dict]]
     return law, [r.to_dict() for r in run_laws(law, _WORKER["backends"], _WORKER["settings"], skip)]
 
 
-def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips: dict | None = None):
-    """Yield (law, [LawResult]) as the workers finish them; `expected` backends per law (a check that
-    every worker built the same backends as this process); `skips`: law -> {backend index: reason}."""
+def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips: dict | None = None,
+                 local: tuple | None = None):
+    """Yield (law, [LawResult]) as the processes finish them; `expected` backends per law (a check that
+    every worker built the same backends as this process); `skips`: law -> {backend index: reason};
+    `local`: (backends, settings) of this process, which then checks laws too, beside `jobs − 1` workers."""
     skips = skips or {}
-    from .runner import LawResult
+    from .runner import LawResult, run_laws
 
     threads = 1  # as `vaespec check` itself: tiny examples, and spinning OpenMP workers cost more than they give
     # Hypothesis mixes constants found in the source of loaded local modules (an editable install counts)
     # into what it draws, so a worker imports what this process has, to draw the same examples.
     modules = sorted(name for name, module in list(sys.modules.items())
                      if getattr(module, "__file__", None) and name != "__main__" and not name.startswith("_"))
+    workers = max(1, jobs - 1) if local is not None else jobs
+    # One queue of laws, taken from by this process between its own laws and, for the workers, by a feeder
+    # thread that keeps each worker two laws ahead whatever this process is doing (so neither waits on the
+    # other until the queue is empty).
+    pending, finished = deque(laws), queue.Queue()
+    slots, stop = threading.Semaphore(2 * workers), threading.Event()
+
+    def take() -> str | None:
+        try:
+            return pending.popleft()
+        except IndexError:
+            return None
+
+    def done(future) -> None:
+        finished.put(future)
+        slots.release()
+
+    def feed(pool) -> None:
+        while slots.acquire() and not stop.is_set():
+            law = take()
+            if law is None:
+                return
+            pool.submit(_run, law, skips.get(law)).add_done_callback(done)
+
+    def result(future):
+        law, rows = future.result()
+        if len(rows) != expected:
+            raise RuntimeError(f"a worker built {len(rows)} backends for {law}, this process {expected}")
+        return law, [LawResult(**row) for row in rows]
+
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init,
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
                              initargs=(options, threads, modules)) as pool:
-        futures = [pool.submit(_run, law, skips.get(law)) for law in laws]
-        for future in as_completed(futures):
-            law, rows = future.result()
-            if len(rows) != expected:
-                raise RuntimeError(f"a worker built {len(rows)} backends for {law}, this process {expected}")
-            yield law, [LawResult(**row) for row in rows]
+        feeder = threading.Thread(target=feed, args=(pool,), name="vaespec-check-feeder", daemon=True)
+        feeder.start()
+        try:
+            for _ in range(len(laws)):
+                law = take() if local is not None and finished.empty() else None
+                if law is None:
+                    yield result(finished.get())
+                else:
+                    yield law, run_laws(law, local[0], local[1], skips.get(law))
+        finally:
+            stop.set()
+            slots.release()  # the feeder, if it waits for a slot, wakes, sees stop and returns
+            feeder.join()
+            pool.shutdown(cancel_futures=True)
