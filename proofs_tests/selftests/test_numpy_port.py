@@ -15,7 +15,7 @@ import pytest
 from hypothesis import settings
 
 from vaespec.proofs_tests.check.backends import check_backend
-from vaespec.proofs_tests.check.runner import run_law
+from vaespec.proofs_tests.check.runner import LawResult, run_laws
 from vaespec.proofs_tests.ports import numpy_port
 from vaespec.proofs_tests.strategies.profiles import profile_settings
 from vaespec.spec.laws import LAWS
@@ -24,6 +24,16 @@ LAWS_OF_PORT = sorted(name for name, law in LAWS.items() if law.chapter in numpy
 # The CI profile's derandomized examples, 4 per law: 4 backends × every law of two chapters must cost seconds. The
 # full profile is `vaespec check --backend vaespec.proofs_tests.ports.numpy_port:backends` (25 examples per law).
 SETTINGS = settings(profile_settings("ci"), max_examples=4)
+PORTS = numpy_port.backends()
+# Each law's examples are drawn once for the four ports (`run_laws`, as the law suite's own tests do): its verdicts
+# are those of each port checked alone. The four tests of a law share an xdist group, one worker under loadgroup.
+_RESULTS: dict[str, list[LawResult]] = {}
+
+
+def _port_result(law: str, index: int) -> LawResult:
+    if law not in _RESULTS:
+        _RESULTS[law] = run_laws(law, numpy_port.backends(), SETTINGS)
+    return _RESULTS[law][index]
 
 
 def test_port_provides_its_chapters_and_declares_flushing():
@@ -45,9 +55,10 @@ def test_ftz_mode_flushes_what_xla_flushes():
     assert z[0, 0] == 1.0 and kept.reparameterize(np.zeros((1, 1)), np.array([[-180.0]]), np.ones((1, 1)))[0, 0] > 0
 
 
-@pytest.mark.parametrize("port", numpy_port.backends(), ids=lambda b: f"{b.name}-{b.dtype}")
-@pytest.mark.parametrize("law", LAWS_OF_PORT)
-def test_numpy_port_satisfies_law(law, port):
-    result = run_law(law, port, SETTINGS)
+@pytest.mark.parametrize("index", range(len(PORTS)), ids=[f"{b.name}-{b.dtype}" for b in PORTS])
+@pytest.mark.parametrize("law", [pytest.param(law, marks=pytest.mark.xdist_group(f"numpy-port:{law}"))
+                                 for law in LAWS_OF_PORT])
+def test_numpy_port_satisfies_law(law, index):
+    port, result = PORTS[index], _port_result(law, index)
     assert result.verdict == "pass", f"{law} [{result.verdict}] on {port!r}:\n{result.message}"
     assert result.examples > 0, f"{law}: no example was checked"
