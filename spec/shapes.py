@@ -36,6 +36,7 @@ absent `+event` or `+output` as `(output,)`, an absent `+input` as `(input,)`.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, MutableMapping
 
@@ -61,6 +62,7 @@ _DEFAULT_VARIADIC = {EVENT: "output", INPUT_EVENT: "input", OUTPUT_EVENT: "outpu
 Size = int | tuple[int, ...]
 
 
+@functools.lru_cache(maxsize=1024)  # a few dozen distinct dims tuples, checked on every call
 def _variadic(dims: tuple[str, ...]) -> int | None:
     """The axis of the one variadic name in `dims` (a name starting with "*" or "+"), or None."""
     found = [i for i, d in enumerate(dims) if d.startswith(("*", "+"))]
@@ -125,6 +127,10 @@ def _plain_array(name: str, value: object, expected: str = "") -> np.ndarray:
     return value if type(value) is np.ndarray else np.asarray(value)
 
 
+def _axes(axes: tuple[int, ...]) -> str:
+    return f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
+
+
 def check_array(
     name: str,
     value: object,
@@ -162,7 +168,8 @@ def check_array(
             value = np.asarray(value, dtype=np.float64)
         else:
             raise DTypeError(f"{name}: expected a numpy array [{expected}], got {describe(value)}")
-    value = _plain_array(name, value, expected)
+    if type(value) is not np.ndarray:  # the common case, a plain array, skips the subclass checks
+        value = _plain_array(name, value, expected)
     if kind == "float" and value.dtype.kind != "f":
         raise DTypeError(f"{name}: expected a floating-point array [{expected}], got dtype {value.dtype}")
     if kind == "float" and value.dtype.itemsize > 8:
@@ -178,13 +185,12 @@ def check_array(
             f"{name}: expected rank {rank} [{expected}], got shape {value.shape}"
         )
     for dim, size, axes in pairs:
-        where = f"axis {axes[0]}" if len(axes) == 1 else f"axes {axes}"
-        if value.shape and any(value.shape[a] == 0 for a in axes) and not allow_empty:
-            raise ShapeError(f"{name}: dimension '{dim}' ({where}) is empty; expected at least 1, got shape "
+        if value.shape and not allow_empty and any(value.shape[a] == 0 for a in axes):
+            raise ShapeError(f"{name}: dimension '{dim}' ({_axes(axes)}) is empty; expected at least 1, got shape "
                              f"{value.shape}")
         if dim in bindings and bindings[dim] != size:
             raise ShapeError(
-                f"{name}: dimension '{dim}' ({where}) must be {bindings[dim]} to match the other "
+                f"{name}: dimension '{dim}' ({_axes(axes)}) must be {bindings[dim]} to match the other "
                 f"arguments, got {size} (shape {value.shape})"
                 f"{_channels_first_hint(name, dims, value.shape, dim, bindings)}"
             )
@@ -241,7 +247,8 @@ def as_real_array(name: str, value: object, dims: tuple[str, ...], bindings: Mut
             value = np.asarray(value)
         except (TypeError, ValueError, OverflowError) as error:
             raise DTypeError(f"{name}: expected a real array [{expected}], got {describe(value)} ({error})") from None
-    value = _plain_array(name, value, expected)
+    if type(value) is not np.ndarray:  # the common case, a plain array, skips the subclass checks
+        value = _plain_array(name, value, expected)
     if value.dtype.kind in "iu":
         value = value.astype(np.float64)
     return check_array(name, value, dims, bindings)

@@ -10,6 +10,8 @@ mistaken for a wrong loss or gradient. Which functions choose is read from the r
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from vaespec.reference import vq
@@ -83,6 +85,7 @@ def unambiguous(dtype: str, z_e, codebook) -> np.ndarray:
     return acceptable_codes(dtype, z_e, codebook).sum(axis=-1) == 1
 
 
+@functools.cache  # asked for every example of every backend; the reference's signatures never change
 def makes_choices(function: str) -> bool:
     """Whether `function` chooses codes: its reference can be conditioned on them (a keyword-only `indices`)."""
     import inspect
