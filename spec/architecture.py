@@ -20,6 +20,7 @@ a dense layer: it is an explicit argument `[num_embeddings, embedding_dim]`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -132,13 +133,10 @@ class _DenseLayout:
         """The documented parameter layout: name -> shape, for "encoder", "decoder" or "all"."""
         if part not in ("all", "encoder", "decoder"):
             raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
-        shapes: dict[str, tuple[int, ...]] = {}
-        for name, fan_in, fan_out in self.dense_layers():
-            is_encoder = name.startswith("encoder") or name in self.HEADS
-            if part == "all" or (part == "encoder") == is_encoder:
-                shapes[f"{name}.kernel"] = (fan_in, fan_out)
-                shapes[f"{name}.bias"] = (fan_out,)
-        return shapes
+        try:
+            return dict(_cached_shapes(self, part))  # a fresh dict: the caller may change it
+        except TypeError:  # an unhashable layout (a subclass that is not frozen): computed each time
+            return _parameter_shapes(self, part)
 
     def longest_path(self, part: str) -> int:
         """Sum of fan-ins along `part` ("encoder" or "decoder"): the reduction length of a forward pass.
@@ -247,3 +245,17 @@ class VQArchitecture(_DenseLayout):
             "activation": self.activation,
             "output_size": self.output_size,
         }
+
+
+def _parameter_shapes(layout: _DenseLayout, part: str) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, fan_in, fan_out in layout.dense_layers():
+        is_encoder = name.startswith("encoder") or name in layout.HEADS
+        if part == "all" or (part == "encoder") == is_encoder:
+            shapes[f"{name}.kernel"] = (fan_in, fan_out)
+            shapes[f"{name}.bias"] = (fan_out,)
+    return shapes
+
+
+# Every validated call asks; a frozen layout's shapes never change (equal layouts, equal shapes).
+_cached_shapes = functools.lru_cache(maxsize=512)(_parameter_shapes)

@@ -34,13 +34,19 @@ class _Unkeyable(Exception):
 
 def _feed(h: Any, value: Any) -> None:
     if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:  # its bytes are pointers, not content
+            raise _Unkeyable
         h.update(b"a%s%r" % (value.dtype.str.encode(), value.shape))
-        h.update(np.ascontiguousarray(value).tobytes())
+        h.update(np.ascontiguousarray(value).data)  # the buffer itself, not a copy of it
     elif isinstance(value, Mapping):
         h.update(b"{%d" % len(value))
-        for k in sorted(value, key=repr):
+        keys = list(value)
+        for k in (sorted(keys) if all(type(k) is str for k in keys) else sorted(keys, key=repr)):
             _feed(h, k)
             _feed(h, value[k])
+    elif type(value) is str:
+        encoded = value.encode()
+        h.update(b"str%d:%s" % (len(encoded), encoded))
     elif isinstance(value, (tuple, list)):
         h.update(b"(%d" % len(value))
         for v in value:
@@ -48,11 +54,40 @@ def _feed(h: Any, value: Any) -> None:
     elif value is None or isinstance(value, (bool, int, float, str, bytes, np.generic)):
         h.update(f"{type(value).__name__}:{value!r};".encode())
     elif dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen:  # type: ignore[attr-defined]
-        h.update(f"<{type(value).__module__}.{type(value).__qualname__}".encode())
-        for field in dataclasses.fields(value):
-            _feed(h, getattr(value, field.name))
+        h.update(_dataclass_digest(value))
     else:
         raise _Unkeyable
+
+
+# id -> (the frozen dataclass, the digest of its content), the object held so that its id is not reused
+_DATACLASS_DIGESTS: OrderedDict[int, tuple[Any, bytes]] = OrderedDict()
+
+
+def _dataclass_digest(value: Any) -> bytes:
+    """The digest of a frozen dataclass's type and fields, computed once per object when nothing in it can change
+    (an architecture, a convention or a key: every call of an example passes the same object)."""
+    held = _DATACLASS_DIGESTS.get(id(value))
+    if held is not None and held[0] is value:
+        return held[1]
+    h = hashlib.blake2b(f"<{type(value).__module__}.{type(value).__qualname__}".encode(), digest_size=20)
+    fields = [getattr(value, field.name) for field in dataclasses.fields(value)]
+    for field in fields:
+        _feed(h, field)
+    digest = h.digest()
+    if all(_unchanging(f) for f in fields):
+        _DATACLASS_DIGESTS[id(value)] = (value, digest)
+        while len(_DATACLASS_DIGESTS) > SIZE:
+            _DATACLASS_DIGESTS.popitem(last=False)
+    return digest
+
+
+def _unchanging(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str, bytes, np.generic)):
+        return True
+    if type(value) is tuple:
+        return all(_unchanging(v) for v in value)
+    return dataclasses.is_dataclass(value) and not isinstance(value, type) and value.__dataclass_params__.frozen \
+        and all(_unchanging(getattr(value, f.name)) for f in dataclasses.fields(value))
 
 
 def _frozen(value: Any) -> Any:
@@ -112,3 +147,4 @@ def stats() -> dict[str, int]:
 def clear() -> None:
     """Forget every stored result."""
     _CACHE.clear()
+    _DATACLASS_DIGESTS.clear()

@@ -74,6 +74,27 @@ def test_unkeyable_arguments_and_raising_calls_are_never_stored():
     assert memo.memoized("value", lambda: calls.append(2) or 5.0, "f", plain) == 5.0
     assert memo.memoized("value", lambda: calls.append(2) or 5.0, "f", plain) == 5.0
     assert calls == [1, 1, 2, 2]
+    boxes = np.empty(1, dtype=object)  # an object array's bytes are pointers: changed content keeps them
+    boxes[0] = [1.0]
+    memo.memoized("value", lambda: calls.append(3) or 5.0, "f", boxes)
+    boxes[0].append(2.0)
+    memo.memoized("value", lambda: calls.append(3) or 5.0, "f", boxes)
+    assert calls == [1, 1, 2, 2, 3, 3]
+
+
+def test_strings_and_dataclasses_are_keyed_by_content_not_by_layout():
+    calls, compute = _counting()
+    memo.memoized("value", compute(1.0), ("ab", "c"))
+    memo.memoized("value", compute(2.0), ("a", "bc"))  # the same characters, split otherwise
+    memo.memoized("value", compute(3.0), {"x;": "y"})
+    memo.memoized("value", compute(4.0), {"x": ";y"})
+    small = Architecture(input_size=3, latent_size=2, encoder_sizes=(4,), decoder_sizes=(4,))
+    memo.memoized("value", compute(5.0), small)
+    memo.memoized("value", compute(5.0), Architecture(input_size=3, latent_size=2, encoder_sizes=(4,),
+                                                       decoder_sizes=(4,)))  # another object, equal content
+    memo.memoized("value", compute(6.0), Architecture(input_size=3, latent_size=2, encoder_sizes=(4,),
+                                                       decoder_sizes=(5,)))
+    assert calls == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
 def test_reference_at_gives_what_a_fresh_reference_call_gives():
