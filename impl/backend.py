@@ -146,7 +146,7 @@ class TorchBackend:
         for name in names:
             value = np.ascontiguousarray(params[name], dtype=np.float64)
             digest.update(f"{name}{value.shape}".encode())
-            digest.update(value.tobytes())
+            digest.update(value.data)  # the buffer itself, not a copy
         key, values = (arch, part), digest.digest()
         cache = self.__dict__.setdefault("_module_cache", OrderedDict())
         if key not in cache:

@@ -17,7 +17,6 @@ import secrets
 import traceback
 from dataclasses import asdict, dataclass
 
-import numpy as np
 from hypothesis import given
 from hypothesis import seed as with_seed
 from hypothesis import settings as Settings
@@ -187,43 +186,6 @@ def run_law(law: str, backend, settings: Settings, *, seed: int | None = None) -
     return _outcome(_label(law, backend), stats, None)
 
 
-_SCALARS = (type(None), bool, int, float, complex, str, bytes, np.generic)
-
-
-def _immutable(value) -> bool:
-    """A number, string, or tuple or frozen dataclass of such: nothing in it can change, so it can be shared."""
-    if isinstance(value, _SCALARS):
-        return True
-    if type(value) is tuple:
-        return all(_immutable(v) for v in value)
-    params = getattr(type(value), "__dataclass_params__", None)
-    return params is not None and params.frozen and all(_immutable(getattr(value, f))
-                                                         for f in type(value).__dataclass_fields__)
-
-
-def _copied(value, memo: dict | None = None):
-    """`copy.deepcopy(value)`, without its general machinery for what examples are made of: dicts, lists,
-    tuples and arrays are copied, what is `_immutable` shared, anything else deep-copied. An object met
-    twice is copied once, as deepcopy does."""
-    if _immutable(value):
-        return value
-    memo = {} if memo is None else memo
-    if id(value) in memo:
-        return memo[id(value)]
-    if type(value) is np.ndarray and value.dtype != object:
-        out = value.copy()
-    elif type(value) is dict:
-        out = {k: _copied(v, memo) for k, v in value.items()}
-    elif type(value) is list:
-        out = [_copied(v, memo) for v in value]
-    elif type(value) is tuple:
-        out = tuple(_copied(v, memo) for v in value)
-    else:
-        out = copy.deepcopy(value, memo)
-    memo[id(value)] = out
-    return out
-
-
 class _Diverged(BaseException):
     """A backend asked for a draw the shared run cannot replay (a BaseException, so checks never catch it)."""
 
@@ -240,12 +202,12 @@ class _Draws:
         self.count += 1
         if self.count > len(self.record):
             value = self.data.draw(strategy)
-            self.record.append((key, _copied(value)))
+            self.record.append((key, copy.deepcopy(value)))
             return value
         recorded, value = self.record[self.count - 1]
         if recorded != key:
             raise _Diverged(key)
-        return _copied(value)
+        return copy.deepcopy(value)
 
 
 def _derandomized_seed(law: str, backend, settings: Settings) -> int:
@@ -290,7 +252,7 @@ def run_laws(law: str, backends: list, settings: Settings, skip: dict[int, str] 
         live = [i for i in active if i not in alone]
         for position, i in enumerate(live):
             draws = _Draws(data, record)
-            mine = example if position == len(live) - 1 else _copied(example)
+            mine = example if position == len(live) - 1 else copy.deepcopy(example)
             try:
                 ratio = check.run(backends[i], mine, draws)
             except _Diverged:

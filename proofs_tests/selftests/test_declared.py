@@ -4,6 +4,7 @@ variant passes; a function a backend lacks, or a key stream it does not follow, 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import ClassVar
 
@@ -49,9 +50,19 @@ HOLDS = {
 }
 
 
+# One xdist worker for the module, so each wrong backend's failing run (shrunk: seconds) is made once (`_failure`).
+pytestmark = pytest.mark.xdist_group("declared")
+
+
+@functools.cache
+def _failure(cls):
+    """The result of `cls.caught_by` on the wrong backend `cls`, for every test that reads its message."""
+    return run_law(cls.caught_by, cls(), QUICK)
+
+
 @pytest.mark.parametrize("cls", wrong.WRONG, ids=lambda c: c.__name__)
 def test_wrong_backend_is_diagnosed_by_name(cls):
-    result = run_law(cls.caught_by, cls(), QUICK)
+    result = _failure(cls)
     assert result.verdict == "FAIL", (cls.__name__, result.verdict, result.message[:300])
     assert result.message.splitlines()[1].startswith(DIAGNOSES[cls]), result.message[:600]
 
@@ -77,14 +88,14 @@ def test_first_line_names_the_declared_variant():
 
 
 def test_first_line_names_the_convention():
-    result = run_law("reconstruction_loss_matches_reference", wrong.TorchOnlySSE(), QUICK)
+    result = _failure(wrong.TorchOnlySSE)  # reconstruction_loss_matches_reference
     assert result.verdict == "FAIL", result.message[:300]
     assert re.search(r" \[convention '\w+'; variants: none\]$", result.message.splitlines()[0]), result.message[:300]
 
 
 def test_first_line_names_the_variants_even_when_none_are_declared():
     # a function without a convention, a backend without declarations: the first line still says which variants
-    result = run_law("ema_update_matches_reference", wrong.TorchWithoutEMADebiasing(), QUICK)
+    result = _failure(wrong.TorchWithoutEMADebiasing)  # ema_update_matches_reference
     assert result.verdict == "FAIL"
     assert result.message.splitlines()[0].endswith(" [variants: none]"), result.message[:300]
 

@@ -106,21 +106,3 @@ def test_module_cache_serves_new_values_never_stale_ones():
     assert not np.allclose(first, second)
     np.testing.assert_allclose(second, expected, rtol=1e-12, atol=1e-12)
 
-
-def test_each_backend_gets_a_copy_of_what_it_can_change_and_shares_only_what_it_cannot():
-    from vaespec.spec.architecture import Architecture
-
-    arch = Architecture(input_size=3, latent_size=2, encoder_sizes=(4,), decoder_sizes=(), activation="relu")
-    shared = np.ones(2)
-    objects = np.empty(1, dtype=object)
-    objects[0] = [1.0]  # an object array's elements are copied too, as deepcopy does
-    example = {"arch": arch, "params": {"w": np.zeros((2, 2))}, "pair": (shared, shared), "list": [shared],
-               "objects": objects, "numbers": (1, 2.5, "s")}
-    copied = runner._copied(example)
-    assert copied["arch"] is arch and copied["numbers"] is example["numbers"]  # nothing in them can change
-    assert copied["params"]["w"] is not example["params"]["w"] and copied["params"] is not example["params"]
-    assert copied["pair"][0] is copied["pair"][1] is copied["list"][0] is not shared  # aliasing kept, as deepcopy
-    assert copied["objects"][0] == [1.0] and copied["objects"][0] is not objects[0]
-    copied["params"]["w"][0, 0] = 5.0
-    copied["list"][0][0] = 7.0
-    assert example["params"]["w"][0, 0] == 0.0 and shared[0] == 1.0
