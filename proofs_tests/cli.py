@@ -39,12 +39,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. Given the `argv` it will parse, only the subcommand `argv` names is configured
+    (every one when it names none): the others' modules import torch, which `vaespec check` imports later,
+    alongside its workers."""
     parser = argparse.ArgumentParser(prog="vaespec", description="The VAE conformance oracle.")
     commands = parser.add_subparsers(dest="command", required=True)
+    chosen = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     for name, (module, help_text) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
-        importlib.import_module(module).configure(sub)
+        if chosen in (None, name):
+            importlib.import_module(module).configure(sub)
         sub.set_defaults(_module=module)
     return parser
 
@@ -124,7 +129,7 @@ def _results(laws, backends, args, settings, skips):
                    "devices": args.device, "profile": args.profile, "fixed_shapes": args.fixed_shapes,
                    "limit": args.call_limit}
         yield from run_parallel(laws, options, min(args.jobs, len(laws)), len(backends), skips,
-                                local=(backends, settings))
+                                local=(backends, settings), workers=args.workers)
         return
     from .check.runner import run_laws
 
@@ -170,9 +175,8 @@ def _expected_failure(result, where: str):
 def run(args) -> int:
     from vaespec.spec.files import check_output_file
 
-    from .check import output as out
     from .check.guard import DEFAULT_LIMIT
-    from .check.parallel import select_backends
+    from .check.parallel import Workers
 
     if args.json:  # before any law runs: a results file that cannot be written would lose them all
         check_output_file("--json", args.json)
@@ -185,6 +189,22 @@ def run(args) -> int:
         from .strategies import sizes
 
         sizes.use_fixed_shapes(True)
+    laws = [law for law in LAWS if (not args.law or any(_selects(s, law) for s in args.law))
+            and (not args.chapter or LAWS[law].chapter in args.chapter)]
+    args.jobs = resolve_jobs(args.jobs, len(laws))
+    # The workers start now, importing torch while this process does (their set-up waits for this one's).
+    args.workers = Workers(min(args.jobs, len(laws)) - 1) if args.jobs > 1 and len(laws) > 1 else None
+    try:
+        return _check(args, laws, limit)
+    finally:
+        if args.workers is not None:
+            args.workers.close()
+
+
+def _check(args, laws: list[str], limit: float | None) -> int:
+    from .check import output as out
+    from .check.parallel import select_backends
+
     pairs = select_backends(args.backend, args.no_reference, args.dtype, args.device, limit)
     backends, origins = [b for b, _ in pairs], [o for _, o in pairs]
     if "torch" in sys.modules:
@@ -192,13 +212,10 @@ def run(args) -> int:
         # doubled the check's CPU time on 2 cores and inflated its wall time several-fold under load.
         # A backend that wants more sets its own (torch.set_num_threads) when it runs.
         sys.modules["torch"].set_num_threads(1)
-    laws = [law for law in LAWS if (not args.law or any(_selects(s, law) for s in args.law))
-            and (not args.chapter or LAWS[law].chapter in args.chapter)]
     if not backends or not laws:
         print("vaespec check: nothing to check (no backend or no law matches the filters)", file=sys.stderr)
         return 2
     skips, xfails = _expectations(args, laws, backends)
-    args.jobs = resolve_jobs(args.jobs, len(laws))
     settings = profile_settings(args.profile)
     print(f"vaespec check: {len(laws)} laws × {len(backends)} backends, profile {args.profile}"
           + (", fixed shapes" if args.fixed_shapes else "") + (f", {args.jobs} processes" if args.jobs > 1 else ""),
@@ -253,7 +270,8 @@ def _call_timeout(args, default: float) -> float | None:
 def main(argv=None) -> int:
     """Run the command line `argv`; return the exit status (2 with one line on stderr for a usage error,
     bad input or a file that cannot be read or written; for an interrupt too)."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     try:
         return importlib.import_module(args._module).run(args)
     except VaespecError as error:  # one line, whatever the message (a library's may span several)

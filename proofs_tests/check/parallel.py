@@ -1,6 +1,7 @@
 """`vaespec check -j N`: laws spread over N processes, each checking every backend on its laws: this one
 and N − 1 workers (a worker's start-up, importing torch and building the backends, costs seconds that
-this process has already spent).
+this process has already spent). The workers are started (`Workers`) before this process imports torch,
+so the two imports overlap; a worker then waits for this process's options and loaded modules.
 
 Each worker is a fresh interpreter (the "spawn" start method: torch's thread pools are not
 fork-safe) that rebuilds the same backends from the same command-line options, so nothing but
@@ -10,6 +11,7 @@ process ran it: every law runs its own Hypothesis test, seeded by the profile al
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue
 import sys
@@ -31,6 +33,39 @@ def select_backends(specs: list[str], no_reference: bool, dtypes: list[str], dev
              else [(b, None) for b in default_backends(include_reference=not no_reference)])
     return [(b, origin) for b, origin in pairs if (not dtypes or b.dtype in dtypes)
             and (not devices or str(b.device) in devices)]
+
+
+class Workers:
+    """`count` worker processes started before this process has imported torch or built its backends, so the
+    two start-ups overlap; each worker's set-up (`_init`) waits until `configure` hands it this process's
+    options and modules. `close` ends them whether or not they were ever configured."""
+
+    def __init__(self, count: int):
+        context = multiprocessing.get_context("spawn")
+        self.count, self._setup, self._configured = count, context.Queue(), False
+        self.pool = ProcessPoolExecutor(count, mp_context=context, initializer=_init_when_told,
+                                        initargs=(self._setup,))
+        for _ in range(count):  # the pool spawns its processes on demand: ask for them now
+            self.pool.submit(int)
+
+    def configure(self, options: dict, threads: int, modules: list[str]) -> None:
+        for _ in range(self.count):
+            self._setup.put((options, threads, modules))
+        self._configured = True
+
+    def close(self) -> None:
+        if not self._configured:  # a worker still waiting for its set-up is told to stop
+            for _ in range(self.count):
+                self._setup.put(None)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _init_when_told(setup) -> None:
+    import torch  # noqa: F401  (the slow import, made while the parent makes its own)
+
+    told = setup.get()
+    if told is not None:  # None: the parent stopped before any law (an error); the pool is being shut down
+        _init(*told)
 
 
 def _init(options: dict, threads: int, modules: list[str]) -> None:
@@ -64,10 +99,11 @@ def _run(law: str, skip: dict[int, str] | None = None) -> tuple[str, list[dict]]
 
 
 def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips: dict | None = None,
-                 local: tuple | None = None):
+                 local: tuple | None = None, workers: Workers | None = None):
     """Yield (law, [LawResult]) as the processes finish them; `expected` backends per law (a check that
     every worker built the same backends as this process); `skips`: law -> {backend index: reason};
-    `local`: (backends, settings) of this process, which then checks laws too, beside `jobs − 1` workers."""
+    `local`: (backends, settings) of this process, which then checks laws too, beside `jobs − 1` workers;
+    `workers`: those workers, started early (`Workers`; configured and used here, closed by the caller)."""
     skips = skips or {}
     from .runner import LawResult, run_laws
 
@@ -76,7 +112,10 @@ def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips
     # into what it draws, so a worker imports what this process has, to draw the same examples.
     modules = sorted(name for name, module in list(sys.modules.items())
                      if getattr(module, "__file__", None) and name != "__main__" and not name.startswith("_"))
+    started = workers
     workers = max(1, jobs - 1) if local is not None else jobs
+    if started is not None and started.count != workers:
+        raise RuntimeError(f"{started.count} workers were started, {workers} are needed")
     # One queue of laws, taken from by this process between its own laws and, for the workers, by a feeder
     # thread that keeps each worker two laws ahead whatever this process is doing (so neither waits on the
     # other until the queue is empty).
@@ -106,9 +145,13 @@ def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips
             raise RuntimeError(f"a worker built {len(rows)} backends for {law}, this process {expected}")
         return law, [LawResult(**row) for row in rows]
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                             initargs=(options, threads, modules)) as pool:
+    if started is not None:
+        started.configure(options, threads, modules)
+        pool = started.pool
+    else:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
+                                   initargs=(options, threads, modules))
+    with contextlib.nullcontext(pool) if started is not None else pool:
         feeder = threading.Thread(target=feed, args=(pool,), name="vaespec-check-feeder", daemon=True)
         feeder.start()
         try:

@@ -48,6 +48,15 @@ def test_two_processes_report_what_one_does(tmp_path, capsys):
     assert "-j/--jobs: expected a number of processes ≥ 1, got 0" in capsys.readouterr().err
 
 
+def test_an_error_after_the_workers_started_ends_them_with_one_line(tmp_path, capsys):
+    import multiprocessing
+
+    # every law is selected, so -j 2 starts its worker before the skip file is read
+    assert main(["check", "-j", "2", "--skip", str(tmp_path / "missing.txt")]) == 2
+    assert "--skip" in capsys.readouterr().err
+    assert multiprocessing.active_children() == []  # the worker was told to stop and joined
+
+
 def test_jobs_auto_uses_every_core_only_for_a_large_selection(monkeypatch):
     from .. import cli
 

@@ -172,7 +172,8 @@ def test_tampered_bounds_are_caught_by_the_trusted_digest(copy, capsys):
 
 
 def test_export_prints_the_digest_that_verify_accepts(tmp_path, capsys):
-    assert main(["vectors", "export", str(tmp_path / "v")]) == 0
+    assert main(["vectors", "export", str(tmp_path / "v"), "--seed", "3"]) == 0
+    assert _manifest(tmp_path / "v")["seed"] == 3
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("manifest sha256: "))
     digest = line.split()[2]
     assert digest == _digest(tmp_path / "v")
