@@ -101,11 +101,12 @@ def run(report: Report, device: str, *, toy: bool, repeats: int, **_) -> None:
             jobs.append((case, batch, codes, dim))
     jobs.append(("blocked + min (diagnostic)", max(sizes["batches"]), max(sizes["codes"]), main[2]))
     if device == "cpu":
-        # Each configuration in its own process; as many at once as there are torch threads' cores.
+        # Each configuration in its own process; as many at once as there are torch threads' cores (a toy run:
+        # one process for all, since it checks the harness and its figures measure nothing).
         results = peak_rss_growths("benchmarks.quantize", "operation",
                                    [({"case": c, "batch": b, "codes": k, "dim": d},
                                      {"case": c, "batch": 64, "codes": 64, "dim": d}) for c, b, k, d in jobs],
-                                   threads=1, parallel=max(1, threads))
+                                   threads=1, parallel=max(1, threads), fresh=not toy)
     else:
         results = [cuda_peak_growth(operation(c, b, k, d, device), device) for c, b, k, d in jobs]
     peaks: dict[tuple, int] = {}

@@ -172,41 +172,63 @@ _RSS_SCRIPT = """\
 import importlib, json, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
 from benchmarks.timing import rss_peak_of
-module, function, kwargs, warmup = sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+module, function, jobs, shared = sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), sys.argv[5] == "shared"
 build = getattr(importlib.import_module(module), function)
-if warmup:
-    build(**warmup)()
-op = build(**kwargs)
-print(json.dumps(rss_peak_of(op)))
+def trim():  # hand freed heap pages back, so that a later job's growth is not served by an earlier one's
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+for kwargs, warmup in jobs:
+    if warmup:
+        build(**warmup)()
+    op = build(**kwargs)
+    if shared:
+        trim()
+    result = rss_peak_of(op)
+    if shared:
+        result["method"] += ", one process for several (toy)"
+    print(json.dumps(result), flush=True)
 """
 
 
 def peak_rss_growths(module: str, function: str, jobs: list[tuple[dict, dict | None]], threads: int,
-                     parallel: int = 1) -> list[dict]:
+                     parallel: int = 1, fresh: bool = True) -> list[dict]:
     """For each `(kwargs, warmup)`: `module.function(**kwargs)` builds a zero-argument operation, run once
     in a fresh Python; returns `rss_peak_of`'s results in order. Each subprocess pins torch to
     `threads` threads; up to `parallel` run at once (each has its own high-water mark, so they
     do not disturb each other's figures). With `warmup`, `module.function(**warmup)()` runs
     first: at small sizes it loads the kernels' libraries and thread pools, whose one-off
     memory would otherwise be charged to the operation. (A warm-up at the measured sizes would
-    be wrong: glibc keeps freed blocks resident for reuse.)"""
-    results: list[dict | None] = [None] * len(jobs)
-    running: list[tuple[int, subprocess.Popen]] = []
+    be wrong: glibc keeps freed blocks resident for reuse.)
 
-    def finish(index: int, process: subprocess.Popen) -> None:
+    `fresh=False` (the toy run, which checks the harness and measures nothing) runs every job in one
+    subprocess: an earlier job's freed blocks then serve a later one, so the figures are not comparable,
+    and each result's method says so."""
+    groups = [[i] for i in range(len(jobs))] if fresh else [list(range(len(jobs)))]
+    results: list[dict | None] = [None] * len(jobs)
+    running: list[tuple[list[int], subprocess.Popen]] = []
+
+    def finish(indices: list[int], process: subprocess.Popen) -> None:
         stdout, stderr = process.communicate()
         if process.returncode != 0:
-            raise RuntimeError(f"memory subprocess for {module}.{function}({jobs[index][0]}) failed:\n{stderr[-2000:]}")
-        results[index] = json.loads(stdout.strip().splitlines()[-1])
+            raise RuntimeError(f"memory subprocess for {module}.{function}({[jobs[i][0] for i in indices]}) "
+                               f"failed:\n{stderr[-2000:]}")
+        lines = stdout.strip().splitlines()[-len(indices):]
+        for index, line in zip(indices, lines):
+            results[index] = json.loads(line)
 
-    for index, (kwargs, warmup) in enumerate(jobs):
+    for indices in groups:
         if len(running) >= max(1, parallel):
             finish(*running.pop(0))
-        running.append((index, subprocess.Popen(
-            [sys.executable, "-c", _RSS_SCRIPT, str(threads), module, function, json.dumps(kwargs),
-             json.dumps(warmup or {})], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
-    for index, process in running:
-        finish(index, process)
+        batch = [(jobs[i][0], jobs[i][1] or {}) for i in indices]
+        running.append((indices, subprocess.Popen(
+            [sys.executable, "-c", _RSS_SCRIPT, str(threads), module, function, json.dumps(batch),
+             "fresh" if fresh else "shared"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)))
+    for indices, process in running:
+        finish(indices, process)
     return results
 
 
