@@ -159,3 +159,25 @@ def test_bad_input_is_named_with_the_expected_shape():
         ConvVQArchitecture(input_shape=(1, 27, 27))
     with pytest.raises(ConfigError, match="embedding_dim: expected a positive integer"):
         ConvVQArchitecture(embedding_dim=0)
+
+
+def test_torch_modules_refuse_a_channels_first_z_q_and_a_wrong_image():
+    import torch
+
+    from vaespec.impl import vq
+
+    model = vq.build_conv(input_shape=(1, 8, 8), channels=(2, 3), embedding_dim=4, num_embeddings=5, key=0)
+    x = torch.rand(2, 1, 8, 8)
+    out = model(x)
+    assert out.x_hat.shape == (2, 1, 8, 8) and out.indices.shape == (2, 2, 2)
+    with pytest.raises(ShapeError, match=r"z: expected shape \[batch, 2, 2, 4\].*got shape \(2, 4, 2, 2\).*"
+                                         r"z\.permute\(0, 2, 3, 1\)"):
+        model.decoder(torch.zeros(2, 4, 2, 2))  # the encoder's feature map before its transposition
+    with pytest.raises(ShapeError, match=r"x: expected shape \[batch, 1, 8, 8\].*got shape \(2, 8, 8, 1\).*"
+                                         r"x\.permute\(0, 3, 1, 2\)"):
+        model(x.permute(0, 2, 3, 1))
+    params, codebook = vq.to_params(model), vq.to_codebook(model)
+    assert params["encoder_to_embedding.kernel"].shape == (1, 1, 3, 4)
+    again = vq.from_params(model.arch, params, codebook, dtype=torch.float32)
+    torch.testing.assert_close(again(x).x_hat, out.x_hat, rtol=0, atol=0)
+    np.testing.assert_allclose(vq.to_params(again)["decoder_output.kernel"], params["decoder_output.kernel"])
