@@ -181,3 +181,60 @@ def test_torch_modules_refuse_a_channels_first_z_q_and_a_wrong_image():
     again = vq.from_params(model.arch, params, codebook, dtype=torch.float32)
     torch.testing.assert_close(again(x).x_hat, out.x_hat, rtol=0, atol=0)
     np.testing.assert_allclose(vq.to_params(again)["decoder_output.kernel"], params["decoder_output.kernel"])
+
+
+# ----------------------------------------------------------------------------- the laws meet it
+def _network_laws() -> list[str]:
+    """The VQ chapter's laws that read a network function (an `arch` argument): they draw the conv VQ-VAE."""
+    from vaespec.spec.contract import FUNCTIONS
+    from vaespec.spec.laws import LAWS
+
+    return [name for name, law in LAWS.items() if law.chapter == "vq"
+            and any(a.kind == "arch" for f in law.functions for a in FUNCTIONS[f].args)]
+
+
+class _Counting(ReferenceBackend):
+    """The reference, counting the calls that get a ConvVQArchitecture (its laws are then not n/a: a subclass)."""
+
+    name = "counting-reference"
+
+    def __init__(self) -> None:
+        self.calls = {"conv_vq": 0, "dense": 0}
+
+    def _seen(self, arch) -> None:
+        self.calls["conv_vq" if isinstance(arch, ConvVQArchitecture) else "dense"] += 1
+
+    def vq_encode(self, arch, params, x):
+        self._seen(arch)
+        return REF.vq_encode(arch, params, x)
+
+    def vq_forward(self, arch, params, codebook, x):
+        self._seen(arch)
+        return REF.vq_forward(arch, params, codebook, x)
+
+    def vq_loss(self, arch, params, codebook, x, commitment_weight, convention):
+        self._seen(arch)
+        return REF.vq_loss(arch, params, codebook, x, commitment_weight, convention)
+
+    def vjp(self, function, args, cotangent):
+        if "arch" in args:
+            self._seen(args["arch"])
+        return REF.vjp(function, args, cotangent)
+
+
+def test_every_vq_network_law_runs_on_the_conv_vq_vae():
+    """In the ci profile (the examples `vaespec check` and the suite draw) every VQ law that takes a network is
+    handed ConvVQArchitecture examples, and the reference holds it on them."""
+    from vaespec.proofs_tests.check.runner import run_law
+    from vaespec.proofs_tests.strategies.profiles import profile_settings
+
+    laws = _network_laws()
+    assert len(laws) == 8, laws  # vq_encode/vq_forward/vq_loss × value and gradient, and the two identities
+    shares = {}
+    for law in laws:
+        backend = _Counting()
+        result = run_law(law, backend, profile_settings("ci"))
+        assert result.verdict == "pass", (law, result.message)
+        shares[law] = backend.calls["conv_vq"] / max(1, sum(backend.calls.values()))
+        assert backend.calls["conv_vq"] > 0, f"{law}: no conv VQ-VAE example in the ci profile"
+    print("\nconv VQ share of the network calls:", {k: f"{v:.2f}" for k, v in shares.items()})
