@@ -238,3 +238,18 @@ def test_every_vq_network_law_runs_on_the_conv_vq_vae():
         shares[law] = backend.calls["conv_vq"] / max(1, sum(backend.calls.values()))
         assert backend.calls["conv_vq"] > 0, f"{law}: no conv VQ-VAE example in the ci profile"
     print("\nconv VQ share of the network calls:", {k: f"{v:.2f}" for k, v in shares.items()})
+
+
+@pytest.mark.parametrize("name", ["TorchConvVQEncoderReshaped", "TorchConvVQDecoderReshaped",
+                                  "ConvVQLossAuxOverBatchOnly"])
+def test_conv_vq_controls_are_right_on_the_dense_vq_vae(name):
+    """Each conv VQ control (rejected by its law in test_negative_controls.py) holds that law on the dense VQ-VAE:
+    declaring no conv_vq network, it is handed dense examples only, so only the conv examples show the bug."""
+    from vaespec.proofs_tests.check.runner import run_law
+    from vaespec.proofs_tests.controls import conv_vq as controls
+    from vaespec.proofs_tests.strategies.profiles import profile_settings
+
+    cls = controls.CONTROLS[name]
+    dense_only = type(name, (cls,), {"architectures": ("dense", "conv")})()
+    result = run_law(cls.caught_by, dense_only, profile_settings("ci"))
+    assert result.verdict == "pass", result.message
