@@ -46,7 +46,8 @@ from .architecture import MAX_LAYERS, MAX_PARAMETERS, check_activation
 from .errors import ConfigError, show
 
 
-def _positive(option: str, value: object) -> int:
+def check_positive(option: str, value: object) -> int:
+    """`value` if it is a positive integer (not a bool), else a ConfigError naming `option`."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{option}: expected a positive integer, got {show(value)}")
     return value
@@ -69,12 +70,12 @@ def check_conv_options(arch: Any) -> None:
     shape = tuple(arch.input_shape) if isinstance(arch.input_shape, (tuple, list)) else None
     if shape is None or len(shape) != 3:
         raise ConfigError(f"input_shape: expected (channels, height, width), got {show(arch.input_shape)}")
-    object.__setattr__(arch, "input_shape", tuple(_positive(f"input_shape[{i}]", v) for i, v in enumerate(shape)))
+    object.__setattr__(arch, "input_shape", tuple(check_positive(f"input_shape[{i}]", v) for i, v in enumerate(shape)))
     if not isinstance(arch.channels, (tuple, list)) or not 1 <= len(arch.channels) <= MAX_LAYERS:
         raise ConfigError(f"channels: expected 1 to {MAX_LAYERS} positive integers, got {show(arch.channels)}")
-    object.__setattr__(arch, "channels", tuple(_positive(f"channels[{i}]", v) for i, v in enumerate(arch.channels)))
+    object.__setattr__(arch, "channels", tuple(check_positive(f"channels[{i}]", v) for i, v in enumerate(arch.channels)))
     for option in ("kernel_size", "stride"):
-        _positive(option, getattr(arch, option))
+        check_positive(option, getattr(arch, option))
     if isinstance(arch.padding, bool) or not isinstance(arch.padding, int) or arch.padding < 0:
         raise ConfigError(f"padding: expected an integer ≥ 0, got {show(arch.padding)}")
     check_activation(arch.activation)
@@ -126,7 +127,7 @@ class ConvArchitecture:
     HEADS = ("mu", "log_var")
 
     def __post_init__(self) -> None:
-        _positive("latent_size", self.latent_size)
+        check_positive("latent_size", self.latent_size)
         check_conv_options(self)
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .conv import _positive, check_conv_options, feature_shapes
+from .conv import check_conv_options, check_positive, feature_shapes
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ConvVQArchitecture:
 
     def __post_init__(self) -> None:
         for option in ("embedding_dim", "num_embeddings"):
-            _positive(option, getattr(self, option))
+            check_positive(option, getattr(self, option))
         check_conv_options(self)
 
     # ------------------------------------------------------------------------- shapes

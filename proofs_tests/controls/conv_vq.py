@@ -23,7 +23,7 @@ from vaespec.reference import vq
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.conv_vq import ConvVQArchitecture
 
-from .vq import _VQControl
+from .vae import NegativeControl
 
 
 class _ConvVQControl(TorchBackend):
@@ -86,11 +86,12 @@ class TorchConvVQDecoderReshaped(_ConvVQControl):
             decoder.forward = types.MethodType(_decode_reshaped, decoder)
 
 
-class ConvVQLossAuxOverBatchOnly(_VQControl):
+class ConvVQLossAuxOverBatchOnly(NegativeControl):
     bug = ("vq_loss's codebook and commitment terms divide Σ (z_e − e_k)² by batch × embedding only, not by batch "
            "× positions × embedding (code written for the dense z_e [B, D]): H′·W′ times too large on the conv "
            "VQ-VAE; its codebook_loss and commitment_loss themselves are right")
     caught_by = "vq_loss_eq_reconstruction_add_codebook_add_commitment"
+    chapters = ("vae", "vq")
 
     @staticmethod
     def _extra(arch, params, codebook, x, commitment_weight) -> float:
