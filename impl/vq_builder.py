@@ -31,7 +31,6 @@ from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_DECAY, DEFAULT_EPSILO
 from ._checks import reject_unknown_options, require_option
 from ._dtypes import to_numpy, torch_device, torch_dtype
 from .conv import ConvVQDecoder, ConvVQEncoder, contract_kernel
-from .conv import from_params as conv_from_params
 from .conv import load_params as conv_load_params
 from .convert import fill_layers, load_layers
 from .modules import Decoder
@@ -115,8 +114,9 @@ def build_conv(input_shape: tuple[int, ...] = (1, 28, 28), channels: tuple[int, 
     if key is None:
         encoder, decoder = ConvVQEncoder(arch, dtype, device), ConvVQDecoder(arch, dtype, device)
     else:
-        made = conv_from_params(arch, init_params(arch, key), dtype or torch.get_default_dtype(), device)
-        encoder, decoder = made  # type: ignore[assignment]
+        encoder = ConvVQEncoder(arch, dtype, device)
+        decoder = ConvVQDecoder(arch, dtype, device)
+        conv_load_params(init_params(arch, key), encoder, decoder)
     quantizer = _quantizer(arch, ema, decay, epsilon, DEFAULT_CODEBOOK_SEED if key is None else key, dtype, device)
     return VQVAE(encoder, quantizer, decoder)
 
@@ -149,8 +149,10 @@ def to_params(model: VQVAE) -> dict[str, np.ndarray]:
     params: dict[str, np.ndarray] = {}
     for module in (_check_model(model).encoder, model.decoder):
         for name, layer in module.dense_layers():  # a conv layer's kernel [kh, kw, in, out] (contract_kernel)
-            params[f"{name}.kernel"] = to_numpy(contract_kernel(name, layer.weight))
-            params[f"{name}.bias"] = to_numpy(layer.bias)
+            weight, bias = layer.weight, layer.bias
+            assert isinstance(weight, Tensor) and isinstance(bias, Tensor)  # every layer is built with a bias
+            params[f"{name}.kernel"] = to_numpy(contract_kernel(name, weight))
+            params[f"{name}.bias"] = to_numpy(bias)
     return params
 
 
@@ -174,8 +176,10 @@ def load_params(params: Mapping[str, np.ndarray], model: VQVAE, codebook: np.nda
     if codebook is not None:  # checked before anything is copied, so a bad codebook changes nothing
         _check_codebook(model.arch, codebook)
     if isinstance(model.encoder, ConvVQEncoder):
-        conv_load_params(params, model.encoder, model.decoder)  # type: ignore[arg-type]
+        assert isinstance(model.decoder, ConvVQDecoder)  # VQVAE pairs the conv encoder with the conv decoder
+        conv_load_params(params, model.encoder, model.decoder)
     else:
+        assert isinstance(model.encoder, VQEncoder) and isinstance(model.decoder, Decoder)
         load_layers(params, [model.encoder, model.decoder])
     if codebook is not None:
         _copy_codebook(model.quantizer.codebook, codebook)
@@ -213,7 +217,8 @@ def from_params(arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, 
     _check_codebook(arch, codebook)
     dtype, device = torch_dtype(dtype), torch_device(device)
     if isinstance(arch, ConvVQArchitecture):
-        encoder, decoder = conv_from_params(arch, params, dtype, device)
+        encoder, decoder = ConvVQEncoder(arch, dtype, device), ConvVQDecoder(arch, dtype, device)
+        conv_load_params(params, encoder, decoder)
     else:
         encoder, decoder = make_layers(arch, params, dtype, device, ("encoder", "decoder"))
     return assemble(arch, encoder, decoder, codebook, dtype, device, ema=ema, decay=decay, epsilon=epsilon)

@@ -259,7 +259,7 @@ class VQVAE(nn.Module):
     `VQVAEOutput(x_hat, indices, codebook_loss, commitment_loss)`; `loss(x)` the objective.
     """
 
-    def __init__(self, encoder: VQEncoder, quantizer: _Quantizer, decoder: Decoder):
+    def __init__(self, encoder: VQEncoder | ConvVQEncoder, quantizer: _Quantizer, decoder: Decoder | ConvVQDecoder):
         super().__init__()
         for name, module, classes in (("encoder", encoder, (VQEncoder, ConvVQEncoder)),
                                       ("quantizer", quantizer, (_Quantizer,)),

@@ -334,7 +334,7 @@ def _magnitude_backward(arch: ConvNet, params: Params, part: str, x: np.ndarray,
     return dh
 
 
-def _heads(arch: ConvArchitecture, params: Params, h: np.ndarray, d_heads: Any, grads: dict[str, np.ndarray],
+def _heads(arch: ConvNet, params: Params, h: np.ndarray, d_heads: Any, grads: dict[str, np.ndarray],
            absolute: bool = False) -> np.ndarray:
     """The dense heads' backward at their input h (μ̄, lv̄ joining there): fills their gradients, returns h̄."""
     dh = np.zeros_like(h)

@@ -73,7 +73,8 @@ def check_conv_options(arch: Any) -> None:
     object.__setattr__(arch, "input_shape", tuple(check_positive(f"input_shape[{i}]", v) for i, v in enumerate(shape)))
     if not isinstance(arch.channels, (tuple, list)) or not 1 <= len(arch.channels) <= MAX_LAYERS:
         raise ConfigError(f"channels: expected 1 to {MAX_LAYERS} positive integers, got {show(arch.channels)}")
-    object.__setattr__(arch, "channels", tuple(check_positive(f"channels[{i}]", v) for i, v in enumerate(arch.channels)))
+    channels = tuple(check_positive(f"channels[{i}]", v) for i, v in enumerate(arch.channels))
+    object.__setattr__(arch, "channels", channels)
     for option in ("kernel_size", "stride"):
         check_positive(option, getattr(arch, option))
     if isinstance(arch.padding, bool) or not isinstance(arch.padding, int) or arch.padding < 0:
@@ -100,7 +101,7 @@ def feature_shapes(arch: Any) -> list[tuple[int, int, int]]:
 def is_transposed(name: str) -> bool:
     """Whether the layer `name` of a convolutional layout is a `ConvTranspose2d` (the decoder's `decoder_deconv_i`
     and `decoder_output`); every other 4-d kernel is a `Conv2d`'s."""
-    return name.startswith("decoder_deconv") or name.startswith("decoder_output")
+    return name.startswith(("decoder_deconv", "decoder_output"))
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ class ConvVQArchitecture:
 
     @property
     def positions(self) -> tuple[int, int]:
-        """(H′, W′): the last feature map's side, the positions of z_e [batch, H′, W′, E] and indices [batch, H′, W′]."""
+        """(H′, W′): the last feature map's sides, the positions of z_e [batch, H′, W′, E] and indices
+        [batch, H′, W′]."""
         _, h, w = self.feature_shapes()[-1]
         return (h, w)
 

@@ -320,7 +320,7 @@ class VQBackend(Protocol):
     dtype: str
 
     def vq_encode(self, arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray],
-                  x: Float[np.ndarray, "batch *input"]) -> Float[np.ndarray, "batch *positions embedding"]: ...
+                  x: Float[np.ndarray, "batch ..."]) -> Float[np.ndarray, "batch *positions embedding"]: ...
 
     def quantize(self, z_e: Float[np.ndarray, "batch *positions embedding"],
                  codebook: Float[np.ndarray, "codes embedding"]
@@ -333,11 +333,11 @@ class VQBackend(Protocol):
                         codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, ""]: ...
 
     def vq_forward(self, arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray],
-                   codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch *input"]
-                   ) -> tuple[Float[np.ndarray, "batch *output"], Int[np.ndarray, " batch *positions"]]: ...
+                   codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch ..."]
+                   ) -> tuple[Float[np.ndarray, "batch ..."], Int[np.ndarray, " batch *positions"]]: ...
 
     def vq_loss(self, arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray],
-                codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch *input"],
+                codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch ..."],
                 commitment_weight: float, convention: Convention) -> Float[np.ndarray, ""]: ...
 
     def init_codebook(self, num_embeddings: int, embedding_dim: int, key: Key | int

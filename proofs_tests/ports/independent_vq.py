@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
-from vaespec.spec.keys import normal, randint
-
 from vaespec.spec.conv_vq import ConvVQArchitecture
+from vaespec.spec.keys import normal, randint
 
 from .bodies import Bodies
 from .independent_vae import conv_vq_encode, decode, dense, hidden, reconstruction_loss

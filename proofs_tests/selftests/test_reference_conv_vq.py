@@ -151,7 +151,8 @@ def test_bad_input_is_named_with_the_expected_shape():
     with pytest.raises(ShapeError, match=r"d_z_e: expected shape \[batch, 7, 7, 64\].*got shape "
                                          r"\(2, 64, 7, 7\).*np\.moveaxis"):
         REF.vjp("vq_encode", {"arch": arch, "params": params, "x": x}, np.zeros((2, 64, 7, 7)))
-    torch_layout = {**params, "encoder_to_embedding.kernel": params["encoder_to_embedding.kernel"].transpose(3, 2, 0, 1)}
+    kernel = params["encoder_to_embedding.kernel"]
+    torch_layout = {**params, "encoder_to_embedding.kernel": kernel.transpose(3, 2, 0, 1)}
     with pytest.raises(ShapeError, match=r"encoder_to_embedding.kernel.*\(1, 1, 64, 64\).*\(64, 64, 1, 1\).*"
                                          r"permute\(2, 3, 1, 0\)"):
         REF.vq_encode(arch, torch_layout, x)

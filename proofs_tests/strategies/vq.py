@@ -8,8 +8,9 @@ One `Example` carries every argument of every VQ function (named as in
 `vaespec.spec.vq.FUNCTIONS`; `vq_examples_for(function)`: only that function's), with consistent sizes:
 `codebook` [K, D] matches `arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, *positions, D]
 channels-last with positions = () half the time and else one or two position axes of 1–3 (`positions`;
-`indices` [B, *positions] alike), `x` [B, input], or for a convolutional VQ-VAE (`conv_vq_architectures`, one network example in `CONV_VQ_SHARE`
-of the seeded and kinks regimes) x [B, C, H, W] whose z_e is [B, H′, W′, E]. Some draws put
+`indices` [B, *positions] alike), `x` [B, input], or for a convolutional VQ-VAE (`conv_vq_architectures`,
+one network example in `CONV_VQ_SHARE` of the seeded and kinks regimes) x [B, C, H, W] whose z_e is
+[B, H′, W′, E]. Some draws put
 `z_e` on or near codebook rows and duplicate rows, so ties and near-ties are exercised, not
 just the generic case; others put it at near ties whose answer depends on the declared precision
 (`precision_ties`). Networks come in the regimes of `strategies.vae.REGIMES` (kinks, formula switches).

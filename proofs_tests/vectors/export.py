@@ -127,8 +127,8 @@ def _takes_arch(function: str) -> bool:
 
 def _arch(function: str, activation: str, conv: bool = False, conv_vq: bool = False):
     if conv_vq:
-        return ConvVQArchitecture(embedding_dim=SIZES["embedding"], num_embeddings=SIZES["codes"], activation=activation,
-                                  **CONV_VQ_CASE)
+        return ConvVQArchitecture(embedding_dim=SIZES["embedding"], num_embeddings=SIZES["codes"],
+                                  activation=activation, **CONV_VQ_CASE)
     if conv:
         return ConvArchitecture(latent_size=SIZES["latent"], activation=activation, **CONV_CASE)
     if FUNCTIONS[function].chapter == "vq":
