@@ -82,8 +82,12 @@ def check_conv_options(arch: Any) -> None:
     check_activation(arch.activation)
     feature_shapes(arch)  # sizes divide
     count = sum(math.prod(s) for s in arch.parameter_shapes().values())
-    if count > MAX_PARAMETERS:
-        raise ConfigError(f"channels: the architecture would have {count} parameters, more than {MAX_PARAMETERS}")
+    if count > MAX_PARAMETERS:  # name the option that blew the count up (`vaespec.spec.architecture`'s rule)
+        sizes = {k: v for k, v in arch.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
+        sizes.update({f"channels[{i}]": v for i, v in enumerate(arch.channels)})
+        largest = max(sizes, key=lambda k: sizes[k])
+        raise ConfigError(f"{largest}: the architecture would have {show(count)} parameters, more than the "
+                          f"{MAX_PARAMETERS} vaespec allows; got {largest} = {show(sizes[largest])}")
 
 
 def feature_shapes(arch: Any) -> list[tuple[int, int, int]]:
