@@ -27,6 +27,7 @@ from torch import Tensor
 
 from vaespec.spec.architecture import Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, Params, validate_args, validate_vjp
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.domains import check_result
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import Key, as_key, normal
@@ -69,10 +70,11 @@ def export(value: Tensor | Key, kind: str) -> Any:
 
 
 
-def _build(arch: Architecture | VQArchitecture, params: Params, dtype: torch.dtype, device: torch.device,
-           part: str) -> Any:
+def _build(arch: Architecture | VQArchitecture | ConvVQArchitecture, params: Params, dtype: torch.dtype,
+           device: torch.device, part: str) -> Any:
     """A new module for `part` ("encoder" or "decoder") of `arch` holding `params`: the VAE's `Encoder`/`Decoder`
-    by `from_params`, the VQ-VAE's `VQEncoder`/`Decoder` by `vq_builder.make_layers`."""
+    by `from_params` (the conv networks' `vaespec.impl.conv` modules, the ConvVQ-VAE's too), the dense VQ-VAE's
+    `VQEncoder`/`Decoder` by `vq_builder.make_layers`."""
     if isinstance(arch, VQArchitecture):
         return make_layers(arch, params, dtype, device, (part,))[0]
     encoder, decoder = from_params(arch, params, dtype, device, part=part)
@@ -96,7 +98,8 @@ class TorchBackend:
     name = "torch"
     chapters: tuple[str, ...] = ("vae", "vq", "estimators", "bayes", "quantizers")
     key_stream = "vaespec"  # init_codebook, reset_dead_codes and reparameterize_key draw from vaespec.spec.keys
-    architectures = ("dense", "conv")  # the VAE bodies build impl.conv's modules for a ConvArchitecture
+    # the VAE bodies build impl.conv's modules for a ConvArchitecture, the VQ bodies for a ConvVQArchitecture
+    architectures = ("dense", "conv", "conv_vq")
 
     def __init__(self, device="cpu", dtype=torch.float64):
         self._device, self._dtype = torch_device(device), torch_dtype(dtype)
@@ -125,7 +128,7 @@ class TorchBackend:
         return entry.body(Inputs(FUNCTIONS[function], args, tensor=self._tensor, modules=self._modules,
                                  device=self._device, dtype=self._dtype, leaves=leaves))
 
-    def _modules(self, arch: Architecture | VQArchitecture, params: Params, part: str = "all"
+    def _modules(self, arch: Architecture | VQArchitecture | ConvVQArchitecture, params: Params, part: str = "all"
                  ) -> tuple[Any, Any]:
         """`(encoder, decoder)` for `arch` holding `params` in this backend's dtype and device (the one not in
         `part` is None). Each module is built once per architecture (`_build`) and kept: new parameter values
@@ -137,7 +140,7 @@ class TorchBackend:
         made = {p: self._module(arch, params, p) for p in parts}
         return made.get("encoder"), made.get("decoder")
 
-    def _module(self, arch: Architecture | VQArchitecture, params: Params, part: str) -> Any:
+    def _module(self, arch: Architecture | VQArchitecture | ConvVQArchitecture, params: Params, part: str) -> Any:
         names = sorted(arch.parameter_shapes(part))
         missing = [name for name in names if name not in params]
         if missing:  # validate_args has refused this already; a direct caller gets the same error

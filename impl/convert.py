@@ -13,6 +13,7 @@ import torch
 
 from vaespec.spec.architecture import Architecture
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.errors import ConfigError, DTypeError, ShapeError, describe
 from vaespec.spec.shapes import check_params
 
@@ -62,7 +63,8 @@ def load_params(params: Mapping[str, np.ndarray], encoder: Encoder | None = None
 
     **Raises** `ShapeError` (missing, unexpected or mis-shaped names), `DTypeError`, `DomainError`.
     """
-    if isinstance(encoder, conv.ConvEncoder) or isinstance(decoder, conv.ConvDecoder):  # the conv network's layout
+    if isinstance(encoder, (conv.ConvEncoder, conv.ConvVQEncoder)) \
+            or isinstance(decoder, (conv.ConvDecoder, conv.ConvVQDecoder)):  # a conv network's layout
         conv.load_params(params, encoder, decoder)
         return
     load_layers(params, _given(encoder, decoder))
@@ -115,7 +117,7 @@ def _checked_parts(params: Mapping[str, np.ndarray], modules: Sequence[DenseStac
     return checked
 
 
-def from_params(arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray],
+def from_params(arch: Architecture | ConvArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray],
                 dtype: torch.dtype | str | None = torch.float32,
                 device: torch.device | str | None = "cpu", *,
                 part: str = "all") -> tuple[Encoder | None, Decoder | None]:
@@ -135,7 +137,7 @@ def from_params(arch: Architecture | ConvArchitecture, params: Mapping[str, np.n
     if part not in ("all", "encoder", "decoder"):
         raise ConfigError(f"part: expected 'all', 'encoder' or 'decoder', got {part!r}")
     dtype, device = torch_dtype(dtype), torch_device(device)
-    if isinstance(arch, ConvArchitecture):  # Conv2d / ConvTranspose2d modules (vaespec.impl.conv)
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):  # Conv2d / ConvTranspose2d (vaespec.impl.conv)
         return conv.from_params(arch, params, dtype, device, part=part)  # type: ignore[return-value]
     encoder = Encoder(arch, dtype=dtype, device="meta") if part in ("all", "encoder") else None
     decoder = Decoder(arch, dtype=dtype, device="meta") if part in ("all", "decoder") else None

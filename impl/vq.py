@@ -1,6 +1,8 @@
-"""vaespec.impl.vq: the dense VQ-VAE in PyTorch, checked against `vaespec.spec.vq` by the conformance suite.
+"""vaespec.impl.vq: the VQ-VAE in PyTorch, checked against `vaespec.spec.vq` by the conformance suite.
 
 - `build`: Edifice-shaped builder returning a `VQVAE` (honours `num_embeddings`; `ema=True` for an EMA codebook).
+- `build_conv`: the convolutional VQ-VAE (`vaespec.spec.conv_vq.ConvVQArchitecture`, MNIST-sized defaults):
+  x [B, C, H, W], every position of z_e [B, H′, W′, E] (channels-last) quantized.
 - `VQVAE`, `VQEncoder`, `Decoder`, `VectorQuantizer`, `VectorQuantizerEMA`: the modules.
 - `squared_distances`, `nearest_code`, `quantize`, `codebook_loss`, `commitment_loss`, `vq_loss`,
   `init_codebook`, `laplace_smooth`, `codebook_health`, `reset_dead_codes`: the functional ops on
@@ -18,7 +20,7 @@ codebook always gets its gradient):
 """
 
 from .modules import Decoder
-from .vq_builder import build, from_params, load_params, to_codebook, to_params
+from .vq_builder import build, build_conv, from_params, load_params, to_codebook, to_params
 from .vq_functional import (
                             CodebookHealth,
                             codebook_health,
@@ -44,6 +46,7 @@ __all__ = [
                             "VectorQuantizer",
                             "VectorQuantizerEMA",
                             "build",
+                            "build_conv",
                             "codebook_health",
                             "codebook_loss",
                             "commitment_loss",

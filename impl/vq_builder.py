@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from vaespec.spec.architecture import VQArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.errors import DTypeError, describe
 from vaespec.spec.init import init_params
 from vaespec.spec.keys import Key
@@ -29,6 +30,8 @@ from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_DECAY, DEFAULT_EPSILO
 
 from ._checks import reject_unknown_options, require_option
 from ._dtypes import to_numpy, torch_device, torch_dtype
+from .conv import ConvVQDecoder, ConvVQEncoder, contract_kernel
+from .conv import load_params as conv_load_params
 from .convert import fill_layers, load_layers
 from .modules import Decoder
 from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder, check_ema_options
@@ -36,7 +39,7 @@ from .vq_modules import VQVAE, VectorQuantizer, VectorQuantizerEMA, VQEncoder, c
 _PARTS = {"encoder": VQEncoder, "decoder": Decoder}
 
 
-def _quantizer(arch: VQArchitecture, ema: bool, decay: float, epsilon: float, key: Key | int,
+def _quantizer(arch: VQArchitecture | ConvVQArchitecture, ema: bool, decay: float, epsilon: float, key: Key | int,
                dtype: torch.dtype | str | None, device: torch.device | str | None
                ) -> VectorQuantizer | VectorQuantizerEMA:
     if ema:
@@ -86,6 +89,38 @@ def build(input_size: int | None = None, embedding_dim: int = 64, num_embeddings
     return VQVAE(encoder, quantizer, decoder)
 
 
+def build_conv(input_shape: tuple[int, ...] = (1, 28, 28), channels: tuple[int, ...] = (32, 64),
+               embedding_dim: int = 64, num_embeddings: int = 512, kernel_size: int = 4, stride: int = 2,
+               padding: int = 1, activation: str = "relu", *, ema: bool = False, decay: float = DEFAULT_DECAY,
+               epsilon: float = DEFAULT_EPSILON, key: Key | int | None = None,
+               device: torch.device | str | None = None, dtype: torch.dtype | str | None = None,
+               **unknown: object) -> VQVAE:
+    """Build a convolutional VQ-VAE (`vaespec.spec.conv_vq.ConvVQArchitecture`; defaults MNIST-sized:
+    1×28×28 → 32×14×14 → 64×7×7 → z_e [B, 7, 7, 64], 512 codes).
+
+    **Arguments** the `ConvVQArchitecture`'s fields, then `ema`, `decay`, `epsilon`, `key`, `device`, `dtype` as
+    `build` (with `key`, the layers are `init_params(arch, key)` and the codebook `init_codebook(K, E, key)`;
+    without it, torch's default initialisation and the codebook of key 42).
+
+    **Returns** a `VQVAE` of a `ConvVQEncoder` and a `ConvVQDecoder`: `model(x [B, C, H, W])` quantizes every
+    position of z_e [B, H′, W′, E] and returns x̂ [B, C, H, W] and indices [B, H′, W′].
+    """
+    reject_unknown_options(build_conv, unknown)
+    arch = ConvVQArchitecture(tuple(input_shape), tuple(channels), embedding_dim, num_embeddings, kernel_size,
+                              stride, padding, activation)
+    check_ema_options(ema, decay, epsilon)
+    dtype = None if dtype is None else torch_dtype(dtype)
+    device = None if device is None else torch_device(device)
+    if key is None:
+        encoder, decoder = ConvVQEncoder(arch, dtype, device), ConvVQDecoder(arch, dtype, device)
+    else:
+        encoder = ConvVQEncoder(arch, dtype, device)
+        decoder = ConvVQDecoder(arch, dtype, device)
+        conv_load_params(init_params(arch, key), encoder, decoder)
+    quantizer = _quantizer(arch, ema, decay, epsilon, DEFAULT_CODEBOOK_SEED if key is None else key, dtype, device)
+    return VQVAE(encoder, quantizer, decoder)
+
+
 def make_layers(arch: VQArchitecture, params: Mapping[str, np.ndarray], dtype: torch.dtype | str | None,
                 device: torch.device | str | None,
                 parts: tuple[str, ...]) -> list:
@@ -113,9 +148,11 @@ def to_params(model: VQVAE) -> dict[str, np.ndarray]:
     """
     params: dict[str, np.ndarray] = {}
     for module in (_check_model(model).encoder, model.decoder):
-        for name, linear in module.dense_layers():
-            params[f"{name}.kernel"] = to_numpy(linear.weight.T)
-            params[f"{name}.bias"] = to_numpy(linear.bias)
+        for name, layer in module.dense_layers():  # a conv layer's kernel [kh, kw, in, out] (contract_kernel)
+            weight, bias = layer.weight, layer.bias
+            assert isinstance(weight, Tensor) and isinstance(bias, Tensor)  # every layer is built with a bias
+            params[f"{name}.kernel"] = to_numpy(contract_kernel(name, weight))
+            params[f"{name}.bias"] = to_numpy(bias)
     return params
 
 
@@ -138,12 +175,17 @@ def load_params(params: Mapping[str, np.ndarray], model: VQVAE, codebook: np.nda
     _check_model(model)
     if codebook is not None:  # checked before anything is copied, so a bad codebook changes nothing
         _check_codebook(model.arch, codebook)
-    load_layers(params, [model.encoder, model.decoder])
+    if isinstance(model.encoder, ConvVQEncoder):
+        assert isinstance(model.decoder, ConvVQDecoder)  # VQVAE pairs the conv encoder with the conv decoder
+        conv_load_params(params, model.encoder, model.decoder)
+    else:
+        assert isinstance(model.encoder, VQEncoder) and isinstance(model.decoder, Decoder)
+        load_layers(params, [model.encoder, model.decoder])
     if codebook is not None:
         _copy_codebook(model.quantizer.codebook, codebook)
 
 
-def _check_codebook(arch: VQArchitecture, codebook: object) -> None:
+def _check_codebook(arch: VQArchitecture | ConvVQArchitecture, codebook: object) -> None:
     check_array("codebook", codebook, ("codes", "embedding"),
                 {"codes": arch.num_embeddings, "embedding": arch.embedding_dim})
 
@@ -154,30 +196,36 @@ def _copy_codebook(target: Tensor, codebook: np.ndarray) -> None:
         target.copy_(torch.from_numpy(np.ascontiguousarray(codebook)))
 
 
-def from_params(arch: VQArchitecture, params: Mapping[str, np.ndarray], codebook: np.ndarray,
+def from_params(arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray], codebook: np.ndarray,
                 dtype: torch.dtype | str | None = torch.float32, device: torch.device | str | None = "cpu", *,
                 ema: bool = False, decay: float = DEFAULT_DECAY,
                 epsilon: float = DEFAULT_EPSILON) -> VQVAE:
     """A new `VQVAE` for `arch` holding `params` and `codebook` (an EMA quantizer starts from a zero state).
 
     **Arguments**
-    - `arch`: a `VQArchitecture`.
+    - `arch`: a `VQArchitecture` or a `ConvVQArchitecture`.
     - `params`: spec-layout parameters (see `load_params`); `codebook`: `[K, D]` float array.
     - `dtype`, `device`: of the new model (a torch dtype or its name; a device or its name).
     - `ema`, `decay`, `epsilon`: as `build`.
 
     **Returns** the `VQVAE`.
     """
-    if not isinstance(arch, VQArchitecture):
-        raise DTypeError(f"arch: expected a vaespec.spec.architecture.VQArchitecture, got {describe(arch)}")
+    if not isinstance(arch, (VQArchitecture, ConvVQArchitecture)):
+        raise DTypeError(f"arch: expected a vaespec.spec.architecture.VQArchitecture or a "
+                         f"vaespec.spec.conv_vq.ConvVQArchitecture, got {describe(arch)}")
     check_ema_options(ema, decay, epsilon)
     _check_codebook(arch, codebook)
     dtype, device = torch_dtype(dtype), torch_device(device)
-    encoder, decoder = make_layers(arch, params, dtype, device, ("encoder", "decoder"))
+    if isinstance(arch, ConvVQArchitecture):
+        encoder, decoder = ConvVQEncoder(arch, dtype, device), ConvVQDecoder(arch, dtype, device)
+        conv_load_params(params, encoder, decoder)
+    else:
+        encoder, decoder = make_layers(arch, params, dtype, device, ("encoder", "decoder"))
     return assemble(arch, encoder, decoder, codebook, dtype, device, ema=ema, decay=decay, epsilon=epsilon)
 
 
-def assemble(arch: VQArchitecture, encoder: VQEncoder, decoder: Decoder, codebook: np.ndarray,
+def assemble(arch: VQArchitecture | ConvVQArchitecture, encoder: VQEncoder | ConvVQEncoder,
+             decoder: Decoder | ConvVQDecoder, codebook: np.ndarray,
              dtype: torch.dtype, device: torch.device, *, ema: bool = False, decay: float = DEFAULT_DECAY,
              epsilon: float = DEFAULT_EPSILON) -> VQVAE:
     """A `VQVAE` of the given layers and a new quantizer holding `codebook` (an EMA one at a zero state).

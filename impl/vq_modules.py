@@ -25,6 +25,7 @@ from vaespec.spec.shapes import check_scalar
 from vaespec.spec.vq import DEFAULT_CODEBOOK_SEED, DEFAULT_COMMITMENT_WEIGHT, DEFAULT_DECAY, DEFAULT_EPSILON
 
 from ._dtypes import torch_device, torch_dtype
+from .conv import ConvVQDecoder, ConvVQEncoder
 from .functional import reconstruction_loss
 from .modules import Decoder, DenseStack, check_arch
 from .vq_functional import (
@@ -51,7 +52,8 @@ class QuantizerOutput(NamedTuple):
 
 
 class VQVAEOutput(NamedTuple):
-    """What `VQVAE.forward` returns: `x_hat` [B, output], `indices` int64 [B], the two auxiliary losses."""
+    """What `VQVAE.forward` returns: `x_hat` [B, output], `indices` int64 [B], the two auxiliary losses (the
+    convolutional VQ-VAE's: x_hat [B, C, H, W], indices [B, H′, W′])."""
 
     x_hat: Tensor
     indices: Tensor
@@ -244,22 +246,27 @@ class VectorQuantizerEMA(_Quantizer):
 
 
 class VQVAE(nn.Module):
-    """A dense VQ-VAE: `x → z_e = encoder(x) → (z_q, k) = quantizer(z_e) → x̂ = decoder(z_q)`.
+    """A VQ-VAE: `x → z_e = encoder(x) → (z_q, k) = quantizer(z_e) → x̂ = decoder(z_q)`.
 
     **Arguments**
     - `encoder`: a `VQEncoder`; `quantizer`: a `VectorQuantizer` or `VectorQuantizerEMA`;
       `decoder`: a `Decoder` built for the same `VQArchitecture` (its `latent_size` is `embedding_dim`).
+      Or the convolutional VQ-VAE's `vaespec.impl.conv.ConvVQEncoder` and `ConvVQDecoder` of one
+      `ConvVQArchitecture`: then x is [B, C, H, W], z_e, z_q [B, H′, W′, E] channels-last (every position
+      quantized on its own), indices [B, H′, W′] and x̂ [B, C, H, W].
 
     Use `vaespec.impl.vq.build` to make one from options. `forward(x)` returns
     `VQVAEOutput(x_hat, indices, codebook_loss, commitment_loss)`; `loss(x)` the objective.
     """
 
-    def __init__(self, encoder: VQEncoder, quantizer: _Quantizer, decoder: Decoder):
+    def __init__(self, encoder: VQEncoder | ConvVQEncoder, quantizer: _Quantizer, decoder: Decoder | ConvVQDecoder):
         super().__init__()
-        for name, module, cls in (("encoder", encoder, VQEncoder), ("quantizer", quantizer, _Quantizer),
-                                  ("decoder", decoder, Decoder)):
-            if not isinstance(module, cls):
-                kind = "VectorQuantizer or VectorQuantizerEMA" if cls is _Quantizer else cls.__name__
+        for name, module, classes in (("encoder", encoder, (VQEncoder, ConvVQEncoder)),
+                                      ("quantizer", quantizer, (_Quantizer,)),
+                                      ("decoder", decoder, (Decoder, ConvVQDecoder))):
+            if not isinstance(module, classes):
+                kind = ("VectorQuantizer or VectorQuantizerEMA" if classes == (_Quantizer,)
+                        else " or ".join(c.__name__ for c in classes))
                 raise DTypeError(f"{name}: expected a vaespec.impl.vq {kind}, got {describe(module)}")
         arch = encoder.arch
         if tuple(quantizer.codebook.shape) != (arch.num_embeddings, arch.embedding_dim) or decoder.arch != arch:
@@ -279,7 +286,8 @@ class VQVAE(nn.Module):
         quantizer in training mode updates its codebook).
 
         **Arguments**
-        - `x`: `[batch, input]` (the model's `output_size` must equal `input_size`).
+        - `x`: `[batch, input]` (the model's `output_size` must equal `input_size`); `[batch, C, H, W]` for the
+          convolutional VQ-VAE.
         - `commitment_weight`: w ≥ 0 (default 0.25).
         - `convention`: reconstruction reduction preset or `Convention` (default "elbo").
 

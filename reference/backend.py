@@ -23,7 +23,8 @@ class ReferenceBackend:
     dtype = "float64"
     chapters = tuple(dict.fromkeys(FUNCTIONS[f].chapter for f in REFERENCE))
     key_stream = "vaespec"  # its keyed draws are vaespec.spec.keys' Philox stream (docs/porting.md §3.6)
-    architectures = ("dense", "conv")  # its VAE functions run the convolutional VAE too (reference.conv)
+    # its VAE functions run the convolutional VAE too, its VQ functions the convolutional VQ-VAE (reference.conv)
+    architectures = ("dense", "conv", "conv_vq")
 
     def vjp(self, function, args, cotangent):
         return vjp(function, args, cotangent)  # checks the name, the args and the cotangent

@@ -19,6 +19,17 @@ an activation |ȳ| ⊙ (|act′(pre)| + curvature·M_pre), as `vaespec.reference
 `ConvStack` is the encoder or decoder with `network.Stack`'s operations (apply, backward, magnitude,
 magnitude_backward): `network.encoder(arch)` returns one for a `ConvArchitecture`, so the VAE chapter's
 reference functions (`vaespec.reference.vae`: encode … loss, their VJPs and magnitudes) run on it unchanged.
+
+The convolutional VQ-VAE (`vaespec.spec.conv_vq.ConvVQArchitecture`) is a `ConvStack` too, with no dense layer:
+
+    encoder  h = act(conv(… act(conv(x)) …));  z_e = moveaxis(conv₁ₓ₁(h), 1, −1)        [B, H′, W′, E]
+      VJP    h̄_emb = moveaxis(z̄_e, −1, 1), then the convolutions' VJPs
+    decoder  x̂ = deconv_out(… act(deconv(act(conv₁ₓ₁(moveaxis(z_q, −1, 1))))) …)    [B, C, H, W]
+      VJP    the convolutions' VJPs, then z̄_q = moveaxis(h̄, 1, −1)
+
+A transposition's VJP is the inverse transposition (a permutation of entries, no arithmetic); a 1×1
+convolution is `conv2d` with k = 1, s = 1, p = 0. So vq_encode, vq_forward, vq_loss and decode
+(`vaespec.reference.vq_network`, `vaespec.reference.vae`) run on it unchanged as well.
 `selftests/test_reference_conv.py` checks every VJP against central differences.
 """
 
@@ -30,12 +41,14 @@ from typing import Any
 import numpy as np
 
 from vaespec.spec.conv import ConvArchitecture, check_conv_params
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.errors import ShapeError
 from vaespec.spec.shapes import check_array
 
 from .activations import get_activation
 
 Params = Mapping[str, np.ndarray]
+ConvNet = ConvArchitecture | ConvVQArchitecture
 
 
 # ----------------------------------------------------------------------------- windows
@@ -121,26 +134,55 @@ def conv_transpose2d_vjp(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, st
 
 
 # ----------------------------------------------------------------------------- the convolutional VAE
-def _layers(arch: ConvArchitecture, part: str) -> list[tuple[str, str, bool]]:
-    """(kind, name, activated) in order: "conv", "dense", "flatten", "unflatten", "deconv"."""
-    if part == "encoder":
-        return [("conv", n, True) for n, _, _ in arch.encoder_convs()] + [("flatten", "", False)]
+# Layers that only move entries: flattening for the dense heads, and the VQ-VAE's channels-last transpositions.
+_AXES = ("flatten", "unflatten", "channels_last", "channels_first")
+
+
+def _layers(arch: ConvNet, part: str) -> list[tuple[str, str, bool, int, int]]:
+    """(kind, name, activated, stride, padding) in order: "conv", "dense", "deconv", and the `_AXES` kinds
+    ("channels_last": [B, E, H, W] → [B, H, W, E], the ConvVQArchitecture's z_e; "channels_first": back)."""
+    s, p = arch.stride, arch.padding
     deconvs = arch.decoder_deconvs()
-    return ([("dense", "decoder_dense", True), ("unflatten", "", False)]
-            + [("deconv", n, i < len(deconvs) - 1) for i, (n, _, _) in enumerate(deconvs)])
+    tail = [("deconv", n, i < len(deconvs) - 1, s, p) for i, (n, _, _) in enumerate(deconvs)]
+    if isinstance(arch, ConvVQArchitecture):
+        if part == "encoder":
+            return ([("conv", n, True, s, p) for n, _, _ in arch.encoder_convs()]
+                    + [("conv", "encoder_to_embedding", False, 1, 0), ("channels_last", "", False, 0, 0)])
+        return [("channels_first", "", False, 0, 0), ("conv", "decoder_from_embedding", True, 1, 0)] + tail
+    if part == "encoder":
+        return [("conv", n, True, s, p) for n, _, _ in arch.encoder_convs()] + [("flatten", "", False, 0, 0)]
+    return [("dense", "decoder_dense", True, 0, 0), ("unflatten", "", False, 0, 0)] + tail
 
 
-def _apply(arch: ConvArchitecture, params: Params, part: str, h: np.ndarray, tape: list[np.ndarray] | None = None
+def _move(arch: ConvNet, kind: str, h: np.ndarray) -> np.ndarray:
+    """An `_AXES` layer on h: a reshape (flatten, unflatten, C order) or a transposition (moveaxis, never a
+    reshape: it keeps each position's channels together)."""
+    if kind == "flatten":
+        return h.reshape(h.shape[0], -1)
+    if kind == "unflatten":
+        return h.reshape(h.shape[0], *arch.feature_shapes()[-1])
+    if kind == "channels_last":
+        return np.ascontiguousarray(np.moveaxis(h, 1, -1))
+    return np.ascontiguousarray(np.moveaxis(h, -1, 1))
+
+
+def _move_back(kind: str, dh: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The VJP of an `_AXES` layer whose input had `shape`: the inverse reshape or transposition."""
+    if kind == "channels_last":
+        return np.ascontiguousarray(np.moveaxis(dh, -1, 1))
+    if kind == "channels_first":
+        return np.ascontiguousarray(np.moveaxis(dh, 1, -1))
+    return dh.reshape(shape)
+
+
+def _apply(arch: ConvNet, params: Params, part: str, h: np.ndarray, tape: list[np.ndarray] | None = None
            ) -> np.ndarray:
-    act, s, p = get_activation(arch.activation), arch.stride, arch.padding
-    for kind, name, activated in _layers(arch, part):
+    act = get_activation(arch.activation)
+    for kind, name, activated, s, p in _layers(arch, part):
         if tape is not None:
             tape.append(h)
-        if kind == "flatten":
-            h = h.reshape(h.shape[0], -1)
-            continue
-        if kind == "unflatten":
-            h = h.reshape(h.shape[0], *arch.feature_shapes()[-1])
+        if kind in _AXES:
+            h = _move(arch, kind, h)
             continue
         kernel, bias = params[f"{name}.kernel"], params[f"{name}.bias"]
         if kind == "conv":
@@ -180,12 +222,12 @@ def decode(arch: ConvArchitecture, params: Params, z: np.ndarray) -> np.ndarray:
     return _apply(arch, params, "decoder", z)
 
 
-def _backward(arch: ConvArchitecture, params: Params, part: str, tape: list[np.ndarray], dh: np.ndarray,
+def _backward(arch: ConvNet, params: Params, part: str, tape: list[np.ndarray], dh: np.ndarray,
               grads: dict[str, np.ndarray]) -> np.ndarray:
-    act, s, p = get_activation(arch.activation), arch.stride, arch.padding
-    for kind, name, activated in reversed(_layers(arch, part)):
-        if kind in ("flatten", "unflatten"):
-            dh = dh.reshape(tape.pop().shape)
+    act = get_activation(arch.activation)
+    for kind, name, activated, s, p in reversed(_layers(arch, part)):
+        if kind in _AXES:
+            dh = _move_back(kind, dh, tape.pop().shape)
             continue
         pre, h = tape.pop(), tape.pop()
         if activated:
@@ -227,15 +269,12 @@ def decode_vjp(arch: ConvArchitecture, params: Params, z: np.ndarray, d_x_hat: n
 
 
 # ----------------------------------------------------------------------------- magnitudes
-def _magnitude(arch: ConvArchitecture, params: Params, part: str, m: np.ndarray) -> np.ndarray:
+def _magnitude(arch: ConvNet, params: Params, part: str, m: np.ndarray) -> np.ndarray:
     """The layers on magnitudes: |K|, |b| and each activation's `magnitude` bound (M of the tolerance policy)."""
-    act, s, p = get_activation(arch.activation), arch.stride, arch.padding
-    for kind, name, activated in _layers(arch, part):
-        if kind == "flatten":
-            m = m.reshape(m.shape[0], -1)
-            continue
-        if kind == "unflatten":
-            m = m.reshape(m.shape[0], *arch.feature_shapes()[-1])
+    act = get_activation(arch.activation)
+    for kind, name, activated, s, p in _layers(arch, part):
+        if kind in _AXES:
+            m = _move(arch, kind, m)
             continue
         kernel, bias = np.abs(params[f"{name}.kernel"]), np.abs(params[f"{name}.bias"])
         m = (conv2d(m, kernel, bias, s, p) if kind == "conv" else conv_transpose2d(m, kernel, bias, s, p)
@@ -259,31 +298,30 @@ def decode_magnitude(arch: ConvArchitecture, params: Params, z: np.ndarray) -> n
 
 
 # ----------------------------------------------------------------------------- as a network stack
-def _magnitude_backward(arch: ConvArchitecture, params: Params, part: str, x: np.ndarray, m_x: np.ndarray,
+def _magnitude_backward(arch: ConvNet, params: Params, part: str, x: np.ndarray, m_x: np.ndarray,
                         top: Any, grads: dict[str, np.ndarray]) -> np.ndarray:
     """`_backward` on magnitudes (`vaespec.reference.network`'s rules): through an activation
     ȳ_pre = ȳ ⊙ (|act′(pre)| + curvature·M_pre), a (transposed) convolution's VJP taken on |K| and on the input's
     forward magnitude M_in (K̄ = M_in ⋆ ȳ errs by δh ⋆ ȳ). `top(h, m_h)` gives the cotangent magnitude at the
     stack's output (the encoder's heads also fill their gradients there); returns x̄'s magnitude."""
-    act, s, p = get_activation(arch.activation), arch.stride, arch.padding
-    records: list[tuple[str, str, bool, np.ndarray, Any, Any]] = []
+    act = get_activation(arch.activation)
+    records: list[tuple[str, str, bool, int, int, np.ndarray, Any, Any]] = []
     h, m = x, m_x
-    for kind, name, activated in _layers(arch, part):
-        if kind in ("flatten", "unflatten"):
-            shape = (h.shape[0], -1) if kind == "flatten" else (h.shape[0], *arch.feature_shapes()[-1])
-            records.append((kind, name, activated, m, None, None))
-            h, m = h.reshape(shape), m.reshape(shape)
+    for kind, name, activated, s, p in _layers(arch, part):
+        if kind in _AXES:
+            records.append((kind, name, activated, s, p, m, None, None))
+            h, m = _move(arch, kind, h), _move(arch, kind, m)
             continue
         kernel, bias = params[f"{name}.kernel"], params[f"{name}.bias"]
         op = conv2d if kind == "conv" else conv_transpose2d if kind == "deconv" else None
         pre = op(h, kernel, bias, s, p) if op else h @ kernel + bias
         m_pre = (op(m, np.abs(kernel), np.abs(bias), s, p) if op else m @ np.abs(kernel) + np.abs(bias))
-        records.append((kind, name, activated, m, pre, m_pre))
+        records.append((kind, name, activated, s, p, m, pre, m_pre))
         h, m = (act.value(pre), act.magnitude(m_pre)) if activated else (pre, m_pre)
     dh = top(h, m)
-    for kind, name, activated, m_in, pre, m_pre in reversed(records):
-        if kind in ("flatten", "unflatten"):
-            dh = dh.reshape(m_in.shape)
+    for kind, name, activated, s, p, m_in, pre, m_pre in reversed(records):
+        if kind in _AXES:
+            dh = _move_back(kind, dh, m_in.shape)
             continue
         dy = dh * (np.abs(act.derivative(pre)) + act.curvature * m_pre) if activated else dh
         kernel, bias = np.abs(params[f"{name}.kernel"]), params[f"{name}.bias"]
@@ -296,7 +334,7 @@ def _magnitude_backward(arch: ConvArchitecture, params: Params, part: str, x: np
     return dh
 
 
-def _heads(arch: ConvArchitecture, params: Params, h: np.ndarray, d_heads: Any, grads: dict[str, np.ndarray],
+def _heads(arch: ConvNet, params: Params, h: np.ndarray, d_heads: Any, grads: dict[str, np.ndarray],
            absolute: bool = False) -> np.ndarray:
     """The dense heads' backward at their input h (μ̄, lv̄ joining there): fills their gradients, returns h̄."""
     dh = np.zeros_like(h)
@@ -310,33 +348,35 @@ def _heads(arch: ConvArchitecture, params: Params, h: np.ndarray, d_heads: Any, 
 class ConvStack:
     """The convolutional encoder (heads μ, log σ² on the flattened feature map) or decoder (its output the last
     transposed convolution) with `vaespec.reference.network`'s stack interface, so every VAE network function
-    runs on a `ConvArchitecture` unchanged (`network.encoder(arch)` returns one for it). `params` are checked."""
+    runs on a `ConvArchitecture` unchanged (`network.encoder(arch)` returns one for it); a `ConvVQArchitecture`'s
+    encoder (z_e channels-last) or decoder (from z_q channels-last), with no dense head. `params` are checked."""
 
-    def __init__(self, arch: ConvArchitecture, part: str) -> None:
+    def __init__(self, arch: ConvNet, part: str) -> None:
         self.arch, self.part = arch, part
+        self.heads = part == "encoder" and isinstance(arch, ConvArchitecture)  # μ, log σ² on the flattened map
 
     def apply(self, params: Params, x: np.ndarray) -> tuple[np.ndarray, ...]:
         h = _apply(self.arch, params, self.part, x)
-        if self.part == "decoder":
+        if not self.heads:
             return (h,)
         return tuple(h @ params[f"{n}.kernel"] + params[f"{n}.bias"] for n in self.arch.HEADS)
 
     def backward(self, params: Params, x: np.ndarray, d_heads: Any, grads: dict[str, np.ndarray]) -> np.ndarray:
         tape: list[np.ndarray] = []
         h = _apply(self.arch, params, self.part, x, tape)
-        dh = d_heads[0] if self.part == "decoder" else _heads(self.arch, params, h, d_heads, grads)
+        dh = d_heads[0] if not self.heads else _heads(self.arch, params, h, d_heads, grads)
         return _backward(self.arch, params, self.part, tape, dh, grads)
 
     def magnitude(self, params: Params, m_x: np.ndarray) -> tuple[np.ndarray, ...]:
         m = _magnitude(self.arch, params, self.part, m_x)
-        if self.part == "decoder":
+        if not self.heads:
             return (m,)
         return tuple(m @ np.abs(params[f"{n}.kernel"]) + np.abs(params[f"{n}.bias"]) for n in self.arch.HEADS)
 
     def magnitude_backward(self, params: Params, x: np.ndarray, m_x: np.ndarray, d_heads: Any,
                            grads: dict[str, np.ndarray]) -> np.ndarray:
         def top(h: np.ndarray, m_h: np.ndarray) -> np.ndarray:
-            if self.part == "decoder":
+            if not self.heads:
                 return d_heads[0]
             return _heads(self.arch, params, m_h, d_heads, grads, absolute=True)
         return _magnitude_backward(self.arch, params, self.part, x, m_x, top, grads)

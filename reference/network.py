@@ -24,6 +24,7 @@ import numpy as np
 
 from vaespec.spec.architecture import Architecture, VQArchitecture
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 
 from .activations import Activation, get_activation
 from .conv import ConvStack
@@ -46,18 +47,20 @@ class Stack:
     activation: Activation
 
 
-def encoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Stack | ConvStack:
+def encoder(arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture) -> Stack | ConvStack:
     """The encoder of an `Architecture` (heads mu, log_var) or a `VQArchitecture` (head encoder_to_embedding);
-    a `ConvArchitecture`'s is a `vaespec.reference.conv.ConvStack` (convolutions, then the heads)."""
-    if isinstance(arch, ConvArchitecture):
+    a `ConvArchitecture`'s is a `vaespec.reference.conv.ConvStack` (convolutions, then the heads), and so is a
+    `ConvVQArchitecture`'s (convolutions, the 1×1 one to the embedding, z_e channels-last)."""
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
         return ConvStack(arch, "encoder")
     return Stack(tuple(n for n, _, _ in arch.encoder_layers()), tuple(arch.HEADS), get_activation(arch.activation))
 
 
-def decoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Stack | ConvStack:
+def decoder(arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture) -> Stack | ConvStack:
     """The decoder: hidden layers, then the linear output head (no output activation); a `ConvArchitecture`'s
-    is a `ConvStack` (the dense layer, then the transposed convolutions)."""
-    if isinstance(arch, ConvArchitecture):
+    is a `ConvStack` (the dense layer, then the transposed convolutions), a `ConvVQArchitecture`'s too (z_q
+    channels-first again, the 1×1 convolution, the transposed convolutions)."""
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
         return ConvStack(arch, "decoder")
     return Stack(tuple(n for n, _, _ in arch.decoder_layers()), ("decoder_output",), get_activation(arch.activation))
 

@@ -1,6 +1,11 @@
 """The VQ-VAE's network functions in float64: vq_encode, vq_forward and vq_loss, each with its VJP,
 magnitude and VJP magnitude side by side (the quantizer and codebook: `vq`).
 
+`arch` is the dense `VQArchitecture` (x [B, input], z_e [B, D]) or a `ConvVQArchitecture` (x [B, C, H, W],
+z_e [B, H′, W′, D] channels-last, indices [B, H′, W′]): `network.encoder(arch)` and `network.decoder(arch)`
+choose the stack by its type (`vaespec.reference.conv.ConvStack`), and every formula below reads z_e as its
+N = B·H′·W′ vectors (`vq_codes`), so the code is the same for both.
+
     vq_encode(x)   act(…act(x·W₀ + b₀)…)·W_emb + b_emb        VJP: the encoder's backward pass
     vq_forward(x)  (decode(C[k]), k), k the nearest codes of   decoder backward to z̄_q = z̄_e (straight-through),
                    vq_encode(x); decode is the VAE's decoder   then the encoder's; C̄ = 0
@@ -131,8 +136,8 @@ def vq_forward_magnitude(args):
     """`(M(x̂), 0)`: the decoder's magnitude at M(z_q)."""
     a = validate_args("vq_forward", args)
     arch, params, x = a["arch"], a["params"], a["x"]
-    _, _, m_z_q = _network_magnitude(arch, params, a["codebook"], x, a.get("indices"))
-    return network.magnitude(network.decoder(arch), params, m_z_q)[0], np.zeros(x.shape[0])
+    k, _, m_z_q = _network_magnitude(arch, params, a["codebook"], x, a.get("indices"))
+    return network.magnitude(network.decoder(arch), params, m_z_q)[0], np.zeros(k.shape)
 
 
 def vq_forward_vjp_magnitude(args: Mapping[str, Any], cotangent: object) -> dict:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .architecture import Architecture, VQArchitecture
 from .conv import ConvArchitecture, conv_chain
+from .conv_vq import ConvVQArchitecture
 from .errors import ConfigError, show
 
 Chain = tuple[int, int]
@@ -55,22 +56,37 @@ def total(*chains: Chain) -> Chain:
     return sum(c[0] for c in chains), sum(c[1] for c in chains)
 
 
-def encoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Chain:
+def encoder(arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture) -> Chain:
     """The encoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L); a convolutional one's
-    dot products are in·k² per convolution output (`vaespec.spec.conv.conv_chain`)."""
-    if isinstance(arch, ConvArchitecture):
+    dot products are in·k² per convolution output (`vaespec.spec.conv.conv_chain`; a `ConvVQArchitecture`'s
+    1×1 convolution to the embedding reads C_{n-1})."""
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
         return conv_chain(arch, "encoder")
     layers = len(arch.encoder_sizes) + 1
     return arch.longest_path("encoder") + 2 * layers, 3 * layers
 
 
-def decoder(arch: Architecture | VQArchitecture | ConvArchitecture) -> Chain:
+def decoder(arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture) -> Chain:
     """The decoder stack of `arch` (L = hidden layers + 1): (longest fan-in path + 2L, 3L); a convolutional one's
-    dot products are in·⌈k/s⌉² per transposed-convolution output (`vaespec.spec.conv.conv_chain`)."""
-    if isinstance(arch, ConvArchitecture):
+    dot products are in·⌈k/s⌉² per transposed-convolution output (`vaespec.spec.conv.conv_chain`; a
+    `ConvVQArchitecture`'s 1×1 convolution from the embedding reads E)."""
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
         return conv_chain(arch, "decoder")
     layers = len(arch.decoder_sizes) + 1
     return arch.longest_path("decoder") + 2 * layers, 3 * layers
+
+
+def network_positions(arch: object) -> tuple[int, ...]:
+    """The positions of a network's z_e [batch, *positions, embedding]: a `ConvVQArchitecture`'s (H′, W′), else ()."""
+    return arch.positions if isinstance(arch, ConvVQArchitecture) else ()
+
+
+def gradient_rows(sizes: Mapping[str, Any]) -> int:
+    """The length of a VJP's weight-gradient sum: the batch, times the positions one kernel slides over for a
+    `ConvVQArchitecture` (`weight_gradient_positions`: its kernel's gradient sums over batch × positions)."""
+    arch = sizes.get("arch")
+    per = arch.weight_gradient_positions() if isinstance(arch, ConvVQArchitecture) else 1
+    return int(sizes["batch"]) * per
 
 
 def backward(chain: Chain, rows: int) -> Chain:

@@ -110,7 +110,8 @@ def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64"
     extra `indices`; only the function's own arguments are checked, converted and returned with the rest).
     Arrays must be finite float arrays whose named dimensions agree with each other and with
     `arch` (`input`, `latent`, `output`, the example axes `+input`/`+output`: (D,) dense, (C, H, W) for a
-    `ConvArchitecture`; a `VQArchitecture` also binds `embedding` and `codes`);
+    `ConvArchitecture` or `ConvVQArchitecture`; a `VQArchitecture` also binds `embedding` and `codes`, a
+    `ConvVQArchitecture` those and `*positions`, its z_e's (H′, W′));
     float16/float32 arrays are widened exactly to float64, masked arrays and `numpy.matrix` are
     refused (`vaespec.spec.shapes.check_array`); index arrays must be integer arrays within their
     bound; `arch` one of the declared architecture types; `params` must hold the layout of the part

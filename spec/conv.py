@@ -46,7 +46,8 @@ from .architecture import MAX_LAYERS, MAX_PARAMETERS, check_activation
 from .errors import ConfigError, show
 
 
-def _positive(option: str, value: object) -> int:
+def check_positive(option: str, value: object) -> int:
+    """`value` if it is a positive integer (not a bool), else a ConfigError naming `option`."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ConfigError(f"{option}: expected a positive integer, got {show(value)}")
     return value
@@ -60,6 +61,51 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
                           f"must be ≥ 0 and divisible by the stride {stride}, so the transposed convolution gives "
                           f"the side back")
     return span // stride + 1
+
+
+def check_conv_options(arch: Any) -> None:
+    """The options a convolutional network shares (`ConvArchitecture`, `vaespec.spec.conv_vq.ConvVQArchitecture`),
+    checked and normalised in place on the frozen dataclass `arch`: `input_shape` (C, H, W), `channels`,
+    `kernel_size`, `stride`, `padding`, `activation`; sides the strides divide; at most `MAX_PARAMETERS`."""
+    shape = tuple(arch.input_shape) if isinstance(arch.input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3:
+        raise ConfigError(f"input_shape: expected (channels, height, width), got {show(arch.input_shape)}")
+    object.__setattr__(arch, "input_shape", tuple(check_positive(f"input_shape[{i}]", v) for i, v in enumerate(shape)))
+    if not isinstance(arch.channels, (tuple, list)) or not 1 <= len(arch.channels) <= MAX_LAYERS:
+        raise ConfigError(f"channels: expected 1 to {MAX_LAYERS} positive integers, got {show(arch.channels)}")
+    channels = tuple(check_positive(f"channels[{i}]", v) for i, v in enumerate(arch.channels))
+    object.__setattr__(arch, "channels", channels)
+    for option in ("kernel_size", "stride"):
+        check_positive(option, getattr(arch, option))
+    if isinstance(arch.padding, bool) or not isinstance(arch.padding, int) or arch.padding < 0:
+        raise ConfigError(f"padding: expected an integer ≥ 0, got {show(arch.padding)}")
+    check_activation(arch.activation)
+    feature_shapes(arch)  # sizes divide
+    count = sum(math.prod(s) for s in arch.parameter_shapes().values())
+    if count > MAX_PARAMETERS:  # name the option that blew the count up (`vaespec.spec.architecture`'s rule)
+        sizes = {k: v for k, v in arch.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)}
+        sizes.update({f"channels[{i}]": v for i, v in enumerate(arch.channels)})
+        largest = max(sizes, key=lambda k: sizes[k])
+        raise ConfigError(f"{largest}: the architecture would have {show(count)} parameters, more than the "
+                          f"{MAX_PARAMETERS} vaespec allows; got {largest} = {show(sizes[largest])}")
+
+
+def feature_shapes(arch: Any) -> list[tuple[int, int, int]]:
+    """(channels, height, width) of the input and of each encoder convolution's output (every convolution
+    `kernel_size`, `stride`, `padding`; a size the stride does not divide is a ConfigError)."""
+    c, h, w = arch.input_shape
+    shapes = [(c, h, w)]
+    for out in arch.channels:
+        h = conv_output_size(h, arch.kernel_size, arch.stride, arch.padding)
+        w = conv_output_size(w, arch.kernel_size, arch.stride, arch.padding)
+        shapes.append((out, h, w))
+    return shapes
+
+
+def is_transposed(name: str) -> bool:
+    """Whether the layer `name` of a convolutional layout is a `ConvTranspose2d` (the decoder's `decoder_deconv_i`
+    and `decoder_output`); every other 4-d kernel is a `Conv2d`'s."""
+    return name.startswith(("decoder_deconv", "decoder_output"))
 
 
 @dataclass(frozen=True)
@@ -86,22 +132,9 @@ class ConvArchitecture:
     HEADS = ("mu", "log_var")
 
     def __post_init__(self) -> None:
-        shape = tuple(self.input_shape) if isinstance(self.input_shape, (tuple, list)) else None
-        if shape is None or len(shape) != 3:
-            raise ConfigError(f"input_shape: expected (channels, height, width), got {show(self.input_shape)}")
-        object.__setattr__(self, "input_shape", tuple(_positive(f"input_shape[{i}]", v) for i, v in enumerate(shape)))
-        if not isinstance(self.channels, (tuple, list)) or not 1 <= len(self.channels) <= MAX_LAYERS:
-            raise ConfigError(f"channels: expected 1 to {MAX_LAYERS} positive integers, got {show(self.channels)}")
-        object.__setattr__(self, "channels", tuple(_positive(f"channels[{i}]", v) for i, v in enumerate(self.channels)))
-        for option in ("latent_size", "kernel_size", "stride"):
-            _positive(option, getattr(self, option))
-        if isinstance(self.padding, bool) or not isinstance(self.padding, int) or self.padding < 0:
-            raise ConfigError(f"padding: expected an integer ≥ 0, got {show(self.padding)}")
-        check_activation(self.activation)
-        self.feature_shapes()  # sizes divide
-        count = sum(math.prod(s) for s in self.parameter_shapes().values())
-        if count > MAX_PARAMETERS:
-            raise ConfigError(f"channels: the architecture would have {count} parameters, more than {MAX_PARAMETERS}")
+        check_positive("latent_size", self.latent_size)
+        check_conv_options(self)
+
 
     # ------------------------------------------------------------------------- shapes
     @property
@@ -115,13 +148,7 @@ class ConvArchitecture:
 
     def feature_shapes(self) -> list[tuple[int, int, int]]:
         """(channels, height, width) of the input and of each encoder convolution's output."""
-        c, h, w = self.input_shape
-        shapes = [(c, h, w)]
-        for out in self.channels:
-            h = conv_output_size(h, self.kernel_size, self.stride, self.padding)
-            w = conv_output_size(w, self.kernel_size, self.stride, self.padding)
-            shapes.append((out, h, w))
-        return shapes
+        return feature_shapes(self)
 
     @property
     def flat_size(self) -> int:
@@ -182,26 +209,26 @@ class ConvArchitecture:
                 "padding": self.padding, "activation": self.activation}
 
 
-def conv_chain(arch: ConvArchitecture, part: str) -> tuple[int, int]:
+def conv_chain(arch: Any, part: str) -> tuple[int, int]:
     """(n, n_ops) of `arch`'s encoder or decoder: the longest path plus 2 per layer, 3 rounded results per layer
     (the dense stacks' rule, `vaespec.spec.chains.encoder`, with a convolution's dot-product lengths)."""
     layers = arch.layers(part)
     return arch.longest_path(part) + 2 * layers, 3 * layers
 
 
-def torch_layout(arch: ConvArchitecture, name: str) -> tuple[int, ...] | None:
-    """The shape torch stores parameter `name` in (Conv2d [out, in, k, k], ConvTranspose2d [in, out, k, k],
-    Linear [out, in]), or None for a bias (the same in both)."""
+def torch_layout(arch: Any, name: str) -> tuple[int, ...] | None:
+    """The shape torch stores parameter `name` of a convolutional layout in (Conv2d [out, in, k, k],
+    ConvTranspose2d [in, out, k, k], Linear [out, in]), or None for a bias (the same in both)."""
     shape = arch.parameter_shapes()[name]
     if not name.endswith(".kernel"):
         return None
     if len(shape) == 2:
         return (shape[1], shape[0])
     k, _, cin, cout = shape
-    return (cout, cin, k, k) if name.startswith("encoder_conv") else (cin, cout, k, k)
+    return (cin, cout, k, k) if is_transposed(name) else (cout, cin, k, k)
 
 
-def image_error(arch: ConvArchitecture, name: str, shape: tuple[int, ...]) -> str:
+def image_error(arch: Any, name: str, shape: tuple[int, ...]) -> str:
     """The message for an image `name` of `shape` that is not `[batch, *arch.input_shape]`: the expected shape
     (channels-first, torch's NCHW), what was given, and the fix when it is the channels-last `[batch, H, W, C]`."""
     c, h, w = arch.input_shape
@@ -212,10 +239,10 @@ def image_error(arch: ConvArchitecture, name: str, shape: tuple[int, ...]) -> st
     elif len(shape) == 2 and shape[1] == arch.input_size:
         hint = f"; it looks flattened: reshape it to [batch, {c}, {h}, {w}] ({name}.reshape(-1, {c}, {h}, {w}))"
     return (f"{name}: expected shape [batch, {c}, {h}, {w}] (batch, channels, height, width: channels-first) for "
-            f"this ConvArchitecture's input_shape {arch.input_shape}, got shape {tuple(shape)}{hint}")
+            f"this {type(arch).__name__}'s input_shape {arch.input_shape}, got shape {tuple(shape)}{hint}")
 
 
-def check_conv_params(arch: ConvArchitecture, params: object, part: str = "all") -> dict[str, Any]:
+def check_conv_params(arch: Any, params: object, part: str = "all") -> dict[str, Any]:
     """`params` checked against `arch.parameter_shapes(part)` (`vaespec.spec.shapes.check_params`), a kernel in
     torch's layout named with the conversion to `[kh, kw, in, out]`; returns the float64 arrays."""
     from .errors import ShapeError
@@ -226,8 +253,8 @@ def check_conv_params(arch: ConvArchitecture, params: object, part: str = "all")
         for name, value in params.items():
             if name in shapes and hasattr(value, "shape") and tuple(value.shape) != shapes[name] \
                     and tuple(value.shape) == torch_layout(arch, name):
-                fix = ("weight.permute(2, 3, 1, 0)" if name.startswith("encoder_conv")
-                       else "weight.T" if len(shapes[name]) == 2 else "weight.permute(2, 3, 0, 1)")
+                fix = ("weight.T" if len(shapes[name]) == 2 else "weight.permute(2, 3, 0, 1)" if is_transposed(name)
+                       else "weight.permute(2, 3, 1, 0)")
                 raise ShapeError(f"params[{name!r}]: expected shape {shapes[name]} ([kh, kw, in, out]"
                                  f"{'' if len(shapes[name]) == 4 else ': [in, out]'}), got {tuple(value.shape)}, "
                                  f"torch's layout; convert it with {fix}")

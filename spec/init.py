@@ -5,8 +5,10 @@ implementation both use this one function, so one seed gives one network in both
 layers by construction. For each dense layer in
 `arch.dense_layers()` order, the kernel `[in, out]` and then the bias `[out]` are drawn
 from U(−1/√fan_in, 1/√fan_in) — torch's `nn.Linear` bound — with
-`numpy.random.default_rng(seed)`, in float64. A `ConvArchitecture` (`vaespec.spec.conv`) is filled in
-`arch.parameter_shapes()` order the same way, a kernel `[kh, kw, in, out]`'s fan-in being `kh·kw·in`.
+`numpy.random.default_rng(seed)`, in float64. A `ConvArchitecture` (`vaespec.spec.conv`) or a
+`ConvVQArchitecture` (`vaespec.spec.conv_vq`) is filled in `arch.parameter_shapes()` order the same way, a
+kernel `[kh, kw, in, out]`'s fan-in being `kh·kw·in` (torch's Conv2d bound; for a ConvTranspose2d torch's own
+default reads the kernel's other channel axis, vaespec keeps this one rule).
 
 The VQ-VAE's codebook is not a dense layer; `init_codebook` draws it from a key
 (`vaespec.spec.keys.normal`), Edifice's N(0, 1) with default key 42.
@@ -21,12 +23,14 @@ import numpy as np
 from .architecture import Architecture, VQArchitecture
 from .contract import validate_args
 from .conv import ConvArchitecture
+from .conv_vq import ConvVQArchitecture
 from .errors import ConfigError, DTypeError, describe
 from .keys import MAX_DRAW, Key, as_key, normal
 from .vq import DEFAULT_CODEBOOK_SEED
 
 
-def init_params(arch: Architecture | VQArchitecture | ConvArchitecture, seed: int | Key) -> dict[str, np.ndarray]:
+def init_params(arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture, seed: int | Key
+                ) -> dict[str, np.ndarray]:
     """Float64 parameters for every layer of `arch`, deterministic in `seed`.
 
     **Arguments**
@@ -35,12 +39,13 @@ def init_params(arch: Architecture | VQArchitecture | ConvArchitecture, seed: in
 
     **Returns** a dict from `"<layer>.kernel"` / `"<layer>.bias"` to float64 arrays.
     """
-    if not isinstance(arch, (Architecture, VQArchitecture, ConvArchitecture)):
-        raise DTypeError("arch: expected a vaespec.spec.architecture.Architecture or VQArchitecture, or a "
-                         f"vaespec.spec.conv.ConvArchitecture, got {describe(arch)}")
+    if not isinstance(arch, (Architecture, VQArchitecture, ConvArchitecture, ConvVQArchitecture)):
+        raise DTypeError("arch: expected a vaespec.spec.architecture.Architecture or VQArchitecture, a "
+                         "vaespec.spec.conv.ConvArchitecture or a vaespec.spec.conv_vq.ConvVQArchitecture, got "
+                         f"{describe(arch)}")
     rng = np.random.default_rng(as_key(seed).value)
     params: dict[str, np.ndarray] = {}
-    if isinstance(arch, ConvArchitecture):
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
         shapes = arch.parameter_shapes()
         for name, shape in shapes.items():
             fan_in = math.prod(shapes[name.replace(".bias", ".kernel")][:-1])

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from .architecture import Architecture, VQArchitecture
-from .chains import Chain, Sizes, backward
+from .chains import Chain, Sizes, backward, gradient_rows
 from .conv import ConvArchitecture
+from .conv_vq import ConvVQArchitecture
 from .errors import ConfigError, DTypeError, ShapeError, describe
 from .numerics import MAX_FINITE
 from .shapes import bind_shape, check_array, check_scalar
@@ -60,7 +61,7 @@ class Arg:
     high: float = float("inf")
     bound: str = ""  # for "index": the named dimension its values index into
     exclusive_high: bool = False  # for "scalar": `high` itself is outside (decay < 1)
-    types: tuple[type[Architecture | VQArchitecture | ConvArchitecture], ...] = ()  # for "arch"
+    types: tuple[type[Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture], ...] = ()  # for "arch"
     layout: str = "all"  # for "params"
     choices: tuple[str, ...] = ()  # for "likelihood"
 
@@ -156,7 +157,8 @@ class FunctionSpec:
       result is finite, checked on the result (`vaespec.spec.domains.check_result`).
     - `chain(sizes) -> (n, n_ops)`: the longest rounding chain at the sizes of the named dimensions
       (`sizes`, with "arch"), or None for a function whose laws are exact; `vjp_chain` likewise for
-      its VJP, by default the forward chain, the backward chain and the batch sum (`chains.backward`).
+      its VJP, by default the forward chain, the backward chain and the batch sum (`chains.backward`; over batch ×
+      positions for a `ConvVQArchitecture`'s kernels, `chains.gradient_rows`).
     - `exact`: its `<function>_matches_reference` law is exact (integer results, key-driven draws);
       `discrete`: it makes a discrete choice (quantize's index), so it is compared with the reference
       at the backend's own choices; `proofs`, `gradient_proofs`: the symbolic proofs its generated laws
@@ -211,7 +213,7 @@ class FunctionSpec:
             raise ConfigError(f"vjp: {self.name} has no differentiable argument, so no vjp")
         if self.vjp_chain is not None:
             return self.vjp_chain(sizes)
-        return backward(self.chain(sizes), sizes["batch"])
+        return backward(self.chain(sizes), gradient_rows(sizes))
 
     def rounding_chain(self, args: Mapping[str, Any], *, vjp: bool = False) -> Chain:
         """(n, n_ops) of the function (of its VJP with `vjp`) at `args`: `chain_at(sizes(args))`."""

@@ -61,6 +61,7 @@ import numpy as np
 from .architecture import Architecture, VQArchitecture
 from .chains import CodebookChain, NetworkChain, check_count
 from .conv import ConvArchitecture
+from .conv_vq import ConvVQArchitecture
 from .errors import ConfigError, DTypeError, describe, show
 from .functions import FUNCTIONS
 from .numerics import (
@@ -117,8 +118,8 @@ def function_bound(dtype: str, function: str, args: Mapping[str, Any], *, vjp: b
     return bound(dtype, *spec.rounding_chain(args, vjp=bool(vjp)))
 
 
-def chain_length(function: str, arch: Architecture | VQArchitecture | ConvArchitecture | None, batch: int
-                 ) -> tuple[int, int]:
+def chain_length(function: str, arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture | None,
+                 batch: int) -> tuple[int, int]:
     """(n, n_ops) of `function`'s (or `<function>_vjp`'s) longest rounding chain for `arch` at `batch` examples.
 
     For the functions whose chain runs through the network alone (a `NetworkChain` declaration:
@@ -130,9 +131,10 @@ def chain_length(function: str, arch: Architecture | VQArchitecture | ConvArchit
     """
     if not isinstance(function, str):
         raise ConfigError(f"function: expected a function name, got {show(function)}")
-    if arch is not None and not isinstance(arch, (Architecture, VQArchitecture, ConvArchitecture)):
-        raise DTypeError(f"arch: expected an Architecture, a VQArchitecture, a ConvArchitecture or None, got "
-                         f"{describe(arch)}")
+    if arch is not None and not isinstance(arch, (Architecture, VQArchitecture, ConvArchitecture,
+                                                  ConvVQArchitecture)):
+        raise DTypeError(f"arch: expected an Architecture, a VQArchitecture, a ConvArchitecture, a "
+                         f"ConvVQArchitecture or None, got {describe(arch)}")
     batch = check_count("batch", batch, 1)
     base, vjp = split_vjp(function)
     spec = FUNCTIONS.get(base)

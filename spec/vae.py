@@ -18,20 +18,25 @@ import numpy as np
 from .architecture import Architecture, VQArchitecture
 from .chains import REPARAMETERIZE, NetworkChain, decoder, encoder, total
 from .conv import ConvArchitecture
+from .conv_vq import ConvVQArchitecture
 from .errors import ConfigError, DomainError
 from .numerics import log_var_limits, reduction_length
-from .shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT
+from .shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, POSITIONS
 from .signature import Arg, Domain, FunctionSpec, Output
 
 # The dense network (x [batch, input]) or the convolutional one (x [batch, channels, height, width], issue 15).
 ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture))
-DECODER_ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture, VQArchitecture))  # the VQ-VAE's decoder too
+# the VQ-VAEs' decoders too: the dense one's z [batch, embedding], the convolutional one's z_q [batch, H′, W′, E]
+DECODER_ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture, VQArchitecture, ConvVQArchitecture))
 PARAMS = Arg("params", "params", differentiable=True)
 ENCODER_PARAMS = Arg("params", "params", differentiable=True, layout="encoder")
 DECODER_PARAMS = Arg("params", "params", differentiable=True, layout="decoder")
 CONVENTION = Arg("convention", "convention")
 X = Arg("x", "array", ("batch", INPUT_EVENT), True)  # [batch, input] dense, [batch, C, H, W] conv
 Z = Arg("z", "array", ("batch", "latent"), True)
+# decode's input: [batch, latent] for the VAEs and the dense VQ-VAE (no positions), [batch, H′, W′, E] channels-last
+# for a ConvVQArchitecture (its arch binds *positions, `vaespec.spec.validation.arch_bindings`)
+DECODER_Z = Arg("z", "array", ("batch", POSITIONS, "latent"), True)
 MU = Arg("mu", "array", ("batch", "latent"), True)
 LOG_VAR = Arg("log_var", "array", ("batch", "latent"), True,
               "finite reals in the dtype's domain (vaespec.spec.domains): e^log_var summed over the n terms stays "
@@ -138,7 +143,7 @@ FUNCTIONS: dict[str, FunctionSpec] = {
                      (Output("mu", ("batch", "latent")), Output("log_var", ("batch", "latent"))),
                      "h = act(…act(x·W₀+b₀)…); μ = h·W_μ + b_μ; log σ² = h·W_lv + b_lv",
                      chain=ENCODE, proofs=_FORMS, gradient_proofs=_NETWORK),
-        FunctionSpec("decode", (DECODER_ARCH, DECODER_PARAMS, Z), (Output("x_hat", ("batch", OUTPUT_EVENT)),),
+        FunctionSpec("decode", (DECODER_ARCH, DECODER_PARAMS, DECODER_Z), (Output("x_hat", ("batch", OUTPUT_EVENT)),),
                      "x̂ = act(…act(z·V₀+c₀)…)·V_out + c_out", chain=DECODE, proofs=_FORMS, gradient_proofs=_NETWORK),
         FunctionSpec("reparameterize", (MU, LOG_VAR, EPS), (Output("z", ("batch", "latent")),),
                      "z = μ + exp(½ log σ²) ⊙ ε", domain=REPARAMETERIZE_DOMAIN,

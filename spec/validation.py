@@ -14,6 +14,7 @@ import numpy as np
 
 from .architecture import Architecture, VQArchitecture
 from .conv import ConvArchitecture, check_conv_params, image_error
+from .conv_vq import ConvVQArchitecture, latent_error
 from .conventions import get_convention
 from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from .keys import MAX_DRAW, as_key
@@ -21,6 +22,7 @@ from .numerics import check_dtype
 from .shapes import (
     INPUT_EVENT,
     OUTPUT_EVENT,
+    POSITIONS,
     Size,
     as_real_array,
     channels_first_note,
@@ -44,18 +46,21 @@ def named(functions: Mapping[str, FunctionSpec], function: str) -> FunctionSpec:
     return functions[function]
 
 
-def arch_bindings(arch: Architecture | VQArchitecture | ConvArchitecture) -> dict[str, Size]:
+def arch_bindings(arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture) -> dict[str, Size]:
     """The sizes `arch` binds: `input`, `latent`, `output`, the example's axes `+input` (x [batch, *input]) and
     `+output` (x̂): `(input,)`, `(output,)` for a dense network, `input_shape` (C, H, W) for a convolutional one;
-    a `VQArchitecture` also binds `embedding` and `codes`."""
+    a `VQArchitecture` also binds `embedding` and `codes`, a `ConvVQArchitecture` those and `*positions`, its
+    z_e's (H′, W′)."""
     assert arch.output_size is not None  # __post_init__ sets it
     bindings: dict[str, Size] = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
-    if isinstance(arch, ConvArchitecture):
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
         bindings.update({INPUT_EVENT: arch.input_shape, OUTPUT_EVENT: arch.input_shape})
     else:
         bindings.update({INPUT_EVENT: (arch.input_size,), OUTPUT_EVENT: (arch.output_size,)})
-    if isinstance(arch, VQArchitecture):
+    if isinstance(arch, (VQArchitecture, ConvVQArchitecture)):
         bindings.update(embedding=arch.embedding_dim, codes=arch.num_embeddings)
+    if isinstance(arch, ConvVQArchitecture):
+        bindings[POSITIONS] = arch.positions
     return bindings
 
 
@@ -64,16 +69,25 @@ _DENSE_AXES = {INPUT_EVENT: "input", OUTPUT_EVENT: "output"}
 
 def network_dims(arch: object, dims: tuple[str, ...]) -> tuple[str, ...]:
     """`dims` as checked for `arch`: a dense network's example axes are the one axis `input` (`output`), so its
-    messages say "rank 2 [batch input]"; a `ConvArchitecture`'s stay the variadic `+input` (`+output`)."""
+    messages say "rank 2 [batch input]"; a convolutional one's stay the variadic `+input` (`+output`). Only a
+    `ConvVQArchitecture` has `*positions` (its z_e [batch, H′, W′, E]); every other network's latent is
+    [batch, latent], so the name is dropped there."""
+    if isinstance(arch, ConvVQArchitecture):
+        return dims
+    if arch is not None:
+        dims = tuple(d for d in dims if d != POSITIONS)
     if isinstance(arch, ConvArchitecture):
         return dims
     return tuple(_DENSE_AXES.get(d, d) for d in dims)
 
 
 def _image_check(arch: object, name: str, value: object, dims: tuple[str, ...], error: ShapeError) -> ShapeError:
-    """A convolutional network's image argument states its expected [batch, C, H, W] (and the channels-last fix)."""
-    if isinstance(arch, ConvArchitecture) and (INPUT_EVENT in dims or OUTPUT_EVENT in dims):
+    """A convolutional network's image argument states its expected [batch, C, H, W] (and the channels-last fix);
+    a `ConvVQArchitecture`'s latent (z [batch, H′, W′, E]) its channels-last shape (and the channels-first fix)."""
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)) and (INPUT_EVENT in dims or OUTPUT_EVENT in dims):
         return ShapeError(image_error(arch, name, np.shape(value)))  # type: ignore[call-overload]
+    if isinstance(arch, ConvVQArchitecture) and POSITIONS in dims:
+        return ShapeError(latent_error(arch, name, np.shape(value)))  # type: ignore[call-overload]
     return error
 
 
@@ -94,7 +108,7 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
         raise ConfigError(f"args: {function} needs {[a.name for a in spec.args]}; missing {missing}")
     checked: dict[str, Any] = dict(args)
     bindings: dict[str, Any] = {}
-    arch: Architecture | VQArchitecture | ConvArchitecture | None = None
+    arch: Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture | None = None
     for arg in spec.args:
         if arg.kind == "arch":
             arch = args[arg.name]
@@ -131,7 +145,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
             if arch is None:  # a declaration error: the layout of params comes from the arch argument
                 raise ConfigError(f"{arg.name}: {function} declares a params argument but no arch argument to lay "
                                   f"it out (FunctionSpec args {[a.name for a in spec.args]})")
-            checked[arg.name] = (check_conv_params(arch, value, arg.layout) if isinstance(arch, ConvArchitecture)
+            checked[arg.name] = (check_conv_params(arch, value, arg.layout)
+                                 if isinstance(arch, (ConvArchitecture, ConvVQArchitecture))
                                  else check_params("params", value, arch.parameter_shapes(arg.layout),
                                                    allowed=arch.parameter_shapes("all")))
         elif arg.kind == "scalar":

@@ -9,6 +9,12 @@ function below is its [N, embedding] form applied to `z_e.reshape(N, embedding)`
 *positions] reshaped back. Below, `b` ranges over those N vectors. `sg` is stop-gradient: its value
 passes, its derivative is 0.
 
+**The networks.** The dense `VQArchitecture` (x [batch, input], z_e [batch, embedding]) and the convolutional
+`vaespec.spec.conv_vq.ConvVQArchitecture` (x [batch, C, H, W]; z_e, z_q and decode's input [batch, H′, W′, E]
+channels-last, indices [batch, H′, W′]: its arch binds `*positions` = (H′, W′)). The network functions
+(vq_encode, vq_forward, vq_loss, and the VAE chapter's decode) take either; every position of the conv
+network's last feature map is quantized on its own, as above.
+
 **Discrete choices.** The index `k(b)` is not a continuous function of its inputs, so a
 backend that computes distances in lower precision (or by the expanded form
 ‖z‖² − 2 z·e + ‖e‖², which cancels in float32) may pick another code when two are nearly
@@ -32,12 +38,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .architecture import VQArchitecture
-from .chains import STRAIGHT_THROUGH, CodebookChain, NetworkChain, decoder, encoder, total
+from .chains import STRAIGHT_THROUGH, CodebookChain, NetworkChain, decoder, encoder, network_positions, total
+from .conv_vq import ConvVQArchitecture
 from .conventions import Convention
 from .errors import DomainError, ShapeError
 from .keys import Key
 from .numerics import MAX_FINITE, NARROW, distance_bound
-from .shapes import POSITIONS, Float, Int
+from .shapes import INPUT_EVENT, OUTPUT_EVENT, POSITIONS, Float, Int
 from .signature import Arg, Domain, FunctionSpec, Law, Output
 from .vae import output_matches_input
 from .validation import check_args
@@ -79,10 +86,12 @@ def acceptable_codes(dtype: str, z_e: np.ndarray, codebook: np.ndarray) -> np.nd
     return (d - tau <= (d + tau).min(axis=1, keepdims=True)).reshape(*lead, e.shape[0])
 
 
-ARCH = Arg("arch", "arch", types=(VQArchitecture,))
+# The dense VQ-VAE (x [batch, input], z_e [batch, embedding]) or the convolutional one (x [batch, C, H, W], z_e
+# [batch, H′, W′, embedding] channels-last: the arch binds +input, +output and *positions, issue 15).
+ARCH = Arg("arch", "arch", types=(VQArchitecture, ConvVQArchitecture))
 PARAMS = Arg("params", "params", differentiable=True)
 ENCODER_PARAMS = Arg("params", "params", differentiable=True, layout="encoder")
-X = Arg("x", "array", ("batch", "input"), True)
+X = Arg("x", "array", ("batch", INPUT_EVENT), True)
 Z_E = Arg("z_e", "array", ("batch", POSITIONS, "embedding"), True)
 CODEBOOK = Arg("codebook", "array", ("codes", "embedding"), True, "finite reals, K ≥ 1 rows")
 FROZEN_CODEBOOK = Arg("codebook", "array", ("codes", "embedding"), False, "finite reals, K ≥ 1 rows")
@@ -141,8 +150,8 @@ def _positive_total(function: str, checked: Mapping[str, Any]) -> None:
 
 def _vq_loss_chain(arch, batch):
     """vq_forward, then the reconstruction's feature and batch reductions, the two aux losses (each a mean over
-    batch × embedding plus 4 ops) and 8 elementwise ops: 12 rounded results besides the network's."""
-    aux = arch.embedding_dim * batch + 4
+    batch × positions × embedding plus 4 ops) and 8 elementwise ops: 12 rounded results besides the network's."""
+    aux = arch.embedding_dim * batch * int(np.prod(network_positions(arch), dtype=np.int64)) + 4
     return total(encoder(arch), STRAIGHT_THROUGH, decoder(arch), (arch.output_size + batch + 2 * aux + 8, 12))
 
 
@@ -154,8 +163,9 @@ _AUX = CodebookChain(lambda batch, dim, codes: (batch * dim + 4, 6))
 _AUX_VJP = CodebookChain(lambda batch, dim, codes: (batch * dim + 6, 8))
 
 _fns = (
-    FunctionSpec("vq_encode", (ARCH, ENCODER_PARAMS, X), (Output("z_e", ("batch", "embedding")),),
-                 "z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb", "vq",
+    FunctionSpec("vq_encode", (ARCH, ENCODER_PARAMS, X), (Output("z_e", ("batch", POSITIONS, "embedding")),),
+                 "z_e = act(…act(x·W₀ + b₀)…)·W_emb + b_emb (a ConvVQArchitecture: the convolutions, the 1×1 "
+                 "convolution to E channels, permuted channels-last to [batch, H′, W′, E])", "vq",
                  chain=NetworkChain(lambda arch, batch: encoder(arch))),
     FunctionSpec("quantize", (Z_E, CODEBOOK),
                  (Output("z_q", ("batch", POSITIONS, "embedding")), Output("indices", ("batch", POSITIONS), "int")),
@@ -173,7 +183,7 @@ _fns = (
                  "L_commit = mean_{b,d} (z_e − sg(e_{k(b)}))² over the N·D entries (gradient to z_e only)", "vq",
                  domain=DISTANCES, chain=_AUX, vjp_chain=_AUX_VJP, discrete=True),
     FunctionSpec("vq_forward", (ARCH, PARAMS, CODEBOOK, X),
-                 (Output("x_hat", ("batch", "output")), Output("indices", ("batch",), "int")),
+                 (Output("x_hat", ("batch", OUTPUT_EVENT)), Output("indices", ("batch", POSITIONS), "int")),
                  "vq_forward(x) = (decode(z_q), k) with (z_q, k) = quantize(vq_encode(x), C)", "vq",
                  chain=NetworkChain(lambda arch, batch: total(encoder(arch), STRAIGHT_THROUGH, decoder(arch))),
                  discrete=True),
@@ -298,18 +308,19 @@ class VQBackend(Protocol):
 
     Same conventions as `VAEBackend`: float64 numpy in and out, integer indices as int64
     arrays; `z_e` [batch, *positions, embedding] channels-last with indices [batch, *positions] (the
-    network functions' z_e is the dense network's [batch, embedding]), `vjp(function, args, cotangent)`
+    network functions' z_e is the dense network's [batch, embedding], or a `ConvVQArchitecture`'s
+    [batch, H′, W′, embedding] with x [batch, C, H, W]), `vjp(function, args, cotangent)`
     for the differentiable functions (the cotangent covers the float outputs only: an array for `quantize`
     and `vq_forward`). `decode` and `reconstruction_loss` are the VAE chapter's functions, used with a
-    `VQArchitecture`.
+    `VQArchitecture` (or a `ConvVQArchitecture`: decode takes z_q [batch, H′, W′, E]).
     """
 
     name: str
     device: str
     dtype: str
 
-    def vq_encode(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
-                  x: Float[np.ndarray, "batch input"]) -> Float[np.ndarray, "batch embedding"]: ...
+    def vq_encode(self, arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray],
+                  x: Float[np.ndarray, "batch ..."]) -> Float[np.ndarray, "batch *positions embedding"]: ...
 
     def quantize(self, z_e: Float[np.ndarray, "batch *positions embedding"],
                  codebook: Float[np.ndarray, "codes embedding"]
@@ -321,12 +332,12 @@ class VQBackend(Protocol):
     def commitment_loss(self, z_e: Float[np.ndarray, "batch *positions embedding"],
                         codebook: Float[np.ndarray, "codes embedding"]) -> Float[np.ndarray, ""]: ...
 
-    def vq_forward(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
-                   codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch input"]
-                   ) -> tuple[Float[np.ndarray, "batch output"], Int[np.ndarray, " batch"]]: ...
+    def vq_forward(self, arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray],
+                   codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch ..."]
+                   ) -> tuple[Float[np.ndarray, "batch ..."], Int[np.ndarray, " batch *positions"]]: ...
 
-    def vq_loss(self, arch: VQArchitecture, params: Mapping[str, np.ndarray],
-                codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch input"],
+    def vq_loss(self, arch: VQArchitecture | ConvVQArchitecture, params: Mapping[str, np.ndarray],
+                codebook: Float[np.ndarray, "codes embedding"], x: Float[np.ndarray, "batch ..."],
                 commitment_weight: float, convention: Convention) -> Float[np.ndarray, ""]: ...
 
     def init_codebook(self, num_embeddings: int, embedding_dim: int, key: Key | int

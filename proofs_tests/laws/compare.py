@@ -15,6 +15,7 @@ import numpy as np
 from vaespec.spec import dtypes
 from vaespec.spec.architecture import Architecture, VQArchitecture
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import PRESETS, Convention
 from vaespec.spec.tolerances import Bound
 
@@ -68,7 +69,7 @@ def flush_inputs(dtype: str, value):
 def _literal(value) -> str:
     if isinstance(value, np.ndarray):
         return "np.array(" + np.array2string(value, separator=", ", precision=17, threshold=10**6) + ")"
-    if isinstance(value, (Architecture, VQArchitecture, ConvArchitecture)):
+    if isinstance(value, (Architecture, VQArchitecture, ConvArchitecture, ConvVQArchitecture)):
         fields = ", ".join(f"{k}={tuple(v) if isinstance(v, list) else v!r}" for k, v in value.to_dict().items())
         return f"{type(value).__name__}({fields})"
     if isinstance(value, Convention):
@@ -156,6 +157,7 @@ def repro(function: str, args: Mapping[str, Any], backend) -> str:
     imports, build = _constructor(backend)
     lines = ["import numpy as np", "from vaespec.spec.architecture import Architecture, VQArchitecture",
              "from vaespec.spec.conv import ConvArchitecture",
+             "from vaespec.spec.conv_vq import ConvVQArchitecture",
              "from vaespec.spec.conventions import Convention, get_convention",
              "from vaespec.reference import ReferenceBackend", *imports,
              "np.set_printoptions(precision=17)",

@@ -16,8 +16,10 @@ declares none of them (vaespec's own) is checked as before.
   (`vaespec.spec.keys`).
 - `architectures` (iterable of `ARCHITECTURES`, default `("dense",)`): the networks its VAE functions
   implement; with `"conv"` the laws also hand it the convolutional VAE (`vaespec.spec.conv.ConvArchitecture`,
-  x [batch, C, H, W]). A drawn conv example is not applicable to a dense-only port: Hypothesis discards it
-  (`reject`) and draws another, so such a port is checked on the dense network as before.
+  x [batch, C, H, W]), with `"conv_vq"` the convolutional VQ-VAE (`vaespec.spec.conv_vq.ConvVQArchitecture`,
+  x [batch, C, H, W], z_e [batch, H′, W′, E]). A drawn example of a network the port does not declare is not
+  applicable: Hypothesis discards it (`reject`) and draws another, so such a port is checked on the dense
+  network as before.
 
 A law that needs a function the backend lacks is `n/a` ("backend does not provide f"). Drawn
 conventions are mapped onto the declared ones (a preset it supports stays; any other becomes one of
@@ -39,6 +41,7 @@ from hypothesis import reject
 
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import PRESETS, Convention, get_convention
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.laws import LAWS
@@ -47,7 +50,8 @@ from . import variants as _variants
 from .variants import VARIANTS  # what a backend may declare (each variant's functions and effect live there)
 
 VAESPEC_STREAM = "vaespec"
-ARCHITECTURES = ("dense", "conv")  # what `architectures` may name: Architecture/VQArchitecture, ConvArchitecture
+# what `architectures` may name: Architecture/VQArchitecture, ConvArchitecture, ConvVQArchitecture
+ARCHITECTURES = ("dense", "conv", "conv_vq")
 
 
 def architectures(backend) -> frozenset[str]:
@@ -58,6 +62,13 @@ def architectures(backend) -> frozenset[str]:
         raise ConfigError(f"architectures: {type(backend).__name__} declares {unknown}; expected some of "
                           f"{list(ARCHITECTURES)}")
     return frozenset(declared)
+
+
+def network(arch) -> str:
+    """The `ARCHITECTURES` name of `arch` ("dense" for a dense network, or for no arch at all)."""
+    if isinstance(arch, ConvVQArchitecture):
+        return "conv_vq"
+    return "conv" if isinstance(arch, ConvArchitecture) else "dense"
 
 
 class NotApplicable(Exception):
@@ -189,7 +200,7 @@ def named(backend) -> str:
 
 def adapt_args(backend, function: str, args: dict[str, Any]) -> dict[str, Any]:
     """`args` as the laws hand them to `backend`, given its declarations (see the module docstring)."""
-    if isinstance(args.get("arch"), ConvArchitecture) and "conv" not in architectures(backend):
+    if network(args.get("arch")) not in architectures(backend):
         reject()  # a conv example is n/a for a dense-only port: Hypothesis draws another in its place
     own, chosen = conventions(backend), variants(backend)
     if own is None and not chosen:

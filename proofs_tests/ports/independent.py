@@ -64,7 +64,8 @@ class IndependentPort:
     name = "independent"
     chapters = CHAPTERS
     key_stream = "vaespec"  # init_codebook and reset_dead_codes draw from vaespec.spec.keys (docs/porting.md §3.6)
-    architectures = ("dense", "conv")  # independent_vae implements the conv VAE with F.conv2d
+    # independent_vae implements the conv VAE with F.conv2d, and the conv VQ-VAE's 1×1 convolutions as einsums
+    architectures = ("dense", "conv", "conv_vq")
 
     def __init__(self, device: str = "cpu", dtype: str = "float64"):
         if dtype not in DTYPES:

@@ -15,6 +15,7 @@ from torch.distributions import Normal, kl_divergence
 from torch.distributions.transforms import AffineTransform
 
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 
 from .bodies import Bodies
 
@@ -69,6 +70,31 @@ def conv_decode(arch, params, z):
     return h
 
 
+def conv_vq_encode(arch, params, x):
+    """The convolutional VQ-VAE's encoder: F.conv2d as `conv_encode`'s, each activated, then the 1×1 convolution
+    to the embedding written as an einsum that lands channels-last, z_e[b, i, j, e] = Σ_c h[b, c, i, j] K[c, e] + b."""
+    act, h = ACTIVATIONS[arch.activation], x
+    for name, _, _ in arch.encoder_convs():
+        h = act(F.conv2d(h, params[f"{name}.kernel"].permute(3, 2, 0, 1), params[f"{name}.bias"],
+                         arch.stride, arch.padding))
+    return (torch.einsum("bchw,ce->bhwe", h, params["encoder_to_embedding.kernel"][0, 0])
+            + params["encoder_to_embedding.bias"])
+
+
+def conv_vq_decode(arch, params, z):
+    """The convolutional VQ-VAE's decoder from z_q [B, H′, W′, E]: the 1×1 convolution as an einsum landing
+    channels-first (activated), then F.conv_transpose2d as `conv_decode`'s."""
+    act = ACTIVATIONS[arch.activation]
+    h = act(torch.einsum("bhwe,ec->bchw", z, params["decoder_from_embedding.kernel"][0, 0])
+            + params["decoder_from_embedding.bias"][:, None, None])
+    deconvs = arch.decoder_deconvs()
+    for i, (name, _, _) in enumerate(deconvs):
+        h = F.conv_transpose2d(h, params[f"{name}.kernel"].permute(2, 3, 0, 1), params[f"{name}.bias"],
+                               arch.stride, arch.padding)
+        h = act(h) if i < len(deconvs) - 1 else h
+    return h
+
+
 def encode(arch, params, x):
     if isinstance(arch, ConvArchitecture):
         return conv_encode(arch, params, x)
@@ -79,6 +105,8 @@ def encode(arch, params, x):
 def decode(arch, params, z):
     if isinstance(arch, ConvArchitecture):
         return conv_decode(arch, params, z)
+    if isinstance(arch, ConvVQArchitecture):
+        return conv_vq_decode(arch, params, z)
     return dense(params, "decoder_output", hidden(arch, params, arch.decoder_layers(), z))
 
 

@@ -15,13 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical
 
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.keys import normal, randint
 
 from .bodies import Bodies
-from .independent_vae import decode, dense, hidden, reconstruction_loss
+from .independent_vae import conv_vq_encode, decode, dense, hidden, reconstruction_loss
 
 
 def vq_encode(arch, params, x):
+    if isinstance(arch, ConvVQArchitecture):  # z_e [B, H′, W′, E]: every position quantized below
+        return conv_vq_encode(arch, params, x)
     return dense(params, "encoder_to_embedding", hidden(arch, params, arch.encoder_layers(), x))
 
 

@@ -108,7 +108,8 @@ VQ_CASES = [
     ("init_codebook", {"num_embeddings": 0}, ConfigError, r"num_embeddings: expected a positive integer"),
     ("reset_dead_codes", {"key": -1}, ConfigError, r"key: expected a seed in \[0, 2\*\*64\)"),
     ("vq_loss", {"arch": ARCH}, DTypeError,
-     r"arch: expected a vaespec.spec.architecture.VQArchitecture \(for vq_loss\)"),
+     (r"arch: expected a vaespec.spec.architecture.VQArchitecture or vaespec.spec.conv_vq.ConvVQArchitecture "
+      r"\(for vq_loss\)")),
 ]
 
 

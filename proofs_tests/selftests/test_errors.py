@@ -145,7 +145,8 @@ def other_cases(function):
         n = re.escape(name)
         yield "arch not an Architecture", caller(function, arch=ARCH.to_dict()), DTypeError, \
             (r"^arch: expected a vaespec\.spec\.architecture\.Architecture"
-             r"( or vaespec\.spec\.(architecture\.VQArchitecture|conv\.ConvArchitecture))*( \(for \w+\))?, got dict")
+             r"( or vaespec\.spec\.(architecture\.VQArchitecture|conv\.ConvArchitecture|conv_vq\.ConvVQArchitecture))*"
+             r"( \(for \w+\))?, got dict")
         yield "params missing a name", caller(function, params=params_change(name, remove=True)), ShapeError, \
             rf"^params: .*missing \['{n}'\], unexpected \[\]"
         yield "params unexpected name", caller(function, params=params_change("bogus.kernel", np.zeros(2))), \

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import Phase, settings
 
 from vaespec.proofs_tests.check.runner import run_law
-from vaespec.proofs_tests.controls import bayes, conv, estimators, quantizers, vae, vq
+from vaespec.proofs_tests.controls import bayes, conv, conv_vq, estimators, quantizers, vae, vq
 
 QUICK = settings(settings(), phases=[Phase.explicit, Phase.generate, Phase.shrink], max_examples=100,
                  derandomize=True, database=None, deadline=None)
@@ -23,6 +23,7 @@ CASES = {
     "bayes": (bayes.EvidenceGramSwapped, "linear_gaussian_log_evidence_matches_reference"),
     "quantizers": (quantizers.FSQFloorForRound, "fsq_quantize_matches_reference"),
     "vae-conv": (conv.TorchConvKernelFlipped, "encode_matches_reference"),  # the snippet builds a ConvArchitecture
+    "vq-conv": (conv_vq.TorchConvVQEncoderReshaped, "vq_encode_matches_reference"),  # and a ConvVQArchitecture
 }
 
 

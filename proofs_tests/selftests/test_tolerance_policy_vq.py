@@ -14,6 +14,7 @@ from vaespec.proofs_tests.laws.compare import leaves
 from vaespec.proofs_tests.strategies import vae as strategies
 from vaespec.proofs_tests.strategies import vq as strategies_vq
 from vaespec.reference import magnitude, vjp, vjp_magnitude
+from vaespec.spec.chains import network_positions
 from vaespec.spec.contract import FUNCTIONS
 
 # Exact functions (draws, copies, counts) carry no magnitude the policy multiplies.
@@ -28,10 +29,11 @@ def _draw(function, data):
     indices = None
     if function in CHOOSING and data.draw(st.booleans()):  # arbitrary choices, as a backend's near-tie flips give
         indices = example.args["indices"] if "z_e" in args else None
-        if function in ("vq_forward", "vq_loss"):
-            batch, codes = args["x"].shape[0], args["codebook"].shape[0]
-            indices = np.array(data.draw(st.lists(st.integers(0, codes - 1), min_size=batch, max_size=batch)),
-                               dtype=np.int64)
+        if function in ("vq_forward", "vq_loss"):  # one code per vector: [batch, *positions] (a conv VQ-VAE's H′, W′)
+            shape = (args["x"].shape[0], *network_positions(args["arch"]))
+            count, codes = int(np.prod(shape)), args["codebook"].shape[0]
+            indices = np.array(data.draw(st.lists(st.integers(0, codes - 1), min_size=count, max_size=count)),
+                               dtype=np.int64).reshape(shape)
     return args, indices
 
 

@@ -33,6 +33,7 @@ from vaespec.reference.init import init_params
 from vaespec.spec.architecture import ACTIVATIONS, Architecture
 from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import PRESETS, get_convention
 from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.errors import ConfigError
@@ -104,7 +105,7 @@ def conv_architectures(draw, max_channels: int = 3, max_latent: int = 3, activat
 
 def example_shape(arch) -> tuple[int, ...]:
     """The axes of one example x: `(input_size,)` for the dense network, `input_shape` (C, H, W) for a conv one."""
-    return tuple(arch.input_shape) if isinstance(arch, ConvArchitecture) else (arch.input_size,)
+    return tuple(arch.input_shape) if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)) else (arch.input_size,)
 
 
 def uniform_choice(options):
@@ -145,9 +146,9 @@ def regime_params(arch, regime: str, seed: int) -> dict[str, np.ndarray]:
     """
     params = init_params(arch, seed)
     rng = np.random.default_rng(seed)
-    if regime == "reach" and isinstance(arch, ConvArchitecture):
-        raise ConfigError("regime: 'reach' places dense hidden layers' biases; a ConvArchitecture is drawn in the "
-                          "'seeded' and 'kinks' regimes")
+    if regime == "reach" and isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
+        raise ConfigError(f"regime: 'reach' places dense hidden layers' biases; a {type(arch).__name__} is drawn in "
+                          f"the 'seeded' and 'kinks' regimes")
     if regime == "kinks":
         for name, value in params.items():
             fan_in = math.prod(params[name.replace(".bias", ".kernel")].shape[:-1])  # in, or kh·kw·in
@@ -174,7 +175,7 @@ def pin_kinks(arch, params, stack: str, inputs: np.ndarray) -> None:
     """Set the biases of `stack`'s first hidden layer so that its pre-activations at the first row of `inputs`
     are exactly 0 (b_u = −x₀·W_u: dyadic sums, exact in every dtype): every kink is met at that row (and, for
     relu, the next layer's too, where its biases are 0); the other rows stay generic integers."""
-    if isinstance(arch, ConvArchitecture):  # its first layer shares a kernel across positions: not pinned
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):  # a kernel shared across positions: not pinned
         return
     layers = arch.encoder_layers() if stack == "encoder" else arch.decoder_layers()
     if not layers or inputs.shape[0] == 0:
@@ -235,7 +236,7 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
     args = {"arch": arch, "params": regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))}
     shape = (batch, *example_shape(arch))
     if isinstance(arch, ConvArchitecture):  # an image's entries from one drawn seed: a draw per entry is slow
-        x = st.integers(0, 2**32 - 1).map(lambda seed: _seeded_image(seed, shape, regime))
+        x = st.integers(0, 2**32 - 1).map(lambda seed: seeded_image(seed, shape, regime))
     elif regime == "kinks":
         x = integer_arrays(shape)
     else:
@@ -253,7 +254,7 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
     return Example(args, {"regime": regime})
 
 
-def _seeded_image(seed: int, shape: tuple[int, ...], regime: str) -> np.ndarray:
+def seeded_image(seed: int, shape: tuple[int, ...], regime: str) -> np.ndarray:
     """x [batch, C, H, W] from `seed`: integers in {−2, …, 2} for `kinks`, else uniform in ±MAX_ABS_X."""
     rng = np.random.default_rng(seed)
     if regime == "kinks":

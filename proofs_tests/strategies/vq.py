@@ -8,7 +8,9 @@ One `Example` carries every argument of every VQ function (named as in
 `vaespec.spec.vq.FUNCTIONS`; `vq_examples_for(function)`: only that function's), with consistent sizes:
 `codebook` [K, D] matches `arch.num_embeddings` × `arch.embedding_dim`, `z_e` is [B, *positions, D]
 channels-last with positions = () half the time and else one or two position axes of 1–3 (`positions`;
-`indices` [B, *positions] alike), `x` [B, input]. Some draws put
+`indices` [B, *positions] alike), `x` [B, input], or for a convolutional VQ-VAE (`conv_vq_architectures`,
+one network example in `CONV_VQ_SHARE` of the seeded and kinks regimes) x [B, C, H, W] whose z_e is
+[B, H′, W′, E]. Some draws put
 `z_e` on or near codebook rows and duplicate rows, so ties and near-ties are exercised, not
 just the generic case; others put it at near ties whose answer depends on the declared precision
 (`precision_ties`). Networks come in the regimes of `strategies.vae.REGIMES` (kinks, formula switches).
@@ -20,6 +22,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from vaespec.spec.architecture import ACTIVATIONS, VQArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.dtypes import PRECISION_ORDER, narrower
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.init import init_codebook
@@ -27,6 +30,7 @@ from vaespec.spec.tolerances import distance_bound
 
 from . import sizes
 from .vae import (
+    CONV_LAYOUTS,
     MAX_ABS_X,
     REGIMES,
     Builder,
@@ -39,6 +43,7 @@ from .vae import (
     pin_kinks,
     regime_activations,
     regime_params,
+    seeded_image,
     uniform_choice,
 )
 
@@ -82,6 +87,31 @@ def vq_architectures(draw, max_layers: int = 2, max_width: int = 8, max_features
         decoder_sizes=tuple(draw(widths)),
         activation=draw(uniform_choice(activations)),
     )
+
+
+CONV_VQ_SHARE = 3  # one network example in CONV_VQ_SHARE of the seeded and kinks regimes is a conv VQ-VAE (36 of
+# the 200 examples of the 8 network laws in the ci profile, 1 to 8 per law: selftests/test_reference_conv_vq.py)
+MAX_CONV_VQ_BATCH = 3  # its z_e has up to 25 positions per example: B·H′·W′ ≤ 75 vectors
+
+
+@st.composite
+def conv_vq_architectures(draw, max_channels: int = 3, max_dim: int = 3, max_codes: int = 6,
+                          activations=tuple(ACTIVATIONS)):
+    """Small convolutional VQ-VAEs (`vaespec.spec.conv_vq.ConvVQArchitecture`): 1 or 2 input channels, sides 4 to 8
+    (`strategies.vae.CONV_LAYOUTS`: a stride-1 "same" convolution and strided ones), one or two convolutions of 1
+    to `max_channels` channels, z_e [B, H′, W′, E] with H′·W′ from 1 to 25 and E ≤ `max_dim`; small so the
+    suite's time barely grows."""
+    k, stride, padding, sides = draw(uniform_choice(CONV_LAYOUTS))
+    side = draw(uniform_choice(sides))
+    layers = draw(sizes.size(1, 2))
+    shape = (draw(sizes.size(1, 2)), side, side)
+    channels = tuple(draw(sizes.size(1, max_channels)) for _ in range(layers))
+    dim, codes, activation = draw(sizes.size(1, max_dim)), draw(sizes.size(1, max_codes)), draw(
+        uniform_choice(activations))
+    try:
+        return ConvVQArchitecture(shape, channels, dim, codes, k, stride, padding, activation)
+    except ConfigError:  # a second stride that does not divide the first layer's output: one layer then
+        return ConvVQArchitecture(shape, channels[:1], dim, codes, k, stride, padding, activation)
 
 
 @st.composite
@@ -165,11 +195,15 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=
         raise ConfigError(f"fields: vq_examples draws some of {list(VQ_FIELDS)}, got unknown {unknown}")
     need = set(fields)
     regime = draw(uniform_choice(REGIMES))
+    if arch is None and need & {"params", "x"} and regime != "reach" \
+            and draw(uniform_choice(range(CONV_VQ_SHARE))) == CONV_VQ_SHARE - 1:
+        arch = draw(conv_vq_architectures(activations=regime_activations(regime)))
     arch = draw(vq_architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded"))) \
         if arch is None else arch
+    conv = isinstance(arch, ConvVQArchitecture)
     where = draw(positions(max_position_axes)) if need & {"z_e", "indices", "usage"} else ()
-    batch = draw(sizes.size(min_batch, max(min_batch, min(max_batch, MAX_BATCH_WITH_POSITIONS)) if where
-                            else max_batch))
+    cap = MAX_CONV_VQ_BATCH if conv else MAX_BATCH_WITH_POSITIONS if where else max_batch
+    batch = draw(sizes.size(min_batch, max(min_batch, min(max_batch, cap))))
     vectors = batch * int(np.prod(where, dtype=np.int64))
     codes, dim = arch.num_embeddings, arch.embedding_dim
     args = {"arch": arch, "num_embeddings": codes, "embedding_dim": dim}
@@ -194,8 +228,12 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=
         args["ema_sums"] = args["ema_counts"][:, None] * centres
     if need & {"params", "x"}:  # drawn together: the kinks regime pins the first layer to x
         args["params"] = regime_params(arch, regime, draw(st.integers(0, 2**32 - 1)))
-        args["x"] = draw(integer_arrays((batch, arch.input_size)) if regime == "kinks"
-                         else arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X))
+        if conv:  # an image [B, C, H, W] from one drawn seed (a draw per pixel is slow)
+            shape = (batch, *arch.input_shape)
+            args["x"] = draw(st.integers(0, 2**32 - 1).map(lambda seed: seeded_image(seed, shape, regime)))
+        else:
+            args["x"] = draw(integer_arrays((batch, arch.input_size)) if regime == "kinks"
+                             else arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X))
         if regime == "kinks":
             pin_kinks(arch, args["params"], "encoder", args["x"])
     later = {

@@ -26,9 +26,10 @@ import numpy as np
 from vaespec.spec.architecture import ACTIVATIONS, Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import PRESETS
 from vaespec.spec.keys import Key
-from vaespec.spec.shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, shape_of
+from vaespec.spec.shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, POSITIONS, shape_of
 from vaespec.spec.tolerances import distance_bound
 
 from ..laws.choices import clear as choices_clear
@@ -50,6 +51,9 @@ POSITIONS_CASE = (2, 3)  # the spatial case of the functions of z_e [batch, *pos
 # The conv case of the VAE's network functions (issue 15): x [4, 1, 4, 4], one strided convolution of 2 channels
 # (4 → 2, its transposed convolution's taps overlapping), 3 latents.
 CONV_CASE = {"input_shape": (1, 4, 4), "channels": (2,), "kernel_size": 4, "stride": 2, "padding": 1}
+# The conv VQ-VAE's case of the VQ network functions and decode: the same image and convolution, z_e [4, 2, 2, 3]
+# channels-last (16 vectors quantized, E = 3 > 1 and 2·2 positions, so a reshape for the transposition shows).
+CONV_VQ_CASE = {"input_shape": (1, 4, 4), "channels": (2,), "kernel_size": 4, "stride": 2, "padding": 1}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -95,12 +99,17 @@ def variants(function: str) -> list[dict]:
             case["activation"] = names[(turn + i) % len(names)]
     first = dict(cases[0])
     cases += special_variants(function)  # kinks, formula switches, ties, precision (vectors.cases)
-    if any(d.startswith("*") for a in spec.args for d in a.dims):  # z_e [B, *positions, D]: the first case on an
-        cases.append({**first, "positions": list(POSITIONS_CASE)})  # image's; last, so the others keep their index
+    # z_e [B, *positions, D] of the network-free functions: the first case on an image's; last, so the others keep
+    # their index. A network function's positions are its architecture's (the conv VQ-VAE's case below), never
+    # drawn apart from it: decode's z [B, *positions, latent] is [B, latent] for every other network.
+    if not _takes_arch(function) and any(d.startswith("*") for a in spec.args for d in a.dims):
+        cases.append({**first, "positions": list(POSITIONS_CASE)})
     if any(EVENT in a.dims for a in spec.args):  # x [B, *event]: an image's event, with a
         cases.append({**first, "preset": "edifice", "event": list(EVENT_CASE)})  # feature mean (edifice's)
     if any(ConvArchitecture in a.types for a in spec.args if a.kind == "arch"):  # the conv VAE, x [B, C, H, W]
         cases.append({**first, "conv": True})
+    if any(ConvVQArchitecture in a.types for a in spec.args if a.kind == "arch"):  # the conv VQ-VAE: z_e [B, H′, W′, E]
+        cases.append({**first, "conv_vq": True})
     return cases
 
 
@@ -116,7 +125,10 @@ def _takes_arch(function: str) -> bool:
     return any(a.kind == "arch" for a in FUNCTIONS[function].args)
 
 
-def _arch(function: str, activation: str, conv: bool = False):
+def _arch(function: str, activation: str, conv: bool = False, conv_vq: bool = False):
+    if conv_vq:
+        return ConvVQArchitecture(embedding_dim=SIZES["embedding"], num_embeddings=SIZES["codes"],
+                                  activation=activation, **CONV_VQ_CASE)
     if conv:
         return ConvArchitecture(latent_size=SIZES["latent"], activation=activation, **CONV_CASE)
     if FUNCTIONS[function].chapter == "vq":
@@ -130,11 +142,14 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
     from vaespec.spec.init import init_params
 
     spec, args = FUNCTIONS[function], {}
-    arch = _arch(function, variant["activation"], variant.get("conv", False)) if "activation" in variant else None
+    arch = (_arch(function, variant["activation"], variant.get("conv", False), variant.get("conv_vq", False))
+            if "activation" in variant else None)
     sizes = dict(SIZES, **({"latent": arch.latent_size} if arch else {}))
-    if isinstance(arch, ConvArchitecture):
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
         sizes.update({"input": arch.input_size, "output": arch.output_size, INPUT_EVENT: arch.input_shape,
                       OUTPUT_EVENT: arch.input_shape})
+    if isinstance(arch, ConvVQArchitecture):  # the network binds the positions (z, z_e [B, H′, W′, E])
+        sizes[POSITIONS] = arch.positions
     if "positions" in variant:
         sizes["*positions"] = tuple(variant["positions"])
     if "event" in variant:
@@ -179,14 +194,15 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
     return args
 
 
-def clear_margins(z: np.ndarray, codebook: np.ndarray, slack: float = 2.0) -> bool:
+def clear_margins(z: np.ndarray, codebook: np.ndarray, slack: float = 2.0, dtype: str = "bfloat16") -> bool:
     """Whether every row of `z` has a nearest code whose margin to the runner-up exceeds
-    `slack` × (τ_best + τ_runner-up), τ the bfloat16 distance bound: no dtype may choose otherwise."""
+    `slack` × (τ_best + τ_runner-up), τ the `dtype` distance bound (bfloat16's, the widest: no dtype may choose
+    otherwise; a case held for fewer dtypes passes its least precise one)."""
     if len(codebook) < 2:
         return True
     z = z.reshape(-1, z.shape[-1])  # [batch, *positions, D]: every vector
     d = ((z[:, None, :] - codebook[None, :, :]) ** 2).sum(-1)
-    tau = distance_bound("bfloat16", z.shape[1], np.linalg.norm(z, axis=1)[:, None], np.linalg.norm(codebook, axis=1))
+    tau = distance_bound(dtype, z.shape[1], np.linalg.norm(z, axis=1)[:, None], np.linalg.norm(codebook, axis=1))
     order = np.argsort(d, axis=1, kind="stable")[:, :2]
     rows = np.arange(len(z))
     best, second = order[:, 0], order[:, 1]
@@ -206,8 +222,19 @@ def _encoded(function: str, args) -> np.ndarray | None:
     return None
 
 
+def held_in(function: str, variant: dict) -> list[str]:
+    """The dtypes case `variant` of `function` holds for: `cases.case_dtypes`, and float64 and float32 only for the
+    conv VQ-VAE's nearest-code choices (vq_forward, vq_loss). Its z_e has 16 vectors, a network's, so the codebook
+    holds 6 of them and 10 fall between: their margins clear float32's distance bound, never all of bfloat16's
+    (about 0.1·(‖z‖ + ‖e‖)², wider than the spread of 16 vectors in 3 dimensions), so a bfloat16 port could choose
+    other codes legitimately. The laws check the conv VQ-VAE in bfloat16 by the near-tie criterion instead."""
+    if variant.get("conv_vq") and "codebook" in {a.name for a in FUNCTIONS[function].args}:
+        return ["float64", "float32"]
+    return case_dtypes(variant)
+
+
 def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
-    """Draw a case (redrawing, deterministically, until any nearest-code choice is clear)."""
+    """Draw a case (redrawing, deterministically, until any nearest-code choice is clear in its dtypes)."""
     for attempt in range(2000):
         rng = np.random.default_rng([seed, function_seed(function), index, attempt])
         args = draw_inputs(function, variant, index, rng)
@@ -224,11 +251,17 @@ def case_inputs(function: str, variant: dict, seed: int, index: int) -> dict:
             picks = rng.integers(0, len(args["codebook"]), z.shape[:-1])
             args["z_e"] = z = exact_everywhere(args["codebook"][picks] + 0.05 * rng.standard_normal(z.shape))
         else:  # network z_e: centred by the embedding head's bias (rows spread apart), copied into the codebook
-            (head,) = args["arch"].HEADS
-            args["params"][f"{head}.bias"] = exact_everywhere(args["params"][f"{head}.bias"] - z.mean(axis=0))
-            z = _encoded(function, args)
-            args["codebook"][: len(z)] = exact_everywhere(z[rng.permutation(len(z))][: len(args["codebook"])])
-        if clear_margins(z, args["codebook"]):
+            (head,) = args["arch"].HEADS  # z_e [B, *positions, D]: every position's vector
+            vectors = z.reshape(-1, z.shape[-1])
+            args["params"][f"{head}.bias"] = exact_everywhere(args["params"][f"{head}.bias"] - vectors.mean(axis=0))
+            vectors = _encoded(function, args).reshape(-1, z.shape[-1])
+            shuffled = exact_everywhere(vectors[rng.permutation(len(vectors))])
+            # distinct rows only: a relu network's positions repeat (a dead feature map gives the bias), and a
+            # codebook row copied twice would be an exact tie
+            distinct = shuffled[np.sort(np.unique(shuffled, axis=0, return_index=True)[1])][: len(args["codebook"])]
+            args["codebook"][: len(distinct)] = distinct
+            z = vectors
+        if clear_margins(z, args["codebook"], dtype=held_in(function, variant)[-1]):
             return args
     raise VectorsError(f"{function}: no case with clear choices (nearest-code or rounding margins) in 2000 draws "
                        f"(seed {seed})")
@@ -397,7 +430,8 @@ def _case(writer: _Writer, function: str, index: int, variant: dict, seed: int) 
         cotangent = _cotangent(function, outputs, np.random.default_rng([seed, function_seed(function), index, 10**6]))
         grads, g_rules = reference.vjp(function, args, cotangent), gradient_tolerances(function, args, cotangent)
     case = {"id": case_id, "chapter": spec.chapter, "function": function, "variant": variant,
-            **({"dtypes": case_dtypes(variant)} if "precision" in variant else {}),  # held only there
+            **({"dtypes": held_in(function, variant)} if held_in(function, variant) != list(DTYPES)
+               else {}),  # held only there
             "inputs": {a.name: _input_entry(writer, f"{case_id}/input", a, args[a.name]) for a in spec.args},
             "outputs": {o.name: writer.value(f"{case_id}/output.{o.name}", o.kind, v, r)
                         for o, v, r in zip(spec.outputs, outputs, rules)}}

@@ -36,6 +36,7 @@ import numpy as np
 from vaespec.spec.architecture import Architecture, VQArchitecture
 from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import PRESETS, Convention
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.keys import Key
@@ -63,6 +64,11 @@ from .manifest import (
 __all__ = ["DIGEST", "DTYPES", "FORMAT", "MANIFEST", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_MANIFEST_BYTES", "SCHEMA",
            "Unsupported", "VectorResult", "Vectors", "VectorsError", "array_entries", "check_files", "configure",
            "export", "manifest_digest", "read_manifest", "run", "schema_errors", "verify"]
+
+# An arch entry's type -> the network a backend declares to take it (`laws.declared.ARCHITECTURES`).
+NETWORKS = {"Architecture": "dense", "VQArchitecture": "dense", "ConvArchitecture": "conv",
+            "ConvVQArchitecture": "conv_vq"}
+
 
 @dataclass
 class VectorResult:
@@ -118,7 +124,7 @@ class Vectors:
                 args[name] = {k: self.array(e) for k, e in entry["arrays"].items()}
             elif kind == "arch":
                 cls = {"Architecture": Architecture, "VQArchitecture": VQArchitecture,
-                       "ConvArchitecture": ConvArchitecture}[entry["type"]]
+                       "ConvArchitecture": ConvArchitecture, "ConvVQArchitecture": ConvVQArchitecture}[entry["type"]]
                 args[name] = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["value"].items()})
             elif kind == "convention":
                 args[name] = _convention(entry["value"])
@@ -224,9 +230,9 @@ class Vectors:
                     row.verdict, row.message = "n/a", lacking
                 elif backend.dtype not in case.get("dtypes", self.manifest["dtypes"]):
                     continue  # a precision case: its answer is fixed only in the dtypes it lists
-                elif any(e.get("type") == "ConvArchitecture" for e in case["inputs"].values()) \
-                        and "conv" not in architectures(backend):
-                    continue  # the conv VAE's case, for a port declaring the dense network only (laws.declared)
+                elif any(NETWORKS.get(e.get("type"), "dense") not in architectures(backend)
+                         for e in case["inputs"].values()):
+                    continue  # a conv network's case, for a port declaring the dense network only (laws.declared)
                 elif convention:  # a fixed case cannot be redrawn in a convention it declares, as the laws do
                     skipped.setdefault(id(row), []).append(convention)
                 elif row.passed:  # after a function's first failure, later cases would only repeat it
