@@ -105,9 +105,11 @@ class RVQQuantizesInputAtEveryStage(_QuantizersControl):
     caught_by = "rvq_stage_choice_nearest_code_of_residual"
 
     def rvq_quantize(self, z_e, codebooks, num_stages):
-        k = np.full((z_e.shape[0], codebooks.shape[0]), -1, dtype=np.int64)
+        rows = np.reshape(z_e, (-1, np.shape(z_e)[-1]))  # z_e [B, *positions, D]: every vector
+        k = np.full((len(rows), codebooks.shape[0]), -1, dtype=np.int64)
         for s in range(num_stages):
-            k[:, s] = ((z_e[:, None, :] - codebooks[s][None]) ** 2).sum(-1).argmin(1)
+            k[:, s] = ((rows[:, None, :] - codebooks[s][None]) ** 2).sum(-1).argmin(1)
+        k = k.reshape(*np.shape(z_e)[:-1], codebooks.shape[0])
         return ref_rvq.rvq_quantize(z_e, codebooks, num_stages, indices=np.where(k < 0, 0, k))[0], k
 
 
