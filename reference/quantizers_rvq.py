@@ -24,8 +24,8 @@ import numpy as np
 from vaespec.spec.contract import validate_args, validate_vjp
 from vaespec.spec.vq import DEFAULT_DECAY, DEFAULT_EPSILON
 
-from .boundary import finite, finite_gradients
 from . import vq
+from .boundary import finite, finite_gradients
 from .function import ReferenceFunction
 from .vq_codes import choose
 
