@@ -79,7 +79,7 @@ class LFQBitOrderReversed(_QuantizersControl):
     def lfq_quantize(self, z):
         z_q, _ = ref.lfq_quantize(z)
         bits = (np.asarray(z) > 0).astype(np.int64)
-        return z_q, bits @ (2 ** np.arange(bits.shape[1], dtype=np.int64))
+        return z_q, bits @ (2 ** np.arange(bits.shape[-1], dtype=np.int64))
 
 
 class LFQEntropySignsSwapped(_QuantizersControl):
@@ -98,7 +98,7 @@ class LFQZeroMapsToPlusOne(_QuantizersControl):
 
     def lfq_quantize(self, z):
         bits = np.asarray(z) >= 0
-        return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ (2 ** np.arange(bits.shape[1] - 1, -1, -1))
+        return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ (2 ** np.arange(bits.shape[-1] - 1, -1, -1))
 
 
 class RVQQuantizesInputAtEveryStage(_QuantizersControl):

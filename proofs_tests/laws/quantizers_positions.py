@@ -48,7 +48,7 @@ def _vectors(z: np.ndarray) -> np.ndarray:
 def fsq_positions_eq_rows(backend, example, draw):
     a = function_args("fsq_quantize", example, backend.dtype)
     levels = a["levels"]
-    pos = {"z": positioned(draw, a["z"]), "levels": levels}
+    pos = {"z": positioned(draw, _vectors(a["z"])), "levels": levels}
     rows = {"z": _vectors(pos["z"]), "levels": levels}
     ctx = context("fsq_quantize", pos, backend) + "\n# compared with z.reshape(N, dim)"
     worst = rows_difference("fsq_bound", backend.fsq_bound(pos["z"], levels), backend.fsq_bound(rows["z"], levels),
@@ -76,7 +76,7 @@ def fsq_positions_eq_rows(backend, example, draw):
 # ----------------------------------------------------------------------------- LFQ
 def lfq_positions_eq_rows(backend, example, draw):
     a = function_args("lfq_entropy_loss", example, backend.dtype)
-    pos = {**a, "z": positioned(draw, a["z"])}
+    pos = {**a, "z": positioned(draw, _vectors(a["z"]))}
     rows = {**a, "z": _vectors(pos["z"])}
     ctx = context("lfq_entropy_loss", pos, backend) + "\n# compared with z.reshape(N, dim)"
     z_q, indices = backend.lfq_quantize(pos["z"])

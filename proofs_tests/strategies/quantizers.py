@@ -3,12 +3,14 @@
 One builder serves every function of the chapter: it draws the sizes and the levels first, then each
 argument the function declares, by its kind and name:
 
-- `z` [batch, dim] ("array"): per entry, a uniform value in [−4, 4], exactly 0, a large value (±8),
-  or a point on or next to a rounding boundary of FSQ — z* = atanh((k + ½ + offset)/half_l) − shift,
+- `z` [batch, *positions, dim] ("array"; positions as the VQ chapter's, `strategies.vq.positions`: () half the
+  time, else 1–2 axes of 1–3, kept in `extra["positions"]`): per entry, a uniform value in [−4, 4], exactly 0, a
+  large value (±8), or a point on or next to a rounding boundary of FSQ — z* = atanh((k + ½ + offset)/half_l) − shift,
   where fsq_bound(z*) = k + ½ — moved by 0 or ±10⁻¹², ±10⁻⁶, ±10⁻³: the inputs where a backend's
   rounding of the bound may differ from the reference's, and LFQ's sign change at 0.
 - `levels` [dim] ("index" with a stated range): from the Arg's `low` (2) to `max_level` (9) levels per coordinate.
-- `indices`: integers in [0, ∏ L) beside `levels` (FSQ), in [0, 2^dim) otherwise (LFQ); `codebook_dim` = dim;
+- `indices` [batch, *positions]: integers in [0, ∏ L) beside `levels` (FSQ), in [0, 2^dim) otherwise (LFQ);
+  `codebook_dim` = dim;
 - `inv_temperature`: vqp's default 100, or in [0.01, 10]; `diversity_gamma`: 1, or in [0, 2].
 
 Residual VQ's arguments (`z_e`, `codebooks`, `num_stages` and the EMA state) are drawn together by `rvq_examples`,
@@ -54,23 +56,26 @@ def z_entries(draw, level: int) -> float:
 
 
 @st.composite
-def quantizer_examples(draw, own=(), max_batch: int = 6, max_dim: int = 4, max_level: int = 9):
-    """The arguments `own` of a quantizers-chapter function, drawn together (sizes and levels shared)."""
+def quantizer_examples(draw, own=(), max_batch: int = 6, max_dim: int = 4, max_level: int = 9,
+                       max_position_axes: int = MAX_POSITION_AXES):
+    """The arguments `own` of a quantizers-chapter function, drawn together (sizes, positions and levels shared)."""
     dim = draw(sizes.size(1, max_dim))
     low = int(LEVELS.low)
     levels = np.array(draw(st.lists(st.integers(low, max_level), min_size=dim, max_size=dim)), dtype=np.int64)
-    batch = draw(sizes.size(1, max_batch))
+    where = draw(positions(max_position_axes)) if {"z", "indices"} & set(own) else ()
+    batch = draw(sizes.size(1, min(max_batch, MAX_BATCH_WITH_POSITIONS) if where else max_batch))
+    vectors = batch * int(np.prod(where, dtype=np.int64))
     args: dict = {}
     for name in own:
         if name == "levels":
             args[name] = levels
         elif name == "z":
-            args[name] = np.array([[draw(z_entries(int(level))) for level in levels] for _ in range(batch)],
-                                  dtype=np.float64).reshape(batch, dim)
+            args[name] = np.array([[draw(z_entries(int(level))) for level in levels] for _ in range(vectors)],
+                                  dtype=np.float64).reshape(batch, *where, dim)
         elif name == "indices":  # FSQ's: rows of the implicit codebook; LFQ's: vertices of the hypercube
             size = int(np.prod(levels)) if "levels" in own else 2**dim
-            args[name] = np.array(draw(st.lists(st.integers(0, size - 1), min_size=batch, max_size=batch)),
-                                  dtype=np.int64)
+            args[name] = np.array(draw(st.lists(st.integers(0, size - 1), min_size=vectors, max_size=vectors)),
+                                  dtype=np.int64).reshape(batch, *where)
         elif name == "codebook_dim":
             args[name] = dim
         elif name == "inv_temperature":  # vqp's default 100 (confident, entropies near 0) and a range around 1
@@ -79,7 +84,7 @@ def quantizer_examples(draw, own=(), max_batch: int = 6, max_dim: int = 4, max_l
             args[name] = draw(st.one_of(st.just(1.0), floats(0.0, 2.0)))
         else:
             raise KeyError(name)
-    return Example(args)
+    return Example(args, {"positions": where})
 
 
 FIELDS = ("z", "levels", "indices", "codebook_dim", "inv_temperature", "diversity_gamma")
