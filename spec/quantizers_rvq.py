@@ -106,7 +106,7 @@ def _ema_chain(s: Mapping[str, Any]) -> tuple[int, int]:
     return rows(s) + s["codes"] + s["stages"] + 10, s["stages"] + 10
 
 
-_fns = (
+_fns: tuple[FunctionSpec, ...] = (
     FunctionSpec("rvq_quantize", (Z_E, CODEBOOKS, NUM_STAGES),
                  (Output("z_q", ("batch", POSITIONS, "embedding")),
                   Output("indices", ("batch", POSITIONS, "stages"), "int")),
