@@ -7,6 +7,7 @@ dtype, as the statement says. Autograd differentiates the same code (`TorchBacke
 
     fsq_bound(z, L)    = tanh(z + shift) · half_l − offset
     fsq_quantize(z, L) = round_ste(fsq_bound(z, L)) / (L // 2),  round_ste(b) = b + (round(b) − b).detach()
+    rvq_ema_update     = stage s < n: the VQ chapter's `VectorQuantizerEMA.update` on its residual at its choices
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import Tensor
 
 from .bodies import Bodies, Inputs, Outputs
 from .vq_functional import nearest_code
+from .vq_modules import VectorQuantizerEMA
 
 BODIES = Bodies("quantizers")
 _FSQ_EPS = 1e-3
@@ -235,3 +237,35 @@ def _rvq_commitment_loss(inputs: Inputs) -> Outputs:
 @BODIES.register("rvq_codebook_loss")
 def _rvq_codebook_loss(inputs: Inputs) -> Outputs:
     return (rvq_codebook_loss(inputs.tensors["z_e"], inputs.tensors["codebooks"], inputs.args["num_stages"]),)
+
+
+def rvq_ema_update(codebooks: Tensor, ema_counts: Tensor, ema_sums: Tensor, ema_step: Tensor, z_e: Tensor,
+                   num_stages: int, decay: float, epsilon: float, training: bool
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Each used stage's EMA codebook step: stage s < n is a `VectorQuantizerEMA` (the VQ chapter's) holding
+    (C_s, counts_s, sums_s, step_s), updated with its residual r_s at its choices k_s (`rvq_stages`: from the
+    codebooks before any update, in float32 for a narrow z_e, as `rvq_quantize` chooses); the stages s ≥ n and,
+    when not `training`, every stage are returned as given. Returns new tensors (the inputs are not modified)."""
+    books, counts, sums, steps = (t.detach().clone() for t in (codebooks, ema_counts, ema_sums, ema_step))
+    if not training:
+        return books, counts, sums, steps
+    indices, _, residuals = rvq_stages(z_e, codebooks, num_stages)
+    chosen = indices.reshape(-1, codebooks.shape[0])
+    codes, dim = codebooks.shape[1:]
+    for s in range(num_stages):
+        stage = VectorQuantizerEMA(codes, dim, decay, epsilon, dtype=codebooks.dtype, device="meta")
+        stage = stage.to_empty(device=codebooks.device)
+        with torch.no_grad():
+            for buffer, value in ((stage.codebook, books[s]), (stage.ema_counts, counts[s]),
+                                  (stage.ema_sums, sums[s]), (stage.ema_step, steps[s])):
+                buffer.copy_(value)
+        stage.update(residuals[s], chosen[:, s])
+        books[s], counts[s], sums[s], steps[s] = stage.codebook, stage.ema_counts, stage.ema_sums, stage.ema_step
+    return books, counts, sums, steps
+
+
+@BODIES.register("rvq_ema_update")
+def _rvq_ema_update(inputs: Inputs) -> Outputs:
+    t, args = inputs.tensors, inputs.args
+    return rvq_ema_update(t["codebooks"], t["ema_counts"], t["ema_sums"], t["ema_step"], t["z_e"], args["num_stages"],
+                          args["decay"], args["epsilon"], args["training"])

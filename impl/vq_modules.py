@@ -204,12 +204,15 @@ class VectorQuantizerEMA(_Quantizer):
         z_q, indices, rows = _straight_through(z_e, self.codebook)
         commitment = ((z_e - rows) ** 2).mean()  # rows are detached: the gradient reaches z_e only
         if self.training:
-            self._update(z_e.detach(), indices)
+            self.update(z_e.detach(), indices)
         return QuantizerOutput(z_q, indices, torch.zeros((), dtype=commitment.dtype, device=commitment.device),
                                commitment)
 
     @torch.no_grad()
-    def _update(self, z_e: Tensor, indices: Tensor) -> None:
+    def update(self, z_e: Tensor, indices: Tensor) -> None:
+        """One EMA step in place (the class doc's formulas) with z_e [..., D]'s vectors assigned to `indices`
+        [...] (what `forward` does in training mode with its own nearest codes; residual VQ's stages call it with
+        each stage's residual and choices). Not validated: `indices` must be int64 in [0, K)."""
         acc = torch.promote_types(self.codebook.dtype, torch.float32)
         codes = self.codebook.shape[0]
         flat = indices.reshape(-1)  # every position's vector counts: z_e [B, *positions, D] as [N, D]

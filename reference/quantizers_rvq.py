@@ -6,10 +6,12 @@ hand-written VJPs and magnitudes.
     z_q = z_e + sg(Σ_s e_s − z_e)                 z̄_e = ȳ
     losses_s = mean (r_s − sg(e_s))²              z̄_e = Σ_s ȳ_s · 2(r_s − e_s)/(B·D)
     codebook_s = mean (sg(r_s) − e_s)²            z̄_e = 0,  C̄_s[k] = −Σ_{b: k_s(b)=k} ȳ_s · 2(r_s − e_s)[b]/(B·D)
+    ema stage s = vq.ema_update(C_s, counts_s, sums_s, step_s, r_s, γ, ε, training; indices k_s)   (s < n; else kept)
 
 **Magnitudes.** z_q: the sum of n codes and the straight-through at |z_e| + 2Σ|e_s|. A residual rounds at
 A_s = |z_e| + Σ_{t≤s} |e_t| per subtraction, so losses_s has M = mean (|r_s − e_s| + A_s)² and its gradient
-M̄ = Σ_s |ȳ_s| 2(|r_s − e_s| + A_s)/(B·D).
+M̄ = Σ_s |ȳ_s| 2(|r_s − e_s| + A_s)/(B·D). The EMA update's stage s is the VQ chapter's EMA magnitude with its
+residual's entries replaced by their rounding size |z_e| + Σ_{t<s} |e_t| (each sum of residuals errs at that size).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from vaespec.spec.contract import validate_args, validate_vjp
+from vaespec.spec.vq import DEFAULT_DECAY, DEFAULT_EPSILON
 
+from . import vq
 from .boundary import finite, finite_gradients
 from .function import ReferenceFunction
 from .vq_codes import choose
@@ -223,4 +227,71 @@ RVQ_CODEBOOK_LOSS = ReferenceFunction("rvq_codebook_loss", rvq_codebook_loss, rv
                                       rvq_codebook_loss_vjp, rvq_codebook_loss_vjp_magnitude,
                                       rvq_codebook_loss_surrogate)
 
-REFERENCE_FUNCTIONS = (RVQ_QUANTIZE, RVQ_COMMITMENT_LOSS, RVQ_CODEBOOK_LOSS)
+# ----------------------------------------------------------------------------- EMA codebooks
+_EMA_ARGS = ("codebooks", "ema_counts", "ema_sums", "ema_step", "z_e", "num_stages", "decay", "epsilon", "training")
+
+
+def _stage_state(a: Mapping[str, Any], s: int, z_e: np.ndarray, k: np.ndarray) -> dict[str, Any]:
+    """Stage s's arguments of the VQ chapter's ema_update, on `z_e` [N, D] at the indices `k` [N]."""
+    return {"codebook": a["codebooks"][s], "ema_counts": a["ema_counts"][s], "ema_sums": a["ema_sums"][s],
+            "ema_step": int(a["ema_step"][s]), "z_e": z_e, "decay": a["decay"], "epsilon": a["epsilon"],
+            "training": a["training"], "indices": k}
+
+
+def rvq_ema_update(codebooks: np.ndarray, ema_counts: np.ndarray, ema_sums: np.ndarray, ema_step: Any,
+                   z_e: np.ndarray, num_stages: int, decay: float = DEFAULT_DECAY,
+                   epsilon: float = DEFAULT_EPSILON, training: bool = True, *, indices: Any = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One EMA step of every used stage's codebook (vector-quantize-pytorch's `ResidualVQ` with `ema_update`, each
+    layer's codebook learnt by its own EMA; here debiased as sonnet's, the VQ chapter's `ema_update`):
+
+        r_0 = z_e, k_s = argmin_k ‖r_s − C_s[k]‖², r_{s+1} = r_s − C_s[k_s]        (the codebooks before the update)
+        (C′_s, counts′_s, sums′_s, step′_s) = vq.ema_update(C_s, counts_s, sums_s, step_s, r_s, γ, ε, training)
+                                              at the indices k_s, for s < n;  unchanged for s ≥ n
+
+    so stage s's n_k = #{b: k_s(b) = k} and s_k = Σ_{b: k_s(b)=k} r_s[b] over the N = batch·∏positions vectors,
+    counts′ = γ·counts + (1 − γ)·n, sums′ = γ·sums + (1 − γ)·s, t = step + 1, e′_k = (sums′_k/(1 − γᵗ)) /
+    laplace_smooth(counts′/(1 − γᵗ), ε)_k where that is > 0, else e_k. With `training=False` nothing changes.
+
+    **Arguments** `codebooks` [stages, codes, embedding]; `ema_counts` [stages, codes] (≥ 0); `ema_sums` [stages,
+    codes, embedding]; `ema_step` int [stages] (≥ 0); `z_e` [batch, *positions, embedding]; `num_stages` n ≤ stages;
+    `decay` in [0, 1); `epsilon` ≥ 0; `training` a bool; `indices` (keyword): a backend's choices [batch,
+    *positions, stages] to evaluate at.
+    **Returns** `(codebooks′, ema_counts′, ema_sums′, ema_step′)`: new float64 arrays and int64 [stages].
+    """
+    a = validate_args("rvq_ema_update", dict(zip(_EMA_ARGS, (codebooks, ema_counts, ema_sums, ema_step, z_e,
+                                                             num_stages, decay, epsilon, training))))
+    n = a["num_stages"]
+    k, _, r = stages(a["z_e"], a["codebooks"], n, indices)  # choices validated in eval mode too
+    k = _rows(k)
+    books, counts, sums = (np.array(a[name], dtype=np.float64) for name in ("codebooks", "ema_counts", "ema_sums"))
+    steps = np.array(a["ema_step"], dtype=np.int64)
+    for s in range(n):
+        at = _stage_state(a, s, r[s], k[:, s])
+        books[s], counts[s], sums[s], steps[s] = vq.ema_update(*(at[name] for name in _VQ_EMA_ARGS),
+                                                               indices=at["indices"])
+    return finite("rvq_ema_update", (books, counts, sums, steps))
+
+
+_VQ_EMA_ARGS = ("codebook", "ema_counts", "ema_sums", "ema_step", "z_e", "decay", "epsilon", "training")
+
+
+def rvq_ema_update_magnitude(args: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stage s < n: the VQ chapter's EMA magnitude with the residual r_s's entries replaced by its rounding size
+    A_s = |z_e| + Σ_{t<s} |e_t|; the kept stages (s ≥ n) their own sizes (copied, never computed)."""
+    a = validate_args("rvq_ema_update", {name: args[name] for name in _EMA_ARGS})
+    n = a["num_stages"]
+    k, e, _ = stages(a["z_e"], a["codebooks"], n, args.get("indices"))
+    k = _rows(k)
+    before = _sizes(a["z_e"], e) - np.abs(e)  # |z_e| + Σ_{t<s} |e_t|
+    books, counts, sums = (np.abs(np.asarray(a[name], dtype=np.float64))
+                           for name in ("codebooks", "ema_counts", "ema_sums"))
+    for s in range(n):
+        at = _stage_state(a, s, before[s], k[:, s])
+        books[s], counts[s], sums[s], _ = vq.ema_update_magnitude(at)
+    return books, counts, sums, np.zeros(a["codebooks"].shape[0])
+
+
+RVQ_EMA_UPDATE = ReferenceFunction("rvq_ema_update", rvq_ema_update, rvq_ema_update_magnitude)
+
+REFERENCE_FUNCTIONS = (RVQ_QUANTIZE, RVQ_COMMITMENT_LOSS, RVQ_CODEBOOK_LOSS, RVQ_EMA_UPDATE)

@@ -309,4 +309,10 @@ class QuantizersBackend(Protocol):
                           codebooks: Float[np.ndarray, "stages codes embedding"], num_stages: int
                           ) -> Float[np.ndarray, " stages"]: ...
 
+    def rvq_ema_update(self, codebooks: Float[np.ndarray, "stages codes embedding"],
+                       ema_counts: Float[np.ndarray, "stages codes"],
+                       ema_sums: Float[np.ndarray, "stages codes embedding"], ema_step: Int[np.ndarray, " stages"],
+                       z_e: Float[np.ndarray, "batch *positions embedding"], num_stages: int, decay: float,
+                       epsilon: float, training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
+
     def vjp(self, function: str, args: Mapping[str, Any], cotangent: Any) -> dict[str, Any]: ...

@@ -11,6 +11,8 @@ N vectors, and the commitment losses are means over all N·D entries):
     indices[b, s] = k_s(b) for s < n, −1 for the dropped stages (vqp's padding)
     commitment_s = mean_{b,d} (r_s − sg(C_s[k_s]))²   (0 for a dropped stage; the gradient reaches z_e through r_s)
     codebook_s   = mean_{b,d} (sg(r_s) − C_s[k_s])²   (the same value; the gradient reaches C_s[k_s] only)
+    ema stage s  = the VQ chapter's ema_update(C_s, counts_s, sums_s, step_s, r_s, γ, ε, training) at k_s for
+                   s < n (residuals and choices from the codebooks before the update); stages ≥ n unchanged
 
 Each stage's choice is judged by the VQ chapter's near-tie criterion on its residual (`vaespec.spec.vq`), with
 the residual's own rounding added to the bound (`RVQ_CHOICE`). A bfloat16 or float16 backend computes the
@@ -29,6 +31,7 @@ from .errors import DomainError, ShapeError
 from .numerics import MAX_FINITE, NARROW
 from .shapes import POSITIONS
 from .signature import Arg, Domain, FunctionSpec, Law, Output
+from .vq import DECAY, EPSILON, TRAINING
 
 _C = "quantizers"
 
@@ -39,6 +42,15 @@ LEARNT_CODEBOOKS = Arg("codebooks", "array", ("stages", "codes", "embedding"), T
                        "finite reals: S ≥ 1 stages of K ≥ 1 codes (learnt by this loss: each stage's chosen codes "
                        "receive its gradient)")
 NUM_STAGES = Arg("num_stages", "count", domain="1 ≤ n ≤ S: the stages used (quantizer dropout keeps the first n)")
+# The EMA codebooks (rvq_ema_update): each stage holds the VQ chapter's EMA state of its own codebook.
+FROZEN_Z_E = Arg("z_e", "array", ("batch", POSITIONS, "embedding"), False, "finite reals (no gradient: the EMA "
+                 "update is not differentiated)")
+STAGE_COUNTS = Arg("ema_counts", "array", ("stages", "codes"),
+                   domain="≥ 0: each stage's biased moving average of its codes' counts", low=0.0)
+STAGE_SUMS = Arg("ema_sums", "array", ("stages", "codes", "embedding"),
+                 domain="finite: each stage's biased moving average of its codes' residual sums")
+STAGE_STEPS = Arg("ema_step", "index", ("stages",),
+                  domain="integers ≥ 0: each stage's updates so far (a stage dropped by num_stages keeps its count)")
 
 RVQ_CHOICE = (
     "Stage s's index k_s is acceptable iff it satisfies the VQ chapter's near-tie criterion for the residual "
@@ -87,7 +99,14 @@ def _stage_sums(s: Mapping[str, Any]) -> int:
     return int(s["stages"])
 
 
-_fns = (
+def _ema_chain(s: Mapping[str, Any]) -> tuple[int, int]:
+    """The VQ chapter's ema_update chain on a stage (the per-code sum over the N vectors, the moving average,
+    debiasing, smoothing over the K codes and the division: N + K + 10, 10 of them rounded op results), after the
+    stage's residual: up to S − 1 subtractions more."""
+    return rows(s) + s["codes"] + s["stages"] + 10, s["stages"] + 10
+
+
+_fns: tuple[FunctionSpec, ...] = (
     FunctionSpec("rvq_quantize", (Z_E, CODEBOOKS, NUM_STAGES),
                  (Output("z_q", ("batch", POSITIONS, "embedding")),
                   Output("indices", ("batch", POSITIONS, "stages"), "int")),
@@ -114,6 +133,19 @@ _fns = (
                  chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 4, s["stages"] + 5),
                  vjp_chain=lambda s: (s["stages"] + 1 + rows(s) * s["embedding"] + 8, s["stages"] + 9),
                  discrete=True),
+)
+_fns += (
+    FunctionSpec("rvq_ema_update",
+                 (CODEBOOKS, STAGE_COUNTS, STAGE_SUMS, STAGE_STEPS, FROZEN_Z_E, NUM_STAGES, DECAY, EPSILON, TRAINING),
+                 (Output("codebooks", ("stages", "codes", "embedding")), Output("ema_counts", ("stages", "codes")),
+                  Output("ema_sums", ("stages", "codes", "embedding")), Output("ema_step", ("stages",), "int")),
+                 "if not training: unchanged. Else for s < n, with r_s and k_s = rvq_quantize's residuals and indices "
+                 "(the codebooks before the update): (C′_s, counts′_s, sums′_s, step′_s) = ema_update(C_s, counts_s, "
+                 "sums_s, step_s, r_s, γ, ε, True) at the indices k_s — n_k = #{b: k_s(b) = k}, s_k = Σ_{b: k_s(b)=k} "
+                 "r_s[b], counts′ = γ·counts + (1−γ)·n, sums′ = γ·sums + (1−γ)·s, t = step + 1, N̂ = counts′/(1 − γᵗ), "
+                 "Ŝ = sums′/(1 − γᵗ), Ñ = laplace_smooth(N̂, ε), e′_k = Ŝ_k / Ñ_k where Ñ_k > 0 else e_k; the stages "
+                 "s ≥ n unchanged (quantizer dropout does not run them)", _C,
+                 rules=(_stages_used,), domain=DISTANCES, chain=_ema_chain, discrete=True),
 )
 FUNCTIONS: dict[str, FunctionSpec] = {f.name: f for f in _fns}
 
@@ -150,5 +182,34 @@ _laws += (
         "d rvq_codebook_loss / d z_e = 0 exactly, and stage s's codebook receives the VQ chapter's codebook_loss "
         "gradient at its residual: C̄_s = ȳ_s · d codebook_loss(r_s, C_s) / d C_s at rvq_quantize's indices "
         "(0 for s ≥ n)", ("rvq_codebook_loss", "rvq_quantize"), "any input", "roundoff", _C),
+)
+_laws += (
+    Law("rvq_ema_update_eq_stagewise_ema_update",
+        "stage s < n of rvq_ema_update(C, counts, sums, steps, z_e, n, γ, ε, training) is the VQ chapter's "
+        "ema_update(C_s, counts_s, sums_s, steps_s, r_s, γ, ε, training) on its own residual r_s = z_e − Σ_{t<s} "
+        "C_t[k_t] at its own indices k_s (rvq_quantize's, judged by the criterion, from the codebooks before the "
+        "update); the stages s ≥ n, and every stage when not training, are returned unchanged exactly",
+        ("rvq_ema_update", "rvq_quantize"), "any state, 0 ≤ γ < 1, ε ≥ 0, training or not", "roundoff", _C),
+    Law("rvq_ema_update_first_stages_eq_fewer_stage_update",
+        "rvq_ema_update(C, counts, sums, steps, z_e, n) on S stages equals the n-stage update of (C[:n], counts[:n], "
+        "sums[:n], steps[:n]) on its first n stages (quantizer dropout is the n-stage quantizer's update), and leaves "
+        "the stages s ≥ n exactly as given", ("rvq_ema_update", "rvq_quantize"), "1 ≤ n ≤ S", "roundoff", _C),
+    Law("rvq_ema_kmeans_step",
+        "with ε = 0 and training, an update with decay 0 (any state), or from a fresh state (counts = sums = 0, "
+        "steps = 0; any decay), is one k-means step per stage: each code of stage s < n that some vector chose "
+        "(k_s(b) = k) moves to the mean of those vectors' residuals r_s[b], its count becomes (1 − γ)·#{b: k_s(b) = "
+        "k}, and the codes no vector chose keep their rows", ("rvq_ema_update", "rvq_quantize"),
+        "0 ≤ decay < 1, ε = 0", "roundoff", _C),
+    Law("rvq_codebook_loss_positions_eq_rows",
+        "rvq_codebook_loss on z_e [B, *positions, D] equals it on z_e.reshape(N, D) (a mean over all N·D entries per "
+        "stage), and so does its gradient to the codebooks, each call at its own stage choices (judged by the "
+        "criterion; the difference that of the reference at the two calls' choices)", ("rvq_codebook_loss",
+                                                                                         "rvq_quantize"),
+        "1–2 position axes", "roundoff", _C),
+    Law("rvq_ema_update_positions_eq_rows",
+        "rvq_ema_update with z_e [B, *positions, D] equals it with z_e.reshape(N, D): every stage counts and sums "
+        "the residuals of all N vectors (each call at its own stage choices; the difference that of the reference "
+        "at the two calls' choices), and the steps agree exactly", ("rvq_ema_update", "rvq_quantize"),
+        "1–2 position axes", "roundoff", _C),
 )
 LAWS: dict[str, Law] = {law.name: law for law in _laws}

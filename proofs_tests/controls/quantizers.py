@@ -4,8 +4,9 @@ The bugs are ones a port of vector-quantize-pytorch's FSQ, LFQ or ResidualVQ mak
 for even levels dropped, the mixed-radix digits read most-significant-first, the straight-through gradient
 lost, floor for round; LFQ's bit order reversed, its entropy terms' signs swapped, 0 sent to +1; residual VQ
 quantizing the input at every stage, a straight-through per stage, quantizer dropout ignored, a codebook loss
-that lets the gradient into z_e or is computed on the input at every stage; and, on inputs
-[batch, *positions, dim], the reductions a port written for [batch, dim] gets wrong (each right on rows).
+that lets the gradient into z_e or is computed on the input at every stage, an EMA update of every stage on the
+input, with stage 0's indices, or of the dropped stages too; and, on inputs [batch, *positions, dim], the
+reductions a port written for [batch, dim] gets wrong (each right on rows).
 `vaespec check --backend vaespec.proofs_tests.controls.quantizers:<Name>` shows the failing law.
 """
 
@@ -78,7 +79,7 @@ class LFQBitOrderReversed(_QuantizersControl):
     def lfq_quantize(self, z):
         z_q, _ = ref.lfq_quantize(z)
         bits = (np.asarray(z) > 0).astype(np.int64)
-        return z_q, bits @ (2 ** np.arange(bits.shape[1], dtype=np.int64))
+        return z_q, bits @ (2 ** np.arange(bits.shape[-1], dtype=np.int64))
 
 
 class LFQEntropySignsSwapped(_QuantizersControl):
@@ -97,7 +98,7 @@ class LFQZeroMapsToPlusOne(_QuantizersControl):
 
     def lfq_quantize(self, z):
         bits = np.asarray(z) >= 0
-        return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ (2 ** np.arange(bits.shape[1] - 1, -1, -1))
+        return np.where(bits, 1.0, -1.0), bits.astype(np.int64) @ (2 ** np.arange(bits.shape[-1] - 1, -1, -1))
 
 
 class RVQQuantizesInputAtEveryStage(_QuantizersControl):
@@ -105,9 +106,11 @@ class RVQQuantizesInputAtEveryStage(_QuantizersControl):
     caught_by = "rvq_stage_choice_nearest_code_of_residual"
 
     def rvq_quantize(self, z_e, codebooks, num_stages):
-        k = np.full((z_e.shape[0], codebooks.shape[0]), -1, dtype=np.int64)
+        rows = np.reshape(z_e, (-1, np.shape(z_e)[-1]))  # z_e [B, *positions, D]: every vector
+        k = np.full((len(rows), codebooks.shape[0]), -1, dtype=np.int64)
         for s in range(num_stages):
-            k[:, s] = ((z_e[:, None, :] - codebooks[s][None]) ** 2).sum(-1).argmin(1)
+            k[:, s] = ((rows[:, None, :] - codebooks[s][None]) ** 2).sum(-1).argmin(1)
+        k = k.reshape(*np.shape(z_e)[:-1], codebooks.shape[0])
         return ref_rvq.rvq_quantize(z_e, codebooks, num_stages, indices=np.where(k < 0, 0, k))[0], k
 
 
@@ -207,6 +210,83 @@ class RVQCodebookLossOnInput(_QuantizersControl):
             at = {"z_e": rows, "codebook": args["codebooks"][s], "indices": k[:, s]}
             books[s] = ref_vq.codebook_loss_vjp(at, float(np.asarray(cotangent)[s]))["codebook"]
         return {"z_e": np.zeros(np.shape(args["z_e"])), "codebooks": books}
+
+
+class RVQCodebookLossSumOverPositions(_QuantizersControl):
+    bug = "rvq_codebook_loss averages over the batch and the embedding but sums over the positions (a port written " \
+          "for [batch, dim]), so a [batch, T, D] input's loss and its codebook gradient are T times a mean"
+    caught_by = "rvq_codebook_loss_positions_eq_rows"
+
+    def rvq_codebook_loss(self, z_e, codebooks, num_stages):
+        z_e = np.asarray(z_e, dtype=np.float64)
+        return np.sum([ref_rvq.rvq_codebook_loss(z_e[(slice(None), *p)], codebooks, num_stages)
+                       for p in np.ndindex(*z_e.shape[1:-1])], axis=0)
+
+    def rvq_codebook_loss_vjp(self, args, cotangent):
+        z_e = np.asarray(args["z_e"], dtype=np.float64)
+        books = np.zeros(np.shape(args["codebooks"]))
+        for p in np.ndindex(*z_e.shape[1:-1]):
+            books += ref_rvq.rvq_codebook_loss_vjp({**args, "z_e": z_e[(slice(None), *p)]}, cotangent)["codebooks"]
+        return {"z_e": np.zeros_like(z_e), "codebooks": books}
+
+
+# ----------------------------------------------------------------------------- residual VQ's EMA codebooks
+_STATE = ("codebooks", "ema_counts", "ema_sums", "ema_step")
+
+
+def _ema_stages(codebooks, ema_counts, ema_sums, ema_step, z_e, num_stages, decay, epsilon, training, *, inputs,
+                indices):
+    """rvq_ema_update with stage s updated by the VQ chapter's ema_update on `inputs(s, r, rows)` [N, D] at the
+    indices `indices(s, k)` [N] (r [n, N, D] the true residuals, rows z_e's vectors, k [N, S] the true choices)."""
+    rows = np.reshape(np.asarray(z_e, dtype=np.float64), (-1, np.shape(z_e)[-1]))
+    k, _, r = ref_rvq.stages(np.asarray(z_e, dtype=np.float64), np.asarray(codebooks, dtype=np.float64), num_stages)
+    k = k.reshape(len(rows), -1)
+    out = [np.array(v, dtype=np.float64) for v in (codebooks, ema_counts, ema_sums)] + [np.array(ema_step)]
+    for s in range(num_stages):
+        stage = ref_vq.ema_update(codebooks[s], ema_counts[s], ema_sums[s], int(ema_step[s]), inputs(s, r, rows),
+                                  decay, epsilon, training, indices=indices(s, k))
+        for value, new in zip(out, stage):
+            value[s] = new
+    return tuple(out)
+
+
+class RVQEMAUpdatesOnInput(_QuantizersControl):
+    bug = "rvq_ema_update moves every stage's codes towards the input z_e instead of the stage's residual r_s " \
+          "(each stage's own choices, but sums of z_e)"
+    caught_by = "rvq_ema_update_eq_stagewise_ema_update"
+
+    def rvq_ema_update(self, *args):
+        return _ema_stages(*args, inputs=lambda s, r, rows: rows, indices=lambda s, k: k[:, s])
+
+
+class RVQEMAStageZeroIndices(_QuantizersControl):
+    bug = "rvq_ema_update assigns every stage's residuals by stage 0's indices (`indices[..., 0]` reused), so a " \
+          "later stage's codes move to the mean of residuals that did not choose them"
+    caught_by = "rvq_ema_kmeans_step"
+
+    def rvq_ema_update(self, *args):
+        return _ema_stages(*args, inputs=lambda s, r, rows: r[s], indices=lambda s, k: k[:, 0])
+
+
+class RVQEMAUpdatesDroppedStages(_QuantizersControl):
+    bug = "rvq_ema_update ignores num_stages: the stages quantizer dropout left out are updated too"
+    caught_by = "rvq_ema_update_first_stages_eq_fewer_stage_update"
+
+    def rvq_ema_update(self, codebooks, ema_counts, ema_sums, ema_step, z_e, num_stages, decay, epsilon, training):
+        return ref_rvq.rvq_ema_update(codebooks, ema_counts, ema_sums, ema_step, z_e, np.shape(codebooks)[0], decay,
+                                      epsilon, training)
+
+
+class RVQEMAFirstPositionOnly(_QuantizersControl):
+    bug = "rvq_ema_update counts and sums the vectors of the first position only (`z_e[:, 0]`, written for a " \
+          "[batch, dim] input), not all batch·∏positions vectors"
+    caught_by = "rvq_ema_update_positions_eq_rows"
+
+    def rvq_ema_update(self, codebooks, ema_counts, ema_sums, ema_step, z_e, num_stages, decay, epsilon, training):
+        z_e = np.asarray(z_e, dtype=np.float64)
+        first = z_e.reshape(z_e.shape[0], -1, z_e.shape[-1])[:, 0]  # [batch, D] at the first position
+        return ref_rvq.rvq_ema_update(codebooks, ema_counts, ema_sums, ema_step, first, num_stages, decay, epsilon,
+                                      training)
 
 
 CONTROLS = {cls.__name__: cls for cls in _QuantizersControl.__subclasses__()}

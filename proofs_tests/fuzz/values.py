@@ -66,7 +66,8 @@ def pools() -> dict[str, dict[str, object]]:
     bayes["cotangent"] = np.ones(3)
     quant = {**vae, "z": n(3, 3), "levels": np.array([3, 4, 5]), "indices": np.array([0, 5, 7]), "codebook_dim": 3,
              "inv_temperature": 1.0, "diversity_gamma": 1.0, "z_e": n(3, 2), "codebooks": n(2, 4, 2),
-             "num_stages": 2, "function": "fsq_bound"}
+             "num_stages": 2, "ema_counts": rng.uniform(0.5, 2.0, (2, 4)), "ema_sums": n(2, 4, 2),
+             "ema_step": np.array([3, 0]), "decay": 0.99, "epsilon": 1e-5, "training": True, "function": "fsq_bound"}
     quant["args"], quant["cotangent"] = {"z": quant["z"], "levels": quant["levels"]}, n(3, 3)
     from vaespec.reference import ReferenceBackend
 

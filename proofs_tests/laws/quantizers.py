@@ -170,10 +170,10 @@ def lfq_indices_codes_round_trip(backend, example, draw):
     z, ctx = a["z"], context("lfq_quantize", a, backend)
     _, indices = backend.lfq_quantize(z)
     indices = np.asarray(indices)
-    if indices.dtype.kind not in "iu" or indices.shape != (z.shape[0],):
-        raise LawViolation(f"lfq_quantize: indices must be integers of shape ({z.shape[0]},), got {indices.dtype} "
-                           f"{indices.shape}\n{ctx}")
-    codes = np.asarray(backend.lfq_indices_to_codes(indices.astype(np.int64), z.shape[1]))
+    if indices.dtype.kind not in "iu" or indices.shape != z.shape[:-1]:
+        raise LawViolation(f"lfq_quantize: indices must be integers of shape {z.shape[:-1]} (z's [batch, "
+                           f"*positions]), got {indices.dtype} {indices.shape}\n{ctx}")
+    codes = np.asarray(backend.lfq_indices_to_codes(indices.astype(np.int64), z.shape[-1]))
     signs = np.where(z > 0, 1.0, -1.0)
     if codes.shape != signs.shape or not np.array_equal(codes, signs):
         raise LawViolation(f"lfq_indices_to_codes(lfq_quantize(z).indices) = {codes.tolist()} ≠ the sign codes "
@@ -194,7 +194,7 @@ def _entropies(backend, example):
 
 def lfq_entropies_between_zero_and_dim_log_two(backend, example, draw):
     a, (per_sample, codebook, _), tol, ctx = _entropies(backend, example)
-    top = a["z"].shape[1] * math.log(2.0)
+    top = a["z"].shape[-1] * math.log(2.0)
     return max(_order_entries("0 ≤ per_sample_entropy", 0.0, per_sample, tol[0], ctx),
                _order_entries("per_sample_entropy ≤ d log 2", per_sample, top, tol[0], ctx),
                _order_entries("0 ≤ codebook_entropy", 0.0, codebook, tol[1], ctx),
@@ -224,7 +224,7 @@ def lfq_per_sample_entropy_eq_sum_of_bit_entropies(backend, example, draw):
     a, (per_sample, _, _), tol, ctx = _entropies(backend, example)
     bits = _binary_entropy_of_logit(4.0 * float(a["inv_temperature"]) * a["z"])
     return assert_within("lfq_entropy_loss: per_sample = mean_n Σ_i h(σ(4 z_i/τ))", per_sample,
-                         float(bits.sum(axis=1).mean()), tol[0], context=ctx)
+                         float(bits.sum(axis=-1).mean()), tol[0], context=ctx)
 
 
 def lfq_straight_through_gradient(backend, example, draw):

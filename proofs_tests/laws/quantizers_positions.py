@@ -48,7 +48,7 @@ def _vectors(z: np.ndarray) -> np.ndarray:
 def fsq_positions_eq_rows(backend, example, draw):
     a = function_args("fsq_quantize", example, backend.dtype)
     levels = a["levels"]
-    pos = {"z": positioned(draw, a["z"]), "levels": levels}
+    pos = {"z": positioned(draw, _vectors(a["z"])), "levels": levels}
     rows = {"z": _vectors(pos["z"]), "levels": levels}
     ctx = context("fsq_quantize", pos, backend) + "\n# compared with z.reshape(N, dim)"
     worst = rows_difference("fsq_bound", backend.fsq_bound(pos["z"], levels), backend.fsq_bound(rows["z"], levels),
@@ -76,7 +76,7 @@ def fsq_positions_eq_rows(backend, example, draw):
 # ----------------------------------------------------------------------------- LFQ
 def lfq_positions_eq_rows(backend, example, draw):
     a = function_args("lfq_entropy_loss", example, backend.dtype)
-    pos = {**a, "z": positioned(draw, a["z"])}
+    pos = {**a, "z": positioned(draw, _vectors(a["z"]))}
     rows = {**a, "z": _vectors(pos["z"])}
     ctx = context("lfq_entropy_loss", pos, backend) + "\n# compared with z.reshape(N, dim)"
     z_q, indices = backend.lfq_quantize(pos["z"])
@@ -108,9 +108,19 @@ def lfq_positions_eq_rows(backend, example, draw):
 
 
 # ----------------------------------------------------------------------------- residual VQ
+def _rvq_positioned(function: str, backend, example, draw):
+    """(args with z_e [B′, *positions, D], the same with z_e.reshape(N, D), the context, each call's judged stage
+    choices) from the example's vectors."""
+    a = function_args(function, example, backend.dtype)
+    pos = {**a, "z_e": positioned(draw, _vectors(a["z_e"]))}
+    rows = {**a, "z_e": _vectors(pos["z_e"])}
+    ctx = context(function, pos, backend) + "\n# compared with z_e.reshape(N, D)"
+    return pos, rows, ctx, rvq_choices(backend, function, pos, ctx), rvq_choices(backend, function, rows, ctx)
+
+
 def rvq_positions_eq_rows(backend, example, draw):
     a = function_args("rvq_quantize", example, backend.dtype)
-    pos = {**a, "z_e": positioned(draw, a["z_e"])}
+    pos = {**a, "z_e": positioned(draw, _vectors(a["z_e"]))}
     rows = {**a, "z_e": _vectors(pos["z_e"])}
     ctx = context("rvq_quantize", pos, backend) + "\n# compared with z_e.reshape(N, D)"
     k, k_rows = rvq_choices(backend, "rvq_quantize", pos, ctx), rvq_choices(backend, "rvq_quantize", rows, ctx)
@@ -138,8 +148,45 @@ def rvq_positions_eq_rows(backend, example, draw):
         ctx + f"\n# cotangent {cotangent.tolist()!r}"))
 
 
+def rvq_codebook_loss_positions_eq_rows(backend, example, draw):
+    function = "rvq_codebook_loss"
+    pos, rows, ctx, k, k_rows = _rvq_positioned(function, backend, example, draw)
+    order = ("z_e", "codebooks", "num_stages")
+    worst = rows_difference(
+        function, backend.rvq_codebook_loss(*(pos[n] for n in order)),
+        backend.rvq_codebook_loss(*(rows[n] for n in order)),
+        reference_at(function, pos, k), reference_at(function, rows, k_rows),
+        tolerance(backend.dtype, function, pos, indices=k), tolerance(backend.dtype, function, rows, indices=k_rows),
+        ctx)
+    stages = pos["codebooks"].shape[0]
+    cotangent = as_input(backend.dtype, np.asarray([draw(st.sampled_from(COTANGENTS)) for _ in range(stages)]))
+    return max(worst, rows_difference(
+        f"vjp({function})", backend.vjp(function, pos, cotangent), backend.vjp(function, rows, cotangent),
+        reference_vjp_at(function, pos, cotangent, k), reference_vjp_at(function, rows, cotangent, k_rows),
+        tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),
+        tolerance(backend.dtype, function, rows, cotangent=cotangent, indices=k_rows),
+        ctx + f"\n# cotangent {cotangent.tolist()!r}"))
+
+
+def rvq_ema_update_positions_eq_rows(backend, example, draw):
+    function = "rvq_ema_update"
+    pos, rows, ctx, k, k_rows = _rvq_positioned(function, backend, example, draw)
+    order = [arg.name for arg in FUNCTIONS[function].args]
+    out = backend.rvq_ema_update(*(pos[n] for n in order))
+    out_rows = backend.rvq_ema_update(*(rows[n] for n in order))
+    assert_exact("rvq_ema_update ema_step (positions vs rows)", np.asarray(out[3]), np.asarray(out_rows[3]), ctx)
+    expected, expected_rows = reference_at(function, pos, k), reference_at(function, rows, k_rows)
+    tol, tol_rows = tolerance(backend.dtype, function, pos, indices=k), tolerance(backend.dtype, function, rows,
+                                                                                  indices=k_rows)
+    return rows_difference(function, tuple(out[:3]), tuple(out_rows[:3]), tuple(expected[:3]),
+                           tuple(expected_rows[:3]), tuple(tol[:3]), tuple(tol_rows[:3]), ctx)
+
+
 CHECKS: dict[str, Check] = {c.law: c for c in (
     Check("fsq_positions_eq_rows", examples_for("fsq_quantize"), fsq_positions_eq_rows),
     Check("lfq_positions_eq_rows", examples_for("lfq_entropy_loss"), lfq_positions_eq_rows),
     Check("rvq_positions_eq_rows", examples_for("rvq_quantize"), rvq_positions_eq_rows),
+    Check("rvq_codebook_loss_positions_eq_rows", examples_for("rvq_codebook_loss"),
+          rvq_codebook_loss_positions_eq_rows),
+    Check("rvq_ema_update_positions_eq_rows", examples_for("rvq_ema_update"), rvq_ema_update_positions_eq_rows),
 )}

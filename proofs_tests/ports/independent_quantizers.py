@@ -12,6 +12,7 @@ import math
 import torch
 
 from .bodies import Bodies
+from .independent_vq import ema_step_at
 
 
 def _constants(levels, like):
@@ -164,3 +165,23 @@ def _rvq_codebook(a):
 QUANTIZERS.add("rvq_quantize", lambda a: _rvq_quantize(a))
 QUANTIZERS.add("rvq_commitment_loss", lambda a: (_rvq_commitment(a),))
 QUANTIZERS.add("rvq_codebook_loss", lambda a: (_rvq_codebook(a),))
+
+
+def _rvq_ema(a):
+    """Each used stage's EMA step (the port's own VQ EMA code, `independent_vq.ema_step_at`) on its residual
+    z_e − (earlier codes) at its choices, in float32 at least; the rest returned as given."""
+    books, counts, sums, steps = (a[n].clone() for n in ("codebooks", "ema_counts", "ema_sums", "ema_step"))
+    if not a["training"]:
+        return books, counts, sums, steps
+    z = a["z_e"]
+    chosen, _, pieces = _rvq(z, a["codebooks"], a["num_stages"])
+    w = _wide(z).flatten(0, -2)
+    for s, (before, _) in enumerate(pieces):
+        wide = [t[s].to(w.dtype) for t in (books, counts, sums)]
+        out = ema_step_at(*wide, int(steps[s]), w - before, chosen[:, s], a["decay"], a["epsilon"])
+        books[s], counts[s], sums[s] = (v.to(z.dtype) for v in out[:3])
+        steps[s] = out[3]
+    return books, counts, sums, steps
+
+
+QUANTIZERS.add("rvq_ema_update", _rvq_ema)

@@ -79,7 +79,13 @@ def ema_update(codebook, ema_counts, ema_sums, ema_step, z_e, decay, epsilon, tr
     if not training:
         return codebook.clone(), ema_counts.clone(), ema_sums.clone(), ema_step
     z_e = z_e.flatten(0, -2)  # every position's vector
-    assignment = F.one_hot(nearest(z_e, codebook), codebook.shape[0]).to(z_e.dtype)  # [vectors, codes]
+    return ema_step_at(codebook, ema_counts, ema_sums, ema_step, z_e, nearest(z_e, codebook), decay, epsilon)
+
+
+def ema_step_at(codebook, ema_counts, ema_sums, ema_step, z_e, k, decay, epsilon):
+    """The training step of `ema_update` with the vectors z_e [N, D] assigned to the codes k [N] (residual VQ's
+    stages call it with their residuals and choices)."""
+    assignment = F.one_hot(k, codebook.shape[0]).to(z_e.dtype)  # [vectors, codes]
     counts = torch.lerp(assignment.sum(0), ema_counts, decay)  # decay·old + (1 − decay)·new
     sums = torch.lerp(assignment.T @ z_e, ema_sums, decay)
     debias = 1.0 - decay ** (ema_step + 1)

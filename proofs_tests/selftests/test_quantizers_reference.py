@@ -118,6 +118,8 @@ def test_chains_at_chosen_sizes():
     assert chain("lfq_commitment_loss", batch=4, dim=3) == (16, 5)
     assert chain("rvq_quantize", batch=4, stages=3, codes=5, embedding=2) == (5, 5)
     assert chain("rvq_commitment_loss", batch=4, stages=3, codes=5, embedding=2) == (16, 8)
+    assert chain("rvq_ema_update", batch=4, stages=3, codes=5, embedding=2) == (4 + 5 + 3 + 10, 13)
+    assert chain("rvq_ema_update", **{"batch": 2, "*positions": (3, 2)}, stages=3, codes=5, embedding=2) == (30, 13)
 
 
 # ----------------------------------------------------------------------------- positions
@@ -128,13 +130,60 @@ def test_a_positioned_input_is_its_rows_in_every_function():
     rows, levels, books = z.reshape(-1, 3), np.array([3, 4, 5]), rng.normal(size=(3, 4, 3))
     for function, args in (("fsq_quantize", (levels,)), ("fsq_indices", (levels,)), ("lfq_quantize", ()),
                            ("lfq_entropy_loss", (1.5, 0.7)), ("lfq_commitment_loss", ()),
-                           ("rvq_quantize", (books, 2)), ("rvq_commitment_loss", (books, 3))):
+                           ("rvq_quantize", (books, 2)), ("rvq_commitment_loss", (books, 3)),
+                           ("rvq_codebook_loss", (books, 2))):
         got, want = getattr(REFERENCE, function)(z, *args), getattr(REFERENCE, function)(rows, *args)
         for (_, g), (_, w) in zip(leaves(got), leaves(want)):
             np.testing.assert_array_equal(np.asarray(g).reshape(np.shape(w)), w, err_msg=function)
+    state = _ema_state(rng, books)
+    for training in (True, False):  # the EMA update counts every vector: the same state from both shapes
+        got, want = (REFERENCE.rvq_ema_update(*state[:4], x, 2, 0.9, 1e-5, training) for x in (z, rows))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-14, err_msg=f"rvq_ema_update {training}")
     indices = rng.integers(0, 60, (2, 3))
     np.testing.assert_array_equal(REFERENCE.fsq_indices_to_codes(indices, levels),
                                   REFERENCE.fsq_indices_to_codes(indices.reshape(-1), levels).reshape(2, 3, 3))
+
+
+def _ema_state(rng, books):
+    """A running EMA state for `books` [S, K, D]: (books, counts, sums, steps)."""
+    counts = rng.uniform(0.5, 3.0, books.shape[:2])
+    return books, counts, counts[..., None] * rng.normal(size=books.shape), np.arange(books.shape[0])
+
+
+def test_rvq_ema_update_is_the_vq_chapters_update_per_stage_and_keeps_the_rest():
+    """Stage s < n: reference.vq.ema_update on r_s at k_s; stages ≥ n, and all in eval mode, returned as given."""
+    from vaespec.reference import quantizers_rvq as ref_rvq
+    from vaespec.reference import vq as ref_vq
+
+    rng = np.random.default_rng(7)
+    z, books = rng.normal(size=(5, 2)), rng.normal(size=(3, 4, 2))
+    state = _ema_state(rng, books)
+    out = REFERENCE.rvq_ema_update(*state, z, 2, 0.9, 1e-5, True)
+    k, _, r = ref_rvq.stages(z, books, 2)
+    for s in range(2):
+        stage = ref_vq.ema_update(books[s], state[1][s], state[2][s], int(state[3][s]), r[s], 0.9, 1e-5, True,
+                                  indices=k[:, s])
+        for got, want in zip(out, stage):
+            np.testing.assert_array_equal(got[s], want)
+    for got, before in zip(out, state):
+        np.testing.assert_array_equal(got[2:], before[2:])
+    for got, before in zip(REFERENCE.rvq_ema_update(*state, z, 3, 0.9, 1e-5, False), state):
+        np.testing.assert_array_equal(got, before)
+    assert out[3].dtype == np.int64 and out[3].tolist() == [1, 2, 2]
+
+
+@pytest.mark.parametrize("name", ["RVQCodebookLossSumOverPositions", "RVQEMAFirstPositionOnly"])
+def test_the_rvq_learning_positions_controls_are_right_on_rows(name):
+    """As below, for the codebook loss's and the EMA update's positions controls."""
+    from vaespec.proofs_tests.controls.quantizers import CONTROLS
+
+    control, rng = CONTROLS[name](), np.random.default_rng(8)
+    z, books = rng.normal(size=(4, 3)), rng.normal(size=(2, 3, 3))
+    calls = {"rvq_codebook_loss": (z, books, 2), "rvq_ema_update": (*_ema_state(rng, books), z, 2, 0.9, 1e-5, True)}
+    for function, args in calls.items():
+        for g, w in zip(leaves(getattr(control, function)(*args)), leaves(getattr(REFERENCE, function)(*args))):
+            np.testing.assert_array_equal(g[1], w[1], err_msg=f"{name}.{function}")
 
 
 @pytest.mark.parametrize("name", ["FSQIndicesSumOverAxisOne", "LFQCodebookEntropyFirstPosition",

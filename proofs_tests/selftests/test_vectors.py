@@ -31,7 +31,6 @@ INVISIBLE = {
     "KeyIgnored": "reparameterize_key is an optional method, not a contract function",
     "LogMeanExpWithoutMaxShift": "the vectors' log-weights are moderate; the bug shows only under large shifts",
     "LFQZeroMapsToPlusOne": "the vectors' z has no exact zeros (a case drawn at the kink would need a special case)",
-    "RVQIgnoresNumStages": "the vectors' count arguments are 3, so num_stages = stages: no stage is dropped",
     "TiesToLastIndexAtPositions": "the vectors' positioned z_e are normal draws, without exact ties (the tie law "
                                   "draws small integers for those)",
 }

@@ -28,7 +28,7 @@ from vaespec.spec.laws import LAWS
 DIFFERENCES = Path(vqp.__file__).with_name(vqp.DIFFERENCES)
 BACKENDS = {f"{b.name}-{b.device}-{b.dtype}": b for b in vqp.backends()}
 CHAPTER = sorted(name for name, law in LAWS.items() if law.chapter == "quantizers")
-_VERDICT = re.compile(r"#\s*(FAIL|ERROR):\s*(\S.*)$")
+_VERDICT = re.compile(r"#\s*(FAIL or ERROR|FAIL|ERROR):\s*(\S.*)$")  # "FAIL or ERROR": two differences, either first
 
 
 
@@ -69,8 +69,9 @@ def test_vqp_law_verdict_is_as_declared(law, label):
         assert not hits, f"{law} on {label} is declared {verdict} but needs a function vqp lacks: {lacked}"
         verdict, why = "n/a", lacked
     result = run_law(law, BACKENDS[label], _settings(verdict))
-    assert result.verdict == verdict, (f"{law} on {label}: expected {verdict} ({why}), got {result.verdict} after "
-                                       f"{result.examples} examples: {result.message}")
+    assert result.verdict in verdict.split(" or "), (f"{law} on {label}: expected {verdict} ({why}), got "
+                                                     f"{result.verdict} after {result.examples} examples: "
+                                                     f"{result.message}")
 
 
 def test_fsq_float64_constants_are_float32():
@@ -97,3 +98,55 @@ def test_residual_vq_passes_the_gradient_once_per_stage():
         out, _, _ = module(z)
         out.sum().backward()
         assert torch.equal(z.grad, torch.full_like(z, float(n)))
+
+
+def _rvq_ema_state(epsilon: float) -> dict:
+    """Two stages of three codes, every code used or not, with a running EMA state (steps 0 and 3), in float32."""
+    import numpy as np
+
+    from vaespec.proofs_tests.laws.compare import as_input
+
+    rng = np.random.default_rng(3)
+    codebooks = rng.standard_normal((2, 3, 2)) * np.array([1.0, 0.5])[:, None, None]
+    counts = rng.uniform(0.5, 3.0, (2, 3))
+    return as_input("float32", {"codebooks": codebooks, "ema_counts": counts,
+                                "ema_sums": counts[..., None] * rng.standard_normal((2, 3, 2)),
+                                "ema_step": np.array([0, 3]), "z_e": rng.standard_normal((2, 3, 2)), "num_stages": 2,
+                                "decay": 0.9, "epsilon": epsilon, "training": True})
+
+
+def test_residual_vq_ema_is_the_stagewise_update_without_debiasing():
+    """What `vqp_quantizers.differences` says of rvq_ema_update at ε > 0: vqp's ResidualVQ EMA is the VQ chapter's
+    step per stage on its residual without 1/(1 − γᵗ) (`laws.variants.ema_without_debiasing`), within float32
+    rounding, while the debiased statement differs by far more."""
+    import numpy as np
+
+    from vaespec.proofs_tests.laws.quantizers_rvq import EMA_ORDER
+    from vaespec.proofs_tests.laws.variants import ema_without_debiasing
+    from vaespec.reference import ReferenceBackend
+    from vaespec.reference import quantizers_rvq as ref_rvq
+
+    a = _rvq_ema_state(1e-3)
+    books = vqp.VQPQuantizers("float32").rvq_ema_update(*(a[n] for n in EMA_ORDER))[0]
+    k, _, r = ref_rvq.stages(a["z_e"], a["codebooks"], 2)
+    k = k.reshape(-1, 2)
+    for s in range(2):
+        stage = {"codebook": a["codebooks"][s], "ema_counts": a["ema_counts"][s], "ema_sums": a["ema_sums"][s],
+                 "ema_step": int(a["ema_step"][s]), "z_e": r[s], "decay": 0.9, "epsilon": 1e-3, "training": True}
+        np.testing.assert_allclose(books[s], ema_without_debiasing(stage, k[:, s])[0], rtol=1e-5, atol=1e-6)
+    debiased = ReferenceBackend().rvq_ema_update(*(a[n] for n in EMA_ORDER))[0]
+    assert np.abs(books - debiased).max() > 1e-4  # 4e-4 here: over 100 times the float32 agreement above
+
+
+def test_residual_vq_ema_at_zero_epsilon_makes_an_unused_code_nan():
+    """The minimal reproduction in docs/quantizers.md: with eps = 0 a code no vector chose, its cluster_size and
+    embed_avg 0, becomes 0/0 (the contract keeps its row)."""
+    module = ResidualVQ(dim=1, num_quantizers=1, codebook_size=2, rotation_trick=False, eps=0.0,
+                        kmeans_init=False).train()
+    book = module.layers[0]._codebook
+    with torch.no_grad():
+        book.embed.copy_(torch.tensor([[[0.0], [10.0]]]))
+        book.cluster_size.zero_()
+        book.embed_avg.zero_()
+        module(torch.zeros(1, 1, 1))  # the one vector chooses code 0
+    assert book.embed[0, 0].item() == 0.0 and torch.isnan(book.embed[0, 1]).item()

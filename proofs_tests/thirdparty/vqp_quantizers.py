@@ -19,7 +19,14 @@ image) and the outputs reshaped back:
 - ResidualVQ(dim, num_quantizers = n, codebook_size = K) holding the first n codebooks (quantizer dropout as
   the n-stage quantizer; vqp draws n at random), `rotation_trick = False` (the plain straight-through per stage;
   the default rotation trick is another estimator), `ema_update = False`, training mode (its commitment losses
-  exist only there); indices padded with −1 after n.
+  exist only there); indices padded with −1 after n. `rvq_codebook_loss` is not provided: each layer's one loss
+  is `F.mse_loss(commit_quantize, x)` with `commit_quantize = quantize.detach()` (the commitment loss), or, with
+  `learnable_codebook=True` (which refuses `ema_update`), `quantize` itself — one loss whose gradient reaches both
+  the residual and the codes, never the codebook loss alone with the residual stopped.
+- `rvq_ema_update`: ResidualVQ(…, ema_update=True, decay = γ, eps = ε, threshold_ema_dead_code = 0) holding the
+  first n codebooks with each layer's `cluster_size` = counts_s and `embed_avg` = sums_s, one `forward` in
+  training (or eval) mode, its buffers read back; the stages after n returned as given, and the steps the
+  adapter's (+1 per used stage in training: the library keeps none, and never debiases).
 
 In bfloat16 the modules are cast with `.to(torch.bfloat16)` (their float buffers: LFQ's codebook, the VQ
 codebooks) and fed bfloat16 tensors; FSQ and LFQ quantize in float32 inside (`force_quantization_f32`).
@@ -144,9 +151,34 @@ class VQPQuantizers(AutogradBackend):
     def torch_rvq_commitment_loss(self, z_e, codebooks, num_stages):
         return self._rvq(z_e, codebooks, num_stages)[2]
 
-    # vqp returns one commitment loss per layer; a codebook loss apart from it (gradient to the codes only) it has not
-    torch_rvq_codebook_loss = NotProvided("ResidualVQ returns only its per-layer commitment losses: no separate "
-                                          "codebook loss with the gradient to the codebooks only")
+    # vqp returns one loss per layer, mse(commit_quantize, x): the commitment loss, with the codes detached unless
+    # learnable_codebook (then one loss training both sides); a codebook loss with the residual stopped it has not
+    torch_rvq_codebook_loss = NotProvided(
+        "ResidualVQ's layers return one loss each, F.mse_loss(commit_quantize, x), with commit_quantize = "
+        "quantize.detach() (the commitment loss) unless learnable_codebook=True, where the codes are not detached "
+        "and the same loss trains the residual and the codebook together: no loss with the gradient to the "
+        "codebooks only (sg on the residual); with ema_update (the default) the codebook learns by EMA")
+
+    def torch_rvq_ema_update(self, codebooks, ema_counts, ema_sums, ema_step, z_e, num_stages, decay, epsilon,
+                             training):
+        _, codes, dim = codebooks.shape
+        n = int(num_stages)
+        module = ResidualVQ(dim=dim, num_quantizers=n, codebook_size=codes, rotation_trick=False, ema_update=True,
+                            kmeans_init=False, decay=float(decay), eps=float(epsilon), threshold_ema_dead_code=0)
+        module = module.to(self._dtype).train(bool(training))
+        with torch.no_grad():
+            for s, layer in enumerate(module.layers):
+                book = layer._codebook
+                for buffer, value in ((book.embed, codebooks), (book.cluster_size, ema_counts),
+                                      (book.embed_avg, ema_sums)):
+                    buffer.copy_(value[s][None])
+            module(_sequence(z_e))  # each layer's EMA runs on its residual, inside forward (training mode)
+            out = [value.clone() for value in (codebooks, ema_counts, ema_sums, ema_step)]
+            for s, layer in enumerate(module.layers):
+                book = layer._codebook
+                out[0][s], out[1][s], out[2][s] = book.embed[0], book.cluster_size[0], book.embed_avg[0]
+            out[3][:n] += int(bool(training))
+        return tuple(out)
 
 
 def backends() -> list[VQPQuantizers]:

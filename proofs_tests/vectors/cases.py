@@ -8,13 +8,20 @@
 - `{"precision": T}` for `quantize`: near ties clear in T and ambiguous in the next narrower dtype
   (`strategies.vq.precision_ties`); the case holds for T and the more precise dtypes only (`case_dtypes`).
 Every input stays exact in the dtypes its case holds for.
+
+Appended after every other case (`appended_variants`, so the earlier cases keep their index and files):
+- `{"positions": [3]}` for the quantizers chapter: a token sequence z [batch, 3, dim] (besides every chapter's
+  image case [batch, 2, 3, dim]);
+- `{"num_stages": 2}` for residual VQ: quantizer dropout, 2 of the 3 stages used (the other cases use all 3).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from vaespec.spec.contract import FUNCTIONS
 from vaespec.spec.dtypes import PRECISION_ORDER
+from vaespec.spec.shapes import POSITIONS
 
 from ..laws.compare import round_to
 from ..strategies.vae import KINKED, SWITCHING
@@ -42,6 +49,21 @@ def special_variants(function: str) -> list[dict]:
         cases.append({"ties": True})
     if function in PRECISION_FUNCTIONS:
         cases += [{"precision": dtype} for dtype in PRECISION_ORDER[:2]]
+    return cases
+
+
+SEQUENCE_CASE = (3,)  # the quantizers' token sequence z [batch, 3, dim]
+DROPOUT_STAGES = 2  # residual VQ's dropout case: 2 of the vectors' 3 stages
+
+
+def appended_variants(function: str, first: dict) -> list[dict]:
+    """The cases of `function` after all others (each the first case with one change): the quantizers' sequence
+    case and residual VQ's dropout case (see the module doc)."""
+    spec, cases = FUNCTIONS[function], []
+    if spec.chapter == "quantizers" and any(POSITIONS in a.dims for a in spec.args):
+        cases.append({**first, "positions": list(SEQUENCE_CASE)})
+    if any(a.name == "num_stages" for a in spec.args):
+        cases.append({**first, "num_stages": DROPOUT_STAGES})
     return cases
 
 

@@ -34,7 +34,7 @@ from vaespec.spec.tolerances import distance_bound
 
 from ..laws.choices import clear as choices_clear
 from ..laws.tolerance import exact, function_bound, magnitude, vjp_magnitude
-from .cases import case_dtypes, exact_everywhere, is_special, special_inputs, special_variants
+from .cases import appended_variants, case_dtypes, exact_everywhere, is_special, special_inputs, special_variants
 from .manifest import DIGEST, DTYPES, FORMAT, MANIFEST, Unsupported, VectorsError, check_files, read_manifest
 
 BATCH = 4
@@ -110,7 +110,7 @@ def variants(function: str) -> list[dict]:
         cases.append({**first, "conv": True})
     if any(ConvVQArchitecture in a.types for a in spec.args if a.kind == "arch"):  # the conv VQ-VAE: z_e [B, H′, W′, E]
         cases.append({**first, "conv_vq": True})
-    return cases
+    return cases + appended_variants(function, first)  # the quantizers' sequence and dropout cases, last
 
 
 CHOICE_KINDS = ("likelihood",)  # argument kinds that name one of a few options: each option gets cases
@@ -185,7 +185,7 @@ def draw_inputs(function: str, variant: dict, index: int, rng) -> dict:
         elif arg.kind == "size":
             args[arg.name] = sizes[arg.dims[0]]
         elif arg.kind == "count":
-            args[arg.name] = 3
+            args[arg.name] = variant.get(arg.name, 3)  # 3, or a case's own (residual VQ's dropout: num_stages)
         elif arg.kind == "key":
             args[arg.name] = Key(int(rng.integers(2**63)))
         else:
