@@ -36,8 +36,14 @@ def pytest_collection(session):
                                 + "\n  ".join(problems))
 
 
+def _argnames(names) -> list[str]:
+    return [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+
+
 def pytest_generate_tests(metafunc):
-    if "backend" in metafunc.fixturenames:
+    # A test that names its own backends (the independent port's) keeps them.
+    named = any("backend" in _argnames(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    if "backend" in metafunc.fixturenames and not named:
         backends = selected_backends(metafunc.config)
         metafunc.parametrize("backend", backends, ids=[label(b) for b in backends], scope="session")
 

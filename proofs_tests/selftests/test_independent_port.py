@@ -7,9 +7,11 @@ file checks both facts, then runs every law of its chapters through the law runn
 profile (float64: the tightest bounds; float32: the common port dtype). bfloat16 and CUDA are
 covered by `vaespec check --backend vaespec.proofs_tests.ports.independent:backends`.
 
-Each law's examples are drawn once for both dtypes (`run_laws`, as the law suite's own tests do): its
-verdicts are those of each dtype checked alone. The two tests of a law share an xdist group, so
-`--dist loadgroup` runs them on one worker.
+Each law's examples are drawn once for both dtypes and for the law suite's own backends (`test_laws`): the
+port's tests take their rows from the suite's `law_results` fixture, whose `run_laws` checks every backend of
+the law's tests on the same examples, with verdicts those of each backend checked alone (at the suite's profile:
+`ci` in CI). A law's tests here and in `test_laws` share its xdist group, so `--dist loadgroup` runs them on one
+worker.
 """
 
 from __future__ import annotations
@@ -20,22 +22,13 @@ from pathlib import Path
 import pytest
 
 from vaespec.proofs_tests.check.backends import check_backend, load_backends
-from vaespec.proofs_tests.check.runner import LawResult, run_laws
 from vaespec.proofs_tests.ports import independent
-from vaespec.proofs_tests.strategies.profiles import profile_settings
 from vaespec.spec.laws import LAWS
 
 PORTS = Path(independent.__file__).parent
 LAWS_OF_PORT = sorted(name for name, law in LAWS.items() if law.chapter in independent.CHAPTERS)
 DTYPES = ("float64", "float32")
-_RESULTS: dict[str, dict[str, LawResult]] = {}
-
-
-def _port_result(law: str, dtype: str) -> LawResult:
-    if law not in _RESULTS:
-        ports = [independent.IndependentPort("cpu", d) for d in DTYPES]
-        _RESULTS[law] = dict(zip(DTYPES, run_laws(law, ports, profile_settings("ci")), strict=True))
-    return _RESULTS[law][dtype]
+PORTS_BY_DTYPE = [independent.IndependentPort("cpu", d) for d in DTYPES]
 
 
 def test_port_declares_every_chapter_and_provides_it():
@@ -55,10 +48,10 @@ def test_port_imports_neither_impl_nor_reference(module):
     assert not leaks, f"{module} imports {leaks}: the port must be independent of vaespec.impl and the reference"
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("law", [pytest.param(law, marks=pytest.mark.xdist_group(f"port:{law}"))
-                                 for law in LAWS_OF_PORT])
-def test_port_satisfies_law(law, dtype):
-    result = _port_result(law, dtype)
-    assert result.verdict == "pass", f"{law} [{result.verdict}] on the independent port ({dtype}):\n{result.message}"
+@pytest.mark.parametrize("backend", PORTS_BY_DTYPE, ids=DTYPES)  # the suite's conftest then groups by law
+@pytest.mark.parametrize("law", LAWS_OF_PORT)
+def test_port_satisfies_law(law, backend, law_results):
+    result = law_results(law, backend)
+    assert result.verdict == "pass", \
+        f"{law} [{result.verdict}] on the independent port ({backend.dtype}):\n{result.message}"
     assert result.examples > 0, f"{law}: no example was checked"
