@@ -28,6 +28,7 @@ import io
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,11 +202,12 @@ class Vectors:
                 worst = max(worst, _compare(label, actual, *self.expected(sub, dtype, value)))
         return worst
 
-    def check(self, backend) -> list[VectorResult]:
+    def check(self, backend, functions: Iterable[str] | None = None) -> list[VectorResult]:
         """One `VectorResult` per function × kind for `backend`, honouring its declarations as the laws do
         (`laws.declared`): `n/a` with the reason for a chapter it does not declare or a function it lacks; a case
         whose convention it does not declare is skipped (a function none of whose cases it can take: `n/a`);
-        declared variants change the expected values (`check_case`)."""
+        declared variants change the expected values (`check_case`). `functions`: only these functions' cases
+        (default: every function's)."""
         from ..check.backends import chapters
         from ..laws import declared
         from ..laws.compare import LawViolation
@@ -218,7 +220,10 @@ class Vectors:
                  "dtype": backend.dtype}
         rows: dict[tuple, VectorResult] = {}
         skipped: dict[int, list[str]] = {}
+        wanted = None if functions is None else set(functions)
         for case in self.manifest["cases"]:
+            if wanted is not None and case["function"] not in wanted:
+                continue
             for kind in ("value", "gradient") if "vjp" in case else ("value",):
                 row = rows.setdefault((case["function"], kind),
                                       VectorResult(**label, function=case["function"], kind=kind))
