@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vaespec.proofs_tests.cli import main
-from vaespec.proofs_tests.laws.compare import round_to
 from vaespec.proofs_tests.controls.vae import NegativeControl
+from vaespec.proofs_tests.laws.compare import round_to
 from vaespec.proofs_tests.laws.registry import CONTROLS
 from vaespec.proofs_tests.laws.tolerance import tolerance
 from vaespec.proofs_tests.ports.independent import IndependentPort
@@ -23,9 +23,9 @@ from vaespec.proofs_tests.vectors.export import clear_margins, export, variants
 from vaespec.proofs_tests.vectors.verify import Vectors, VectorsError, schema_errors, verify
 from vaespec.spec.architecture import ACTIVATIONS
 from vaespec.spec.contract import FUNCTIONS
-from vaespec.spec.laws import LAWS
 from vaespec.spec.conventions import PRESETS
 from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS, narrower
+from vaespec.spec.laws import LAWS
 from vaespec.spec.vq import acceptable_codes
 
 # Controls whose bug no fixed input of a contract function can show (the laws catch them).
