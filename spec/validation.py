@@ -19,6 +19,7 @@ from .conventions import get_convention
 from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from .keys import MAX_DRAW, as_key
 from .numerics import check_dtype
+from .own import OwnArchitecture
 from .shapes import (
     INPUT_EVENT,
     OUTPUT_EVENT,
@@ -53,7 +54,7 @@ def arch_bindings(arch: Architecture | VQArchitecture | ConvArchitecture | ConvV
     z_e's (H′, W′)."""
     assert arch.output_size is not None  # __post_init__ sets it
     bindings: dict[str, Size] = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
-    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture, OwnArchitecture)):  # a backend's own: its event
         bindings.update({INPUT_EVENT: arch.input_shape, OUTPUT_EVENT: arch.input_shape})
     else:
         bindings.update({INPUT_EVENT: (arch.input_size,), OUTPUT_EVENT: (arch.output_size,)})
@@ -76,7 +77,7 @@ def network_dims(arch: object, dims: tuple[str, ...]) -> tuple[str, ...]:
         return dims
     if arch is not None:
         dims = tuple(d for d in dims if d != POSITIONS)
-    if isinstance(arch, ConvArchitecture):
+    if isinstance(arch, (ConvArchitecture, OwnArchitecture)):
         return dims
     return tuple(_DENSE_AXES.get(d, d) for d in dims)
 
