@@ -28,8 +28,7 @@ from torch import Tensor, nn
 from vaespec.spec.errors import ConfigError, DTypeError, describe
 from vaespec.spec.own import OwnArchitecture
 
-from ._modules import ModuleBackend, _Method, _resolve
-from ._noise import explicit_noise
+from ._modules import ModuleBackend, resolve_path
 
 
 def initial_params(model: nn.Module, seed: int) -> dict[str, np.ndarray]:
@@ -67,7 +66,7 @@ class NetworkBackend(ModuleBackend):
         super().__init__(lambda arch: model, encode=encode, decode=decode, reparameterize=reparameterize,
                          name=name or type(model).__name__, device=device, dtype=dtype)
         for path in (encode, decode) + ((reparameterize,) if reparameterize else ()):
-            _resolve(model, path, path)
+            resolve_path(model, path, path)
         layout = tuple((key, tuple(value.shape)) for key, value in model.named_parameters())
         if not layout:
             raise ConfigError(f"model: {type(model).__name__} has no parameters to draw")
@@ -91,16 +90,8 @@ class NetworkBackend(ModuleBackend):
         """The parameters are already in the model's own names."""
         return dict(params)
 
-    def run(self, arch: Any, params: Mapping[str, Tensor], path: str, *args: Tensor) -> Any:
-        model, _ = self.model(arch)
-        _resolve(model, path, path)
-        state = {f"model.{key}": value for key, value in params.items()}
-        with explicit_noise(None, f"the model's {path}"):
-            return torch.func.functional_call(_Method(model, path), state, args)
-
     def _reparameterize(self, mu: Tensor, log_var: Tensor, eps: Tensor, arch: Any) -> Tensor:
-        if self.reparameterize_path is None:
-            return super()._reparameterize(mu, log_var, eps, arch)
-        method = _resolve(self._model, self.reparameterize_path, "reparameterize")
-        with explicit_noise(eps, "eps"):
-            return method(mu, log_var)
+        """The contract's, or the model's own `reparameterize` under `explicit_noise(eps)` (`reparameterize` has
+        no arch argument: the one model's)."""
+        own: Any = self.own_architectures[0] if arch is None else arch  # ModuleBackend's arch, here an own one
+        return super()._reparameterize(mu, log_var, eps, own)

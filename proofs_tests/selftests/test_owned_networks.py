@@ -1,0 +1,169 @@
+"""A backend's own network (issue 15): docs/porting.md §6.3's user model, a VAE vaespec's `Architecture` cannot
+express (a Conv1d over a [2, 6] sequence, LayerNorms, one head for μ and log σ²), checked through
+`NetworkBackend` in its own state-dict layout. The structural laws hold on it, the `*_matches_reference` laws of
+the network functions are n/a naming it, and four wrong variants are each rejected by their named law. The
+docs' code block is this test's input, so it cannot go stale."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import Phase, settings
+
+import vaespec.proofs_tests
+from vaespec.impl.adapters import NetworkBackend, initial_params
+from vaespec.impl.functional import kl_divergence, reconstruction_loss
+from vaespec.proofs_tests.check.runner import not_applicable, run_law
+from vaespec.proofs_tests.laws import declared
+from vaespec.reference.backend import ReferenceBackend
+from vaespec.spec.errors import ConfigError, ShapeError
+from vaespec.spec.laws import LAWS
+from vaespec.spec.own import OwnArchitecture
+
+PORTING = Path(vaespec.proofs_tests.__file__).resolve().parents[1] / "docs" / "porting.md"
+SECTION = "### 6.3 A network vaespec does not implement"
+STRUCTURAL = sorted(declared.OWN_NETWORK_LAWS)
+NETWORK_REFERENCE_LAWS = sorted(n for n, law in LAWS.items() if law.chapter == "vae" and n.endswith("_reference")
+                                and any(declared._network_function(f) for f in declared.law_needs(n)))
+
+pytestmark = pytest.mark.xdist_group("owned_networks")
+# Detection needs the generate phase only (no shrinking: the verdict, not the smallest counterexample).
+DETECT = settings(settings(), phases=[Phase.explicit, Phase.generate])
+
+
+@pytest.fixture(scope="module")
+def docs_module():
+    """The docs' file `tinyvae_check`, executed from docs/porting.md §6.3's first code block."""
+    if not PORTING.is_file():
+        pytest.skip("no docs folder: vaespec is installed without its source tree")
+    text = PORTING.read_text(encoding="utf-8")
+    assert SECTION in text, f"docs/porting.md lacks the section {SECTION!r}"
+    code = re.findall(r"```python\n(.*?)```", text.split(SECTION, 1)[1], flags=re.DOTALL)[0]
+    module = types.ModuleType("tinyvae_check")
+    saved = sys.modules.get("tinyvae_check")
+    sys.modules["tinyvae_check"] = module
+    try:
+        exec(compile(code, "docs/porting.md §6.3", "exec"), module.__dict__)  # noqa: S102  (our docs)
+        yield module, code
+    finally:
+        if saved is None:
+            sys.modules.pop("tinyvae_check", None)
+        else:
+            sys.modules["tinyvae_check"] = saved
+
+
+def test_docs_example_is_at_most_15_lines(docs_module):
+    _, code = docs_module
+    lines = [line for line in code.splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert len(lines) <= 15, lines
+    assert "15 lines" in PORTING.read_text(encoding="utf-8").split(SECTION, 1)[1].split("```", 1)[0]
+    assert len(lines) == 15
+
+
+def test_not_expressible_as_vaespecs_networks(docs_module):
+    model = docs_module[0].TinyVAE()
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert {"Conv1d", "LayerNorm"} <= kinds
+    (arch,) = docs_module[0].backends()[0].own_architectures
+    assert isinstance(arch, OwnArchitecture) and arch.input_shape == (2, 6) and arch.latent_size == 2
+    assert set(arch.parameter_shapes()) == {name for name, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize("law", STRUCTURAL)
+def test_structural_laws_hold(docs_module, law):
+    for backend in docs_module[0].backends():
+        result = run_law(law, backend, settings())
+        assert result.verdict == "pass", result.message
+        assert result.examples > 0
+
+
+def test_reference_laws_of_the_network_are_na_naming_it(docs_module):
+    backend = docs_module[0].backends()[0]
+    assert "forward_matches_reference" in NETWORK_REFERENCE_LAWS and "loss_gradient_matches_reference" in \
+        NETWORK_REFERENCE_LAWS
+    for law in NETWORK_REFERENCE_LAWS:
+        result = not_applicable(law, backend)
+        assert result is not None and result.verdict == "n/a", law
+        assert result.message == "the reference does not implement TinyVAE (the backend's own network)"
+    # the network-free laws still run on it
+    assert not_applicable("reparameterize_matches_reference", backend) is None
+    assert run_law("kl_divergence_matches_reference", backend, settings()).verdict == "pass"
+
+
+def test_default_backends_read_as_before():
+    reference = ReferenceBackend()
+    assert declared.own_architectures(reference) == ()
+    assert "dense" in declared.architectures(reference)
+    plain = types.SimpleNamespace(architectures=())
+    assert declared.architectures(plain) == frozenset({"dense"})  # `architectures = ()` is still the dense one
+    assert declared.own_networks_not_applicable("forward_matches_reference", reference) is None
+
+
+def test_params_are_the_models_own_initialisation(docs_module):
+    model = docs_module[0].TinyVAE()
+    (arch,) = NetworkBackend(model, (2, 6), 2).own_architectures
+    a, b, c = arch.init_params(3), arch.init_params(3), arch.init_params(4)
+    assert a.keys() == dict(model.named_parameters()).keys()
+    assert all(np.array_equal(a[k], b[k]) for k in a) and not np.array_equal(a["head.weight"], c["head.weight"])
+    assert torch.equal(torch.as_tensor(initial_params(model, 3)["head.weight"]), torch.as_tensor(a["head.weight"]))
+    state = torch.random.get_rng_state()
+    arch.init_params(5)
+    assert torch.equal(state, torch.random.get_rng_state())  # drawing parameters leaves torch's generator alone
+
+
+def test_bad_input_is_named(docs_module):
+    backend = docs_module[0].backends()[0]
+    (arch,) = backend.own_architectures
+    params = arch.init_params(0)
+    with pytest.raises(ShapeError, match="x"):
+        backend.encode(arch, params, np.zeros((3, 12)))  # flattened where the event is (2, 6)
+    with pytest.raises(ShapeError, match="head.weight"):
+        backend.encode(arch, {**params, "head.weight": np.zeros((4, 23))}, np.zeros((3, 2, 6)))
+    with pytest.raises(ShapeError, match="missing"):
+        OwnArchitecture("net", (2,), 1, (("w", (2, 1)),), lambda seed: {}).init_params(0)
+    with pytest.raises(ConfigError, match="own_architectures"):
+        declared.validate(types.SimpleNamespace(own_architectures=("dense",)))
+
+
+# ---------------------------------------------------------------------------------------------- negative controls
+def _variant(docs_module, **overrides):
+    """The docs' backend (float64) with the methods in `overrides` replaced."""
+    cls = type("Wrong", (NetworkBackend,), overrides)
+    return cls(docs_module[0].TinyVAE(), (2, 6), 2, name="wrong")
+
+
+def _forgets_beta(self, arch, params, x, eps, beta, convention):
+    mu, log_var, z = self._sample(arch, params, x, eps)
+    x_hat = self.run(arch, params, self.decode_path, z)
+    return reconstruction_loss(x_hat, x, convention, validate=False) + kl_divergence(mu, log_var, convention,
+                                                                                     validate=False)
+
+
+def _forward_without_noise(self, arch, params, x, eps):
+    return self.run(arch, params, self.decode_path, self._encode(arch, params, x)[0])
+
+
+def _noise_rows_flipped(self, mu, log_var, eps, arch):
+    return mu + torch.exp(0.5 * log_var) * eps.flip(0)
+
+
+def _encoder_centres_the_batch(self, arch, params, x):
+    return self.run(arch, params, self.encode_path, x - x.mean(0, keepdim=True))
+
+
+@pytest.mark.parametrize("law, overrides", [
+    ("loss_eq_reconstruction_add_kl", {"torch_loss": _forgets_beta}),
+    ("forward_eq_decode_reparameterize", {"torch_forward": _forward_without_noise}),
+    ("batch_permutation_equivariance", {"_reparameterize": _noise_rows_flipped}),
+    ("reductions_consistent_under_batch_splitting", {"_encode": _encoder_centres_the_batch}),
+], ids=["loss_forgets_beta", "forward_without_noise", "noise_rows_flipped", "encoder_centres_the_batch"])
+def test_wrong_variants_are_rejected_by_their_law(docs_module, law, overrides):
+    wrong = _variant(docs_module, **overrides)
+    result = run_law(law, wrong, DETECT)
+    assert result.verdict == "FAIL", (law, result.verdict, result.message)
