@@ -24,7 +24,6 @@ from .conv import ConvArchitecture
 from .conv_vq import ConvVQArchitecture
 from .errors import ConfigError, DTypeError, ShapeError, describe
 from .numerics import MAX_FINITE
-from .own import OwnArchitecture
 from .shapes import bind_shape, check_array, check_scalar
 
 CHAPTERS = ("vae", "vq", "estimators", "bayes", "quantizers")
@@ -38,10 +37,6 @@ def split_vjp(name: str) -> tuple[str, bool]:
     if name.endswith(VJP_SUFFIX):
         return name[: -len(VJP_SUFFIX)], True
     return name, False
-
-
-# the networks an "arch" argument may take (a backend's own, `vaespec.spec.own`, too)
-Network = Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture | OwnArchitecture
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,7 @@ class Arg:
     high: float = float("inf")
     bound: str = ""  # for "index": the named dimension its values index into
     exclusive_high: bool = False  # for "scalar": `high` itself is outside (decay < 1)
-    types: tuple[type[Network], ...] = ()  # for "arch"
+    types: tuple[type[Architecture | VQArchitecture | ConvArchitecture | ConvVQArchitecture], ...] = ()  # for "arch"
     layout: str = "all"  # for "params"
     choices: tuple[str, ...] = ()  # for "likelihood"
 

@@ -21,16 +21,13 @@ from .conv import ConvArchitecture
 from .conv_vq import ConvVQArchitecture
 from .errors import ConfigError, DomainError
 from .numerics import log_var_limits, reduction_length
-from .own import OwnArchitecture
 from .shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, POSITIONS
 from .signature import Arg, Domain, FunctionSpec, Output
 
 # The dense network (x [batch, input]) or the convolutional one (x [batch, channels, height, width], issue 15).
-# A backend's own network (`vaespec.spec.own.OwnArchitecture`) passes the boundary too: its sizes and its layout.
-ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture, OwnArchitecture))
+ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture))
 # the VQ-VAEs' decoders too: the dense one's z [batch, embedding], the convolutional one's z_q [batch, H′, W′, E]
-DECODER_ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture, VQArchitecture, ConvVQArchitecture,
-                                          OwnArchitecture))
+DECODER_ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture, VQArchitecture, ConvVQArchitecture))
 PARAMS = Arg("params", "params", differentiable=True)
 ENCODER_PARAMS = Arg("params", "params", differentiable=True, layout="encoder")
 DECODER_PARAMS = Arg("params", "params", differentiable=True, layout="decoder")

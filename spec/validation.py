@@ -92,9 +92,13 @@ def _image_check(arch: object, name: str, value: object, dims: tuple[str, ...], 
     return error
 
 
-def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64"
+def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64", *, own_networks: bool = False
                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`args` checked and converted against `spec` in `dtype`, and the dimension sizes they bind.
+
+    `own_networks`: the caller computes networks of its own, so an `OwnArchitecture` (`vaespec.spec.own`) is
+    accepted wherever the dense `Architecture` is (its event shape, latent size and parameter layout checked);
+    the reference and vaespec's Torch backend pass False and refuse it as any other type.
 
     Order: the mapping and `dtype`; missing arguments; `arch` (its type, and the sizes it binds);
     sizes; each argument by kind; the declaration's `rules`; its numeric `domain` in `dtype`.
@@ -113,7 +117,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     for arg in spec.args:
         if arg.kind == "arch":
             arch = args[arg.name]
-            if not isinstance(arch, arg.types):
+            own = own_networks and isinstance(arch, OwnArchitecture) and Architecture in arg.types
+            if not own and not isinstance(arch, arg.types):
                 names = " or ".join(f"{t.__module__}.{t.__name__}" for t in arg.types)
                 raise DTypeError(f"arch: expected a {names} (for {function}), got {describe(arch)}")
             bindings = arch_bindings(arch)

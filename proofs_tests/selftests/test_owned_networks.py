@@ -22,7 +22,7 @@ from vaespec.impl.functional import kl_divergence, reconstruction_loss
 from vaespec.proofs_tests.check.runner import not_applicable, run_law
 from vaespec.proofs_tests.laws import declared
 from vaespec.reference.backend import ReferenceBackend
-from vaespec.spec.errors import ConfigError, ShapeError
+from vaespec.spec.errors import ConfigError, DTypeError, ShapeError
 from vaespec.spec.laws import LAWS
 from vaespec.spec.own import OwnArchitecture
 
@@ -127,6 +127,8 @@ def test_bad_input_is_named(docs_module):
         backend.encode(arch, {**params, "head.weight": np.zeros((4, 23))}, np.zeros((3, 2, 6)))
     with pytest.raises(ShapeError, match="missing"):
         OwnArchitecture("net", (2,), 1, (("w", (2, 1)),), lambda seed: {}).init_params(0)
+    with pytest.raises(DTypeError, match="arch: expected"):  # the reference's boundary refuses a network it lacks
+        ReferenceBackend().encode(arch, params, np.zeros((3, 2, 6)))
     with pytest.raises(ConfigError, match="own_architectures"):
         declared.validate(types.SimpleNamespace(own_architectures=("dense",)))
 
