@@ -84,6 +84,14 @@ def test_structural_laws_hold(docs_module, law):
         assert result.examples > 0
 
 
+@pytest.mark.parametrize("law", ["loss_eq_reconstruction_add_kl", "reductions_consistent_under_batch_splitting"])
+def test_structural_laws_hold_in_bfloat16(docs_module, law):
+    """The laws whose two sides round differently (the loss's sum, split or whole) at the own-network tolerance."""
+    backend = NetworkBackend(docs_module[0].TinyVAE(), (2, 6), 2, dtype="bfloat16")
+    result = run_law(law, backend, settings())
+    assert result.verdict == "pass" and result.examples > 0, result.message
+
+
 def test_reference_laws_of_the_network_are_na_naming_it(docs_module):
     backend = docs_module[0].backends()[0]
     assert "forward_matches_reference" in NETWORK_REFERENCE_LAWS and "loss_gradient_matches_reference" in \
