@@ -102,7 +102,8 @@ def call(backend: VAEBackend, function: str, args: Mapping[str, Any]) -> Any:
     return method(*(args[a.name] for a in spec.args))
 
 
-def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64") -> dict[str, Any]:
+def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64", *,
+                  own_networks: bool = False) -> dict[str, Any]:
     """Check `args` against `FUNCTIONS[function]` at a backend's boundary; raise a vaespec error naming the argument.
 
     `function` must be a name in `FUNCTIONS` and `args` a mapping holding each of its arguments (it may hold
@@ -121,13 +122,14 @@ def validate_args(function: str, args: Mapping[str, Any], dtype: str = "float64"
     Bernoulli target in [0, 1]) and last its numeric domain in `dtype` (the backend's compute dtype;
     float64 for the reference): `FunctionSpec.domain`, the rule of `vaespec.spec.domains`. Returns the
     arguments converted: float64 arrays and parameters, the convention and keys resolved
-    (`vaespec.spec.validation.check_args`).
+    (`vaespec.spec.validation.check_args`). `own_networks=True` (an adapter computing its own networks,
+    `vaespec.impl.adapters.NetworkBackend`) also accepts a `vaespec.spec.own.OwnArchitecture` as `arch`.
     """
-    return check_args(named(FUNCTIONS, function), args, dtype)[0]
+    return check_args(named(FUNCTIONS, function), args, dtype, own_networks=own_networks)[0]
 
 
-def validate_vjp(function: str, args: Mapping[str, Any], cotangent: Any, dtype: str = "float64"
-                 ) -> tuple[dict[str, Any], tuple[Any, ...]]:
+def validate_vjp(function: str, args: Mapping[str, Any], cotangent: Any, dtype: str = "float64", *,
+                 own_networks: bool = False) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """`validate_args` for a vector-Jacobian product, plus its cotangent; returns `(args, cotangents)`.
 
     `function` must have a differentiable argument. The cotangent has one entry per float output
@@ -138,7 +140,7 @@ def validate_vjp(function: str, args: Mapping[str, Any], cotangent: Any, dtype: 
     Returns float64 arrays (floats for 0-d outputs).
     """
     spec = named(FUNCTIONS, function)
-    checked, bindings = check_args(spec, args, dtype)
+    checked, bindings = check_args(spec, args, dtype, own_networks=own_networks)
     if not spec.differentiable:
         raise ConfigError(f"function: {function} has no differentiable argument, so no vjp; the differentiable "
                           f"functions are {sorted(f for f, s in FUNCTIONS.items() if s.differentiable)}")

@@ -19,6 +19,7 @@ from .conventions import get_convention
 from .errors import ConfigError, DomainError, DTypeError, ShapeError, describe, show
 from .keys import MAX_DRAW, as_key
 from .numerics import check_dtype
+from .own import OwnArchitecture
 from .shapes import (
     INPUT_EVENT,
     OUTPUT_EVENT,
@@ -53,7 +54,7 @@ def arch_bindings(arch: Architecture | VQArchitecture | ConvArchitecture | ConvV
     z_e's (H′, W′)."""
     assert arch.output_size is not None  # __post_init__ sets it
     bindings: dict[str, Size] = {"input": arch.input_size, "latent": arch.latent_size, "output": arch.output_size}
-    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)):
+    if isinstance(arch, (ConvArchitecture, ConvVQArchitecture, OwnArchitecture)):  # a backend's own: its event
         bindings.update({INPUT_EVENT: arch.input_shape, OUTPUT_EVENT: arch.input_shape})
     else:
         bindings.update({INPUT_EVENT: (arch.input_size,), OUTPUT_EVENT: (arch.output_size,)})
@@ -76,7 +77,7 @@ def network_dims(arch: object, dims: tuple[str, ...]) -> tuple[str, ...]:
         return dims
     if arch is not None:
         dims = tuple(d for d in dims if d != POSITIONS)
-    if isinstance(arch, ConvArchitecture):
+    if isinstance(arch, (ConvArchitecture, OwnArchitecture)):
         return dims
     return tuple(_DENSE_AXES.get(d, d) for d in dims)
 
@@ -91,9 +92,13 @@ def _image_check(arch: object, name: str, value: object, dims: tuple[str, ...], 
     return error
 
 
-def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64"
+def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float64", *, own_networks: bool = False
                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`args` checked and converted against `spec` in `dtype`, and the dimension sizes they bind.
+
+    `own_networks`: the caller computes networks of its own, so an `OwnArchitecture` (`vaespec.spec.own`) is
+    accepted wherever the dense `Architecture` is (its event shape, latent size and parameter layout checked);
+    the reference and vaespec's Torch backend pass False and refuse it as any other type.
 
     Order: the mapping and `dtype`; missing arguments; `arch` (its type, and the sizes it binds);
     sizes; each argument by kind; the declaration's `rules`; its numeric `domain` in `dtype`.
@@ -112,7 +117,8 @@ def check_args(spec: FunctionSpec, args: Mapping[str, Any], dtype: str = "float6
     for arg in spec.args:
         if arg.kind == "arch":
             arch = args[arg.name]
-            if not isinstance(arch, arg.types):
+            own = own_networks and isinstance(arch, OwnArchitecture) and Architecture in arg.types
+            if not own and not isinstance(arch, arg.types):
                 names = " or ".join(f"{t.__module__}.{t.__name__}" for t in arg.types)
                 raise DTypeError(f"arch: expected a {names} (for {function}), got {describe(arch)}")
             bindings = arch_bindings(arch)

@@ -110,6 +110,12 @@ class AutogradBackend:
     if TYPE_CHECKING:  # the contract methods are made from FUNCTIONS below; static tools see them as callables
         def __getattr__(self, name: str) -> Callable[..., Any]: ...
 
+    @property
+    def _own_networks(self) -> bool:
+        """Whether the adapter computes networks of its own (`own_architectures`): its boundary then accepts an
+        `OwnArchitecture` as `arch` (`validate_args(..., own_networks=True)`)."""
+        return bool(getattr(self, "own_architectures", None))
+
     def tensor(self, array: Any) -> Tensor:
         """`array` as a tensor in the backend's dtype on its device (float64 first, so no narrowing twice)."""
         return torch.as_tensor(np.asarray(array, dtype=np.float64), dtype=self._dtype, device=self._device)
@@ -148,7 +154,7 @@ class AutogradBackend:
 
     def _call(self, function: str, **args: Any) -> Any:
         self._body(function)  # not provided: say so before validating anything
-        args = validate_args(function, args, self.dtype)
+        args = validate_args(function, args, self.dtype, own_networks=self._own_networks)
         with torch.no_grad():
             outputs = self._evaluate(function, args, None)
         result = tuple(export(value, spec.kind) for value, spec in zip(outputs, FUNCTIONS[function].outputs))
@@ -168,7 +174,7 @@ class AutogradBackend:
         """
         if isinstance(function, str) and function in FUNCTIONS:
             self._body(function)
-        args, cotangents = validate_vjp(function, args, cotangent, self.dtype)
+        args, cotangents = validate_vjp(function, args, cotangent, self.dtype, own_networks=self._own_networks)
         leaves: dict[str, Any] = {}
         with torch.enable_grad():
             outputs = self._evaluate(function, args, leaves)

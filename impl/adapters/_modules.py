@@ -51,7 +51,7 @@ class _Method(nn.Module):
         return target(*args)
 
 
-def _resolve(model: nn.Module, path: str, what: str) -> Any:
+def resolve_path(model: nn.Module, path: str, what: str) -> Any:
     target: Any = model
     for part in path.split("."):
         if not hasattr(target, part):
@@ -176,7 +176,7 @@ class ModuleBackend(AutogradBackend):
     def run(self, arch: Architecture, params: Mapping[str, Tensor], path: str, *args: Tensor) -> Any:
         """The model's method or submodule at `path` on `args`, with the contract's `params` substituted."""
         model, layers = self.model(arch)
-        _resolve(model, path, path)
+        resolve_path(model, path, path)
         state = {f"model.{key}": value for key, value in self.state(layers, params).items()}
         with explicit_noise(None, f"the model's {path}"):  # the contract's network functions draw nothing
             return torch.func.functional_call(_Method(model, path), state, args)
@@ -198,7 +198,7 @@ class ModuleBackend(AutogradBackend):
         if arch is None:  # reparameterize has no arch: any model of this latent size has the method
             arch = next((a for a in reversed(self._models) if a.latent_size == mu.shape[1]), None) or \
                 Architecture(input_size=1, latent_size=mu.shape[1], encoder_sizes=(1,), decoder_sizes=(1,))
-        method = _resolve(self.model(arch)[0], path, "reparameterize")
+        method = resolve_path(self.model(arch)[0], path, "reparameterize")
         with explicit_noise(eps, "eps"):
             return method(mu, log_var)
 

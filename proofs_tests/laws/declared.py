@@ -20,6 +20,13 @@ declares none of them (vaespec's own) is checked as before.
   x [batch, C, H, W], z_e [batch, H′, W′, E]). A drawn example of a network the port does not declare is not
   applicable: Hypothesis discards it (`reject`) and draws another, so such a port is checked on the dense
   network as before.
+- `own_architectures` (iterable of `vaespec.spec.own.OwnArchitecture`): examples of the backend's own network
+  (an encoder and decoder vaespec does not implement; `vaespec.impl.adapters.NetworkBackend` declares its
+  model's). The structural laws (`OWN_NETWORK_LAWS`) draw their network examples from these instead
+  (x [batch, *input_shape], ε [batch, latent_size], parameters `init_params(seed)` at a drawn seed); a
+  `*_matches_reference` law of a network function is n/a ("the reference does not implement <name>"), and
+  so is every other law that needs a network function until it is checked on own networks. With
+  `own_architectures` the built-in networks are only those `architectures` names (none if it names none).
 
 A law that needs a function the backend lacks is `n/a` ("backend does not provide f"). Drawn
 conventions are mapped onto the declared ones (a preset it supports stays; any other becomes one of
@@ -45,6 +52,7 @@ from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import PRESETS, Convention, get_convention
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.laws import LAWS
+from vaespec.spec.own import OwnArchitecture
 
 from . import variants as _variants
 from .variants import VARIANTS  # what a backend may declare (each variant's functions and effect live there)
@@ -54,9 +62,24 @@ VAESPEC_STREAM = "vaespec"
 ARCHITECTURES = ("dense", "conv", "conv_vq")
 
 
+def own_architectures(backend) -> tuple[OwnArchitecture, ...]:
+    """The examples of its own network `backend` declares (`own_architectures`), or () (vaespec's networks only)."""
+    raw = getattr(backend, "own_architectures", None)
+    if raw is None:
+        return ()
+    own = tuple(raw) if hasattr(raw, "__iter__") else (raw,)
+    wrong = [a for a in own if not isinstance(a, OwnArchitecture)]
+    if wrong or not own:
+        raise ConfigError(f"own_architectures: {type(backend).__name__} declares {str(raw)[:80]}; expected a "
+                          "non-empty tuple of vaespec.spec.own.OwnArchitecture")
+    return own
+
+
 def architectures(backend) -> frozenset[str]:
-    """The networks `backend` declares (`architectures`; the dense network alone when it declares none)."""
-    declared = tuple(getattr(backend, "architectures", None) or ("dense",))
+    """The built-in networks `backend` declares (`architectures`; the dense network alone when it declares none
+    and no `own_architectures`, none when it declares only its own)."""
+    default = () if own_architectures(backend) else ("dense",)
+    declared = tuple(getattr(backend, "architectures", None) or default)
     unknown = sorted(set(declared) - set(ARCHITECTURES))
     if unknown:
         raise ConfigError(f"architectures: {type(backend).__name__} declares {unknown}; expected some of "
@@ -66,6 +89,8 @@ def architectures(backend) -> frozenset[str]:
 
 def network(arch) -> str:
     """The `ARCHITECTURES` name of `arch` ("dense" for a dense network, or for no arch at all)."""
+    if isinstance(arch, OwnArchitecture):
+        return "own"
     if isinstance(arch, ConvVQArchitecture):
         return "conv_vq"
     return "conv" if isinstance(arch, ConvArchitecture) else "dense"
@@ -181,6 +206,8 @@ def key_stream(backend) -> bool:
 
 def validate(backend) -> None:
     """Every declaration read once, so a malformed one is a ConfigError when the backend is loaded."""
+    own_architectures(backend)
+    architectures(backend)
     lacking(backend)
     conventions(backend)
     variants(backend)
@@ -200,7 +227,13 @@ def named(backend) -> str:
 
 def adapt_args(backend, function: str, args: dict[str, Any]) -> dict[str, Any]:
     """`args` as the laws hand them to `backend`, given its declarations (see the module docstring)."""
-    if network(args.get("arch")) not in architectures(backend):
+    arch = args.get("arch")
+    if arch is None and own_architectures(backend):
+        pass  # a network-free function of a backend with its own network
+    elif network(arch) == "own":
+        if arch not in own_architectures(backend):
+            reject()  # another backend's own network
+    elif network(arch) not in architectures(backend):
         reject()  # a conv example is n/a for a dense-only port: Hypothesis draws another in its place
     own, chosen = conventions(backend), variants(backend)
     if own is None and not chosen:
@@ -230,11 +263,41 @@ def unsupported_convention(backend, convention) -> str | None:
     return f"convention {convention.name!r}: the backend declares {[c.name for c in own]}"
 
 
+# The laws checked on a backend's own network (their checks draw its examples, `laws.identities`); any other law
+# that calls a network function (one with an `arch` argument) is n/a for a backend with only its own network.
+OWN_NETWORK_LAWS = frozenset([
+    "forward_eq_decode_reparameterize", "sample_latent_eq_reparameterize_encode", "generate_eq_decode_prior_sample",
+    "loss_eq_reconstruction_add_kl", "loss_beta_zero_eq_reconstruction", "loss_monotone_in_beta",
+    "batch_permutation_equivariance", "reductions_consistent_under_batch_splitting"])
+
+
+def _network_function(function: str) -> bool:
+    return any(a.kind == "arch" for a in FUNCTIONS[function].args)
+
+
+def own_networks_not_applicable(law: str, backend) -> str | None:
+    """Why `law` is n/a for a backend declaring only its own networks, or None: a `*_matches_reference` law of a
+    network function ("the reference does not implement <name>"), or another law through the network that is not
+    yet checked on own networks (not in `OWN_NETWORK_LAWS`)."""
+    own = own_architectures(backend)
+    if not own or architectures(backend) or law in OWN_NETWORK_LAWS:
+        return None
+    if not any(_network_function(f) for f in law_needs(law)):
+        return None
+    names = ", ".join(sorted({a.name for a in own}))
+    if law.endswith("_matches_reference"):
+        return f"the reference does not implement {names} (the backend's own network)"
+    return f"not yet checked on a backend's own network ({names}); the structural laws are"
+
+
 def not_applicable(law: str, backend) -> str | None:
     """Why `law` cannot be asked of `backend` given what it declares, or None."""
     missing = not_provided(backend, law_needs(law))
     if missing:
         return missing
+    own = own_networks_not_applicable(law, backend)
+    if own:
+        return own
     if law in STREAM_LAWS and not key_stream(backend):
         return ("compares with vaespec's key stream, which the backend does not declare (key_stream = 'vaespec'); "
                 "its draws are checked by the property laws")

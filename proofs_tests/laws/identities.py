@@ -11,41 +11,56 @@ import numpy as np
 from hypothesis import strategies as st
 
 from vaespec.spec.keys import Key, normal
+from vaespec.spec.own import OwnArchitecture
 
 from ..strategies import vae as strategies
+from . import declared
 from .checking import Check, context, function_args
 from .compare import LawViolation, as_input, assert_within, check_order
-from .tolerance import tolerance
+from .tolerance import own_network_tolerance, tolerance
 
 
-def _net(backend, example):
+def _net(backend, example, draw=None, min_batch: int = 1):
+    """The network example's arguments as handed to `backend`; for a backend with its own network
+    (`declared.own_architectures`), an example of that network drawn in its place (`own_network_examples`)."""
+    own = declared.own_architectures(backend)
+    if own and draw is not None:
+        example = draw(strategies.own_network_examples(own, min_batch=min_batch))
     return function_args("loss", example, backend)
 
 
+def _tol(backend, function: str, args, lhs, rhs):
+    """The law's tolerance of `function` at `args`: the policy's (`tolerance`), or, through a backend's own
+    network, `own_network_tolerance` of the two sides."""
+    if isinstance(args.get("arch"), OwnArchitecture):
+        return own_network_tolerance(backend.dtype, function, args, lhs, rhs)
+    return tolerance(backend.dtype, function, args)
+
+
 def forward_eq_decode_reparameterize(backend, example, draw):
-    a = _net(backend, example)
+    a = _net(backend, example, draw)
     lhs = backend.forward(a["arch"], a["params"], a["x"], a["eps"])
     mu, log_var = backend.encode(a["arch"], a["params"], a["x"])
     rhs = backend.decode(a["arch"], a["params"], backend.reparameterize(mu, log_var, a["eps"]))
-    return assert_within("forward", lhs, rhs, tolerance(backend.dtype, "forward", a),
+    return assert_within("forward", lhs, rhs, _tol(backend, "forward", a, lhs, rhs),
                          context=context("forward", a, backend))
 
 
 def sample_latent_eq_reparameterize_encode(backend, example, draw):
-    a = _net(backend, example)
+    a = _net(backend, example, draw)
     lhs = backend.sample_latent(a["arch"], a["params"], a["x"], a["eps"])
     mu, log_var = backend.encode(a["arch"], a["params"], a["x"])
     rhs = backend.reparameterize(mu, log_var, a["eps"])
-    return assert_within("sample_latent", lhs, rhs, tolerance(backend.dtype, "sample_latent", a),
+    return assert_within("sample_latent", lhs, rhs, _tol(backend, "sample_latent", a, lhs, rhs),
                          context=context("sample_latent", a, backend))
 
 
 def generate_eq_decode_prior_sample(backend, example, draw):
-    a = _net(backend, example)
+    a = _net(backend, example, draw)
     zeros = np.zeros_like(a["eps"])
     lhs = backend.generate(a["arch"], a["params"], a["eps"])
     rhs = backend.decode(a["arch"], a["params"], backend.reparameterize(zeros, zeros, a["eps"]))
-    return assert_within("generate", lhs, rhs, tolerance(backend.dtype, "generate", a),
+    return assert_within("generate", lhs, rhs, _tol(backend, "generate", a, lhs, rhs),
                          context=context("generate", a, backend))
 
 
@@ -54,26 +69,26 @@ def _loss_decomposition(backend, a, beta):
     lhs = backend.loss(arch, params, x, eps, beta, c)
     recon = backend.reconstruction_loss(backend.forward(arch, params, x, eps), x, c)
     rhs = recon + beta * backend.kl_divergence(*backend.encode(arch, params, x), c)
-    return assert_within("loss", lhs, rhs, tolerance(backend.dtype, "loss", {**a, "beta": beta}),
+    return assert_within("loss", lhs, rhs, _tol(backend, "loss", {**a, "beta": beta}, lhs, rhs),
                          context=context("loss", {**a, "beta": beta}, backend))
 
 
 def loss_eq_reconstruction_add_kl(backend, example, draw):
-    a = _net(backend, example)
+    a = _net(backend, example, draw)
     return _loss_decomposition(backend, a, a["beta"])
 
 
 def loss_beta_zero_eq_reconstruction(backend, example, draw):
-    return _loss_decomposition(backend, _net(backend, example), 0.0)
+    return _loss_decomposition(backend, _net(backend, example, draw), 0.0)
 
 
 def loss_monotone_in_beta(backend, example, draw):
-    a = _net(backend, example)
+    a = _net(backend, example, draw)
     beta_1, beta_2 = sorted((a["beta"], draw(strategies.betas())))
     args_2 = {**a, "beta": beta_2}
     low = backend.loss(a["arch"], a["params"], a["x"], a["eps"], beta_1, a["convention"])
     high = backend.loss(a["arch"], a["params"], a["x"], a["eps"], beta_2, a["convention"])
-    tol = float(tolerance(backend.dtype, "loss", args_2))
+    tol = float(_tol(backend, "loss", args_2, low, high))
     return check_order(f"loss(β={beta_1}) ≤ loss(β={beta_2})", low, high, tol, context=context("loss", args_2, backend))
 
 
@@ -119,7 +134,7 @@ def reparameterize_zero_noise_eq_mu(backend, example, draw):
 
 
 def batch_permutation_equivariance(backend, example, draw):
-    a = _net(backend, example)
+    a = _net(backend, example, draw, min_batch=2)
     perm = np.asarray(draw(st.permutations(range(a["x"].shape[0]))))
     arch, params, x, eps, beta, c = a["arch"], a["params"], a["x"], a["eps"], a["beta"], a["convention"]
     permuted = {**a, "x": x[perm], "eps": eps[perm]}
@@ -130,11 +145,11 @@ def batch_permutation_equivariance(backend, example, draw):
                      ("generate", lambda x_, e_: backend.generate(arch, params, e_))):
         original, after = call(x, eps), call(x[perm], eps[perm])
         expected = tuple(o[perm] for o in original) if isinstance(original, tuple) else original[perm]
-        worst = max(worst, assert_within(fn, after, expected, tolerance(backend.dtype, fn, permuted),
+        worst = max(worst, assert_within(fn, after, expected, _tol(backend, fn, permuted, after, expected),
                                          context=context(fn, permuted, backend)))
     lhs = backend.loss(arch, params, x[perm], eps[perm], beta, c)
     rhs = backend.loss(arch, params, x, eps, beta, c)
-    return max(worst, assert_within("loss", lhs, rhs, tolerance(backend.dtype, "loss", a),
+    return max(worst, assert_within("loss", lhs, rhs, _tol(backend, "loss", a, lhs, rhs),
                                     context=context("loss", permuted, backend)))
 
 
@@ -145,7 +160,7 @@ def _combine(how: str, parts, sizes):
 
 
 def reductions_consistent_under_batch_splitting(backend, example, draw):
-    a = _net(backend, example)
+    a = _net(backend, example, draw, min_batch=2)
     batch = a["x"].shape[0]
     k = draw(st.integers(1, batch - 1))
     parts, c = (slice(0, k), slice(k, batch)), a["convention"]
@@ -169,7 +184,7 @@ def reductions_consistent_under_batch_splitting(backend, example, draw):
         whole = backend.loss(arch, params, x, eps, a["beta"], c)
         split = _combine(c.kl_batch_reduction,
                          [backend.loss(arch, params, x[s], eps[s], a["beta"], c) for s in parts], sizes)
-        worst = max(worst, assert_within("loss", whole, split, tolerance(backend.dtype, "loss", a),
+        worst = max(worst, assert_within("loss", whole, split, _tol(backend, "loss", a, whole, split),
                                          context=context("loss", a, backend)))
     return worst
 

@@ -31,12 +31,14 @@ def _controls():
     from ..controls import conv as negative_controls_conv
     from ..controls import conv_vq as negative_controls_conv_vq
     from ..controls import estimators as negative_controls_estimators
+    from ..controls import own_networks as negative_controls_own_networks
     from ..controls import quantizers as negative_controls_quantizers
     from ..controls import vae as negative_controls
     from ..controls import vq as negative_controls_vq
     return {**negative_controls.CONTROLS, **negative_controls_vq.CONTROLS, **negative_controls_estimators.CONTROLS,
             **negative_controls_bayes.CONTROLS, **negative_controls_quantizers.CONTROLS,
-            **negative_controls_conv.CONTROLS, **negative_controls_conv_vq.CONTROLS}
+            **negative_controls_conv.CONTROLS, **negative_controls_conv_vq.CONTROLS,
+            **negative_controls_own_networks.CONTROLS}
 
 
 CONTROLS = _controls()

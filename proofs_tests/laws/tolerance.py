@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from vaespec import reference
 from vaespec.spec import tolerances as policy
 from vaespec.spec.contract import FUNCTIONS
@@ -106,3 +108,25 @@ def exact(function: str) -> bool:
     (draws, copied rows: its `<function>_matches_reference` law has tolerance class "exact")."""
     _spec(function)
     return LAWS[f"{function}_matches_reference"].tolerance == "exact"
+
+
+def own_network_tolerance(dtype: str, function: str, args: Mapping[str, Any], lhs, rhs, *, sides: int = 2):
+    """The tolerance of a law comparing two evaluations of `function` through a backend's own network
+    (`args["arch"]` a `vaespec.spec.own.OwnArchitecture`), which the reference cannot evaluate.
+
+    `sides · rel · M + floor` with `(rel, floor) = bound(dtype, n, n_ops)`: `(n, n_ops)` the network's stated
+    `rounding_chain`, plus, for `loss`, its reductions over the batch and the event (`batch · ∏ input_shape`
+    terms, 8 more ops); and M, in place of the reference's absolute-value magnitude, the larger of the two sides'
+    largest |entry| of each output (one scale per output: a network's cancellations stay covered as long as they
+    leave values of that scale elsewhere in the output). docs/tolerances.md, "a backend's own network"."""
+    arch = args["arch"]
+    n, n_ops = arch.rounding_chain
+    if function == "loss":
+        n, n_ops = n + int(np.shape(args["x"])[0]) * arch.input_size, n_ops + 8
+    b = policy.bound(dtype, n, n_ops)
+
+    def scale(a, b_):
+        if isinstance(a, (tuple, list)):
+            return tuple(scale(x, y) for x, y in zip(a, b_))
+        return max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b_), initial=0.0)))
+    return tolerance_from(b, scale(lhs, rhs), sides)

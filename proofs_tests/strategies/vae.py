@@ -344,3 +344,21 @@ def cotangents(function: str, outputs):
     if np.ndim(outputs) == 0:
         return st.one_of(st.just(1.0), floats(-2.0, 2.0))
     return arrays(np.shape(outputs), -1.0, 1.0)
+
+
+@st.composite
+def own_network_examples(draw, archs, min_batch: int = 1, max_batch: int = 4):
+    """(arch, params, x, z, eps, beta, convention) on a backend's own network (`vaespec.spec.own.OwnArchitecture`):
+    one of `archs`, parameters `arch.init_params(seed)` at a drawn seed, x [batch, *input_shape] uniform in
+    ±MAX_ABS_X and z, ε [batch, latent_size] in ±MAX_ABS_EPS, each from a drawn seed (one draw per array)."""
+    arch = draw(uniform_choice(archs))
+    batch = draw(sizes.size(min_batch, max_batch))
+    seeds = st.integers(0, 2**32 - 1)
+    latent = (batch, arch.latent_size)
+    return Example({
+        "arch": arch, "params": arch.init_params(draw(seeds)),
+        "x": np.random.default_rng(draw(seeds)).uniform(-MAX_ABS_X, MAX_ABS_X, (batch, *arch.input_shape)),
+        "z": np.random.default_rng(draw(seeds)).uniform(-MAX_ABS_EPS, MAX_ABS_EPS, latent),
+        "eps": np.random.default_rng(draw(seeds)).uniform(-MAX_ABS_EPS, MAX_ABS_EPS, latent),
+        "beta": draw(betas()), "convention": draw(conventions()),
+    }, {"regime": "own"})

@@ -236,8 +236,10 @@ class Vectors:
                 elif backend.dtype not in case.get("dtypes", self.manifest["dtypes"]):
                     continue  # a precision case: its answer is fixed only in the dtypes it lists
                 elif any(NETWORKS.get(e.get("type"), "dense") not in architectures(backend)
-                         for e in case["inputs"].values()):
-                    continue  # a conv network's case, for a port declaring the dense network only (laws.declared)
+                         for e in case["inputs"].values()
+                         if e.get("type") in NETWORKS or not declared.own_architectures(backend)):
+                    continue  # a conv network's case, for a port declaring the dense network only (laws.declared);
+                    # a port with only its own network takes the network-free cases (no arch among the inputs)
                 elif convention:  # a fixed case cannot be redrawn in a convention it declares, as the laws do
                     skipped.setdefault(id(row), []).append(convention)
                 elif row.passed:  # after a function's first failure, later cases would only repeat it
