@@ -11,7 +11,7 @@ TorchBackend with one of the two bugs ports make there; on the dense network it 
 from __future__ import annotations
 
 import types
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -22,19 +22,20 @@ from vaespec.impl.backend import TorchBackend
 from vaespec.spec.conv import ConvArchitecture
 
 
-class _ConvControl(TorchBackend):
-    """TorchBackend whose conv modules are built fresh each call (the cache would keep a broken copy) and then
-    broken by `breaks(encoder, decoder)`."""
+class ConvControl(TorchBackend):
+    """TorchBackend whose conv modules (of a `network`) are built fresh each call (the cache would keep a broken
+    copy) and then broken by `breaks(encoder, decoder)`."""
 
     bug = ""
     caught_by = ""
+    network: ClassVar[type] = ConvArchitecture
 
     @property
     def name(self) -> str:  # type: ignore[override]
         return f"control:{type(self).__name__}"
 
     def _modules(self, arch: Any, params: Any, part: str = "all") -> Any:
-        if not isinstance(arch, ConvArchitecture):
+        if not isinstance(arch, self.network):
             return super()._modules(arch, params, part)
         encoder, decoder = conv.from_params(arch, params, self._dtype, self._device, part=part)
         self.breaks(encoder, decoder)
@@ -44,7 +45,7 @@ class _ConvControl(TorchBackend):
         raise NotImplementedError
 
 
-class TorchConvKernelFlipped(_ConvControl):
+class TorchConvKernelFlipped(ConvControl):
     bug = ("the encoder's kernels flipped in both spatial axes: a true convolution (scipy.signal.convolve2d, "
            "textbook formulas) where the contract's Conv2d is a cross-correlation; right for symmetric kernels only")
     caught_by = "encode_matches_reference"
@@ -66,7 +67,7 @@ def _cropped_off_by_one(self: nn.ConvTranspose2d, h: Tensor) -> Tensor:
     return full[:, :, p: p + size, p: p + size]
 
 
-class TorchDeconvPaddingOffByOne(_ConvControl):
+class TorchDeconvPaddingOffByOne(ConvControl):
     bug = ("the decoder's transposed convolutions cropped one pixel early (padding p − 1 on the top and left, p + 1 "
            "on the bottom and right, so the shape still fits): x̂ shifted by one row and column")
     caught_by = "decode_matches_reference"
@@ -77,4 +78,4 @@ class TorchDeconvPaddingOffByOne(_ConvControl):
                 layer.forward = types.MethodType(_cropped_off_by_one, layer)  # type: ignore[method-assign]
 
 
-CONTROLS: dict[str, type[_ConvControl]] = {cls.__name__: cls for cls in _ConvControl.__subclasses__()}
+CONTROLS: dict[str, type[ConvControl]] = {cls.__name__: cls for cls in ConvControl.__subclasses__()}

@@ -18,34 +18,18 @@ import numpy as np
 from torch import Tensor
 
 from vaespec.impl import conv
-from vaespec.impl.backend import TorchBackend
 from vaespec.reference import vq
 from vaespec.reference.backend import ReferenceBackend
 from vaespec.spec.conv_vq import ConvVQArchitecture
 
+from .conv import ConvControl
 from .vae import NegativeControl
 
 
-class _ConvVQControl(TorchBackend):
-    """TorchBackend whose conv VQ modules are built fresh each call (the cache would keep a broken copy) and then
-    broken by `breaks(encoder, decoder)`."""
+class _ConvVQControl(ConvControl):
+    """The conv VAE's controls' harness, for the conv VQ-VAE's modules."""
 
-    bug = ""
-    caught_by = ""
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return f"control:{type(self).__name__}"
-
-    def _modules(self, arch: Any, params: Any, part: str = "all") -> Any:
-        if not isinstance(arch, ConvVQArchitecture):
-            return super()._modules(arch, params, part)
-        encoder, decoder = conv.from_params(arch, params, self._dtype, self._device, part=part)
-        self.breaks(encoder, decoder)
-        return encoder, decoder
-
-    def breaks(self, encoder: Any, decoder: Any) -> None:
-        raise NotImplementedError
+    network = ConvVQArchitecture
 
 
 def _encode_reshaped(self: conv.ConvVQEncoder, x: Tensor) -> Tensor:
