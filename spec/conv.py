@@ -108,8 +108,40 @@ def is_transposed(name: str) -> bool:
     return name.startswith(("decoder_deconv", "decoder_output"))
 
 
+class ConvLayout:
+    """What the convolutional networks (`ConvArchitecture`, `vaespec.spec.conv_vq.ConvVQArchitecture`) share: an
+    image `input_shape` (C, H, W) and the encoder's `channels`, from which the sizes and layer lists follow."""
+
+    input_shape: tuple[int, ...]
+    channels: tuple[int, ...]
+
+    @property
+    def input_size(self) -> int:
+        """∏input_shape: the features of one example."""
+        return math.prod(self.input_shape)
+
+    @property
+    def output_size(self) -> int:
+        return self.input_size
+
+    def feature_shapes(self) -> list[tuple[int, int, int]]:
+        """(channels, height, width) of the input and of each encoder convolution's output."""
+        return feature_shapes(self)
+
+    def encoder_convs(self) -> list[tuple[str, int, int]]:
+        """(name, in channels, out channels) of the encoder's k×k convolutions."""
+        widths = (self.input_shape[0], *self.channels)
+        return [(f"encoder_conv_{i}", widths[i], widths[i + 1]) for i in range(len(self.channels))]
+
+    def decoder_deconvs(self) -> list[tuple[str, int, int]]:
+        """(name, in channels, out channels) of the decoder's transposed convolutions, the output last."""
+        widths = (*reversed(self.channels), self.input_shape[0])
+        names = [f"decoder_deconv_{i}" for i in range(len(self.channels) - 1)] + ["decoder_output"]
+        return [(name, widths[i], widths[i + 1]) for i, name in enumerate(names)]
+
+
 @dataclass(frozen=True)
-class ConvArchitecture:
+class ConvArchitecture(ConvLayout):
     """Sizes of a convolutional VAE (layout in the module docstring).
 
     **Arguments**
@@ -138,33 +170,9 @@ class ConvArchitecture:
 
     # ------------------------------------------------------------------------- shapes
     @property
-    def input_size(self) -> int:
-        """∏input_shape: the features of one example."""
-        return math.prod(self.input_shape)
-
-    @property
-    def output_size(self) -> int:
-        return self.input_size
-
-    def feature_shapes(self) -> list[tuple[int, int, int]]:
-        """(channels, height, width) of the input and of each encoder convolution's output."""
-        return feature_shapes(self)
-
-    @property
     def flat_size(self) -> int:
         """C·H·W of the last feature map: the dense heads' fan-in and `decoder_dense`'s fan-out."""
         return math.prod(self.feature_shapes()[-1])
-
-    def encoder_convs(self) -> list[tuple[str, int, int]]:
-        """(name, in channels, out channels) of the encoder's convolutions."""
-        widths = (self.input_shape[0], *self.channels)
-        return [(f"encoder_conv_{i}", widths[i], widths[i + 1]) for i in range(len(self.channels))]
-
-    def decoder_deconvs(self) -> list[tuple[str, int, int]]:
-        """(name, in channels, out channels) of the decoder's transposed convolutions, the output last."""
-        widths = (*reversed(self.channels), self.input_shape[0])
-        names = [f"decoder_deconv_{i}" for i in range(len(self.channels) - 1)] + ["decoder_output"]
-        return [(name, widths[i], widths[i + 1]) for i, name in enumerate(names)]
 
     def parameter_shapes(self, part: str = "all") -> dict[str, tuple[int, ...]]:
         """The documented parameter layout: name -> shape, for "encoder", "decoder" or "all"."""

@@ -40,14 +40,13 @@ is `batch · weight_gradient_positions()` long (the largest map a kernel slides 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
-from .conv import check_conv_options, check_positive, feature_shapes
+from .conv import ConvLayout, check_conv_options, check_positive
 
 
 @dataclass(frozen=True)
-class ConvVQArchitecture:
+class ConvVQArchitecture(ConvLayout):
     """Sizes of a convolutional VQ-VAE (layout in the module docstring).
 
     **Arguments**
@@ -78,22 +77,9 @@ class ConvVQArchitecture:
 
     # ------------------------------------------------------------------------- shapes
     @property
-    def input_size(self) -> int:
-        """∏input_shape: the features of one example."""
-        return math.prod(self.input_shape)
-
-    @property
-    def output_size(self) -> int:
-        return self.input_size
-
-    @property
     def latent_size(self) -> int:
         """The decoder's input channels: the embedding dimension (as `VQArchitecture`'s)."""
         return self.embedding_dim
-
-    def feature_shapes(self) -> list[tuple[int, int, int]]:
-        """(channels, height, width) of the input and of each encoder convolution's output."""
-        return feature_shapes(self)
 
     @property
     def positions(self) -> tuple[int, int]:
@@ -106,17 +92,6 @@ class ConvVQArchitecture:
     def latent_shape(self) -> tuple[int, int, int]:
         """(H′, W′, E): one example's z_e, z_q and decoder input, channels-last."""
         return (*self.positions, self.embedding_dim)
-
-    def encoder_convs(self) -> list[tuple[str, int, int]]:
-        """(name, in channels, out channels) of the encoder's k×k convolutions."""
-        widths = (self.input_shape[0], *self.channels)
-        return [(f"encoder_conv_{i}", widths[i], widths[i + 1]) for i in range(len(self.channels))]
-
-    def decoder_deconvs(self) -> list[tuple[str, int, int]]:
-        """(name, in channels, out channels) of the decoder's transposed convolutions, the output last."""
-        widths = (*reversed(self.channels), self.input_shape[0])
-        names = [f"decoder_deconv_{i}" for i in range(len(self.channels) - 1)] + ["decoder_output"]
-        return [(name, widths[i], widths[i + 1]) for i, name in enumerate(names)]
 
     def parameter_shapes(self, part: str = "all") -> dict[str, tuple[int, ...]]:
         """The documented parameter layout: name -> shape, for "encoder", "decoder" or "all"."""
