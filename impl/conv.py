@@ -25,6 +25,8 @@ torch's layout is refused naming the conversion (`vaespec.spec.conv.check_conv_p
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -80,18 +82,13 @@ class ConvDecoder(nn.Module):
                  device: torch.device | str | None = None) -> None:
         super().__init__()
         self.arch = arch
-        k, s, p = arch.kernel_size, arch.stride, arch.padding
         self.dense = nn.Linear(arch.latent_size, arch.flat_size, dtype=dtype, device=device)
-        self.deconvs = nn.ModuleList(nn.ConvTranspose2d(cin, cout, k, s, p, dtype=dtype, device=device)
-                                     for _, cin, cout in arch.decoder_deconvs())
+        self.deconvs = deconv_stack(arch, dtype, device)
         self.act = get_activation(arch.activation)
 
     def forward(self, z: Tensor) -> Tensor:
         h = self.act(self.dense(z)).unflatten(1, self.arch.feature_shapes()[-1])
-        for i, deconv in enumerate(self.deconvs):
-            h = deconv(h)
-            h = self.act(h) if i < len(self.deconvs) - 1 else h
-        return h
+        return run_deconvs(self.deconvs, self.act, h)
 
     def dense_layers(self) -> list[tuple[str, nn.Module]]:
         """(spec layer name, layer) for every layer of the decoder."""
@@ -100,6 +97,22 @@ class ConvDecoder(nn.Module):
 
     def to_contract(self, name: str, grad: Tensor) -> Tensor:
         return contract_kernel(name, grad)
+
+
+def deconv_stack(arch: ConvArchitecture | ConvVQArchitecture, dtype: torch.dtype | None,
+                 device: torch.device | str | None) -> nn.ModuleList:
+    """The decoder's transposed convolutions (`arch.decoder_deconvs()`), the output one last."""
+    k, s, p = arch.kernel_size, arch.stride, arch.padding
+    return nn.ModuleList(nn.ConvTranspose2d(cin, cout, k, s, p, dtype=dtype, device=device)
+                         for _, cin, cout in arch.decoder_deconvs())
+
+
+def run_deconvs(deconvs: nn.ModuleList, act: Callable[[Tensor], Tensor], h: Tensor) -> Tensor:
+    """`deconvs` in order, the activation between them (none after the output one)."""
+    for i, deconv in enumerate(deconvs):
+        h = deconv(h)
+        h = act(h) if i < len(deconvs) - 1 else h
+    return h
 
 
 def contract_kernel(name: str, weight: Tensor) -> Tensor:
@@ -151,10 +164,8 @@ class ConvVQDecoder(nn.Module):
                  device: torch.device | str | None = None) -> None:
         super().__init__()
         self.arch = arch
-        k, s, p = arch.kernel_size, arch.stride, arch.padding
         self.decoder_from_embedding = nn.Conv2d(arch.embedding_dim, arch.channels[-1], 1, dtype=dtype, device=device)
-        self.deconvs = nn.ModuleList(nn.ConvTranspose2d(cin, cout, k, s, p, dtype=dtype, device=device)
-                                     for _, cin, cout in arch.decoder_deconvs())
+        self.deconvs = deconv_stack(arch, dtype, device)
         self.act = get_activation(arch.activation)
 
     def forward(self, z: Tensor) -> Tensor:
@@ -163,10 +174,7 @@ class ConvVQDecoder(nn.Module):
                              else f"z: expected a tensor [batch, {', '.join(map(str, self.arch.latent_shape))}], got "
                                   f"{describe(z)}")
         h = self.act(self.decoder_from_embedding(z.permute(0, 3, 1, 2)))  # [B, H′, W′, E] → [B, E, H′, W′]
-        for i, deconv in enumerate(self.deconvs):
-            h = deconv(h)
-            h = self.act(h) if i < len(self.deconvs) - 1 else h
-        return h
+        return run_deconvs(self.deconvs, self.act, h)
 
     def dense_layers(self) -> list[tuple[str, nn.Module]]:
         """(spec layer name, layer) for every layer of the decoder."""
