@@ -120,6 +120,7 @@ def test_json_into_a_missing_directory_fails_before_any_law(hostile, tmp_path, c
     (["check", "--call-timeout", "nan", "--backend", "vaespec.reference.backend:ReferenceBackend"],
      ["--call-timeout"]),
     (["check", "--call-timeout", "5"], ["--call-timeout", "--backend"]),
+    (["vectors", "export", "/nonexistent-dir/v", "--function", "kl_divergenz"], ["--function", "kl_divergenz"]),
 ])
 def test_bad_options_are_one_line_errors(capsys, argv, words):
     code = main(argv)
@@ -130,7 +131,7 @@ def test_bad_options_are_one_line_errors(capsys, argv, words):
 def test_verify_guards_its_backends_too(hostile, tmp_path, capsys):
     from vaespec.proofs_tests.vectors.export import export
 
-    export(tmp_path / "v")
+    export(tmp_path / "v", functions=["kl_divergence"])  # the function the hostile backend exits in
     code = main(["vectors", "verify", str(tmp_path / "v"), "--backend", "hostile_ok:exits"])
     out = capsys.readouterr().out
     assert code == 1 and "called sys.exit(0)" in out

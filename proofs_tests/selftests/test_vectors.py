@@ -40,6 +40,9 @@ INVISIBLE = {
 }
 
 
+FEW = ["forward", "kl_divergence", "quantize"]  # one function of each kind of case: a network, a VAE loss, a VQ choice
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     directory = tmp_path_factory.mktemp("vectors") / "v"
@@ -89,11 +92,22 @@ def test_export_is_small(exported):
     assert _size(directory) < 3_000_000, f"{_size(directory)} bytes: the default export should stay a few MB"
 
 
+def _bounds_resolved(manifest, node):
+    """`node` with each tolerance's "bound" (an index into the manifest's own `bounds` list) replaced by that bound."""
+    if isinstance(node, dict):
+        return {k: manifest["bounds"][v] if k == "bound" else _bounds_resolved(manifest, v) for k, v in node.items()}
+    return [_bounds_resolved(manifest, v) for v in node] if isinstance(node, list) else node
+
+
 def test_export_is_deterministic_and_seeded_and_replaces_an_export_but_nothing_else(exported, tmp_path):
     directory, manifest = exported
-    other = export(tmp_path / "v", seed=1)
-    assert other["files"] != manifest["files"]  # seeded
-    again = export(tmp_path / "v", seed=0)  # a previous export is replaced, by the same bytes for the same seed
+    few = export(tmp_path / "v", seed=0, functions=FEW)  # a subset: the full export's files and cases for those
+    assert few["files"] == {name: f for name, f in manifest["files"].items() if name.split("/")[1] in FEW}
+    assert _bounds_resolved(few, few["cases"]) == _bounds_resolved(
+        manifest, [c for c in manifest["cases"] if c["function"] in FEW]) and sorted(few["functions"]) == FEW
+    other = export(tmp_path / "v", seed=1, functions=FEW)  # a previous export is replaced; seeded
+    assert other["files"].keys() == few["files"].keys() and other["files"] != few["files"]
+    again = export(tmp_path / "v", seed=0)  # the same bytes for the same seed
     assert again["files"] == manifest["files"]
     assert (tmp_path / "v" / "manifest.json").read_bytes() == (directory / "manifest.json").read_bytes()
     (tmp_path / "mine").mkdir()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from vaespec.spec.contract import FUNCTIONS, call
 from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import PRESETS
+from vaespec.spec.errors import ConfigError, show
 from vaespec.spec.keys import Key
 from vaespec.spec.shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, POSITIONS, shape_of
 from vaespec.spec.tolerances import distance_bound
@@ -444,18 +446,33 @@ def _case(writer: _Writer, function: str, index: int, variant: dict, seed: int) 
     return case
 
 
-def export(directory, seed: int = 0) -> dict:
-    """Write the golden vectors of every contract function to `directory`; return the manifest.
+def _chosen(functions: Iterable[str] | None) -> list[str]:
+    """The contract functions to export, in `FUNCTIONS` order: all, or those named (each known, at least one)."""
+    if functions is None:
+        return list(FUNCTIONS)
+    names = [functions] if isinstance(functions, str) else list(functions)
+    unknown = [n for n in names if n not in FUNCTIONS]
+    if not names or unknown:
+        raise ConfigError(f"functions: expected contract function names (at least one, of {len(FUNCTIONS)}), "
+                          f"got {show(unknown or names)}")
+    return [f for f in FUNCTIONS if f in names]
+
+
+def export(directory, seed: int = 0, functions: Iterable[str] | None = None) -> dict:
+    """Write the golden vectors of every contract function (or of `functions`) to `directory`; return the manifest.
 
     **Arguments** `directory` (created; a previous, unmodified export there is replaced; any other
     non-empty directory is refused, untouched), `seed` (an integer ≥ 0: the same seed gives
-    byte-identical files). **Returns** the manifest dict; `manifest.json.sha256` records its digest.
+    byte-identical files), `functions` (contract function names: only their cases and entries, each file
+    byte-identical to the full export's; default every function). **Returns** the manifest dict;
+    `manifest.json.sha256` records its digest.
     """
+    chosen = _chosen(functions)
     root = Path(directory)
     _clear(root)
     writer, cases, skipped = _Writer(root), [], []
     try:
-        for function in FUNCTIONS:
+        for function in chosen:
             try:
                 cases += [_case(writer, function, index, variant, seed)
                           for index, variant in enumerate(variants(function))]
@@ -475,7 +492,8 @@ def export(directory, seed: int = 0) -> dict:
         "functions": {name: {"chapter": s.chapter, "formula": s.formula,
                              "args": [{"name": a.name, "kind": a.kind, "dims": list(a.dims)} for a in s.args],
                              "outputs": [{"name": o.name, "kind": o.kind, "dims": list(o.dims)} for o in s.outputs],
-                             "differentiable": list(s.differentiable)} for name, s in FUNCTIONS.items()},
+                             "differentiable": list(s.differentiable)} for name, s in FUNCTIONS.items()
+                      if name in chosen},
         "bounds": writer.bounds, "cases": cases, "skipped": skipped, "files": dict(sorted(writer.files.items())),
     }
     data = (json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")

@@ -316,6 +316,8 @@ def configure(parser) -> None:
     export_cmd = commands.add_parser("export", help="write golden vectors (.npy + manifest.json) to DIR")
     export_cmd.add_argument("directory", metavar="DIR")
     export_cmd.add_argument("--seed", type=int, default=0, help="input seed (default 0); same seed, same bytes")
+    export_cmd.add_argument("--function", action="append", default=None, metavar="NAME", dest="functions",
+                            help="export only this contract function's cases (repeatable; default: every function)")
     verify_cmd = commands.add_parser("verify", help="check DIR's checksums, then a backend against the vectors")
     verify_cmd.add_argument("directory", metavar="DIR")
     verify_cmd.add_argument("--backend", action="append", default=[], metavar="PKG.MOD:OBJ",
@@ -329,7 +331,10 @@ def run(args) -> int:
     if args.vectors_command == "export":
         if args.seed < 0:
             raise ConfigError(f"--seed: expected an integer ≥ 0, got {args.seed}")
-        manifest = export(args.directory, args.seed)
+        unknown = sorted(set(args.functions or ()) - set(FUNCTIONS))
+        if unknown:
+            raise ConfigError(f"--function: expected contract function names, got {unknown}")
+        manifest = export(args.directory, args.seed, args.functions)
         size = sum(f["bytes"] for f in manifest["files"].values()) + (Path(args.directory) / MANIFEST).stat().st_size
         print(f"vaespec vectors: {len(manifest['cases'])} cases of {len({c['function'] for c in manifest['cases']})} "
               f"functions, {len(manifest['files'])} files + {MANIFEST}, {size / 1e6:.2f} MB, seed {args.seed}, "
