@@ -20,7 +20,6 @@ from vaespec.proofs_tests.vectors import verify as vectors
 from vaespec.proofs_tests.vectors.export import export
 from vaespec.proofs_tests.vectors.verify import VectorsError, verify
 
-
 # The safety checks read files, links and manifests, not values: two functions' vectors (chapters vae and vq,
 # 135 files) serve them as well as the full export's ~3700, which every damaged copy below would copy again.
 FEW = ("kl_divergence", "quantize")
