@@ -10,6 +10,7 @@ from `render()`, so a law added to `vaespec.spec.laws` or a control added to
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -106,13 +107,16 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write `render()` to docs/laws.md (or to the path given as the only argument)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) > 1:
-        print("usage: python -m vaespec.proofs_tests.docs_laws [FILE]", file=sys.stderr)
-        return 2
-    target = Path(argv[0]) if argv else TARGET
-    if not argv and not DOCS.is_dir():
+    """Write `render()` to docs/laws.md (or to FILE). `--help` prints the usage and writes nothing."""
+    parser = argparse.ArgumentParser(prog="python -m vaespec.proofs_tests.docs_laws",
+                                     description="write docs/laws.md (or FILE) from the law registry")
+    parser.add_argument("file", nargs="?", metavar="FILE", help="where to write (default: <repo>/docs/laws.md)")
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2): argparse has printed why
+        return int(stop.code or 0)
+    target = Path(args.file) if args.file else TARGET
+    if not args.file and not DOCS.is_dir():
         print(f"docs folder not found at {DOCS} (an installed wheel has none); pass a FILE", file=sys.stderr)
         return 1
     target.write_text(render(), encoding="utf-8")

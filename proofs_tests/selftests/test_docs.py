@@ -36,6 +36,17 @@ def test_laws_page_is_the_generators_output():
         "docs/laws.md differs from render(); regenerate it with `python -m vaespec.proofs_tests.docs_laws`")
 
 
+def test_the_generators_help_writes_nothing(tmp_path, monkeypatch, capsys):
+    """`docs_laws --help` (and a second argument) print the usage; once `--help` wrote a file named "--help"."""
+    from vaespec.proofs_tests.docs_laws import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--help"]) == 0 and "usage: python -m vaespec.proofs_tests.docs_laws" in capsys.readouterr().out
+    assert main(["a.md", "b.md"]) == 2 and "unrecognized arguments: b.md" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["laws.md"]) == 0 and (tmp_path / "laws.md").read_text(encoding="utf-8") == render()
+
+
 def test_every_law_and_control_is_on_the_laws_page():
     text = _read("laws.md")
     missing = [name for name in (*LAWS, *CONTROLS) if f"`{name}`" not in text]
