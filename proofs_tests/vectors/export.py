@@ -446,14 +446,15 @@ def _case(writer: _Writer, function: str, index: int, variant: dict, seed: int) 
     return case
 
 
-def _chosen(functions: Iterable[str] | None) -> list[str]:
-    """The contract functions to export, in `FUNCTIONS` order: all, or those named (each known, at least one)."""
+def chosen_functions(functions: Iterable[str] | None, argument: str = "functions") -> list[str]:
+    """The contract functions to export, in `FUNCTIONS` order: all, or those named (each known, at least one);
+    a bad name is a ConfigError naming `argument` (the command line passes "--function")."""
     if functions is None:
         return list(FUNCTIONS)
     names = [functions] if isinstance(functions, str) else list(functions)
     unknown = [n for n in names if n not in FUNCTIONS]
     if not names or unknown:
-        raise ConfigError(f"functions: expected contract function names (at least one, of {len(FUNCTIONS)}), "
+        raise ConfigError(f"{argument}: expected contract function names (at least one, of {len(FUNCTIONS)}), "
                           f"got {show(unknown or names)}")
     return [f for f in FUNCTIONS if f in names]
 
@@ -467,7 +468,7 @@ def export(directory, seed: int = 0, functions: Iterable[str] | None = None) -> 
     byte-identical to the full export's; default every function). **Returns** the manifest dict;
     `manifest.json.sha256` records its digest.
     """
-    chosen = _chosen(functions)
+    chosen = chosen_functions(functions)
     root = Path(directory)
     _clear(root)
     writer, cases, skipped = _Writer(root), [], []
