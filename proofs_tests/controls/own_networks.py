@@ -92,16 +92,17 @@ class DecoderGradientHalved(_OwnNetworkControl):
         return grads
 
 
-class KLDetachedInLoss(_OwnNetworkControl):
-    bug = "the loss's KL reads μ.detach(), log σ².detach(): its value is right, its gradient never reaches the encoder"
+class SampleDetachedInLoss(_OwnNetworkControl):
+    bug = "the loss decodes z.detach(): its value is right, but the reconstruction's gradient never reaches the " \
+          "encoder (it learns from the KL alone)"
     caught_by = "network_gradients_eq_own_finite_differences"
 
     def torch_loss(self, arch, params, x, eps, beta, convention):
         mu, log_var, z = self._sample(arch, params, x, eps)
-        x_hat = self.run(arch, params, self.decode_path, z)
+        x_hat = self.run(arch, params, self.decode_path, z.detach())
         return reconstruction_loss(x_hat, x, convention, validate=False) + beta * kl_divergence(
-            mu.detach(), log_var.detach(), convention, validate=False)
+            mu, log_var, convention, validate=False)
 
 
 CONTROLS = {c.__name__: c for c in (LossForgetsBeta, ForwardWithoutNoise, NoiseRowsFlipped, EncoderCentresTheBatch,
-                                    DecoderGradientHalved, KLDetachedInLoss)}
+                                    DecoderGradientHalved, SampleDetachedInLoss)}
