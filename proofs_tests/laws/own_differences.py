@@ -178,7 +178,7 @@ def _judge(backend, function: str, args, cotangent, seed: int, shrink: int, line
         line = _Line(backend, function, base, steps, h)
     else:
         base, steps, h = line.base, line.steps, line.h
-    ctx = context(function, base, backend) + LazyText(
+    ctx = context(function, args, backend) + LazyText(
         lambda: f"\nfrom vaespec.proofs_tests.laws.own_differences import check_own_differences\n"
                 f"check_own_differences(backend, {function!r}, args, {_shown(cotangent)}, seed={seed})"
                 "  # the law's comparison: raises")
