@@ -92,10 +92,10 @@ from .numerics import (
 from .signature import split_vjp
 from .validation import check_args, named
 
-__all__ = ["FALSE_ALARM_RATE", "FINITE_DIFFERENCE_DTYPES", "LOG_VAR_DOMAIN", "NARROW", "PRIMITIVE_ULPS", "REFERENCE_ULPS", "SAFETY", "TINY",
-           "UNIT_ROUNDOFF", "Bound", "bound", "chain_length", "distance_bound", "finite_difference_step",
-           "finite_difference_unsound", "function_bound", "gamma",
-           "reduction_length", "statistical_z", "sum_ulps", "vq_chain_length"]
+__all__ = ["FALSE_ALARM_RATE", "FINITE_DIFFERENCE_DTYPES", "LOG_VAR_DOMAIN", "NARROW", "PRIMITIVE_ULPS",
+           "REFERENCE_ULPS", "SAFETY", "TINY", "UNIT_ROUNDOFF", "Bound", "bound", "chain_length", "distance_bound",
+           "finite_difference_step", "finite_difference_unsound", "function_bound", "gamma", "reduction_length",
+           "statistical_z", "sum_ulps", "vq_chain_length"]
 
 # The log-variance range the laws draw from, |log σ²| ≤ this (checking.function_args clips to it).
 # It lies inside every dtype's stated domain (`vaespec.spec.domains`) for the strategies' sizes:
