@@ -41,7 +41,7 @@ criterion of `vaespec.spec.vq` is stated with it.
 **Finite differences of a backend's own function** (`network_gradients_eq_own_finite_differences`):
 a central difference D(t) = ⟨ȳ, f(θ + tv) − f(θ − tv)⟩/2t errs by truncation t²·|f‴(v,v,v)|/6 and by
 rounding (T₊ + T₋)/2t, T the policy's bound of one evaluation contracted with |ȳ| (≈ rel·M). The step
-`finite_difference_step(bound)` = ∛(3·rel) balances the two where |f‴| ≈ M (the textbook optimum
+`finite_difference_step(dtype, n, n_ops)` = ∛(3·rel) balances the two where |f‴| ≈ M (the textbook optimum
 (3ε/|f‴|)^(1/3) with ε = rel·M); the resolution, ≈ 17·rel^(2/3)·M, is useful only where rel is small:
 `FINITE_DIFFERENCE_DTYPES` (float64, float32). In bfloat16 a 16-op chain has rel ≈ 0.25, so the step
 would be ≈ 0.9 of the inputs' scale and the tolerance several times M (`finite_difference_unsound`).
@@ -108,14 +108,12 @@ LOG_VAR_DOMAIN: dict[str, float] = {"float64": 80.0, "float32": 80.0, "bfloat16"
 FINITE_DIFFERENCE_DTYPES = ("float64", "float32")
 
 
-def finite_difference_step(b: Bound) -> float:
+def finite_difference_step(dtype: str, n: int, n_ops: int = 0) -> float:
     """The step t = ∛(3·rel) of a central difference of a function whose evaluation the policy bounds by
-    `b` (`rel·M + floor`): it balances the truncation t²·|f‴|/6 against the rounding rel·M/t where
-    |f‴| ≈ M along the direction (directions are scaled to the inputs' size). float32, n = 64: rel =
-    4·γ₆₄(2⁻²⁴) ≈ 1.5·10⁻⁵, t ≈ 0.036; float64: t ≈ 4·10⁻⁵."""
-    if not isinstance(b, Bound):
-        raise DTypeError(f"b: expected a vaespec.spec.tolerances.Bound, got {describe(b)}")
-    return float(np.cbrt(3.0 * b.rel))
+    `bound(dtype, n, n_ops)` (`rel·M + floor`): it balances the truncation t²·|f‴|/6 against the rounding
+    rel·M/t where |f‴| ≈ M along the direction (directions are scaled to the inputs' size). float32, n = 64:
+    rel = 4·γ₆₄(2⁻²⁴) ≈ 1.5·10⁻⁵, t ≈ 0.036; float64: t ≈ 4·10⁻⁵. The errors of `bound` for bad arguments."""
+    return float(np.cbrt(3.0 * bound(dtype, n, n_ops).rel))
 
 
 def finite_difference_unsound(dtype: str) -> str | None:
@@ -124,8 +122,7 @@ def finite_difference_unsound(dtype: str) -> str | None:
     check_dtype(dtype)
     if dtype in FINITE_DIFFERENCE_DTYPES:
         return None
-    b = bound(dtype, 64, 16)
-    step = finite_difference_step(b)
+    b, step = bound(dtype, 64, 16), finite_difference_step(dtype, 64, 16)
     return (f"central differences cannot resolve a gradient in {dtype}: the policy bounds one evaluation by "
             f"rel = {b.rel:.2g}·M (16 rounded op results, u = {UNIT_ROUNDOFF[dtype]:.3g}), so the balanced step "
             f"∛(3·rel) = {step:.2g} of the inputs' scale is not small and the tolerance ≈ 24·rel·M/step = "

@@ -52,7 +52,7 @@ from ..strategies import vae as strategies
 from . import declared
 from .checking import Check, context, function_args, one_or_tuple, split_outputs
 from .compare import LawViolation, LazyText, as_input
-from .tolerance import function_bound, own_network_chain, own_network_tolerance, own_network_vjp_tolerance, tolerance
+from .tolerance import function_chain, own_network_chain, own_network_tolerance, own_network_vjp_tolerance, tolerance
 
 LAW = "network_gradients_eq_own_finite_differences"
 # The network functions with a VJP: every VAE-chapter function that takes an arch and has a differentiable argument.
@@ -86,12 +86,11 @@ def on_grid(value: np.ndarray, raw: np.ndarray, h: float, p: int) -> tuple[np.nd
 
 
 def _step_size(dtype: str, function: str, args) -> float:
-    """h = ∛(3·rel) of f's bound at `args` (`vaespec.spec.tolerances.finite_difference_step`)."""
+    """h = ∛(3·rel) of f's bound at `args` (`vaespec.spec.tolerances.finite_difference_step`): its declared chain,
+    or an own network's stated one."""
     if isinstance(args.get("arch"), OwnArchitecture):
-        b = policy.bound(dtype, *own_network_chain(function, args))
-    else:
-        b = function_bound(dtype, function, args)
-    return policy.finite_difference_step(b)
+        return policy.finite_difference_step(dtype, *own_network_chain(function, args))
+    return policy.finite_difference_step(dtype, *function_chain(function, args))
 
 
 def _flat(value) -> list[np.ndarray]:
