@@ -67,6 +67,14 @@ _LAWS: list[Law] = [
         "for a batch split into parts A and B: L(A ∪ B) = (|A|·L(A) + |B|·L(B)) / |A ∪ B| for mean batch reduction, "
         "L(A) + L(B) for sum", ("reconstruction_loss", "kl_divergence", "loss"), "batch ≥ 2, every preset",
         "roundoff", proofs=("batch_split_means",)),
+    Law("network_gradients_eq_own_finite_differences",
+        "for each network function f with a VJP (encode, decode, sample_latent, forward, generate, loss), a drawn "
+        "cotangent ȳ and direction v over its differentiable arguments: ⟨vjp(f)(ȳ), v⟩ = ⟨ȳ, f(θ + tv) − f(θ − tv)⟩"
+        " / 2t, the backend's own central difference at t = ∛(3·rel)/2 (rel the policy's bound of one evaluation); "
+        "judged where the differences at t and 2t agree and f's even part scales as t² (no kink within the step), "
+        "else at t/4, then t/16",
+        ("encode", "decode", "sample_latent", "forward", "generate", "loss"),
+        "any network, vaespec's or the backend's own; float64 and float32", "roundoff"),
     Law("reparameterize_key_eq_explicit_noise",
         "reparameterize_key(μ, lv, key) = (reparameterize(μ, lv, ε), key′) with (ε, key′) = normal(key, shape); "
         "deterministic given the key", ("reparameterize",), "any key", "roundoff", requires="reparameterize_key"),

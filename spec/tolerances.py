@@ -38,6 +38,14 @@ directly (Σ (z − e)²) or by the expanded form ‖z‖² − 2 z·e + ‖e‖
 most (|z| + |e|)² in size, so n = D + 3 roundings give SAFETY·γ_{D+3}·(‖z‖ + ‖e‖)². The near-tie
 criterion of `vaespec.spec.vq` is stated with it.
 
+**Finite differences of a backend's own function** (`network_gradients_eq_own_finite_differences`):
+a central difference D(t) = ⟨ȳ, f(θ + tv) − f(θ − tv)⟩/2t errs by truncation t²·|f‴(v,v,v)|/6 and by
+rounding (T₊ + T₋)/2t, T the policy's bound of one evaluation contracted with |ȳ| (≈ rel·M). The step
+`finite_difference_step(dtype, n, n_ops)` = ∛(3·rel) balances the two where |f‴| ≈ M (the textbook optimum
+(3ε/|f‴|)^(1/3) with ε = rel·M); the resolution, ≈ 17·rel^(2/3)·M, is useful only where rel is small:
+`FINITE_DIFFERENCE_DTYPES` (float64, float32). In bfloat16 a 16-op chain has rel ≈ 0.25, so the step
+would be ≈ 0.9 of the inputs' scale and the tolerance several times M (`finite_difference_unsound`).
+
 **Statistical laws** use a z-bound instead: see `statistical_z`. **Domains** (where a function
 is defined in a dtype, and the DomainError outside) are `vaespec.spec.domains`.
 
@@ -84,15 +92,42 @@ from .numerics import (
 from .signature import split_vjp
 from .validation import check_args, named
 
-__all__ = ["FALSE_ALARM_RATE", "LOG_VAR_DOMAIN", "NARROW", "PRIMITIVE_ULPS", "REFERENCE_ULPS", "SAFETY", "TINY",
-           "UNIT_ROUNDOFF", "Bound", "bound", "chain_length", "distance_bound", "function_bound", "gamma",
-           "reduction_length", "statistical_z", "sum_ulps", "vq_chain_length"]
+__all__ = ["FALSE_ALARM_RATE", "FINITE_DIFFERENCE_DTYPES", "LOG_VAR_DOMAIN", "NARROW", "PRIMITIVE_ULPS",
+           "REFERENCE_ULPS", "SAFETY", "TINY", "UNIT_ROUNDOFF", "Bound", "bound", "chain_length", "distance_bound",
+           "finite_difference_step", "finite_difference_unsound", "function_bound", "gamma", "reduction_length",
+           "statistical_z", "sum_ulps", "vq_chain_length"]
 
 # The log-variance range the laws draw from, |log σ²| ≤ this (checking.function_args clips to it).
 # It lies inside every dtype's stated domain (`vaespec.spec.domains`) for the strategies' sizes:
 # float16 (max 65504) overflows Σ exp(lv) over 30 entries once lv ≳ 7.7; float32's exponent
 # range overflows exp at 88.7 (80.4 for 4096 terms). Out here a law would test overflow, not the VAE.
 LOG_VAR_DOMAIN: dict[str, float] = {"float64": 80.0, "float32": 80.0, "bfloat16": 80.0, "float16": 6.0}
+
+
+# The dtypes in which a central difference of a backend's own function resolves its gradient (module doc).
+FINITE_DIFFERENCE_DTYPES = ("float64", "float32")
+
+
+def finite_difference_step(dtype: str, n: int, n_ops: int = 0) -> float:
+    """The step t = ∛(3·rel) of a central difference of a function whose evaluation the policy bounds by
+    `bound(dtype, n, n_ops)` (`rel·M + floor`): it balances the truncation t²·|f‴|/6 against the rounding
+    rel·M/t where |f‴| ≈ M along the direction (directions are scaled to the inputs' size). float32, n = 64:
+    rel = 4·γ₆₄(2⁻²⁴) ≈ 1.5·10⁻⁵, t ≈ 0.036; float64: t ≈ 4·10⁻⁵. The errors of `bound` for bad arguments."""
+    return float(np.cbrt(3.0 * bound(dtype, n, n_ops).rel))
+
+
+def finite_difference_unsound(dtype: str) -> str | None:
+    """Why central differences cannot check a gradient in `dtype` (not in `FINITE_DIFFERENCE_DTYPES`), with the
+    policy's numbers for a chain of 16 rounded op results, or None where they can."""
+    check_dtype(dtype)
+    if dtype in FINITE_DIFFERENCE_DTYPES:
+        return None
+    b, step = bound(dtype, 64, 16), finite_difference_step(dtype, 64, 16)
+    return (f"central differences cannot resolve a gradient in {dtype}: the policy bounds one evaluation by "
+            f"rel = {b.rel:.2g}·M (16 rounded op results, u = {UNIT_ROUNDOFF[dtype]:.3g}), so the balanced step "
+            f"∛(3·rel) = {step:.2g} of the inputs' scale is not small and the tolerance ≈ 24·rel·M/step = "
+            f"{24 * b.rel / step:.2g}·M exceeds the change it measures (checked in "
+            f"{' and '.join(FINITE_DIFFERENCE_DTYPES)}; docs/tolerances.md)")
 
 
 def function_bound(dtype: str, function: str, args: Mapping[str, Any], *, vjp: bool = False,

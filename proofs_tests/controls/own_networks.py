@@ -2,7 +2,9 @@
 
 Each control is `vaespec.impl.adapters.NetworkBackend` on `TinyVAE` (docs/porting.md §6.3's model: a Conv1d and
 LayerNorms over x [batch, 2, 6], μ and log σ² from one head, a network vaespec does not implement) with one bug
-of the kind a hand-written VAE has; only the structural laws can see them (the reference laws are n/a there).
+of the kind a hand-written VAE has; only the structural laws can see them (the reference laws are n/a there):
+the identities its forward functions break, or, for a wrong gradient under a right forward,
+`network_gradients_eq_own_finite_differences` (its VJPs against central differences of its own functions).
 
     vaespec check --backend vaespec.proofs_tests.controls.own_networks:LossForgetsBeta \
         --law loss_eq_reconstruction_add_kl
@@ -79,4 +81,28 @@ class EncoderCentresTheBatch(_OwnNetworkControl):
         return super()._encode(arch, params, x - x.mean(0, keepdim=True))
 
 
-CONTROLS = {c.__name__: c for c in (LossForgetsBeta, ForwardWithoutNoise, NoiseRowsFlipped, EncoderCentresTheBatch)}
+class DecoderGradientHalved(_OwnNetworkControl):
+    bug = "the backward pass scales the decoder's parameter gradients by ½ (a stray 0.5 in a hand-written VJP); the "\
+          "forward is right"
+    caught_by = "network_gradients_eq_own_finite_differences"
+
+    def vjp(self, function, args, cotangent):
+        grads = super().vjp(function, args, cotangent)
+        grads["params"] = {k: 0.5 * g if k.startswith("dec.") else g for k, g in grads["params"].items()}
+        return grads
+
+
+class SampleDetachedInLoss(_OwnNetworkControl):
+    bug = "the loss decodes z.detach(): its value is right, but the reconstruction's gradient never reaches the " \
+          "encoder (it learns from the KL alone)"
+    caught_by = "network_gradients_eq_own_finite_differences"
+
+    def torch_loss(self, arch, params, x, eps, beta, convention):
+        mu, log_var, z = self._sample(arch, params, x, eps)
+        x_hat = self.run(arch, params, self.decode_path, z.detach())
+        return reconstruction_loss(x_hat, x, convention, validate=False) + beta * kl_divergence(
+            mu, log_var, convention, validate=False)
+
+
+CONTROLS = {c.__name__: c for c in (LossForgetsBeta, ForwardWithoutNoise, NoiseRowsFlipped, EncoderCentresTheBatch,
+                                    DecoderGradientHalved, SampleDetachedInLoss)}

@@ -206,6 +206,16 @@ class KLGradientMissingHalf(NegativeControl):
         return grads
 
 
+class DecoderInputGradientHalved(NegativeControl):
+    bug = "vjp(decode) returns ½·∂x̂/∂z·ȳ for z (a stray 0.5 in the backward pass of the decoder's input); x̂ is right"
+    caught_by = "network_gradients_eq_own_finite_differences"
+
+    def decode_vjp(self, args, cotangent):
+        grads = self.reference_vjp("decode", args, cotangent)
+        grads["z"] = 0.5 * grads["z"]
+        return grads
+
+
 class LatentDetachedInLoss(NegativeControl):
     bug = "the loss gradient stops at z (a detached sample): the encoder learns only from the KL"
     caught_by = "loss_gradient_matches_reference"

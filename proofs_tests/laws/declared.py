@@ -53,6 +53,7 @@ from vaespec.spec.conventions import PRESETS, Convention, get_convention
 from vaespec.spec.errors import ConfigError
 from vaespec.spec.laws import LAWS
 from vaespec.spec.own import OwnArchitecture
+from vaespec.spec.tolerances import finite_difference_unsound
 
 from . import variants as _variants
 from .variants import VARIANTS  # what a backend may declare (each variant's functions and effect live there)
@@ -268,7 +269,10 @@ def unsupported_convention(backend, convention) -> str | None:
 OWN_NETWORK_LAWS = frozenset([
     "forward_eq_decode_reparameterize", "sample_latent_eq_reparameterize_encode", "generate_eq_decode_prior_sample",
     "loss_eq_reconstruction_add_kl", "loss_beta_zero_eq_reconstruction", "loss_monotone_in_beta",
-    "batch_permutation_equivariance", "reductions_consistent_under_batch_splitting"])
+    "batch_permutation_equivariance", "reductions_consistent_under_batch_splitting",
+    "network_gradients_eq_own_finite_differences"])
+# Laws that hold only in the dtypes where their check is sound: the law → the dtypes' reason (None where it runs).
+DTYPE_LIMITED = {"network_gradients_eq_own_finite_differences": finite_difference_unsound}
 
 
 def _network_function(function: str) -> bool:
@@ -298,6 +302,10 @@ def not_applicable(law: str, backend) -> str | None:
     own = own_networks_not_applicable(law, backend)
     if own:
         return own
+    if law in DTYPE_LIMITED:
+        unsound = DTYPE_LIMITED[law](str(getattr(backend, "dtype", "float64")))
+        if unsound:
+            return unsound
     if law in STREAM_LAWS and not key_stream(backend):
         return ("compares with vaespec's key stream, which the backend does not declare (key_stream = 'vaespec'); "
                 "its draws are checked by the property laws")

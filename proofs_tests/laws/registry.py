@@ -9,6 +9,7 @@ from . import bayes as laws_bayes
 from . import differential as laws_differential
 from . import estimators as laws_estimators
 from . import identities as laws_identities
+from . import own_differences as laws_own_differences
 from . import quantizers as laws_quantizers
 from . import statistical as laws_statistical
 from . import vq as laws_vq
@@ -18,7 +19,8 @@ from .checking import Check
 
 CHECKS: dict[str, Check] = {**laws_identities.CHECKS, **laws_statistical.CHECKS, **laws_differential.CHECKS,
                             **laws_vq.CHECKS, **laws_vq_codebook.CHECKS, **laws_vq_positions.CHECKS,
-                            **laws_estimators.CHECKS, **laws_bayes.CHECKS, **laws_quantizers.CHECKS}
+                            **laws_estimators.CHECKS, **laws_bayes.CHECKS, **laws_quantizers.CHECKS,
+                            **laws_own_differences.CHECKS}
 
 _missing = sorted(set(LAWS) - set(CHECKS))
 _unregistered = sorted(set(CHECKS) - set(LAWS))

@@ -119,14 +119,37 @@ def own_network_tolerance(dtype: str, function: str, args: Mapping[str, Any], lh
     terms, 8 more ops); and M, in place of the reference's absolute-value magnitude, the larger of the two sides'
     largest |entry| of each output (one scale per output: a network's cancellations stay covered as long as they
     leave values of that scale elsewhere in the output). docs/tolerances.md, "a backend's own network"."""
-    arch = args["arch"]
-    n, n_ops = arch.rounding_chain
-    if function == "loss":
-        n, n_ops = n + int(np.shape(args["x"])[0]) * arch.input_size, n_ops + 8
-    b = policy.bound(dtype, n, n_ops)
+    b = policy.bound(dtype, *own_network_chain(function, args))
 
     def scale(a, b_):
         if isinstance(a, (tuple, list)):
             return tuple(scale(x, y) for x, y in zip(a, b_))
         return max(float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(b_), initial=0.0)))
     return tolerance_from(b, scale(lhs, rhs), sides)
+
+
+def own_network_chain(function: str, args: Mapping[str, Any], *, vjp: bool = False) -> tuple[int, int]:
+    """(n, n_ops) of `function` through a backend's own network (`args["arch"]` an `OwnArchitecture`): its
+    stated `rounding_chain`, plus, for `loss`, the reductions over the batch and the event (`batch · ∏ input_shape`
+    terms, 8 more ops); with `vjp`, as for vaespec's networks (`vaespec.spec.chains`), the forward chain, the
+    backward chain (as long again) and the batch sum of the weight gradients: (2n + batch, 2·n_ops)."""
+    arch = args["arch"]
+    n, n_ops = arch.rounding_chain
+    batch = int(np.shape(args["x"] if "x" in args else args["z"] if "z" in args else args["eps"])[0])
+    if function == "loss":
+        n, n_ops = n + batch * arch.input_size, n_ops + 8
+    return (2 * n + batch, 2 * n_ops) if vjp else (n, n_ops)
+
+
+def own_network_vjp_tolerance(dtype: str, function: str, args: Mapping[str, Any], gradient, *, sides: int = 1):
+    """The tolerance of `vjp(function, args, ȳ)` through a backend's own network, like `gradient` (its result):
+    `sides · rel · M + floor` with `(rel, floor) = bound(dtype, *own_network_chain(function, args, vjp=True))` and
+    M, per array (each parameter, each input), its largest |entry| (`own_network_tolerance`'s scale, for the
+    backward pass)."""
+    b = policy.bound(dtype, *own_network_chain(function, args, vjp=True))
+
+    def scale(g):
+        if isinstance(g, Mapping):
+            return {k: scale(v) for k, v in g.items()}
+        return float(np.max(np.abs(g), initial=0.0))
+    return tolerance_from(b, scale(gradient), sides)

@@ -36,7 +36,8 @@ INVISIBLE = {
     "TiesToLastIndexAtPositions": "the vectors' positioned z_e are normal draws, without exact ties (the tie law "
                                   "draws small integers for those)",
     **{name: "the vectors are computed on vaespec's networks; a backend's own network (TinyVAE) meets none of them"
-       for name in ("LossForgetsBeta", "ForwardWithoutNoise", "EncoderCentresTheBatch")},
+       for name in ("LossForgetsBeta", "ForwardWithoutNoise", "EncoderCentresTheBatch", "DecoderGradientHalved",
+                    "SampleDetachedInLoss")},
 }
 
 
