@@ -39,6 +39,7 @@ from vaespec.spec.dtypes import FORMULA_SWITCHES, KINKS
 from vaespec.spec.errors import ConfigError
 
 from . import sizes
+from .kinks import clear_inexact_kinks
 
 MAX_ABS_X = 3.0
 MAX_ABS_EPS = 4.0
@@ -228,7 +229,7 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
     """
     fields = _fields(fields, NETWORK_FIELDS, "network_examples")
     regime = draw(uniform_choice(REGIMES))
-    if arch is None and regime != "reach" and draw(st.integers(0, CONV_SHARE - 1)) == CONV_SHARE - 1:
+    if arch is None and regime != "reach" and draw(uniform_choice(range(CONV_SHARE))) == CONV_SHARE - 1:
         arch = draw(conv_architectures(activations=regime_activations(regime)))
     if arch is None:
         arch = draw(architectures(activations=regime_activations(regime), min_layers=int(regime != "seeded")))
@@ -251,6 +252,7 @@ def network_examples(draw, min_batch: int = 1, max_batch: int = 5, arch=None, fi
         inputs = next((n for n in ("x", "z", "eps") if n in args), None)
         if inputs:
             pin_kinks(arch, args["params"], "encoder" if inputs == "x" else "decoder", args[inputs])
+        clear_inexact_kinks(arch, args["params"], x=args.get("x"), z=args.get("z"), eps=args.get("eps"))
     return Example(args, {"regime": regime})
 
 
