@@ -30,7 +30,8 @@ import numpy as np
 
 from vaespec.reference import network
 from vaespec.reference.activations import get_activation
-from vaespec.reference.conv import ConvStack, _layers, _move, conv2d, conv_transpose2d
+from vaespec.reference.conv import ConvStack, conv2d, conv_transpose2d
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.dtypes import FORMATS, round_to
 from vaespec.spec.tolerances import SAFETY, UNIT_ROUNDOFF, gamma
 
@@ -129,6 +130,31 @@ def _linear(kind: str, stride: int, padding: int) -> Linear:
     return _dense
 
 
+def _conv_layers(arch, part: str) -> list[tuple[str, str, bool, int, int]]:
+    """(kind, name, activated, stride, padding) of a conv network's `part`, in order, from the architecture's
+    public layer lists (spec.conv's layout: docs/math.md), with the reshapes and channel moves as kinds."""
+    s, p = arch.stride, arch.padding
+    deconvs = arch.decoder_deconvs()
+    tail = [("deconv", n, i < len(deconvs) - 1, s, p) for i, (n, _, _) in enumerate(deconvs)]
+    convs = [("conv", n, True, s, p) for n, _, _ in arch.encoder_convs()]
+    if isinstance(arch, ConvVQArchitecture):
+        if part == "encoder":
+            return convs + [("conv", "encoder_to_embedding", False, 1, 0), ("channels_last", "", False, 0, 0)]
+        return [("channels_first", "", False, 0, 0), ("conv", "decoder_from_embedding", True, 1, 0)] + tail
+    if part == "encoder":
+        return convs + [("flatten", "", False, 0, 0)]
+    return [("dense", "decoder_dense", True, 0, 0), ("unflatten", "", False, 0, 0)] + tail
+
+
+def _move(arch, kind: str, h: np.ndarray) -> np.ndarray:
+    """A reshape (flatten, unflatten) or a channels transposition, as the networks apply them."""
+    if kind == "flatten":
+        return h.reshape(h.shape[0], -1)
+    if kind == "unflatten":
+        return h.reshape(h.shape[0], *arch.feature_shapes()[-1])
+    return np.ascontiguousarray(np.moveaxis(h, 1, -1) if kind == "channels_last" else np.moveaxis(h, -1, 1))
+
+
 def _walk(arch, params: dict, part: str, h: np.ndarray, m_h: np.ndarray, inexact: np.ndarray, moves: list,
           depth: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
     """Through `part` ("encoder" or "decoder") of `arch` from h (magnitude m_h, `inexact` entries, `depth`
@@ -137,7 +163,7 @@ def _walk(arch, params: dict, part: str, h: np.ndarray, m_h: np.ndarray, inexact
     stack = network.encoder(arch) if part == "encoder" else network.decoder(arch)
     act = get_activation(arch.activation)
     if isinstance(stack, ConvStack):
-        layers: Sequence = _layers(arch, part)
+        layers: Sequence = _conv_layers(arch, part)
         heads = list(arch.HEADS) if stack.heads else []
     else:
         layers = [("dense", n, True, 0, 0) for n in stack.hidden]
