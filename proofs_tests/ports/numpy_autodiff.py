@@ -99,6 +99,55 @@ class Tape:
             return out
         return self._op(a.value[index], (a, pull))
 
+    def conv2d(self, x: Var, kernel: Var, stride: int, padding: int) -> Var:
+        """The cross-correlation y[b,o,i,j] = Σ_{c,p,q} x̃[b,c,s·i+p,s·j+q]·K[p,q,c,o] (x̃: x zero-padded by p,
+        K [k, k, in, out]); its pullbacks K̄ = Σ windows ⊗ ȳ and x̄ = the windows' scatter of ȳ·Kᵀ, cropped."""
+        k, s, p = kernel.value.shape[0], stride, padding
+        padded = np.pad(x.value, ((0, 0), (0, 0), (p, p), (p, p)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+        out_h, out_w = windows.shape[2], windows.shape[3]
+
+        def pull_x(g):
+            grown = np.zeros_like(padded)
+            for i in range(k):
+                for j in range(k):
+                    grown[:, :, i:i + s * out_h:s, j:j + s * out_w:s] += np.einsum("bohw,co->bchw", g,
+                                                                                   kernel.value[i, j])
+            return grown[:, :, p:grown.shape[2] - p, p:grown.shape[3] - p]
+
+        return self._op(np.einsum("bchwpq,pqco->bohw", windows, kernel.value), (x, pull_x),
+                        (kernel, lambda g: np.einsum("bchwpq,bohw->pqco", windows, g)))
+
+    def conv_transpose2d(self, x: Var, kernel: Var, stride: int, padding: int) -> Var:
+        """The transposed convolution ỹ[b,o,s·i+p,s·j+q] += Σ_c x[b,c,i,j]·K[p,q,c,o], cropped by the padding on
+        each side (the adjoint of `conv2d` in x); its pullbacks read ȳ zero-padded back at the same windows."""
+        k, s, p = kernel.value.shape[0], stride, padding
+        batch, _, h, w = x.value.shape
+        full = np.zeros((batch, kernel.value.shape[3], (h - 1) * s + k, (w - 1) * s + k), dtype=self.dtype)
+        for i in range(k):
+            for j in range(k):
+                full[:, :, i:i + s * h:s, j:j + s * w:s] += np.einsum("bchw,co->bohw", x.value, kernel.value[i, j])
+
+        def taps(g):
+            return np.pad(g, ((0, 0), (0, 0), (p, p), (p, p)))
+
+        def pull_x(g):
+            g = taps(g)
+            return sum(np.einsum("bohw,co->bchw", g[:, :, i:i + s * h:s, j:j + s * w:s], kernel.value[i, j])
+                       for i in range(k) for j in range(k))
+
+        def pull_kernel(g):
+            g = taps(g)
+            return np.stack([np.stack([np.einsum("bchw,bohw->co", x.value, g[:, :, i:i + s * h:s, j:j + s * w:s])
+                                       for j in range(k)]) for i in range(k)])
+
+        return self._op(full[:, :, p:full.shape[2] - p, p:full.shape[3] - p], (x, pull_x), (kernel, pull_kernel))
+
+    def moveaxis(self, a: Var, source: int, destination: int) -> Var:
+        """a with one axis moved (exact); its pullback moves it back."""
+        return self._op(np.moveaxis(a.value, source, destination),
+                        (a, lambda g: np.moveaxis(g, destination, source)))
+
     def stop(self, a: Var) -> Var:
         """The value of `a` with no gradient (stop-gradient)."""
         return Var(a.value)

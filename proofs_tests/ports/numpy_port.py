@@ -22,6 +22,8 @@ from scipy.special import erfc
 
 from vaespec.spec.architecture import ELU_ALPHA, LEAKY_RELU_SLOPE
 from vaespec.spec.contract import FUNCTIONS, validate_args
+from vaespec.spec.conv import ConvArchitecture
+from vaespec.spec.conv_vq import ConvVQArchitecture
 from vaespec.spec.conventions import get_convention
 from vaespec.spec.errors import ConfigError, ShapeError
 from vaespec.spec.keys import normal, randint
@@ -82,6 +84,7 @@ class NumpyPort:
 
     device = "cpu"
     chapters = CHAPTERS
+    architectures = ("dense", "conv", "conv_vq")  # the convolutions written here (`numpy_autodiff.Tape.conv2d`)
     key_stream = "vaespec"  # init_codebook and reset_dead_codes draw from vaespec.spec.keys (docs/porting.md §3.6)
 
     def __init__(self, dtype: str = "float64", ftz: bool = False):
@@ -103,11 +106,42 @@ class NumpyPort:
             h = t.unary(self._dense(t, p, name, h), value, derivative)
         return h
 
+    def _conv(self, t, arch, p, name: str, h: Var, transposed: bool = False, one_by_one: bool = False) -> Var:
+        """A (transposed) convolution of `arch`'s kernel size, stride and padding (a 1×1 one: stride 1, no
+        padding), its bias added per channel."""
+        s, pad = (1, 0) if one_by_one else (arch.stride, arch.padding)
+        y = (t.conv_transpose2d if transposed else t.conv2d)(h, p[f"{name}.kernel"], s, pad)
+        return t.add(y, t.reshape(p[f"{name}.bias"], (1, -1, 1, 1)))
+
+    def _convs(self, t, arch, p, h: Var) -> Var:
+        act = ACTIVATIONS[arch.activation]
+        for name, _, _ in arch.encoder_convs():
+            h = t.unary(self._conv(t, arch, p, name, h), *act)
+        return h
+
+    def _deconvs(self, t, arch, p, h: Var) -> Var:
+        deconvs = arch.decoder_deconvs()
+        for i, (name, _, _) in enumerate(deconvs):
+            h = self._conv(t, arch, p, name, h, transposed=True)
+            h = t.unary(h, *ACTIVATIONS[arch.activation]) if i < len(deconvs) - 1 else h  # x̂: no activation
+        return h
+
     def _encode(self, t, a):
-        h = self._hidden(t, a["arch"], a["params"], a["arch"].encoder_layers(), a["x"])
+        arch = a["arch"]
+        if isinstance(arch, ConvArchitecture):  # convolutions, then μ and log σ² on the flattened map
+            h = self._convs(t, arch, a["params"], a["x"])
+            h = t.reshape(h, (h.value.shape[0], -1))
+        else:
+            h = self._hidden(t, arch, a["params"], arch.encoder_layers(), a["x"])
         return self._dense(t, a["params"], "mu", h), self._dense(t, a["params"], "log_var", h)
 
     def _decode(self, t, arch, p, z):
+        if isinstance(arch, ConvArchitecture):  # the dense layer (activated), unflattened, transposed convolutions
+            h = t.unary(self._dense(t, p, "decoder_dense", z), *ACTIVATIONS[arch.activation])
+            return self._deconvs(t, arch, p, t.reshape(h, (h.value.shape[0], *arch.feature_shapes()[-1])))
+        if isinstance(arch, ConvVQArchitecture):  # z_q [B, H′, W′, E] channels-first, the 1×1 conv, the deconvs
+            h = self._conv(t, arch, p, "decoder_from_embedding", t.moveaxis(z, -1, 1), one_by_one=True)
+            return self._deconvs(t, arch, p, t.unary(h, *ACTIVATIONS[arch.activation]))
         return self._dense(t, p, "decoder_output", self._hidden(t, arch, p, arch.decoder_layers(), z))
 
     def _reparameterize(self, t, mu, log_var, eps):
@@ -154,7 +188,11 @@ class NumpyPort:
         return t.mean(t.mul(diff, diff), None)
 
     def _vq_encode(self, t, a):
-        h = self._hidden(t, a["arch"], a["params"], a["arch"].encoder_layers(), a["x"])
+        arch = a["arch"]
+        if isinstance(arch, ConvVQArchitecture):  # convolutions, the 1×1 one to the embedding, channels-last
+            h = self._convs(t, arch, a["params"], a["x"])
+            return t.moveaxis(self._conv(t, arch, a["params"], "encoder_to_embedding", h, one_by_one=True), 1, -1)
+        h = self._hidden(t, arch, a["params"], arch.encoder_layers(), a["x"])
         return self._dense(t, a["params"], "encoder_to_embedding", h)
 
     def _vq_forward(self, t, a):

@@ -188,3 +188,49 @@ def test_wrong_convolutions_are_rejected(forward, transpose):
                                                  padding=1)
         np.testing.assert_allclose(conv.conv_transpose2d(u, back, np.zeros(3), 2, 1), t.numpy(), rtol=0, atol=1e-13)
         assert _padding_off_by_one(u, back, np.zeros(3), 2, 1).shape != tuple(t.shape)  # 6×6, not the 8×8 back
+
+
+# ----------------------------------------------------------------------------- the laws meet it
+def _network_laws() -> list[str]:
+    """The VAE chapter's laws that read a network function (an `arch` argument): they draw the conv VAE."""
+    from vaespec.spec.contract import FUNCTIONS
+    from vaespec.spec.laws import LAWS
+
+    return [name for name, law in LAWS.items() if law.chapter == "vae"
+            and any(a.kind == "arch" for f in law.functions for a in FUNCTIONS[f].args)]
+
+
+def test_every_vae_network_law_runs_on_the_conv_vae():
+    """In the ci profile (the examples `vaespec check` and the suite draw) every VAE law that takes a network is
+    handed ConvArchitecture examples (`strategies.vae.CONV_SHARE`), and the reference holds it on them: a
+    reference subclass (so the `*_matches_reference` laws run too) counting the examples each law checked."""
+    from vaespec.proofs_tests.check.runner import run_law
+    from vaespec.proofs_tests.laws import registry
+    from vaespec.proofs_tests.laws.checking import Check
+    from vaespec.proofs_tests.strategies.profiles import profile_settings
+    from vaespec.reference import ReferenceBackend
+
+    class Counting(ReferenceBackend):
+        name = "counting-reference"
+
+    laws = _network_laws()
+    assert len(laws) == 20, laws  # encode … loss × value and gradient, and the eight structural laws
+    counts: dict[str, dict[str, int]] = {}
+    for law in laws:
+        seen = counts.setdefault(law, {"conv": 0, "dense": 0})
+        check = registry.CHECKS[law]
+
+        def run(backend, example, draw, check=check, seen=seen):
+            ratio = check.run(backend, example, draw)
+            seen["conv" if isinstance(example.args["arch"], ConvArchitecture) else "dense"] += 1
+            return ratio
+
+        registry.CHECKS[law] = Check(check.law, check.strategy, run)
+        try:
+            result = run_law(law, Counting(), profile_settings("ci"))
+        finally:
+            registry.CHECKS[law] = check
+        assert result.verdict == "pass", (law, result.message)
+    print("\nconv VAE examples of the ci profile:", {k: f"{v['conv']}/{v['conv'] + v['dense']}"
+                                                     for k, v in counts.items()})
+    assert all(v["conv"] > 0 for v in counts.values()), {k: v for k, v in counts.items() if not v["conv"]}

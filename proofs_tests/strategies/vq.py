@@ -29,6 +29,7 @@ from vaespec.spec.init import init_codebook
 from vaespec.spec.tolerances import distance_bound
 
 from . import sizes
+from .kinks import clear_inexact_kinks
 from .vae import (
     CONV_LAYOUTS,
     MAX_ABS_X,
@@ -236,6 +237,7 @@ def vq_examples(draw, min_batch: int = 1, max_batch: int = 6, arch=None, fields=
                              else arrays((batch, arch.input_size), -MAX_ABS_X, MAX_ABS_X))
         if regime == "kinks":
             pin_kinks(arch, args["params"], "encoder", args["x"])
+            clear_inexact_kinks(arch, args["params"], x=args["x"], codebook=args.get("codebook"))
     later = {
         "commitment_weight": lambda: draw(st.one_of(st.just(0.25), st.just(0.0), floats(0.0, 2.0))),
         "convention": lambda: draw(conventions()),
