@@ -214,7 +214,8 @@ def test_every_vae_network_law_runs_on_the_conv_vae():
         name = "counting-reference"
 
     laws = _network_laws()
-    assert len(laws) == 20, laws  # encode … loss × value and gradient, and the eight structural laws
+    # encode … loss × value and gradient, the eight structural laws and the own-finite-difference gradient law
+    assert len(laws) == 21, laws
     counts: dict[str, dict[str, int]] = {}
     for law in laws:
         seen = counts.setdefault(law, {"conv": 0, "dense": 0})
