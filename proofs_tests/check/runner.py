@@ -198,15 +198,16 @@ class _Draws:
         self.data, self.record, self.count = data, record, 0
 
     def __call__(self, strategy):
-        key = repr(strategy)
         self.count += 1
         if self.count > len(self.record):
             value = self.data.draw(strategy)
-            self.record.append((key, copy.deepcopy(value)))
+            self.record.append((strategy, copy.deepcopy(value)))
             return value
         recorded, value = self.record[self.count - 1]
-        if recorded != key:
-            raise _Diverged(key)
+        # The same object (the strategies' factories cache them) is the same strategy; a repr, of a lazy
+        # strategy built anew, costs more than many draws, so it is compared only when the objects differ.
+        if recorded is not strategy and repr(recorded) != repr(strategy):
+            raise _Diverged(repr(strategy))
         return copy.deepcopy(value)
 
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from vaespec.spec.quantizers import LEVELS, fsq_constants
 
 from . import sizes
-from .vae import Builder, Example, floats
+from .vae import Builder, Example, floats, strategy_cache
 from .vq import MAX_BATCH_WITH_POSITIONS, MAX_POSITION_AXES, MIN_DECAY, MIN_EPSILON, positions
 
 MAX_ABS_Z = 4.0
@@ -39,20 +39,34 @@ def boundaries(level: int) -> np.ndarray:
     return np.arctanh((ks + o) / h) - s
 
 
+_KINDS = st.sampled_from(("uniform", "uniform", "boundary", "boundary", "zero", "large"))
+_UNIFORM = floats(-MAX_ABS_Z, MAX_ABS_Z)
+_ZEROS = st.sampled_from((0.0, 1e-12, -1e-12, 1e-6, -1e-6))
+_LARGE = st.sampled_from((-8.0, 8.0))
+_NUDGES = st.sampled_from(NUDGES)
+
+
+@strategy_cache
+def _boundary_points(level: int):
+    points = boundaries(level)
+    return None if points.size == 0 else st.sampled_from([float(p) for p in points])
+
+
+@strategy_cache  # one strategy per level: drawn once per entry of z
 @st.composite
 def z_entries(draw, level: int) -> float:
     """One entry of z for a coordinate with `level` levels (see the module doc)."""
-    kind = draw(st.sampled_from(("uniform", "uniform", "boundary", "boundary", "zero", "large")))
+    kind = draw(_KINDS)
     if kind == "uniform":
-        return draw(floats(-MAX_ABS_Z, MAX_ABS_Z))
+        return draw(_UNIFORM)
     if kind == "zero":
-        return draw(st.sampled_from((0.0, 1e-12, -1e-12, 1e-6, -1e-6)))
+        return draw(_ZEROS)
     if kind == "large":
-        return draw(st.sampled_from((-8.0, 8.0)))
-    points = boundaries(level)
-    if points.size == 0:
+        return draw(_LARGE)
+    points = _boundary_points(level)
+    if points is None:
         return 0.0
-    return float(draw(st.sampled_from(list(points)))) + draw(st.sampled_from(NUDGES))
+    return draw(points) + draw(_NUDGES)
 
 
 @st.composite

@@ -13,6 +13,8 @@ The mode is read when an example is drawn, so strategies built at import time fo
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import strategies as st
 
 _MODE = {"fixed": False}
@@ -41,7 +43,12 @@ def _at(profile: str, low: int, high: int) -> int:
 def size(low: int, high: int):
     """A size in [low, high]: any (default), or under fixed shapes the end or middle of the range that
     the example's shape profile names (`PROFILES`), the same profile for every size of the example."""
-    if not _MODE["fixed"]:
+    return _size(_MODE["fixed"], low, high)
+
+
+@functools.lru_cache(maxsize=1024)  # one strategy per range and mode, not one per draw (`strategies.vae.floats`)
+def _size(fixed: bool, low: int, high: int):
+    if not fixed:
         return st.integers(low, high)
     return _PROFILE.map(lambda profile: _at(profile, low, high))
 
@@ -49,6 +56,11 @@ def size(low: int, high: int):
 def layer_widths(max_layers: int, max_width: int, min_layers: int = 0):
     """Hidden-layer widths, `min_layers` to `max_layers` layers of 1 to `max_width` units (fixed shapes:
     as many layers and as wide as the example's profile says, every layer the same width)."""
-    if not _MODE["fixed"]:
+    return _layer_widths(_MODE["fixed"], max_layers, max_width, min_layers)
+
+
+@functools.lru_cache(maxsize=1024)
+def _layer_widths(fixed: bool, max_layers: int, max_width: int, min_layers: int):
+    if not fixed:
         return st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)
     return st.tuples(size(min_layers, max_layers), size(1, max_width)).map(lambda lw: [lw[1]] * lw[0])

@@ -22,6 +22,7 @@ the network stays in range).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,13 @@ MAX_ABS_MU = 5.0
 MAX_ABS_LOG_VAR = 20.0
 
 
+# The strategy factories below are called inside composite strategies, once per example drawn; each call used to
+# build a new strategy that Hypothesis then validated and inspected again (`validate`, `is_empty`, …: ~8 % of
+# a law run). Strategies are immutable, so one object per distinct argument serves every draw alike.
+strategy_cache = functools.lru_cache(maxsize=4096)
+
+
+@strategy_cache
 def floats(low: float, high: float):
     """Finite float64 values in [low, high], no subnormals."""
     return st.floats(low, high, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64)
@@ -56,14 +64,21 @@ def floats(low: float, high: float):
 
 def arrays(shape, low: float, high: float):
     """float64 arrays of `shape` with elements in [low, high]."""
+    return _arrays(tuple(int(n) for n in np.atleast_1d(shape)) if np.ndim(shape) else int(shape), low, high)
+
+
+@strategy_cache
+def _arrays(shape, low: float, high: float):
     return hnp.arrays(np.float64, shape, elements=floats(low, high))
 
 
+@strategy_cache
 def conventions():
     """Every named convention preset."""
     return st.sampled_from(sorted(PRESETS)).map(get_convention)
 
 
+@strategy_cache
 def betas(high: float = 10.0):
     """β ∈ {0} ∪ [0, high]: zero is drawn on purpose (β = 0 is a law)."""
     return st.one_of(st.just(0.0), floats(0.0, high))
@@ -117,7 +132,11 @@ def example_shape(arch) -> tuple[int, ...]:
 def uniform_choice(options):
     """One of `options`, each about equally often (a wide integer modulo the count: Hypothesis's own
     `sampled_from` favours some options by a factor of 4 or more in a run), shrinking to the first."""
-    options = tuple(options)
+    return _uniform_choice(tuple(options))
+
+
+@strategy_cache
+def _uniform_choice(options: tuple):
     return st.integers(0, 2**16 - 1).map(lambda i: options[i % len(options)])
 
 
@@ -191,6 +210,7 @@ def pin_kinks(arch, params, stack: str, inputs: np.ndarray) -> None:
     params[f"{name}.bias"] = -(inputs[0] @ kernel)
 
 
+@strategy_cache
 def integer_arrays(shape):
     """float64 arrays of `shape` with entries in {−2, −1, 0, 1, 2} (the `kinks` regime's inputs)."""
     return hnp.arrays(np.float64, shape, elements=st.sampled_from(SMALL_INTEGERS))
