@@ -121,6 +121,9 @@ def round_to(dtype: str, value: npt.ArrayLike) -> npt.NDArray[np.float64]:
     x = np.asarray(value, dtype=np.float64)
     if dtype == "float64":
         return x.copy()
+    if dtype == "float32":  # the hardware's IEEE cast (ties to even, subnormals, ±inf past the range): ~10× fewer steps
+        with np.errstate(over="ignore"):
+            return x.astype(np.float32).astype(np.float64)
     p, e_min, e_max = FORMATS[dtype]
     finite = np.isfinite(x) & (x != 0)
     safe = np.where(finite, x, 1.0)
