@@ -71,7 +71,10 @@ def _run(name: str, module: Callable[..., Any], inputs: dict) -> Any:
 
 def _encode(encoder: Callable[..., Any], x: Tensor) -> tuple[Tensor, Tensor]:
     _module("encoder", encoder)
-    _tensor("x", x, 2)
+    _tensor("x", x)
+    if x.dim() < 2:
+        raise ShapeError(f"x: expected [batch, *event] (rank ≥ 2: [batch, input] dense, [batch, C, H, W] conv), got "
+                         f"shape {tuple(x.shape)}")
     out = _run("encoder", encoder, {"x": x})
     if not isinstance(out, Mapping) or not all(isinstance(out.get(k), Tensor) for k in ("mu", "log_var")):
         raise DTypeError(f"encoder: expected it to return {{'mu': tensor, 'log_var': tensor}}, got {describe(out)}")
@@ -99,9 +102,11 @@ def log_importance_weights(encoder: Callable[..., Any], decoder: Callable[..., A
     likelihood callable (`contract_likelihood` makes one from the contract's name and `decoder_log_var`).
 
     **Arguments**
-    - `encoder`: returns `{"mu", "log_var"}` for `x`; `decoder`: maps `[..., latent]` to `[..., output]`.
-    - `x`: `[batch, input]`; `eps`: `[particles, batch, latent]` standard normal noise.
-    - `likelihood`: `(x̂, x) -> log p(x | z)` over the last axis.
+    - `encoder`: returns `{"mu", "log_var"}` for `x`; `decoder`: maps `[n, latent]` to `[n, *event]`.
+    - `x`: `[batch, *event]` (`[batch, input]` dense, `[batch, C, H, W]` conv); `eps`: `[particles, batch, latent]`
+      standard normal noise.
+    - `likelihood`: `(x̂, x) -> log p(x | z)` over the last axis; it receives x̂ `[particles, batch, ∏event]` and
+      x `[batch, ∏event]`, every event flattened in C order (an image is scored entry by entry).
 
     **Returns** `[particles, batch]`.
     """
@@ -114,7 +119,12 @@ def log_importance_weights(encoder: Callable[..., Any], decoder: Callable[..., A
                          f"encoder(x), got {tuple(eps.shape)}")
     z = mu + torch.exp(0.5 * log_var) * eps
     # log N(z; 0, I) − log N(z; μ, σ²) = ½ Σ_j (lv_j + ε_j² − z_j²): the ½ log 2π terms cancel.
-    ll = _run("likelihood", likelihood, {"decoder(z)": _run("decoder", decoder, {"z (from x and eps)": z}), "x": x})
+    x_hat = _run("decoder", decoder, {"z (from x and eps)": z.reshape(-1, z.shape[-1])})  # [K·B, *event]
+    if not isinstance(x_hat, Tensor) or x_hat.numel() != eps.shape[0] * x.numel():
+        raise ShapeError(f"decoder: expected [particles · batch, *event] = [{eps.shape[0] * x.shape[0]}, "
+                         f"{', '.join(map(str, x.shape[1:]))}] (x̂ shaped as x), got {describe(x_hat)}")
+    ll = _run("likelihood", likelihood, {"decoder(z)": x_hat.reshape(*eps.shape[:2], -1),
+                                         "x": x.reshape(x.shape[0], -1)})
     if not isinstance(ll, Tensor) or tuple(ll.shape) != tuple(eps.shape[:2]):
         raise ShapeError(f"likelihood: expected it to return [particles, batch] = {list(eps.shape[:2])}, got "
                          f"{describe(ll)}")

@@ -29,7 +29,8 @@ def _estimate(estimator: Callable[..., Tensor], inputs: Inputs) -> Outputs:
     """`estimator(encoder, decoder, x, eps, likelihood)` with the modules and the contract's likelihood."""
     encoder, decoder = inputs.modules("all")
     t = inputs.tensors
-    likelihood = contract_likelihood(inputs.args["likelihood"], t["decoder_log_var"])
+    # decoder_log_var [*event] flattened as log_importance_weights flattens x̂ and x ([output] dense: unchanged)
+    likelihood = contract_likelihood(inputs.args["likelihood"], t["decoder_log_var"].reshape(-1))
     return (estimator(encoder, decoder, t["x"], t["eps"], likelihood),)
 
 

@@ -74,6 +74,11 @@ def log_mean_exp_backward_magnitude(w, m_w, ct):
     return ct * softmax(w) * (1.0 + np.abs(w) + np.abs(m) + math.log(w.shape[0]) + 2.0 * np.max(m_w, axis=0))
 
 
+def _flat(x):
+    """x [B, *event] as [B, ∏event] (C order): a conv VAE's image, scored entry by entry as the dense one's row."""
+    return x.reshape(x.shape[0], -1)
+
+
 def weights(arch, params, x, eps, decoder_log_var, likelihood, function="log_importance_weights"):
     """Everything the log-weights and their VJP need: (log w [K, B], tape); log w is refused if not finite."""
     particles, batch, latent = eps.shape
@@ -83,12 +88,12 @@ def weights(arch, params, x, eps, decoder_log_var, likelihood, function="log_imp
         z = mu + sigma * eps
         finite(function, (mu, log_var, z))
         x_hat = network.apply(network.decoder(arch), params, z.reshape(particles * batch, latent))[0]
-        x_hat = x_hat.reshape(particles, batch, -1)
+        x_hat = x_hat.reshape(particles, batch, -1)  # [K, B, ∏event]: the likelihood sums every event entry
         finite(function, x_hat)
     if likelihood == "gaussian":
-        ll = gaussian(x_hat, x, np.broadcast_to(decoder_log_var, x_hat.shape))
+        ll = gaussian(x_hat, _flat(x), np.broadcast_to(decoder_log_var.reshape(-1), x_hat.shape))
     else:
-        ll = bernoulli(x_hat, x)
+        ll = bernoulli(x_hat, _flat(x))
     with np.errstate(over="ignore", invalid="ignore"):
         log_w = ll + 0.5 * np.sum(log_var + eps ** 2 - z ** 2, axis=-1)
     finite(function, log_w)
@@ -107,20 +112,21 @@ def weights_backward(a, d_log_w, function):
     particles, batch, latent = eps.shape
     _, t = weights(arch, params, x, eps, decoder_log_var, a["likelihood"], function)
     if a["likelihood"] == "gaussian":
-        d_x_hat, d_x, d_lv = gaussian_backward(t["x_hat"], x, np.broadcast_to(decoder_log_var, t["x_hat"].shape),
-                                                d_log_w)
-        d_decoder_log_var = d_lv.sum(axis=(0, 1))
+        d_x_hat, d_x, d_lv = gaussian_backward(t["x_hat"], _flat(x),
+                                                np.broadcast_to(decoder_log_var.reshape(-1), t["x_hat"].shape), d_log_w)
+        d_decoder_log_var = d_lv.sum(axis=(0, 1)).reshape(decoder_log_var.shape)
     else:
-        d_x_hat, d_x = bernoulli_backward(t["x_hat"], x, d_log_w)
+        d_x_hat, d_x = bernoulli_backward(t["x_hat"], _flat(x), d_log_w)
         d_decoder_log_var = np.zeros_like(decoder_log_var)
     grads = zero_gradients(params)
     z_flat = t["z"].reshape(particles * batch, latent)
-    d_z = network.backward(network.decoder(arch), params, z_flat, (d_x_hat.reshape(particles * batch, -1),), grads)
+    d_z = network.backward(network.decoder(arch), params, z_flat, (d_x_hat.reshape(particles * batch, *x.shape[1:]),),
+                           grads)
     d_z = d_z.reshape(particles, batch, latent) - d_log_w[..., None] * t["z"]
     d_mu = d_z.sum(axis=0)
     d_log_var = (d_z * 0.5 * t["sigma"] * eps).sum(axis=0) + 0.5 * d_log_w.sum(axis=0)[:, None]
     d_x_encoder = network.backward(network.encoder(arch), params, x, (d_mu, d_log_var), grads)
-    return finite_gradients(function, {"params": grads, "x": d_x_encoder + d_x.sum(axis=0),
+    return finite_gradients(function, {"params": grads, "x": d_x_encoder + d_x.sum(axis=0).reshape(x.shape),
                                        "decoder_log_var": d_decoder_log_var})
 
 
@@ -133,9 +139,9 @@ def weights_magnitude(a):
     m_x_hat = network.magnitude(network.decoder(arch), params, m_z.reshape(particles * batch, latent))[0]
     m_x_hat = m_x_hat.reshape(t["x_hat"].shape)
     if a["likelihood"] == "gaussian":
-        m_ll = gaussian_magnitude(x - t["x_hat"], m_x_hat, np.broadcast_to(dlv, m_x_hat.shape))
+        m_ll = gaussian_magnitude(_flat(x) - t["x_hat"], m_x_hat, np.broadcast_to(dlv.reshape(-1), m_x_hat.shape))
     else:
-        m_ll = bernoulli_magnitude(t["x_hat"], m_x_hat, x)
+        m_ll = bernoulli_magnitude(t["x_hat"], m_x_hat, _flat(x))
     m_w = m_ll + 0.5 * np.sum(m_lv + eps ** 2 + 2.0 * m_z ** 2, axis=-1)
     return log_w, m_w, {**t, "m_z": m_z, "m_lv": m_lv, "m_x_hat": m_x_hat}
 
@@ -144,23 +150,23 @@ def weights_backward_magnitude(a, t, dm):
     """`weights_backward` on magnitudes for the cotangent magnitude `dm` [K, B]."""
     arch, params, x, eps, dlv = a["arch"], a["params"], a["x"], a["eps"], a["decoder_log_var"]
     particles, batch, latent = eps.shape
-    x_hat, m_x_hat = t["x_hat"], t["m_x_hat"]
+    x_hat, m_x_hat, x_flat = t["x_hat"], t["m_x_hat"], _flat(x)
     if a["likelihood"] == "gaussian":
-        inv_var = np.exp(-np.broadcast_to(dlv, x_hat.shape))
-        spread = np.abs(x - x_hat) + m_x_hat
+        inv_var = np.exp(-np.broadcast_to(dlv.reshape(-1), x_hat.shape))
+        spread = np.abs(x_flat - x_hat) + m_x_hat
         d_x_hat = dm[..., None] * spread * inv_var
         d_x_direct = d_x_hat
-        d_dlv = np.sum(dm[..., None] * 0.5 * (1.0 + spread ** 2 * inv_var), axis=(0, 1))
+        d_dlv = np.sum(dm[..., None] * 0.5 * (1.0 + spread ** 2 * inv_var), axis=(0, 1)).reshape(dlv.shape)
     else:
-        d_x_hat = dm[..., None] * (np.abs(x) + 1.0 + 0.25 * m_x_hat)
+        d_x_hat = dm[..., None] * (np.abs(x_flat) + 1.0 + 0.25 * m_x_hat)
         d_x_direct = dm[..., None] * (np.abs(x_hat) + m_x_hat)
         d_dlv = np.zeros_like(dlv)
     grads = zero_gradients(params)
     flat = particles * batch
     d_z = network.magnitude_backward(network.decoder(arch), params, t["z"].reshape(flat, latent),
-                                     t["m_z"].reshape(flat, latent), (d_x_hat.reshape(flat, -1),), grads)
+                                     t["m_z"].reshape(flat, latent), (d_x_hat.reshape(flat, *x.shape[1:]),), grads)
     d_z = d_z.reshape(particles, batch, latent) + dm[..., None] * t["m_z"]
     d_mu, d_lv = reparameterize_backward_magnitude(t["log_var"], t["m_lv"], eps, d_z)
     d_lv = d_lv.sum(axis=0) + 0.5 * dm.sum(axis=0)[:, None]
     d_x = network.magnitude_backward(network.encoder(arch), params, x, np.abs(x), (d_mu.sum(axis=0), d_lv), grads)
-    return {"params": grads, "x": d_x + d_x_direct.sum(axis=0), "decoder_log_var": d_dlv}
+    return {"params": grads, "x": d_x + d_x_direct.sum(axis=0).reshape(x.shape), "decoder_log_var": d_dlv}

@@ -29,8 +29,9 @@ import numpy as np
 
 from .architecture import Architecture
 from .chains import REPARAMETERIZE, backward, decoder, encoder, total
+from .conv import ConvArchitecture
 from .errors import ConfigError, DomainError, show
-from .shapes import EVENT, Float, Int
+from .shapes import EVENT, INPUT_EVENT, OUTPUT_EVENT, Float, Int
 from .signature import Arg, Domain, FunctionSpec, Law, Output, split_vjp
 from .vae import output_matches_input
 from .validation import check_args, validate_in
@@ -40,9 +41,9 @@ LIKELIHOODS = ("gaussian", "bernoulli")
 # (found by proofs_tests/proofs `reference_constants`).
 LOG_2PI = 1.8378770664093456
 
-ARCH = Arg("arch", "arch", types=(Architecture,))
+ARCH = Arg("arch", "arch", types=(Architecture, ConvArchitecture))
 PARAMS = Arg("params", "params", differentiable=True)
-X = Arg("x", "array", ("batch", "input"), True,
+X = Arg("x", "array", ("batch", INPUT_EVENT), True,  # [batch, input] dense, [batch, C, H, W] conv
         "finite reals; with the bernoulli likelihood 0 ≤ x ≤ 1 (binary data or probabilities)")
 # The likelihoods score whole examples: [batch, *event] ([batch, output] for the dense network's), summed over
 # every event axis (the log-density of the example), as reconstruction_loss's features are all ∏event entries.
@@ -54,8 +55,8 @@ BINARY_TARGET = Arg("x", "array", ("batch", EVENT), True, "0 ≤ x ≤ 1 (binary
                     low=0.0, high=1.0)
 LOG_WEIGHTS = Arg("log_weights", "array", ("particles", "batch"), True, "finite reals, K ≥ 1 particles")
 EPS = Arg("eps", "array", ("particles", "batch", "latent"), False, "finite reals (standard normal noise), K ≥ 1")
-DECODER_LOG_VAR = Arg("decoder_log_var", "array", ("output",), True,
-                      "finite reals: the Gaussian decoder's log σ² per feature, fixed or learned "
+DECODER_LOG_VAR = Arg("decoder_log_var", "array", (OUTPUT_EVENT,), True,  # [output] dense, [C, H, W] conv
+                      "finite reals: the Gaussian decoder's log σ² per entry of x̂'s event, fixed or learned "
                       "(read only by the gaussian likelihood)")
 LIKELIHOOD = Arg("likelihood", "likelihood", domain="'gaussian' or 'bernoulli'", choices=LIKELIHOODS)
 TABLE = Arg("table", "array", ("categories", "embedding"), True, "finite reals, one row per category")
@@ -169,7 +170,7 @@ _fns = (
              "elbo = (1/K) Σ_k log w_k  (Monte-Carlo ELBO with K particles)", _elbo_chain),
     _network("iwae_bound", Output("bound", ("batch",)),
              "iwae = log_mean_exp_k(log w_k)  (importance-weighted bound; estimates log p(x))", _iwae_chain),
-    FunctionSpec("reconstruct", (ARCH, PARAMS, X), (Output("x_hat", ("batch", "output")),),
+    FunctionSpec("reconstruct", (ARCH, PARAMS, X), (Output("x_hat", ("batch", OUTPUT_EVENT)),),
                  "reconstruct(x) = decode(μ(x)) = forward(x, 0)  (quivers' encoder >> decoder at the posterior "
                  "mean)", "estimators", chain=lambda s: total(decoder(s["arch"]), encoder(s["arch"]))),
     FunctionSpec("embedding_lookup", (TABLE, CATEGORY), (Output("embedded", ("batch", "embedding")),),

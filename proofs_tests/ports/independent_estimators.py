@@ -40,11 +40,13 @@ def _log_weights(a):
     mu, log_var = encode(a["arch"], a["params"], a["x"])
     sigma = torch.exp(0.5 * log_var)
     z = reparameterize(mu, log_var, a["eps"])
-    x_hat = decode(a["arch"], a["params"], z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)  # addmm is 2-D
+    event = tuple(a["x"].shape[1:])  # (D,) dense, (C, H, W) conv: x̂ [K, B, *event], scored over its event axes
+    x_hat = decode(a["arch"], a["params"], z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], *event)  # addmm is 2-D
+    axes = tuple(range(-len(event), 0))
     if a["likelihood"] == "gaussian":
-        log_lik = _gaussian(x_hat, a["x"], a["decoder_log_var"].expand_as(x_hat))
+        log_lik = _gaussian(x_hat, a["x"], a["decoder_log_var"].expand_as(x_hat), axes)
     else:
-        log_lik = _bernoulli(x_hat, a["x"])
+        log_lik = _bernoulli(x_hat, a["x"], axes)
     prior = Normal(torch.zeros_like(z), torch.ones_like(z), validate_args=False).log_prob(z).sum(-1)
     posterior = Normal(mu, sigma, validate_args=False).log_prob(z).sum(-1)
     return log_lik + prior - posterior

@@ -191,19 +191,19 @@ def test_wrong_convolutions_are_rejected(forward, transpose):
 
 
 # ----------------------------------------------------------------------------- the laws meet it
-def _network_laws() -> list[str]:
-    """The VAE chapter's laws that read a network function (an `arch` argument): they draw the conv VAE."""
+def _network_laws(chapter: str = "vae") -> list[str]:
+    """`chapter`'s laws that read a network function (an `arch` argument): they draw the conv VAE."""
     from vaespec.spec.contract import FUNCTIONS
     from vaespec.spec.laws import LAWS
 
-    return [name for name, law in LAWS.items() if law.chapter == "vae"
+    return [name for name, law in LAWS.items() if law.chapter == chapter
             and any(a.kind == "arch" for f in law.functions for a in FUNCTIONS[f].args)]
 
 
-def test_every_vae_network_law_runs_on_the_conv_vae():
-    """In the ci profile (the examples `vaespec check` and the suite draw) every VAE law that takes a network is
-    handed ConvArchitecture examples (`strategies.vae.CONV_SHARE`), and the reference holds it on them: a
-    reference subclass (so the `*_matches_reference` laws run too) counting the examples each law checked."""
+def _conv_counts(laws: list[str]) -> dict[str, dict[str, int]]:
+    """Per law, the conv and dense examples the reference checked in the ci profile (the examples `vaespec check`
+    and the suite draw), asserting it holds each: a reference subclass (so the `*_matches_reference` laws run
+    too) whose law checks are wrapped to count."""
     from vaespec.proofs_tests.check.runner import run_law
     from vaespec.proofs_tests.laws import registry
     from vaespec.proofs_tests.laws.checking import Check
@@ -213,9 +213,6 @@ def test_every_vae_network_law_runs_on_the_conv_vae():
     class Counting(ReferenceBackend):
         name = "counting-reference"
 
-    laws = _network_laws()
-    # encode … loss × value and gradient, the eight structural laws and the own-finite-difference gradient law
-    assert len(laws) == 21, laws
     counts: dict[str, dict[str, int]] = {}
     for law in laws:
         seen = counts.setdefault(law, {"conv": 0, "dense": 0})
@@ -234,4 +231,24 @@ def test_every_vae_network_law_runs_on_the_conv_vae():
         assert result.verdict == "pass", (law, result.message)
     print("\nconv VAE examples of the ci profile:", {k: f"{v['conv']}/{v['conv'] + v['dense']}"
                                                      for k, v in counts.items()})
+    return counts
+
+
+def test_every_vae_network_law_runs_on_the_conv_vae():
+    """In the ci profile every VAE law that takes a network is handed ConvArchitecture examples
+    (`strategies.vae.CONV_SHARE`), and the reference holds it on them."""
+    laws = _network_laws()
+    # encode … loss × value and gradient, the eight structural laws and the own-finite-difference gradient law
+    assert len(laws) == 21, laws
+    counts = _conv_counts(laws)
+    assert all(v["conv"] > 0 for v in counts.values()), {k: v for k, v in counts.items() if not v["conv"]}
+
+
+def test_every_estimators_network_law_runs_on_the_conv_vae():
+    """The estimators' network functions (log_importance_weights, elbo, iwae_bound, reconstruct) take the conv
+    VAE too, x [batch, C, H, W] and decoder_log_var [C, H, W] (`strategies.estimators.network_examples`): every
+    estimators law that reads one meets conv examples in the ci profile, and the reference holds it on them."""
+    laws = _network_laws("estimators")
+    assert len(laws) >= 16 and "iwae_bound_monotone_in_particles" in laws, laws
+    counts = _conv_counts(laws)
     assert all(v["conv"] > 0 for v in counts.values()), {k: v for k, v in counts.items() if not v["conv"]}

@@ -13,10 +13,25 @@ import numpy as np
 from hypothesis import strategies as st
 
 from vaespec.reference.init import init_params
+from vaespec.spec.conv import ConvArchitecture
 from vaespec.spec.estimators import LIKELIHOODS
 
 from . import sizes
-from .vae import MAX_ABS_EPS, MAX_ABS_X, Builder, Example, architectures, arrays, event_shapes, floats, pick
+from .vae import (
+    CONV_SHARE,
+    MAX_ABS_EPS,
+    MAX_ABS_X,
+    Builder,
+    Example,
+    architectures,
+    arrays,
+    conv_architectures,
+    event_shapes,
+    example_shape,
+    floats,
+    pick,
+    uniform_choice,
+)
 
 MAX_ABS_LOG_VAR = 4.0
 MAX_ABS_DECODER_LOG_VAR = 2.0
@@ -59,24 +74,42 @@ def log_weight_examples(draw, max_particles: int = 8, max_batch: int = 5):
     return Example({"log_weights": weights})
 
 
+def seeded_event_arrays(seed: int, shape: tuple[int, ...], likelihood: str, decoder_shape: tuple[int, ...]):
+    """(x, decoder_log_var) of a conv VAE's example from one drawn seed (a draw per entry of an image is slow):
+    x in [0, 1], a quarter of its entries exact 0s and 1s, for the Bernoulli likelihood, else uniform in
+    ±MAX_ABS_X; decoder_log_var uniform in ±MAX_ABS_DECODER_LOG_VAR."""
+    rng = np.random.default_rng(seed)
+    if likelihood == "bernoulli":
+        x = rng.uniform(0.0, 1.0, shape)
+        x = np.where(rng.random(shape) < 0.25, np.round(x), x)
+    else:
+        x = rng.uniform(-MAX_ABS_X, MAX_ABS_X, shape)
+    return x, rng.uniform(-MAX_ABS_DECODER_LOG_VAR, MAX_ABS_DECODER_LOG_VAR, decoder_shape)
+
+
 @st.composite
 def network_examples(draw, min_particles: int = 1, max_particles: int = 6, max_batch: int = 4, likelihood=None):
-    """(arch, params, x, eps [particles, batch, latent], decoder_log_var, likelihood) for the network estimators.
+    """(arch, params, x [batch, *event], eps [particles, batch, latent], decoder_log_var [*event], likelihood) for
+    the network estimators: the dense VAE, or one example in CONV_SHARE the conv VAE (`strategies.vae`).
 
     x lies in [0, 1] for the Bernoulli likelihood (it is the target as well as the input)."""
-    arch = draw(architectures())
+    conv = draw(uniform_choice(range(CONV_SHARE))) == CONV_SHARE - 1
+    arch = draw(conv_architectures() if conv else architectures())
     likelihood = draw(st.sampled_from(LIKELIHOODS)) if likelihood is None else likelihood
     particles, batch = draw(sizes.size(min_particles, max_particles)), draw(sizes.size(1, max_batch))
-    shape = (batch, arch.input_size)
-    x = draw(unit_arrays(shape) if likelihood == "bernoulli" else arrays(shape, -MAX_ABS_X, MAX_ABS_X))
-    return Example({
-        "arch": arch,
-        "params": init_params(arch, draw(st.integers(0, 2**32 - 1))),
-        "x": x,
-        "eps": draw(arrays((particles, batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS)),
-        "decoder_log_var": draw(arrays((arch.output_size,), -MAX_ABS_DECODER_LOG_VAR, MAX_ABS_DECODER_LOG_VAR)),
-        "likelihood": likelihood,
-    })
+    event = example_shape(arch)
+    shape = (batch, *event)
+    if isinstance(arch, ConvArchitecture):
+        x, decoder_log_var = seeded_event_arrays(draw(st.integers(0, 2**32 - 1)), shape, likelihood, event)
+    else:
+        x = draw(unit_arrays(shape) if likelihood == "bernoulli" else arrays(shape, -MAX_ABS_X, MAX_ABS_X))
+        decoder_log_var = None
+    params = init_params(arch, draw(st.integers(0, 2**32 - 1)))
+    eps = draw(arrays((particles, batch, arch.latent_size), -MAX_ABS_EPS, MAX_ABS_EPS))
+    if decoder_log_var is None:
+        decoder_log_var = draw(arrays((arch.output_size,), -MAX_ABS_DECODER_LOG_VAR, MAX_ABS_DECODER_LOG_VAR))
+    return Example({"arch": arch, "params": params, "x": x, "eps": eps, "decoder_log_var": decoder_log_var,
+                    "likelihood": likelihood})
 
 
 @st.composite
