@@ -279,21 +279,21 @@ class EstimatorsBackend(Protocol):
 
     def log_mean_exp(self, log_weights: Float[np.ndarray, "particles batch"]) -> Float[np.ndarray, " batch"]: ...
 
-    def log_importance_weights(self, arch: Architecture, params: Mapping[str, np.ndarray],
-                               x: Float[np.ndarray, "batch input"], eps: Float[np.ndarray, "particles batch latent"],
-                               decoder_log_var: Float[np.ndarray, " output"], likelihood: str
+    def log_importance_weights(self, arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray],
+                               x: Float[np.ndarray, " batch *input"], eps: Float[np.ndarray, "particles batch latent"],
+                               decoder_log_var: Float[np.ndarray, " *output"], likelihood: str
                                ) -> Float[np.ndarray, "particles batch"]: ...
 
-    def elbo(self, arch: Architecture, params: Mapping[str, np.ndarray], x: Float[np.ndarray, "batch input"],
-             eps: Float[np.ndarray, "particles batch latent"], decoder_log_var: Float[np.ndarray, " output"],
-             likelihood: str) -> Float[np.ndarray, " batch"]: ...
+    def elbo(self, arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray],
+             x: Float[np.ndarray, " batch *input"], eps: Float[np.ndarray, "particles batch latent"],
+             decoder_log_var: Float[np.ndarray, " *output"], likelihood: str) -> Float[np.ndarray, " batch"]: ...
 
-    def iwae_bound(self, arch: Architecture, params: Mapping[str, np.ndarray], x: Float[np.ndarray, "batch input"],
-                   eps: Float[np.ndarray, "particles batch latent"], decoder_log_var: Float[np.ndarray, " output"],
-                   likelihood: str) -> Float[np.ndarray, " batch"]: ...
+    def iwae_bound(self, arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray],
+                   x: Float[np.ndarray, " batch *input"], eps: Float[np.ndarray, "particles batch latent"],
+                   decoder_log_var: Float[np.ndarray, " *output"], likelihood: str) -> Float[np.ndarray, " batch"]: ...
 
-    def reconstruct(self, arch: Architecture, params: Mapping[str, np.ndarray],
-                    x: Float[np.ndarray, "batch input"]) -> Float[np.ndarray, "batch output"]: ...
+    def reconstruct(self, arch: Architecture | ConvArchitecture, params: Mapping[str, np.ndarray],
+                    x: Float[np.ndarray, " batch *input"]) -> Float[np.ndarray, " batch *output"]: ...
 
     def embedding_lookup(self, table: Float[np.ndarray, "categories embedding"],
                          indices: Int[np.ndarray, " batch"]) -> Float[np.ndarray, "batch embedding"]: ...
