@@ -92,6 +92,30 @@ class LogWeightsWithoutPrior(_EstimatorsControl):
         return log_w + 0.5 * np.sum(z ** 2, axis=-1)  # adds back the −½Σz² that log p(z) contributes
 
 
+class LogWeightsTargetChannelsLast(_EstimatorsControl):
+    bug = ("a conv VAE's log-weights score x̂ [C, H, W] against the target flattened channels-last (an NHWC image "
+           "pipeline's x read as NCHW's entries): entry (c, h, w) of x̂ meets another pixel's channel once C > 1; right "
+           "for the dense network and single-channel images")
+    caught_by = "log_importance_weights_matches_reference"
+
+    def log_importance_weights(self, arch, params, x, eps, decoder_log_var, likelihood):
+        log_w = ref.log_importance_weights(arch, params, x, eps, decoder_log_var, likelihood)
+        if np.ndim(x) != 4:
+            return log_w
+        target = np.transpose(x, (0, 2, 3, 1)).reshape(x.shape)  # the same entries, channels-last order
+        mu, log_var = vae.encode(arch, params, x)
+        z = (mu + np.exp(0.5 * log_var) * eps).reshape(-1, eps.shape[-1])
+        x_hat = vae.decode(arch, params, z).reshape(*eps.shape[:2], *x.shape[1:])  # [K, B, C, H, W]
+        if likelihood == "gaussian":
+            lv = np.broadcast_to(decoder_log_var, x_hat.shape)
+            def score(t):
+                return np.sum(gaussian_log_density(t, x_hat, lv), axis=(2, 3, 4))
+        else:
+            def score(t):
+                return np.sum(t * x_hat - softplus(x_hat), axis=(2, 3, 4))
+        return log_w - score(x) + score(target)
+
+
 class IWAEMeanMinusLogK(_EstimatorsControl):
     bug = "iwae_bound = mean_k log w_k − log K: the ELBO with IWAE's normalisation, decreasing with K"
     caught_by = "iwae_bound_monotone_in_particles"

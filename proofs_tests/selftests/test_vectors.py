@@ -33,6 +33,7 @@ INVISIBLE = {
     "KeyIgnored": "reparameterize_key is an optional method, not a contract function",
     "LogMeanExpWithoutMaxShift": "the vectors' log-weights are moderate; the bug shows only under large shifts",
     "LFQZeroMapsToPlusOne": "the vectors' z has no exact zeros (a case drawn at the kink would need a special case)",
+    "LogWeightsTargetChannelsLast": "the vectors' conv image has one channel (CONV_CASE), where channel order is moot",
     "TiesToLastIndexAtPositions": "the vectors' positioned z_e are normal draws, without exact ties (the tie law "
                                   "draws small integers for those)",
     **{name: "the vectors are computed on vaespec's networks; a backend's own network (TinyVAE) meets none of them"
