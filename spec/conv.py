@@ -236,17 +236,22 @@ def torch_layout(arch: Any, name: str) -> tuple[int, ...] | None:
     return (cin, cout, k, k) if is_transposed(name) else (cout, cin, k, k)
 
 
-def image_error(arch: Any, name: str, shape: tuple[int, ...]) -> str:
-    """The message for an image `name` of `shape` that is not `[batch, *arch.input_shape]`: the expected shape
-    (channels-first, torch's NCHW), what was given, and the fix when it is the channels-last `[batch, H, W, C]`."""
+def image_error(arch: Any, name: str, shape: tuple[int, ...], batched: bool = True) -> str:
+    """The message for an image `name` of `shape` that is not `[batch, *arch.input_shape]` (`batched=False`: not
+    `arch.input_shape`, an argument of one image's shape such as a decoder's log σ²): the expected shape
+    (channels-first, torch's NCHW), what was given, and the fix when it is channels-last or flattened."""
     c, h, w = arch.input_shape
+    lead, axes = ("batch, ", "batch, ") if batched else ("", "")
     hint = ""
-    if len(shape) == 4 and tuple(shape[1:]) == (h, w, c) and (h, w, c) != (c, h, w):
-        hint = (f"; it looks channels-last [batch, height, width, channels]: move the channel axis to axis 1 "
-                f"(np.moveaxis({name}, -1, 1), torch: {name}.permute(0, 3, 1, 2))")
-    elif len(shape) == 2 and shape[1] == arch.input_size:
-        hint = f"; it looks flattened: reshape it to [batch, {c}, {h}, {w}] ({name}.reshape(-1, {c}, {h}, {w}))"
-    return (f"{name}: expected shape [batch, {c}, {h}, {w}] (batch, channels, height, width: channels-first) for "
+    if len(shape) == 3 + batched and tuple(shape[batched:]) == (h, w, c) and (h, w, c) != (c, h, w):
+        move = "np.moveaxis({0}, -1, 1), torch: {0}.permute(0, 3, 1, 2)" if batched else \
+            "np.moveaxis({0}, -1, 0), torch: {0}.permute(2, 0, 1)"
+        hint = (f"; it looks channels-last [{axes}height, width, channels]: move the channel axis to axis "
+                f"{int(batched)} ({move.format(name)})")
+    elif len(shape) == 1 + batched and shape[-1] == arch.input_size:
+        hint = (f"; it looks flattened: reshape it to [{lead}{c}, {h}, {w}] "
+                f"({name}.reshape({'-1, ' if batched else ''}{c}, {h}, {w}))")
+    return (f"{name}: expected shape [{lead}{c}, {h}, {w}] ({axes}channels, height, width: channels-first) for "
             f"this {type(arch).__name__}'s input_shape {arch.input_shape}, got shape {tuple(shape)}{hint}")
 
 

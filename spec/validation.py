@@ -86,7 +86,7 @@ def _image_check(arch: object, name: str, value: object, dims: tuple[str, ...], 
     """A convolutional network's image argument states its expected [batch, C, H, W] (and the channels-last fix);
     a `ConvVQArchitecture`'s latent (z [batch, H′, W′, E]) its channels-last shape (and the channels-first fix)."""
     if isinstance(arch, (ConvArchitecture, ConvVQArchitecture)) and (INPUT_EVENT in dims or OUTPUT_EVENT in dims):
-        return ShapeError(image_error(arch, name, np.shape(value)))  # type: ignore[call-overload]
+        return ShapeError(image_error(arch, name, np.shape(value), batched=dims[:1] == ("batch",)))  # type: ignore[call-overload]
     if isinstance(arch, ConvVQArchitecture) and POSITIONS in dims:
         return ShapeError(latent_error(arch, name, np.shape(value)))  # type: ignore[call-overload]
     return error

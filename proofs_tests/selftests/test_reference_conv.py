@@ -190,6 +190,31 @@ def test_wrong_convolutions_are_rejected(forward, transpose):
         assert _padding_off_by_one(u, back, np.zeros(3), 2, 1).shape != tuple(t.shape)  # 6×6, not the 8×8 back
 
 
+@pytest.mark.parametrize("backend", ["reference", "torch"])
+@pytest.mark.parametrize(("x_shape", "dlv_shape", "named", "expected"), [
+    ((3, 32), (1, 4, 4), "x", "reshape it to [batch, 2, 4, 4]"),
+    ((3, 4, 4, 2), (2, 4, 4), "x", "channels-last [batch, height, width, channels]"),
+    ((3, 2, 4, 4), (32,), "decoder_log_var", "expected shape [2, 4, 4] (channels, height, width"),
+    ((3, 2, 4, 4), (4, 4, 2), "decoder_log_var", "move the channel axis to axis 0"),
+], ids=["x-flat", "x-channels-last", "log-var-flat", "log-var-channels-last"])
+def test_estimators_name_a_conv_image_of_the_wrong_shape(backend, x_shape, dlv_shape, named, expected):
+    """The network estimators on the conv VAE: x [batch, C, H, W] and decoder_log_var [C, H, W], a flattened or
+    channels-last one refused naming the argument, the expected shape and the fix."""
+    from vaespec.impl import TorchBackend
+    from vaespec.reference import ReferenceBackend
+    from vaespec.reference.init import init_params
+
+    arch = ConvArchitecture(input_shape=(2, 4, 4), channels=(2,), latent_size=3, kernel_size=3, stride=1, padding=1)
+    chosen = ReferenceBackend() if backend == "reference" else TorchBackend("cpu", "float32")
+    params = init_params(arch, 0)
+    given = dlv_shape if named == "decoder_log_var" else x_shape
+    dlv = np.zeros(dlv_shape if named == "decoder_log_var" else arch.input_shape)
+    with pytest.raises(ShapeError) as raised:
+        chosen.elbo(arch, params, np.zeros(x_shape), np.zeros((2, 3, 3)), dlv, "gaussian")
+    message = str(raised.value)
+    assert message.startswith(f"{named}: ") and expected in message and f"got shape {given}" in message, message
+
+
 # ----------------------------------------------------------------------------- the laws meet it
 def _network_laws(chapter: str = "vae") -> list[str]:
     """`chapter`'s laws that read a network function (an `arch` argument): they draw the conv VAE."""
