@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from vaespec.spec.quantizers import LEVELS, fsq_constants
 
 from . import sizes
-from .vae import Builder, Example, floats, strategy_cache
+from .sizes import strategy_cache
+from .vae import Builder, Example, floats
 from .vq import MAX_BATCH_WITH_POSITIONS, MAX_POSITION_AXES, MIN_DECAY, MIN_EPSILON, positions
 
 MAX_ABS_Z = 4.0

@@ -19,6 +19,12 @@ from hypothesis import strategies as st
 
 _MODE = {"fixed": False}
 
+# The strategy factories (here and in `strategies.vae`, `.quantizers`) are called inside composite strategies,
+# once per example drawn; each call used to build a new strategy that Hypothesis then validated and inspected
+# again (`validate`, `is_empty`, …: ~8 % of a law run). Strategies are immutable, so one object per distinct
+# argument serves every draw alike.
+strategy_cache = functools.lru_cache(maxsize=4096)
+
 
 def use_fixed_shapes(on: bool = True) -> None:
     """Turn the fixed-shape mode on or off for this process."""
@@ -46,7 +52,7 @@ def size(low: int, high: int):
     return _size(_MODE["fixed"], low, high)
 
 
-@functools.lru_cache(maxsize=1024)  # one strategy per range and mode, not one per draw (`strategies.vae.floats`)
+@strategy_cache  # one strategy per range and mode, not one per draw
 def _size(fixed: bool, low: int, high: int):
     if not fixed:
         return st.integers(low, high)
@@ -59,7 +65,7 @@ def layer_widths(max_layers: int, max_width: int, min_layers: int = 0):
     return _layer_widths(_MODE["fixed"], max_layers, max_width, min_layers)
 
 
-@functools.lru_cache(maxsize=1024)
+@strategy_cache
 def _layer_widths(fixed: bool, max_layers: int, max_width: int, min_layers: int):
     if not fixed:
         return st.lists(st.integers(1, max_width), min_size=min_layers, max_size=max_layers)

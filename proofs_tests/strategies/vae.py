@@ -22,7 +22,6 @@ the network stays in range).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,17 +42,12 @@ from vaespec.spec.errors import ConfigError
 
 from . import sizes
 from .kinks import clear_inexact_kinks
+from .sizes import strategy_cache
 
 MAX_ABS_X = 3.0
 MAX_ABS_EPS = 4.0
 MAX_ABS_MU = 5.0
 MAX_ABS_LOG_VAR = 20.0
-
-
-# The strategy factories below are called inside composite strategies, once per example drawn; each call used to
-# build a new strategy that Hypothesis then validated and inspected again (`validate`, `is_empty`, …: ~8 % of
-# a law run). Strategies are immutable, so one object per distinct argument serves every draw alike.
-strategy_cache = functools.lru_cache(maxsize=4096)
 
 
 @strategy_cache
