@@ -7,7 +7,7 @@ helper, and a failure message is enough to reproduce the failure by hand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -231,13 +231,19 @@ def tolerance_from(bound: Bound, magnitude, sides: int = 2):
     return sides * bound.rel * np.asarray(magnitude, dtype=np.float64) + bound.floor
 
 
-def check_order(function: str, smaller, larger, tolerance: float, *, context: str = "") -> float:
-    """Check smaller ≤ larger + tolerance; return the violation ratio (0 when it holds strictly)."""
+def check_order(function: str, smaller, larger, tolerance: float | Callable[[], float], *, context: str = ""
+                ) -> float:
+    """Check smaller ≤ larger + tolerance; return the violation ratio (0 when it holds strictly).
+
+    `tolerance` may be a function of no arguments giving it: it is called only when smaller > larger (a law that
+    holds strictly then needs no reference magnitude)."""
     excess = float(smaller) - float(larger)
     if not np.isfinite(excess):
         raise LawViolation(f"{function}: non-finite comparison {smaller!r} ≤ {larger!r}\n{context}")
     if excess <= 0:
         return 0.0
+    if callable(tolerance):
+        tolerance = tolerance()
     ratio = excess / tolerance if tolerance > 0 else np.inf
     if ratio > 1:
         raise LawViolation(f"{function}: {float(smaller)!r} > {float(larger)!r} by {excess:.3e}, beyond the tolerance "
