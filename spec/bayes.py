@@ -123,13 +123,15 @@ _laws = (
     Law("iwae_bound_le_log_evidence",
         f"E[iwae_bound_K(x)] ≤ log p(x) for K ∈ {GAP_PARTICLES}: over N = {REPLICATIONS} replications (fixed "
         "seed), mean_n IWAE_K ≤ linear_gaussian_log_evidence(x) + z·s/√N, s the sample standard deviation, "
-        "z = statistical_z(MAX_CHECKS × 2); with elbo_le_iwae_bound this is ELBO ≤ IWAE_K ≤ log p(x)",
+        "z = statistical_z(MAX_CHECKS × 2), every replication's bound finite; with elbo_le_iwae_bound this is "
+        "ELBO ≤ IWAE_K ≤ log p(x)",
         ("iwae_bound", "linear_gaussian_log_evidence"), "as iwae_gap_matches_delta_method", "statistical", _C),
     Law("iwae_gap_matches_delta_method",
         f"IWAE_K → log p(x) at the delta method's rate: with K = {RATE_PARTICLES}, w = p(x, z)/q(z) and "
         "W = w/p(x) = p(z|x)/q(z), E[W] = 1, ρ = Var W, κ₃ = E(W − 1)³ (closed-form Gaussian integrals), "
         "K·(log p(x) − E IWAE_K) = ρ/2 − (κ₃/3 − 3ρ²/4)/K + O(K⁻²); checked over N replications within "
-        "z·K·s/√N plus the second-order term's own size |κ₃/3 − 3ρ²/4|/K for the remainder",
+        "z·K·s/√N plus the second-order term's own size |κ₃/3 − 3ρ²/4|/K for the remainder; every "
+        "replication's bound finite",
         ("iwae_bound", "linear_gaussian_log_evidence", "linear_gaussian_posterior"),
         "orthogonal columns (s_max ≤ 1.2 s_min), L ≤ 2, encoder variance in [1, 1.3]× the posterior's largest, "
         "|m − mean| ≤ 0.3 sd",

@@ -231,7 +231,8 @@ _laws = (
         "independent replications (fixed seed), mean_n(IWAE_2K − IWAE_K) ≥ −z·s/√N with s the sample standard "
         "deviation of the paired differences (the first K of the 2K particles are IWAE_K's) and "
         "z = statistical_z(1000 examples × 4 values of K), the policy's two-sided quantile used one-sided "
-        "(conservative)", ("iwae_bound",), "both likelihoods", "statistical", _C),
+        "(conservative); every replication's bound finite (a NaN would make every comparison false)",
+        ("iwae_bound",), "both likelihoods", "statistical", _C),
     Law("reconstruct_eq_decode_encoder_mean", "reconstruct(x) = decode(μ(x)), (μ, lv) = encode(x): the reconstruction "
         "path decodes the posterior mean, i.e. forward(x, 0)", ("reconstruct", "decode", "encode"),
         "any architecture", "roundoff", _C),

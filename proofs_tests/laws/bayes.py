@@ -25,7 +25,7 @@ from vaespec.spec.tolerances import bound, statistical_z
 from ..strategies import bayes as strat
 from ..strategies import vae as strategies
 from .checking import Check, context
-from .compare import LawViolation, assert_within, round_to
+from .compare import LawViolation, assert_within, require_finite, round_to
 from .tolerance import tolerance
 
 SEED = 20261201
@@ -161,7 +161,10 @@ def _iwae(backend, net, k):
     arch, params, x, noise, dlv = net
     args = {"arch": arch, "params": params, "x": x, "eps": noise[:k], "decoder_log_var": dlv, "likelihood": "gaussian"}
     few = {**args, "x": x[:_TOLERANCE_ROWS], "eps": noise[:k, :_TOLERANCE_ROWS]}
-    return backend.iwae_bound(*args.values()), float(np.mean(tolerance(backend.dtype, "iwae_bound", few))), args
+    values = backend.iwae_bound(*args.values())
+    require_finite(f"iwae_bound at K = {k} particles, N = {len(x)} replications", values,
+                   context=context("iwae_bound", {**args, "x": x[:1], "eps": noise[:k, :1]}, backend))
+    return values, float(np.mean(tolerance(backend.dtype, "iwae_bound", few))), args
 
 
 def iwae_bound_le_log_evidence(backend, example, draw):

@@ -231,6 +231,16 @@ def tolerance_from(bound: Bound, magnitude, sides: int = 2):
     return sides * bound.rel * np.asarray(magnitude, dtype=np.float64) + bound.floor
 
 
+def require_finite(what: str, values, *, context: str = "") -> None:
+    """Raise a LawViolation naming the first non-finite entry of `values`: a statistical law compares means and
+    spreads, and a NaN there makes every comparison false, so a NaN bound would otherwise pass."""
+    values = np.asarray(values, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise LawViolation(f"{what}: {bad.size} of {values.size} values are not finite (the first at index "
+                           f"{int(bad[0])}: {float(values.flat[bad[0]])!r})\n{context}", ratio=float("inf"))
+
+
 def check_order(function: str, smaller, larger, tolerance: float | Callable[[], float], *, context: str = ""
                 ) -> float:
     """Check smaller ≤ larger + tolerance; return the violation ratio (0 when it holds strictly).

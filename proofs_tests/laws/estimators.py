@@ -21,7 +21,7 @@ from ..strategies import estimators as strat
 from ..strategies import vae as strategies
 from . import declared, variants
 from .checking import Check, context, function_args
-from .compare import LawViolation, as_input, assert_within, literal
+from .compare import LawViolation, as_input, assert_within, literal, require_finite
 from .tolerance import tolerance
 
 SEED = 20261122
@@ -229,6 +229,8 @@ def iwae_bound_monotone_in_particles(backend, example, draw):
         for m, args in ((k, few), (2 * k, many)):
             if m not in bounds:
                 bounds[m] = _call(backend, "iwae_bound", args)
+                require_finite(f"iwae_bound at K = {m} particles, N = {n} replications", bounds[m],
+                               context=context("iwae_bound", {**row, "eps": noise[:m, :1]}, backend))
         diff = bounds[2 * k] - bounds[k]
         shortfall = -float(np.mean(diff))
         if shortfall <= 0:  # holds whatever the allowance, its ratio ≤ 0: the roundoff's magnitudes are not needed
