@@ -50,12 +50,14 @@ _LAWS: list[Law] = [
         "finite μ, log σ² in the float domain", "exact", proofs=("prior_and_zero_noise",)),
     Law("kl_eq_monte_carlo",
         "KL(μ, lv) (sum over latent, per example) = E_ε[log q(z) − log p(z)], z = reparameterize(μ, lv, ε); "
-        "checked against the mean of N = 4096 samples within z·sd/√N, sd² = Σ_j μ_j²σ_j² + (σ_j² − 1)²/2",
+        "checked against the mean of N = 4096 samples within z·sd/√N, sd² = Σ_j μ_j²σ_j² + (σ_j² − 1)²/2; every "
+        "sample finite",
         ("kl_divergence", "reparameterize"), "|μ| ≤ 3, |log σ²| ≤ 2", "statistical",
         proofs=("kl_closed_form", "monte_carlo_kl_mean_variance", "normal_fourth_moment",
                 "gaussian_log_density_form")),
     Law("reparameterize_moments",
-        "for ε ~ N(0, I): mean of z is μ (within z·σ/√N) and variance of z is σ² (within z·σ²·√(2/(N−1)))",
+        "for ε ~ N(0, I): mean of z is μ (within z·σ/√N) and variance of z is σ² (within z·σ²·√(2/(N−1))); "
+        "every sample finite",
         ("reparameterize",), "|μ| ≤ 5, |log σ²| ≤ 4, N = 4096", "statistical",
         proofs=("reparameterize_moments", "sample_variance_variance", "normal_fourth_moment")),
     Law("batch_permutation_equivariance",

@@ -38,7 +38,7 @@ from vaespec.spec.tolerances import statistical_z
 from ..strategies import vae as strategies
 from . import declared
 from .checking import Check, context, function_args
-from .compare import LawViolation, as_input
+from .compare import LawViolation, as_input, require_finite
 from .tolerance import tolerance
 
 SAMPLES = 4096
@@ -63,6 +63,7 @@ def kl_eq_monte_carlo(backend, example, draw):
     latent = mu.shape[1]
     eps = _noise(backend.dtype, latent)
     z = backend.reparameterize(np.repeat(mu, SAMPLES, 0), np.repeat(log_var, SAMPLES, 0), eps)
+    require_finite(f"reparameterize on N = {SAMPLES} samples", z, context=context("reparameterize", a, backend))
     var = np.exp(log_var)
     log_q = -0.5 * (_LOG_2PI + log_var + (z - mu) ** 2 / var).sum(axis=1)
     log_p = -0.5 * (_LOG_2PI + z ** 2).sum(axis=1)
@@ -88,6 +89,7 @@ def reparameterize_moments(backend, example, draw):
     latent = mu.shape[1]
     z_crit = statistical_z(MAX_CHECKS * SKEW_ALLOWANCE * 2 * latent)
     z = backend.reparameterize(np.repeat(mu, SAMPLES, 0), np.repeat(log_var, SAMPLES, 0), _noise(backend.dtype, latent))
+    require_finite(f"reparameterize on N = {SAMPLES} samples", z, context=context("reparameterize", a, backend))
     sigma2 = np.exp(log_var[0])
     worst = 0.0
     for name, estimate, target, sd in (
