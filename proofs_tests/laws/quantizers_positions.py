@@ -14,6 +14,8 @@ Integer outputs must agree exactly where the choices do.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -44,6 +46,11 @@ def _vectors(z: np.ndarray) -> np.ndarray:
     return z.reshape(-1, z.shape[-1])
 
 
+def _atleast_1d_tolerance(dtype: str, function: str, args) -> tuple:
+    """`tolerance` of `function` at `args` as a tuple of at least 1-d arrays (its outputs compared as such)."""
+    return tuple(np.atleast_1d(tolerance(dtype, function, args)))
+
+
 # ----------------------------------------------------------------------------- FSQ
 def fsq_positions_eq_rows(backend, example, draw):
     a = function_args("fsq_quantize", example, backend.dtype)
@@ -53,13 +60,14 @@ def fsq_positions_eq_rows(backend, example, draw):
     ctx = context("fsq_quantize", pos, backend) + "\n# compared with z.reshape(N, dim)"
     worst = rows_difference("fsq_bound", backend.fsq_bound(pos["z"], levels), backend.fsq_bound(rows["z"], levels),
                         reference_at("fsq_bound", pos), reference_at("fsq_bound", rows),
-                        tolerance(backend.dtype, "fsq_bound", pos), tolerance(backend.dtype, "fsq_bound", rows), ctx)
+                        lambda: tolerance(backend.dtype, "fsq_bound", pos),
+                        lambda: tolerance(backend.dtype, "fsq_bound", rows), ctx)
     k, k_rows = fsq_choices(backend, "fsq_quantize", pos, ctx), fsq_choices(backend, "fsq_quantize", rows, ctx)
     worst = max(worst, rows_difference(
         "fsq_quantize", backend.fsq_quantize(pos["z"], levels), backend.fsq_quantize(rows["z"], levels),
         reference_at("fsq_quantize", pos, k), reference_at("fsq_quantize", rows, k_rows),
-        tolerance(backend.dtype, "fsq_quantize", pos, indices=k),
-        tolerance(backend.dtype, "fsq_quantize", rows, indices=k_rows), ctx))
+        lambda: tolerance(backend.dtype, "fsq_quantize", pos, indices=k),
+        lambda: tolerance(backend.dtype, "fsq_quantize", rows, indices=k_rows), ctx))
     indices = np.asarray(backend.fsq_indices(pos["z"], levels))
     assert_exact("fsq_indices on z [B, *positions, D] (the index of its own levels at every position)", indices,
                  reference_at("fsq_indices", pos, k), ctx)
@@ -83,8 +91,8 @@ def lfq_positions_eq_rows(backend, example, draw):
     z_q_rows, indices_rows = backend.lfq_quantize(rows["z"])
     worst = rows_difference("lfq_quantize z_q", np.asarray(z_q), np.asarray(z_q_rows),
                         reference_at("lfq_quantize", pos)[0], reference_at("lfq_quantize", rows)[0],
-                        tolerance(backend.dtype, "lfq_quantize", pos)[0],
-                        tolerance(backend.dtype, "lfq_quantize", rows)[0], ctx)
+                        lambda: tolerance(backend.dtype, "lfq_quantize", pos)[0],
+                        lambda: tolerance(backend.dtype, "lfq_quantize", rows)[0], ctx)
     assert_exact("lfq_quantize indices [B, *positions]", indices, reference_at("lfq_quantize", pos)[1], ctx)
     assert_exact("lfq_quantize indices (positions vs rows)", np.asarray(indices).reshape(-1), indices_rows, ctx)
     for function in ("lfq_entropy_loss", "lfq_commitment_loss"):
@@ -94,16 +102,17 @@ def lfq_positions_eq_rows(backend, example, draw):
             function, tuple(np.atleast_1d(getattr(backend, function)(*own.values()))),
             tuple(np.atleast_1d(getattr(backend, function)(*own_rows.values()))),
             tuple(np.atleast_1d(reference_at(function, own))), tuple(np.atleast_1d(reference_at(function, own_rows))),
-            tuple(np.atleast_1d(tolerance(backend.dtype, function, own))),
-            tuple(np.atleast_1d(tolerance(backend.dtype, function, own_rows))), ctx))
+            partial(_atleast_1d_tolerance, backend.dtype, function, own),
+            partial(_atleast_1d_tolerance, backend.dtype, function, own_rows), ctx))
         outputs = len(FUNCTIONS[function].outputs)
         picks = [float(as_input(backend.dtype, np.float64(draw(st.sampled_from(COTANGENTS))))) for _ in range(outputs)]
         cotangent = tuple(picks) if outputs > 1 else picks[0]
         worst = max(worst, rows_difference(
             f"vjp({function})", backend.vjp(function, own, cotangent), backend.vjp(function, own_rows, cotangent),
             reference_vjp_at(function, own, cotangent), reference_vjp_at(function, own_rows, cotangent),
-            tolerance(backend.dtype, function, own, cotangent=cotangent),
-            tolerance(backend.dtype, function, own_rows, cotangent=cotangent), ctx + f"\n# cotangent {cotangent!r}"))
+            partial(tolerance, backend.dtype, function, own, cotangent=cotangent),
+            partial(tolerance, backend.dtype, function, own_rows, cotangent=cotangent),
+            ctx + f"\n# cotangent {cotangent!r}"))
     return worst
 
 
@@ -129,22 +138,23 @@ def rvq_positions_eq_rows(backend, example, draw):
     z_q_rows, _ = backend.rvq_quantize(*(rows[n] for n in order))
     worst = rows_difference("rvq_quantize z_q", np.asarray(z_q), np.asarray(z_q_rows),
                         reference_at("rvq_quantize", pos, k)[0], reference_at("rvq_quantize", rows, k_rows)[0],
-                        tolerance(backend.dtype, "rvq_quantize", pos, indices=k)[0],
-                        tolerance(backend.dtype, "rvq_quantize", rows, indices=k_rows)[0], ctx)
+                        lambda: tolerance(backend.dtype, "rvq_quantize", pos, indices=k)[0],
+                        lambda: tolerance(backend.dtype, "rvq_quantize", rows, indices=k_rows)[0], ctx)
     function = "rvq_commitment_loss"
     worst = max(worst, rows_difference(
         function, getattr(backend, function)(*(pos[n] for n in order)),
         getattr(backend, function)(*(rows[n] for n in order)),
         reference_at(function, pos, k), reference_at(function, rows, k_rows),
-        tolerance(backend.dtype, function, pos, indices=k), tolerance(backend.dtype, function, rows, indices=k_rows),
+        lambda: tolerance(backend.dtype, function, pos, indices=k),
+        lambda: tolerance(backend.dtype, function, rows, indices=k_rows),
         ctx))
     stages = a["codebooks"].shape[0]
     cotangent = as_input(backend.dtype, np.asarray([draw(st.sampled_from(COTANGENTS)) for _ in range(stages)]))
     return max(worst, rows_difference(
         f"vjp({function})", backend.vjp(function, pos, cotangent), backend.vjp(function, rows, cotangent),
         reference_vjp_at(function, pos, cotangent, k), reference_vjp_at(function, rows, cotangent, k_rows),
-        tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),
-        tolerance(backend.dtype, function, rows, cotangent=cotangent, indices=k_rows),
+        lambda: tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),
+        lambda: tolerance(backend.dtype, function, rows, cotangent=cotangent, indices=k_rows),
         ctx + f"\n# cotangent {cotangent.tolist()!r}"))
 
 
@@ -156,15 +166,16 @@ def rvq_codebook_loss_positions_eq_rows(backend, example, draw):
         function, backend.rvq_codebook_loss(*(pos[n] for n in order)),
         backend.rvq_codebook_loss(*(rows[n] for n in order)),
         reference_at(function, pos, k), reference_at(function, rows, k_rows),
-        tolerance(backend.dtype, function, pos, indices=k), tolerance(backend.dtype, function, rows, indices=k_rows),
+        lambda: tolerance(backend.dtype, function, pos, indices=k),
+        lambda: tolerance(backend.dtype, function, rows, indices=k_rows),
         ctx)
     stages = pos["codebooks"].shape[0]
     cotangent = as_input(backend.dtype, np.asarray([draw(st.sampled_from(COTANGENTS)) for _ in range(stages)]))
     return max(worst, rows_difference(
         f"vjp({function})", backend.vjp(function, pos, cotangent), backend.vjp(function, rows, cotangent),
         reference_vjp_at(function, pos, cotangent, k), reference_vjp_at(function, rows, cotangent, k_rows),
-        tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),
-        tolerance(backend.dtype, function, rows, cotangent=cotangent, indices=k_rows),
+        lambda: tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),
+        lambda: tolerance(backend.dtype, function, rows, cotangent=cotangent, indices=k_rows),
         ctx + f"\n# cotangent {cotangent.tolist()!r}"))
 
 

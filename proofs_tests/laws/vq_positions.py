@@ -10,6 +10,8 @@ choices it is 0. Tolerances: the policy's bound of each call (`laws.tolerance.to
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -29,24 +31,34 @@ def positioned(z_e: np.ndarray) -> np.ndarray:
 
 def rows_difference(function: str, actual, rows, expected, expected_rows, tol, tol_rows, ctx) -> float:
     """|(actual − rows) − (expected − expected_rows)| ≤ tol + tol_rows entrywise, positioned leaves reshaped to
-    the rows' shapes."""
+    the rows' shapes. `tol` and `tol_rows` may be functions of no arguments giving them (as `assert_within`'s
+    tolerance): they are called only when some difference is unequal."""
     got = {p: np.asarray(a, np.float64) for p, a in leaves(actual)}
     want = {p: np.asarray(a, np.float64) for p, a in leaves(expected)}
     got_rows = dict(leaves(rows))
     want_rows = dict(leaves(expected_rows))
-    tols, tols_rows = dict(leaves(tol)), dict(leaves(tol_rows))
     if got.keys() != got_rows.keys() or got.keys() != want.keys():
         raise LawViolation(f"{function}: outputs {sorted(got)} on positions, {sorted(got_rows)} on rows\n{ctx}")
-    worst = 0.0
+    sides = {}
     for path, value in got.items():
         shape = np.shape(want_rows[path])
         if value.size != np.size(want_rows[path]) or value.shape != want[path].shape:
             raise LawViolation(f"{function}{path}: shape {value.shape} on positions, expected {want[path].shape} "
                                f"(its rows: {shape})\n{ctx}")
-        lhs = value.reshape(shape) - np.asarray(got_rows[path], np.float64)
-        rhs = want[path].reshape(shape) - np.asarray(want_rows[path], np.float64)
-        bound = np.reshape(np.broadcast_to(tols[path], want[path].shape), shape) + tols_rows[path]
-        worst = max(worst, assert_within(f"{function}{path} (positions − rows)", lhs, rhs, bound, context=ctx))
+        sides[path] = (value.reshape(shape) - np.asarray(got_rows[path], np.float64),
+                       want[path].reshape(shape) - np.asarray(want_rows[path], np.float64), shape)
+    tols = tols_rows = None
+
+    def bound(path):
+        nonlocal tols, tols_rows
+        if tols is None:
+            tols = dict(leaves(tol() if callable(tol) else tol))
+            tols_rows = dict(leaves(tol_rows() if callable(tol_rows) else tol_rows))
+        return np.reshape(np.broadcast_to(tols[path], want[path].shape), sides[path][2]) + tols_rows[path]
+    worst = 0.0
+    for path, (lhs, rhs, _) in sides.items():
+        worst = max(worst, assert_within(f"{function}{path} (positions − rows)", lhs, rhs,
+                                         lambda path=path: bound(path), context=ctx))
     return worst
 
 
@@ -96,13 +108,13 @@ def aux_losses_positions_eq_rows(backend, example, draw):
             function, getattr(backend, function)(pos["z_e"], pos["codebook"]),
             getattr(backend, function)(rows["z_e"], rows["codebook"]),
             reference_at(function, pos, k), reference_at(function, rows, k_rows),
-            tolerance(backend.dtype, function, pos, indices=k),
-            tolerance(backend.dtype, function, rows, indices=k_rows), ctx))
+            partial(tolerance, backend.dtype, function, pos, indices=k),
+            partial(tolerance, backend.dtype, function, rows, indices=k_rows), ctx))
         worst = max(worst, rows_difference(
             f"vjp({function})", backend.vjp(function, pos, cotangent), backend.vjp(function, rows, cotangent),
             reference_vjp_at(function, pos, cotangent, k), reference_vjp_at(function, rows, cotangent, k_rows),
-            tolerance(backend.dtype, function, pos, cotangent=cotangent, indices=k),
-            tolerance(backend.dtype, function, rows, cotangent=cotangent, indices=k_rows), ctx))
+            partial(tolerance, backend.dtype, function, pos, cotangent=cotangent, indices=k),
+            partial(tolerance, backend.dtype, function, rows, cotangent=cotangent, indices=k_rows), ctx))
     return worst
 
 
