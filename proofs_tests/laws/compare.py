@@ -183,6 +183,12 @@ def leaves(value, path=""):
         yield path, np.asarray(value, dtype=np.float64)
 
 
+def equal_and_finite(actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray]) -> bool:
+    """Whether every leaf of `actual` equals its leaf of `expected` (same paths and shapes) and is finite: then a
+    comparison's ratio is 0 whatever its tolerance (|inf − inf| is NaN, which a comparison rejects; NaN ≠ NaN)."""
+    return all(np.array_equal(actual[path], exp) and np.isfinite(exp).all() for path, exp in expected.items())
+
+
 def assert_within(function: str, actual, expected, tolerance, *, context: str = "") -> float:
     """Check |actual − expected| ≤ tolerance entrywise over matching structures.
 
@@ -201,9 +207,7 @@ def assert_within(function: str, actual, expected, tolerance, *, context: str = 
             raise LawViolation(f"{function}{path}: shape {actual_leaves[path].shape} differs from the expected "
                                f"{exp.shape}\n{context}")
     if callable(tolerance):
-        # equal and finite everywhere (|inf − inf| is NaN, which the comparison below rejects, and NaN ≠ NaN)
-        if all(np.array_equal(actual_leaves[path], exp) and np.isfinite(exp).all()
-               for path, exp in expected_leaves.items()):
+        if equal_and_finite(actual_leaves, expected_leaves):
             return 0.0
         tolerance = tolerance()
     if isinstance(tolerance, (int, float)):

@@ -20,7 +20,7 @@ from vaespec.spec.contract import FUNCTIONS
 from ..strategies import vq as strategies_vq
 from .checking import Check, assert_exact, function_args, reference_at, reference_vjp_at
 from .checking_vq import backend_choices, check_indices, judge_choices, unambiguous, vectors, vq_context
-from .compare import LawViolation, as_input, assert_within, leaves, tolerance_from
+from .compare import LawViolation, as_input, assert_within, equal_and_finite, leaves, tolerance_from
 from .tolerance import tolerance
 
 
@@ -39,26 +39,23 @@ def rows_difference(function: str, actual, rows, expected, expected_rows, tol, t
     want_rows = dict(leaves(expected_rows))
     if got.keys() != got_rows.keys() or got.keys() != want.keys():
         raise LawViolation(f"{function}: outputs {sorted(got)} on positions, {sorted(got_rows)} on rows\n{ctx}")
-    sides = {}
+    got_diff, want_diff = {}, {}  # per path: actual − rows and expected − expected_rows, in the rows' shapes
     for path, value in got.items():
         shape = np.shape(want_rows[path])
         if value.size != np.size(want_rows[path]) or value.shape != want[path].shape:
             raise LawViolation(f"{function}{path}: shape {value.shape} on positions, expected {want[path].shape} "
                                f"(its rows: {shape})\n{ctx}")
-        sides[path] = (value.reshape(shape) - np.asarray(got_rows[path], np.float64),
-                       want[path].reshape(shape) - np.asarray(want_rows[path], np.float64), shape)
-    tols = tols_rows = None
-
-    def bound(path):
-        nonlocal tols, tols_rows
-        if tols is None:
-            tols = dict(leaves(tol() if callable(tol) else tol))
-            tols_rows = dict(leaves(tol_rows() if callable(tol_rows) else tol_rows))
-        return np.reshape(np.broadcast_to(tols[path], want[path].shape), sides[path][2]) + tols_rows[path]
+        got_diff[path] = value.reshape(shape) - np.asarray(got_rows[path], np.float64)
+        want_diff[path] = want[path].reshape(shape) - np.asarray(want_rows[path], np.float64)
+    if equal_and_finite(got_diff, want_diff):
+        return 0.0
+    tols = dict(leaves(tol() if callable(tol) else tol))
+    tols_rows = dict(leaves(tol_rows() if callable(tol_rows) else tol_rows))
     worst = 0.0
-    for path, (lhs, rhs, _) in sides.items():
-        worst = max(worst, assert_within(f"{function}{path} (positions − rows)", lhs, rhs,
-                                         lambda path=path: bound(path), context=ctx))
+    for path, lhs in got_diff.items():
+        rhs = want_diff[path]
+        bound = np.reshape(np.broadcast_to(tols[path], want[path].shape), rhs.shape) + tols_rows[path]
+        worst = max(worst, assert_within(f"{function}{path} (positions − rows)", lhs, rhs, bound, context=ctx))
     return worst
 
 
