@@ -77,7 +77,8 @@ def law_results(request):
     from vaespec.proofs_tests.check.runner import run_law, run_laws
 
     config = request.config
-    shared = not hasattr(config, "workerinput") or config.getoption("dist", default="no") == "loadgroup"
+    # On a worker xdist resets `dist` to "no" and keeps the controller's choice as `loadgroup` (remote.py).
+    shared = not hasattr(config, "workerinput") or bool(config.getoption("loadgroup", default=False))
     wanted: dict[str, list] = {}
     for _, law, backend in _law_items(request.session.items, unskipped=True):
         if all(b is not backend for b in wanted.setdefault(law, [])):
