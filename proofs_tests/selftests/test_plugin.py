@@ -56,6 +56,25 @@ def test_law(law, backend, record_law_result):
 '''
 
 
+COUNTING_PLUGIN = '''
+import json, os
+
+def pytest_configure(config):
+    from vaespec.proofs_tests.check import runner
+
+    def counted(name, run):
+        def wrapper(law, backends, *args, **kwargs):
+            labels = [b.dtype for b in backends] if isinstance(backends, list) else [backends.dtype]
+            with open(os.environ["VAESPEC_COUNT_FILE"], "a") as out:
+                out.write(json.dumps([name, law, labels, hasattr(config, "workerinput")]) + "\\n")
+            return run(law, backends, *args, **kwargs)
+        return wrapper
+
+    runner.run_law = counted("run_law", runner.run_law)
+    runner.run_laws = counted("run_laws", runner.run_laws)
+'''
+
+
 @pytest.fixture
 def fake(pytester):
     pytester.makepyfile(test_fake=FAKE_SUITE)
@@ -140,11 +159,15 @@ def test_xdist_workers_merge_into_one_report(fake):
 
 
 def test_real_suite_against_the_independent_port(tmp_path):
-    """The documented command, on a few laws: the real conftest, the real test_law, the real port."""
+    """The documented command, on a few laws: the real conftest, the real test_law, the real port, over two xdist
+    workers. Each worker runs a law's backends together, one `run_laws` per law as a serial run does (xdist resets a
+    worker's `dist` option to "no"; the choice is read from `loadgroup`), and the controller writes one report."""
     (tmp_path / "known.txt").write_text("kl_eq_monte_carlo[independent-cpu-bfloat16]\nkl_zero\n")
-    env = {**os.environ, "VAESPEC_PROFILE": "dev"}
+    (tmp_path / "counting.py").write_text(COUNTING_PLUGIN)
+    calls = tmp_path / "calls.jsonl"
+    env = {**os.environ, "VAESPEC_PROFILE": "dev", "PYTHONPATH": str(tmp_path), "VAESPEC_COUNT_FILE": str(calls)}
     command = [sys.executable, "-m", "pytest", "--pyargs", "vaespec.proofs_tests.test_laws", "-q",
-               "-k", "kl_ or quantize_output",
+               "-k", "kl_ or quantize_output", "-p", "counting", "-n", "2", "--dist", "loadgroup",
                "--vaespec-backend", "vaespec.proofs_tests.ports.independent:backends",
                "--vaespec-xfail", str(tmp_path / "known.txt"), "--vaespec-report", str(tmp_path / "report.json")]
     done = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -161,6 +184,11 @@ def test_real_suite_against_the_independent_port(tmp_path):
     assert verdicts[("quantize_output_is_codebook_row", "bfloat16")] == "pass"
     # n/a rows (a chapter the backend does not declare in that dtype, e.g. "bayes" in bfloat16) check nothing
     assert all(r["worst_ratio"] is not None and r["examples"] > 0 for r in rows if r["verdict"] != "n/a")
+    runs = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert runs and all(on_worker for *_, on_worker in runs), runs
+    assert [name for name, *_ in runs] == ["run_laws"] * len(runs), runs  # never one backend alone
+    assert sorted(law for _, law, *_ in runs) == sorted({r["law"] for r in rows}), runs  # one run per law
+    assert all(sorted(dtypes) == sorted({r["dtype"] for r in rows}) for _, _, dtypes, _ in runs), runs
 
 
 def test_report_keeps_law_tests_that_broke_before_the_runner(pytester):
@@ -169,39 +197,3 @@ def test_report_keeps_law_tests_that_broke_before_the_runner(pytester):
     (row,) = json.loads((pytester.path / "report.json").read_text())["results"]
     assert row["verdict"] == "ERROR" and "no law runner today" in row["message"]
 
-
-COUNTING_PLUGIN = '''
-import json, os
-
-def pytest_configure(config):
-    from vaespec.proofs_tests.check import runner
-
-    def counted(name, run):
-        def wrapper(law, backends, *args, **kwargs):
-            labels = [b.dtype for b in backends] if isinstance(backends, list) else [backends.dtype]
-            with open(os.environ["VAESPEC_COUNT_FILE"], "a") as out:
-                out.write(json.dumps([name, law, labels, hasattr(config, "workerinput")]) + "\\n")
-            return run(law, backends, *args, **kwargs)
-        return wrapper
-
-    runner.run_law = counted("run_law", runner.run_law)
-    runner.run_laws = counted("run_laws", runner.run_laws)
-'''
-
-
-def test_xdist_loadgroup_draws_each_law_once_for_all_its_backends(tmp_path):
-    """`-n 2 --dist loadgroup`: a worker runs each law's backends together, one `run_laws` per law, as a serial run
-    does (xdist resets a worker's `dist` option to "no", so the choice is read from `loadgroup`)."""
-    (tmp_path / "counting.py").write_text(COUNTING_PLUGIN)
-    calls = tmp_path / "calls.jsonl"
-    env = {**os.environ, "VAESPEC_PROFILE": "dev", "PYTHONPATH": str(tmp_path), "VAESPEC_COUNT_FILE": str(calls)}
-    command = [sys.executable, "-m", "pytest", "--pyargs", "vaespec.proofs_tests.test_laws", "-q", "-p", "counting",
-               "-n", "2", "--dist", "loadgroup", "-k", "kl_divergence_matches or kl_nonnegative"]
-    done = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    rows = [json.loads(line) for line in calls.read_text().splitlines()]
-    assert rows and all(worker for *_, worker in rows), rows  # counted on the workers
-    assert [name for name, *_ in rows] == ["run_laws"] * len(rows), rows
-    laws = sorted(law for _, law, *_ in rows)
-    assert laws == ["kl_divergence_matches_reference", "kl_nonnegative"], rows
-    assert all(len(dtypes) > 1 for _, _, dtypes, _ in rows), rows  # every backend of the law in one call
