@@ -159,15 +159,16 @@ def test_xdist_workers_merge_into_one_report(fake):
 
 
 def test_real_suite_against_the_independent_port(tmp_path):
-    """The documented command, on a few laws: the real conftest, the real test_law, the real port, over two xdist
-    workers. Each worker runs a law's backends together, one `run_laws` per law as a serial run does (xdist resets a
-    worker's `dist` option to "no"; the choice is read from `loadgroup`), and the controller writes one report."""
+    """The documented command, on a few laws: the real conftest, the real test_law, the real port, on an xdist
+    worker. The worker runs a law's backends together, one `run_laws` per law as a serial run does (xdist resets a
+    worker's `dist` option to "no"; the choice is read from `loadgroup`), and the controller writes the report (the
+    merge of two workers' rows: test_xdist_workers_merge_into_one_report). One worker: a second costs a start-up."""
     (tmp_path / "known.txt").write_text("kl_eq_monte_carlo[independent-cpu-bfloat16]\nkl_zero\n")
     (tmp_path / "counting.py").write_text(COUNTING_PLUGIN)
     calls = tmp_path / "calls.jsonl"
     env = {**os.environ, "VAESPEC_PROFILE": "dev", "PYTHONPATH": str(tmp_path), "VAESPEC_COUNT_FILE": str(calls)}
     command = [sys.executable, "-m", "pytest", "--pyargs", "vaespec.proofs_tests.test_laws", "-q",
-               "-k", "kl_ or quantize_output", "-p", "counting", "-n", "2", "--dist", "loadgroup",
+               "-k", "kl_ or quantize_output", "-p", "counting", "-n", "1", "--dist", "loadgroup",
                "--vaespec-backend", "vaespec.proofs_tests.ports.independent:backends",
                "--vaespec-xfail", str(tmp_path / "known.txt"), "--vaespec-report", str(tmp_path / "report.json")]
     done = subprocess.run(command, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
