@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, settings
 
+__all__ = ["PROFILES", "draws_ignore_loaded_modules", "profile_settings"]
+
 PROFILES = {
     "ci": {"max_examples": 25, "derandomize": True, "database": None, "deadline": None, "print_blob": True},
     "dev": {"max_examples": 8, "derandomize": True, "database": None, "deadline": None},
@@ -21,6 +23,34 @@ _SUPPRESS = [HealthCheck.too_slow]
 
 for _name, _kwargs in PROFILES.items():
     settings.register_profile(f"vaespec-{_name}", suppress_health_check=_SUPPRESS, **_kwargs)
+
+
+def draws_ignore_loaded_modules() -> bool:
+    """Keep Hypothesis's pool of *local* constants empty, so a derandomized profile draws the same examples
+    whatever modules are loaded; True where this Hypothesis has the pool (6.131 and later), False otherwise.
+
+    Hypothesis mixes numbers and strings found in the source of every loaded module outside site-packages into
+    ≈ 5 % of its draws. An editable install counts and a wheel does not, nor does a port's own package until it
+    is imported; under pytest-xdist a worker's pool is whatever the tests it happened to run first imported. So
+    `ci`'s examples differed between installs and between runs of `pytest -n 2`, and a verdict could too. The
+    global constants Hypothesis always uses (0, ±inf, 1e-5, …) stay. Hypothesis offers no setting for this, so
+    its private `_get_local_constants` is replaced; `selftests/test_profiles.py` checks that it still works."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # a Hypothesis before local constants
+        return False
+    if not callable(getattr(providers, "_get_local_constants", None)):
+        return False
+    empty = Constants()
+    providers._get_local_constants = lambda: empty
+    cache = getattr(providers, "CONSTANTS_CACHE", None)
+    if cache is not None:  # pools cached from draws made before this call
+        cache.cache.clear()
+    return True
+
+
+DRAWS_IGNORE_LOADED_MODULES = draws_ignore_loaded_modules()
 
 
 def profile_settings(name: str) -> settings:
