@@ -90,8 +90,8 @@ def vq_architectures(draw, max_layers: int = 2, max_width: int = 8, max_features
     )
 
 
-CONV_VQ_SHARE = 3  # one network example in CONV_VQ_SHARE of the seeded and kinks regimes is a conv VQ-VAE (36 of
-# the 200 examples of the 8 network laws in the ci profile, 1 to 8 per law: selftests/test_reference_conv_vq.py)
+CONV_VQ_SHARE = 3  # one network example in CONV_VQ_SHARE of the seeded and kinks regimes is a conv VQ-VAE (4 to 43 %
+# of each of the 8 network laws' network calls in the ci profile: selftests/test_reference_conv_vq.py)
 MAX_CONV_VQ_BATCH = 3  # its z_e has up to 25 positions per example: B·H′·W′ ≤ 75 vectors
 
 
