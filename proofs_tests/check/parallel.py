@@ -1,12 +1,13 @@
 """`vaespec check -j N`: laws spread over N processes, each checking every backend on its laws: this one
 and N − 1 workers (a worker's start-up, importing torch and building the backends, costs seconds that
 this process has already spent). The workers are started (`Workers`) before this process imports torch,
-so the two imports overlap; a worker then waits for this process's options and loaded modules.
+so the two imports overlap; a worker then waits for this process's options.
 
 Each worker is a fresh interpreter (the "spawn" start method: torch's thread pools are not
 fork-safe) that rebuilds the same backends from the same command-line options, so nothing but
 law names and result rows crosses a process boundary. A law's verdicts do not depend on which
-process ran it: every law runs its own Hypothesis test, seeded by the profile alone.
+process ran it: every law runs its own Hypothesis test, seeded by the profile alone, and the profiles' draws
+do not depend on the modules a process has loaded (`strategies.profiles.draws_ignore_loaded_modules`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import queue
-import sys
 import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -38,7 +38,7 @@ def select_backends(specs: list[str], no_reference: bool, dtypes: list[str], dev
 class Workers:
     """`count` worker processes started before this process has imported torch or built its backends, so the
     two start-ups overlap; each worker's set-up (`_init`) waits until `configure` hands it this process's
-    options and modules. `close` ends them whether or not they were ever configured."""
+    options. `close` ends them whether or not they were ever configured."""
 
     def __init__(self, count: int):
         context = multiprocessing.get_context("spawn")
@@ -48,9 +48,9 @@ class Workers:
         for _ in range(count):  # the pool spawns its processes on demand: ask for them now
             self.pool.submit(int)
 
-    def configure(self, options: dict, threads: int, modules: list[str]) -> None:
+    def configure(self, options: dict, threads: int) -> None:
         for _ in range(self.count):
-            self._setup.put((options, threads, modules))
+            self._setup.put((options, threads))
         self._configured = True
 
     def close(self) -> None:
@@ -68,16 +68,8 @@ def _init_when_told(setup) -> None:
         _init(*told)
 
 
-def _init(options: dict, threads: int, modules: list[str]) -> None:
-    import importlib
-
+def _init(options: dict, threads: int) -> None:
     import torch
-
-    for name in modules:  # see run_parallel
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001, S110 (a module that imports only in its parent's context changes no verdict)
-            pass
 
     from ..strategies.profiles import profile_settings
 
@@ -108,10 +100,6 @@ def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips
     from .runner import LawResult, run_laws
 
     threads = 1  # as `vaespec check` itself: tiny examples, and spinning OpenMP workers cost more than they give
-    # Hypothesis mixes constants found in the source of loaded local modules (an editable install counts)
-    # into what it draws, so a worker imports what this process has, to draw the same examples.
-    modules = sorted(name for name, module in list(sys.modules.items())
-                     if getattr(module, "__file__", None) and name != "__main__" and not name.startswith("_"))
     started = workers
     workers = max(1, jobs - 1) if local is not None else jobs
     if started is not None and started.count != workers:
@@ -146,11 +134,11 @@ def run_parallel(laws: list[str], options: dict, jobs: int, expected: int, skips
         return law, [LawResult(**row) for row in rows]
 
     if started is not None:
-        started.configure(options, threads, modules)
+        started.configure(options, threads)
         pool = started.pool
     else:
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init,
-                                   initargs=(options, threads, modules))
+                                   initargs=(options, threads))
     with contextlib.nullcontext(pool) if started is not None else pool:
         feeder = threading.Thread(target=feed, args=(pool,), name="vaespec-check-feeder", daemon=True)
         feeder.start()
