@@ -197,4 +197,3 @@ def test_report_keeps_law_tests_that_broke_before_the_runner(pytester):
     pytester.runpytest("--vaespec-report", "report.json").assert_outcomes(errors=1)
     (row,) = json.loads((pytester.path / "report.json").read_text())["results"]
     assert row["verdict"] == "ERROR" and "no law runner today" in row["message"]
-

@@ -29,12 +29,10 @@ def draws_ignore_loaded_modules() -> bool:
     """Keep Hypothesis's pool of *local* constants empty, so a derandomized profile draws the same examples
     whatever modules are loaded; True where this Hypothesis has the pool (the pinned 6.155.2 does), else False.
 
-    Hypothesis mixes numbers and strings found in the source of every loaded module outside site-packages into
-    ≈ 5 % of its draws. An editable install counts and a wheel does not, nor does a port's own package until it
-    is imported; under pytest-xdist a worker's pool is whatever the tests it happened to run first imported. So
-    `ci`'s examples differed between installs and between runs of `pytest -n 2`, and a verdict could too. The
-    global constants Hypothesis always uses (0, ±inf, 1e-5, …) stay. Hypothesis offers no setting for this, so
-    its private `_get_local_constants` is replaced; `selftests/test_profiles.py` checks that it still works."""
+    Hypothesis mixes constants from the source of loaded modules outside site-packages into ≈ 5 % of its draws,
+    so examples depended on the install and, under pytest-xdist, on a worker's earlier tests (docs/testing.md,
+    "Hypothesis profiles"). Its global constants (0, ±inf, 1e-5, …) stay. There is no setting for this: the
+    private `_get_local_constants` is replaced, and `selftests/test_profiles.py` checks that this still works."""
     try:
         from hypothesis.internal.conjecture import providers
         from hypothesis.internal.constants_ast import Constants

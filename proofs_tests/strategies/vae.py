@@ -95,11 +95,9 @@ def architectures(draw, max_layers: int = 2, max_width: int = 8, max_features: i
 # (kernel_size, stride, padding, input sides) of the conv examples: small images (4×4 to 8×8) whose sides the
 # strides divide, a stride-1 "same" convolution and strided ones (the transposed conv's overlapping taps).
 CONV_LAYOUTS = ((3, 1, 1, (4, 5)), (4, 2, 1, (4, 8)), (2, 2, 0, (4, 8)), (3, 2, 1, (5,)))
-# One network example in CONV_SHARE (of the seeded and kinks regimes) is convolutional, chosen by `uniform_choice`:
-# st.integers(0, 3) == 3 left encode/decode/generate_matches_reference without one in the ci profile, and one in
-# four left decode/generate_gradient_matches_reference none once the draws ignored the loaded modules' constants
-# (strategies.profiles); one in two gives every VAE network law 2 or more of its 25 (selftests/test_reference_conv.py
-# counts them per law) for ≈ 4 % more CPU in the default check.
+# One network example in CONV_SHARE (of the seeded and kinks regimes) is convolutional, chosen by `uniform_choice`
+# (a plain st.integers(0, 3) favours some values). One in two gives every VAE network law 2 or more conv examples of
+# its 25 in the ci profile, where one in four left two gradient laws none (selftests/test_reference_conv.py counts).
 CONV_SHARE = 2
 
 
